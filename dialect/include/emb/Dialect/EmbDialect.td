@@ -1,0 +1,74 @@
+//===- EmbDialect.td - the emb dialect ---------------------*- tablegen -*-===//
+//
+// The `emb` dialect: tensor-level ops of the embedding family.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef EMB_DIALECT_EMBDIALECT_TD
+#define EMB_DIALECT_EMBDIALECT_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+def Emb_Dialect : Dialect {
+  let name = "emb";
+  let cppNamespace = "::mlir::emb";
+  let summary = "Embedding lookups, pooled lookups (bags), renorm and their gradients";
+  let description = [{
+    The `emb` dialect describes the embedding family of ops at tensor level,
+    with value semantics, so that any MLIR-based compiler can emit them:
+    `emb.lookup` (`torch.nn.functional.embedding`), `emb.bag`
+    (`embedding_bag` in `sum` / `mean` / `max` mode), `emb.renorm` (the
+    in-place `max_norm` renormalisation), and the gradients `emb.lookup_grad`,
+    `emb.bag_grad`, `emb.bag_psw_grad`, `emb.lookup_sparse_grad` and
+    `emb.bag_sparse_grad`.
+
+    Notation: the table (weight) is `[V, D]` with V = num_embeddings and D =
+    embedding_dim; indices are i32 or i64; weights and gradients are f32, f64,
+    f16 or bf16 (f16/bf16 accumulate in f32). The normative semantics of
+    every op, with all edge cases, is `docs/semantics.md`; the op
+    descriptions below give the parts that matter to a producer of the IR.
+
+    Verifiers check everything that is visible statically (ranks, element
+    types, shape agreement, `padding_idx` range for a static V, option
+    combinations); what depends on values (an index out of range, offsets
+    that decrease) is checked by the runtime before a kernel runs.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+}
+
+class Emb_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Emb_Dialect, mnemonic, traits>;
+
+//===----------------------------------------------------------------------===//
+// Enums
+//===----------------------------------------------------------------------===//
+
+def Emb_BagMode_Sum  : I32EnumAttrCase<"sum", 0>;
+def Emb_BagMode_Mean : I32EnumAttrCase<"mean", 1>;
+def Emb_BagMode_Max  : I32EnumAttrCase<"max", 2>;
+def Emb_BagMode : I32EnumAttr<"BagMode", "reduction of an embedding bag",
+    [Emb_BagMode_Sum, Emb_BagMode_Mean, Emb_BagMode_Max]> {
+  let cppNamespace = "::mlir::emb";
+  let genSpecializedAttr = 0;
+}
+// In op assembly the mode is a bare keyword (`emb.bag sum ...`, printed by
+// custom<BagMode>); on its own it reads `#emb.mode<sum>`.
+def Emb_BagModeAttr : EnumAttr<Emb_Dialect, Emb_BagMode, "mode"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+def Emb_PaddingMode_Keep : I32EnumAttrCase<"keep", 0>;
+def Emb_PaddingMode_Zero : I32EnumAttrCase<"zero", 1>;
+def Emb_PaddingMode : I32EnumAttr<"PaddingMode",
+    "what the forward lookup returns for padding_idx",
+    [Emb_PaddingMode_Keep, Emb_PaddingMode_Zero]> {
+  let cppNamespace = "::mlir::emb";
+  let genSpecializedAttr = 0;
+}
+def Emb_PaddingModeAttr : EnumAttr<Emb_Dialect, Emb_PaddingMode, "padding_mode"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+#endif // EMB_DIALECT_EMBDIALECT_TD

@@ -1,0 +1,365 @@
+//===- EmbOps.td - emb dialect ops --------------------------*- tablegen -*-===//
+//
+// The ops of the emb dialect. Operand types are declared as ranked tensors
+// here and checked in the C++ verifiers (EmbOps.cpp), so that every message
+// names the operand or attribute at fault (`'weight' must be ...`).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef EMB_DIALECT_EMBOPS_TD
+#define EMB_DIALECT_EMBOPS_TD
+
+include "emb/Dialect/EmbDialect.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
+
+//===----------------------------------------------------------------------===//
+// Forward ops
+//===----------------------------------------------------------------------===//
+
+def Emb_LookupOp : Emb_Op<"lookup", [Pure]> {
+  let summary = "embedding lookup: out[i..., :] = weight[indices[i...], :]";
+  let description = [{
+    Gathers one row of `weight` (`[V, D]`) per element of `indices` (any
+    rank, 0-D included). The result has shape `indices.shape + [D]` and the
+    element type of `weight`.
+
+    Attributes:
+    - `padding_idx` (optional, in `[-V, V)`; a negative value means `V +
+      padding_idx`): the padding row.
+    - `padding_mode`: what the lookup returns for the padding row.
+      `keep` (default, PyTorch): the row as stored; `zero` (Lucid, torch.js):
+      zeros. Without `padding_idx` it has no effect.
+
+    `max_norm` is not an attribute of the lookup: a producer emits an
+    `emb.renorm` of the weight first and looks up in its result.
+
+    Example:
+
+    ```mlir
+    %out = emb.lookup %weight[%ids] {padding_idx = 0 : i64,
+                                     padding_mode = #emb.padding_mode<zero>}
+        : tensor<1000x64xf32>[tensor<8x32xi64>] -> tensor<8x32x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$weight,
+    AnyRankedTensor:$indices,
+    OptionalAttr<I64Attr>:$padding_idx,
+    DefaultValuedAttr<Emb_PaddingModeAttr, "::mlir::emb::PaddingMode::keep">:$padding_mode
+  );
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $weight `[` $indices `]` attr-dict `:` type($weight) `[` type($indices) `]`
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizeMethod = 1;
+}
+
+def Emb_BagOp : Emb_Op<"bag", [Pure, AttrSizedOperandSegments]> {
+  let summary = "pooled embedding lookup (embedding_bag): sum, mean or max per bag";
+  let description = [{
+    Reduces the rows of `weight` (`[V, D]`) selected by each bag of
+    `indices` into one row of the `[B, D]` result.
+
+    Input forms:
+    - 1-D `indices` with 1-D `offsets`: bag `b` is
+      `indices[offsets[b] : offsets[b+1]]`; without `include_last_offset`
+      the last bag ends at `len(indices)` and `B = len(offsets)`; with it,
+      `B = len(offsets) - 1` and `offsets[-1]` must equal `len(indices)`.
+    - 2-D `indices` `[B, L]` and no `offsets`: every row is a bag of length
+      L (`include_last_offset` has no effect).
+
+    `mode` is `sum` (`sum_j psw_j * W[x_j]`), `mean` (sum over the
+    non-padding entries divided by their count) or `max` (element-wise,
+    ties to the first entry in bag order). Entries equal to `padding_idx`
+    are skipped; an empty or all-padding bag gives a zero row (and
+    `max_indices` of -1).
+
+    `per_sample_weights` (same shape as `indices`, element type of `weight`)
+    is allowed with `sum` only. The optional second result `max_indices`
+    (`[B, D]`, i64) is allowed with `max` only; `emb.bag_grad` uses it.
+
+    Example:
+
+    ```mlir
+    %out = emb.bag sum %weight[%ids] offsets(%offs : tensor<?xi64>)
+        per_sample_weights(%psw : tensor<?xf32>) {include_last_offset}
+        : tensor<1000000x128xf32>[tensor<?xi64>] -> tensor<?x128xf32>
+    %m, %argmax = emb.bag max %weight[%ids2d]
+        : tensor<?x128xf16>[tensor<?x32xi32>] -> tensor<?x128xf16>, tensor<?x128xi64>
+    ```
+  }];
+  let arguments = (ins
+    Emb_BagModeAttr:$mode,
+    AnyRankedTensor:$weight,
+    AnyRankedTensor:$indices,
+    Optional<AnyRankedTensor>:$offsets,
+    Optional<AnyRankedTensor>:$per_sample_weights,
+    UnitAttr:$include_last_offset,
+    OptionalAttr<I64Attr>:$padding_idx
+  );
+  let results = (outs AnyRankedTensor:$output,
+                      Optional<AnyRankedTensor>:$max_indices);
+  let assemblyFormat = [{
+    custom<BagMode>($mode) $weight `[` $indices `]`
+    (`offsets` `(` $offsets^ `:` type($offsets) `)`)?
+    (`per_sample_weights` `(` $per_sample_weights^ `:` type($per_sample_weights) `)`)?
+    attr-dict `:` type($weight) `[` type($indices) `]`
+    `->` type($output) (`,` type($max_indices)^)?
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizeMethod = 1;
+}
+
+def Emb_RenormOp : Emb_Op<"renorm", [Pure, DestinationStyleOpInterface]> {
+  let summary = "max_norm renormalisation of the rows referenced by indices";
+  let description = [{
+    Returns `weight` with every **distinct** row referenced by `indices`
+    whose p-norm (`p = norm_type`) is strictly greater than `max_norm`
+    scaled by `max_norm / (norm + 1e-7)`; every other row is unchanged.
+    `p` follows `torch.norm`: `inf` is max|w|, `-inf` is min|w|, `0` counts
+    non-zeros, otherwise `(sum |w|^p)^(1/p)`.
+
+    The op is in destination style with `weight` as its init, so
+    bufferisation renormalises the table in place, as PyTorch does.
+    `indices` may have any rank (a lookup's or a bag's indices).
+
+    Example:
+
+    ```mlir
+    %w2 = emb.renorm %weight[%ids] {max_norm = 1.0 : f64, norm_type = 2.0 : f64}
+        : tensor<1000x64xf32>[tensor<?xi64>] -> tensor<1000x64xf32>
+    %out = emb.lookup %w2[%ids] : tensor<1000x64xf32>[tensor<?xi64>] -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$weight,
+    AnyRankedTensor:$indices,
+    F64Attr:$max_norm,
+    DefaultValuedAttr<F64Attr, "2.0">:$norm_type
+  );
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $weight `[` $indices `]` attr-dict `:` type($weight) `[` type($indices) `]`
+    `->` type($result)
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return getWeightMutable();
+    }
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Gradients
+//===----------------------------------------------------------------------===//
+
+def Emb_LookupGradOp : Emb_Op<"lookup_grad", [Pure]> {
+  let summary = "dense weight gradient of emb.lookup";
+  let description = [{
+    `grad` has shape `indices.shape + [D]`; the result is the dense `[V, D]`
+    weight gradient (V = `num_embeddings`), zero where nothing contributes:
+
+    `gW[x_i] += grad_i * s_i * grad_scale` for every position `i` whose index
+    is not `padding_idx` (the padding row's gradient is zero), with
+    `s_i = 1 / count(x_i)` over the whole flattened `indices` when
+    `scale_grad_by_freq` is set, else 1.
+
+    `grad_scale` (default 1) multiplies the whole gradient; the
+    `unit-scaling` profile sets it to `sqrt(V / numel(indices))`.
+    `deterministic` asks a GPU kernel for bit-reproducible results (CPU
+    kernels always are).
+
+    Example:
+
+    ```mlir
+    %gw = emb.lookup_grad %g[%ids] {num_embeddings = 1000 : i64, scale_grad_by_freq}
+        : tensor<?x64xf32>[tensor<?xi64>] -> tensor<1000x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$grad,
+    AnyRankedTensor:$indices,
+    I64Attr:$num_embeddings,
+    OptionalAttr<I64Attr>:$padding_idx,
+    UnitAttr:$scale_grad_by_freq,
+    DefaultValuedAttr<F64Attr, "1.0">:$grad_scale,
+    UnitAttr:$deterministic
+  );
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $grad `[` $indices `]` attr-dict `:` type($grad) `[` type($indices) `]`
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizeMethod = 1;
+}
+
+def Emb_BagGradOp : Emb_Op<"bag_grad", [Pure, AttrSizedOperandSegments]> {
+  let summary = "dense weight gradient of emb.bag";
+  let description = [{
+    `grad` is the `[B, D]` gradient of the bag output; the result is the
+    dense `[V, D]` weight gradient (V = `num_embeddings`). The bag structure
+    (`indices`, `offsets`, `include_last_offset`, `padding_idx`) is the one
+    of the forward `emb.bag`.
+
+    - `sum` / `mean`: `gW[x_j] += grad[bag(j)] * psw_j * m_j * s_j *
+      grad_scale` for every non-padding entry `j`, with `m_j = 1 / n_bag(j)`
+      (count of non-padding entries of the bag) for `mean`, 1 for `sum`, and
+      `s_j = 1 / count(x_j)` over all indices when `scale_grad_by_freq`.
+    - `max`: `gW[max_indices[b, d], d] += grad[b, d] * grad_scale` for every
+      `b, d` whose `max_indices` entry is not -1; needs the `max_indices`
+      operand (the forward's second result). `scale_grad_by_freq` and
+      `per_sample_weights` are not allowed with `max`.
+
+    Example:
+
+    ```mlir
+    %gw = emb.bag_grad mean %g[%ids] offsets(%offs : tensor<?xi64>)
+        {num_embeddings = 1000 : i64, padding_idx = 0 : i64}
+        : tensor<?x64xf32>[tensor<?xi64>] -> tensor<1000x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    Emb_BagModeAttr:$mode,
+    AnyRankedTensor:$grad,
+    AnyRankedTensor:$indices,
+    Optional<AnyRankedTensor>:$offsets,
+    Optional<AnyRankedTensor>:$per_sample_weights,
+    Optional<AnyRankedTensor>:$max_indices,
+    I64Attr:$num_embeddings,
+    UnitAttr:$include_last_offset,
+    OptionalAttr<I64Attr>:$padding_idx,
+    UnitAttr:$scale_grad_by_freq,
+    DefaultValuedAttr<F64Attr, "1.0">:$grad_scale,
+    UnitAttr:$deterministic
+  );
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    custom<BagMode>($mode) $grad `[` $indices `]`
+    (`offsets` `(` $offsets^ `:` type($offsets) `)`)?
+    (`per_sample_weights` `(` $per_sample_weights^ `:` type($per_sample_weights) `)`)?
+    (`max_indices` `(` $max_indices^ `:` type($max_indices) `)`)?
+    attr-dict `:` type($grad) `[` type($indices) `]` `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizeMethod = 1;
+}
+
+def Emb_BagPswGradOp : Emb_Op<"bag_psw_grad", [Pure]> {
+  let summary = "gradient of emb.bag (sum mode) with respect to per_sample_weights";
+  let description = [{
+    `grad_j = dot(grad[bag(j)], weight[x_j])` for every entry `j` of
+    `indices`, and 0 for padding entries. The result has the shape of
+    `indices` and the element type of `weight`. The bag structure is the one
+    of the forward `emb.bag` (whose mode must be `sum`).
+
+    Example:
+
+    ```mlir
+    %gpsw = emb.bag_psw_grad %g, %weight[%ids] offsets(%offs : tensor<?xi64>)
+        : tensor<?x64xf32>, tensor<1000x64xf32>[tensor<?xi64>] -> tensor<?xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$grad,
+    AnyRankedTensor:$weight,
+    AnyRankedTensor:$indices,
+    Optional<AnyRankedTensor>:$offsets,
+    UnitAttr:$include_last_offset,
+    OptionalAttr<I64Attr>:$padding_idx
+  );
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $grad `,` $weight `[` $indices `]`
+    (`offsets` `(` $offsets^ `:` type($offsets) `)`)?
+    attr-dict `:` type($grad) `,` type($weight) `[` type($indices) `]`
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizeMethod = 1;
+}
+
+def Emb_LookupSparseGradOp : Emb_Op<"lookup_sparse_grad", [Pure]> {
+  let summary = "sparse (row indices + rows) weight gradient of emb.lookup";
+  let description = [{
+    The contributions of `emb.lookup_grad` as a sparse `[V, D]` gradient in
+    COO form: `rows` (i64, `[N]`) and `values` (`[N, D]`). Without
+    `coalesced` this is PyTorch's uncoalesced form: one row per non-padding
+    position of `indices`, in input order, `values[k] = grad[pos_k] *
+    grad_scale`. With `coalesced`, `rows` are the distinct non-padding
+    indices in ascending order and `values` the sums of their
+    contributions. N depends on the data, so both results are dynamic.
+    (`scale_grad_by_freq` is not allowed with sparse gradients.)
+
+    Example:
+
+    ```mlir
+    %rows, %vals = emb.lookup_sparse_grad %g[%ids] {num_embeddings = 1000 : i64, coalesced}
+        : tensor<?x64xf32>[tensor<?xi64>] -> tensor<?xi64>, tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    AnyRankedTensor:$grad,
+    AnyRankedTensor:$indices,
+    I64Attr:$num_embeddings,
+    OptionalAttr<I64Attr>:$padding_idx,
+    DefaultValuedAttr<F64Attr, "1.0">:$grad_scale,
+    UnitAttr:$coalesced
+  );
+  let results = (outs AnyRankedTensor:$rows, AnyRankedTensor:$values);
+  let assemblyFormat = [{
+    $grad `[` $indices `]` attr-dict `:` type($grad) `[` type($indices) `]`
+    `->` type($rows) `,` type($values)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizeMethod = 1;
+}
+
+def Emb_BagSparseGradOp : Emb_Op<"bag_sparse_grad",
+                                 [Pure, AttrSizedOperandSegments]> {
+  let summary = "sparse (row indices + rows) weight gradient of emb.bag";
+  let description = [{
+    The contributions of `emb.bag_grad` (`sum` or `mean`; `max` has no
+    sparse gradient) in COO form: `rows` (i64, `[N]`) and `values`
+    (`[N, D]`). Without `coalesced`: one row per non-padding entry of
+    `indices`, in input order, `values[k] = grad[bag(j_k)] * psw_j * m_j *
+    grad_scale`; with `coalesced`: the distinct rows in ascending order,
+    contributions summed.
+
+    Example:
+
+    ```mlir
+    %rows, %vals = emb.bag_sparse_grad sum %g[%ids] offsets(%offs : tensor<?xi64>)
+        {num_embeddings = 1000 : i64}
+        : tensor<?x64xf32>[tensor<?xi64>] -> tensor<?xi64>, tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    Emb_BagModeAttr:$mode,
+    AnyRankedTensor:$grad,
+    AnyRankedTensor:$indices,
+    Optional<AnyRankedTensor>:$offsets,
+    Optional<AnyRankedTensor>:$per_sample_weights,
+    I64Attr:$num_embeddings,
+    UnitAttr:$include_last_offset,
+    OptionalAttr<I64Attr>:$padding_idx,
+    DefaultValuedAttr<F64Attr, "1.0">:$grad_scale,
+    UnitAttr:$coalesced
+  );
+  let results = (outs AnyRankedTensor:$rows, AnyRankedTensor:$values);
+  let assemblyFormat = [{
+    custom<BagMode>($mode) $grad `[` $indices `]`
+    (`offsets` `(` $offsets^ `:` type($offsets) `)`)?
+    (`per_sample_weights` `(` $per_sample_weights^ `:` type($per_sample_weights) `)`)?
+    attr-dict `:` type($grad) `[` type($indices) `]`
+    `->` type($rows) `,` type($values)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizeMethod = 1;
+}
+
+#endif // EMB_DIALECT_EMBOPS_TD

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Shared set-up of scripts/test.sh and scripts/demo.sh: installs what is
+# missing (Debian 12 packages, idempotent), configures once and builds
+# incrementally. Source it; it defines EMB_ROOT and EMB_BUILD.
+set -euo pipefail
+
+EMB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+EMB_BUILD="${EMB_BUILD_DIR:-$EMB_ROOT/build}"
+LLVM_PREFIX=/usr/lib/llvm-22
+
+# Packages the build and the tests need. LLVM/MLIR 22 come from Debian.
+EMB_PACKAGES=(
+  llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 lld-22
+  cmake ninja-build ccache libgtest-dev
+)
+
+emb_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+emb_install_packages() {
+  local missing=()
+  for pkg in "${EMB_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  emb_log "installing missing packages: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+emb_configure() {
+  if [ -f "$EMB_BUILD/build.ninja" ]; then
+    return 0
+  fi
+  emb_log "configuring $EMB_BUILD"
+  cmake -G Ninja -S "$EMB_ROOT" -B "$EMB_BUILD" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER="$LLVM_PREFIX/bin/clang" \
+    -DCMAKE_CXX_COMPILER="$LLVM_PREFIX/bin/clang++" \
+    -DLLVM_USE_LINKER=lld \
+    -DCMAKE_C_COMPILER_LAUNCHER=ccache \
+    -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit"
+}
+
+emb_build() {
+  emb_log "building (incremental)"
+  cmake --build "$EMB_BUILD" "$@"
+}
+
+emb_setup() {
+  emb_install_packages
+  emb_configure
+  emb_build "$@"
+}

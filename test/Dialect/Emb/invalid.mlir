@@ -1,0 +1,676 @@
+// Every verifier rule of the emb dialect, one case each; the message names
+// the operand or attribute at fault.
+// RUN: emb-opt %s -split-input-file -verify-diagnostics
+
+// lookup: the weight must be 2-D
+func.func @f(%w: tensor<10xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup' op 'weight' must be a 2-D tensor of f32, f64, f16 or bf16, got 'tensor<10xf32>'}}
+  %0 = emb.lookup %w[%i] : tensor<10xf32>[tensor<3xi64>] -> tensor<3x10xf32>
+  return
+}
+
+// -----
+
+// lookup: the weight must be floating point
+func.func @f(%w: tensor<10x4xi32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup' op 'weight' must be a 2-D tensor of f32, f64, f16 or bf16, got 'tensor<10x4xi32>'}}
+  %0 = emb.lookup %w[%i] : tensor<10x4xi32>[tensor<3xi64>] -> tensor<3x4xi32>
+  return
+}
+
+// -----
+
+// lookup: indices must be i32 or i64
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xi16>) {
+  // expected-error @+1 {{'emb.lookup' op 'indices' must be a tensor of i32 or i64, got 'tensor<3xi16>'}}
+  %0 = emb.lookup %w[%i] : tensor<10x4xf32>[tensor<3xi16>] -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+// lookup: indices must not be floating point
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xf32>) {
+  // expected-error @+1 {{'emb.lookup' op 'indices' must be a tensor of i32 or i64, got 'tensor<3xf32>'}}
+  %0 = emb.lookup %w[%i] : tensor<10x4xf32>[tensor<3xf32>] -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+// lookup: the result must be floating point
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup' op 'result' must be a tensor of f32, f64, f16 or bf16, got 'tensor<3x4xi64>'}}
+  %0 = emb.lookup %w[%i] : tensor<10x4xf32>[tensor<3xi64>] -> tensor<3x4xi64>
+  return
+}
+
+// -----
+
+// lookup: the result has the weight's element type
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup' op 'result' element type 'f16' does not match 'weight' element type 'f32'}}
+  %0 = emb.lookup %w[%i] : tensor<10x4xf32>[tensor<3xi64>] -> tensor<3x4xf16>
+  return
+}
+
+// -----
+
+// lookup: the result has rank(indices) + 1
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3x2xi64>) {
+  // expected-error @+1 {{'emb.lookup' op 'result' type 'tensor<6x4xf32>' must have the shape of 'indices' ('tensor<3x2xi64>') followed by embedding_dim 4}}
+  %0 = emb.lookup %w[%i] : tensor<10x4xf32>[tensor<3x2xi64>] -> tensor<6x4xf32>
+  return
+}
+
+// -----
+
+// lookup: the result's leading dims are the indices' dims
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup' op 'result' type 'tensor<5x4xf32>' must have the shape of 'indices' ('tensor<3xi64>') followed by embedding_dim 4}}
+  %0 = emb.lookup %w[%i] : tensor<10x4xf32>[tensor<3xi64>] -> tensor<5x4xf32>
+  return
+}
+
+// -----
+
+// lookup: the result's last dim is D
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup' op 'result' type 'tensor<3x5xf32>' must have the shape of 'indices' ('tensor<3xi64>') followed by embedding_dim 4}}
+  %0 = emb.lookup %w[%i] : tensor<10x4xf32>[tensor<3xi64>] -> tensor<3x5xf32>
+  return
+}
+
+// -----
+
+// lookup: padding_idx must lie in [-V, V)
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup' op 'padding_idx' 10 is out of range [-10, 10)}}
+  %0 = emb.lookup %w[%i] {padding_idx = 10 : i64} : tensor<10x4xf32>[tensor<3xi64>] -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+// lookup: padding_idx must lie in [-V, V) (negative side)
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup' op 'padding_idx' -11 is out of range [-10, 10)}}
+  %0 = emb.lookup %w[%i] {padding_idx = -11 : i64} : tensor<10x4xf32>[tensor<3xi64>] -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+// bag: indices must be 1-D or 2-D
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3x4xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'indices' of a bag must be 1-D (with 'offsets') or 2-D, got 'tensor<2x3x4xi64>'}}
+  %0 = emb.bag sum %w[%i] : tensor<10x4xf32>[tensor<2x3x4xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: indices must be i32 or i64
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi8>) {
+  // expected-error @+1 {{'emb.bag' op 'indices' must be a tensor of i32 or i64, got 'tensor<2x3xi8>'}}
+  %0 = emb.bag sum %w[%i] : tensor<10x4xf32>[tensor<2x3xi8>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: the weight must be 2-D
+func.func @f(%w: tensor<10x4x2xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'weight' must be a 2-D tensor of f32, f64, f16 or bf16, got 'tensor<10x4x2xf32>'}}
+  %0 = emb.bag sum %w[%i] : tensor<10x4x2xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: 1-D indices need offsets
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<6xi64>) {
+  // expected-error @+1 {{'emb.bag' op 1-D 'indices' need an 'offsets' operand}}
+  %0 = emb.bag sum %w[%i] : tensor<10x4xf32>[tensor<6xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: 2-D indices take no offsets
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>, %o: tensor<2xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'offsets' must be absent when 'indices' is 2-D (every row is a bag)}}
+  %0 = emb.bag sum %w[%i] offsets(%o : tensor<2xi64>) : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: offsets must be a 1-D integer tensor
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<6xi64>, %o: tensor<2x1xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'offsets' must be a 1-D tensor of i32 or i64, got 'tensor<2x1xi64>'}}
+  %0 = emb.bag sum %w[%i] offsets(%o : tensor<2x1xi64>) : tensor<10x4xf32>[tensor<6xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: offsets must be i32 or i64
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<6xi64>, %o: tensor<2xf32>) {
+  // expected-error @+1 {{'emb.bag' op 'offsets' must be a 1-D tensor of i32 or i64, got 'tensor<2xf32>'}}
+  %0 = emb.bag sum %w[%i] offsets(%o : tensor<2xf32>) : tensor<10x4xf32>[tensor<6xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: include_last_offset needs one offset at least
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<6xi64>, %o: tensor<0xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'include_last_offset' needs at least one entry in 'offsets'}}
+  %0 = emb.bag sum %w[%i] offsets(%o : tensor<0xi64>) {include_last_offset} : tensor<10x4xf32>[tensor<6xi64>] -> tensor<0x4xf32>
+  return
+}
+
+// -----
+
+// bag: B = len(offsets)
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<6xi64>, %o: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'output' dimension 0 (2) does not match the number of bags (3)}}
+  %0 = emb.bag sum %w[%i] offsets(%o : tensor<3xi64>) : tensor<10x4xf32>[tensor<6xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: B = len(offsets) - 1 with include_last_offset
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<6xi64>, %o: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'output' dimension 0 (3) does not match the number of bags (2)}}
+  %0 = emb.bag sum %w[%i] offsets(%o : tensor<3xi64>) {include_last_offset} : tensor<10x4xf32>[tensor<6xi64>] -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+// bag: B = rows of 2-D indices
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'output' dimension 0 (3) does not match the number of bags (2)}}
+  %0 = emb.bag mean %w[%i] : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+// bag: the output's second dim is D
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'output' dimension 1 (8) does not match embedding_dim of 'weight' (4)}}
+  %0 = emb.bag mean %w[%i] : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+// bag: the output must be 2-D
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'output' must be a 2-D tensor of f32, f64, f16 or bf16, got 'tensor<2x3x4xf32>'}}
+  %0 = emb.bag mean %w[%i] : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x3x4xf32>
+  return
+}
+
+// -----
+
+// bag: the output has the weight's element type
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'output' element type 'f64' does not match 'weight' element type 'f32'}}
+  %0 = emb.bag mean %w[%i] : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf64>
+  return
+}
+
+// -----
+
+// bag: per_sample_weights only with sum
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>, %p: tensor<2x3xf32>) {
+  // expected-error @+1 {{'emb.bag' op 'per_sample_weights' is only allowed with mode 'sum', got 'mean'}}
+  %0 = emb.bag mean %w[%i] per_sample_weights(%p : tensor<2x3xf32>) : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: per_sample_weights has the shape of indices
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>, %p: tensor<3x2xf32>) {
+  // expected-error @+1 {{'emb.bag' op 'per_sample_weights' type 'tensor<3x2xf32>' must have the shape of 'indices' ('tensor<2x3xi64>')}}
+  %0 = emb.bag sum %w[%i] per_sample_weights(%p : tensor<3x2xf32>) : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: per_sample_weights has the weight's element type
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>, %p: tensor<2x3xf64>) {
+  // expected-error @+1 {{'emb.bag' op 'per_sample_weights' element type 'f64' does not match 'weight' element type 'f32'}}
+  %0 = emb.bag sum %w[%i] per_sample_weights(%p : tensor<2x3xf64>) : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: per_sample_weights must be floating point
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>, %p: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'per_sample_weights' must be a tensor of f32, f64, f16 or bf16, got 'tensor<2x3xi64>'}}
+  %0 = emb.bag sum %w[%i] per_sample_weights(%p : tensor<2x3xi64>) : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag: max_indices only with max
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'max_indices' result is only allowed with mode 'max', got 'sum'}}
+  %0, %1 = emb.bag sum %w[%i] : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>, tensor<2x4xi64>
+  return
+}
+
+// -----
+
+// bag: max_indices are i64 shaped like the output
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'max_indices' must be a tensor of i64 with the shape of 'output' ('tensor<2x4xf32>'), got 'tensor<2x4xi32>'}}
+  %0, %1 = emb.bag max %w[%i] : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>, tensor<2x4xi32>
+  return
+}
+
+// -----
+
+// bag: padding_idx must lie in [-V, V)
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'padding_idx' 12 is out of range [-10, 10)}}
+  %0 = emb.bag sum %w[%i] {padding_idx = 12 : i64} : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// renorm: the weight must be a 2-D float tensor
+func.func @f(%w: tensor<10xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.renorm' op 'weight' must be a 2-D tensor of f32, f64, f16 or bf16, got 'tensor<10xf32>'}}
+  %0 = emb.renorm %w[%i] {max_norm = 1.0 : f64} : tensor<10xf32>[tensor<3xi64>] -> tensor<10xf32>
+  return
+}
+
+// -----
+
+// renorm: indices must be i32 or i64
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xui64>) {
+  // expected-error @+1 {{'emb.renorm' op 'indices' must be a tensor of i32 or i64, got 'tensor<3xui64>'}}
+  %0 = emb.renorm %w[%i] {max_norm = 1.0 : f64} : tensor<10x4xf32>[tensor<3xui64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// renorm: the result is the weight (destination style)
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.renorm' op result type 'tensor<?x4xf32>' must be the type of 'weight' ('tensor<10x4xf32>')}}
+  %0 = emb.renorm %w[%i] {max_norm = 1.0 : f64} : tensor<10x4xf32>[tensor<3xi64>] -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// renorm: max_norm must not be NaN
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.renorm' op 'max_norm' must not be NaN}}
+  %0 = emb.renorm %w[%i] {max_norm = 0x7FF8000000000000 : f64} : tensor<10x4xf32>[tensor<3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// renorm: norm_type must not be NaN
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.renorm' op 'norm_type' must not be NaN}}
+  %0 = emb.renorm %w[%i] {max_norm = 1.0 : f64, norm_type = 0x7FF8000000000000 : f64} : tensor<10x4xf32>[tensor<3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// lookup_grad: num_embeddings is non-negative
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'num_embeddings' must be non-negative, got -1}}
+  %0 = emb.lookup_grad %g[%i] {num_embeddings = -1 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// lookup_grad: grad_scale is finite
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'grad_scale' must be finite, got inf}}
+  %0 = emb.lookup_grad %g[%i] {num_embeddings = 10 : i64, grad_scale = 0x7FF0000000000000 : f64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// lookup_grad: grad must be floating point
+func.func @f(%g: tensor<3x4xi32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'grad' must be a tensor of f32, f64, f16 or bf16, got 'tensor<3x4xi32>'}}
+  %0 = emb.lookup_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xi32>[tensor<3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// lookup_grad: grad has rank >= 1
+func.func @f(%g: tensor<f32>, %i: tensor<i64>) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'grad' must have rank >= 1, got 'tensor<f32>'}}
+  %0 = emb.lookup_grad %g[%i] {num_embeddings = 10 : i64} : tensor<f32>[tensor<i64>] -> tensor<10x1xf32>
+  return
+}
+
+// -----
+
+// lookup_grad: grad is shaped like the lookup's result
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<2xi64>) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'grad' type 'tensor<3x4xf32>' must have the shape of 'indices' ('tensor<2xi64>') followed by embedding_dim 4}}
+  %0 = emb.lookup_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<2xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// lookup_grad: the result has num_embeddings rows
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'result' dimension 0 (11) does not match 'num_embeddings' (10)}}
+  %0 = emb.lookup_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<11x4xf32>
+  return
+}
+
+// -----
+
+// lookup_grad: the result has D columns
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'result' dimension 1 (5) does not match embedding_dim of 'grad' (4)}}
+  %0 = emb.lookup_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<10x5xf32>
+  return
+}
+
+// -----
+
+// lookup_grad: the result has the grad's element type
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'result' element type 'bf16' does not match 'grad' element type 'f32'}}
+  %0 = emb.lookup_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<10x4xbf16>
+  return
+}
+
+// -----
+
+// lookup_grad: the result is 2-D
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'result' must be a 2-D tensor of f32, f64, f16 or bf16, got 'tensor<40xf32>'}}
+  %0 = emb.lookup_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<40xf32>
+  return
+}
+
+// -----
+
+// lookup_grad: padding_idx is checked against num_embeddings
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'padding_idx' -20 is out of range [-10, 10)}}
+  %0 = emb.lookup_grad %g[%i] {num_embeddings = 10 : i64, padding_idx = -20 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: max needs max_indices
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op mode 'max' needs the 'max_indices' operand}}
+  %0 = emb.bag_grad max %g[%i] {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: scale_grad_by_freq is not allowed with max
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>, %m: tensor<2x4xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 'scale_grad_by_freq' is not allowed with mode 'max'}}
+  %0 = emb.bag_grad max %g[%i] max_indices(%m : tensor<2x4xi64>) {num_embeddings = 10 : i64, scale_grad_by_freq} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: max_indices only with max
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>, %m: tensor<2x4xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 'max_indices' operand is only allowed with mode 'max', got 'mean'}}
+  %0 = emb.bag_grad mean %g[%i] max_indices(%m : tensor<2x4xi64>) {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: max_indices are shaped like grad
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>, %m: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 'max_indices' must be a tensor of i64 with the shape of 'grad' ('tensor<2x4xf32>'), got 'tensor<2x3xi64>'}}
+  %0 = emb.bag_grad max %g[%i] max_indices(%m : tensor<2x3xi64>) {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: per_sample_weights only with sum
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>, %p: tensor<2x3xf32>, %m: tensor<2x4xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 'per_sample_weights' is only allowed with mode 'sum', got 'max'}}
+  %0 = emb.bag_grad max %g[%i] per_sample_weights(%p : tensor<2x3xf32>) max_indices(%m : tensor<2x4xi64>) {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: grad has one row per bag
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 'grad' dimension 0 (3) does not match the number of bags (2)}}
+  %0 = emb.bag_grad sum %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: grad is 2-D
+func.func @f(%g: tensor<2x3x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 'grad' must be a 2-D tensor of f32, f64, f16 or bf16, got 'tensor<2x3x4xf32>'}}
+  %0 = emb.bag_grad sum %g[%i] {num_embeddings = 10 : i64} : tensor<2x3x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: the result has num_embeddings rows
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 'result' dimension 0 (9) does not match 'num_embeddings' (10)}}
+  %0 = emb.bag_grad sum %g[%i] {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<9x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: 1-D indices need offsets
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<6xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 1-D 'indices' need an 'offsets' operand}}
+  %0 = emb.bag_grad sum %g[%i] {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<6xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: padding_idx is checked against num_embeddings
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 'padding_idx' 10 is out of range [-10, 10)}}
+  %0 = emb.bag_grad sum %g[%i] {num_embeddings = 10 : i64, padding_idx = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: num_embeddings is non-negative
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 'num_embeddings' must be non-negative, got -3}}
+  %0 = emb.bag_grad sum %g[%i] {num_embeddings = -3 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// bag_grad: grad_scale is finite
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_grad' op 'grad_scale' must be finite, got nan}}
+  %0 = emb.bag_grad sum %g[%i] {num_embeddings = 10 : i64, grad_scale = 0x7FF8000000000000 : f64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_psw_grad: grad and weight share the element type
+func.func @f(%g: tensor<2x4xf16>, %w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_psw_grad' op 'grad' element type 'f16' does not match 'weight' element type 'f32'}}
+  %0 = emb.bag_psw_grad %g, %w[%i] : tensor<2x4xf16>, tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+// bag_psw_grad: grad's second dim is D
+func.func @f(%g: tensor<2x5xf32>, %w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_psw_grad' op 'grad' dimension 1 (5) does not match embedding_dim of 'weight' (4)}}
+  %0 = emb.bag_psw_grad %g, %w[%i] : tensor<2x5xf32>, tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+// bag_psw_grad: the result has the shape of indices
+func.func @f(%g: tensor<2x4xf32>, %w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_psw_grad' op 'result' type 'tensor<6xf32>' must have the shape of 'indices' ('tensor<2x3xi64>')}}
+  %0 = emb.bag_psw_grad %g, %w[%i] : tensor<2x4xf32>, tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<6xf32>
+  return
+}
+
+// -----
+
+// bag_psw_grad: the result has the weight's element type
+func.func @f(%g: tensor<2x4xf32>, %w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_psw_grad' op 'result' element type 'f64' does not match 'weight' element type 'f32'}}
+  %0 = emb.bag_psw_grad %g, %w[%i] : tensor<2x4xf32>, tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x3xf64>
+  return
+}
+
+// -----
+
+// bag_psw_grad: the weight is 2-D
+func.func @f(%g: tensor<2x4xf32>, %w: tensor<4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_psw_grad' op 'weight' must be a 2-D tensor of f32, f64, f16 or bf16, got 'tensor<4xf32>'}}
+  %0 = emb.bag_psw_grad %g, %w[%i] : tensor<2x4xf32>, tensor<4xf32>[tensor<2x3xi64>] -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+// bag_psw_grad: padding_idx must lie in [-V, V)
+func.func @f(%g: tensor<2x4xf32>, %w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_psw_grad' op 'padding_idx' 99 is out of range [-10, 10)}}
+  %0 = emb.bag_psw_grad %g, %w[%i] {padding_idx = 99 : i64} : tensor<2x4xf32>, tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+// lookup_sparse_grad: rows are 1-D i64
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_sparse_grad' op 'rows' must be a 1-D tensor of i64, got 'tensor<?xi32>'}}
+  %0, %1 = emb.lookup_sparse_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<?xi32>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// lookup_sparse_grad: values have D columns
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_sparse_grad' op 'values' dimension 1 (8) does not match embedding_dim of 'grad' (4)}}
+  %0, %1 = emb.lookup_sparse_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<?xi64>, tensor<?x8xf32>
+  return
+}
+
+// -----
+
+// lookup_sparse_grad: one value row per row index
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_sparse_grad' op 'values' dimension 0 (2) does not match 'rows' dimension 0 (3)}}
+  %0, %1 = emb.lookup_sparse_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<3xi64>, tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// lookup_sparse_grad: values have the grad's element type
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_sparse_grad' op 'values' element type 'f16' does not match 'grad' element type 'f32'}}
+  %0, %1 = emb.lookup_sparse_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<?xi64>, tensor<?x4xf16>
+  return
+}
+
+// -----
+
+// lookup_sparse_grad: grad is shaped like the lookup's result
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3x1xi64>) {
+  // expected-error @+1 {{'emb.lookup_sparse_grad' op 'grad' type 'tensor<3x4xf32>' must have the shape of 'indices' ('tensor<3x1xi64>') followed by embedding_dim 4}}
+  %0, %1 = emb.lookup_sparse_grad %g[%i] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3x1xi64>] -> tensor<?xi64>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// lookup_sparse_grad: padding_idx is checked against num_embeddings
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.lookup_sparse_grad' op 'padding_idx' 10 is out of range [-10, 10)}}
+  %0, %1 = emb.lookup_sparse_grad %g[%i] {num_embeddings = 10 : i64, padding_idx = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<?xi64>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// bag_sparse_grad: no sparse gradient for max
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_sparse_grad' op sparse gradients are not supported with mode 'max'}}
+  %0, %1 = emb.bag_sparse_grad max %g[%i] {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<?xi64>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// bag_sparse_grad: per_sample_weights only with sum
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>, %p: tensor<2x3xf32>) {
+  // expected-error @+1 {{'emb.bag_sparse_grad' op 'per_sample_weights' is only allowed with mode 'sum', got 'mean'}}
+  %0, %1 = emb.bag_sparse_grad mean %g[%i] per_sample_weights(%p : tensor<2x3xf32>) {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<?xi64>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// bag_sparse_grad: grad has one row per bag
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<5xi64>, %o: tensor<3xi64>) {
+  // expected-error @+1 {{'emb.bag_sparse_grad' op 'grad' dimension 0 (2) does not match the number of bags (3)}}
+  %0, %1 = emb.bag_sparse_grad sum %g[%i] offsets(%o : tensor<3xi64>) {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<5xi64>] -> tensor<?xi64>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// bag_sparse_grad: rows are 1-D i64
+func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag_sparse_grad' op 'rows' must be a 1-D tensor of i64, got 'tensor<?x1xi64>'}}
+  %0, %1 = emb.bag_sparse_grad sum %g[%i] {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<?x1xi64>, tensor<?x4xf32>
+  return
+}

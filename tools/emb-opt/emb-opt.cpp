@@ -1,0 +1,26 @@
+//===- emb-opt.cpp - mlir-opt with the emb dialect and its passes ---------===//
+//
+// `emb-opt` is `mlir-opt` with the emb dialect registered next to every
+// upstream dialect, extension and pass.
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/Dialect/EmbDialect.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::registerAllPasses();
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<mlir::emb::EmbDialect>();
+
+  return mlir::asMainReturnCode(mlir::MlirOptMain(
+      argc, argv, "emb-opt: the emb dialect and its passes\n", registry));
+}
