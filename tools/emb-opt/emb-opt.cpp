@@ -5,7 +5,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "emb/Conversion/Passes.h"
 #include "emb/Dialect/EmbDialect.h"
+#include "emb/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -15,6 +17,8 @@
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
+  mlir::emb::registerEmbConversionPasses();
+  mlir::emb::registerEmbPipelines();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

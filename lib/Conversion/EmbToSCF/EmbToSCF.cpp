@@ -1,0 +1,532 @@
+//===- EmbToSCF.cpp - lower the forward emb ops to scf + vector -----------===//
+//
+// Each forward op becomes scf.for loops on tensors whose bodies move whole
+// rows (or D-blocks of rows) with vector.transfer_read / transfer_write. D
+// is static in a specialised kernel, so the accumulators of a row live in
+// vector registers and the hot loop has no per-element gather. The output is
+// built from a tensor.empty that empty-tensor elimination can replace with
+// the kernel's destination buffer.
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/Conversion/CPUConfig.h"
+#include "emb/Conversion/Passes.h"
+#include "emb/Dialect/EmbDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
+
+namespace mlir::emb {
+#define GEN_PASS_DEF_CONVERTEMBTOSCF
+#include "emb/Conversion/Passes.h.inc"
+} // namespace mlir::emb
+
+using namespace mlir;
+using namespace mlir::emb;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+Value cIndex(ImplicitLocOpBuilder &b, int64_t v) {
+  return arith::ConstantIndexOp::create(b, v);
+}
+
+/// Element `pos` of a 1-D i32/i64 tensor, as an index (sign-extended).
+Value extractIndex(ImplicitLocOpBuilder &b, Value tensor, Value pos) {
+  Value v = tensor::ExtractOp::create(b, tensor, pos);
+  return arith::IndexCastOp::create(b, b.getIndexType(), v);
+}
+
+/// The accumulator type of a storage type: f64 for f64, f32 otherwise.
+Type accumulatorType(Type element) {
+  return element.isF64() ? element : Float32Type::get(element.getContext());
+}
+
+Value splat(ImplicitLocOpBuilder &b, VectorType type, double value) {
+  return arith::ConstantOp::create(
+      b, DenseElementsAttr::get(
+             type, b.getFloatAttr(type.getElementType(), value)));
+}
+
+/// Lanes [d0, d0 + n) of row `row` of the 2-D tensor `table`, converted to
+/// `accType` (no conversion when `accType` is the storage type).
+Value readRow(ImplicitLocOpBuilder &b, Value table, Value row, int64_t d0,
+              int64_t n, Type accType) {
+  Type element = cast<RankedTensorType>(table.getType()).getElementType();
+  Value pad = arith::ConstantOp::create(b, b.getFloatAttr(element, 0.0));
+  Value v = vector::TransferReadOp::create(
+      b, VectorType::get({n}, element), table, ValueRange{row, cIndex(b, d0)},
+      pad, ArrayRef<bool>{true});
+  if (element != accType)
+    v = arith::ExtFOp::create(b, VectorType::get({n}, accType), v);
+  return v;
+}
+
+/// Writes `vec` (rounded to the storage type) at `dest[row, d0]`; returns
+/// the updated tensor.
+Value writeRow(ImplicitLocOpBuilder &b, Value vec, Value dest, Value row,
+               int64_t d0) {
+  Type element = cast<RankedTensorType>(dest.getType()).getElementType();
+  auto vecType = cast<VectorType>(vec.getType());
+  if (vecType.getElementType() != element && isa<FloatType>(element))
+    vec = arith::TruncFOp::create(
+        b, VectorType::get(vecType.getShape(), element), vec);
+  return vector::TransferWriteOp::create(b, vec, dest,
+                                         ValueRange{row, cIndex(b, d0)},
+                                         ArrayRef<bool>{true})
+      .getResult();
+}
+
+/// The D-blocks [d0, d0 + n) of a row of D lanes accumulated in `accType`.
+SmallVector<std::pair<int64_t, int64_t>> dBlocks(int64_t dim, Type accType) {
+  int64_t lanes = cpu::blockLanes(accType.getIntOrFloatBitWidth() / 8);
+  SmallVector<std::pair<int64_t, int64_t>> blocks;
+  for (int64_t d0 = 0; d0 < dim; d0 += lanes)
+    blocks.push_back({d0, std::min(lanes, dim - d0)});
+  return blocks;
+}
+
+/// The padding row as an index value (normalising a negative padding_idx
+/// with V, at run time when V is dynamic), or null without padding.
+Value paddingRow(ImplicitLocOpBuilder &b, std::optional<int64_t> paddingIdx,
+                 Value table, int64_t numEmbeddings) {
+  if (!paddingIdx)
+    return Value();
+  if (*paddingIdx >= 0)
+    return cIndex(b, *paddingIdx);
+  if (!ShapedType::isDynamic(numEmbeddings))
+    return cIndex(b, numEmbeddings + *paddingIdx);
+  Value v = tensor::DimOp::create(b, table, 0);
+  return arith::AddIOp::create(b, v, cIndex(b, *paddingIdx));
+}
+
+/// Flattens a tensor of any rank to 1-D (0-D becomes [1]).
+Value flatten(ImplicitLocOpBuilder &b, Value t) {
+  auto type = cast<RankedTensorType>(t.getType());
+  if (type.getRank() == 1)
+    return t;
+  int64_t n = type.hasStaticShape() ? type.getNumElements() : ShapedType::kDynamic;
+  auto flat = RankedTensorType::get({n}, type.getElementType());
+  if (type.getRank() == 0)
+    return tensor::ExpandShapeOp::create(b, flat, t,
+                                         ArrayRef<ReassociationIndices>{});
+  ReassociationIndices all;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    all.push_back(i);
+  return tensor::CollapseShapeOp::create(b, flat, t,
+                                         ArrayRef<ReassociationIndices>{all});
+}
+
+/// Reshapes `[N, D]` back to `indices.shape + [D]`.
+Value unflattenRows(ImplicitLocOpBuilder &b, Value rows, Value indices,
+                    RankedTensorType resultType) {
+  auto idxType = cast<RankedTensorType>(indices.getType());
+  if (idxType.getRank() == 1)
+    return rows;
+  if (idxType.getRank() == 0)
+    return tensor::CollapseShapeOp::create(
+        b, resultType, rows, ArrayRef<ReassociationIndices>{{0, 1}});
+  ReassociationIndices lead;
+  for (int64_t i = 0; i < idxType.getRank(); ++i)
+    lead.push_back(i);
+  SmallVector<OpFoldResult> shape;
+  for (int64_t i = 0; i < idxType.getRank(); ++i)
+    shape.push_back(tensor::getMixedSize(b, b.getLoc(), indices, i));
+  shape.push_back(b.getIndexAttr(resultType.getShape().back()));
+  return tensor::ExpandShapeOp::create(
+      b, resultType, rows,
+      ArrayRef<ReassociationIndices>{lead, {idxType.getRank()}}, shape);
+}
+
+/// A `tensor.empty` of `type` whose dynamic sizes are `dynSizes`.
+Value emptyLike(ImplicitLocOpBuilder &b, RankedTensorType type,
+                ValueRange dynSizes) {
+  return tensor::EmptyOp::create(b, type.getShape(), type.getElementType(),
+                                 dynSizes);
+}
+
+//===----------------------------------------------------------------------===//
+// emb.lookup
+//===----------------------------------------------------------------------===//
+
+// %out = emb.lookup %w[%x] {padding_idx = P, padding_mode = zero}
+//   ==>
+// %flat = collapse %x to [N]
+// %o = scf.for %i = 0 to N iter_args(%o = tensor.empty(N) : [N, D]) {
+//   %r = index_cast %flat[%i]
+//   for each D-block [d0, d0+n):           (unrolled: D is static)
+//     %row = vector.transfer_read %w[%r, d0] : vector<n x T>
+//     %row = select(%r == P, 0, %row)       (padding_mode = zero only)
+//     %o = vector.transfer_write %row, %o[%i, d0]
+// }
+// %out = expand %o to x.shape + [D]
+LogicalResult lowerLookup(LookupOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  Value weight = op.getWeight();
+  auto wType = cast<RankedTensorType>(weight.getType());
+  Type element = wType.getElementType();
+  int64_t dim = wType.getDimSize(1);
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  Value flat = flatten(b, op.getIndices());
+  Value n = tensor::DimOp::create(b, flat, 0);
+  int64_t numRows = cast<RankedTensorType>(flat.getType()).getDimSize(0);
+  auto rowsType = RankedTensorType::get({numRows, dim}, element);
+  Value init = emptyLike(b, rowsType,
+                         ShapedType::isDynamic(numRows) ? ValueRange{n}
+                                                        : ValueRange{});
+  Value zeroRow;
+  Value pad = op.getPaddingMode() == PaddingMode::zero
+                  ? paddingRow(b, op.getPaddingIdx(), weight, wType.getDimSize(0))
+                  : Value();
+  auto loop = scf::ForOp::create(
+      b, cIndex(b, 0), n, cIndex(b, 1), ValueRange{init},
+      [&](OpBuilder &nb, Location loc, Value i, ValueRange iters) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        Value r = extractIndex(ib, flat, i);
+        Value out = iters[0];
+        Value isPad = pad ? arith::CmpIOp::create(ib, arith::CmpIPredicate::eq,
+                                                  r, pad)
+                          : Value();
+        for (auto [d0, lanes] : dBlocks(dim, element)) {
+          Value row = readRow(ib, weight, r, d0, lanes, element);
+          if (isPad) {
+            auto vt = VectorType::get({lanes}, element);
+            zeroRow = splat(ib, vt, 0.0);
+            row = arith::SelectOp::create(ib, isPad, zeroRow, row);
+          }
+          out = writeRow(ib, row, out, i, d0);
+        }
+        scf::YieldOp::create(ib, out);
+      });
+  Value result =
+      unflattenRows(b, loop.getResult(0), op.getIndices(), op.getType());
+  rewriter.replaceOp(op, result);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// emb.bag
+//===----------------------------------------------------------------------===//
+
+// %out[, %argmax] = emb.bag MODE %w[%x] offsets(%off) per_sample_weights(%p)
+//   ==>
+// %o = scf.for %b = 0 to B iter_args(%o = tensor.empty(B)[, %m = ...]) {
+//   %start, %end = bounds of bag %b        (offsets, or b*L for 2-D)
+//   for each D-block [d0, d0+n):
+//     %acc, %cnt[, %arg] = scf.for %j = %start to %end
+//         iter_args(%acc = 0, %cnt = 0[, %arg = -1]) {
+//       %r = index_cast %x[%j]
+//       scf.if %r != P {                    (with padding_idx only)
+//         %row = ext(vector.transfer_read %w[%r, d0])
+//         sum:  %acc + %row (* %p[%j])      mean: %acc + %row
+//         max:  %take = (%cnt == 0) | (%row > %acc)  (ties: first wins)
+//               %acc = select(%take, %row, %acc); %arg = select(%take, %r, %arg)
+//         %cnt + 1
+//       }
+//     }
+//     mean: %acc = %acc / max(%cnt, 1)
+//     %o = vector.transfer_write trunc(%acc), %o[%b, d0]  (and %arg into %m)
+// }
+LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  Value weight = op.getWeight();
+  auto wType = cast<RankedTensorType>(weight.getType());
+  Type element = wType.getElementType();
+  Type accType = accumulatorType(element);
+  int64_t dim = wType.getDimSize(1);
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  BagMode mode = op.getMode();
+  bool includeLast = op.getIncludeLastOffset();
+  auto idxType = cast<RankedTensorType>(op.getIndices().getType());
+  bool twoD = idxType.getRank() == 2;
+  Value flat = flatten(b, op.getIndices());
+  Value psw = op.getPerSampleWeights() ? flatten(b, op.getPerSampleWeights())
+                                       : Value();
+  Value offsets = op.getOffsets();
+  Value numIndices = tensor::DimOp::create(b, flat, 0);
+
+  Value numBags, bagLen, numOffsets;
+  if (twoD) {
+    numBags = tensor::DimOp::create(b, op.getIndices(), 0);
+    bagLen = tensor::DimOp::create(b, op.getIndices(), 1);
+  } else {
+    numOffsets = tensor::DimOp::create(b, offsets, 0);
+    numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
+                          : numOffsets;
+  }
+  Value pad = paddingRow(b, op.getPaddingIdx(), weight, wType.getDimSize(0));
+
+  auto outType = cast<RankedTensorType>(op.getOutput().getType());
+  SmallVector<Value> inits{emptyLike(
+      b, outType, outType.isDynamicDim(0) ? ValueRange{numBags} : ValueRange{})};
+  bool withArgmax = static_cast<bool>(op.getMaxIndices());
+  if (withArgmax) {
+    auto mType = cast<RankedTensorType>(op.getMaxIndices().getType());
+    inits.push_back(emptyLike(
+        b, mType, mType.isDynamicDim(0) ? ValueRange{numBags} : ValueRange{}));
+  }
+
+  auto bagLoop = scf::ForOp::create(
+      b, cIndex(b, 0), numBags, cIndex(b, 1), inits,
+      [&](OpBuilder &nb, Location loc, Value bag, ValueRange iters) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        Value c1 = cIndex(ib, 1);
+        Value start, end;
+        if (twoD) {
+          start = arith::MulIOp::create(ib, bag, bagLen);
+          end = arith::AddIOp::create(ib, start, bagLen);
+        } else {
+          start = extractIndex(ib, offsets, bag);
+          Value next = arith::AddIOp::create(ib, bag, c1);
+          if (includeLast) {
+            end = extractIndex(ib, offsets, next);
+          } else {
+            // The last bag ends at len(indices); read a valid offset anyway
+            // and select, to keep the loop free of branches.
+            Value last = arith::SubIOp::create(ib, numOffsets, c1);
+            Value safe = arith::MinUIOp::create(ib, next, last);
+            Value nextOff = extractIndex(ib, offsets, safe);
+            Value hasNext = arith::CmpIOp::create(
+                ib, arith::CmpIPredicate::ult, next, numOffsets);
+            end = arith::SelectOp::create(ib, hasNext, nextOff, numIndices);
+          }
+        }
+        Value out = iters[0];
+        Value argOut = withArgmax ? iters[1] : Value();
+        for (auto block : dBlocks(dim, accType)) {
+          int64_t d0 = block.first, lanes = block.second;
+          auto accVec = VectorType::get({lanes}, accType);
+          auto argVec = VectorType::get({lanes}, ib.getI64Type());
+          SmallVector<Value> accInits{splat(ib, accVec, 0.0), cIndex(ib, 0)};
+          if (mode == BagMode::max)
+            accInits.push_back(arith::ConstantOp::create(
+                ib, DenseElementsAttr::get(argVec, ib.getI64IntegerAttr(-1))));
+          auto inner = scf::ForOp::create(
+              ib, start, end, c1, accInits,
+              [&](OpBuilder &jb, Location jloc, Value j, ValueRange acc) {
+                ImplicitLocOpBuilder lb(jloc, jb);
+                Value r = extractIndex(lb, flat, j);
+                auto update = [&](OpBuilder &ub, Location uloc) {
+                  ImplicitLocOpBuilder xb(uloc, ub);
+                  Value row = readRow(xb, weight, r, d0, lanes, accType);
+                  Value cnt = arith::AddIOp::create(xb, acc[1], cIndex(xb, 1));
+                  SmallVector<Value> next;
+                  if (mode == BagMode::max) {
+                    Value first = arith::CmpIOp::create(
+                        xb, arith::CmpIPredicate::eq, acc[1], cIndex(xb, 0));
+                    Value firstV = vector::BroadcastOp::create(
+                        xb, VectorType::get({lanes}, xb.getI1Type()), first);
+                    Value greater = arith::CmpFOp::create(
+                        xb, arith::CmpFPredicate::OGT, row, acc[0]);
+                    Value take = arith::OrIOp::create(xb, firstV, greater);
+                    Value r64 =
+                        arith::IndexCastOp::create(xb, xb.getI64Type(), r);
+                    Value rV = vector::BroadcastOp::create(xb, argVec, r64);
+                    next = {arith::SelectOp::create(xb, take, row, acc[0]), cnt,
+                            arith::SelectOp::create(xb, take, rV, acc[2])};
+                  } else if (psw) {
+                    Value w = tensor::ExtractOp::create(xb, psw, j);
+                    if (w.getType() != accType)
+                      w = arith::ExtFOp::create(xb, accType, w);
+                    Value wV = vector::BroadcastOp::create(xb, accVec, w);
+                    next = {vector::FMAOp::create(xb, row, wV, acc[0]), cnt};
+                  } else {
+                    next = {arith::AddFOp::create(xb, acc[0], row), cnt};
+                  }
+                  scf::YieldOp::create(xb, next);
+                };
+                if (!pad) {
+                  update(jb, jloc);
+                  return;
+                }
+                Value notPad = arith::CmpIOp::create(
+                    lb, arith::CmpIPredicate::ne, r, pad);
+                auto ifOp = scf::IfOp::create(
+                    lb, notPad, update, [&](OpBuilder &eb, Location eloc) {
+                      scf::YieldOp::create(eb, eloc, acc);
+                    });
+                scf::YieldOp::create(lb, ifOp.getResults());
+              });
+          Value acc = inner.getResult(0);
+          if (mode == BagMode::mean) {
+            Value cnt = arith::MaxUIOp::create(ib, inner.getResult(1), c1);
+            Value cnt64 = arith::IndexCastOp::create(ib, ib.getI64Type(), cnt);
+            Value cntF = arith::UIToFPOp::create(ib, accType, cnt64);
+            acc = arith::DivFOp::create(
+                ib, acc, vector::BroadcastOp::create(ib, accVec, cntF));
+          }
+          out = writeRow(ib, acc, out, bag, d0);
+          if (withArgmax)
+            argOut = writeRow(ib, inner.getResult(2), argOut, bag, d0);
+        }
+        SmallVector<Value> yields{out};
+        if (withArgmax)
+          yields.push_back(argOut);
+        scf::YieldOp::create(ib, yields);
+      });
+  rewriter.replaceOp(op, bagLoop.getResults());
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// emb.renorm
+//===----------------------------------------------------------------------===//
+
+/// The p-norm (in f64) of the f64 vector `row`, as torch.norm defines it.
+Value pNorm(ImplicitLocOpBuilder &b, Value row, double p) {
+  auto vt = cast<VectorType>(row.getType());
+  Value absRow = math::AbsFOp::create(b, row);
+  auto reduce = [&](vector::CombiningKind kind, Value v) -> Value {
+    return vector::ReductionOp::create(b, kind, v);
+  };
+  if (std::isinf(p))
+    return reduce(p > 0 ? vector::CombiningKind::MAXIMUMF
+                        : vector::CombiningKind::MINIMUMF,
+                  absRow);
+  if (p == 0) {
+    Value nz = arith::CmpFOp::create(b, arith::CmpFPredicate::UNE, row,
+                                     splat(b, vt, 0.0));
+    Value ones = arith::SelectOp::create(b, nz, splat(b, vt, 1.0),
+                                         splat(b, vt, 0.0));
+    return reduce(vector::CombiningKind::ADD, ones);
+  }
+  if (p == 1)
+    return reduce(vector::CombiningKind::ADD, absRow);
+  if (p == 2)
+    return math::SqrtOp::create(
+        b, reduce(vector::CombiningKind::ADD,
+                  arith::MulFOp::create(b, row, row)));
+  Value powered = math::PowFOp::create(b, absRow, splat(b, vt, p));
+  Value sum = reduce(vector::CombiningKind::ADD, powered);
+  return math::PowFOp::create(
+      b, sum, arith::ConstantOp::create(b, b.getF64FloatAttr(1.0 / p)));
+}
+
+// %w2 = emb.renorm %w[%x] {max_norm = M, norm_type = p}
+//   ==>
+// %w2 = scf.for %j = 0 to N iter_args(%t = %w) {
+//   %r = index_cast %x[%j]
+//   %norm = p-norm(ext_f64(%t[%r, :]))       (whole row, every D-block)
+//   scf.if %norm > M {
+//     %t = write(%t[%r, :] * (M / (%norm + 1e-7)))
+//   }
+// }
+// Rows are visited in index order: a repeated row is already within M the
+// second time (its new norm is M * norm / (norm + 1e-7) < M), so it is
+// rescaled exactly once, as PyTorch does on distinct rows.
+LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  Value weight = op.getWeight();
+  auto wType = cast<RankedTensorType>(weight.getType());
+  Type element = wType.getElementType();
+  Type accType = accumulatorType(element);
+  int64_t dim = wType.getDimSize(1);
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  double p = op.getNormType().convertToDouble();
+  double maxNorm = op.getMaxNorm().convertToDouble();
+  Value flat = flatten(b, op.getIndices());
+  Value n = tensor::DimOp::create(b, flat, 0);
+  Type f64 = b.getF64Type();
+
+  auto loop = scf::ForOp::create(
+      b, cIndex(b, 0), n, cIndex(b, 1), ValueRange{weight},
+      [&](OpBuilder &nb, Location loc, Value j, ValueRange iters) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        Value r = extractIndex(ib, flat, j);
+        Value table = iters[0];
+        // The whole row as f64, one D-block at a time, combined per p.
+        SmallVector<Value> partial;
+        for (auto [d0, lanes] : dBlocks(dim, f64))
+          partial.push_back(pNorm(ib, readRow(ib, table, r, d0, lanes, f64), p));
+        Value norm = partial[0];
+        for (Value part : ArrayRef<Value>(partial).drop_front()) {
+          if (std::isinf(p))
+            norm = p > 0 ? (Value)arith::MaximumFOp::create(ib, norm, part)
+                         : (Value)arith::MinimumFOp::create(ib, norm, part);
+          else if (p == 0 || p == 1)
+            norm = arith::AddFOp::create(ib, norm, part);
+          else {
+            // ||a,b||_p = (||a||^p + ||b||^p)^(1/p)
+            Value cp = arith::ConstantOp::create(ib, ib.getF64FloatAttr(p));
+            Value ci = arith::ConstantOp::create(ib, ib.getF64FloatAttr(1.0 / p));
+            Value s = arith::AddFOp::create(ib, math::PowFOp::create(ib, norm, cp),
+                                            math::PowFOp::create(ib, part, cp));
+            norm = math::PowFOp::create(ib, s, ci);
+          }
+        }
+        Value limit = arith::ConstantOp::create(ib, ib.getF64FloatAttr(maxNorm));
+        Value tooLong =
+            arith::CmpFOp::create(ib, arith::CmpFPredicate::OGT, norm, limit);
+        auto ifOp = scf::IfOp::create(
+            ib, tooLong,
+            [&](OpBuilder &tb, Location tloc) {
+              ImplicitLocOpBuilder xb(tloc, tb);
+              Value eps = arith::ConstantOp::create(xb, xb.getF64FloatAttr(1e-7));
+              Value scale = arith::DivFOp::create(
+                  xb, limit, arith::AddFOp::create(xb, norm, eps));
+              if (accType != f64)
+                scale = arith::TruncFOp::create(xb, accType, scale);
+              Value t = table;
+              for (auto [d0, lanes] : dBlocks(dim, accType)) {
+                Value row = readRow(xb, t, r, d0, lanes, accType);
+                Value s = vector::BroadcastOp::create(
+                    xb, VectorType::get({lanes}, accType), scale);
+                t = writeRow(xb, arith::MulFOp::create(xb, row, s), t, r, d0);
+              }
+              scf::YieldOp::create(xb, t);
+            },
+            [&](OpBuilder &eb, Location eloc) {
+              scf::YieldOp::create(eb, eloc, table);
+            });
+        scf::YieldOp::create(ib, ifOp.getResults());
+      });
+  rewriter.replaceOp(op, loop.getResults());
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Pass
+//===----------------------------------------------------------------------===//
+
+struct ConvertEmbToSCFPass
+    : emb::impl::ConvertEmbToSCFBase<ConvertEmbToSCFPass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> ops;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<EmbDialect>(op->getDialect()))
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : ops) {
+      rewriter.setInsertionPoint(op);
+      LogicalResult result =
+          llvm::TypeSwitch<Operation *, LogicalResult>(op)
+              .Case([&](LookupOp o) { return lowerLookup(o, rewriter); })
+              .Case([&](BagOp o) { return lowerBag(o, rewriter); })
+              .Case([&](RenormOp o) { return lowerRenorm(o, rewriter); })
+              .Default([&](Operation *o) {
+                return o->emitOpError()
+                       << "has no CPU lowering yet (the gradient ops are "
+                          "lowered by a later change)";
+              });
+      if (failed(result))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace

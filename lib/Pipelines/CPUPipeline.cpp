@@ -1,0 +1,47 @@
+//===- CPUPipeline.cpp - the emb CPU pipeline -----------------------------===//
+
+#include "emb/Conversion/Passes.h"
+#include "emb/Pipelines/Pipelines.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void mlir::emb::buildEmbCPUPipeline(OpPassManager &pm) {
+  // emb -> scf loops over whole-row vectors, still on tensors.
+  pm.addPass(emb::createConvertEmbToSCF());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  // Write outputs straight into their destinations: the tensor.empty of
+  // each lowered op is replaced by the buffer it is materialised in.
+  pm.addPass(bufferization::createEmptyTensorEliminationPass());
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  pm.addPass(createCanonicalizerPass());
+  // To the LLVM dialect.
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertVectorToLLVMPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void mlir::emb::registerEmbPipelines() {
+  PassPipelineRegistration<>(
+      "emb-cpu-pipeline",
+      "Lower emb ops to the LLVM dialect for the host CPU (emb -> scf + "
+      "vector -> bufferised -> LLVM)",
+      [](OpPassManager &pm) { buildEmbCPUPipeline(pm); });
+}

@@ -1,0 +1,156 @@
+// convert-emb-to-scf: forward emb ops become scf loops over whole-row vectors.
+// RUN: emb-opt %s -convert-emb-to-scf -split-input-file -verify-diagnostics | FileCheck %s
+
+// CHECK-LABEL: func @lookup_zero_padding
+// CHECK-SAME: (%[[W:.*]]: tensor<?x16xf32>, %[[X:.*]]: tensor<4x8xi32>)
+// CHECK: %[[FLAT:.*]] = tensor.collapse_shape %[[X]] {{\[\[}}0, 1]] : tensor<4x8xi32> into tensor<32xi32>
+// CHECK: %[[V:.*]] = tensor.dim %[[W]], %{{.*}}
+// CHECK: %[[PAD:.*]] = arith.addi %[[V]], %{{.*}}
+// CHECK: %[[LOOP:.*]] = scf.for %[[I:.*]] = {{.*}} iter_args(%[[O:.*]] = %{{.*}}) -> (tensor<32x16xf32>)
+// CHECK:   %[[RAW:.*]] = tensor.extract %[[FLAT]][%[[I]]]
+// CHECK:   %[[R:.*]] = arith.index_cast %[[RAW]] : i32 to index
+// CHECK:   %[[ISPAD:.*]] = arith.cmpi eq, %[[R]], %[[PAD]]
+// CHECK:   %[[ROW:.*]] = vector.transfer_read %[[W]][%[[R]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x16xf32>, vector<16xf32>
+// CHECK:   %[[SEL:.*]] = arith.select %[[ISPAD]], %{{.*}}, %[[ROW]]
+// CHECK:   vector.transfer_write %[[SEL]], %[[O]][%[[I]], %{{.*}}] {in_bounds = [true]}
+// CHECK: tensor.expand_shape %[[LOOP]] {{\[\[}}0, 1], [2]] output_shape [4, 8, 16]
+// CHECK-NOT: emb.
+func.func @lookup_zero_padding(%w: tensor<?x16xf32>, %x: tensor<4x8xi32>) -> tensor<4x8x16xf32> {
+  %0 = emb.lookup %w[%x] {padding_idx = -1 : i64, padding_mode = #emb.padding_mode<zero>}
+      : tensor<?x16xf32>[tensor<4x8xi32>] -> tensor<4x8x16xf32>
+  return %0 : tensor<4x8x16xf32>
+}
+
+// -----
+
+// The torch padding mode (keep) reads the padding row like any other.
+// CHECK-LABEL: func @lookup_scalar_keep_padding
+// CHECK: tensor.expand_shape %{{.*}} [] output_shape [1] : tensor<i64> into tensor<1xi64>
+// CHECK-NOT: arith.select
+// CHECK: tensor.collapse_shape %{{.*}} {{\[\[}}0, 1]] : tensor<1x3xbf16> into tensor<3xbf16>
+func.func @lookup_scalar_keep_padding(%w: tensor<10x3xbf16>, %x: tensor<i64>) -> tensor<3xbf16> {
+  %0 = emb.lookup %w[%x] {padding_idx = 2 : i64} : tensor<10x3xbf16>[tensor<i64>] -> tensor<3xbf16>
+  return %0 : tensor<3xbf16>
+}
+
+// -----
+
+// Sum with per-sample weights: one FMA of a whole row per index, f16 rows
+// accumulated in f32 and rounded once on store.
+// CHECK-LABEL: func @bag_sum_psw_f16
+// CHECK: scf.for %[[B:.*]] = {{.*}} iter_args(%[[O:.*]] = %{{.*}}) -> (tensor<?x64xf16>)
+// CHECK:   %[[ACC:.*]]:2 = scf.for %[[J:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[A:.*]] = %{{.*}}, %{{.*}} = %{{.*}}) -> (vector<64xf32>, index)
+// CHECK:     %[[ROW:.*]] = vector.transfer_read {{.*}} : tensor<?x64xf16>, vector<64xf16>
+// CHECK:     %[[EXT:.*]] = arith.extf %[[ROW]] : vector<64xf16> to vector<64xf32>
+// CHECK:     %[[P:.*]] = tensor.extract %{{.*}}[%[[J]]] : tensor<?xf16>
+// CHECK:     %[[PF:.*]] = arith.extf %[[P]] : f16 to f32
+// CHECK:     %[[PV:.*]] = vector.broadcast %[[PF]] : f32 to vector<64xf32>
+// CHECK:     vector.fma %[[EXT]], %[[PV]], %[[A]] : vector<64xf32>
+// CHECK-NOT: vector.gather
+// CHECK:   %[[TR:.*]] = arith.truncf %[[ACC]]#0 : vector<64xf32> to vector<64xf16>
+// CHECK:   vector.transfer_write %[[TR]], %[[O]][%[[B]], %{{.*}}]
+func.func @bag_sum_psw_f16(%w: tensor<?x64xf16>, %x: tensor<?xi64>, %off: tensor<?xi64>, %p: tensor<?xf16>) -> tensor<?x64xf16> {
+  %0 = emb.bag sum %w[%x] offsets(%off : tensor<?xi64>) per_sample_weights(%p : tensor<?xf16>)
+      : tensor<?x64xf16>[tensor<?xi64>] -> tensor<?x64xf16>
+  return %0 : tensor<?x64xf16>
+}
+
+// -----
+
+// Without include_last_offset the last bag ends at len(indices).
+// CHECK-LABEL: func @bag_mean_padding
+// CHECK: %[[N:.*]] = tensor.dim %{{.*}}, %{{.*}} : tensor<?xi64>
+// CHECK: scf.for
+// CHECK:   %[[HASNEXT:.*]] = arith.cmpi ult
+// CHECK:   %[[END:.*]] = arith.select %[[HASNEXT]], %{{.*}}, %[[N]] : index
+// CHECK:   scf.for %{{.*}} = %{{.*}} to %[[END]]
+// CHECK:     %[[NOTPAD:.*]] = arith.cmpi ne, %{{.*}}, %{{.*}} : index
+// CHECK:     scf.if %[[NOTPAD]] -> (vector<32xf32>, index)
+// CHECK:   arith.maxui %{{.*}}, %{{.*}} : index
+// CHECK:   arith.uitofp
+// CHECK:   arith.divf %{{.*}}, %{{.*}} : vector<32xf32>
+func.func @bag_mean_padding(%w: tensor<100x32xf32>, %x: tensor<?xi64>, %off: tensor<?xi32>) -> tensor<?x32xf32> {
+  %0 = emb.bag mean %w[%x] offsets(%off : tensor<?xi32>) {padding_idx = 0 : i64}
+      : tensor<100x32xf32>[tensor<?xi64>] -> tensor<?x32xf32>
+  return %0 : tensor<?x32xf32>
+}
+
+// -----
+
+// Max: the first entry of a bag is always taken, later ones only when
+// strictly greater (ties to the first); max_indices start at -1.
+// CHECK-LABEL: func @bag_max_2d
+// CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (tensor<?x8xf64>, tensor<?x8xi64>)
+// CHECK:   arith.muli
+// CHECK:   %[[NEG:.*]] = arith.constant dense<-1> : vector<8xi64>
+// CHECK:   scf.for {{.*}} iter_args(%[[A:.*]] = %{{.*}}, %[[C:.*]] = %{{.*}}, %[[ARG:.*]] = %[[NEG]])
+// CHECK:     %[[FIRST:.*]] = arith.cmpi eq, %[[C]], %{{.*}} : index
+// CHECK:     %[[GT:.*]] = arith.cmpf ogt, %{{.*}}, %[[A]] : vector<8xf64>
+// CHECK:     %[[TAKE:.*]] = arith.ori %{{.*}}, %[[GT]] : vector<8xi1>
+// CHECK:     arith.select %[[TAKE]], %{{.*}}, %[[A]]
+// CHECK:     arith.select %[[TAKE]], %{{.*}}, %[[ARG]]
+// CHECK:   vector.transfer_write {{.*}} : vector<8xf64>, tensor<?x8xf64>
+// CHECK:   vector.transfer_write {{.*}} : vector<8xi64>, tensor<?x8xi64>
+func.func @bag_max_2d(%w: tensor<?x8xf64>, %x: tensor<?x5xi64>) -> (tensor<?x8xf64>, tensor<?x8xi64>) {
+  %0, %1 = emb.bag max %w[%x] : tensor<?x8xf64>[tensor<?x5xi64>] -> tensor<?x8xf64>, tensor<?x8xi64>
+  return %0, %1 : tensor<?x8xf64>, tensor<?x8xi64>
+}
+
+// -----
+
+// A D wider than one accumulator block (256 f32 lanes) is processed in
+// blocks, rerunning the index loop for each.
+// CHECK-LABEL: func @bag_sum_wide
+// CHECK: scf.for
+// CHECK-COUNT-4: scf.for {{.*}} -> (vector<{{256|232}}xf32>, index)
+func.func @bag_sum_wide(%w: tensor<?x1000xf32>, %x: tensor<?xi64>, %off: tensor<?xi64>) -> tensor<?x1000xf32> {
+  %0 = emb.bag sum %w[%x] offsets(%off : tensor<?xi64>) {include_last_offset}
+      : tensor<?x1000xf32>[tensor<?xi64>] -> tensor<?x1000xf32>
+  return %0 : tensor<?x1000xf32>
+}
+
+// -----
+
+// Renorm updates the weight in place (it is the loop's iteration tensor).
+// CHECK-LABEL: func @renorm_inf
+// CHECK-SAME: (%[[W:.*]]: tensor<10x4xf32>
+// CHECK: scf.for {{.*}} iter_args(%[[T:.*]] = %[[W]]) -> (tensor<10x4xf32>)
+// CHECK:   arith.extf {{.*}} : vector<4xf32> to vector<4xf64>
+// CHECK:   math.absf
+// CHECK:   vector.reduction <maximumf>
+// CHECK:   %[[TOO:.*]] = arith.cmpf ogt
+// CHECK:   scf.if %[[TOO]] -> (tensor<10x4xf32>)
+// CHECK:     arith.mulf {{.*}} : vector<4xf32>
+// CHECK:     vector.transfer_write {{.*}}, %[[T]]
+func.func @renorm_inf(%w: tensor<10x4xf32>, %x: tensor<?xi64>) -> tensor<10x4xf32> {
+  %0 = emb.renorm %w[%x] {max_norm = 1.0 : f64, norm_type = 0x7FF0000000000000 : f64}
+      : tensor<10x4xf32>[tensor<?xi64>] -> tensor<10x4xf32>
+  return %0 : tensor<10x4xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func @renorm_p2
+// CHECK: arith.mulf {{.*}} : vector<4xf64>
+// CHECK: vector.reduction <add>
+// CHECK: math.sqrt
+func.func @renorm_p2(%w: tensor<10x4xf32>, %x: tensor<?xi64>) -> tensor<10x4xf32> {
+  %0 = emb.renorm %w[%x] {max_norm = 1.0 : f64} : tensor<10x4xf32>[tensor<?xi64>] -> tensor<10x4xf32>
+  return %0 : tensor<10x4xf32>
+}
+
+// -----
+
+func.func @gradient_not_lowered_yet(%g: tensor<3x4xf32>, %x: tensor<3xi64>) -> tensor<10x4xf32> {
+  // expected-error @+1 {{'emb.lookup_grad' op has no CPU lowering yet}}
+  %0 = emb.lookup_grad %g[%x] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<10x4xf32>
+  return %0 : tensor<10x4xf32>
+}
+
+// -----
+
+func.func @dynamic_dim(%w: tensor<10x?xf32>, %x: tensor<3xi64>) -> tensor<3x?xf32> {
+  // expected-error @+1 {{'emb.lookup' op CPU lowering needs a static embedding_dim}}
+  %0 = emb.lookup %w[%x] : tensor<10x?xf32>[tensor<3xi64>] -> tensor<3x?xf32>
+  return %0 : tensor<3x?xf32>
+}
