@@ -21,6 +21,7 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <cmath>
 
@@ -59,18 +60,47 @@ Value splat(ImplicitLocOpBuilder &b, VectorType type, double value) {
              type, b.getFloatAttr(type.getElementType(), value)));
 }
 
+/// The pieces a row access of `n` lanes is split into: powers of two for
+/// f16 / bf16 (LLVM cannot legalise odd-sized vectors of 16-bit floats,
+/// e.g. `<17 x bfloat>`), one piece otherwise.
+SmallVector<std::pair<int64_t, int64_t>> rowPieces(int64_t n, Type element) {
+  if (element.getIntOrFloatBitWidth() != 16 || llvm::isPowerOf2_64(n))
+    return {{0, n}};
+  SmallVector<std::pair<int64_t, int64_t>> pieces;
+  int64_t at = 0;
+  for (int64_t bit = int64_t(1) << 62; bit > 0; bit >>= 1)
+    if (n & bit) {
+      pieces.push_back({at, bit});
+      at += bit;
+    }
+  return pieces;
+}
+
 /// Lanes [d0, d0 + n) of row `row` of the 2-D tensor `table`, converted to
 /// `accType` (no conversion when `accType` is the storage type).
 Value readRow(ImplicitLocOpBuilder &b, Value table, Value row, int64_t d0,
               int64_t n, Type accType) {
   Type element = cast<RankedTensorType>(table.getType()).getElementType();
   Value pad = arith::ConstantOp::create(b, b.getFloatAttr(element, 0.0));
-  Value v = vector::TransferReadOp::create(
-      b, VectorType::get({n}, element), table, ValueRange{row, cIndex(b, d0)},
-      pad, ArrayRef<bool>{true});
-  if (element != accType)
-    v = arith::ExtFOp::create(b, VectorType::get({n}, accType), v);
-  return v;
+  auto readPiece = [&](int64_t at, int64_t lanes) -> Value {
+    Value v = vector::TransferReadOp::create(
+        b, VectorType::get({lanes}, element), table,
+        ValueRange{row, cIndex(b, d0 + at)}, pad, ArrayRef<bool>{true});
+    if (element != accType)
+      v = arith::ExtFOp::create(b, VectorType::get({lanes}, accType), v);
+    return v;
+  };
+  auto pieces = rowPieces(n, element);
+  if (pieces.size() == 1)
+    return readPiece(0, n);
+  // Odd 16-bit rows: read power-of-two pieces, assemble them in `accType`.
+  assert(accType != element && "odd 16-bit rows are read piecewise");
+  Value full = splat(b, VectorType::get({n}, accType), 0.0);
+  for (auto [at, lanes] : pieces)
+    full = vector::InsertStridedSliceOp::create(b, readPiece(at, lanes), full,
+                                                ArrayRef<int64_t>{at},
+                                                ArrayRef<int64_t>{1});
+  return full;
 }
 
 /// Writes `vec` (rounded to the storage type) at `dest[row, d0]`; returns
@@ -79,13 +109,23 @@ Value writeRow(ImplicitLocOpBuilder &b, Value vec, Value dest, Value row,
                int64_t d0) {
   Type element = cast<RankedTensorType>(dest.getType()).getElementType();
   auto vecType = cast<VectorType>(vec.getType());
-  if (vecType.getElementType() != element && isa<FloatType>(element))
-    vec = arith::TruncFOp::create(
-        b, VectorType::get(vecType.getShape(), element), vec);
-  return vector::TransferWriteOp::create(b, vec, dest,
-                                         ValueRange{row, cIndex(b, d0)},
-                                         ArrayRef<bool>{true})
-      .getResult();
+  int64_t n = vecType.getDimSize(0);
+  auto pieces = rowPieces(n, element);
+  for (auto [at, lanes] : pieces) {
+    Value piece = vec;
+    if (pieces.size() > 1)
+      piece = vector::ExtractStridedSliceOp::create(
+          b, vec, ArrayRef<int64_t>{at}, ArrayRef<int64_t>{lanes},
+          ArrayRef<int64_t>{1});
+    if (vecType.getElementType() != element && isa<FloatType>(element))
+      piece = arith::TruncFOp::create(b, VectorType::get({lanes}, element),
+                                      piece);
+    dest = vector::TransferWriteOp::create(b, piece, dest,
+                                           ValueRange{row, cIndex(b, d0 + at)},
+                                           ArrayRef<bool>{true})
+               .getResult();
+  }
+  return dest;
 }
 
 /// The D-blocks [d0, d0 + n) of a row of D lanes accumulated in `accType`.
@@ -186,7 +226,6 @@ LogicalResult lowerLookup(LookupOp op, RewriterBase &rewriter) {
   Value init = emptyLike(b, rowsType,
                          ShapedType::isDynamic(numRows) ? ValueRange{n}
                                                         : ValueRange{});
-  Value zeroRow;
   Value pad = op.getPaddingMode() == PaddingMode::zero
                   ? paddingRow(b, op.getPaddingIdx(), weight, wType.getDimSize(0))
                   : Value();
@@ -200,13 +239,21 @@ LogicalResult lowerLookup(LookupOp op, RewriterBase &rewriter) {
                                                   r, pad)
                           : Value();
         for (auto [d0, lanes] : dBlocks(dim, element)) {
-          Value row = readRow(ib, weight, r, d0, lanes, element);
+         for (auto [at, pieceLanes] : rowPieces(lanes, element)) {
+          Value row = readRow(ib, weight, r, d0 + at, pieceLanes, element);
           if (isPad) {
-            auto vt = VectorType::get({lanes}, element);
-            zeroRow = splat(ib, vt, 0.0);
-            row = arith::SelectOp::create(ib, isPad, zeroRow, row);
+            // Select the bits, not the floats: x86 has no f16/bf16 select.
+            auto bits = VectorType::get(
+                {pieceLanes}, ib.getIntegerType(element.getIntOrFloatBitWidth()));
+            Value raw = arith::BitcastOp::create(ib, bits, row);
+            Value zero = arith::ConstantOp::create(
+                ib, DenseElementsAttr::get(
+                        bits, ib.getIntegerAttr(bits.getElementType(), 0)));
+            row = arith::BitcastOp::create(
+                ib, row.getType(), arith::SelectOp::create(ib, isPad, zero, raw));
           }
-          out = writeRow(ib, row, out, i, d0);
+          out = writeRow(ib, row, out, i, d0 + at);
+         }
         }
         scf::YieldOp::create(ib, out);
       });
@@ -425,8 +472,10 @@ Value pNorm(ImplicitLocOpBuilder &b, Value row, double p) {
 //   }
 // }
 // Rows are visited in index order: a repeated row is already within M the
-// second time (its new norm is M * norm / (norm + 1e-7) < M), so it is
-// rescaled exactly once, as PyTorch does on distinct rows.
+// second time (its new norm is M * norm / (norm + 1e-7) < M for every
+// homogeneous norm), so it is rescaled exactly once, as PyTorch does on
+// distinct rows. p = 0 is not homogeneous: there a V-byte scratch marks the
+// rows already visited.
 LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   Value weight = op.getWeight();
@@ -442,12 +491,40 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
   Value n = tensor::DimOp::create(b, flat, 0);
   Type f64 = b.getF64Type();
 
+  // p = 0 counts non-zeros, which rescaling does not change: a repeated
+  // row would be rescaled again. Mark visited rows in a V-byte scratch.
+  bool markVisited = p == 0;
+  SmallVector<Value> inits{weight};
+  if (markVisited) {
+    Value v = tensor::DimOp::create(b, weight, 0);
+    Value empty = tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic},
+                                          b.getI8Type(), ValueRange{v});
+    Value zero = arith::ConstantOp::create(b, b.getI8IntegerAttr(0));
+    inits.push_back(
+        scf::ForOp::create(
+            b, cIndex(b, 0), v, cIndex(b, 1), ValueRange{empty},
+            [&](OpBuilder &fb, Location floc, Value i, ValueRange t) {
+              Value next = tensor::InsertOp::create(fb, floc, zero, t[0], i);
+              scf::YieldOp::create(fb, floc, next);
+            })
+            .getResult(0));
+  }
   auto loop = scf::ForOp::create(
-      b, cIndex(b, 0), n, cIndex(b, 1), ValueRange{weight},
+      b, cIndex(b, 0), n, cIndex(b, 1), inits,
       [&](OpBuilder &nb, Location loc, Value j, ValueRange iters) {
         ImplicitLocOpBuilder ib(loc, nb);
         Value r = extractIndex(ib, flat, j);
         Value table = iters[0];
+        Value seen, firstVisit;
+        if (markVisited) {
+          Value mark = tensor::ExtractOp::create(ib, iters[1], r);
+          firstVisit = arith::CmpIOp::create(
+              ib, arith::CmpIPredicate::eq, mark,
+              arith::ConstantOp::create(ib, ib.getI8IntegerAttr(0)));
+          seen = tensor::InsertOp::create(
+              ib, arith::ConstantOp::create(ib, ib.getI8IntegerAttr(1)),
+              iters[1], r);
+        }
         // The whole row as f64, one D-block at a time, combined per p.
         SmallVector<Value> partial;
         for (auto [d0, lanes] : dBlocks(dim, f64))
@@ -471,6 +548,8 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
         Value limit = arith::ConstantOp::create(ib, ib.getF64FloatAttr(maxNorm));
         Value tooLong =
             arith::CmpFOp::create(ib, arith::CmpFPredicate::OGT, norm, limit);
+        if (markVisited)
+          tooLong = arith::AndIOp::create(ib, tooLong, firstVisit);
         auto ifOp = scf::IfOp::create(
             ib, tooLong,
             [&](OpBuilder &tb, Location tloc) {
@@ -492,9 +571,12 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
             [&](OpBuilder &eb, Location eloc) {
               scf::YieldOp::create(eb, eloc, table);
             });
-        scf::YieldOp::create(ib, ifOp.getResults());
+        SmallVector<Value> yields{ifOp.getResult(0)};
+        if (markVisited)
+          yields.push_back(seen);
+        scf::YieldOp::create(ib, yields);
       });
-  rewriter.replaceOp(op, loop.getResults());
+  rewriter.replaceOp(op, loop.getResult(0));
   return success();
 }
 

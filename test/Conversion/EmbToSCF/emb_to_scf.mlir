@@ -11,8 +11,10 @@
 // CHECK:   %[[R:.*]] = arith.index_cast %[[RAW]] : i32 to index
 // CHECK:   %[[ISPAD:.*]] = arith.cmpi eq, %[[R]], %[[PAD]]
 // CHECK:   %[[ROW:.*]] = vector.transfer_read %[[W]][%[[R]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<?x16xf32>, vector<16xf32>
-// CHECK:   %[[SEL:.*]] = arith.select %[[ISPAD]], %{{.*}}, %[[ROW]]
-// CHECK:   vector.transfer_write %[[SEL]], %[[O]][%[[I]], %{{.*}}] {in_bounds = [true]}
+// CHECK:   %[[BITS:.*]] = arith.bitcast %[[ROW]] : vector<16xf32> to vector<16xi32>
+// CHECK:   %[[SEL:.*]] = arith.select %[[ISPAD]], %{{.*}}, %[[BITS]] : vector<16xi32>
+// CHECK:   %[[BACK:.*]] = arith.bitcast %[[SEL]] : vector<16xi32> to vector<16xf32>
+// CHECK:   vector.transfer_write %[[BACK]], %[[O]][%[[I]], %{{.*}}] {in_bounds = [true]}
 // CHECK: tensor.expand_shape %[[LOOP]] {{\[\[}}0, 1], [2]] output_shape [4, 8, 16]
 // CHECK-NOT: emb.
 func.func @lookup_zero_padding(%w: tensor<?x16xf32>, %x: tensor<4x8xi32>) -> tensor<4x8x16xf32> {

@@ -1,0 +1,91 @@
+//===- JIT.h - from a KernelSpec to callable machine code -------*- C++ -*-===//
+//
+// spec -> specialised emb module -> emb-cpu-pipeline -> LLVM IR (O3, host
+// CPU features) -> object -> shared object (ld.lld) -> dlopen. One
+// mechanism gives both caches: the in-memory cache holds the function
+// pointer, the disk cache the shared object (a hit is a dlopen).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef EMB_JIT_JIT_H
+#define EMB_JIT_JIT_H
+
+#include "emb/JIT/KernelSpec.h"
+
+#include "llvm/Support/Error.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace mlir {
+class MLIRContext;
+class ModuleOp;
+template <typename OpTy> class OwningOpRef;
+} // namespace mlir
+
+namespace emb {
+
+/// Version of the code generator; part of every disk-cache entry, so that
+/// a new compiler never loads an old one's kernels.
+constexpr const char *kCompilerVersion = "emb-mlir-0.2";
+
+/// Builds the specialised module of `spec`: one function `spec.symbolName()`
+/// on memrefs (with a C interface) whose body is the emb op on tensors.
+mlir::OwningOpRef<mlir::ModuleOp> buildKernelModule(mlir::MLIRContext &context,
+                                                    const KernelSpec &spec);
+
+/// Compiles `spec` to a relocatable object for the host CPU. When
+/// `printIR` is set, the IR is printed there at every stage.
+llvm::Expected<std::string> compileToObject(const KernelSpec &spec,
+                                            llvm::raw_ostream *printIR = nullptr);
+
+struct KernelCacheOptions {
+  /// Directory of the disk cache; empty: the default (`$EMB_MLIR_CACHE_DIR`,
+  /// else `$XDG_CACHE_HOME/emb-mlir`, else `~/.cache/emb-mlir`).
+  std::string directory;
+  /// False: compile into memory only (nothing is written to disk).
+  bool useDiskCache = true;
+};
+
+/// A kernel's entry point: `_mlir_ciface_<symbol>`, taking one pointer to a
+/// memref descriptor per argument.
+using KernelFn = void *;
+
+/// Thread-safe cache of compiled kernels. Concurrent callers of one spec
+/// wait for a single compilation.
+class KernelCache {
+public:
+  explicit KernelCache(KernelCacheOptions options = {});
+  ~KernelCache();
+
+  /// The kernel of `spec`: from memory, else from disk, else compiled.
+  llvm::Expected<KernelFn> get(const KernelSpec &spec);
+
+  static std::string defaultDirectory();
+  const std::string &directory() const { return options.directory; }
+
+  struct Stats {
+    std::atomic<uint64_t> memoryHits{0}, diskHits{0}, compiles{0},
+        rejectedDiskEntries{0};
+  };
+  const Stats &stats() const { return counters; }
+
+private:
+  struct Entry;
+  llvm::Expected<KernelFn> load(const KernelSpec &spec);
+
+  KernelCacheOptions options;
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::map<std::string, std::shared_ptr<Entry>> entries;
+  Stats counters;
+};
+
+} // namespace emb
+
+#endif // EMB_JIT_JIT_H

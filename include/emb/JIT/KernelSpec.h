@@ -1,0 +1,74 @@
+//===- KernelSpec.h - what identifies a specialised kernel ------*- C++ -*-===//
+//
+// A KernelSpec names one generated kernel: the op, the target, the dtypes,
+// the embedding dim and every option that changes the code. Sizes that
+// change from call to call (indices, bags, rows) are not part of it. The
+// spec has a stable text form and hash that name the kernel in IR, in logs
+// and in the disk cache.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef EMB_JIT_KERNELSPEC_H
+#define EMB_JIT_KERNELSPEC_H
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace emb {
+
+/// Element types of weights, gradients, indices and offsets.
+enum class DType : uint8_t { f32, f64, f16, bf16, i32, i64 };
+
+const char *dtypeName(DType dtype);
+std::optional<DType> parseDType(std::string_view name);
+size_t dtypeSize(DType dtype);
+inline bool isFloat(DType d) { return d <= DType::bf16; }
+inline bool isIndex(DType d) { return d == DType::i32 || d == DType::i64; }
+
+enum class BagMode : uint8_t { sum, mean, max };
+const char *bagModeName(BagMode mode);
+
+enum class OpKind : uint8_t { embedding, embedding_bag, renorm };
+const char *opKindName(OpKind op);
+
+struct KernelSpec {
+  OpKind op = OpKind::embedding;
+  DType weight = DType::f32;
+  DType indices = DType::i64;
+  /// embedding_bag with 1-D indices only.
+  DType offsets = DType::i64;
+  int64_t dim = 0;
+
+  // embedding_bag
+  BagMode mode = BagMode::sum;
+  /// 2-D indices [B, L] (no offsets) instead of 1-D indices + offsets.
+  bool twoD = false;
+  bool perSampleWeights = false;
+  bool includeLastOffset = false;
+  /// max mode: also write max_indices.
+  bool maxIndices = false;
+
+  // embedding and embedding_bag: the padding row, normalised to [0, V), or
+  // -1 for none. `zeroPadding` is the `zero-padding` profile's lookup.
+  int64_t paddingIdx = -1;
+  bool zeroPadding = false;
+
+  // renorm
+  double maxNorm = 0.0;
+  double normType = 2.0;
+
+  /// Stable text form, e.g.
+  /// `embedding_bag:host:w=f32:i=i64:o=i32:D=128:mode=sum:1d:psw:pad=0`.
+  std::string str() const;
+  /// FNV-1a hash of str().
+  uint64_t hash() const;
+  /// The kernel's function name: `emb_<16 hex digits of hash>`.
+  std::string symbolName() const;
+};
+
+} // namespace emb
+
+#endif // EMB_JIT_KERNELSPEC_H

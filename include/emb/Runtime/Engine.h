@@ -1,0 +1,118 @@
+//===- Engine.h - the public C++ API of emb-mlir ----------------*- C++ -*-===//
+//
+// Describe the call, get a kernel generated for exactly this shape and these
+// options (compiled once, cached in memory and on disk), run it on the
+// caller's buffers over a pool of threads. Every argument is validated
+// before anything is written (docs/semantics.md §5); errors are returned as
+// llvm::Error values with a clear message, never aborts.
+//
+//   emb::Engine engine;
+//   emb::EmbeddingBagOptions opts;
+//   opts.mode = emb::BagMode::sum;
+//   if (llvm::Error err = engine.embeddingBag(indices, weight, &offsets, out, opts))
+//     llvm::errs() << llvm::toString(std::move(err)) << "\n";
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef EMB_RUNTIME_ENGINE_H
+#define EMB_RUNTIME_ENGINE_H
+
+#include "emb/JIT/JIT.h"
+#include "emb/JIT/KernelSpec.h"
+
+#include "llvm/Support/Error.h"
+
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace emb {
+
+/// A view of caller memory: contiguous, row-major.
+struct Tensor {
+  void *data = nullptr;
+  DType dtype = DType::f32;
+  std::vector<int64_t> shape;
+
+  int64_t numel() const;
+  int64_t rank() const { return static_cast<int64_t>(shape.size()); }
+};
+
+/// Which system's behaviour to reproduce where they differ
+/// (docs/semantics.md): `torch` (default), `zero-padding` (Lucid, torch.js:
+/// padding rows look up as zeros), `unit-scaling` (Graphcore: gradients
+/// scaled by sqrt(V / numel(x)); rejects scale_grad_by_freq and sparse).
+enum class Profile { torch, zero_padding, unit_scaling };
+std::optional<Profile> parseProfile(std::string_view name);
+const char *profileName(Profile profile);
+
+struct EmbeddingOptions {
+  std::optional<int64_t> paddingIdx;
+  /// Renormalise the referenced rows of the weight in place first.
+  std::optional<double> maxNorm;
+  double normType = 2.0;
+  /// Gradient options: checked for consistency here, used by the backward.
+  bool scaleGradByFreq = false;
+  bool sparse = false;
+  Profile profile = Profile::torch;
+};
+
+struct EmbeddingBagOptions {
+  BagMode mode = BagMode::mean;
+  std::optional<int64_t> paddingIdx;
+  std::optional<double> maxNorm;
+  double normType = 2.0;
+  bool scaleGradByFreq = false;
+  bool sparse = false;
+  bool includeLastOffset = false;
+  Profile profile = Profile::torch;
+};
+
+struct EngineOptions {
+  /// Worker threads (the caller's thread included); 0: all hardware threads.
+  int threads = 0;
+  KernelCacheOptions cache;
+};
+
+class ThreadPool;
+
+class Engine {
+public:
+  explicit Engine(EngineOptions options = {});
+  ~Engine();
+
+  /// `out` ([*indices.shape, D], dtype of weight) = weight[indices]. With
+  /// `maxNorm`, the referenced rows of `weight` are renormalised in place
+  /// first (after validation).
+  llvm::Error embedding(const Tensor &indices, const Tensor &weight,
+                        const Tensor &out, const EmbeddingOptions &options = {});
+
+  /// `out` ([B, D]) = the pooled rows of each bag. `offsets` is null for 2-D
+  /// indices; `perSampleWeights` (sum only) and `maxIndices` ([B, D] i64,
+  /// max only) may be null.
+  llvm::Error embeddingBag(const Tensor &indices, const Tensor &weight,
+                           const Tensor *offsets, const Tensor &out,
+                           const EmbeddingBagOptions &options = {},
+                           const Tensor *perSampleWeights = nullptr,
+                           const Tensor *maxIndices = nullptr);
+
+  /// Renormalises in place every distinct row of `weight` referenced by
+  /// `indices` whose p-norm exceeds `maxNorm`.
+  llvm::Error renorm(const Tensor &weight, const Tensor &indices,
+                     double maxNorm, double normType = 2.0);
+
+  /// The kernel for `spec` (compiling it if needed): for benchmarks and tools.
+  llvm::Expected<KernelFn> kernel(const KernelSpec &spec);
+
+  KernelCache &cache() { return *kernelCache; }
+  int threads() const;
+
+private:
+  std::unique_ptr<KernelCache> kernelCache;
+  std::unique_ptr<ThreadPool> pool;
+};
+
+} // namespace emb
+
+#endif // EMB_RUNTIME_ENGINE_H

@@ -1,0 +1,136 @@
+//===- Compiler.cpp - spec -> relocatable object for the host CPU ---------===//
+
+#include "emb/Dialect/EmbDialect.h"
+#include "emb/JIT/JIT.h"
+#include "emb/Pipelines/Pipelines.h"
+
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
+
+#include <mutex>
+
+using namespace mlir;
+
+namespace {
+
+/// One MLIR context for every compilation of the process (compilations are
+/// serialised by `compileMutex`): registering and loading the dialects once
+/// keeps a cold compile short.
+MLIRContext &jitContext() {
+  static MLIRContext *context = [] {
+    DialectRegistry registry;
+    registerAllDialects(registry);
+    registerAllExtensions(registry);
+    registerAllToLLVMIRTranslations(registry);
+    registry.insert<mlir::emb::EmbDialect>();
+    auto *ctx = new MLIRContext(registry, MLIRContext::Threading::DISABLED);
+    ctx->loadAllAvailableDialects();
+    return ctx;
+  }();
+  return *context;
+}
+
+std::mutex compileMutex;
+
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
+  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!builder)
+    return builder.takeError();
+  builder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  builder->setRelocationModel(llvm::Reloc::PIC_);
+  return builder->createTargetMachine();
+}
+
+llvm::Error error(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+} // namespace
+
+auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
+                            llvm::raw_ostream *printIR)
+    -> llvm::Expected<std::string> {
+  std::lock_guard<std::mutex> lock(compileMutex);
+  MLIRContext &ctx = jitContext();
+  if (spec.dim <= 0)
+    return error("cannot compile a kernel with embedding_dim " +
+                 llvm::Twine(spec.dim) + " (the runtime handles D = 0)");
+
+  // Collect diagnostics instead of printing them.
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &diag) {
+    diagnostics += diag.str() + "\n";
+    return success();
+  });
+
+  OwningOpRef<ModuleOp> module = buildKernelModule(ctx, spec);
+  if (printIR)
+    *printIR << "// ----- " << spec.str() << ": emb (specialised kernel)\n"
+             << *module << "\n";
+
+  PassManager pm(&ctx);
+  mlir::emb::buildEmbCPUPipeline(pm);
+  if (printIR) {
+    auto stage = [](Pass *pass, Operation *) {
+      StringRef arg = pass->getArgument();
+      return arg == "convert-emb-to-scf" || arg == "one-shot-bufferize" ||
+             arg == "convert-to-llvm";
+    };
+    pm.enableIRPrinting([](Pass *, Operation *) { return false; }, stage,
+                        /*printModuleScope=*/true,
+                        /*printAfterOnlyOnChange=*/false,
+                        /*printAfterOnlyOnFailure=*/false, *printIR);
+  }
+  if (failed(pm.run(*module)))
+    return error("the CPU pipeline failed for " + spec.str() + ":\n" +
+                 diagnostics);
+
+  auto tm = hostTargetMachine();
+  if (!tm)
+    return tm.takeError();
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(*module, llvmContext, spec.symbolName());
+  if (!llvmModule)
+    return error("translation to LLVM IR failed for " + spec.str() + ":\n" +
+                 diagnostics);
+  llvmModule->setDataLayout((*tm)->createDataLayout());
+  llvmModule->setTargetTriple((*tm)->getTargetTriple());
+  if (llvm::Error err = makeOptimizingTransformer(3, 0, tm->get())(llvmModule.get()))
+    return std::move(err);
+  if (printIR)
+    *printIR << "// ----- " << spec.str() << ": LLVM IR (O3, "
+             << (*tm)->getTargetCPU() << ")\n"
+             << *llvmModule << "\n";
+
+  std::string object;
+  {
+    llvm::raw_string_ostream os(object);
+    llvm::buffer_ostream bos(os);
+    llvm::legacy::PassManager codegen;
+    if ((*tm)->addPassesToEmitFile(codegen, bos, nullptr,
+                                   llvm::CodeGenFileType::ObjectFile))
+      return error("the host target cannot emit object files");
+    codegen.run(*llvmModule);
+  }
+  return object;
+}

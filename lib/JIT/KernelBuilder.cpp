@@ -1,0 +1,153 @@
+//===- KernelBuilder.cpp - the specialised emb module of a spec -----------===//
+//
+// The kernel of a spec is a function on memrefs (the caller's buffers) whose
+// body converts them to tensors, applies one emb op and materialises the
+// result in the output buffer:
+//
+//   func.func @emb_<hash>(%w: memref<?xDxT>, %x: memref<?xI>, ...,
+//                         %out: memref<?xDxT>) attributes {llvm.emit_c_interface} {
+//     %tw = bufferization.to_tensor %w restrict
+//     ...
+//     %r = emb.bag sum %tw[%tx] offsets(...) : ...
+//     bufferization.materialize_in_destination %r in restrict writable %out
+//   }
+//
+// Sizes that change per call stay dynamic; D, dtypes and options are baked in.
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/Dialect/EmbDialect.h"
+#include "emb/JIT/JIT.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+
+using namespace mlir;
+
+namespace {
+
+Type elementType(MLIRContext &ctx, ::emb::DType d) {
+  Builder b(&ctx);
+  switch (d) {
+  case ::emb::DType::f32: return b.getF32Type();
+  case ::emb::DType::f64: return b.getF64Type();
+  case ::emb::DType::f16: return b.getF16Type();
+  case ::emb::DType::bf16: return b.getBF16Type();
+  case ::emb::DType::i32: return b.getI32Type();
+  case ::emb::DType::i64: return b.getI64Type();
+  }
+  return Type();
+}
+
+mlir::emb::BagMode toMlir(::emb::BagMode m) {
+  switch (m) {
+  case ::emb::BagMode::sum: return mlir::emb::BagMode::sum;
+  case ::emb::BagMode::mean: return mlir::emb::BagMode::mean;
+  case ::emb::BagMode::max: return mlir::emb::BagMode::max;
+  }
+  return mlir::emb::BagMode::sum;
+}
+
+} // namespace
+
+auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
+    -> OwningOpRef<ModuleOp> {
+  ctx.loadDialect<mlir::emb::EmbDialect, func::FuncDialect,
+                  bufferization::BufferizationDialect, memref::MemRefDialect>();
+  OpBuilder b(&ctx);
+  Location loc = NameLoc::get(b.getStringAttr(spec.str()));
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  b.setInsertionPointToEnd(module->getBody());
+
+  const int64_t dyn = ShapedType::kDynamic;
+  Type wElt = elementType(ctx, spec.weight);
+  Type iElt = elementType(ctx, spec.indices);
+  auto rows = MemRefType::get({dyn, spec.dim}, wElt);
+  bool bag = spec.op == ::emb::OpKind::embedding_bag;
+  auto idxType = MemRefType::get(
+      bag && spec.twoD ? SmallVector<int64_t>{dyn, dyn} : SmallVector<int64_t>{dyn},
+      iElt);
+
+  // Argument list, in the order the runtime passes descriptors.
+  SmallVector<Type> args{rows, idxType};
+  if (bag && !spec.twoD)
+    args.push_back(MemRefType::get({dyn}, elementType(ctx, spec.offsets)));
+  if (bag && spec.perSampleWeights)
+    args.push_back(MemRefType::get(idxType.getShape(), wElt));
+  if (spec.op != ::emb::OpKind::renorm)
+    args.push_back(rows);
+  if (bag && spec.maxIndices)
+    args.push_back(MemRefType::get({dyn, spec.dim}, b.getI64Type()));
+
+  auto fn = func::FuncOp::create(b, loc, spec.symbolName(),
+                                 b.getFunctionType(args, {}));
+  fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  Block *body = fn.addEntryBlock();
+  b.setInsertionPointToStart(body);
+
+  auto toTensor = [&](Value m, bool writable = false) -> Value {
+    auto mt = cast<MemRefType>(m.getType());
+    auto tt = RankedTensorType::get(mt.getShape(), mt.getElementType());
+    return bufferization::ToTensorOp::create(b, loc, tt, m, /*restrict=*/true,
+                                             writable);
+  };
+  auto materialize = [&](Value t, Value m) {
+    auto op = bufferization::MaterializeInDestinationOp::create(b, loc, t, m);
+    op.setRestrict(true);
+    op.setWritable(true);
+  };
+  auto tensorOf = [&](MemRefType mt) {
+    return RankedTensorType::get(mt.getShape(), mt.getElementType());
+  };
+
+  unsigned a = 0;
+  Value weight = body->getArgument(a++);
+  Value indices = body->getArgument(a++);
+  IntegerAttr pad = spec.paddingIdx >= 0 ? b.getI64IntegerAttr(spec.paddingIdx)
+                                         : IntegerAttr();
+  switch (spec.op) {
+  case ::emb::OpKind::embedding: {
+    Value out = body->getArgument(a++);
+    auto mode = mlir::emb::PaddingModeAttr::get(
+        &ctx, spec.zeroPadding ? mlir::emb::PaddingMode::zero
+                               : mlir::emb::PaddingMode::keep);
+    Value r = mlir::emb::LookupOp::create(b, loc, tensorOf(rows),
+                                          toTensor(weight), toTensor(indices),
+                                          pad, mode);
+    materialize(r, out);
+    break;
+  }
+  case ::emb::OpKind::embedding_bag: {
+    Value offsets = spec.twoD ? Value() : toTensor(body->getArgument(a++));
+    Value psw =
+        spec.perSampleWeights ? toTensor(body->getArgument(a++)) : Value();
+    Value out = body->getArgument(a++);
+    Value argmax = spec.maxIndices ? body->getArgument(a++) : Value();
+    Type argType = argmax ? Type(tensorOf(cast<MemRefType>(argmax.getType())))
+                          : Type();
+    auto op = mlir::emb::BagOp::create(
+        b, loc, tensorOf(rows), argType,
+        mlir::emb::BagModeAttr::get(&ctx, toMlir(spec.mode)), toTensor(weight),
+        toTensor(indices), offsets, psw,
+        spec.includeLastOffset && !spec.twoD ? b.getUnitAttr() : UnitAttr(),
+        pad);
+    materialize(op.getOutput(), out);
+    if (argmax)
+      materialize(op.getMaxIndices(), argmax);
+    break;
+  }
+  case ::emb::OpKind::renorm: {
+    Value tw = toTensor(weight, /*writable=*/true);
+    Value r = mlir::emb::RenormOp::create(
+        b, loc, tw.getType(), tw, toTensor(indices),
+        b.getF64FloatAttr(spec.maxNorm), b.getF64FloatAttr(spec.normType));
+    materialize(r, weight);
+    break;
+  }
+  }
+  func::ReturnOp::create(b, loc);
+  return module;
+}

@@ -1,0 +1,298 @@
+//===- KernelCache.cpp - in-memory and disk caches of kernels -------------===//
+//
+// A kernel is a shared object linked by ld.lld from the compiled object.
+// Disk entries are `<dir>/<symbol>.so` followed by a footer (ELF loaders
+// ignore trailing bytes):
+//
+//   [shared object][spec text][compiler version]
+//   [u64 object size][u64 text size][u64 version size][u64 FNV-1a of all before]["EMBMLIR\0"]
+//
+// An entry is loaded only when the footer, the checksum, the spec text and
+// the compiler version all match; anything else is ignored and rebuilt.
+// Entries are written to a temporary file and renamed into place (atomic).
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/JIT/JIT.h"
+
+#include "BuildId.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <unistd.h>
+
+using namespace emb;
+
+namespace {
+
+/// The version written into and checked in every disk entry: the release
+/// and a hash of the code generator's sources (BuildId.h).
+const std::string &compilerVersion() {
+  static const std::string version =
+      std::string(kCompilerVersion) + "+" + EMB_CODEGEN_BUILD_ID;
+  return version;
+}
+
+constexpr char kMagic[8] = {'E', 'M', 'B', 'M', 'L', 'I', 'R', '\0'};
+
+llvm::Error error(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+uint64_t fnv1a(llvm::StringRef bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+void appendU64(std::string &s, uint64_t v) {
+  s.append(reinterpret_cast<const char *>(&v), sizeof(v));
+}
+
+uint64_t readU64(llvm::StringRef s, size_t at) {
+  uint64_t v;
+  std::memcpy(&v, s.data() + at, sizeof(v));
+  return v;
+}
+
+/// The footer-checked content of a disk entry, or an empty optional.
+bool entryIsValid(llvm::StringRef file, const std::string &specText) {
+  const size_t tail = 4 * 8 + sizeof(kMagic);
+  if (file.size() < tail ||
+      std::memcmp(file.data() + file.size() - sizeof(kMagic), kMagic,
+                  sizeof(kMagic)) != 0)
+    return false;
+  size_t at = file.size() - tail;
+  uint64_t objSize = readU64(file, at), textSize = readU64(file, at + 8),
+           versionSize = readU64(file, at + 16), sum = readU64(file, at + 24);
+  if (objSize + textSize + versionSize != at)
+    return false;
+  if (fnv1a(file.take_front(at + 24)) != sum)
+    return false;
+  return file.substr(objSize, textSize) == specText &&
+         file.substr(objSize + textSize, versionSize) == compilerVersion();
+}
+
+std::string findLinker() {
+  if (const char *env = std::getenv("EMB_LLD"))
+    return env;
+  if (llvm::sys::fs::can_execute("/usr/lib/llvm-22/bin/ld.lld"))
+    return "/usr/lib/llvm-22/bin/ld.lld";
+  for (const char *name : {"ld.lld-22", "ld.lld"})
+    if (auto path = llvm::sys::findProgramByName(name))
+      return *path;
+  return "";
+}
+
+/// Links `object` into a shared object; returns its bytes.
+llvm::Expected<std::string> linkSharedObject(const std::string &object,
+                                             const std::string &workDir) {
+  std::string linker = findLinker();
+  if (linker.empty())
+    return error("ld.lld not found (install lld-22 or set EMB_LLD)");
+  llvm::SmallString<128> objPath, soPath;
+  int fd;
+  if (auto ec = llvm::sys::fs::createUniqueFile(workDir + "/emb-%%%%%%%%.o", fd,
+                                                objPath))
+    return error("cannot create a temporary file in " + workDir + ": " +
+                 ec.message());
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os << object;
+  }
+  soPath = objPath;
+  llvm::sys::path::replace_extension(soPath, "so");
+  std::string message;
+  llvm::StringRef args[] = {linker, "-shared", "--hash-style=gnu", "-o",
+                            soPath, objPath};
+  int rc = llvm::sys::ExecuteAndWait(linker, args, std::nullopt, {}, 0, 0,
+                                     &message);
+  llvm::sys::fs::remove(objPath);
+  if (rc != 0) {
+    llvm::sys::fs::remove(soPath);
+    return error("ld.lld failed (" + llvm::Twine(rc) + "): " + message);
+  }
+  auto buffer = llvm::MemoryBuffer::getFile(soPath);
+  llvm::sys::fs::remove(soPath);
+  if (!buffer)
+    return error("cannot read the linked kernel: " + buffer.getError().message());
+  return (*buffer)->getBuffer().str();
+}
+
+/// dlopens `path` and finds the kernel's C-interface entry point.
+llvm::Expected<std::pair<void *, KernelFn>> openKernel(const std::string &path,
+                                                       const KernelSpec &spec) {
+  void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle)
+    return error(llvm::Twine("dlopen failed: ") + dlerror());
+  std::string symbol = "_mlir_ciface_" + spec.symbolName();
+  void *fn = dlsym(handle, symbol.c_str());
+  if (!fn) {
+    dlclose(handle);
+    return error("kernel symbol " + symbol + " not found in " + path);
+  }
+  return std::make_pair(handle, fn);
+}
+
+/// Writes `bytes` to `path` atomically (temporary file + rename).
+llvm::Error writeAtomically(const std::string &path, const std::string &bytes) {
+  llvm::SmallString<128> tmp;
+  int fd;
+  if (auto ec = llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%%%", fd, tmp))
+    return error("cannot write the disk cache: " + ec.message());
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os << bytes;
+    os.flush();
+    if (os.has_error()) {
+      llvm::sys::fs::remove(tmp);
+      return error("cannot write " + tmp + ": " + os.error().message());
+    }
+  }
+  if (auto ec = llvm::sys::fs::rename(tmp, path)) {
+    llvm::sys::fs::remove(tmp);
+    return error("cannot rename into the disk cache: " + ec.message());
+  }
+  return llvm::Error::success();
+}
+
+} // namespace
+
+struct KernelCache::Entry {
+  bool done = false;
+  KernelFn fn = nullptr;
+  void *handle = nullptr;
+  std::string error;
+};
+
+KernelCache::KernelCache(KernelCacheOptions opts) : options(std::move(opts)) {
+  if (options.directory.empty())
+    options.directory = defaultDirectory();
+}
+
+KernelCache::~KernelCache() {
+  // Kernels may still be referenced by function pointers handed out; the
+  // shared objects stay mapped for the life of the process.
+}
+
+std::string KernelCache::defaultDirectory() {
+  if (const char *dir = std::getenv("EMB_MLIR_CACHE_DIR"))
+    return dir;
+  if (const char *xdg = std::getenv("XDG_CACHE_HOME"))
+    return std::string(xdg) + "/emb-mlir";
+  if (const char *home = std::getenv("HOME"))
+    return std::string(home) + "/.cache/emb-mlir";
+  return "/tmp/emb-mlir-cache";
+}
+
+llvm::Expected<KernelFn> KernelCache::get(const KernelSpec &spec) {
+  std::string key = spec.str();
+  std::shared_ptr<Entry> entry;
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    auto it = entries.find(key);
+    if (it != entries.end()) {
+      entry = it->second;
+      ready.wait(lock, [&] { return entry->done; });
+      if (!entry->error.empty())
+        return error(entry->error);
+      ++counters.memoryHits;
+      return entry->fn;
+    }
+    entry = std::make_shared<Entry>();
+    entries.emplace(key, entry);
+  }
+  // Only this caller builds the entry; others wait on `ready`.
+  llvm::Expected<KernelFn> fn = load(spec);
+  std::lock_guard<std::mutex> lock(mutex);
+  entry->done = true;
+  if (fn) {
+    entry->fn = *fn;
+  } else {
+    entry->error = llvm::toString(fn.takeError());
+    // Failed builds are not cached: a later call tries again.
+    entries.erase(key);
+  }
+  ready.notify_all();
+  if (!entry->error.empty())
+    return error(entry->error);
+  return entry->fn;
+}
+
+llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
+  std::string text = spec.str();
+  std::string path;
+  if (options.useDiskCache) {
+    if (auto ec = llvm::sys::fs::create_directories(options.directory))
+      return error("cannot create the kernel cache directory " +
+                   options.directory + ": " + ec.message());
+    path = options.directory + "/" + spec.symbolName() + ".so";
+    if (auto buffer = llvm::MemoryBuffer::getFile(path)) {
+      if (entryIsValid((*buffer)->getBuffer(), text)) {
+        if (auto opened = openKernel(path, spec)) {
+          ++counters.diskHits;
+          return opened->second;
+        } else {
+          llvm::consumeError(opened.takeError());
+        }
+      }
+      ++counters.rejectedDiskEntries;
+    }
+  }
+
+  static const bool verbose = std::getenv("EMB_JIT_VERBOSE") != nullptr;
+  if (verbose)
+    llvm::errs() << "emb-jit: compiling " << spec.str() << "\n";
+  auto object = compileToObject(spec);
+  if (!object)
+    return object.takeError();
+  std::string workDir =
+      options.useDiskCache ? options.directory : std::string("/tmp");
+  auto shared = linkSharedObject(*object, workDir);
+  if (!shared)
+    return shared.takeError();
+  ++counters.compiles;
+
+  std::string bytes = *shared;
+  size_t objSize = bytes.size();
+  bytes += text;
+  bytes += compilerVersion();
+  appendU64(bytes, objSize);
+  appendU64(bytes, text.size());
+  appendU64(bytes, compilerVersion().size());
+  appendU64(bytes, fnv1a(bytes));
+  bytes.append(kMagic, sizeof(kMagic));
+
+  if (!options.useDiskCache) {
+    // Memory only: a private file, unlinked as soon as it is mapped.
+    llvm::SmallString<128> tmp;
+    int fd;
+    if (auto ec = llvm::sys::fs::createUniqueFile("/tmp/emb-kernel-%%%%%%%%.so",
+                                                  fd, tmp))
+      return error("cannot create a temporary kernel file: " + ec.message());
+    {
+      llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+      os << bytes;
+    }
+    auto opened = openKernel(tmp.str().str(), spec);
+    llvm::sys::fs::remove(tmp);
+    if (!opened)
+      return opened.takeError();
+    return opened->second;
+  }
+  if (llvm::Error err = writeAtomically(path, bytes))
+    return std::move(err);
+  auto opened = openKernel(path, spec);
+  if (!opened)
+    return opened.takeError();
+  return opened->second;
+}

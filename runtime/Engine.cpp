@@ -1,0 +1,457 @@
+//===- Engine.cpp - validation, thread split and kernel calls -------------===//
+//
+// Every public entry point validates all of its arguments first
+// (docs/semantics.md §5) and only then writes: a bad index, bad offsets or
+// a bad option leave the outputs and the weight untouched.
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/Runtime/Engine.h"
+#include "emb/Runtime/Numeric.h"
+
+#include "ThreadPool.h"
+
+#include "llvm/ADT/Twine.h"
+
+#include <cmath>
+#include <sstream>
+#include <thread>
+
+namespace emb {
+
+//===----------------------------------------------------------------------===//
+// Small helpers
+//===----------------------------------------------------------------------===//
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t s : shape)
+    n *= s;
+  return n;
+}
+
+std::optional<Profile> parseProfile(std::string_view name) {
+  if (name == "torch")
+    return Profile::torch;
+  if (name == "zero-padding")
+    return Profile::zero_padding;
+  if (name == "unit-scaling")
+    return Profile::unit_scaling;
+  return std::nullopt;
+}
+
+const char *profileName(Profile profile) {
+  switch (profile) {
+  case Profile::torch: return "torch";
+  case Profile::zero_padding: return "zero-padding";
+  case Profile::unit_scaling: return "unit-scaling";
+  }
+  return "?";
+}
+
+namespace {
+
+llvm::Error fail(const std::string &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+std::string shapeStr(const std::vector<int64_t> &shape) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    os << (i ? ", " : "") << shape[i];
+  os << "]";
+  return os.str();
+}
+
+std::string describe(const Tensor &t) {
+  return shapeStr(t.shape) + " " + dtypeName(t.dtype);
+}
+
+llvm::Error checkView(const Tensor &t, const char *name) {
+  for (int64_t s : t.shape)
+    if (s < 0)
+      return fail(std::string("'") + name + "' has a negative size: " +
+                  shapeStr(t.shape));
+  if (!t.data && t.numel() > 0)
+    return fail(std::string("'") + name + "' has no data");
+  return llvm::Error::success();
+}
+
+llvm::Error checkWeight(const Tensor &w, const char *name = "weight") {
+  if (auto err = checkView(w, name))
+    return err;
+  if (w.rank() != 2 || !isFloat(w.dtype))
+    return fail(std::string("'") + name +
+                "' must be a 2-D tensor of f32, f64, f16 or bf16, got " +
+                describe(w));
+  return llvm::Error::success();
+}
+
+llvm::Error checkIndexTensor(const Tensor &t, const char *name) {
+  if (auto err = checkView(t, name))
+    return err;
+  if (!isIndex(t.dtype))
+    return fail(std::string("'") + name + "' must be a tensor of i32 or i64, got " +
+                describe(t));
+  return llvm::Error::success();
+}
+
+/// Every index must lie in [0, V): the message names the first bad one.
+llvm::Error checkIndexRange(const Tensor &indices, int64_t numEmbeddings) {
+  int64_t n = indices.numel();
+  auto scan = [&](auto *x) -> llvm::Error {
+    for (int64_t i = 0; i < n; ++i)
+      if (x[i] < 0 || x[i] >= numEmbeddings)
+        return fail("index " + std::to_string(x[i]) + " at position " +
+                    std::to_string(i) + " is out of range [0, " +
+                    std::to_string(numEmbeddings) + ")");
+    return llvm::Error::success();
+  };
+  if (indices.dtype == DType::i32)
+    return scan(static_cast<const int32_t *>(indices.data));
+  return scan(static_cast<const int64_t *>(indices.data));
+}
+
+/// padding_idx normalised to [0, V), or -1 without one.
+llvm::Expected<int64_t> normalizePadding(std::optional<int64_t> paddingIdx,
+                                         int64_t numEmbeddings) {
+  if (!paddingIdx)
+    return -1;
+  if (*paddingIdx < -numEmbeddings || *paddingIdx >= numEmbeddings)
+    return fail("'padding_idx' " + std::to_string(*paddingIdx) +
+                " is out of range [" + std::to_string(-numEmbeddings) + ", " +
+                std::to_string(numEmbeddings) + ")");
+  return *paddingIdx < 0 ? *paddingIdx + numEmbeddings : *paddingIdx;
+}
+
+llvm::Error checkOutput(const Tensor &t, const char *name,
+                        const std::vector<int64_t> &shape, DType dtype) {
+  if (auto err = checkView(t, name))
+    return err;
+  if (t.shape != shape || t.dtype != dtype)
+    return fail(std::string("'") + name + "' must be " + shapeStr(shape) + " " +
+                dtypeName(dtype) + ", got " + describe(t));
+  return llvm::Error::success();
+}
+
+llvm::Error checkNorm(std::optional<double> maxNorm, double normType) {
+  if (maxNorm && std::isnan(*maxNorm))
+    return fail("'max_norm' must not be NaN");
+  if (maxNorm && std::isnan(normType))
+    return fail("'norm_type' must not be NaN");
+  return llvm::Error::success();
+}
+
+llvm::Error checkProfile(Profile profile, bool scaleGradByFreq, bool sparse) {
+  if (profile != Profile::unit_scaling)
+    return llvm::Error::success();
+  if (scaleGradByFreq)
+    return fail("'scale_grad_by_freq' is not supported by the unit-scaling "
+                "profile");
+  if (sparse)
+    return fail("'sparse' is not supported by the unit-scaling profile");
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Kernel calls: one pointer to a memref descriptor per argument
+//===----------------------------------------------------------------------===//
+
+struct Desc1 {
+  void *allocated, *aligned;
+  int64_t offset, size, stride;
+};
+struct Desc2 {
+  void *allocated, *aligned;
+  int64_t offset, size0, size1, stride0, stride1;
+};
+
+Desc1 desc1(void *p, int64_t n) { return {p, p, 0, n, 1}; }
+Desc2 desc2(void *p, int64_t rows, int64_t cols) {
+  return {p, p, 0, rows, cols, cols, 1};
+}
+
+void *advance(void *p, int64_t elements, DType dtype) {
+  return static_cast<char *>(p) + elements * static_cast<int64_t>(dtypeSize(dtype));
+}
+
+void call(KernelFn fn, const std::vector<void *> &a) {
+  switch (a.size()) {
+  case 2: reinterpret_cast<void (*)(void *, void *)>(fn)(a[0], a[1]); return;
+  case 3: reinterpret_cast<void (*)(void *, void *, void *)>(fn)(a[0], a[1], a[2]); return;
+  case 4:
+    reinterpret_cast<void (*)(void *, void *, void *, void *)>(fn)(a[0], a[1], a[2], a[3]);
+    return;
+  case 5:
+    reinterpret_cast<void (*)(void *, void *, void *, void *, void *)>(fn)(
+        a[0], a[1], a[2], a[3], a[4]);
+    return;
+  case 6:
+    reinterpret_cast<void (*)(void *, void *, void *, void *, void *, void *)>(fn)(
+        a[0], a[1], a[2], a[3], a[4], a[5]);
+    return;
+  }
+}
+
+/// Rows per chunk below which splitting over threads does not pay.
+constexpr int64_t kMinRowsPerChunk = 256;
+constexpr int64_t kMinBagsPerChunk = 32;
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Engine
+//===----------------------------------------------------------------------===//
+
+Engine::Engine(EngineOptions options)
+    : kernelCache(std::make_unique<KernelCache>(options.cache)) {
+  int threads = options.threads > 0
+                    ? options.threads
+                    : std::max(1u, std::thread::hardware_concurrency());
+  pool = std::make_unique<ThreadPool>(threads);
+}
+
+Engine::~Engine() = default;
+
+int Engine::threads() const { return pool->size(); }
+
+llvm::Expected<KernelFn> Engine::kernel(const KernelSpec &spec) {
+  return kernelCache->get(spec);
+}
+
+llvm::Error Engine::renorm(const Tensor &weight, const Tensor &indices,
+                           double maxNorm, double normType) {
+  if (auto err = checkWeight(weight))
+    return err;
+  if (auto err = checkIndexTensor(indices, "indices"))
+    return err;
+  if (auto err = checkNorm(maxNorm, normType))
+    return err;
+  if (auto err = checkIndexRange(indices, weight.shape[0]))
+    return err;
+  int64_t n = indices.numel();
+  if (n == 0 || weight.shape[1] == 0)
+    return llvm::Error::success();
+  KernelSpec spec;
+  spec.op = OpKind::renorm;
+  spec.weight = weight.dtype;
+  spec.indices = indices.dtype;
+  spec.dim = weight.shape[1];
+  spec.maxNorm = maxNorm;
+  spec.normType = normType;
+  auto fn = kernelCache->get(spec);
+  if (!fn)
+    return fn.takeError();
+  // Sequential: rows repeat across the indices, and each is rescaled once.
+  Desc2 w = desc2(weight.data, weight.shape[0], weight.shape[1]);
+  Desc1 x = desc1(indices.data, n);
+  call(*fn, {&w, &x});
+  return llvm::Error::success();
+}
+
+llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
+                              const Tensor &out,
+                              const EmbeddingOptions &options) {
+  if (auto err = checkWeight(weight))
+    return err;
+  if (auto err = checkIndexTensor(indices, "indices"))
+    return err;
+  int64_t numEmbeddings = weight.shape[0], dim = weight.shape[1];
+  std::vector<int64_t> outShape = indices.shape;
+  outShape.push_back(dim);
+  if (auto err = checkOutput(out, "out", outShape, weight.dtype))
+    return err;
+  if (auto err = checkProfile(options.profile, options.scaleGradByFreq,
+                              options.sparse))
+    return err;
+  if (auto err = checkNorm(options.maxNorm, options.normType))
+    return err;
+  auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
+  if (!pad)
+    return pad.takeError();
+  if (auto err = checkIndexRange(indices, numEmbeddings))
+    return err;
+
+  // Validated: from here on, we write.
+  int64_t n = indices.numel();
+  if (n == 0 || dim == 0)
+    return llvm::Error::success();
+  if (options.maxNorm)
+    if (auto err = renorm(weight, indices, *options.maxNorm, options.normType))
+      return err;
+
+  KernelSpec spec;
+  spec.op = OpKind::embedding;
+  spec.weight = weight.dtype;
+  spec.indices = indices.dtype;
+  spec.dim = dim;
+  spec.paddingIdx = options.profile == Profile::zero_padding ? *pad : -1;
+  spec.zeroPadding = options.profile == Profile::zero_padding && *pad >= 0;
+  auto fn = kernelCache->get(spec);
+  if (!fn)
+    return fn.takeError();
+  KernelFn kernel = *fn;
+  pool->parallelFor(n, kMinRowsPerChunk, [&](int64_t b, int64_t e) {
+    Desc2 w = desc2(weight.data, numEmbeddings, dim);
+    Desc1 x = desc1(advance(indices.data, b, indices.dtype), e - b);
+    Desc2 o = desc2(advance(out.data, b * dim, out.dtype), e - b, dim);
+    call(kernel, {&w, &x, &o});
+  });
+  return llvm::Error::success();
+}
+
+llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
+                                 const Tensor *offsets, const Tensor &out,
+                                 const EmbeddingBagOptions &options,
+                                 const Tensor *psw, const Tensor *maxIndices) {
+  if (auto err = checkWeight(weight))
+    return err;
+  if (auto err = checkIndexTensor(indices, "indices"))
+    return err;
+  int64_t numEmbeddings = weight.shape[0], dim = weight.shape[1];
+  const char *modeName = bagModeName(options.mode);
+  bool twoD = indices.rank() == 2;
+  if (indices.rank() != 1 && !twoD)
+    return fail("'indices' of embedding_bag must be 1-D (with 'offsets') or "
+                "2-D, got " + describe(indices));
+  if (twoD && offsets)
+    return fail("'offsets' must be absent when 'indices' is 2-D (every row is "
+                "a bag)");
+  if (!twoD && !offsets)
+    return fail("1-D 'indices' need 'offsets'");
+  if (offsets) {
+    if (auto err = checkIndexTensor(*offsets, "offsets"))
+      return err;
+    if (offsets->rank() != 1)
+      return fail("'offsets' must be 1-D, got " + describe(*offsets));
+  }
+  if (psw) {
+    if (options.mode != BagMode::sum)
+      return fail(std::string("'per_sample_weights' is only allowed with mode "
+                              "'sum', got '") + modeName + "'");
+    if (auto err = checkOutput(*psw, "per_sample_weights", indices.shape,
+                               weight.dtype))
+      return err;
+  }
+  if (options.mode == BagMode::max && options.scaleGradByFreq)
+    return fail("'scale_grad_by_freq' is not supported with mode 'max'");
+  if (options.mode == BagMode::max && options.sparse)
+    return fail("'sparse' is not supported with mode 'max'");
+  if (auto err = checkProfile(options.profile, options.scaleGradByFreq,
+                              options.sparse))
+    return err;
+  if (auto err = checkNorm(options.maxNorm, options.normType))
+    return err;
+
+  int64_t n = indices.numel();
+  bool includeLast = options.includeLastOffset && !twoD;
+  int64_t numOffsets = offsets ? offsets->shape[0] : 0;
+  if (includeLast && numOffsets == 0)
+    return fail("'include_last_offset' needs at least one offset");
+  int64_t numBags = twoD ? indices.shape[0]
+                         : (includeLast ? numOffsets - 1 : numOffsets);
+  if (offsets && numOffsets > 0) {
+    auto off = [&](int64_t i) { return loadInt(offsets->data, offsets->dtype, i); };
+    if (off(0) != 0)
+      return fail("offsets[0] must be 0, got " + std::to_string(off(0)));
+    for (int64_t i = 1; i < numOffsets; ++i)
+      if (off(i) < off(i - 1))
+        return fail("offsets must be non-decreasing: offsets[" +
+                    std::to_string(i) + "] = " + std::to_string(off(i)) +
+                    " < offsets[" + std::to_string(i - 1) + "] = " +
+                    std::to_string(off(i - 1)));
+    if (off(numOffsets - 1) > n)
+      return fail("offsets[" + std::to_string(numOffsets - 1) + "] = " +
+                  std::to_string(off(numOffsets - 1)) +
+                  " exceeds the number of indices " + std::to_string(n));
+    if (includeLast && off(numOffsets - 1) != n)
+      return fail("with include_last_offset the last offset must equal the "
+                  "number of indices " + std::to_string(n) + ", got " +
+                  std::to_string(off(numOffsets - 1)));
+  }
+  if (auto err = checkOutput(out, "out", {numBags, dim}, weight.dtype))
+    return err;
+  if (maxIndices) {
+    if (options.mode != BagMode::max)
+      return fail(std::string("'max_indices' is only produced with mode "
+                              "'max', got '") + modeName + "'");
+    if (auto err = checkOutput(*maxIndices, "max_indices", {numBags, dim},
+                               DType::i64))
+      return err;
+  }
+  auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
+  if (!pad)
+    return pad.takeError();
+  if (auto err = checkIndexRange(indices, numEmbeddings))
+    return err;
+
+  // Validated: from here on, we write.
+  if (numBags == 0 || dim == 0)
+    return llvm::Error::success();
+  if (options.maxNorm && n > 0)
+    if (auto err = renorm(weight, indices, *options.maxNorm, options.normType))
+      return err;
+
+  KernelSpec spec;
+  spec.op = OpKind::embedding_bag;
+  spec.weight = weight.dtype;
+  spec.indices = indices.dtype;
+  spec.offsets = offsets ? offsets->dtype : DType::i64;
+  spec.dim = dim;
+  spec.mode = options.mode;
+  spec.twoD = twoD;
+  spec.perSampleWeights = psw != nullptr;
+  spec.includeLastOffset = includeLast;
+  spec.maxIndices = maxIndices != nullptr;
+  spec.paddingIdx = *pad;
+  auto fn = kernelCache->get(spec);
+  if (!fn)
+    return fn.takeError();
+  KernelFn kernel = *fn;
+  int64_t bagLen = twoD ? indices.shape[1] : 0;
+
+  // Each thread runs the kernel on a contiguous range of bags, through
+  // views of the caller's buffers (no copies). With 1-D indices the offsets
+  // are absolute, so the indices view starts at 0 and ends where the
+  // range's last bag ends.
+  pool->parallelFor(numBags, kMinBagsPerChunk, [&](int64_t b, int64_t e) {
+    Desc2 w = desc2(weight.data, numEmbeddings, dim);
+    Desc2 x2, p2;
+    Desc1 x1, p1, o1;
+    std::vector<void *> args{&w};
+    if (twoD) {
+      x2 = desc2(advance(indices.data, b * bagLen, indices.dtype), e - b, bagLen);
+      args.push_back(&x2);
+    } else {
+      int64_t end = includeLast || e == numBags
+                        ? n
+                        : loadInt(offsets->data, offsets->dtype, e);
+      x1 = desc1(indices.data, end);
+      o1 = desc1(advance(offsets->data, b, offsets->dtype),
+                 e - b + (includeLast ? 1 : 0));
+      args.push_back(&x1);
+      args.push_back(&o1);
+    }
+    if (psw) {
+      if (twoD) {
+        p2 = desc2(advance(psw->data, b * bagLen, psw->dtype), e - b, bagLen);
+        args.push_back(&p2);
+      } else {
+        p1 = desc1(psw->data, x1.size);
+        args.push_back(&p1);
+      }
+    }
+    Desc2 o = desc2(advance(out.data, b * dim, out.dtype), e - b, dim);
+    args.push_back(&o);
+    Desc2 m;
+    if (maxIndices) {
+      m = desc2(advance(maxIndices->data, b * dim, DType::i64), e - b, dim);
+      args.push_back(&m);
+    }
+    call(kernel, args);
+  });
+  return llvm::Error::success();
+}
+
+} // namespace emb

@@ -1,0 +1,544 @@
+//===- ForwardDiffTest.cpp - generated forward kernels vs the reference ---===//
+//
+// Randomised differential tests of every forward kernel against the f64
+// reference: every mode x padding x per_sample_weights x include_last_offset
+// x 1-D/2-D x dtype x index/offset dtype x D in {1, 3, 16, 17, 64, 128,
+// 1000}, with empty bags, empty inputs, all-padding bags, repeated indices
+// and ties in max. Also: identical bits with 1 and 2 threads, and every bad
+// input of docs/semantics.md §5 rejected with a clear message and nothing
+// written.
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/Reference/Reference.h"
+#include "emb/Runtime/Engine.h"
+#include "emb/Runtime/Numeric.h"
+
+#include "llvm/Support/FileSystem.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+using namespace emb;
+
+namespace {
+
+const int64_t kDims[] = {1, 3, 16, 17, 64, 128, 1000};
+const DType kFloats[] = {DType::f32, DType::f64, DType::f16, DType::bf16};
+
+/// A tensor with its own storage.
+struct Host {
+  std::vector<char> bytes;
+  Tensor view;
+  Host(DType d, std::vector<int64_t> shape) {
+    view.dtype = d;
+    view.shape = std::move(shape);
+    bytes.assign(std::max<int64_t>(view.numel(), 1) * dtypeSize(d), 0);
+    view.data = bytes.data();
+  }
+  Host(const Host &o) : bytes(o.bytes), view(o.view) { view.data = bytes.data(); }
+  double at(int64_t i) const { return loadDouble(view.data, view.dtype, i); }
+  void set(int64_t i, double v) { storeDouble(view.data, view.dtype, i, v); }
+  std::vector<double> toDouble() const {
+    std::vector<double> v(view.numel());
+    for (int64_t i = 0; i < view.numel(); ++i)
+      v[i] = at(i);
+    return v;
+  }
+  std::vector<int64_t> toInt() const {
+    std::vector<int64_t> v(view.numel());
+    for (int64_t i = 0; i < view.numel(); ++i)
+      v[i] = loadInt(view.data, view.dtype, i);
+    return v;
+  }
+};
+
+double tolerance(DType d) {
+  switch (d) {
+  case DType::f64: return 1e-12;
+  case DType::f32: return 2e-5;
+  case DType::f16: return 4e-3;
+  default: return 3e-2;
+  }
+}
+
+/// Every element of `got` within tolerance of `want` (relative to max(1, |want|)).
+::testing::AssertionResult close(const Host &got, const std::vector<double> &want) {
+  if (static_cast<int64_t>(want.size()) != got.view.numel())
+    return ::testing::AssertionFailure() << "size " << got.view.numel()
+                                         << " vs " << want.size();
+  double tol = tolerance(got.view.dtype);
+  for (size_t i = 0; i < want.size(); ++i) {
+    double g = got.at(i);
+    if (!(std::fabs(g - want[i]) <= tol * std::max(1.0, std::fabs(want[i]))))
+      return ::testing::AssertionFailure()
+             << "element " << i << ": got " << g << ", want " << want[i];
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::string cacheDir() {
+  llvm::SmallString<128> dir;
+  llvm::sys::fs::current_path(dir);
+  return std::string(dir) + "/emb-test-kernel-cache";
+}
+
+Engine &engine(int threads = 2) {
+  static std::map<int, std::unique_ptr<Engine>> engines;
+  auto &e = engines[threads];
+  if (!e) {
+    EngineOptions o;
+    o.threads = threads;
+    o.cache.directory = cacheDir();
+    e = std::make_unique<Engine>(o);
+  }
+  return *e;
+}
+
+struct Random {
+  std::mt19937_64 gen;
+  explicit Random(uint64_t seed) : gen(seed) {}
+  int64_t below(int64_t n) { return n <= 0 ? 0 : static_cast<int64_t>(gen() % n); }
+  double uniform() { return std::uniform_real_distribution<double>(-1, 1)(gen); }
+};
+
+/// A random table; with `ties`, values are multiples of 1/4 so that max ties.
+Host randomTable(Random &rng, DType d, int64_t v, int64_t dim, bool ties) {
+  Host w(d, {v, dim});
+  for (int64_t i = 0; i < v * dim; ++i)
+    w.set(i, ties ? std::round(rng.uniform() * 4) / 4 : rng.uniform());
+  return w;
+}
+
+//===----------------------------------------------------------------------===//
+// embedding_bag
+//===----------------------------------------------------------------------===//
+
+struct BagCase {
+  DType weight, indices, offsets;
+  int64_t dim;
+  BagMode mode;
+  bool twoD, psw, includeLast, padding, argmax;
+};
+
+std::string describe(const BagCase &c) {
+  std::string s = std::string(bagModeName(c.mode)) + " w=" + dtypeName(c.weight) +
+                  " i=" + dtypeName(c.indices) + " o=" + dtypeName(c.offsets) +
+                  " D=" + std::to_string(c.dim);
+  s += c.twoD ? " 2d" : " 1d";
+  if (c.psw) s += " psw";
+  if (c.includeLast) s += " last";
+  if (c.padding) s += " pad";
+  if (c.argmax) s += " argmax";
+  return s;
+}
+
+void runBagCase(const BagCase &c, uint64_t seed) {
+  SCOPED_TRACE(describe(c) + " seed=" + std::to_string(seed));
+  Random rng(seed);
+  const int64_t V = 1 + rng.below(40);
+  Host weight = randomTable(rng, c.weight, V, c.dim, c.mode == BagMode::max);
+  int64_t numBags = rng.below(12);
+  std::vector<int64_t> lengths(numBags);
+  int64_t bagLen = rng.below(6); // 2-D
+  for (auto &l : lengths)
+    l = c.twoD ? bagLen : rng.below(7); // includes empty bags
+  int64_t n = 0;
+  for (auto l : lengths)
+    n += l;
+  std::optional<int64_t> pad;
+  if (c.padding)
+    pad = rng.below(2 * V) - V; // [-V, V), negative half the time
+  int64_t padRow = pad ? (*pad < 0 ? *pad + V : *pad) : -1;
+
+  Host indices(c.indices, c.twoD ? std::vector<int64_t>{numBags, bagLen}
+                                 : std::vector<int64_t>{n});
+  for (int64_t i = 0; i < n; ++i)
+    indices.set(i, (padRow >= 0 && rng.below(4) == 0) ? padRow : rng.below(V));
+  // An all-padding bag.
+  if (padRow >= 0 && numBags > 0)
+    for (int64_t i = 0; i < lengths[0]; ++i)
+      indices.set(i, padRow);
+  std::vector<int64_t> offs{0};
+  for (int64_t b = 0; b < numBags; ++b)
+    offs.push_back(offs.back() + lengths[b]);
+  if (!c.includeLast)
+    offs.pop_back();
+  Host offsets(c.offsets, {static_cast<int64_t>(offs.size())});
+  for (size_t i = 0; i < offs.size(); ++i)
+    offsets.set(i, offs[i]);
+  Host psw(c.weight, indices.view.shape);
+  for (int64_t i = 0; i < n; ++i)
+    psw.set(i, rng.uniform());
+  Host out(c.weight, {numBags, c.dim});
+  Host argmax(DType::i64, {numBags, c.dim});
+
+  EmbeddingBagOptions o;
+  o.mode = c.mode;
+  o.paddingIdx = pad;
+  o.includeLastOffset = c.includeLast;
+  llvm::Error err = engine().embeddingBag(
+      indices.view, weight.view, c.twoD ? nullptr : &offsets.view, out.view, o,
+      c.psw ? &psw.view : nullptr, c.argmax ? &argmax.view : nullptr);
+  ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
+
+  std::vector<int64_t> refOffsets;
+  if (!c.twoD)
+    refOffsets = offsets.toInt();
+  auto want = ref::embeddingBag(weight.toDouble(), c.dim, indices.toInt(),
+                                refOffsets, c.twoD ? bagLen : 0, c.mode,
+                                c.psw ? psw.toDouble() : std::vector<double>{},
+                                c.includeLast && !c.twoD,
+                                pad ? std::optional<int64_t>(padRow) : std::nullopt);
+  if (c.twoD && bagLen == 0)
+    want.output.assign(numBags * c.dim, 0.0), want.maxIndices.assign(numBags * c.dim, -1);
+  if (c.mode == BagMode::max) {
+    // Max involves no arithmetic: the values and indices are exact.
+    for (int64_t i = 0; i < numBags * c.dim; ++i)
+      ASSERT_EQ(out.at(i), want.output[i]) << "element " << i;
+    if (c.argmax)
+      for (int64_t i = 0; i < numBags * c.dim; ++i)
+        ASSERT_EQ(static_cast<int64_t *>(argmax.view.data)[i], want.maxIndices[i])
+            << "max_indices element " << i;
+  } else {
+    EXPECT_TRUE(close(out, want.output));
+  }
+}
+
+/// The structural variants of embedding_bag.
+std::vector<BagCase> bagVariants() {
+  std::vector<BagCase> v;
+  for (int form = 0; form < 3; ++form)          // 1-D, 1-D + last, 2-D
+    for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::max})
+      for (int psw = 0; psw < (mode == BagMode::sum ? 2 : 1); ++psw)
+        for (int pad = 0; pad < 2; ++pad)
+          v.push_back({DType::f32, DType::i64, DType::i64, 0, mode, form == 2,
+                       psw == 1, form == 1, pad == 1,
+                       mode == BagMode::max && (pad + form) % 2 == 0});
+  return v;
+}
+
+TEST(ForwardDiff, EmbeddingBagEveryOptionDtypeAndDim) {
+  std::vector<BagCase> variants = bagVariants();
+  int k = 0;
+  for (int64_t dim : kDims) {
+    for (BagCase c : variants) {
+      // Rotate dtypes so that every weight x index x offset dtype meets
+      // every variant and every D.
+      c.dim = dim;
+      c.weight = kFloats[k % 4];
+      c.indices = (k / 4) % 2 ? DType::i32 : DType::i64;
+      c.offsets = (k / 8) % 2 ? DType::i32 : DType::i64;
+      ++k;
+      for (uint64_t seed = 1; seed <= 3; ++seed)
+        runBagCase(c, seed * 1000 + k);
+      if (HasFatalFailure())
+        return;
+    }
+  }
+}
+
+TEST(ForwardDiff, EmbeddingBagFullCrossProductWhenAsked) {
+  if (!std::getenv("EMB_FULL_MATRIX"))
+    GTEST_SKIP() << "set EMB_FULL_MATRIX=1 for every dtype x variant x D";
+  for (int64_t dim : kDims)
+    for (DType w : kFloats)
+      for (DType i : {DType::i32, DType::i64})
+        for (DType o : {DType::i32, DType::i64})
+          for (BagCase c : bagVariants()) {
+            c.dim = dim, c.weight = w, c.indices = i, c.offsets = o;
+            runBagCase(c, 7);
+          }
+}
+
+//===----------------------------------------------------------------------===//
+// embedding and renorm
+//===----------------------------------------------------------------------===//
+
+void runEmbeddingCase(DType wType, DType iType, int64_t dim, Profile profile,
+                      bool padding, std::optional<double> maxNorm, double p,
+                      uint64_t seed) {
+  SCOPED_TRACE(std::string("embedding w=") + dtypeName(wType) + " i=" +
+               dtypeName(iType) + " D=" + std::to_string(dim) + " profile=" +
+               profileName(profile) + (padding ? " pad" : "") +
+               (maxNorm ? " max_norm p=" + std::to_string(p) : "") +
+               " seed=" + std::to_string(seed));
+  Random rng(seed);
+  const int64_t V = 1 + rng.below(30);
+  Host weight = randomTable(rng, wType, V, dim, false);
+  Host before = weight;
+  // Any rank, 0-D included, and empty inputs.
+  std::vector<int64_t> shape;
+  for (int64_t r = rng.below(4); r > 0; --r)
+    shape.push_back(rng.below(5));
+  Host indices(iType, shape);
+  std::optional<int64_t> pad;
+  if (padding)
+    pad = rng.below(2 * V) - V;
+  int64_t padRow = pad ? (*pad < 0 ? *pad + V : *pad) : -1;
+  for (int64_t i = 0; i < indices.view.numel(); ++i)
+    indices.set(i, padRow >= 0 && rng.below(3) == 0 ? padRow : rng.below(V));
+  std::vector<int64_t> outShape = shape;
+  outShape.push_back(dim);
+  Host out(wType, outShape);
+
+  EmbeddingOptions o;
+  o.paddingIdx = pad;
+  o.profile = profile;
+  o.maxNorm = maxNorm;
+  o.normType = p;
+  llvm::Error err = engine().embedding(indices.view, weight.view, out.view, o);
+  ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
+
+  std::vector<double> w = before.toDouble();
+  std::vector<int64_t> x = indices.toInt();
+  if (maxNorm) {
+    ref::renorm(w, dim, x, *maxNorm, p);
+    EXPECT_TRUE(close(weight, w)) << "renormalised weight";
+    w = weight.toDouble(); // the lookup reads the stored rows
+  } else {
+    ASSERT_EQ(weight.bytes, before.bytes) << "the weight must not change";
+  }
+  auto want = ref::embedding(w, dim, x,
+                             pad ? std::optional<int64_t>(padRow) : std::nullopt,
+                             profile == Profile::zero_padding);
+  EXPECT_TRUE(close(out, want));
+}
+
+TEST(ForwardDiff, EmbeddingEveryDtypeDimAndProfile) {
+  int k = 0;
+  for (int64_t dim : kDims)
+    for (DType w : kFloats) {
+      DType i = k % 2 ? DType::i32 : DType::i64;
+      Profile profile = k % 3 == 0 ? Profile::zero_padding : Profile::torch;
+      ++k;
+      for (uint64_t seed = 1; seed <= 3; ++seed)
+        runEmbeddingCase(w, i, dim, profile, seed != 1, std::nullopt, 2, seed * 77 + k);
+    }
+}
+
+TEST(ForwardDiff, RenormEveryNormType) {
+  const double ps[] = {1, 2, INFINITY, 0.5, 0, -INFINITY, 3};
+  int k = 0;
+  for (double p : ps)
+    for (int64_t dim : {1, 17, 128, 1000}) {
+      DType w = kFloats[k % 4];
+      DType i = k % 3 ? DType::i64 : DType::i32;
+      ++k;
+      // max_norm small enough that most rows are rescaled (p = 0 counts
+      // non-zeros, so its threshold is on another scale).
+      double maxNorm = p == 0 ? dim / 2.0 : 0.3;
+      for (uint64_t seed = 1; seed <= 2; ++seed)
+        runEmbeddingCase(w, i, dim, Profile::torch, seed == 2, maxNorm, p,
+                         seed * 31 + k);
+    }
+}
+
+//===----------------------------------------------------------------------===//
+// Determinism
+//===----------------------------------------------------------------------===//
+
+TEST(ForwardDiff, IdenticalBitsWithOneAndTwoThreads) {
+  Random rng(99);
+  const int64_t V = 5000, D = 64, B = 3000;
+  Host weight = randomTable(rng, DType::f32, V, D, false);
+  Host indices(DType::i64, {B * 10});
+  for (int64_t i = 0; i < B * 10; ++i)
+    indices.set(i, rng.below(V));
+  Host offsets(DType::i64, {B});
+  for (int64_t b = 0; b < B; ++b)
+    offsets.set(b, b * 10 - (b % 3 == 1 ? 3 : 0)); // uneven bags
+  for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::max}) {
+    Host out1(DType::f32, {B, D}), out2(DType::f32, {B, D});
+    EmbeddingBagOptions o;
+    o.mode = mode;
+    ASSERT_FALSE(static_cast<bool>(engine(1).embeddingBag(indices.view, weight.view,
+                                                          &offsets.view, out1.view, o)));
+    ASSERT_FALSE(static_cast<bool>(engine(2).embeddingBag(indices.view, weight.view,
+                                                          &offsets.view, out2.view, o)));
+    EXPECT_EQ(out1.bytes, out2.bytes) << bagModeName(mode);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Bad input: a clear message, and nothing written
+//===----------------------------------------------------------------------===//
+
+struct BadInput : ::testing::Test {
+  Host weight{DType::f32, {5, 4}};
+  Host indices{DType::i64, {6}};
+  Host offsets{DType::i64, {2}};
+  Host out{DType::f32, {2, 4}};
+  Host lookupOut{DType::f32, {6, 4}};
+  BadInput() {
+    Random rng(5);
+    for (int64_t i = 0; i < 20; ++i)
+      weight.set(i, 10 * rng.uniform()); // norms well over max_norm
+    for (int64_t i = 0; i < 6; ++i)
+      indices.set(i, i % 5);
+    offsets.set(0, 0);
+    offsets.set(1, 3);
+    std::memset(out.bytes.data(), 0x7b, out.bytes.size());
+    std::memset(lookupOut.bytes.data(), 0x7b, lookupOut.bytes.size());
+  }
+  /// Expects `err` to carry `message`, and the weight and outputs untouched.
+  void expectRejected(llvm::Error err, const std::string &message,
+                      const Host &weightBefore) {
+    ASSERT_TRUE(static_cast<bool>(err)) << "expected: " << message;
+    std::string text = llvm::toString(std::move(err));
+    EXPECT_NE(text.find(message), std::string::npos) << text;
+    EXPECT_EQ(weight.bytes, weightBefore.bytes) << "weight was written";
+    for (char c : out.bytes)
+      ASSERT_EQ(c, 0x7b) << "out was written";
+    for (char c : lookupOut.bytes)
+      ASSERT_EQ(c, 0x7b) << "out was written";
+  }
+  llvm::Error bag(EmbeddingBagOptions o, const Tensor *psw = nullptr,
+                  const Tensor *argmax = nullptr) {
+    return engine().embeddingBag(indices.view, weight.view, &offsets.view,
+                                 out.view, o, psw, argmax);
+  }
+};
+
+TEST_F(BadInput, IndexOutOfRangeBeforeMaxNorm) {
+  Host before = weight;
+  indices.set(3, 7);
+  EmbeddingOptions o;
+  o.maxNorm = 1.0; // would write W if validation came late
+  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view, o),
+                 "index 7 at position 3 is out of range [0, 5)", before);
+  EmbeddingBagOptions b;
+  b.maxNorm = 1.0;
+  expectRejected(bag(b), "index 7 at position 3 is out of range [0, 5)", before);
+}
+
+TEST_F(BadInput, NegativeIndex) {
+  Host before = weight;
+  indices.set(5, -1);
+  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view),
+                 "index -1 at position 5 is out of range [0, 5)", before);
+}
+
+TEST_F(BadInput, Offsets) {
+  Host before = weight;
+  EmbeddingBagOptions o;
+  offsets.set(0, 1);
+  expectRejected(bag(o), "offsets[0] must be 0, got 1", before);
+  offsets.set(0, 0);
+  offsets.set(1, 9);
+  expectRejected(bag(o), "offsets[1] = 9 exceeds the number of indices 6", before);
+  Host three(DType::i32, {3});
+  three.set(0, 0), three.set(1, 4), three.set(2, 2);
+  Host out3(DType::f32, {3, 4});
+  expectRejected(engine().embeddingBag(indices.view, weight.view, &three.view,
+                                       out3.view, o),
+                 "offsets must be non-decreasing: offsets[2] = 2 < offsets[1] = 4",
+                 before);
+  offsets.set(1, 5);
+  o.includeLastOffset = true;
+  Host out1(DType::f32, {1, 4});
+  expectRejected(engine().embeddingBag(indices.view, weight.view, &offsets.view,
+                                       out1.view, o),
+                 "with include_last_offset the last offset must equal the number "
+                 "of indices 6, got 5",
+                 before);
+  Host none(DType::i64, {0});
+  Host out0(DType::f32, {0, 4});
+  expectRejected(engine().embeddingBag(indices.view, weight.view, &none.view,
+                                       out0.view, o),
+                 "'include_last_offset' needs at least one offset", before);
+}
+
+TEST_F(BadInput, PaddingIdxOutOfRange) {
+  Host before = weight;
+  EmbeddingOptions o;
+  o.paddingIdx = 5;
+  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view, o),
+                 "'padding_idx' 5 is out of range [-5, 5)", before);
+  EmbeddingBagOptions b;
+  b.paddingIdx = -6;
+  expectRejected(bag(b), "'padding_idx' -6 is out of range [-5, 5)", before);
+}
+
+TEST_F(BadInput, OptionCombinations) {
+  Host before = weight;
+  Host psw(DType::f32, {6});
+  EmbeddingBagOptions o;
+  o.mode = BagMode::mean;
+  expectRejected(bag(o, &psw.view),
+                 "'per_sample_weights' is only allowed with mode 'sum', got 'mean'",
+                 before);
+  o.mode = BagMode::max;
+  o.scaleGradByFreq = true;
+  expectRejected(bag(o), "'scale_grad_by_freq' is not supported with mode 'max'",
+                 before);
+  o.scaleGradByFreq = false;
+  o.sparse = true;
+  expectRejected(bag(o), "'sparse' is not supported with mode 'max'", before);
+  o.mode = BagMode::sum;
+  o.sparse = false;
+  Host argmax(DType::i64, {2, 4});
+  expectRejected(bag(o, nullptr, &argmax.view),
+                 "'max_indices' is only produced with mode 'max', got 'sum'", before);
+  EmbeddingOptions e;
+  e.profile = Profile::unit_scaling;
+  e.scaleGradByFreq = true;
+  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view, e),
+                 "'scale_grad_by_freq' is not supported by the unit-scaling profile",
+                 before);
+  e.scaleGradByFreq = false;
+  e.sparse = true;
+  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view, e),
+                 "'sparse' is not supported by the unit-scaling profile", before);
+  e.sparse = false;
+  e.profile = Profile::torch;
+  e.maxNorm = NAN;
+  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view, e),
+                 "'max_norm' must not be NaN", before);
+}
+
+TEST_F(BadInput, DtypesRanksAndShapes) {
+  Host before = weight;
+  Host fidx(DType::f32, {6});
+  expectRejected(engine().embedding(fidx.view, weight.view, lookupOut.view),
+                 "'indices' must be a tensor of i32 or i64, got [6] f32", before);
+  Host iweight(DType::i32, {5, 4});
+  expectRejected(engine().embedding(indices.view, iweight.view, lookupOut.view),
+                 "'weight' must be a 2-D tensor of f32, f64, f16 or bf16, got [5, 4] i32",
+                 before);
+  Host wrongOut(DType::f32, {6, 5});
+  expectRejected(engine().embedding(indices.view, weight.view, wrongOut.view),
+                 "'out' must be [6, 4] f32, got [6, 5] f32", before);
+  Host f64Out(DType::f64, {2, 4});
+  expectRejected(engine().embeddingBag(indices.view, weight.view, &offsets.view,
+                                       f64Out.view),
+                 "'out' must be [2, 4] f32, got [2, 4] f64", before);
+  expectRejected(engine().embeddingBag(indices.view, weight.view, nullptr, out.view),
+                 "1-D 'indices' need 'offsets'", before);
+  Host idx2(DType::i64, {2, 3});
+  expectRejected(engine().embeddingBag(idx2.view, weight.view, &offsets.view,
+                                       out.view),
+                 "'offsets' must be absent when 'indices' is 2-D", before);
+  Host idx3(DType::i64, {1, 2, 3});
+  expectRejected(engine().embeddingBag(idx3.view, weight.view, nullptr, out.view),
+                 "'indices' of embedding_bag must be 1-D (with 'offsets') or 2-D",
+                 before);
+  Host psw(DType::f64, {6});
+  EmbeddingBagOptions o;
+  o.mode = BagMode::sum;
+  expectRejected(bag(o, &psw.view),
+                 "'per_sample_weights' must be [6] f32, got [6] f64", before);
+  Host badArgmax(DType::i32, {2, 4});
+  o.mode = BagMode::max;
+  expectRejected(bag(o, nullptr, &badArgmax.view),
+                 "'max_indices' must be [2, 4] i64, got [2, 4] i32", before);
+  Tensor noData = lookupOut.view;
+  noData.data = nullptr;
+  expectRejected(engine().embedding(indices.view, weight.view, noData),
+                 "'out' has no data", before);
+}
+
+} // namespace

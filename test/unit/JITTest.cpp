@@ -1,0 +1,143 @@
+//===- JITTest.cpp - kernel specs and the memory and disk caches ----------===//
+
+#include "emb/JIT/JIT.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+using namespace emb;
+
+namespace {
+
+KernelSpec bagSpec(int64_t dim) {
+  KernelSpec s;
+  s.op = OpKind::embedding_bag;
+  s.weight = DType::f32;
+  s.indices = DType::i64;
+  s.offsets = DType::i32;
+  s.dim = dim;
+  s.mode = BagMode::mean;
+  s.includeLastOffset = true;
+  s.paddingIdx = 3;
+  return s;
+}
+
+/// Replaces `path` by a new file holding `data` (a new inode, as another
+/// process writing the cache would: the loaded kernel stays mapped).
+void replaceFile(const std::string &path, const std::string &data) {
+  std::string tmp = path + ".new";
+  std::ofstream(tmp, std::ios::binary | std::ios::trunc) << data;
+  ASSERT_FALSE(static_cast<bool>(llvm::sys::fs::rename(tmp, path)));
+}
+
+/// A fresh, empty directory under the test's working directory.
+std::string freshDir(const std::string &name) {
+  llvm::SmallString<128> dir;
+  llvm::sys::fs::current_path(dir);
+  llvm::sys::path::append(dir, "jit-test-" + name);
+  llvm::sys::fs::remove_directories(dir);
+  llvm::sys::fs::create_directories(dir);
+  return std::string(dir);
+}
+
+TEST(KernelSpec, StableTextAndHash) {
+  KernelSpec s = bagSpec(128);
+  EXPECT_EQ(s.str(), "embedding_bag:host:w=f32:i=i64:o=i32:D=128:mode=mean:1d:"
+                     "last:pad=3");
+  EXPECT_EQ(s.symbolName(), bagSpec(128).symbolName());
+  EXPECT_NE(s.hash(), bagSpec(64).hash());
+  KernelSpec r;
+  r.op = OpKind::renorm;
+  r.dim = 4;
+  r.maxNorm = 1.0;
+  r.normType = INFINITY;
+  EXPECT_EQ(r.str(), "renorm:host:w=f32:i=i64:D=4:max_norm=0x1p+0:p=inf");
+}
+
+TEST(KernelCache, MemoryThenDiskThenRebuildOfCorruptEntry) {
+  std::string dir = freshDir("disk");
+  KernelSpec spec = bagSpec(16);
+  {
+    KernelCache cache({dir, true});
+    auto fn = cache.get(spec);
+    ASSERT_TRUE(static_cast<bool>(fn)) << llvm::toString(fn.takeError());
+    auto again = cache.get(spec);
+    ASSERT_TRUE(static_cast<bool>(again));
+    EXPECT_EQ(*fn, *again);
+    EXPECT_EQ(cache.stats().compiles, 1u);
+    EXPECT_EQ(cache.stats().memoryHits, 1u);
+  }
+  std::string entry = dir + "/" + spec.symbolName() + ".so";
+  ASSERT_TRUE(llvm::sys::fs::exists(entry));
+  {
+    KernelCache cache({dir, true});
+    ASSERT_TRUE(static_cast<bool>(cache.get(spec)));
+    EXPECT_EQ(cache.stats().diskHits, 1u);
+    EXPECT_EQ(cache.stats().compiles, 0u);
+  }
+  // Corrupt the entry: one flipped byte in the middle.
+  {
+    auto bytes = llvm::MemoryBuffer::getFile(entry);
+    ASSERT_TRUE(static_cast<bool>(bytes));
+    std::string data = (*bytes)->getBuffer().str();
+    data[data.size() / 2] ^= 0x5a;
+    replaceFile(entry, data);
+  }
+  {
+    KernelCache cache({dir, true});
+    ASSERT_TRUE(static_cast<bool>(cache.get(spec)));
+    EXPECT_EQ(cache.stats().rejectedDiskEntries, 1u);
+    EXPECT_EQ(cache.stats().compiles, 1u);
+  }
+  // Garbage and a truncated file are ignored too, never loaded.
+  for (std::string junk : {std::string("not an ELF file"), std::string()}) {
+    replaceFile(entry, junk);
+    KernelCache cache({dir, true});
+    ASSERT_TRUE(static_cast<bool>(cache.get(spec)));
+    EXPECT_EQ(cache.stats().rejectedDiskEntries, 1u);
+  }
+}
+
+TEST(KernelCache, ConcurrentCallersShareOneCompilation) {
+  KernelCache cache({freshDir("concurrent"), true});
+  KernelSpec spec = bagSpec(24);
+  std::vector<std::thread> threads;
+  std::vector<KernelFn> results(8);
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      auto fn = cache.get(spec);
+      results[t] = fn ? *fn : nullptr;
+      if (!fn)
+        llvm::consumeError(fn.takeError());
+    });
+  for (auto &t : threads)
+    t.join();
+  EXPECT_EQ(cache.stats().compiles, 1u);
+  for (KernelFn fn : results)
+    EXPECT_EQ(fn, results[0]);
+  EXPECT_NE(results[0], nullptr);
+}
+
+TEST(KernelCache, DiskCacheCanBeDisabled) {
+  std::string dir = freshDir("nodisk");
+  KernelCache cache({dir, false});
+  ASSERT_TRUE(static_cast<bool>(cache.get(bagSpec(8))));
+  std::error_code ec;
+  EXPECT_EQ(llvm::sys::fs::directory_iterator(dir, ec), llvm::sys::fs::directory_iterator());
+}
+
+TEST(KernelCache, UnwritableDirectoryIsAClearError) {
+  KernelCache cache({"/proc/emb-mlir-cannot-write-here", true});
+  auto fn = cache.get(bagSpec(8));
+  ASSERT_FALSE(static_cast<bool>(fn));
+  EXPECT_NE(llvm::toString(fn.takeError()).find("cannot create the kernel cache directory"),
+            std::string::npos);
+}
+
+} // namespace

@@ -1,0 +1,510 @@
+//===- emb-run.cpp - build, run, check and time one generated kernel ------===//
+//
+// emb-run makes a random instance of one op, runs the kernel generated for
+// it, and optionally compares it with the reference (--check) and times it
+// (--bench: GB/s of compulsory traffic and the ratio to a memcpy probe run
+// in the same process with the same thread count).
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/JIT/JIT.h"
+#include "emb/Reference/Reference.h"
+#include "emb/Runtime/Engine.h"
+#include "emb/Runtime/Numeric.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <thread>
+#include <vector>
+
+using namespace emb;
+
+// Flags (hand-parsed: libLLVM registers global options, `--threads` among
+// them, that llvm::cl would clash with).
+namespace {
+struct Flags {
+  std::string opName = "embedding_bag", modeName = "sum", profileFlag = "torch";
+  std::string dtypeName_ = "f32", indexDtype = "i64", offsetDtype, cacheDir;
+  int64_t numEmbeddings = 100000, dim = 128, batch = 4096, bagSize = 32;
+  int64_t paddingIdx = INT64_MIN;
+  double maxNorm = NAN, normType = 2.0;
+  bool perSampleWeights = false, includeLastOffset = false, twoD = false;
+  bool scaleGradByFreq = false, check = false, bench = false, json = false;
+  bool printIR = false, noDiskCache = false;
+  int threads = 0, iters = 20;
+  uint64_t seed = 1;
+};
+
+const char *kUsage = R"(usage: emb-run [flags]
+  --op embedding|embedding_bag|renorm   the op (default embedding_bag)
+  --mode sum|mean|max                   bag reduction (default sum)
+  --num-embeddings V --dim D            the table [V, D] (default 100000 x 128)
+  --batch B --bag-size L                B bags of L indices (embedding: [B, L] indices)
+  --padding-idx P                       padding row (may be negative); 5% of indices hit it
+  --per-sample-weights                  sum mode with weights
+  --include-last-offset                 offsets of length B + 1
+  --two-d                               embedding_bag with 2-D indices [B, L]
+  --max-norm X --norm-type p            renormalise referenced rows first (renorm: required)
+  --scale-grad-by-freq                  accepted and checked (used by the backward)
+  --profile torch|zero-padding|unit-scaling
+  --dtype f32|f64|f16|bf16              weight dtype (default f32)
+  --index-dtype i32|i64                 (default i64); --offset-dtype i32|i64 (default: same)
+  --threads N                           threads (default: all)
+  --seed S                              random instance (default 1)
+  --check                               compare with the f64 reference; exit 1 on mismatch
+  --bench [--iters K]                   GB/s of compulsory traffic and the ratio to memcpy
+  --json                                one machine-readable line
+  --print-ir                            the specialised IR at every stage
+  --cache-dir DIR, --no-disk-cache      the kernel disk cache
+)";
+
+[[noreturn]] void usageError(const std::string &message) {
+  llvm::errs() << "emb-run: error: " << message << "\n" << kUsage;
+  std::exit(2);
+}
+
+Flags parseFlags(int argc, char **argv) {
+  Flags f;
+  std::map<std::string, bool *> bools = {
+      {"per-sample-weights", &f.perSampleWeights},
+      {"include-last-offset", &f.includeLastOffset},
+      {"two-d", &f.twoD},
+      {"scale-grad-by-freq", &f.scaleGradByFreq},
+      {"check", &f.check},
+      {"bench", &f.bench},
+      {"json", &f.json},
+      {"print-ir", &f.printIR},
+      {"no-disk-cache", &f.noDiskCache}};
+  std::map<std::string, std::string *> strings = {
+      {"op", &f.opName},          {"mode", &f.modeName},
+      {"profile", &f.profileFlag}, {"dtype", &f.dtypeName_},
+      {"index-dtype", &f.indexDtype}, {"offset-dtype", &f.offsetDtype},
+      {"cache-dir", &f.cacheDir}};
+  std::map<std::string, int64_t *> ints = {
+      {"num-embeddings", &f.numEmbeddings}, {"dim", &f.dim},
+      {"batch", &f.batch}, {"bag-size", &f.bagSize},
+      {"padding-idx", &f.paddingIdx}};
+  std::map<std::string, double *> reals = {{"max-norm", &f.maxNorm},
+                                           {"norm-type", &f.normType}};
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      llvm::outs() << kUsage;
+      std::exit(0);
+    }
+    if (arg.rfind("--", 0) != 0)
+      usageError("unexpected argument '" + arg + "'");
+    std::string name = arg.substr(2), value;
+    bool hasValue = false;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      hasValue = true;
+    }
+    if (auto it = bools.find(name); it != bools.end()) {
+      *it->second = !hasValue || value == "1" || value == "true";
+      continue;
+    }
+    if (!hasValue) {
+      if (i + 1 >= argc)
+        usageError("--" + name + " needs a value");
+      value = argv[++i];
+    }
+    char *end = nullptr;
+    if (auto it = strings.find(name); it != strings.end()) {
+      *it->second = value;
+    } else if (auto it = ints.find(name); it != ints.end()) {
+      *it->second = std::strtoll(value.c_str(), &end, 10);
+      if (value.empty() || *end)
+        usageError("--" + name + " needs an integer, got '" + value + "'");
+    } else if (auto it = reals.find(name); it != reals.end()) {
+      *it->second = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end)
+        usageError("--" + name + " needs a number, got '" + value + "'");
+    } else if (name == "threads" || name == "iters") {
+      long v = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end || v < 0)
+        usageError("--" + name + " needs a non-negative integer");
+      (name == "threads" ? f.threads : f.iters) = static_cast<int>(v);
+    } else if (name == "seed") {
+      f.seed = std::strtoull(value.c_str(), &end, 10);
+    } else {
+      usageError("unknown flag --" + name);
+    }
+  }
+  return f;
+}
+} // namespace
+
+namespace {
+
+[[noreturn]] void die(const std::string &message) {
+  llvm::errs() << "emb-run: error: " << message << "\n";
+  std::exit(2);
+}
+
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+  int64_t below(int64_t n) { return n ? static_cast<int64_t>(next() % n) : 0; }
+};
+
+struct Buffer {
+  std::vector<char> bytes;
+  Tensor view;
+  Buffer(DType d, std::vector<int64_t> shape) {
+    view.dtype = d;
+    view.shape = std::move(shape);
+    bytes.resize(std::max<int64_t>(view.numel(), 1) * dtypeSize(d), 0);
+    view.data = bytes.data();
+  }
+  size_t size() const { return view.numel() * dtypeSize(view.dtype); }
+};
+
+using Clock = std::chrono::steady_clock;
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+/// GB/s of a multi-threaded memcpy of `bytes` (read + write counted).
+double memcpyProbe(int nthreads, size_t bytes) {
+  bytes = std::max<size_t>(bytes / 2, 64 << 20);
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  std::vector<double> times;
+  for (int it = 0; it < 7; ++it) {
+    auto t0 = Clock::now();
+    std::vector<std::thread> ts;
+    for (int t = 0; t < nthreads; ++t)
+      ts.emplace_back([&, t] {
+        size_t b = bytes * t / nthreads, e = bytes * (t + 1) / nthreads;
+        std::memcpy(dst.data() + b, src.data() + b, e - b);
+      });
+    for (auto &t : ts)
+      t.join();
+    times.push_back(seconds(t0, Clock::now()));
+  }
+  return 2.0 * bytes / median(times) / 1e9;
+}
+
+/// Compares kernel output with reference values; returns the worst error.
+bool compare(const char *what, const void *got, DType dtype,
+             const std::vector<double> &want, double &worst) {
+  double tol = dtype == DType::f64 ? 1e-12
+               : dtype == DType::f32 ? 2e-5
+               : dtype == DType::f16 ? 4e-3
+                                     : 3e-2;
+  for (size_t i = 0; i < want.size(); ++i) {
+    double g = loadDouble(got, dtype, i);
+    double err = std::fabs(g - want[i]) / std::max(1.0, std::fabs(want[i]));
+    worst = std::max(worst, err);
+    if (!(err <= tol)) {
+      llvm::errs() << "emb-run: mismatch in " << what << " at element " << i
+                   << ": got " << g << ", want " << want[i] << "\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  const Flags flags = parseFlags(argc, argv);
+  const std::string &opName = flags.opName;
+  const std::string &modeName = flags.modeName;
+  const std::string &profileFlag = flags.profileFlag;
+  const std::string &dtypeName_ = flags.dtypeName_;
+  const std::string &indexDtype = flags.indexDtype;
+  const std::string &offsetDtype = flags.offsetDtype;
+  const std::string &cacheDir = flags.cacheDir;
+  const int64_t &numEmbeddings = flags.numEmbeddings;
+  const int64_t &dim = flags.dim;
+  const int64_t &batch = flags.batch;
+  const int64_t &bagSize = flags.bagSize;
+  const int64_t &paddingIdx = flags.paddingIdx;
+  const double &maxNorm = flags.maxNorm;
+  const double &normType = flags.normType;
+  const bool &perSampleWeights = flags.perSampleWeights;
+  const bool &includeLastOffset = flags.includeLastOffset;
+  const bool &twoD = flags.twoD;
+  const bool &scaleGradByFreq = flags.scaleGradByFreq;
+  const bool &check = flags.check;
+  const bool &bench = flags.bench;
+  const bool &json = flags.json;
+  const bool &printIR = flags.printIR;
+  const bool &noDiskCache = flags.noDiskCache;
+  const int &threads = flags.threads;
+  const int &iters = flags.iters;
+  const uint64_t &seed = flags.seed;
+  auto dtype = parseDType(dtypeName_);
+  auto idxType = parseDType(indexDtype);
+  auto offType = parseDType(offsetDtype.empty() ? indexDtype : offsetDtype);
+  if (!dtype || !isFloat(*dtype))
+    die("--dtype must be f32, f64, f16 or bf16");
+  if (!idxType || !isIndex(*idxType) || !offType || !isIndex(*offType))
+    die("--index-dtype and --offset-dtype must be i32 or i64");
+  auto profile = parseProfile(profileFlag);
+  if (!profile)
+    die("--profile must be torch, zero-padding or unit-scaling");
+  BagMode mode = modeName == "sum"    ? BagMode::sum
+                 : modeName == "mean" ? BagMode::mean
+                 : modeName == "max"  ? BagMode::max
+                                      : (usageError("--mode must be sum, mean or max"), BagMode::sum);
+  if (numEmbeddings < 0 || dim < 0 || batch < 0 || bagSize < 0)
+    die("sizes must be non-negative");
+
+  EngineOptions engineOptions;
+  engineOptions.threads = threads;
+  engineOptions.cache.directory = cacheDir;
+  engineOptions.cache.useDiskCache = !noDiskCache;
+  Engine engine(engineOptions);
+  int nthreads = engine.threads();
+
+  const int64_t V = numEmbeddings, D = dim, B = batch, L = bagSize;
+  const int64_t N = B * L;
+  std::optional<int64_t> pad;
+  if (paddingIdx != INT64_MIN)
+    pad = paddingIdx;
+  std::optional<double> norm;
+  if (!std::isnan(maxNorm))
+    norm = maxNorm;
+
+  // The instance: a random table, uniform random indices (5% padding).
+  Rng rng{seed * 0x9E3779B97F4A7C15ull + 1};
+  Buffer weight(*dtype, {V, D});
+  for (int64_t i = 0; i < V * D; ++i)
+    storeDouble(weight.view.data, *dtype, i, rng.uniform() * 2 - 1);
+  bool bag = opName == "embedding_bag";
+  Buffer indices(*idxType, bag && twoD ? std::vector<int64_t>{B, L}
+                                       : (opName == "embedding"
+                                              ? std::vector<int64_t>{B, L}
+                                              : std::vector<int64_t>{N}));
+  int64_t padRow = pad ? (*pad < 0 ? *pad + V : *pad) : -1;
+  for (int64_t i = 0; i < N; ++i) {
+    int64_t r = rng.below(V);
+    if (padRow >= 0 && padRow < V && rng.below(20) == 0)
+      r = padRow;
+    storeDouble(indices.view.data, *idxType, i, static_cast<double>(r));
+  }
+  int64_t numOffsets = includeLastOffset ? B + 1 : B;
+  Buffer offsets(*offType, {numOffsets});
+  for (int64_t b = 0; b < numOffsets; ++b)
+    storeDouble(offsets.view.data, *offType, b, static_cast<double>(b * L));
+  Buffer psw(*dtype, indices.view.shape);
+  for (int64_t i = 0; i < N; ++i)
+    storeDouble(psw.view.data, *dtype, i, rng.uniform() * 2 - 1);
+  std::vector<int64_t> outShape =
+      bag ? std::vector<int64_t>{B, D}
+          : (opName == "embedding" ? std::vector<int64_t>{B, L, D}
+                                   : std::vector<int64_t>{0});
+  Buffer out(*dtype, outShape);
+  Buffer argmax(DType::i64, {B, D});
+
+  // The call, as a user writes it.
+  Buffer weightBefore = weight;
+  weightBefore.view.data = weightBefore.bytes.data();
+  auto run = [&]() -> llvm::Error {
+    if (opName == "embedding") {
+      EmbeddingOptions o;
+      o.paddingIdx = pad;
+      o.maxNorm = norm;
+      o.normType = normType;
+      o.scaleGradByFreq = scaleGradByFreq;
+      o.profile = *profile;
+      return engine.embedding(indices.view, weight.view, out.view, o);
+    }
+    if (bag) {
+      EmbeddingBagOptions o;
+      o.mode = mode;
+      o.paddingIdx = pad;
+      o.maxNorm = norm;
+      o.normType = normType;
+      o.scaleGradByFreq = scaleGradByFreq;
+      o.includeLastOffset = includeLastOffset;
+      o.profile = *profile;
+      return engine.embeddingBag(indices.view, weight.view,
+                                 twoD ? nullptr : &offsets.view, out.view, o,
+                                 perSampleWeights ? &psw.view : nullptr,
+                                 mode == BagMode::max ? &argmax.view : nullptr);
+    }
+    if (opName == "renorm") {
+      if (!norm)
+        die("--op renorm needs --max-norm");
+      return engine.renorm(weight.view, indices.view, *norm, normType);
+    }
+    die("--op must be embedding, embedding_bag or renorm");
+  };
+
+  // The spec the call compiles, for --print-ir and the report.
+  KernelSpec spec;
+  spec.op = bag ? OpKind::embedding_bag
+                : (opName == "renorm" ? OpKind::renorm : OpKind::embedding);
+  spec.weight = *dtype;
+  spec.indices = *idxType;
+  spec.offsets = *offType;
+  spec.dim = D;
+  spec.mode = mode;
+  spec.twoD = twoD;
+  spec.perSampleWeights = perSampleWeights;
+  spec.includeLastOffset = includeLastOffset && !twoD;
+  spec.maxIndices = bag && mode == BagMode::max;
+  spec.paddingIdx = bag || *profile == Profile::zero_padding ? padRow : -1;
+  spec.zeroPadding = !bag && *profile == Profile::zero_padding && padRow >= 0;
+  spec.maxNorm = norm.value_or(0);
+  spec.normType = normType;
+  if (printIR) {
+    auto obj = compileToObject(spec, &llvm::outs());
+    if (!obj)
+      die(llvm::toString(obj.takeError()));
+  }
+
+  auto t0 = Clock::now();
+  if (llvm::Error err = run()) {
+    llvm::errs() << "emb-run: error: " << llvm::toString(std::move(err)) << "\n";
+    return 1;
+  }
+  double firstCallMs = seconds(t0, Clock::now()) * 1e3;
+
+  // --check: the reference on a compact copy of the referenced rows.
+  bool ok = true;
+  double worst = 0;
+  if (check) {
+    std::map<int64_t, int64_t> compact;
+    std::vector<int64_t> x(N);
+    for (int64_t i = 0; i < N; ++i) {
+      int64_t r = loadInt(indices.view.data, *idxType, i);
+      x[i] = compact.emplace(r, compact.size()).first->second;
+    }
+    std::vector<double> w(compact.size() * D);
+    for (auto [row, c] : compact)
+      for (int64_t d = 0; d < D; ++d)
+        w[c * D + d] = loadDouble(weightBefore.view.data, *dtype, row * D + d);
+    std::optional<int64_t> cpad;
+    if (padRow >= 0 && compact.count(padRow))
+      cpad = compact[padRow];
+    if (norm) {
+      ref::renorm(w, D, x, *norm, normType);
+      std::vector<double> got(compact.size() * D), want(compact.size() * D);
+      for (auto [row, c] : compact)
+        for (int64_t d = 0; d < D; ++d)
+          got[c * D + d] = loadDouble(weight.view.data, *dtype, row * D + d);
+      // Compare the renormalised table rows first.
+      Buffer g(*dtype, {static_cast<int64_t>(got.size())});
+      for (size_t i = 0; i < got.size(); ++i)
+        storeDouble(g.view.data, *dtype, i, got[i]);
+      ok &= compare("renormalised weight", g.view.data, *dtype, w, worst);
+      // The lookup reads the stored (rounded) rows.
+      for (size_t i = 0; i < w.size(); ++i)
+        w[i] = got[i];
+    }
+    if (opName == "embedding") {
+      auto want = ref::embedding(w, D, x, cpad,
+                                 *profile == Profile::zero_padding);
+      ok &= compare("output", out.view.data, *dtype, want, worst);
+    } else if (bag) {
+      std::vector<int64_t> offs;
+      if (!twoD)
+        for (int64_t b = 0; b < numOffsets; ++b)
+          offs.push_back(loadInt(offsets.view.data, *offType, b));
+      std::vector<double> p;
+      if (perSampleWeights)
+        for (int64_t i = 0; i < N; ++i)
+          p.push_back(loadDouble(psw.view.data, *dtype, i));
+      auto want = ref::embeddingBag(w, D, x, offs, twoD ? L : 0, mode, p,
+                                    includeLastOffset && !twoD, cpad);
+      ok &= compare("output", out.view.data, *dtype, want.output, worst);
+      if (mode == BagMode::max) {
+        std::vector<int64_t> rowOf(compact.size());
+        for (auto [row, c] : compact)
+          rowOf[c] = row;
+        for (size_t i = 0; ok && i < want.maxIndices.size(); ++i) {
+          int64_t wantRow = want.maxIndices[i] < 0 ? -1 : rowOf[want.maxIndices[i]];
+          int64_t got = static_cast<int64_t *>(argmax.view.data)[i];
+          if (got != wantRow) {
+            llvm::errs() << "emb-run: mismatch in max_indices at element " << i
+                         << ": got " << got << ", want " << wantRow << "\n";
+            ok = false;
+          }
+        }
+      }
+    }
+  }
+
+  // --bench: median time of repeated calls, and the memcpy probe.
+  double gbps = 0, probe = 0, ms = 0;
+  double bytes = 0;
+  if (bench) {
+    std::vector<double> times;
+    for (int it = 0; it < iters + 2; ++it) {
+      auto a = Clock::now();
+      if (llvm::Error err = run())
+        die(llvm::toString(std::move(err)));
+      if (it >= 2)
+        times.push_back(seconds(a, Clock::now()));
+    }
+    ms = median(times) * 1e3;
+    double es = dtypeSize(*dtype), is = dtypeSize(*idxType);
+    if (opName == "renorm")
+      bytes = N * is + 2.0 * N * D * es; // rows read (and, worst case, written)
+    else {
+      bytes = N * (D * es + is) + out.size();
+      if (bag && !twoD)
+        bytes += numOffsets * dtypeSize(*offType);
+      if (bag && perSampleWeights)
+        bytes += N * es;
+      if (bag && mode == BagMode::max)
+        bytes += argmax.size();
+    }
+    gbps = bytes / (ms * 1e-3) / 1e9;
+    probe = memcpyProbe(nthreads, static_cast<size_t>(bytes));
+  }
+
+  if (json) {
+    llvm::outs() << "{\"op\":\"" << opName << "\",\"spec\":\"" << spec.str()
+                 << "\",\"V\":" << V << ",\"D\":" << D << ",\"B\":" << B
+                 << ",\"L\":" << L << ",\"threads\":" << nthreads
+                 << ",\"first_call_ms\":" << firstCallMs;
+    if (check)
+      llvm::outs() << ",\"check\":\"" << (ok ? "pass" : "fail")
+                   << "\",\"max_rel_err\":" << worst;
+    if (bench)
+      llvm::outs() << ",\"time_ms\":" << ms << ",\"bytes\":" << bytes
+                   << ",\"gbps\":" << gbps << ",\"memcpy_gbps\":" << probe
+                   << ",\"ratio_to_memcpy\":" << gbps / probe;
+    llvm::outs() << "}\n";
+  } else {
+    llvm::outs() << "kernel      " << spec.str() << "\n"
+                 << "instance    V=" << V << " D=" << D << " B=" << B
+                 << " L=" << L << ", " << nthreads << " thread(s)\n"
+                 << "first call  " << llvm::format("%.1f", firstCallMs)
+                 << " ms (includes compiling or loading the kernel)\n";
+    if (check)
+      llvm::outs() << "check       " << (ok ? "PASS" : "FAIL")
+                   << " (max relative error " << llvm::format("%.2e", worst)
+                   << " vs the f64 reference)\n";
+    if (bench)
+      llvm::outs() << "bench       " << llvm::format("%.3f", ms) << " ms, "
+                   << llvm::format("%.1f", gbps) << " GB/s of compulsory traffic; "
+                   << "memcpy probe " << llvm::format("%.1f", probe)
+                   << " GB/s; ratio " << llvm::format("%.2f", gbps / probe) << "\n";
+  }
+  return ok ? 0 : 1;
+}
