@@ -1,6 +1,8 @@
 //===- CPUPipeline.cpp - the emb CPU pipeline -----------------------------===//
 
+#include "emb/Conversion/CPUConfig.h"
 #include "emb/Conversion/Passes.h"
+#include "emb/Transforms/Passes.h"
 #include "emb/Pipelines/Pipelines.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -30,6 +32,12 @@ void mlir::emb::buildEmbCPUPipeline(OpPassManager &pm) {
   // Only scratch buffers are allocated (renorm with p = 0): free them.
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  // Hide the latency of random row reads.
+  emb::EmbPrefetchRowsOptions prefetch;
+  prefetch.distance = emb::cpu::kPrefetchDistance;
+  prefetch.lineBytes = emb::cpu::kCacheLineBytes;
+  prefetch.bytesAhead = emb::cpu::kPrefetchBytesAhead;
+  pm.addPass(emb::createEmbPrefetchRows(prefetch));
   // To the LLVM dialect.
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertVectorToLLVMPass());

@@ -6,6 +6,7 @@
 // CHECK-LABEL: llvm.func @bag_sum
 // CHECK-NOT: llvm.call @malloc
 // CHECK-NOT: masked.gather
+// CHECK: llvm.intr.prefetch
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<128xf32>
 // CHECK: llvm.fadd %{{.*}} : vector<128xf32>
 // CHECK: llvm.store %{{.*}} : vector<128xf32>, !llvm.ptr

@@ -8,6 +8,7 @@
 #include "emb/Conversion/Passes.h"
 #include "emb/Dialect/EmbDialect.h"
 #include "emb/Pipelines/Pipelines.h"
+#include "emb/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -18,6 +19,7 @@
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::emb::registerEmbConversionPasses();
+  mlir::emb::registerEmbTransformsPasses();
   mlir::emb::registerEmbPipelines();
 
   mlir::DialectRegistry registry;

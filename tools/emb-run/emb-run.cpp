@@ -44,6 +44,7 @@ struct Flags {
 
 const char *kUsage = R"(usage: emb-run [flags]
   --op embedding|embedding_bag|renorm   the op (default embedding_bag)
+  --op jit                              time the JIT: cold compile, disk and memory hits
   --mode sum|mean|max                   bag reduction (default sum)
   --num-embeddings V --dim D            the table [V, D] (default 100000 x 128)
   --batch B --bag-size L                B bags of L indices (embedding: [B, L] indices)
@@ -224,6 +225,99 @@ bool compare(const char *what, const void *got, DType dtype,
   return true;
 }
 
+/// --op jit: the JIT's own costs for one embedding_bag spec (the flags'
+/// dtype, D and mode): cold compile (memory-only cache, so every call
+/// compiles), disk-cache hit (a fresh cache over a populated directory),
+/// in-memory hit, and a whole tiny call through Engine.
+int benchJit(const Flags &f) {
+  KernelSpec spec;
+  spec.op = OpKind::embedding_bag;
+  spec.weight = parseDType(f.dtypeName_).value_or(DType::f32);
+  spec.indices = parseDType(f.indexDtype).value_or(DType::i64);
+  spec.offsets = spec.indices;
+  spec.dim = f.dim;
+  spec.mode = f.modeName == "max" ? BagMode::max
+              : f.modeName == "mean" ? BagMode::mean : BagMode::sum;
+  int reps = std::max(3, f.iters / 4);
+  std::vector<double> cold, disk;
+  for (int i = 0; i < reps; ++i) {
+    KernelCache cache({"", false});
+    auto t0 = Clock::now();
+    auto fn = cache.get(spec);
+    if (!fn)
+      die(llvm::toString(fn.takeError()));
+    cold.push_back(seconds(t0, Clock::now()) * 1e3);
+  }
+  llvm::SmallString<128> dir;
+  llvm::sys::fs::createUniqueDirectory("emb-run-jit", dir);
+  {
+    KernelCache populate({std::string(dir), true});
+    if (auto fn = populate.get(spec); !fn)
+      die(llvm::toString(fn.takeError()));
+  }
+  std::string entry = std::string(dir) + "/" + spec.symbolName() + ".so";
+  for (int i = 0; i < reps; ++i) {
+    // A copy of the entry in a new directory: the loader has not seen this
+    // file, as in a new process.
+    llvm::SmallString<128> copyDir;
+    llvm::sys::fs::createUniqueDirectory("emb-run-jit-hit", copyDir);
+    llvm::sys::fs::copy_file(entry, std::string(copyDir) + "/" +
+                                        spec.symbolName() + ".so");
+    KernelCache cache({std::string(copyDir), true});
+    auto t0 = Clock::now();
+    auto fn = cache.get(spec);
+    if (!fn)
+      die(llvm::toString(fn.takeError()));
+    disk.push_back(seconds(t0, Clock::now()) * 1e3);
+    if (cache.stats().diskHits != 1)
+      die("the disk-cache measurement did not hit the disk cache");
+    llvm::sys::fs::remove_directories(copyDir);
+  }
+  llvm::sys::fs::remove_directories(dir);
+  KernelCache memory({"", false});
+  (void)memory.get(spec);
+  const int hits = 200000;
+  auto t0 = Clock::now();
+  for (int i = 0; i < hits; ++i)
+    if (auto fn = memory.get(spec); !fn)
+      die(llvm::toString(fn.takeError()));
+  double hitUs = seconds(t0, Clock::now()) * 1e6 / hits;
+  // A whole call of a tiny instance (1 bag of 1 index): validation, cache
+  // lookup, kernel.
+  EngineOptions eo;
+  eo.threads = 1;
+  eo.cache.useDiskCache = false;
+  Engine engine(eo);
+  Buffer w(spec.weight, {4, f.dim}), x(spec.indices, {1}), o(spec.indices, {1}),
+      out(spec.weight, {1, f.dim});
+  EmbeddingBagOptions bo;
+  bo.mode = spec.mode;
+  (void)engine.embeddingBag(x.view, w.view, &o.view, out.view, bo);
+  t0 = Clock::now();
+  const int calls = 100000;
+  for (int i = 0; i < calls; ++i)
+    if (llvm::Error err = engine.embeddingBag(x.view, w.view, &o.view, out.view, bo))
+      die(llvm::toString(std::move(err)));
+  double callUs = seconds(t0, Clock::now()) * 1e6 / calls;
+  if (f.json) {
+    llvm::outs() << "{\"op\":\"jit\",\"spec\":\"" << spec.str()
+                 << "\",\"cold_compile_ms\":" << median(cold)
+                 << ",\"disk_hit_ms\":" << median(disk)
+                 << ",\"memory_hit_us\":" << hitUs
+                 << ",\"tiny_call_us\":" << callUs << "}\n";
+  } else {
+    llvm::outs() << "kernel            " << spec.str() << "\n"
+                 << "cold compile      " << llvm::format("%.1f", median(cold))
+                 << " ms (median of " << reps << ")\n"
+                 << "disk-cache hit    " << llvm::format("%.2f", median(disk))
+                 << " ms (median of " << reps << ")\n"
+                 << "memory-cache hit  " << llvm::format("%.3f", hitUs) << " us\n"
+                 << "tiny call         " << llvm::format("%.3f", callUs)
+                 << " us (validation + lookup + kernel, 1 bag of 1 index)\n";
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -270,6 +364,9 @@ int main(int argc, char **argv) {
                                       : (usageError("--mode must be sum, mean or max"), BagMode::sum);
   if (numEmbeddings < 0 || dim < 0 || batch < 0 || bagSize < 0)
     die("sizes must be non-negative");
+
+  if (opName == "jit")
+    return benchJit(flags);
 
   EngineOptions engineOptions;
   engineOptions.threads = threads;

@@ -9,8 +9,8 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
   let summary = "Lower the forward emb ops to scf loops over vectors of whole rows";
   let description = [{
     Lowers `emb.lookup`, `emb.bag` and `emb.renorm` to `scf.for` loops on
-    tensors whose bodies move whole rows (or D-blocks of rows, see
-    `CPUConfig.h`) with `vector.transfer_read` / `vector.transfer_write`:
+    tensors whose bodies move whole rows (or D-blocks of rows: 2 KiB of
+    loop-carried state per block, see `CPUConfig.h`) with `vector.transfer_read` / `vector.transfer_write`:
     D is static in a specialised kernel, so a row of accumulators stays in
     registers and there are no per-element gathers. f16 / bf16 accumulate in
     f32; f64 in f64. The result is ready for one-shot bufferisation (the

@@ -128,14 +128,18 @@ Value writeRow(ImplicitLocOpBuilder &b, Value vec, Value dest, Value row,
   return dest;
 }
 
-/// The D-blocks [d0, d0 + n) of a row of D lanes accumulated in `accType`.
-SmallVector<std::pair<int64_t, int64_t>> dBlocks(int64_t dim, Type accType) {
-  int64_t lanes = cpu::blockLanes(accType.getIntOrFloatBitWidth() / 8);
+/// The D-blocks [d0, d0 + n) of a row of D lanes, each lane keeping
+/// `bytesPerLane` bytes of loop-carried state (accumulators, argmax).
+SmallVector<std::pair<int64_t, int64_t>> dBlocks(int64_t dim,
+                                                  int64_t bytesPerLane) {
+  int64_t lanes = cpu::blockLanes(bytesPerLane);
   SmallVector<std::pair<int64_t, int64_t>> blocks;
   for (int64_t d0 = 0; d0 < dim; d0 += lanes)
     blocks.push_back({d0, std::min(lanes, dim - d0)});
   return blocks;
 }
+
+int64_t bytesOf(Type t) { return t.getIntOrFloatBitWidth() / 8; }
 
 /// The padding row as an index value (normalising a negative padding_idx
 /// with V, at run time when V is dynamic), or null without padding.
@@ -238,7 +242,7 @@ LogicalResult lowerLookup(LookupOp op, RewriterBase &rewriter) {
         Value isPad = pad ? arith::CmpIOp::create(ib, arith::CmpIPredicate::eq,
                                                   r, pad)
                           : Value();
-        for (auto [d0, lanes] : dBlocks(dim, element)) {
+        for (auto [d0, lanes] : dBlocks(dim, bytesOf(element))) {
          for (auto [at, pieceLanes] : rowPieces(lanes, element)) {
           Value row = readRow(ib, weight, r, d0 + at, pieceLanes, element);
           if (isPad) {
@@ -353,12 +357,13 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
         }
         Value out = iters[0];
         Value argOut = withArgmax ? iters[1] : Value();
-        for (auto block : dBlocks(dim, accType)) {
+        int64_t stateBytes = bytesOf(accType) + (withArgmax ? 8 : 0);
+        for (auto block : dBlocks(dim, stateBytes)) {
           int64_t d0 = block.first, lanes = block.second;
           auto accVec = VectorType::get({lanes}, accType);
           auto argVec = VectorType::get({lanes}, ib.getI64Type());
           SmallVector<Value> accInits{splat(ib, accVec, 0.0), cIndex(ib, 0)};
-          if (mode == BagMode::max)
+          if (withArgmax)
             accInits.push_back(arith::ConstantOp::create(
                 ib, DenseElementsAttr::get(argVec, ib.getI64IntegerAttr(-1))));
           auto inner = scf::ForOp::create(
@@ -372,18 +377,41 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
                   Value cnt = arith::AddIOp::create(xb, acc[1], cIndex(xb, 1));
                   SmallVector<Value> next;
                   if (mode == BagMode::max) {
+                    // The bag's first entry is taken as it is (a scalar,
+                    // well-predicted branch); later ones lane by lane when
+                    // strictly greater, so ties go to the first.
                     Value first = arith::CmpIOp::create(
                         xb, arith::CmpIPredicate::eq, acc[1], cIndex(xb, 0));
-                    Value firstV = vector::BroadcastOp::create(
-                        xb, VectorType::get({lanes}, xb.getI1Type()), first);
-                    Value greater = arith::CmpFOp::create(
-                        xb, arith::CmpFPredicate::OGT, row, acc[0]);
-                    Value take = arith::OrIOp::create(xb, firstV, greater);
-                    Value r64 =
-                        arith::IndexCastOp::create(xb, xb.getI64Type(), r);
-                    Value rV = vector::BroadcastOp::create(xb, argVec, r64);
-                    next = {arith::SelectOp::create(xb, take, row, acc[0]), cnt,
-                            arith::SelectOp::create(xb, take, rV, acc[2])};
+                    Value rV;
+                    if (withArgmax)
+                      rV = vector::BroadcastOp::create(
+                          xb, argVec,
+                          arith::IndexCastOp::create(xb, xb.getI64Type(), r));
+                    SmallVector<Type> types{accVec};
+                    if (withArgmax)
+                      types.push_back(argVec);
+                    auto pick = scf::IfOp::create(
+                        xb, types, first, /*withElse=*/true);
+                    {
+                      OpBuilder::InsertionGuard guard(xb);
+                      xb.setInsertionPointToStart(pick.thenBlock());
+                      SmallVector<Value> taken{row};
+                      if (withArgmax)
+                        taken.push_back(rV);
+                      scf::YieldOp::create(xb, taken);
+                      xb.setInsertionPointToStart(pick.elseBlock());
+                      Value take = arith::CmpFOp::create(
+                          xb, arith::CmpFPredicate::OGT, row, acc[0]);
+                      SmallVector<Value> merged{
+                          arith::SelectOp::create(xb, take, row, acc[0])};
+                      if (withArgmax)
+                        merged.push_back(
+                            arith::SelectOp::create(xb, take, rV, acc[2]));
+                      scf::YieldOp::create(xb, merged);
+                    }
+                    next = {pick.getResult(0), cnt};
+                    if (withArgmax)
+                      next.push_back(pick.getResult(1));
                   } else if (psw) {
                     Value w = tensor::ExtractOp::create(xb, psw, j);
                     if (w.getType() != accType)
@@ -527,7 +555,7 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
         }
         // The whole row as f64, one D-block at a time, combined per p.
         SmallVector<Value> partial;
-        for (auto [d0, lanes] : dBlocks(dim, f64))
+        for (auto [d0, lanes] : dBlocks(dim, 8))
           partial.push_back(pNorm(ib, readRow(ib, table, r, d0, lanes, f64), p));
         Value norm = partial[0];
         for (Value part : ArrayRef<Value>(partial).drop_front()) {
@@ -560,7 +588,7 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
               if (accType != f64)
                 scale = arith::TruncFOp::create(xb, accType, scale);
               Value t = table;
-              for (auto [d0, lanes] : dBlocks(dim, accType)) {
+              for (auto [d0, lanes] : dBlocks(dim, bytesOf(accType))) {
                 Value row = readRow(xb, t, r, d0, lanes, accType);
                 Value s = vector::BroadcastOp::create(
                     xb, VectorType::get({lanes}, accType), scale);

@@ -79,18 +79,22 @@ func.func @bag_mean_padding(%w: tensor<100x32xf32>, %x: tensor<?xi64>, %off: ten
 
 // -----
 
-// Max: the first entry of a bag is always taken, later ones only when
-// strictly greater (ties to the first); max_indices start at -1.
+// Max: the first entry of a bag is taken as it is (a scalar branch), later
+// ones lane by lane when strictly greater (ties to the first); max_indices
+// start at -1.
 // CHECK-LABEL: func @bag_max_2d
 // CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (tensor<?x8xf64>, tensor<?x8xi64>)
 // CHECK:   arith.muli
 // CHECK:   %[[NEG:.*]] = arith.constant dense<-1> : vector<8xi64>
 // CHECK:   scf.for {{.*}} iter_args(%[[A:.*]] = %{{.*}}, %[[C:.*]] = %{{.*}}, %[[ARG:.*]] = %[[NEG]])
 // CHECK:     %[[FIRST:.*]] = arith.cmpi eq, %[[C]], %{{.*}} : index
-// CHECK:     %[[GT:.*]] = arith.cmpf ogt, %{{.*}}, %[[A]] : vector<8xf64>
-// CHECK:     %[[TAKE:.*]] = arith.ori %{{.*}}, %[[GT]] : vector<8xi1>
-// CHECK:     arith.select %[[TAKE]], %{{.*}}, %[[A]]
-// CHECK:     arith.select %[[TAKE]], %{{.*}}, %[[ARG]]
+// CHECK:     %[[RV:.*]] = vector.broadcast %{{.*}} : i64 to vector<8xi64>
+// CHECK:     scf.if %[[FIRST]] -> (vector<8xf64>, vector<8xi64>)
+// CHECK:       scf.yield %{{.*}}, %[[RV]]
+// CHECK:     } else {
+// CHECK:       %[[GT:.*]] = arith.cmpf ogt, %{{.*}}, %[[A]] : vector<8xf64>
+// CHECK:       arith.select %[[GT]], %{{.*}}, %[[A]]
+// CHECK:       arith.select %[[GT]], %[[RV]], %[[ARG]]
 // CHECK:   vector.transfer_write {{.*}} : vector<8xf64>, tensor<?x8xf64>
 // CHECK:   vector.transfer_write {{.*}} : vector<8xi64>, tensor<?x8xi64>
 func.func @bag_max_2d(%w: tensor<?x8xf64>, %x: tensor<?x5xi64>) -> (tensor<?x8xf64>, tensor<?x8xi64>) {
@@ -100,11 +104,12 @@ func.func @bag_max_2d(%w: tensor<?x8xf64>, %x: tensor<?x5xi64>) -> (tensor<?x8xf
 
 // -----
 
-// A D wider than one accumulator block (256 f32 lanes) is processed in
+// A D wider than one accumulator block (512 f32 lanes) is processed in
 // blocks, rerunning the index loop for each.
 // CHECK-LABEL: func @bag_sum_wide
 // CHECK: scf.for
-// CHECK-COUNT-4: scf.for {{.*}} -> (vector<{{256|232}}xf32>, index)
+// CHECK: scf.for {{.*}} -> (vector<512xf32>, index)
+// CHECK: scf.for {{.*}} -> (vector<488xf32>, index)
 func.func @bag_sum_wide(%w: tensor<?x1000xf32>, %x: tensor<?xi64>, %off: tensor<?xi64>) -> tensor<?x1000xf32> {
   %0 = emb.bag sum %w[%x] offsets(%off : tensor<?xi64>) {include_last_offset}
       : tensor<?x1000xf32>[tensor<?xi64>] -> tensor<?x1000xf32>
@@ -155,4 +160,15 @@ func.func @dynamic_dim(%w: tensor<10x?xf32>, %x: tensor<3xi64>) -> tensor<3x?xf3
   // expected-error @+1 {{'emb.lookup' op CPU lowering needs a static embedding_dim}}
   %0 = emb.lookup %w[%x] : tensor<10x?xf32>[tensor<3xi64>] -> tensor<3x?xf32>
   return %0 : tensor<3x?xf32>
+}
+
+// -----
+
+// Without the max_indices result no argmax is tracked.
+// CHECK-LABEL: func @bag_max_values_only
+// CHECK-NOT: xi64>
+// CHECK: return
+func.func @bag_max_values_only(%w: tensor<?x8xf32>, %x: tensor<?x5xi32>) -> tensor<?x8xf32> {
+  %0 = emb.bag max %w[%x] : tensor<?x8xf32>[tensor<?x5xi32>] -> tensor<?x8xf32>
+  return %0 : tensor<?x8xf32>
 }

@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+"""Forward benchmark of emb-mlir against PyTorch and a memcpy probe.
+
+Runs the DESIGN.md §7 shapes (V = 1M rows, B = 16384 bags, D in
+{32, 64, 128, 256}, L in {1, 8, 32, 100}, uniform random indices) through
+`emb-run --bench --json` (which also runs a memcpy probe with the same thread
+count in the same process) and through PyTorch in this process, and prints a
+markdown table of GB/s of compulsory traffic (rows read + indices + offsets +
+weights + output written) and ratios. Absolute numbers are noise on shared
+machines; the ratios measured in one run are the figures that count.
+
+Usage: /usr/bin/python3 bench/bench.py [--build build] [--threads 2] [--quick]
+Needs Debian's python3-torch (`apt-get install python3-torch`).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+DTYPES = {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16,
+          "bf16": torch.bfloat16}
+SIZES = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2}
+
+
+def emb_run(build, threads, args, iters):
+    cmd = [os.path.join(build, "bin", "emb-run"), "--threads", str(threads),
+           "--bench", "--json", "--iters", str(iters)] + args
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def median_time(fn, iters):
+    fn()
+    fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def torch_case(case, V, B, iters):
+    """Seconds per call of the PyTorch equivalent of `case`."""
+    D, L, dtype = case["D"], case["L"], DTYPES[case.get("dtype", "f32")]
+    g = torch.Generator().manual_seed(0)
+    W = (torch.rand(V, D, generator=g) * 2 - 1).to(dtype)
+    idx = torch.randint(0, V, (B * L,), generator=g)
+    op = case["op"]
+    if op == "embedding":
+        x = idx.view(B, L)
+        return median_time(lambda: F.embedding(x, W), iters)
+    if op == "renorm":
+        return median_time(
+            lambda: torch.embedding_renorm_(W, idx, case["max_norm"], 2.0), iters)
+    offsets = torch.arange(0, B * L, L)
+    psw = torch.rand(B * L, generator=g).to(dtype) if case.get("psw") else None
+    pad = case.get("pad")
+    if pad is not None:
+        idx[torch.randint(0, 20, (B * L,), generator=g) == 0] = pad
+    return median_time(lambda: F.embedding_bag(
+        idx, W, offsets, mode=case["mode"], per_sample_weights=psw,
+        padding_idx=pad), iters)
+
+
+def emb_args(case, V, B):
+    a = ["--op", case["op"], "--num-embeddings", str(V), "--dim", str(case["D"]),
+         "--batch", str(B), "--bag-size", str(case["L"]),
+         "--dtype", case.get("dtype", "f32")]
+    if case["op"] == "embedding_bag":
+        a += ["--mode", case["mode"]]
+    if case.get("psw"):
+        a.append("--per-sample-weights")
+    if case.get("pad") is not None:
+        a += ["--padding-idx", str(case["pad"])]
+    if case["op"] == "renorm":
+        a += ["--max-norm", str(case["max_norm"])]
+    return a
+
+
+def cases(quick):
+    dims = [64, 128] if quick else [32, 64, 128, 256]
+    lens = [8, 32] if quick else [1, 8, 32, 100]
+    out = []
+    for D in dims:
+        for L in lens:
+            out.append({"name": "bag sum", "op": "embedding_bag", "mode": "sum", "D": D, "L": L})
+    for D in ([128] if quick else [64, 128, 256]):
+        out.append({"name": "bag mean", "op": "embedding_bag", "mode": "mean", "D": D, "L": 32})
+    base = {"op": "embedding_bag", "D": 128, "L": 32}
+    out += [
+        dict(base, name="bag max", mode="max"),
+        dict(base, name="bag sum, padding_idx", mode="sum", pad=0),
+        dict(base, name="bag sum, per_sample_weights", mode="sum", psw=True),
+        dict(base, name="bag sum, f64", mode="sum", dtype="f64"),
+        dict(base, name="bag sum, f16", mode="sum", dtype="f16"),
+        dict(base, name="bag sum, bf16", mode="sum", dtype="bf16"),
+        {"name": "embedding", "op": "embedding", "D": 64, "L": 32},
+        {"name": "embedding", "op": "embedding", "D": 128, "L": 32},
+        {"name": "renorm (max_norm=1)", "op": "renorm", "D": 128, "L": 32, "max_norm": 1.0},
+    ]
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--num-embeddings", type=int, default=1_000_000)
+    p.add_argument("--batch", type=int, default=16384)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--quick", action="store_true", help="fewer shapes")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    V, B = args.num_embeddings, args.batch
+
+    print(f"# emb-mlir forward benchmark: V={V}, B={B}, {args.threads} threads, "
+          f"torch {torch.__version__}\n")
+    print("| case | D | L | dtype | emb-mlir GB/s | memcpy GB/s | emb / memcpy | "
+          "torch GB/s | emb / torch |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    sum_gbps = {}
+    for case in cases(args.quick):
+        ours = emb_run(args.build, args.threads, emb_args(case, V, B), args.iters)
+        t_ours = ours["time_ms"] / 1e3
+        try:
+            t_torch = torch_case(case, V, B, max(3, args.iters // 3))
+            torch_cols = (f"{ours['bytes'] / t_torch / 1e9:.2f} | "
+                          f"{t_torch / t_ours:.1f}x")
+        except RuntimeError as e:  # e.g. bf16 embedding_bag in torch 1.13
+            torch_cols = "n/a | n/a"
+            print(f"<!-- torch: {str(e).splitlines()[0][:100]} -->", file=sys.stderr)
+        if case["name"] == "bag sum":
+            sum_gbps[(case["D"], case["L"])] = ours["gbps"]
+        print(f"| {case['name']} | {case['D']} | {case['L']} | {case.get('dtype', 'f32')} | "
+              f"{ours['gbps']:.1f} | {ours['memcpy_gbps']:.1f} | "
+              f"{ours['ratio_to_memcpy']:.2f} | {torch_cols} |", flush=True)
+    ref = sum_gbps.get((128, 32))
+    if ref:
+        print(f"\nplain bag sum at D=128, L=32: {ref:.1f} GB/s (the base of the "
+              "'% of our plain sum' targets)")
+
+    jit = emb_run(args.build, 1, ["--op", "jit", "--dim", "128"], 40)
+    print(f"\nJIT (embedding_bag sum, D=128): cold compile {jit['cold_compile_ms']:.1f} ms "
+          f"(median), disk-cache hit {jit['disk_hit_ms']:.2f} ms, memory-cache hit "
+          f"{jit['memory_hit_us']:.3f} us, whole tiny call {jit['tiny_call_us']:.3f} us")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
