@@ -69,10 +69,15 @@ std::string describe(const Tensor &t) {
 }
 
 llvm::Error checkView(const Tensor &t, const char *name) {
-  for (int64_t s : t.shape)
+  int64_t bytes = static_cast<int64_t>(dtypeSize(t.dtype));
+  for (int64_t s : t.shape) {
     if (s < 0)
       return fail(std::string("'") + name + "' has a negative size: " +
                   shapeStr(t.shape));
+    if (s > 0 && __builtin_mul_overflow(bytes, s, &bytes))
+      return fail(std::string("'") + name + "' is too large: " +
+                  shapeStr(t.shape));
+  }
   if (!t.data && t.numel() > 0)
     return fail(std::string("'") + name + "' has no data");
   return llvm::Error::success();
@@ -273,14 +278,9 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
   if (auto err = checkIndexRange(indices, numEmbeddings))
     return err;
 
-  // Validated: from here on, we write.
   int64_t n = indices.numel();
   if (n == 0 || dim == 0)
     return llvm::Error::success();
-  if (options.maxNorm)
-    if (auto err = renorm(weight, indices, *options.maxNorm, options.normType))
-      return err;
-
   KernelSpec spec;
   spec.op = OpKind::embedding;
   spec.weight = weight.dtype;
@@ -288,10 +288,17 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
   spec.dim = dim;
   spec.paddingIdx = options.profile == Profile::zero_padding ? *pad : -1;
   spec.zeroPadding = options.profile == Profile::zero_padding && *pad >= 0;
+  // Every kernel is obtained before anything is written: a failed
+  // compilation must not leave a renormalised weight behind.
   auto fn = kernelCache->get(spec);
   if (!fn)
     return fn.takeError();
   KernelFn kernel = *fn;
+
+  // Validated and compiled: from here on, we write.
+  if (options.maxNorm)
+    if (auto err = renorm(weight, indices, *options.maxNorm, options.normType))
+      return err;
   pool->parallelFor(n, kMinRowsPerChunk, [&](int64_t b, int64_t e) {
     Desc2 w = desc2(weight.data, numEmbeddings, dim);
     Desc1 x = desc1(advance(indices.data, b, indices.dtype), e - b);
@@ -386,12 +393,13 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   if (auto err = checkIndexRange(indices, numEmbeddings))
     return err;
 
-  // Validated: from here on, we write.
-  if (numBags == 0 || dim == 0)
+  // max_norm renormalises every referenced row, even with no bags.
+  bool renormFirst = options.maxNorm && n > 0 && dim > 0;
+  if (numBags == 0 || dim == 0) {
+    if (renormFirst)
+      return renorm(weight, indices, *options.maxNorm, options.normType);
     return llvm::Error::success();
-  if (options.maxNorm && n > 0)
-    if (auto err = renorm(weight, indices, *options.maxNorm, options.normType))
-      return err;
+  }
 
   KernelSpec spec;
   spec.op = OpKind::embedding_bag;
@@ -405,11 +413,17 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   spec.includeLastOffset = includeLast;
   spec.maxIndices = maxIndices != nullptr;
   spec.paddingIdx = *pad;
+  // Every kernel is obtained before anything is written.
   auto fn = kernelCache->get(spec);
   if (!fn)
     return fn.takeError();
   KernelFn kernel = *fn;
   int64_t bagLen = twoD ? indices.shape[1] : 0;
+
+  // Validated and compiled: from here on, we write.
+  if (renormFirst)
+    if (auto err = renorm(weight, indices, *options.maxNorm, options.normType))
+      return err;
 
   // Each thread runs the kernel on a contiguous range of bags, through
   // views of the caller's buffers (no copies). With 1-D indices the offsets

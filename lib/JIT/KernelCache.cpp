@@ -1,7 +1,8 @@
 //===- KernelCache.cpp - in-memory and disk caches of kernels -------------===//
 //
 // A kernel is a shared object linked by ld.lld from the compiled object.
-// Disk entries are `<dir>/<symbol>.so` followed by a footer (ELF loaders
+// Disk entries are `<dir>/<symbol>-<version hash>.so`, a shared object
+// followed by a footer (ELF loaders
 // ignore trailing bytes):
 //
 //   [shared object][spec text][compiler version]
@@ -21,6 +22,12 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/TargetParser/Host.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
 
 #include <cstdlib>
 #include <cstring>
@@ -31,11 +38,28 @@ using namespace emb;
 
 namespace {
 
-/// The version written into and checked in every disk entry: the release
-/// and a hash of the code generator's sources (BuildId.h).
+uint64_t fnv1a(llvm::StringRef bytes);
+
+/// The version written into and checked in every disk entry: the release,
+/// a hash of the code generator's sources (BuildId.h), and the host CPU
+/// with its features (kernels are compiled for it: an entry made on an
+/// AVX-512 machine must not be loaded on another).
 const std::string &compilerVersion() {
-  static const std::string version =
-      std::string(kCompilerVersion) + "+" + EMB_CODEGEN_BUILD_ID;
+  static const std::string version = [] {
+    std::vector<std::string> enabled;
+    for (const auto &feature : llvm::sys::getHostCPUFeatures())
+      if (feature.second)
+        enabled.push_back(feature.first().str());
+    std::sort(enabled.begin(), enabled.end());
+    std::string features;
+    for (const std::string &f : enabled)
+      features += f + ",";
+    char hex[20];
+    std::snprintf(hex, sizeof(hex), "%016llx",
+                  static_cast<unsigned long long>(fnv1a(features)));
+    return std::string(kCompilerVersion) + "+" + EMB_CODEGEN_BUILD_ID + "+" +
+           llvm::sys::getHostCPUName().str() + "+" + hex;
+  }();
   return version;
 }
 
@@ -228,14 +252,33 @@ llvm::Expected<KernelFn> KernelCache::get(const KernelSpec &spec) {
   return entry->fn;
 }
 
+std::string KernelCache::entryPath(const KernelSpec &spec) const {
+  // The file name carries the compiler version too: two builds (or two
+  // CPUs) sharing a directory never replace each other's entries, so the
+  // file validated is the file loaded.
+  char hex[20];
+  std::snprintf(hex, sizeof(hex), "%08llx",
+                static_cast<unsigned long long>(fnv1a(compilerVersion()) >> 32));
+  return options.directory + "/" + spec.symbolName() + "-" + hex + ".so";
+}
+
 llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
   std::string text = spec.str();
-  std::string path;
-  if (options.useDiskCache) {
-    if (auto ec = llvm::sys::fs::create_directories(options.directory))
-      return error("cannot create the kernel cache directory " +
-                   options.directory + ": " + ec.message());
-    path = options.directory + "/" + spec.symbolName() + ".so";
+  static const bool verbose = std::getenv("EMB_JIT_VERBOSE") != nullptr;
+  bool useDisk = options.useDiskCache;
+  if (useDisk) {
+    if (auto ec = llvm::sys::fs::create_directories(options.directory)) {
+      // The disk cache is an optimisation: without it, compile in memory.
+      ++counters.diskErrors;
+      useDisk = false;
+      if (verbose)
+        llvm::errs() << "emb-jit: cannot create the kernel cache directory "
+                     << options.directory << ": " << ec.message()
+                     << "; compiling in memory only\n";
+    }
+  }
+  std::string path = useDisk ? entryPath(spec) : std::string();
+  if (useDisk) {
     if (auto buffer = llvm::MemoryBuffer::getFile(path)) {
       if (entryIsValid((*buffer)->getBuffer(), text)) {
         if (auto opened = openKernel(path, spec)) {
@@ -249,14 +292,12 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
     }
   }
 
-  static const bool verbose = std::getenv("EMB_JIT_VERBOSE") != nullptr;
   if (verbose)
     llvm::errs() << "emb-jit: compiling " << spec.str() << "\n";
   auto object = compileToObject(spec);
   if (!object)
     return object.takeError();
-  std::string workDir =
-      options.useDiskCache ? options.directory : std::string("/tmp");
+  std::string workDir = useDisk ? options.directory : std::string("/tmp");
   auto shared = linkSharedObject(*object, workDir);
   if (!shared)
     return shared.takeError();
@@ -272,26 +313,37 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
   appendU64(bytes, fnv1a(bytes));
   bytes.append(kMagic, sizeof(kMagic));
 
-  if (!options.useDiskCache) {
-    // Memory only: a private file, unlinked as soon as it is mapped.
-    llvm::SmallString<128> tmp;
-    int fd;
-    if (auto ec = llvm::sys::fs::createUniqueFile("/tmp/emb-kernel-%%%%%%%%.so",
-                                                  fd, tmp))
-      return error("cannot create a temporary kernel file: " + ec.message());
-    {
-      llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-      os << bytes;
+  if (useDisk) {
+    if (llvm::Error err = writeAtomically(path, bytes)) {
+      ++counters.diskErrors;
+      if (verbose)
+        llvm::errs() << "emb-jit: " << llvm::toString(std::move(err))
+                     << "; keeping the kernel in memory only\n";
+    } else {
+      auto opened = openKernel(path, spec);
+      if (!opened)
+        return opened.takeError();
+      return opened->second;
     }
-    auto opened = openKernel(tmp.str().str(), spec);
-    llvm::sys::fs::remove(tmp);
-    if (!opened)
-      return opened.takeError();
-    return opened->second;
   }
-  if (llvm::Error err = writeAtomically(path, bytes))
-    return std::move(err);
-  auto opened = openKernel(path, spec);
+  // Memory only: a private file, unlinked as soon as it is mapped.
+  llvm::SmallString<128> tmp;
+  int fd;
+  if (auto ec = llvm::sys::fs::createUniqueFile("/tmp/emb-kernel-%%%%%%%%.so",
+                                                fd, tmp))
+    return error("cannot create a temporary kernel file: " + ec.message());
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os << bytes;
+    os.flush();
+    if (os.has_error()) {
+      os.clear_error();
+      llvm::sys::fs::remove(tmp);
+      return error("cannot write the temporary kernel file " + tmp);
+    }
+  }
+  auto opened = openKernel(tmp.str().str(), spec);
+  llvm::sys::fs::remove(tmp);
   if (!opened)
     return opened.takeError();
   return opened->second;

@@ -24,9 +24,14 @@ std::vector<double> embedding(const std::vector<double> &weight, int64_t dim,
 
 double pNorm(const double *row, int64_t dim, double p) {
   if (std::isinf(p)) {
+    // NaN propagates, as in torch.norm (and the kernels' maximumf).
     double r = p > 0 ? 0.0 : std::numeric_limits<double>::infinity();
-    for (int64_t d = 0; d < dim; ++d)
-      r = p > 0 ? std::max(r, std::fabs(row[d])) : std::min(r, std::fabs(row[d]));
+    for (int64_t d = 0; d < dim; ++d) {
+      double a = std::fabs(row[d]);
+      if (std::isnan(a))
+        return a;
+      r = p > 0 ? std::max(r, a) : std::min(r, a);
+    }
     return dim == 0 && p < 0 ? 0.0 : r;
   }
   double sum = 0;
@@ -64,16 +69,16 @@ void renorm(std::vector<double> &weight, int64_t dim,
 
 BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
                        const std::vector<int64_t> &indices,
-                       const std::vector<int64_t> &offsets, int64_t bagLength,
+                       const std::vector<int64_t> &offsets, int64_t numBags2D,
+                       int64_t bagLength,
                        BagMode mode, const std::vector<double> &perSampleWeights,
                        bool includeLastOffset,
                        std::optional<int64_t> paddingIdx) {
   int64_t n = static_cast<int64_t>(indices.size());
+  bool twoD = offsets.empty();
   int64_t numBags;
-  if (offsets.empty() && bagLength > 0)
-    numBags = n / bagLength;
-  else if (offsets.empty())
-    numBags = 0;
+  if (twoD)
+    numBags = numBags2D;
   else
     numBags = includeLastOffset ? static_cast<int64_t>(offsets.size()) - 1
                                 : static_cast<int64_t>(offsets.size());
@@ -83,7 +88,7 @@ BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
     result.maxIndices.assign(numBags * dim, -1);
   for (int64_t b = 0; b < numBags; ++b) {
     int64_t start, end;
-    if (offsets.empty()) {
+    if (twoD) {
       start = b * bagLength;
       end = start + bagLength;
     } else {

@@ -189,12 +189,10 @@ void runBagCase(const BagCase &c, uint64_t seed) {
   if (!c.twoD)
     refOffsets = offsets.toInt();
   auto want = ref::embeddingBag(weight.toDouble(), c.dim, indices.toInt(),
-                                refOffsets, c.twoD ? bagLen : 0, c.mode,
+                                refOffsets, numBags, bagLen, c.mode,
                                 c.psw ? psw.toDouble() : std::vector<double>{},
                                 c.includeLast && !c.twoD,
                                 pad ? std::optional<int64_t>(padRow) : std::nullopt);
-  if (c.twoD && bagLen == 0)
-    want.output.assign(numBags * c.dim, 0.0), want.maxIndices.assign(numBags * c.dim, -1);
   if (c.mode == BagMode::max) {
     // Max involves no arithmetic: the values and indices are exact.
     for (int64_t i = 0; i < numBags * c.dim; ++i)
@@ -335,6 +333,42 @@ TEST(ForwardDiff, RenormEveryNormType) {
         runEmbeddingCase(w, i, dim, Profile::torch, seed == 2, maxNorm, p,
                          seed * 31 + k);
     }
+}
+
+// A repeated row is rescaled once: the f32 row [3, 4] scaled to max_norm 1
+// rounds to a norm an ulp above 1, which a second visit would rescale again.
+TEST(ForwardDiff, RenormRescalesARepeatedRowOnce) {
+  for (double p : {2.0, 1.0, 0.0, double(INFINITY)}) {
+    Host once(DType::f32, {2, 2}), twice(DType::f32, {2, 2});
+    for (Host *w : {&once, &twice}) {
+      w->set(0, 3), w->set(1, 4), w->set(2, 30), w->set(3, -40);
+    }
+    Host one(DType::i64, {2}), rep(DType::i64, {5});
+    one.set(0, 0), one.set(1, 1);
+    for (int i = 0; i < 5; ++i)
+      rep.set(i, i % 2);
+    ASSERT_FALSE(static_cast<bool>(engine().renorm(once.view, one.view, 1.0, p)));
+    ASSERT_FALSE(static_cast<bool>(engine().renorm(twice.view, rep.view, 1.0, p)));
+    EXPECT_EQ(once.bytes, twice.bytes) << "p = " << p;
+  }
+}
+
+// max_norm renormalises the rows referenced by the indices even when there
+// are no bags (1-D indices, empty offsets).
+TEST(ForwardDiff, MaxNormWithoutBagsStillRenormalises) {
+  Host weight(DType::f32, {3, 2});
+  for (int i = 0; i < 6; ++i)
+    weight.set(i, 10);
+  Host indices(DType::i64, {2}), offsets(DType::i64, {0}), out(DType::f32, {0, 2});
+  indices.set(0, 1), indices.set(1, 2);
+  EmbeddingBagOptions o;
+  o.mode = BagMode::sum;
+  o.maxNorm = 1.0;
+  ASSERT_FALSE(static_cast<bool>(engine().embeddingBag(
+      indices.view, weight.view, &offsets.view, out.view, o)));
+  EXPECT_EQ(weight.at(0), 10.0) << "row 0 is not referenced";
+  EXPECT_NEAR(std::hypot(weight.at(2), weight.at(3)), 1.0, 1e-6);
+  EXPECT_NEAR(std::hypot(weight.at(4), weight.at(5)), 1.0, 1e-6);
 }
 
 //===----------------------------------------------------------------------===//
@@ -535,6 +569,10 @@ TEST_F(BadInput, DtypesRanksAndShapes) {
   o.mode = BagMode::max;
   expectRejected(bag(o, nullptr, &badArgmax.view),
                  "'max_indices' must be [2, 4] i64, got [2, 4] i32", before);
+  Tensor huge = indices.view;
+  huge.shape = {int64_t(1) << 33, int64_t(1) << 31};
+  expectRejected(engine().embeddingBag(huge, weight.view, nullptr, out.view),
+                 "'indices' is too large", before);
   Tensor noData = lookupOut.view;
   noData.data = nullptr;
   expectRejected(engine().embedding(indices.view, weight.view, noData),

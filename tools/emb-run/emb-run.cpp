@@ -255,15 +255,14 @@ int benchJit(const Flags &f) {
     if (auto fn = populate.get(spec); !fn)
       die(llvm::toString(fn.takeError()));
   }
-  std::string entry = std::string(dir) + "/" + spec.symbolName() + ".so";
+  std::string entry = KernelCache({std::string(dir), true}).entryPath(spec);
   for (int i = 0; i < reps; ++i) {
     // A copy of the entry in a new directory: the loader has not seen this
     // file, as in a new process.
     llvm::SmallString<128> copyDir;
     llvm::sys::fs::createUniqueDirectory("emb-run-jit-hit", copyDir);
-    llvm::sys::fs::copy_file(entry, std::string(copyDir) + "/" +
-                                        spec.symbolName() + ".so");
     KernelCache cache({std::string(copyDir), true});
+    llvm::sys::fs::copy_file(entry, cache.entryPath(spec));
     auto t0 = Clock::now();
     auto fn = cache.get(spec);
     if (!fn)
@@ -525,7 +524,7 @@ int main(int argc, char **argv) {
       if (perSampleWeights)
         for (int64_t i = 0; i < N; ++i)
           p.push_back(loadDouble(psw.view.data, *dtype, i));
-      auto want = ref::embeddingBag(w, D, x, offs, twoD ? L : 0, mode, p,
+      auto want = ref::embeddingBag(w, D, x, offs, B, L, mode, p,
                                     includeLastOffset && !twoD, cpad);
       ok &= compare("output", out.view.data, *dtype, want.output, worst);
       if (mode == BagMode::max) {

@@ -30,8 +30,9 @@ template <typename OpTy> class OwningOpRef;
 
 namespace emb {
 
-/// Version of the code generator; part of every disk-cache entry, so that
-/// a new compiler never loads an old one's kernels.
+/// Release of the code generator; with a hash of its sources and the host
+/// CPU, part of every disk-cache entry, so that a different compiler or CPU
+/// never loads another's kernels.
 constexpr const char *kCompilerVersion = "emb-mlir-0.2";
 
 /// Builds the specialised module of `spec`: one function `spec.symbolName()`
@@ -67,11 +68,16 @@ public:
   llvm::Expected<KernelFn> get(const KernelSpec &spec);
 
   static std::string defaultDirectory();
+  /// The disk-cache file of `spec`: `<dir>/<symbol>-<version hash>.so`.
+  std::string entryPath(const KernelSpec &spec) const;
   const std::string &directory() const { return options.directory; }
 
   struct Stats {
     std::atomic<uint64_t> memoryHits{0}, diskHits{0}, compiles{0},
-        rejectedDiskEntries{0};
+        rejectedDiskEntries{0},
+        /// Disk-cache directory or entry that could not be written: the
+        /// kernel was kept in memory only.
+        diskErrors{0};
   };
   const Stats &stats() const { return counters; }
 

@@ -39,11 +39,13 @@ struct BagResult {
   std::vector<int64_t> maxIndices;  ///< [B, D], max mode only
 };
 
-/// embedding_bag. `offsets` empty and `bagLength` > 0 for 2-D indices
-/// (`indices` flattened row-major); `perSampleWeights` empty when absent.
+/// embedding_bag. For 2-D indices `[numBags, bagLength]` (flattened
+/// row-major) pass empty `offsets`; for 1-D indices `numBags` and
+/// `bagLength` are ignored. `perSampleWeights` is empty when absent.
 BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
                        const std::vector<int64_t> &indices,
-                       const std::vector<int64_t> &offsets, int64_t bagLength,
+                       const std::vector<int64_t> &offsets, int64_t numBags,
+                       int64_t bagLength,
                        BagMode mode, const std::vector<double> &perSampleWeights,
                        bool includeLastOffset,
                        std::optional<int64_t> paddingIdx);

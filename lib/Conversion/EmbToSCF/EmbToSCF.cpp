@@ -499,11 +499,8 @@ Value pNorm(ImplicitLocOpBuilder &b, Value row, double p) {
 //     %t = write(%t[%r, :] * (M / (%norm + 1e-7)))
 //   }
 // }
-// Rows are visited in index order: a repeated row is already within M the
-// second time (its new norm is M * norm / (norm + 1e-7) < M for every
-// homogeneous norm), so it is rescaled exactly once, as PyTorch does on
-// distinct rows. p = 0 is not homogeneous: there a V-byte scratch marks the
-// rows already visited.
+// Each distinct row is considered once, as PyTorch does: a V-byte scratch
+// (zeroed first) marks the rows already visited.
 LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   Value weight = op.getWeight();
@@ -519,9 +516,11 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
   Value n = tensor::DimOp::create(b, flat, 0);
   Type f64 = b.getF64Type();
 
-  // p = 0 counts non-zeros, which rescaling does not change: a repeated
-  // row would be rescaled again. Mark visited rows in a V-byte scratch.
-  bool markVisited = p == 0;
+  // A repeated row must be rescaled once: mark visited rows in a V-byte
+  // scratch. (Without marks, p = 0 would rescale again, since rescaling
+  // keeps the count of non-zeros, and for other p the rounded result can
+  // still lie an ulp above max_norm.)
+  bool markVisited = true;
   SmallVector<Value> inits{weight};
   if (markVisited) {
     Value v = tensor::DimOp::create(b, weight, 0);

@@ -118,14 +118,22 @@ func.func @bag_sum_wide(%w: tensor<?x1000xf32>, %x: tensor<?xi64>, %off: tensor<
 
 // -----
 
-// Renorm updates the weight in place (it is the loop's iteration tensor).
+// Renorm updates the weight in place (it is the loop's iteration tensor);
+// a V-byte scratch, zeroed first, marks the rows already visited so that a
+// repeated row is rescaled once.
 // CHECK-LABEL: func @renorm_inf
 // CHECK-SAME: (%[[W:.*]]: tensor<10x4xf32>
-// CHECK: scf.for {{.*}} iter_args(%[[T:.*]] = %[[W]]) -> (tensor<10x4xf32>)
+// CHECK: %[[MARKS0:.*]] = tensor.empty(%{{.*}}) : tensor<?xi8>
+// CHECK: %[[MARKS:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[MARKS0]]) -> (tensor<?xi8>)
+// CHECK: scf.for {{.*}} iter_args(%[[T:.*]] = %[[W]], %[[SEEN:.*]] = %[[MARKS]]) -> (tensor<10x4xf32>, tensor<?xi8>)
+// CHECK:   %[[MARK:.*]] = tensor.extract %[[SEEN]]
+// CHECK:   %[[FIRST:.*]] = arith.cmpi eq, %[[MARK]]
+// CHECK:   tensor.insert %{{.*}} into %[[SEEN]]
 // CHECK:   arith.extf {{.*}} : vector<4xf32> to vector<4xf64>
 // CHECK:   math.absf
 // CHECK:   vector.reduction <maximumf>
-// CHECK:   %[[TOO:.*]] = arith.cmpf ogt
+// CHECK:   %[[OVER:.*]] = arith.cmpf ogt
+// CHECK:   %[[TOO:.*]] = arith.andi %[[OVER]], %[[FIRST]]
 // CHECK:   scf.if %[[TOO]] -> (tensor<10x4xf32>)
 // CHECK:     arith.mulf {{.*}} : vector<4xf32>
 // CHECK:     vector.transfer_write {{.*}}, %[[T]]
