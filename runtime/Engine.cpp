@@ -42,9 +42,12 @@ std::optional<Profile> parseProfile(std::string_view name) {
 
 const char *profileName(Profile profile) {
   switch (profile) {
-  case Profile::torch: return "torch";
-  case Profile::zero_padding: return "zero-padding";
-  case Profile::unit_scaling: return "unit-scaling";
+  case Profile::torch:
+    return "torch";
+  case Profile::zero_padding:
+    return "zero-padding";
+  case Profile::unit_scaling:
+    return "unit-scaling";
   }
   return "?";
 }
@@ -72,11 +75,11 @@ llvm::Error checkView(const Tensor &t, const char *name) {
   int64_t bytes = static_cast<int64_t>(dtypeSize(t.dtype));
   for (int64_t s : t.shape) {
     if (s < 0)
-      return fail(std::string("'") + name + "' has a negative size: " +
-                  shapeStr(t.shape));
+      return fail(std::string("'") + name +
+                  "' has a negative size: " + shapeStr(t.shape));
     if (s > 0 && __builtin_mul_overflow(bytes, s, &bytes))
-      return fail(std::string("'") + name + "' is too large: " +
-                  shapeStr(t.shape));
+      return fail(std::string("'") + name +
+                  "' is too large: " + shapeStr(t.shape));
   }
   if (!t.data && t.numel() > 0)
     return fail(std::string("'") + name + "' has no data");
@@ -97,8 +100,8 @@ llvm::Error checkIndexTensor(const Tensor &t, const char *name) {
   if (auto err = checkView(t, name))
     return err;
   if (!isIndex(t.dtype))
-    return fail(std::string("'") + name + "' must be a tensor of i32 or i64, got " +
-                describe(t));
+    return fail(std::string("'") + name +
+                "' must be a tensor of i32 or i64, got " + describe(t));
   return llvm::Error::success();
 }
 
@@ -178,23 +181,29 @@ Desc2 desc2(void *p, int64_t rows, int64_t cols) {
 }
 
 void *advance(void *p, int64_t elements, DType dtype) {
-  return static_cast<char *>(p) + elements * static_cast<int64_t>(dtypeSize(dtype));
+  return static_cast<char *>(p) +
+         elements * static_cast<int64_t>(dtypeSize(dtype));
 }
 
 void call(KernelFn fn, const std::vector<void *> &a) {
   switch (a.size()) {
-  case 2: reinterpret_cast<void (*)(void *, void *)>(fn)(a[0], a[1]); return;
-  case 3: reinterpret_cast<void (*)(void *, void *, void *)>(fn)(a[0], a[1], a[2]); return;
+  case 2:
+    reinterpret_cast<void (*)(void *, void *)>(fn)(a[0], a[1]);
+    return;
+  case 3:
+    reinterpret_cast<void (*)(void *, void *, void *)>(fn)(a[0], a[1], a[2]);
+    return;
   case 4:
-    reinterpret_cast<void (*)(void *, void *, void *, void *)>(fn)(a[0], a[1], a[2], a[3]);
+    reinterpret_cast<void (*)(void *, void *, void *, void *)>(fn)(a[0], a[1],
+                                                                   a[2], a[3]);
     return;
   case 5:
     reinterpret_cast<void (*)(void *, void *, void *, void *, void *)>(fn)(
         a[0], a[1], a[2], a[3], a[4]);
     return;
   case 6:
-    reinterpret_cast<void (*)(void *, void *, void *, void *, void *, void *)>(fn)(
-        a[0], a[1], a[2], a[3], a[4], a[5]);
+    reinterpret_cast<void (*)(void *, void *, void *, void *, void *, void *)>(
+        fn)(a[0], a[1], a[2], a[3], a[4], a[5]);
     return;
   }
 }
@@ -321,7 +330,8 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   bool twoD = indices.rank() == 2;
   if (indices.rank() != 1 && !twoD)
     return fail("'indices' of embedding_bag must be 1-D (with 'offsets') or "
-                "2-D, got " + describe(indices));
+                "2-D, got " +
+                describe(indices));
   if (twoD && offsets)
     return fail("'offsets' must be absent when 'indices' is 2-D (every row is "
                 "a bag)");
@@ -336,7 +346,8 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   if (psw) {
     if (options.mode != BagMode::sum)
       return fail(std::string("'per_sample_weights' is only allowed with mode "
-                              "'sum', got '") + modeName + "'");
+                              "'sum', got '") +
+                  modeName + "'");
     if (auto err = checkOutput(*psw, "per_sample_weights", indices.shape,
                                weight.dtype))
       return err;
@@ -356,25 +367,28 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   int64_t numOffsets = offsets ? offsets->shape[0] : 0;
   if (includeLast && numOffsets == 0)
     return fail("'include_last_offset' needs at least one offset");
-  int64_t numBags = twoD ? indices.shape[0]
-                         : (includeLast ? numOffsets - 1 : numOffsets);
+  int64_t numBags =
+      twoD ? indices.shape[0] : (includeLast ? numOffsets - 1 : numOffsets);
   if (offsets && numOffsets > 0) {
-    auto off = [&](int64_t i) { return loadInt(offsets->data, offsets->dtype, i); };
+    auto off = [&](int64_t i) {
+      return loadInt(offsets->data, offsets->dtype, i);
+    };
     if (off(0) != 0)
       return fail("offsets[0] must be 0, got " + std::to_string(off(0)));
     for (int64_t i = 1; i < numOffsets; ++i)
       if (off(i) < off(i - 1))
         return fail("offsets must be non-decreasing: offsets[" +
                     std::to_string(i) + "] = " + std::to_string(off(i)) +
-                    " < offsets[" + std::to_string(i - 1) + "] = " +
-                    std::to_string(off(i - 1)));
+                    " < offsets[" + std::to_string(i - 1) +
+                    "] = " + std::to_string(off(i - 1)));
     if (off(numOffsets - 1) > n)
-      return fail("offsets[" + std::to_string(numOffsets - 1) + "] = " +
-                  std::to_string(off(numOffsets - 1)) +
+      return fail("offsets[" + std::to_string(numOffsets - 1) +
+                  "] = " + std::to_string(off(numOffsets - 1)) +
                   " exceeds the number of indices " + std::to_string(n));
     if (includeLast && off(numOffsets - 1) != n)
       return fail("with include_last_offset the last offset must equal the "
-                  "number of indices " + std::to_string(n) + ", got " +
+                  "number of indices " +
+                  std::to_string(n) + ", got " +
                   std::to_string(off(numOffsets - 1)));
   }
   if (auto err = checkOutput(out, "out", {numBags, dim}, weight.dtype))
@@ -382,9 +396,10 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   if (maxIndices) {
     if (options.mode != BagMode::max)
       return fail(std::string("'max_indices' is only produced with mode "
-                              "'max', got '") + modeName + "'");
-    if (auto err = checkOutput(*maxIndices, "max_indices", {numBags, dim},
-                               DType::i64))
+                              "'max', got '") +
+                  modeName + "'");
+    if (auto err =
+            checkOutput(*maxIndices, "max_indices", {numBags, dim}, DType::i64))
       return err;
   }
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
@@ -435,7 +450,8 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
     Desc1 x1, p1, o1;
     std::vector<void *> args{&w};
     if (twoD) {
-      x2 = desc2(advance(indices.data, b * bagLen, indices.dtype), e - b, bagLen);
+      x2 = desc2(advance(indices.data, b * bagLen, indices.dtype), e - b,
+                 bagLen);
       args.push_back(&x2);
     } else {
       int64_t end = includeLast || e == numBags

@@ -34,8 +34,7 @@ static ParseResult parseBagMode(OpAsmParser &parser, BagModeAttr &mode) {
   return success();
 }
 
-static void printBagMode(OpAsmPrinter &printer, Operation *,
-                         BagModeAttr mode) {
+static void printBagMode(OpAsmPrinter &printer, Operation *, BagModeAttr mode) {
   printer << stringifyBagMode(mode.getValue());
 }
 
@@ -153,9 +152,8 @@ LogicalResult checkLookupShape(Operation *op, StringRef name,
   if (ok)
     return success();
   return op->emitOpError() << "'" << name << "' type " << type
-                           << " must have the shape of 'indices' ("
-                           << indices << ") followed by embedding_dim "
-                           << dimStr(dim);
+                           << " must have the shape of 'indices' (" << indices
+                           << ") followed by embedding_dim " << dimStr(dim);
 }
 
 /// Checks a dense `[V, D]` weight gradient against `num_embeddings` and D.
@@ -178,8 +176,8 @@ LogicalResult checkSparseGradResults(Operation *op, RankedTensorType rows,
                                      RankedTensorType values, Type gradElement,
                                      int64_t dim) {
   if (!(rows.getRank() == 1 && rows.getElementType().isSignlessInteger(64)))
-    return op->emitOpError() << "'rows' must be a 1-D tensor of i64, got "
-                             << rows;
+    return op->emitOpError()
+           << "'rows' must be a 1-D tensor of i64, got " << rows;
   if (failed(checkFloatTensor(op, "values", values, 2)) ||
       failed(checkSameElement(op, "values", values.getElementType(), "grad",
                               gradElement)) ||
@@ -239,9 +237,9 @@ LogicalResult checkPerSampleWeights(Operation *op, RankedTensorType psw,
                               elementName, element)))
     return failure();
   if (failed(verifyCompatibleShape(psw, indices)))
-    return op->emitOpError() << "'per_sample_weights' type " << psw
-                             << " must have the shape of 'indices' ("
-                             << indices << ")";
+    return op->emitOpError()
+           << "'per_sample_weights' type " << psw
+           << " must have the shape of 'indices' (" << indices << ")";
   return success();
 }
 
@@ -372,8 +370,8 @@ LogicalResult LookupGradOp::verify() {
   if (failed(checkFloatTensor(*this, "grad", grad)) ||
       failed(checkIndexTensor(*this, "indices", indices)) ||
       failed(checkNumEmbeddings(*this, getNumEmbeddings())) ||
-      failed(checkFinite(*this, "grad_scale",
-                         getGradScale().convertToDouble())))
+      failed(
+          checkFinite(*this, "grad_scale", getGradScale().convertToDouble())))
     return failure();
   if (grad.getRank() < 1)
     return emitOpError() << "'grad' must have rank >= 1, got " << grad;
@@ -399,8 +397,8 @@ LogicalResult BagGradOp::verify() {
   RankedTensorType grad = getGrad().getType();
   if (failed(checkFloatTensor(*this, "grad", grad, 2)) ||
       failed(checkNumEmbeddings(*this, getNumEmbeddings())) ||
-      failed(checkFinite(*this, "grad_scale",
-                         getGradScale().convertToDouble())))
+      failed(
+          checkFinite(*this, "grad_scale", getGradScale().convertToDouble())))
     return failure();
   FailureOr<int64_t> numBags =
       checkBagStructure(*this, getIndices().getType(),
@@ -484,8 +482,8 @@ LogicalResult LookupSparseGradOp::verify() {
   if (failed(checkFloatTensor(*this, "grad", grad)) ||
       failed(checkIndexTensor(*this, "indices", indices)) ||
       failed(checkNumEmbeddings(*this, getNumEmbeddings())) ||
-      failed(checkFinite(*this, "grad_scale",
-                         getGradScale().convertToDouble())))
+      failed(
+          checkFinite(*this, "grad_scale", getGradScale().convertToDouble())))
     return failure();
   if (grad.getRank() < 1)
     return emitOpError() << "'grad' must have rank >= 1, got " << grad;
@@ -514,8 +512,8 @@ LogicalResult BagSparseGradOp::verify() {
                             "'max'";
   if (failed(checkFloatTensor(*this, "grad", grad, 2)) ||
       failed(checkNumEmbeddings(*this, getNumEmbeddings())) ||
-      failed(checkFinite(*this, "grad_scale",
-                         getGradScale().convertToDouble())))
+      failed(
+          checkFinite(*this, "grad_scale", getGradScale().convertToDouble())))
     return failure();
   FailureOr<int64_t> numBags =
       checkBagStructure(*this, getIndices().getType(),

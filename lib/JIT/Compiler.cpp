@@ -115,7 +115,8 @@ auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
                  diagnostics);
   llvmModule->setDataLayout((*tm)->createDataLayout());
   llvmModule->setTargetTriple((*tm)->getTargetTriple());
-  if (llvm::Error err = makeOptimizingTransformer(3, 0, tm->get())(llvmModule.get()))
+  if (llvm::Error err =
+          makeOptimizingTransformer(3, 0, tm->get())(llvmModule.get()))
     return std::move(err);
   if (printIR)
     *printIR << "// ----- " << spec.str() << ": LLVM IR (O3, "

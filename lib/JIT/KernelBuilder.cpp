@@ -5,7 +5,8 @@
 // result in the output buffer:
 //
 //   func.func @emb_<hash>(%w: memref<?xDxT>, %x: memref<?xI>, ...,
-//                         %out: memref<?xDxT>) attributes {llvm.emit_c_interface} {
+//                         %out: memref<?xDxT>) attributes
+//                         {llvm.emit_c_interface} {
 //     %tw = bufferization.to_tensor %w restrict
 //     ...
 //     %r = emb.bag sum %tw[%tx] offsets(...) : ...
@@ -32,21 +33,30 @@ namespace {
 Type elementType(MLIRContext &ctx, ::emb::DType d) {
   Builder b(&ctx);
   switch (d) {
-  case ::emb::DType::f32: return b.getF32Type();
-  case ::emb::DType::f64: return b.getF64Type();
-  case ::emb::DType::f16: return b.getF16Type();
-  case ::emb::DType::bf16: return b.getBF16Type();
-  case ::emb::DType::i32: return b.getI32Type();
-  case ::emb::DType::i64: return b.getI64Type();
+  case ::emb::DType::f32:
+    return b.getF32Type();
+  case ::emb::DType::f64:
+    return b.getF64Type();
+  case ::emb::DType::f16:
+    return b.getF16Type();
+  case ::emb::DType::bf16:
+    return b.getBF16Type();
+  case ::emb::DType::i32:
+    return b.getI32Type();
+  case ::emb::DType::i64:
+    return b.getI64Type();
   }
   return Type();
 }
 
 mlir::emb::BagMode toMlir(::emb::BagMode m) {
   switch (m) {
-  case ::emb::BagMode::sum: return mlir::emb::BagMode::sum;
-  case ::emb::BagMode::mean: return mlir::emb::BagMode::mean;
-  case ::emb::BagMode::max: return mlir::emb::BagMode::max;
+  case ::emb::BagMode::sum:
+    return mlir::emb::BagMode::sum;
+  case ::emb::BagMode::mean:
+    return mlir::emb::BagMode::mean;
+  case ::emb::BagMode::max:
+    return mlir::emb::BagMode::max;
   }
   return mlir::emb::BagMode::sum;
 }
@@ -67,9 +77,10 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   Type iElt = elementType(ctx, spec.indices);
   auto rows = MemRefType::get({dyn, spec.dim}, wElt);
   bool bag = spec.op == ::emb::OpKind::embedding_bag;
-  auto idxType = MemRefType::get(
-      bag && spec.twoD ? SmallVector<int64_t>{dyn, dyn} : SmallVector<int64_t>{dyn},
-      iElt);
+  auto idxType =
+      MemRefType::get(bag && spec.twoD ? SmallVector<int64_t>{dyn, dyn}
+                                       : SmallVector<int64_t>{dyn},
+                      iElt);
 
   // Argument list, in the order the runtime passes descriptors.
   SmallVector<Type> args{rows, idxType};
@@ -114,9 +125,8 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     auto mode = mlir::emb::PaddingModeAttr::get(
         &ctx, spec.zeroPadding ? mlir::emb::PaddingMode::zero
                                : mlir::emb::PaddingMode::keep);
-    Value r = mlir::emb::LookupOp::create(b, loc, tensorOf(rows),
-                                          toTensor(weight), toTensor(indices),
-                                          pad, mode);
+    Value r = mlir::emb::LookupOp::create(
+        b, loc, tensorOf(rows), toTensor(weight), toTensor(indices), pad, mode);
     materialize(r, out);
     break;
   }
@@ -126,8 +136,8 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
         spec.perSampleWeights ? toTensor(body->getArgument(a++)) : Value();
     Value out = body->getArgument(a++);
     Value argmax = spec.maxIndices ? body->getArgument(a++) : Value();
-    Type argType = argmax ? Type(tensorOf(cast<MemRefType>(argmax.getType())))
-                          : Type();
+    Type argType =
+        argmax ? Type(tensorOf(cast<MemRefType>(argmax.getType()))) : Type();
     auto op = mlir::emb::BagOp::create(
         b, loc, tensorOf(rows), argType,
         mlir::emb::BagModeAttr::get(&ctx, toMlir(spec.mode)), toTensor(weight),

@@ -6,7 +6,8 @@
 // ignore trailing bytes):
 //
 //   [shared object][spec text][compiler version]
-//   [u64 object size][u64 text size][u64 version size][u64 FNV-1a of all before]["EMBMLIR\0"]
+//   [u64 object size][u64 text size][u64 version size][u64 FNV-1a of all
+//   before]["EMBMLIR\0"]
 //
 // An entry is loaded only when the footer, the checksum, the spec text and
 // the compiler version all match; anything else is ignored and rebuilt.
@@ -18,11 +19,11 @@
 
 #include "BuildId.h"
 
+#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
-#include "llvm/ADT/StringMap.h"
 #include "llvm/TargetParser/Host.h"
 
 #include <algorithm>
@@ -136,10 +137,10 @@ llvm::Expected<std::string> linkSharedObject(const std::string &object,
   soPath = objPath;
   llvm::sys::path::replace_extension(soPath, "so");
   std::string message;
-  llvm::StringRef args[] = {linker, "-shared", "--hash-style=gnu", "-o",
-                            soPath, objPath};
-  int rc = llvm::sys::ExecuteAndWait(linker, args, std::nullopt, {}, 0, 0,
-                                     &message);
+  llvm::StringRef args[] = {linker, "-shared", "--hash-style=gnu",
+                            "-o",   soPath,    objPath};
+  int rc =
+      llvm::sys::ExecuteAndWait(linker, args, std::nullopt, {}, 0, 0, &message);
   llvm::sys::fs::remove(objPath);
   if (rc != 0) {
     llvm::sys::fs::remove(soPath);
@@ -148,7 +149,8 @@ llvm::Expected<std::string> linkSharedObject(const std::string &object,
   auto buffer = llvm::MemoryBuffer::getFile(soPath);
   llvm::sys::fs::remove(soPath);
   if (!buffer)
-    return error("cannot read the linked kernel: " + buffer.getError().message());
+    return error("cannot read the linked kernel: " +
+                 buffer.getError().message());
   return (*buffer)->getBuffer().str();
 }
 
@@ -171,7 +173,8 @@ llvm::Expected<std::pair<void *, KernelFn>> openKernel(const std::string &path,
 llvm::Error writeAtomically(const std::string &path, const std::string &bytes) {
   llvm::SmallString<128> tmp;
   int fd;
-  if (auto ec = llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%%%", fd, tmp))
+  if (auto ec =
+          llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%%%", fd, tmp))
     return error("cannot write the disk cache: " + ec.message());
   {
     llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
@@ -257,8 +260,9 @@ std::string KernelCache::entryPath(const KernelSpec &spec) const {
   // CPUs) sharing a directory never replace each other's entries, so the
   // file validated is the file loaded.
   char hex[20];
-  std::snprintf(hex, sizeof(hex), "%08llx",
-                static_cast<unsigned long long>(fnv1a(compilerVersion()) >> 32));
+  std::snprintf(
+      hex, sizeof(hex), "%08llx",
+      static_cast<unsigned long long>(fnv1a(compilerVersion()) >> 32));
   return options.directory + "/" + spec.symbolName() + "-" + hex + ".so";
 }
 

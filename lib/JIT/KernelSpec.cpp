@@ -8,12 +8,18 @@ namespace emb {
 
 const char *dtypeName(DType dtype) {
   switch (dtype) {
-  case DType::f32: return "f32";
-  case DType::f64: return "f64";
-  case DType::f16: return "f16";
-  case DType::bf16: return "bf16";
-  case DType::i32: return "i32";
-  case DType::i64: return "i64";
+  case DType::f32:
+    return "f32";
+  case DType::f64:
+    return "f64";
+  case DType::f16:
+    return "f16";
+  case DType::bf16:
+    return "bf16";
+  case DType::i32:
+    return "i32";
+  case DType::i64:
+    return "i64";
   }
   return "?";
 }
@@ -29,29 +35,38 @@ std::optional<DType> parseDType(std::string_view name) {
 size_t dtypeSize(DType dtype) {
   switch (dtype) {
   case DType::f64:
-  case DType::i64: return 8;
+  case DType::i64:
+    return 8;
   case DType::f32:
-  case DType::i32: return 4;
+  case DType::i32:
+    return 4;
   case DType::f16:
-  case DType::bf16: return 2;
+  case DType::bf16:
+    return 2;
   }
   return 0;
 }
 
 const char *bagModeName(BagMode mode) {
   switch (mode) {
-  case BagMode::sum: return "sum";
-  case BagMode::mean: return "mean";
-  case BagMode::max: return "max";
+  case BagMode::sum:
+    return "sum";
+  case BagMode::mean:
+    return "mean";
+  case BagMode::max:
+    return "max";
   }
   return "?";
 }
 
 const char *opKindName(OpKind op) {
   switch (op) {
-  case OpKind::embedding: return "embedding";
-  case OpKind::embedding_bag: return "embedding_bag";
-  case OpKind::renorm: return "renorm";
+  case OpKind::embedding:
+    return "embedding";
+  case OpKind::embedding_bag:
+    return "embedding_bag";
+  case OpKind::renorm:
+    return "renorm";
   }
   return "?";
 }

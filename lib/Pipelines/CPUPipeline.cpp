@@ -2,8 +2,8 @@
 
 #include "emb/Conversion/CPUConfig.h"
 #include "emb/Conversion/Passes.h"
-#include "emb/Transforms/Passes.h"
 #include "emb/Pipelines/Pipelines.h"
+#include "emb/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"

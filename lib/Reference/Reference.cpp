@@ -70,8 +70,8 @@ void renorm(std::vector<double> &weight, int64_t dim,
 BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
                        const std::vector<int64_t> &indices,
                        const std::vector<int64_t> &offsets, int64_t numBags2D,
-                       int64_t bagLength,
-                       BagMode mode, const std::vector<double> &perSampleWeights,
+                       int64_t bagLength, BagMode mode,
+                       const std::vector<double> &perSampleWeights,
                        bool includeLastOffset,
                        std::optional<int64_t> paddingIdx) {
   int64_t n = static_cast<int64_t>(indices.size());

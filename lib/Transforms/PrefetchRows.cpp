@@ -1,9 +1,11 @@
 //===- PrefetchRows.cpp - prefetch table rows ahead in gather loops -------===//
 //
 //   scf.for %j = ... {                        scf.for %j = ... {
-//     %x = memref.load %idx[%j]                 %jn = min(%j + distance, dim(%idx) - 1)
-//     %r = index_cast %x               =>       %rn = index_cast(memref.load %idx[%jn])
-//     ... vector.transfer_read                  memref.prefetch %w[%rn, c + k * line] (each line)
+//     %x = memref.load %idx[%j]                 %jn = min(%j + distance,
+//     dim(%idx) - 1) %r = index_cast %x               =>       %rn =
+//     index_cast(memref.load %idx[%jn])
+//     ... vector.transfer_read                  memref.prefetch %w[%rn, c + k *
+//     line] (each line)
 //           %w[%r, c] : vector<n x T>           ... (as before)
 //
 //===----------------------------------------------------------------------===//
@@ -70,7 +72,8 @@ struct EmbPrefetchRowsPass
         reads.push_back(*match);
     });
     // One set of prefetches per (loop, index buffer, table, columns).
-    llvm::SmallSetVector<std::tuple<Operation *, void *, void *, int64_t>, 8> done;
+    llvm::SmallSetVector<std::tuple<Operation *, void *, void *, int64_t>, 8>
+        done;
     for (RowRead r : reads) {
       auto key = std::make_tuple(r.loop.getOperation(),
                                  r.indexBuffer.getAsOpaquePointer(),

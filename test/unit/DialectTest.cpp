@@ -21,9 +21,7 @@ namespace {
 
 class EmbDialectTest : public ::testing::Test {
 protected:
-  EmbDialectTest() {
-    context.loadDialect<EmbDialect, func::FuncDialect>();
-  }
+  EmbDialectTest() { context.loadDialect<EmbDialect, func::FuncDialect>(); }
 
   /// Parses `source`, collecting diagnostics instead of printing them.
   OwningOpRef<ModuleOp> parse(StringRef source) {
@@ -58,9 +56,10 @@ TEST_F(EmbDialectTest, BuildLookupWithBuilder) {
                                  b.getFunctionType({weightTy, idxTy}, {outTy}));
   Block *body = fn.addEntryBlock();
   b.setInsertionPointToStart(body);
-  auto lookup = LookupOp::create(b, loc, outTy, body->getArgument(0),
-                                 body->getArgument(1), b.getI64IntegerAttr(-1),
-                                 PaddingModeAttr::get(&context, PaddingMode::zero));
+  auto lookup =
+      LookupOp::create(b, loc, outTy, body->getArgument(0),
+                       body->getArgument(1), b.getI64IntegerAttr(-1),
+                       PaddingModeAttr::get(&context, PaddingMode::zero));
   func::ReturnOp::create(b, loc, lookup.getResult());
   EXPECT_TRUE(succeeded(verify(module)));
   EXPECT_EQ(lookup.getPaddingIdx(), std::optional<int64_t>(-1));

@@ -39,7 +39,9 @@ struct Host {
     bytes.assign(std::max<int64_t>(view.numel(), 1) * dtypeSize(d), 0);
     view.data = bytes.data();
   }
-  Host(const Host &o) : bytes(o.bytes), view(o.view) { view.data = bytes.data(); }
+  Host(const Host &o) : bytes(o.bytes), view(o.view) {
+    view.data = bytes.data();
+  }
   double at(int64_t i) const { return loadDouble(view.data, view.dtype, i); }
   void set(int64_t i, double v) { storeDouble(view.data, view.dtype, i, v); }
   std::vector<double> toDouble() const {
@@ -58,18 +60,24 @@ struct Host {
 
 double tolerance(DType d) {
   switch (d) {
-  case DType::f64: return 1e-12;
-  case DType::f32: return 2e-5;
-  case DType::f16: return 4e-3;
-  default: return 3e-2;
+  case DType::f64:
+    return 1e-12;
+  case DType::f32:
+    return 2e-5;
+  case DType::f16:
+    return 4e-3;
+  default:
+    return 3e-2;
   }
 }
 
-/// Every element of `got` within tolerance of `want` (relative to max(1, |want|)).
-::testing::AssertionResult close(const Host &got, const std::vector<double> &want) {
+/// Every element of `got` within tolerance of `want` (relative to max(1,
+/// |want|)).
+::testing::AssertionResult close(const Host &got,
+                                 const std::vector<double> &want) {
   if (static_cast<int64_t>(want.size()) != got.view.numel())
-    return ::testing::AssertionFailure() << "size " << got.view.numel()
-                                         << " vs " << want.size();
+    return ::testing::AssertionFailure()
+           << "size " << got.view.numel() << " vs " << want.size();
   double tol = tolerance(got.view.dtype);
   for (size_t i = 0; i < want.size(); ++i) {
     double g = got.at(i);
@@ -101,8 +109,12 @@ Engine &engine(int threads = 2) {
 struct Random {
   std::mt19937_64 gen;
   explicit Random(uint64_t seed) : gen(seed) {}
-  int64_t below(int64_t n) { return n <= 0 ? 0 : static_cast<int64_t>(gen() % n); }
-  double uniform() { return std::uniform_real_distribution<double>(-1, 1)(gen); }
+  int64_t below(int64_t n) {
+    return n <= 0 ? 0 : static_cast<int64_t>(gen() % n);
+  }
+  double uniform() {
+    return std::uniform_real_distribution<double>(-1, 1)(gen);
+  }
 };
 
 /// A random table; with `ties`, values are multiples of 1/4 so that max ties.
@@ -125,14 +137,18 @@ struct BagCase {
 };
 
 std::string describe(const BagCase &c) {
-  std::string s = std::string(bagModeName(c.mode)) + " w=" + dtypeName(c.weight) +
-                  " i=" + dtypeName(c.indices) + " o=" + dtypeName(c.offsets) +
-                  " D=" + std::to_string(c.dim);
+  std::string s = std::string(bagModeName(c.mode)) +
+                  " w=" + dtypeName(c.weight) + " i=" + dtypeName(c.indices) +
+                  " o=" + dtypeName(c.offsets) + " D=" + std::to_string(c.dim);
   s += c.twoD ? " 2d" : " 1d";
-  if (c.psw) s += " psw";
-  if (c.includeLast) s += " last";
-  if (c.padding) s += " pad";
-  if (c.argmax) s += " argmax";
+  if (c.psw)
+    s += " psw";
+  if (c.includeLast)
+    s += " last";
+  if (c.padding)
+    s += " pad";
+  if (c.argmax)
+    s += " argmax";
   return s;
 }
 
@@ -188,18 +204,19 @@ void runBagCase(const BagCase &c, uint64_t seed) {
   std::vector<int64_t> refOffsets;
   if (!c.twoD)
     refOffsets = offsets.toInt();
-  auto want = ref::embeddingBag(weight.toDouble(), c.dim, indices.toInt(),
-                                refOffsets, numBags, bagLen, c.mode,
-                                c.psw ? psw.toDouble() : std::vector<double>{},
-                                c.includeLast && !c.twoD,
-                                pad ? std::optional<int64_t>(padRow) : std::nullopt);
+  auto want = ref::embeddingBag(
+      weight.toDouble(), c.dim, indices.toInt(), refOffsets, numBags, bagLen,
+      c.mode, c.psw ? psw.toDouble() : std::vector<double>{},
+      c.includeLast && !c.twoD,
+      pad ? std::optional<int64_t>(padRow) : std::nullopt);
   if (c.mode == BagMode::max) {
     // Max involves no arithmetic: the values and indices are exact.
     for (int64_t i = 0; i < numBags * c.dim; ++i)
       ASSERT_EQ(out.at(i), want.output[i]) << "element " << i;
     if (c.argmax)
       for (int64_t i = 0; i < numBags * c.dim; ++i)
-        ASSERT_EQ(static_cast<int64_t *>(argmax.view.data)[i], want.maxIndices[i])
+        ASSERT_EQ(static_cast<int64_t *>(argmax.view.data)[i],
+                  want.maxIndices[i])
             << "max_indices element " << i;
   } else {
     EXPECT_TRUE(close(out, want.output));
@@ -209,7 +226,7 @@ void runBagCase(const BagCase &c, uint64_t seed) {
 /// The structural variants of embedding_bag.
 std::vector<BagCase> bagVariants() {
   std::vector<BagCase> v;
-  for (int form = 0; form < 3; ++form)          // 1-D, 1-D + last, 2-D
+  for (int form = 0; form < 3; ++form) // 1-D, 1-D + last, 2-D
     for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::max})
       for (int psw = 0; psw < (mode == BagMode::sum ? 2 : 1); ++psw)
         for (int pad = 0; pad < 2; ++pad)
@@ -259,9 +276,9 @@ TEST(ForwardDiff, EmbeddingBagFullCrossProductWhenAsked) {
 void runEmbeddingCase(DType wType, DType iType, int64_t dim, Profile profile,
                       bool padding, std::optional<double> maxNorm, double p,
                       uint64_t seed) {
-  SCOPED_TRACE(std::string("embedding w=") + dtypeName(wType) + " i=" +
-               dtypeName(iType) + " D=" + std::to_string(dim) + " profile=" +
-               profileName(profile) + (padding ? " pad" : "") +
+  SCOPED_TRACE(std::string("embedding w=") + dtypeName(wType) +
+               " i=" + dtypeName(iType) + " D=" + std::to_string(dim) +
+               " profile=" + profileName(profile) + (padding ? " pad" : "") +
                (maxNorm ? " max_norm p=" + std::to_string(p) : "") +
                " seed=" + std::to_string(seed));
   Random rng(seed);
@@ -300,9 +317,9 @@ void runEmbeddingCase(DType wType, DType iType, int64_t dim, Profile profile,
   } else {
     ASSERT_EQ(weight.bytes, before.bytes) << "the weight must not change";
   }
-  auto want = ref::embedding(w, dim, x,
-                             pad ? std::optional<int64_t>(padRow) : std::nullopt,
-                             profile == Profile::zero_padding);
+  auto want = ref::embedding(
+      w, dim, x, pad ? std::optional<int64_t>(padRow) : std::nullopt,
+      profile == Profile::zero_padding);
   EXPECT_TRUE(close(out, want));
 }
 
@@ -314,7 +331,8 @@ TEST(ForwardDiff, EmbeddingEveryDtypeDimAndProfile) {
       Profile profile = k % 3 == 0 ? Profile::zero_padding : Profile::torch;
       ++k;
       for (uint64_t seed = 1; seed <= 3; ++seed)
-        runEmbeddingCase(w, i, dim, profile, seed != 1, std::nullopt, 2, seed * 77 + k);
+        runEmbeddingCase(w, i, dim, profile, seed != 1, std::nullopt, 2,
+                         seed * 77 + k);
     }
 }
 
@@ -347,8 +365,10 @@ TEST(ForwardDiff, RenormRescalesARepeatedRowOnce) {
     one.set(0, 0), one.set(1, 1);
     for (int i = 0; i < 5; ++i)
       rep.set(i, i % 2);
-    ASSERT_FALSE(static_cast<bool>(engine().renorm(once.view, one.view, 1.0, p)));
-    ASSERT_FALSE(static_cast<bool>(engine().renorm(twice.view, rep.view, 1.0, p)));
+    ASSERT_FALSE(
+        static_cast<bool>(engine().renorm(once.view, one.view, 1.0, p)));
+    ASSERT_FALSE(
+        static_cast<bool>(engine().renorm(twice.view, rep.view, 1.0, p)));
     EXPECT_EQ(once.bytes, twice.bytes) << "p = " << p;
   }
 }
@@ -359,7 +379,8 @@ TEST(ForwardDiff, MaxNormWithoutBagsStillRenormalises) {
   Host weight(DType::f32, {3, 2});
   for (int i = 0; i < 6; ++i)
     weight.set(i, 10);
-  Host indices(DType::i64, {2}), offsets(DType::i64, {0}), out(DType::f32, {0, 2});
+  Host indices(DType::i64, {2}), offsets(DType::i64, {0}),
+      out(DType::f32, {0, 2});
   indices.set(0, 1), indices.set(1, 2);
   EmbeddingBagOptions o;
   o.mode = BagMode::sum;
@@ -389,10 +410,10 @@ TEST(ForwardDiff, IdenticalBitsWithOneAndTwoThreads) {
     Host out1(DType::f32, {B, D}), out2(DType::f32, {B, D});
     EmbeddingBagOptions o;
     o.mode = mode;
-    ASSERT_FALSE(static_cast<bool>(engine(1).embeddingBag(indices.view, weight.view,
-                                                          &offsets.view, out1.view, o)));
-    ASSERT_FALSE(static_cast<bool>(engine(2).embeddingBag(indices.view, weight.view,
-                                                          &offsets.view, out2.view, o)));
+    ASSERT_FALSE(static_cast<bool>(engine(1).embeddingBag(
+        indices.view, weight.view, &offsets.view, out1.view, o)));
+    ASSERT_FALSE(static_cast<bool>(engine(2).embeddingBag(
+        indices.view, weight.view, &offsets.view, out2.view, o)));
     EXPECT_EQ(out1.bytes, out2.bytes) << bagModeName(mode);
   }
 }
@@ -442,11 +463,13 @@ TEST_F(BadInput, IndexOutOfRangeBeforeMaxNorm) {
   indices.set(3, 7);
   EmbeddingOptions o;
   o.maxNorm = 1.0; // would write W if validation came late
-  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view, o),
-                 "index 7 at position 3 is out of range [0, 5)", before);
+  expectRejected(
+      engine().embedding(indices.view, weight.view, lookupOut.view, o),
+      "index 7 at position 3 is out of range [0, 5)", before);
   EmbeddingBagOptions b;
   b.maxNorm = 1.0;
-  expectRejected(bag(b), "index 7 at position 3 is out of range [0, 5)", before);
+  expectRejected(bag(b), "index 7 at position 3 is out of range [0, 5)",
+                 before);
 }
 
 TEST_F(BadInput, NegativeIndex) {
@@ -463,22 +486,25 @@ TEST_F(BadInput, Offsets) {
   expectRejected(bag(o), "offsets[0] must be 0, got 1", before);
   offsets.set(0, 0);
   offsets.set(1, 9);
-  expectRejected(bag(o), "offsets[1] = 9 exceeds the number of indices 6", before);
+  expectRejected(bag(o), "offsets[1] = 9 exceeds the number of indices 6",
+                 before);
   Host three(DType::i32, {3});
   three.set(0, 0), three.set(1, 4), three.set(2, 2);
   Host out3(DType::f32, {3, 4});
-  expectRejected(engine().embeddingBag(indices.view, weight.view, &three.view,
-                                       out3.view, o),
-                 "offsets must be non-decreasing: offsets[2] = 2 < offsets[1] = 4",
-                 before);
+  expectRejected(
+      engine().embeddingBag(indices.view, weight.view, &three.view, out3.view,
+                            o),
+      "offsets must be non-decreasing: offsets[2] = 2 < offsets[1] = 4",
+      before);
   offsets.set(1, 5);
   o.includeLastOffset = true;
   Host out1(DType::f32, {1, 4});
-  expectRejected(engine().embeddingBag(indices.view, weight.view, &offsets.view,
-                                       out1.view, o),
-                 "with include_last_offset the last offset must equal the number "
-                 "of indices 6, got 5",
-                 before);
+  expectRejected(
+      engine().embeddingBag(indices.view, weight.view, &offsets.view, out1.view,
+                            o),
+      "with include_last_offset the last offset must equal the number "
+      "of indices 6, got 5",
+      before);
   Host none(DType::i64, {0});
   Host out0(DType::f32, {0, 4});
   expectRejected(engine().embeddingBag(indices.view, weight.view, &none.view,
@@ -490,8 +516,9 @@ TEST_F(BadInput, PaddingIdxOutOfRange) {
   Host before = weight;
   EmbeddingOptions o;
   o.paddingIdx = 5;
-  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view, o),
-                 "'padding_idx' 5 is out of range [-5, 5)", before);
+  expectRejected(
+      engine().embedding(indices.view, weight.view, lookupOut.view, o),
+      "'padding_idx' 5 is out of range [-5, 5)", before);
   EmbeddingBagOptions b;
   b.paddingIdx = -6;
   expectRejected(bag(b), "'padding_idx' -6 is out of range [-5, 5)", before);
@@ -502,13 +529,14 @@ TEST_F(BadInput, OptionCombinations) {
   Host psw(DType::f32, {6});
   EmbeddingBagOptions o;
   o.mode = BagMode::mean;
-  expectRejected(bag(o, &psw.view),
-                 "'per_sample_weights' is only allowed with mode 'sum', got 'mean'",
-                 before);
+  expectRejected(
+      bag(o, &psw.view),
+      "'per_sample_weights' is only allowed with mode 'sum', got 'mean'",
+      before);
   o.mode = BagMode::max;
   o.scaleGradByFreq = true;
-  expectRejected(bag(o), "'scale_grad_by_freq' is not supported with mode 'max'",
-                 before);
+  expectRejected(
+      bag(o), "'scale_grad_by_freq' is not supported with mode 'max'", before);
   o.scaleGradByFreq = false;
   o.sparse = true;
   expectRejected(bag(o), "'sparse' is not supported with mode 'max'", before);
@@ -516,33 +544,39 @@ TEST_F(BadInput, OptionCombinations) {
   o.sparse = false;
   Host argmax(DType::i64, {2, 4});
   expectRejected(bag(o, nullptr, &argmax.view),
-                 "'max_indices' is only produced with mode 'max', got 'sum'", before);
+                 "'max_indices' is only produced with mode 'max', got 'sum'",
+                 before);
   EmbeddingOptions e;
   e.profile = Profile::unit_scaling;
   e.scaleGradByFreq = true;
-  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view, e),
-                 "'scale_grad_by_freq' is not supported by the unit-scaling profile",
-                 before);
+  expectRejected(
+      engine().embedding(indices.view, weight.view, lookupOut.view, e),
+      "'scale_grad_by_freq' is not supported by the unit-scaling profile",
+      before);
   e.scaleGradByFreq = false;
   e.sparse = true;
-  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view, e),
-                 "'sparse' is not supported by the unit-scaling profile", before);
+  expectRejected(
+      engine().embedding(indices.view, weight.view, lookupOut.view, e),
+      "'sparse' is not supported by the unit-scaling profile", before);
   e.sparse = false;
   e.profile = Profile::torch;
   e.maxNorm = NAN;
-  expectRejected(engine().embedding(indices.view, weight.view, lookupOut.view, e),
-                 "'max_norm' must not be NaN", before);
+  expectRejected(
+      engine().embedding(indices.view, weight.view, lookupOut.view, e),
+      "'max_norm' must not be NaN", before);
 }
 
 TEST_F(BadInput, DtypesRanksAndShapes) {
   Host before = weight;
   Host fidx(DType::f32, {6});
   expectRejected(engine().embedding(fidx.view, weight.view, lookupOut.view),
-                 "'indices' must be a tensor of i32 or i64, got [6] f32", before);
-  Host iweight(DType::i32, {5, 4});
-  expectRejected(engine().embedding(indices.view, iweight.view, lookupOut.view),
-                 "'weight' must be a 2-D tensor of f32, f64, f16 or bf16, got [5, 4] i32",
+                 "'indices' must be a tensor of i32 or i64, got [6] f32",
                  before);
+  Host iweight(DType::i32, {5, 4});
+  expectRejected(
+      engine().embedding(indices.view, iweight.view, lookupOut.view),
+      "'weight' must be a 2-D tensor of f32, f64, f16 or bf16, got [5, 4] i32",
+      before);
   Host wrongOut(DType::f32, {6, 5});
   expectRejected(engine().embedding(indices.view, weight.view, wrongOut.view),
                  "'out' must be [6, 4] f32, got [6, 5] f32", before);
@@ -550,16 +584,17 @@ TEST_F(BadInput, DtypesRanksAndShapes) {
   expectRejected(engine().embeddingBag(indices.view, weight.view, &offsets.view,
                                        f64Out.view),
                  "'out' must be [2, 4] f32, got [2, 4] f64", before);
-  expectRejected(engine().embeddingBag(indices.view, weight.view, nullptr, out.view),
-                 "1-D 'indices' need 'offsets'", before);
+  expectRejected(
+      engine().embeddingBag(indices.view, weight.view, nullptr, out.view),
+      "1-D 'indices' need 'offsets'", before);
   Host idx2(DType::i64, {2, 3});
-  expectRejected(engine().embeddingBag(idx2.view, weight.view, &offsets.view,
-                                       out.view),
-                 "'offsets' must be absent when 'indices' is 2-D", before);
+  expectRejected(
+      engine().embeddingBag(idx2.view, weight.view, &offsets.view, out.view),
+      "'offsets' must be absent when 'indices' is 2-D", before);
   Host idx3(DType::i64, {1, 2, 3});
-  expectRejected(engine().embeddingBag(idx3.view, weight.view, nullptr, out.view),
-                 "'indices' of embedding_bag must be 1-D (with 'offsets') or 2-D",
-                 before);
+  expectRejected(
+      engine().embeddingBag(idx3.view, weight.view, nullptr, out.view),
+      "'indices' of embedding_bag must be 1-D (with 'offsets') or 2-D", before);
   Host psw(DType::f64, {6});
   EmbeddingBagOptions o;
   o.mode = BagMode::sum;

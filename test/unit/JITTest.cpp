@@ -129,7 +129,8 @@ TEST(KernelCache, DiskCacheCanBeDisabled) {
   KernelCache cache({dir, false});
   ASSERT_TRUE(static_cast<bool>(cache.get(bagSpec(8))));
   std::error_code ec;
-  EXPECT_EQ(llvm::sys::fs::directory_iterator(dir, ec), llvm::sys::fs::directory_iterator());
+  EXPECT_EQ(llvm::sys::fs::directory_iterator(dir, ec),
+            llvm::sys::fs::directory_iterator());
 }
 
 TEST(KernelCache, UnwritableDirectoryFallsBackToMemory) {
@@ -143,7 +144,8 @@ TEST(KernelCache, UnwritableDirectoryFallsBackToMemory) {
 TEST(KernelCache, EntryNameCarriesTheCompilerVersion) {
   KernelCache cache({freshDir("names"), true});
   std::string path = cache.entryPath(bagSpec(8));
-  EXPECT_NE(path.find(bagSpec(8).symbolName() + "-"), std::string::npos) << path;
+  EXPECT_NE(path.find(bagSpec(8).symbolName() + "-"), std::string::npos)
+      << path;
   EXPECT_EQ(llvm::sys::path::extension(path), ".so");
 }
 

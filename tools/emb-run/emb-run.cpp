@@ -84,14 +84,18 @@ Flags parseFlags(int argc, char **argv) {
       {"print-ir", &f.printIR},
       {"no-disk-cache", &f.noDiskCache}};
   std::map<std::string, std::string *> strings = {
-      {"op", &f.opName},          {"mode", &f.modeName},
-      {"profile", &f.profileFlag}, {"dtype", &f.dtypeName_},
-      {"index-dtype", &f.indexDtype}, {"offset-dtype", &f.offsetDtype},
+      {"op", &f.opName},
+      {"mode", &f.modeName},
+      {"profile", &f.profileFlag},
+      {"dtype", &f.dtypeName_},
+      {"index-dtype", &f.indexDtype},
+      {"offset-dtype", &f.offsetDtype},
       {"cache-dir", &f.cacheDir}};
-  std::map<std::string, int64_t *> ints = {
-      {"num-embeddings", &f.numEmbeddings}, {"dim", &f.dim},
-      {"batch", &f.batch}, {"bag-size", &f.bagSize},
-      {"padding-idx", &f.paddingIdx}};
+  std::map<std::string, int64_t *> ints = {{"num-embeddings", &f.numEmbeddings},
+                                           {"dim", &f.dim},
+                                           {"batch", &f.batch},
+                                           {"bag-size", &f.bagSize},
+                                           {"padding-idx", &f.paddingIdx}};
   std::map<std::string, double *> reals = {{"max-norm", &f.maxNorm},
                                            {"norm-type", &f.normType}};
   for (int i = 1; i < argc; ++i) {
@@ -208,7 +212,7 @@ double memcpyProbe(int nthreads, size_t bytes) {
 /// Compares kernel output with reference values; returns the worst error.
 bool compare(const char *what, const void *got, DType dtype,
              const std::vector<double> &want, double &worst) {
-  double tol = dtype == DType::f64 ? 1e-12
+  double tol = dtype == DType::f64   ? 1e-12
                : dtype == DType::f32 ? 2e-5
                : dtype == DType::f16 ? 4e-3
                                      : 3e-2;
@@ -236,8 +240,9 @@ int benchJit(const Flags &f) {
   spec.indices = parseDType(f.indexDtype).value_or(DType::i64);
   spec.offsets = spec.indices;
   spec.dim = f.dim;
-  spec.mode = f.modeName == "max" ? BagMode::max
-              : f.modeName == "mean" ? BagMode::mean : BagMode::sum;
+  spec.mode = f.modeName == "max"    ? BagMode::max
+              : f.modeName == "mean" ? BagMode::mean
+                                     : BagMode::sum;
   int reps = std::max(3, f.iters / 4);
   std::vector<double> cold, disk;
   for (int i = 0; i < reps; ++i) {
@@ -295,7 +300,8 @@ int benchJit(const Flags &f) {
   t0 = Clock::now();
   const int calls = 100000;
   for (int i = 0; i < calls; ++i)
-    if (llvm::Error err = engine.embeddingBag(x.view, w.view, &o.view, out.view, bo))
+    if (llvm::Error err =
+            engine.embeddingBag(x.view, w.view, &o.view, out.view, bo))
       die(llvm::toString(std::move(err)));
   double callUs = seconds(t0, Clock::now()) * 1e6 / calls;
   if (f.json) {
@@ -310,7 +316,8 @@ int benchJit(const Flags &f) {
                  << " ms (median of " << reps << ")\n"
                  << "disk-cache hit    " << llvm::format("%.2f", median(disk))
                  << " ms (median of " << reps << ")\n"
-                 << "memory-cache hit  " << llvm::format("%.3f", hitUs) << " us\n"
+                 << "memory-cache hit  " << llvm::format("%.3f", hitUs)
+                 << " us\n"
                  << "tiny call         " << llvm::format("%.3f", callUs)
                  << " us (validation + lookup + kernel, 1 bag of 1 index)\n";
   }
@@ -357,10 +364,12 @@ int main(int argc, char **argv) {
   auto profile = parseProfile(profileFlag);
   if (!profile)
     die("--profile must be torch, zero-padding or unit-scaling");
-  BagMode mode = modeName == "sum"    ? BagMode::sum
-                 : modeName == "mean" ? BagMode::mean
-                 : modeName == "max"  ? BagMode::max
-                                      : (usageError("--mode must be sum, mean or max"), BagMode::sum);
+  BagMode mode =
+      modeName == "sum"    ? BagMode::sum
+      : modeName == "mean" ? BagMode::mean
+      : modeName == "max"
+          ? BagMode::max
+          : (usageError("--mode must be sum, mean or max"), BagMode::sum);
   if (numEmbeddings < 0 || dim < 0 || batch < 0 || bagSize < 0)
     die("sizes must be non-negative");
 
@@ -474,7 +483,8 @@ int main(int argc, char **argv) {
 
   auto t0 = Clock::now();
   if (llvm::Error err = run()) {
-    llvm::errs() << "emb-run: error: " << llvm::toString(std::move(err)) << "\n";
+    llvm::errs() << "emb-run: error: " << llvm::toString(std::move(err))
+                 << "\n";
     return 1;
   }
   double firstCallMs = seconds(t0, Clock::now()) * 1e3;
@@ -512,8 +522,8 @@ int main(int argc, char **argv) {
         w[i] = got[i];
     }
     if (opName == "embedding") {
-      auto want = ref::embedding(w, D, x, cpad,
-                                 *profile == Profile::zero_padding);
+      auto want =
+          ref::embedding(w, D, x, cpad, *profile == Profile::zero_padding);
       ok &= compare("output", out.view.data, *dtype, want, worst);
     } else if (bag) {
       std::vector<int64_t> offs;
@@ -532,7 +542,8 @@ int main(int argc, char **argv) {
         for (auto [row, c] : compact)
           rowOf[c] = row;
         for (size_t i = 0; ok && i < want.maxIndices.size(); ++i) {
-          int64_t wantRow = want.maxIndices[i] < 0 ? -1 : rowOf[want.maxIndices[i]];
+          int64_t wantRow =
+              want.maxIndices[i] < 0 ? -1 : rowOf[want.maxIndices[i]];
           int64_t got = static_cast<int64_t *>(argmax.view.data)[i];
           if (got != wantRow) {
             llvm::errs() << "emb-run: mismatch in max_indices at element " << i
@@ -598,9 +609,11 @@ int main(int argc, char **argv) {
                    << " vs the f64 reference)\n";
     if (bench)
       llvm::outs() << "bench       " << llvm::format("%.3f", ms) << " ms, "
-                   << llvm::format("%.1f", gbps) << " GB/s of compulsory traffic; "
+                   << llvm::format("%.1f", gbps)
+                   << " GB/s of compulsory traffic; "
                    << "memcpy probe " << llvm::format("%.1f", probe)
-                   << " GB/s; ratio " << llvm::format("%.2f", gbps / probe) << "\n";
+                   << " GB/s; ratio " << llvm::format("%.2f", gbps / probe)
+                   << "\n";
   }
   return ok ? 0 : 1;
 }

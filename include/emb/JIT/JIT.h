@@ -42,8 +42,8 @@ mlir::OwningOpRef<mlir::ModuleOp> buildKernelModule(mlir::MLIRContext &context,
 
 /// Compiles `spec` to a relocatable object for the host CPU. When
 /// `printIR` is set, the IR is printed there at every stage.
-llvm::Expected<std::string> compileToObject(const KernelSpec &spec,
-                                            llvm::raw_ostream *printIR = nullptr);
+llvm::Expected<std::string>
+compileToObject(const KernelSpec &spec, llvm::raw_ostream *printIR = nullptr);
 
 struct KernelCacheOptions {
   /// Directory of the disk cache; empty: the default (`$EMB_MLIR_CACHE_DIR`,

@@ -35,8 +35,8 @@ void renorm(std::vector<double> &weight, int64_t dim,
             const std::vector<int64_t> &indices, double maxNorm, double p);
 
 struct BagResult {
-  std::vector<double> output;       ///< [B, D]
-  std::vector<int64_t> maxIndices;  ///< [B, D], max mode only
+  std::vector<double> output;      ///< [B, D]
+  std::vector<int64_t> maxIndices; ///< [B, D], max mode only
 };
 
 /// embedding_bag. For 2-D indices `[numBags, bagLength]` (flattened
@@ -45,8 +45,8 @@ struct BagResult {
 BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
                        const std::vector<int64_t> &indices,
                        const std::vector<int64_t> &offsets, int64_t numBags,
-                       int64_t bagLength,
-                       BagMode mode, const std::vector<double> &perSampleWeights,
+                       int64_t bagLength, BagMode mode,
+                       const std::vector<double> &perSampleWeights,
                        bool includeLastOffset,
                        std::optional<int64_t> paddingIdx);
 

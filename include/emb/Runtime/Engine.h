@@ -9,7 +9,8 @@
 //   emb::Engine engine;
 //   emb::EmbeddingBagOptions opts;
 //   opts.mode = emb::BagMode::sum;
-//   if (llvm::Error err = engine.embeddingBag(indices, weight, &offsets, out, opts))
+//   if (llvm::Error err = engine.embeddingBag(indices, weight, &offsets, out,
+//   opts))
 //     llvm::errs() << llvm::toString(std::move(err)) << "\n";
 //
 //===----------------------------------------------------------------------===//
@@ -86,7 +87,8 @@ public:
   /// `maxNorm`, the referenced rows of `weight` are renormalised in place
   /// first (after validation).
   llvm::Error embedding(const Tensor &indices, const Tensor &weight,
-                        const Tensor &out, const EmbeddingOptions &options = {});
+                        const Tensor &out,
+                        const EmbeddingOptions &options = {});
 
   /// `out` ([B, D]) = the pooled rows of each bag. `offsets` is null for 2-D
   /// indices; `perSampleWeights` (sum only) and `maxIndices` ([B, D] i64,

@@ -85,12 +85,18 @@ inline uint16_t floatToBf16(float f) {
 /// Element `i` of `data` (of type `dtype`) as a double.
 inline double loadDouble(const void *data, DType dtype, int64_t i) {
   switch (dtype) {
-  case DType::f32: return static_cast<const float *>(data)[i];
-  case DType::f64: return static_cast<const double *>(data)[i];
-  case DType::f16: return halfToFloat(static_cast<const uint16_t *>(data)[i]);
-  case DType::bf16: return bf16ToFloat(static_cast<const uint16_t *>(data)[i]);
-  case DType::i32: return static_cast<const int32_t *>(data)[i];
-  case DType::i64: return static_cast<double>(static_cast<const int64_t *>(data)[i]);
+  case DType::f32:
+    return static_cast<const float *>(data)[i];
+  case DType::f64:
+    return static_cast<const double *>(data)[i];
+  case DType::f16:
+    return halfToFloat(static_cast<const uint16_t *>(data)[i]);
+  case DType::bf16:
+    return bf16ToFloat(static_cast<const uint16_t *>(data)[i]);
+  case DType::i32:
+    return static_cast<const int32_t *>(data)[i];
+  case DType::i64:
+    return static_cast<double>(static_cast<const int64_t *>(data)[i]);
   }
   return 0;
 }
@@ -104,16 +110,24 @@ inline int64_t loadInt(const void *data, DType dtype, int64_t i) {
 /// Stores `v` rounded to `dtype` (f16/bf16 through f32, as the kernels do).
 inline void storeDouble(void *data, DType dtype, int64_t i, double v) {
   switch (dtype) {
-  case DType::f32: static_cast<float *>(data)[i] = static_cast<float>(v); break;
-  case DType::f64: static_cast<double *>(data)[i] = v; break;
+  case DType::f32:
+    static_cast<float *>(data)[i] = static_cast<float>(v);
+    break;
+  case DType::f64:
+    static_cast<double *>(data)[i] = v;
+    break;
   case DType::f16:
     static_cast<uint16_t *>(data)[i] = floatToHalf(static_cast<float>(v));
     break;
   case DType::bf16:
     static_cast<uint16_t *>(data)[i] = floatToBf16(static_cast<float>(v));
     break;
-  case DType::i32: static_cast<int32_t *>(data)[i] = static_cast<int32_t>(v); break;
-  case DType::i64: static_cast<int64_t *>(data)[i] = static_cast<int64_t>(v); break;
+  case DType::i32:
+    static_cast<int32_t *>(data)[i] = static_cast<int32_t>(v);
+    break;
+  case DType::i64:
+    static_cast<int64_t *>(data)[i] = static_cast<int64_t>(v);
+    break;
   }
 }
 

@@ -56,8 +56,8 @@ Type accumulatorType(Type element) {
 
 Value splat(ImplicitLocOpBuilder &b, VectorType type, double value) {
   return arith::ConstantOp::create(
-      b, DenseElementsAttr::get(
-             type, b.getFloatAttr(type.getElementType(), value)));
+      b, DenseElementsAttr::get(type,
+                                b.getFloatAttr(type.getElementType(), value)));
 }
 
 /// The pieces a row access of `n` lanes is split into: powers of two for
@@ -118,8 +118,8 @@ Value writeRow(ImplicitLocOpBuilder &b, Value vec, Value dest, Value row,
           b, vec, ArrayRef<int64_t>{at}, ArrayRef<int64_t>{lanes},
           ArrayRef<int64_t>{1});
     if (vecType.getElementType() != element && isa<FloatType>(element))
-      piece = arith::TruncFOp::create(b, VectorType::get({lanes}, element),
-                                      piece);
+      piece =
+          arith::TruncFOp::create(b, VectorType::get({lanes}, element), piece);
     dest = vector::TransferWriteOp::create(b, piece, dest,
                                            ValueRange{row, cIndex(b, d0 + at)},
                                            ArrayRef<bool>{true})
@@ -131,7 +131,7 @@ Value writeRow(ImplicitLocOpBuilder &b, Value vec, Value dest, Value row,
 /// The D-blocks [d0, d0 + n) of a row of D lanes, each lane keeping
 /// `bytesPerLane` bytes of loop-carried state (accumulators, argmax).
 SmallVector<std::pair<int64_t, int64_t>> dBlocks(int64_t dim,
-                                                  int64_t bytesPerLane) {
+                                                 int64_t bytesPerLane) {
   int64_t lanes = cpu::blockLanes(bytesPerLane);
   SmallVector<std::pair<int64_t, int64_t>> blocks;
   for (int64_t d0 = 0; d0 < dim; d0 += lanes)
@@ -160,7 +160,8 @@ Value flatten(ImplicitLocOpBuilder &b, Value t) {
   auto type = cast<RankedTensorType>(t.getType());
   if (type.getRank() == 1)
     return t;
-  int64_t n = type.hasStaticShape() ? type.getNumElements() : ShapedType::kDynamic;
+  int64_t n =
+      type.hasStaticShape() ? type.getNumElements() : ShapedType::kDynamic;
   auto flat = RankedTensorType::get({n}, type.getElementType());
   if (type.getRank() == 0)
     return tensor::ExpandShapeOp::create(b, flat, t,
@@ -227,37 +228,40 @@ LogicalResult lowerLookup(LookupOp op, RewriterBase &rewriter) {
   Value n = tensor::DimOp::create(b, flat, 0);
   int64_t numRows = cast<RankedTensorType>(flat.getType()).getDimSize(0);
   auto rowsType = RankedTensorType::get({numRows, dim}, element);
-  Value init = emptyLike(b, rowsType,
-                         ShapedType::isDynamic(numRows) ? ValueRange{n}
-                                                        : ValueRange{});
-  Value pad = op.getPaddingMode() == PaddingMode::zero
-                  ? paddingRow(b, op.getPaddingIdx(), weight, wType.getDimSize(0))
-                  : Value();
+  Value init =
+      emptyLike(b, rowsType,
+                ShapedType::isDynamic(numRows) ? ValueRange{n} : ValueRange{});
+  Value pad =
+      op.getPaddingMode() == PaddingMode::zero
+          ? paddingRow(b, op.getPaddingIdx(), weight, wType.getDimSize(0))
+          : Value();
   auto loop = scf::ForOp::create(
       b, cIndex(b, 0), n, cIndex(b, 1), ValueRange{init},
       [&](OpBuilder &nb, Location loc, Value i, ValueRange iters) {
         ImplicitLocOpBuilder ib(loc, nb);
         Value r = extractIndex(ib, flat, i);
         Value out = iters[0];
-        Value isPad = pad ? arith::CmpIOp::create(ib, arith::CmpIPredicate::eq,
-                                                  r, pad)
-                          : Value();
+        Value isPad =
+            pad ? arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, r, pad)
+                : Value();
         for (auto [d0, lanes] : dBlocks(dim, bytesOf(element))) {
-         for (auto [at, pieceLanes] : rowPieces(lanes, element)) {
-          Value row = readRow(ib, weight, r, d0 + at, pieceLanes, element);
-          if (isPad) {
-            // Select the bits, not the floats: x86 has no f16/bf16 select.
-            auto bits = VectorType::get(
-                {pieceLanes}, ib.getIntegerType(element.getIntOrFloatBitWidth()));
-            Value raw = arith::BitcastOp::create(ib, bits, row);
-            Value zero = arith::ConstantOp::create(
-                ib, DenseElementsAttr::get(
-                        bits, ib.getIntegerAttr(bits.getElementType(), 0)));
-            row = arith::BitcastOp::create(
-                ib, row.getType(), arith::SelectOp::create(ib, isPad, zero, raw));
+          for (auto [at, pieceLanes] : rowPieces(lanes, element)) {
+            Value row = readRow(ib, weight, r, d0 + at, pieceLanes, element);
+            if (isPad) {
+              // Select the bits, not the floats: x86 has no f16/bf16 select.
+              auto bits = VectorType::get(
+                  {pieceLanes},
+                  ib.getIntegerType(element.getIntOrFloatBitWidth()));
+              Value raw = arith::BitcastOp::create(ib, bits, row);
+              Value zero = arith::ConstantOp::create(
+                  ib, DenseElementsAttr::get(
+                          bits, ib.getIntegerAttr(bits.getElementType(), 0)));
+              row = arith::BitcastOp::create(
+                  ib, row.getType(),
+                  arith::SelectOp::create(ib, isPad, zero, raw));
+            }
+            out = writeRow(ib, row, out, i, d0 + at);
           }
-          out = writeRow(ib, row, out, i, d0 + at);
-         }
         }
         scf::YieldOp::create(ib, out);
       });
@@ -283,7 +287,8 @@ LogicalResult lowerLookup(LookupOp op, RewriterBase &rewriter) {
 //         %row = ext(vector.transfer_read %w[%r, d0])
 //         sum:  %acc + %row (* %p[%j])      mean: %acc + %row
 //         max:  %take = (%cnt == 0) | (%row > %acc)  (ties: first wins)
-//               %acc = select(%take, %row, %acc); %arg = select(%take, %r, %arg)
+//               %acc = select(%take, %row, %acc); %arg = select(%take, %r,
+//               %arg)
 //         %cnt + 1
 //       }
 //     }
@@ -304,8 +309,8 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
   auto idxType = cast<RankedTensorType>(op.getIndices().getType());
   bool twoD = idxType.getRank() == 2;
   Value flat = flatten(b, op.getIndices());
-  Value psw = op.getPerSampleWeights() ? flatten(b, op.getPerSampleWeights())
-                                       : Value();
+  Value psw =
+      op.getPerSampleWeights() ? flatten(b, op.getPerSampleWeights()) : Value();
   Value offsets = op.getOffsets();
   Value numIndices = tensor::DimOp::create(b, flat, 0);
 
@@ -321,8 +326,9 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
   Value pad = paddingRow(b, op.getPaddingIdx(), weight, wType.getDimSize(0));
 
   auto outType = cast<RankedTensorType>(op.getOutput().getType());
-  SmallVector<Value> inits{emptyLike(
-      b, outType, outType.isDynamicDim(0) ? ValueRange{numBags} : ValueRange{})};
+  SmallVector<Value> inits{
+      emptyLike(b, outType,
+                outType.isDynamicDim(0) ? ValueRange{numBags} : ValueRange{})};
   bool withArgmax = static_cast<bool>(op.getMaxIndices());
   if (withArgmax) {
     auto mType = cast<RankedTensorType>(op.getMaxIndices().getType());
@@ -350,8 +356,8 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
             Value last = arith::SubIOp::create(ib, numOffsets, c1);
             Value safe = arith::MinUIOp::create(ib, next, last);
             Value nextOff = extractIndex(ib, offsets, safe);
-            Value hasNext = arith::CmpIOp::create(
-                ib, arith::CmpIPredicate::ult, next, numOffsets);
+            Value hasNext = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
+                                                  next, numOffsets);
             end = arith::SelectOp::create(ib, hasNext, nextOff, numIndices);
           }
         }
@@ -390,8 +396,8 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
                     SmallVector<Type> types{accVec};
                     if (withArgmax)
                       types.push_back(argVec);
-                    auto pick = scf::IfOp::create(
-                        xb, types, first, /*withElse=*/true);
+                    auto pick =
+                        scf::IfOp::create(xb, types, first, /*withElse=*/true);
                     {
                       OpBuilder::InsertionGuard guard(xb);
                       xb.setInsertionPointToStart(pick.thenBlock());
@@ -427,8 +433,8 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
                   update(jb, jloc);
                   return;
                 }
-                Value notPad = arith::CmpIOp::create(
-                    lb, arith::CmpIPredicate::ne, r, pad);
+                Value notPad =
+                    arith::CmpIOp::create(lb, arith::CmpIPredicate::ne, r, pad);
                 auto ifOp = scf::IfOp::create(
                     lb, notPad, update, [&](OpBuilder &eb, Location eloc) {
                       scf::YieldOp::create(eb, eloc, acc);
@@ -474,16 +480,15 @@ Value pNorm(ImplicitLocOpBuilder &b, Value row, double p) {
   if (p == 0) {
     Value nz = arith::CmpFOp::create(b, arith::CmpFPredicate::UNE, row,
                                      splat(b, vt, 0.0));
-    Value ones = arith::SelectOp::create(b, nz, splat(b, vt, 1.0),
-                                         splat(b, vt, 0.0));
+    Value ones =
+        arith::SelectOp::create(b, nz, splat(b, vt, 1.0), splat(b, vt, 0.0));
     return reduce(vector::CombiningKind::ADD, ones);
   }
   if (p == 1)
     return reduce(vector::CombiningKind::ADD, absRow);
   if (p == 2)
-    return math::SqrtOp::create(
-        b, reduce(vector::CombiningKind::ADD,
-                  arith::MulFOp::create(b, row, row)));
+    return math::SqrtOp::create(b, reduce(vector::CombiningKind::ADD,
+                                          arith::MulFOp::create(b, row, row)));
   Value powered = math::PowFOp::create(b, absRow, splat(b, vt, p));
   Value sum = reduce(vector::CombiningKind::ADD, powered);
   return math::PowFOp::create(
@@ -524,8 +529,9 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
   SmallVector<Value> inits{weight};
   if (markVisited) {
     Value v = tensor::DimOp::create(b, weight, 0);
-    Value empty = tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic},
-                                          b.getI8Type(), ValueRange{v});
+    Value empty =
+        tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic},
+                                b.getI8Type(), ValueRange{v});
     Value zero = arith::ConstantOp::create(b, b.getI8IntegerAttr(0));
     inits.push_back(
         scf::ForOp::create(
@@ -555,7 +561,8 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
         // The whole row as f64, one D-block at a time, combined per p.
         SmallVector<Value> partial;
         for (auto [d0, lanes] : dBlocks(dim, 8))
-          partial.push_back(pNorm(ib, readRow(ib, table, r, d0, lanes, f64), p));
+          partial.push_back(
+              pNorm(ib, readRow(ib, table, r, d0, lanes, f64), p));
         Value norm = partial[0];
         for (Value part : ArrayRef<Value>(partial).drop_front()) {
           if (std::isinf(p))
@@ -566,13 +573,16 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
           else {
             // ||a,b||_p = (||a||^p + ||b||^p)^(1/p)
             Value cp = arith::ConstantOp::create(ib, ib.getF64FloatAttr(p));
-            Value ci = arith::ConstantOp::create(ib, ib.getF64FloatAttr(1.0 / p));
-            Value s = arith::AddFOp::create(ib, math::PowFOp::create(ib, norm, cp),
-                                            math::PowFOp::create(ib, part, cp));
+            Value ci =
+                arith::ConstantOp::create(ib, ib.getF64FloatAttr(1.0 / p));
+            Value s =
+                arith::AddFOp::create(ib, math::PowFOp::create(ib, norm, cp),
+                                      math::PowFOp::create(ib, part, cp));
             norm = math::PowFOp::create(ib, s, ci);
           }
         }
-        Value limit = arith::ConstantOp::create(ib, ib.getF64FloatAttr(maxNorm));
+        Value limit =
+            arith::ConstantOp::create(ib, ib.getF64FloatAttr(maxNorm));
         Value tooLong =
             arith::CmpFOp::create(ib, arith::CmpFPredicate::OGT, norm, limit);
         if (markVisited)
@@ -581,7 +591,8 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
             ib, tooLong,
             [&](OpBuilder &tb, Location tloc) {
               ImplicitLocOpBuilder xb(tloc, tb);
-              Value eps = arith::ConstantOp::create(xb, xb.getF64FloatAttr(1e-7));
+              Value eps =
+                  arith::ConstantOp::create(xb, xb.getF64FloatAttr(1e-7));
               Value scale = arith::DivFOp::create(
                   xb, limit, arith::AddFOp::create(xb, norm, eps));
               if (accType != f64)
