@@ -13,6 +13,7 @@
 
 #include "llvm/ADT/Twine.h"
 
+#include <atomic>
 #include <cmath>
 #include <sstream>
 #include <thread>
@@ -106,19 +107,37 @@ llvm::Error checkIndexTensor(const Tensor &t, const char *name) {
 }
 
 /// Every index must lie in [0, V): the message names the first bad one.
-llvm::Error checkIndexRange(const Tensor &indices, int64_t numEmbeddings) {
+/// The scan is split over the pool (it is a full pass over the indices on
+/// every call); each chunk finds its first bad position and the smallest
+/// wins, so the message does not depend on the thread count.
+llvm::Error checkIndexRange(const Tensor &indices, int64_t numEmbeddings,
+                            ThreadPool &pool) {
   int64_t n = indices.numel();
-  auto scan = [&](auto *x) -> llvm::Error {
-    for (int64_t i = 0; i < n; ++i)
-      if (x[i] < 0 || x[i] >= numEmbeddings)
-        return fail("index " + std::to_string(x[i]) + " at position " +
-                    std::to_string(i) + " is out of range [0, " +
-                    std::to_string(numEmbeddings) + ")");
-    return llvm::Error::success();
+  std::atomic<int64_t> firstBad{n};
+  auto scan = [&](auto *x) {
+    pool.parallelFor(n, 1 << 16, [&](int64_t b, int64_t e) {
+      // An unsigned compare checks both bounds at once.
+      for (int64_t i = b; i < e; ++i)
+        if (static_cast<uint64_t>(x[i]) >=
+            static_cast<uint64_t>(numEmbeddings)) {
+          int64_t seen = firstBad.load();
+          while (i < seen && !firstBad.compare_exchange_weak(seen, i)) {
+          }
+          return;
+        }
+    });
   };
   if (indices.dtype == DType::i32)
-    return scan(static_cast<const int32_t *>(indices.data));
-  return scan(static_cast<const int64_t *>(indices.data));
+    scan(static_cast<const int32_t *>(indices.data));
+  else
+    scan(static_cast<const int64_t *>(indices.data));
+  int64_t i = firstBad.load();
+  if (i == n)
+    return llvm::Error::success();
+  return fail("index " +
+              std::to_string(loadInt(indices.data, indices.dtype, i)) +
+              " at position " + std::to_string(i) + " is out of range [0, " +
+              std::to_string(numEmbeddings) + ")");
 }
 
 /// padding_idx normalised to [0, V), or -1 without one.
@@ -242,7 +261,7 @@ llvm::Error Engine::renorm(const Tensor &weight, const Tensor &indices,
     return err;
   if (auto err = checkNorm(maxNorm, normType))
     return err;
-  if (auto err = checkIndexRange(indices, weight.shape[0]))
+  if (auto err = checkIndexRange(indices, weight.shape[0], *pool))
     return err;
   int64_t n = indices.numel();
   if (n == 0 || weight.shape[1] == 0)
@@ -284,7 +303,7 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndexRange(indices, numEmbeddings))
+  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
     return err;
 
   int64_t n = indices.numel();
@@ -405,7 +424,7 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndexRange(indices, numEmbeddings))
+  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
     return err;
 
   // max_norm renormalises every referenced row, even with no bags.

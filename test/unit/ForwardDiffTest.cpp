@@ -472,6 +472,26 @@ TEST_F(BadInput, IndexOutOfRangeBeforeMaxNorm) {
                  before);
 }
 
+// The range check is split over threads: the message still names the
+// first bad position, whatever the thread count.
+TEST_F(BadInput, FirstBadIndexWithManyThreads) {
+  Host before = weight;
+  Host many(DType::i32, {300000});
+  for (int64_t i = 0; i < 300000; ++i)
+    many.set(i, i % 5);
+  many.set(290000, -3);
+  many.set(150001, 9);
+  Host manyOut(DType::f32, {300000, 4});
+  for (int threads : {1, 2}) {
+    llvm::Error err =
+        engine(threads).embedding(many.view, weight.view, manyOut.view);
+    ASSERT_TRUE(static_cast<bool>(err));
+    EXPECT_EQ(llvm::toString(std::move(err)),
+              "index 9 at position 150001 is out of range [0, 5)");
+  }
+  EXPECT_EQ(weight.bytes, before.bytes);
+}
+
 TEST_F(BadInput, NegativeIndex) {
   Host before = weight;
   indices.set(5, -1);
