@@ -25,3 +25,8 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.emb_tools_dir, config.llvm_tools_dir]
 tools = ["emb-opt"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# The stock mlir-opt of the LLVM installation, and where our plugins are.
+config.substitutions.append(
+    ("%stock_mlir_opt", os.path.join(config.llvm_tools_dir, "mlir-opt")))
+config.substitutions.append(("%emb_libs", os.path.join(config.emb_obj_root, "lib")))
