@@ -1,0 +1,83 @@
+/*===- emb-c/Emb.h - C API of emb-mlir ----------------------------*- C -*-===*\
+|*                                                                            *|
+|* The MLIR-convention C API: the dialect handle and pass registration, plus  *|
+|* a C entry point to the JIT (embedding and embedding_bag on host buffers). *|
+|* libEmbMLIR-C.so also exports MLIR's own C API for IR and passes            *|
+|* (mlir-c/IR.h, mlir-c/Pass.h), so a C program needs only this library.     *|
+|*                                                                            *|
+\*===----------------------------------------------------------------------===*/
+
+#ifndef EMB_C_EMB_H
+#define EMB_C_EMB_H
+
+#include "mlir-c/IR.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* mlirGetDialectHandle__emb__(): register or load the emb dialect. */
+MLIR_DECLARE_CAPI_DIALECT_REGISTRATION(Emb, emb);
+
+/* Inserts the emb dialect and every upstream dialect and extension the
+ * emb pipelines use (func, tensor, bufferization, vector, llvm, ...). */
+MLIR_CAPI_EXPORTED void
+mlirEmbRegisterAllDialects(MlirDialectRegistry registry);
+
+/* Registers convert-emb-to-scf, emb-prefetch-rows and emb-cpu-pipeline, for
+ * mlirParsePassPipeline / mlirOpPassManagerAddPipeline. */
+MLIR_CAPI_EXPORTED void mlirRegisterEmbPasses(void);
+
+/* Element types (values match emb::DType). */
+typedef enum {
+  EMB_F32 = 0,
+  EMB_F64 = 1,
+  EMB_F16 = 2,
+  EMB_BF16 = 3,
+  EMB_I32 = 4,
+  EMB_I64 = 5
+} EmbDType;
+
+typedef enum { EMB_SUM = 0, EMB_MEAN = 1, EMB_MAX = 2 } EmbBagMode;
+
+/* A view of contiguous row-major memory. */
+typedef struct {
+  void *data;
+  EmbDType dtype;
+  int32_t rank;
+  const int64_t *shape;
+} EmbTensor;
+
+typedef struct EmbEngine EmbEngine;
+
+/* An engine with `threads` threads (0: all) and a kernel disk cache in
+ * `cacheDir` (NULL: the default; "" : memory only). */
+MLIR_CAPI_EXPORTED EmbEngine *embEngineCreate(int threads,
+                                              const char *cacheDir);
+MLIR_CAPI_EXPORTED void embEngineDestroy(EmbEngine *engine);
+
+/* Each call returns 0 on success; otherwise a non-zero value, nothing
+ * written, and the message in `error` (truncated to `errorSize` bytes).
+ * `paddingIdx` is ignored unless `hasPaddingIdx`. */
+MLIR_CAPI_EXPORTED int embEmbedding(EmbEngine *engine, EmbTensor indices,
+                                    EmbTensor weight, EmbTensor out,
+                                    int hasPaddingIdx, int64_t paddingIdx,
+                                    char *error, size_t errorSize);
+
+/* `offsets` and `perSampleWeights` may be NULL (2-D indices; no weights). */
+MLIR_CAPI_EXPORTED int embEmbeddingBag(EmbEngine *engine, EmbTensor indices,
+                                       EmbTensor weight,
+                                       const EmbTensor *offsets, EmbTensor out,
+                                       EmbBagMode mode, int includeLastOffset,
+                                       int hasPaddingIdx, int64_t paddingIdx,
+                                       const EmbTensor *perSampleWeights,
+                                       char *error, size_t errorSize);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EMB_C_EMB_H */

@@ -1,0 +1,134 @@
+/*===- capi_test.c - the C API, from C ------------------------------------===*\
+|* Registers the dialects through the C API, parses and verifies an emb     *|
+|* program, runs emb-cpu-pipeline, then calls the JIT on host buffers and   *|
+|* checks the results and an error. Exit status 0 and "capi: ok" on success. *|
+\*===----------------------------------------------------------------------===*/
+
+#include "emb-c/Emb.h"
+#include "mlir-c/IR.h"
+#include "mlir-c/Pass.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int failures = 0;
+#define CHECK(cond, what)                                                      \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "capi: FAILED: %s\n", what);                             \
+      ++failures;                                                              \
+    }                                                                          \
+  } while (0)
+
+static const char *kProgram =
+    "func.func @bag(%w: memref<?x4xf32>, %idx: memref<?xi64>, %off: "
+    "memref<?xi64>, %out: memref<?x4xf32>) attributes "
+    "{llvm.emit_c_interface} {\n"
+    "  %tw = bufferization.to_tensor %w restrict : memref<?x4xf32> to "
+    "tensor<?x4xf32>\n"
+    "  %ti = bufferization.to_tensor %idx restrict : memref<?xi64> to "
+    "tensor<?xi64>\n"
+    "  %to = bufferization.to_tensor %off restrict : memref<?xi64> to "
+    "tensor<?xi64>\n"
+    "  %r = emb.bag sum %tw[%ti] offsets(%to : tensor<?xi64>) : "
+    "tensor<?x4xf32>[tensor<?xi64>] -> tensor<?x4xf32>\n"
+    "  bufferization.materialize_in_destination %r in restrict writable %out "
+    ": (tensor<?x4xf32>, memref<?x4xf32>) -> ()\n"
+    "  return\n"
+    "}\n";
+
+static void countEmbOps(MlirOperation op, int *count) {
+  MlirIdentifier name = mlirOperationGetName(op);
+  MlirStringRef s = mlirIdentifierStr(name);
+  if (s.length > 4 && strncmp(s.data, "emb.", 4) == 0)
+    ++*count;
+  for (intptr_t r = 0; r < mlirOperationGetNumRegions(op); ++r) {
+    MlirRegion region = mlirOperationGetRegion(op, r);
+    for (MlirBlock b = mlirRegionGetFirstBlock(region); !mlirBlockIsNull(b);
+         b = mlirBlockGetNextInRegion(b))
+      for (MlirOperation o = mlirBlockGetFirstOperation(b);
+           !mlirOperationIsNull(o); o = mlirOperationGetNextInBlock(o))
+        countEmbOps(o, count);
+  }
+}
+
+int main(void) {
+  /* The dialect handle, MLIR's way. */
+  MlirDialectHandle handle = mlirGetDialectHandle__emb__();
+  MlirStringRef ns = mlirDialectHandleGetNamespace(handle);
+  CHECK(ns.length == 3 && strncmp(ns.data, "emb", 3) == 0, "namespace");
+
+  MlirContext ctx = mlirContextCreateWithThreading(false);
+  MlirDialectRegistry registry = mlirDialectRegistryCreate();
+  mlirEmbRegisterAllDialects(registry);
+  mlirContextAppendDialectRegistry(ctx, registry);
+  mlirDialectRegistryDestroy(registry);
+  MlirDialect emb = mlirDialectHandleLoadDialect(handle, ctx);
+  CHECK(!mlirDialectIsNull(emb), "load the emb dialect");
+
+  MlirModule module =
+      mlirModuleCreateParse(ctx, mlirStringRefCreateFromCString(kProgram));
+  CHECK(!mlirModuleIsNull(module), "parse the emb program");
+  if (mlirModuleIsNull(module))
+    return 1;
+  MlirOperation op = mlirModuleGetOperation(module);
+  CHECK(mlirOperationVerify(op), "verify");
+  int before = 0;
+  countEmbOps(op, &before);
+  CHECK(before == 1, "one emb op before lowering");
+
+  mlirRegisterEmbPasses();
+  MlirPassManager pm = mlirPassManagerCreate(ctx);
+  MlirLogicalResult parsed = mlirParsePassPipeline(
+      mlirPassManagerGetAsOpPassManager(pm),
+      mlirStringRefCreateFromCString("builtin.module(emb-cpu-pipeline)"), NULL,
+      NULL);
+  CHECK(mlirLogicalResultIsSuccess(parsed), "parse the pass pipeline");
+  CHECK(mlirLogicalResultIsSuccess(mlirPassManagerRunOnOp(pm, op)),
+        "run emb-cpu-pipeline");
+  int after = 0;
+  countEmbOps(op, &after);
+  CHECK(after == 0, "no emb op after lowering");
+  mlirPassManagerDestroy(pm);
+  mlirModuleDestroy(module);
+  mlirContextDestroy(ctx);
+
+  /* The JIT from C: embedding_bag(mode=sum) and embedding. */
+  float table[12] = {1, 2, 3, 4, 10, 20, 30, 40, -1, -2, -3, -4};
+  int64_t ids[3] = {0, 1, 2}, offsets[2] = {0, 2};
+  float out[8];
+  int64_t wShape[2] = {3, 4}, xShape[1] = {3}, oShape[1] = {2},
+          rShape[2] = {2, 4};
+  EmbTensor w = {table, EMB_F32, 2, wShape}, x = {ids, EMB_I64, 1, xShape},
+            o = {offsets, EMB_I64, 1, oShape}, r = {out, EMB_F32, 2, rShape};
+  char error[256] = "";
+  EmbEngine *engine = embEngineCreate(1, "");
+  int rc = embEmbeddingBag(engine, x, w, &o, r, EMB_SUM, 0, 0, 0, NULL, error,
+                           sizeof(error));
+  CHECK(rc == 0, error);
+  const float want[8] = {11, 22, 33, 44, -1, -2, -3, -4};
+  for (int i = 0; i < 8; ++i)
+    CHECK(fabsf(out[i] - want[i]) < 1e-6f, "embedding_bag value");
+
+  float rows[12];
+  int64_t lShape[2] = {3, 4};
+  EmbTensor l = {rows, EMB_F32, 2, lShape};
+  rc = embEmbedding(engine, x, w, l, 0, 0, error, sizeof(error));
+  CHECK(rc == 0, error);
+  for (int i = 0; i < 12; ++i)
+    CHECK(rows[i] == table[i], "embedding value");
+
+  ids[2] = 5;
+  rc = embEmbeddingBag(engine, x, w, &o, r, EMB_SUM, 0, 0, 0, NULL, error,
+                       sizeof(error));
+  CHECK(rc != 0, "an out-of-range index is an error");
+  CHECK(strcmp(error, "index 5 at position 2 is out of range [0, 3)") == 0,
+        "the error message");
+  embEngineDestroy(engine);
+
+  if (failures)
+    return 1;
+  printf("capi: ok\n");
+  return 0;
+}
