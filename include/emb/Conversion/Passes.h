@@ -3,7 +3,9 @@
 #ifndef EMB_CONVERSION_PASSES_H
 #define EMB_CONVERSION_PASSES_H
 
+#include "emb/Dialect/EmbDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"

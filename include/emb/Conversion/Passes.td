@@ -26,4 +26,40 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
   ];
 }
 
+def ConvertTosaToEmb : Pass<"convert-tosa-to-emb"> {
+  let summary = "Raise tosa.gather embedding lookups to emb.lookup";
+  let description = [{
+    `tosa.gather %values, %indices` with one batch (`values : [1, K, C]`,
+    `indices : [1, W]`, floating-point values) is an embedding lookup:
+    `out[0, w, :] = values[0, indices[0, w], :]`. It becomes
+
+    ```mlir
+    %table = tensor.collapse_shape %values [[0, 1], [2]] : tensor<1xKxCxT> into tensor<KxCxT>
+    %out = emb.lookup %table[%indices] : tensor<KxCxT>[tensor<1xWxI>] -> tensor<1xWxCxT>
+    ```
+
+    so that emb's kernels replace TOSA's gather. Anything else (several
+    batches, integer values) is left unchanged.
+  }];
+  let dependentDialects = ["::mlir::emb::EmbDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def RaiseLinalgToEmb : Pass<"raise-linalg-to-emb"> {
+  let summary = "Raise torch-mlir's linalg.generic embedding gather to emb.lookup";
+  let description = [{
+    Finds the `linalg.generic` that torch-mlir's TorchToLinalg emits for
+    `aten.embedding`: indices `[d0..dk-1]` in, output `[d0..dk-1, D]`, all
+    parallel, and a body that reads `tensor.extract %weight[index_cast(%in),
+    linalg.index k]` of a 2-D table defined outside (with or without its
+    `cf.assert` bounds checks), and replaces it with `emb.lookup`. The bounds
+    checks, when present, are kept: an `scf.for` over the indices asserts
+    them with the same messages before the lookup. A generic of any other
+    shape is left unchanged.
+  }];
+  let dependentDialects = ["::mlir::emb::EmbDialect", "::mlir::scf::SCFDialect",
+                           "::mlir::cf::ControlFlowDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // EMB_CONVERSION_PASSES_TD
