@@ -46,7 +46,7 @@ def ConvertTosaToEmb : Pass<"convert-tosa-to-emb"> {
 }
 
 def RaiseLinalgToEmb : Pass<"raise-linalg-to-emb"> {
-  let summary = "Raise torch-mlir's linalg.generic embedding gather to emb.lookup";
+  let summary = "Raise torch-mlir's linalg forms of embedding and embedding_bag to emb ops";
   let description = [{
     Finds the `linalg.generic` that torch-mlir's TorchToLinalg emits for
     `aten.embedding`: indices `[d0..dk-1]` in, output `[d0..dk-1, D]`, all
@@ -54,8 +54,15 @@ def RaiseLinalgToEmb : Pass<"raise-linalg-to-emb"> {
     linalg.index k]` of a 2-D table defined outside (with or without its
     `cf.assert` bounds checks), and replaces it with `emb.lookup`. The bounds
     checks, when present, are kept: an `scf.for` over the indices asserts
-    them with the same messages before the lookup. A generic of any other
-    shape is left unchanged.
+    them with the same messages before the lookup.
+
+    It also finds torch-mlir's `aten._embedding_bag` (sum mode): the 3-D
+    generic over (bag, index, column) with indices and offsets in, a
+    zero-filled `[B, D]` output, and a body that adds `%weight[%in, d2]` to
+    the output where the offsets window selects it; that becomes
+    `emb.bag sum %weight[%indices] offsets(%offsets)`.
+
+    A generic of any other shape is left unchanged.
   }];
   let dependentDialects = ["::mlir::emb::EmbDialect", "::mlir::scf::SCFDialect",
                            "::mlir::cf::ControlFlowDialect",

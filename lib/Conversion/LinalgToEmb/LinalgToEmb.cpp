@@ -28,6 +28,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
@@ -179,11 +180,154 @@ struct RaiseEmbeddingGather : OpRewritePattern<linalg::GenericOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// torch-mlir's embedding_bag (sum mode)
+//===----------------------------------------------------------------------===//
+//
+// TorchToLinalg lowers aten._embedding_bag (mode sum, no
+// include_last_offset) to one generic over (bag, index, column):
+//
+//   %r = linalg.generic {indexing_maps = [(d0,d1,d2) -> (d1), (d0,d1,d2) ->
+//   (d0),
+//                                         (d0,d1,d2) -> (d0,d2)],
+//                        iterator_types = [parallel, reduction, parallel]}
+//       ins(%indices, %offsets) outs(%zeros) {
+//   ^bb0(%in: i64, %off: i64, %out: f32):
+//     ... %within = (%off <= index 1) and (index 1 < next offset or len)
+//     %e = tensor.extract %weight[index_cast(%in), linalg.index 2]
+//     %sum = arith.addf %e, %out
+//     linalg.yield (arith.select %within, %sum, %out)
+//   }
+//   ==>
+//   %r = emb.bag sum %weight[%indices] offsets(%offsets) : ... -> tensor<BxD>
+//
+// The output must start from zeros (linalg.fill 0), and the window
+// condition must read the bag's offset, loop index 1 and the offsets
+// tensor: a generic that accumulates into other values, or selects by
+// anything else, is left unchanged.
+
+/// Whether `v` depends on `target` through ops of the generic's body.
+bool dependsOn(Value v, Value target, int depth = 0) {
+  if (v == target)
+    return true;
+  Operation *def = v.getDefiningOp();
+  if (!def || depth > 8)
+    return false;
+  return llvm::any_of(def->getOperands(),
+                      [&](Value o) { return dependsOn(o, target, depth + 1); });
+}
+
+bool isLinalgIndex(Value v, int64_t dim) {
+  auto index = v.getDefiningOp<linalg::IndexOp>();
+  return index && index.getDim() == dim;
+}
+
+/// Whether `v` reads loop index `dim` (directly or through casts).
+bool readsLoopIndex(Value v, int64_t dim, int depth = 0) {
+  if (isLinalgIndex(v, dim))
+    return true;
+  Operation *def = v.getDefiningOp();
+  if (!def || depth > 8)
+    return false;
+  return llvm::any_of(def->getOperands(), [&](Value o) {
+    return readsLoopIndex(o, dim, depth + 1);
+  });
+}
+
+bool isZeroFill(Value init) {
+  auto fill = init.getDefiningOp<linalg::FillOp>();
+  if (!fill)
+    return false;
+  Attribute value;
+  if (!matchPattern(fill.getInputs()[0], m_Constant(&value)))
+    return false;
+  auto f = dyn_cast<FloatAttr>(value);
+  return f && f.getValue().isZero();
+}
+
+struct RaiseEmbeddingBagSum : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(linalg::GenericOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
+        op.getNumDpsInits() != 1 || op->getNumResults() != 1)
+      return rewriter.notifyMatchFailure(op, "not an embedding_bag generic");
+    Value indices = op.getDpsInputs()[0], offsets = op.getDpsInputs()[1];
+    auto idxType = dyn_cast<RankedTensorType>(indices.getType());
+    auto offType = dyn_cast<RankedTensorType>(offsets.getType());
+    auto outType = dyn_cast<RankedTensorType>(op->getResult(0).getType());
+    auto isIndex = [](Type t) {
+      return t.isSignlessInteger(32) || t.isSignlessInteger(64);
+    };
+    if (!idxType || !offType || !outType || idxType.getRank() != 1 ||
+        offType.getRank() != 1 || outType.getRank() != 2 ||
+        !isIndex(idxType.getElementType()) ||
+        !isIndex(offType.getElementType()) ||
+        !isEmbFloat(outType.getElementType()))
+      return rewriter.notifyMatchFailure(op, "unsupported types");
+    MLIRContext *ctx = op.getContext();
+    AffineExpr d0 = getAffineDimExpr(0, ctx), d1 = getAffineDimExpr(1, ctx),
+               d2 = getAffineDimExpr(2, ctx);
+    SmallVector<AffineMap> want = {AffineMap::get(3, 0, {d1}, ctx),
+                                   AffineMap::get(3, 0, {d0}, ctx),
+                                   AffineMap::get(3, 0, {d0, d2}, ctx)};
+    auto iters = op.getIteratorTypesArray();
+    if (op.getIndexingMapsArray() != want || iters.size() != 3 ||
+        iters[0] != utils::IteratorType::parallel ||
+        iters[1] != utils::IteratorType::reduction ||
+        iters[2] != utils::IteratorType::parallel)
+      return rewriter.notifyMatchFailure(op, "not the embedding_bag loops");
+    if (!isZeroFill(op.getDpsInits()[0]))
+      return rewriter.notifyMatchFailure(op, "output does not start at zero");
+
+    Block &body = op.getRegion().front();
+    Value in = body.getArgument(0), off = body.getArgument(1),
+          out = body.getArgument(2);
+    auto yield = cast<linalg::YieldOp>(body.getTerminator());
+    auto select = yield.getValues()[0].getDefiningOp<arith::SelectOp>();
+    if (!select || select.getFalseValue() != out)
+      return rewriter.notifyMatchFailure(op, "not a masked accumulation");
+    auto add = select.getTrueValue().getDefiningOp<arith::AddFOp>();
+    if (!add)
+      return rewriter.notifyMatchFailure(op, "not a sum");
+    Value other = add.getLhs() == out   ? add.getRhs()
+                  : add.getRhs() == out ? add.getLhs()
+                                        : Value();
+    auto extract = other ? other.getDefiningOp<tensor::ExtractOp>() : nullptr;
+    if (!extract || extract.getIndices().size() != 2)
+      return rewriter.notifyMatchFailure(op, "not a row read");
+    Value weight = extract.getTensor();
+    auto wType = dyn_cast<RankedTensorType>(weight.getType());
+    auto cast = extract.getIndices()[0].getDefiningOp<arith::IndexCastOp>();
+    if (!wType || wType.getRank() != 2 ||
+        wType.getElementType() != outType.getElementType() ||
+        op.getRegion().isAncestor(weight.getParentRegion()) || !cast ||
+        cast.getIn() != in || !isLinalgIndex(extract.getIndices()[1], 2))
+      return rewriter.notifyMatchFailure(op, "not a read of weight[in, d2]");
+    // The bag window: reads the bag's offset, loop index 1 and the offsets.
+    Value cond = select.getCondition();
+    bool readsOffsets = false;
+    body.walk([&](tensor::ExtractOp e) {
+      if (e.getTensor() == offsets && dependsOn(cond, e.getResult()))
+        readsOffsets = true;
+    });
+    if (!cond.getDefiningOp<arith::AndIOp>() || !dependsOn(cond, off) ||
+        !readsLoopIndex(cond, 1) || !readsOffsets)
+      return rewriter.notifyMatchFailure(op, "not the offsets window");
+
+    rewriter.replaceOpWithNewOp<emb::BagOp>(
+        op, outType, Type(), emb::BagModeAttr::get(ctx, emb::BagMode::sum),
+        weight, indices, offsets, Value(), UnitAttr(), IntegerAttr());
+    return success();
+  }
+};
+
 struct RaiseLinalgToEmbPass
     : emb::impl::RaiseLinalgToEmbBase<RaiseLinalgToEmbPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<RaiseEmbeddingGather>(&getContext());
+    patterns.add<RaiseEmbeddingGather, RaiseEmbeddingBagSum>(&getContext());
     // One walk, no folding: IR that does not match stays exactly as it was.
     walkAndApplyPatterns(getOperation(), std::move(patterns));
   }
