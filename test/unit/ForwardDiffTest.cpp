@@ -12,6 +12,7 @@
 
 #include "emb/Reference/Reference.h"
 #include "emb/Runtime/Engine.h"
+#include "emb/Runtime/HostTensor.h"
 #include "emb/Runtime/Numeric.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -29,34 +30,7 @@ namespace {
 const int64_t kDims[] = {1, 3, 16, 17, 64, 128, 1000};
 const DType kFloats[] = {DType::f32, DType::f64, DType::f16, DType::bf16};
 
-/// A tensor with its own storage.
-struct Host {
-  std::vector<char> bytes;
-  Tensor view;
-  Host(DType d, std::vector<int64_t> shape) {
-    view.dtype = d;
-    view.shape = std::move(shape);
-    bytes.assign(std::max<int64_t>(view.numel(), 1) * dtypeSize(d), 0);
-    view.data = bytes.data();
-  }
-  Host(const Host &o) : bytes(o.bytes), view(o.view) {
-    view.data = bytes.data();
-  }
-  double at(int64_t i) const { return loadDouble(view.data, view.dtype, i); }
-  void set(int64_t i, double v) { storeDouble(view.data, view.dtype, i, v); }
-  std::vector<double> toDouble() const {
-    std::vector<double> v(view.numel());
-    for (int64_t i = 0; i < view.numel(); ++i)
-      v[i] = at(i);
-    return v;
-  }
-  std::vector<int64_t> toInt() const {
-    std::vector<int64_t> v(view.numel());
-    for (int64_t i = 0; i < view.numel(); ++i)
-      v[i] = loadInt(view.data, view.dtype, i);
-    return v;
-  }
-};
+using Host = HostTensor;
 
 double tolerance(DType d) {
   switch (d) {

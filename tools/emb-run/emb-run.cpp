@@ -10,6 +10,7 @@
 #include "emb/JIT/JIT.h"
 #include "emb/Reference/Reference.h"
 #include "emb/Runtime/Engine.h"
+#include "emb/Runtime/HostTensor.h"
 #include "emb/Runtime/Numeric.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -167,17 +168,7 @@ struct Rng {
   int64_t below(int64_t n) { return n ? static_cast<int64_t>(next() % n) : 0; }
 };
 
-struct Buffer {
-  std::vector<char> bytes;
-  Tensor view;
-  Buffer(DType d, std::vector<int64_t> shape) {
-    view.dtype = d;
-    view.shape = std::move(shape);
-    bytes.resize(std::max<int64_t>(view.numel(), 1) * dtypeSize(d), 0);
-    view.data = bytes.data();
-  }
-  size_t size() const { return view.numel() * dtypeSize(view.dtype); }
-};
+using Buffer = HostTensor;
 
 using Clock = std::chrono::steady_clock;
 double seconds(Clock::time_point a, Clock::time_point b) {
@@ -425,7 +416,6 @@ int main(int argc, char **argv) {
 
   // The call, as a user writes it.
   Buffer weightBefore = weight;
-  weightBefore.view.data = weightBefore.bytes.data();
   auto run = [&]() -> llvm::Error {
     if (opName == "embedding") {
       EmbeddingOptions o;

@@ -155,6 +155,15 @@ Value paddingRow(ImplicitLocOpBuilder &b, std::optional<int64_t> paddingIdx,
   return arith::AddIOp::create(b, v, cIndex(b, *paddingIdx));
 }
 
+/// The static embedding_dim of a table, or an error on `op`: a specialised
+/// CPU kernel has D baked in.
+FailureOr<int64_t> staticDim(Operation *op, Value table) {
+  int64_t dim = cast<RankedTensorType>(table.getType()).getDimSize(1);
+  if (ShapedType::isDynamic(dim))
+    return op->emitOpError("CPU lowering needs a static embedding_dim");
+  return dim;
+}
+
 /// Flattens a tensor of any rank to 1-D (0-D becomes [1]).
 Value flatten(ImplicitLocOpBuilder &b, Value t) {
   auto type = cast<RankedTensorType>(t.getType());
@@ -221,9 +230,10 @@ LogicalResult lowerLookup(LookupOp op, RewriterBase &rewriter) {
   Value weight = op.getWeight();
   auto wType = cast<RankedTensorType>(weight.getType());
   Type element = wType.getElementType();
-  int64_t dim = wType.getDimSize(1);
-  if (ShapedType::isDynamic(dim))
-    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  FailureOr<int64_t> staticD = staticDim(op, weight);
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
   Value flat = flatten(b, op.getIndices());
   Value n = tensor::DimOp::create(b, flat, 0);
   int64_t numRows = cast<RankedTensorType>(flat.getType()).getDimSize(0);
@@ -301,9 +311,10 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
   auto wType = cast<RankedTensorType>(weight.getType());
   Type element = wType.getElementType();
   Type accType = accumulatorType(element);
-  int64_t dim = wType.getDimSize(1);
-  if (ShapedType::isDynamic(dim))
-    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  FailureOr<int64_t> staticD = staticDim(op, weight);
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
   BagMode mode = op.getMode();
   bool includeLast = op.getIncludeLastOffset();
   auto idxType = cast<RankedTensorType>(op.getIndices().getType());
@@ -512,9 +523,10 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
   auto wType = cast<RankedTensorType>(weight.getType());
   Type element = wType.getElementType();
   Type accType = accumulatorType(element);
-  int64_t dim = wType.getDimSize(1);
-  if (ShapedType::isDynamic(dim))
-    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  FailureOr<int64_t> staticD = staticDim(op, weight);
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
   double p = op.getNormType().convertToDouble();
   double maxNorm = op.getMaxNorm().convertToDouble();
   Value flat = flatten(b, op.getIndices());
