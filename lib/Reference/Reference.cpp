@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 
 namespace emb::ref {
@@ -121,6 +122,168 @@ BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
         out[d] /= count;
   }
   return result;
+}
+
+//===----------------------------------------------------------------------===//
+// Gradients
+//===----------------------------------------------------------------------===//
+
+int64_t Bags::count() const {
+  if (offsets.empty())
+    return numBags;
+  return includeLastOffset ? static_cast<int64_t>(offsets.size()) - 1
+                           : static_cast<int64_t>(offsets.size());
+}
+
+std::pair<int64_t, int64_t> Bags::bounds(int64_t b, int64_t n) const {
+  if (offsets.empty())
+    return {b * bagLength, (b + 1) * bagLength};
+  int64_t end =
+      b + 1 < static_cast<int64_t>(offsets.size()) ? offsets[b + 1] : n;
+  return {offsets[b], end};
+}
+
+namespace {
+std::vector<int64_t> counts(const std::vector<int64_t> &indices,
+                            int64_t numEmbeddings) {
+  std::vector<int64_t> c(numEmbeddings, 0);
+  for (int64_t x : indices)
+    ++c[x];
+  return c;
+}
+} // namespace
+
+std::vector<double> embeddingBackward(const std::vector<double> &grad,
+                                      int64_t dim,
+                                      const std::vector<int64_t> &indices,
+                                      int64_t numEmbeddings,
+                                      std::optional<int64_t> paddingIdx,
+                                      bool scaleGradByFreq, double gradScale) {
+  std::vector<double> gw(numEmbeddings * dim, 0.0);
+  std::vector<int64_t> c = counts(indices, numEmbeddings);
+  for (size_t i = 0; i < indices.size(); ++i) {
+    int64_t r = indices[i];
+    if (paddingIdx && r == *paddingIdx)
+      continue;
+    double s = gradScale / (scaleGradByFreq ? c[r] : 1);
+    for (int64_t d = 0; d < dim; ++d)
+      gw[r * dim + d] += grad[i * dim + d] * s;
+  }
+  return gw;
+}
+
+std::vector<double>
+embeddingBagBackward(const std::vector<double> &grad, int64_t dim,
+                     const std::vector<int64_t> &indices, const Bags &bags,
+                     BagMode mode, const std::vector<double> &perSampleWeights,
+                     const std::vector<int64_t> &maxIndices,
+                     int64_t numEmbeddings, std::optional<int64_t> paddingIdx,
+                     bool scaleGradByFreq, double gradScale) {
+  std::vector<double> gw(numEmbeddings * dim, 0.0);
+  int64_t n = static_cast<int64_t>(indices.size());
+  if (mode == BagMode::max) {
+    for (size_t i = 0; i < maxIndices.size(); ++i)
+      if (maxIndices[i] >= 0)
+        gw[maxIndices[i] * dim + static_cast<int64_t>(i) % dim] +=
+            grad[i] * gradScale;
+    return gw;
+  }
+  std::vector<int64_t> c = counts(indices, numEmbeddings);
+  for (int64_t b = 0; b < bags.count(); ++b) {
+    auto [start, end] = bags.bounds(b, n);
+    int64_t live = 0;
+    for (int64_t j = start; j < end; ++j)
+      live += !(paddingIdx && indices[j] == *paddingIdx);
+    for (int64_t j = start; j < end; ++j) {
+      int64_t r = indices[j];
+      if (paddingIdx && r == *paddingIdx)
+        continue;
+      double f = gradScale;
+      if (!perSampleWeights.empty())
+        f *= perSampleWeights[j];
+      if (mode == BagMode::mean)
+        f /= live;
+      if (scaleGradByFreq)
+        f /= c[r];
+      for (int64_t d = 0; d < dim; ++d)
+        gw[r * dim + d] += grad[b * dim + d] * f;
+    }
+  }
+  return gw;
+}
+
+std::vector<double>
+perSampleWeightsBackward(const std::vector<double> &grad,
+                         const std::vector<double> &weight, int64_t dim,
+                         const std::vector<int64_t> &indices, const Bags &bags,
+                         std::optional<int64_t> paddingIdx) {
+  int64_t n = static_cast<int64_t>(indices.size());
+  std::vector<double> g(n, 0.0);
+  for (int64_t b = 0; b < bags.count(); ++b) {
+    auto [start, end] = bags.bounds(b, n);
+    for (int64_t j = start; j < end; ++j) {
+      if (paddingIdx && indices[j] == *paddingIdx)
+        continue;
+      double dot = 0;
+      for (int64_t d = 0; d < dim; ++d)
+        dot += grad[b * dim + d] * weight[indices[j] * dim + d];
+      g[j] = dot;
+    }
+  }
+  return g;
+}
+
+SparseGrad sparseBackward(const std::vector<double> &grad, int64_t dim,
+                          const std::vector<int64_t> &indices, const Bags *bags,
+                          BagMode mode,
+                          const std::vector<double> &perSampleWeights,
+                          std::optional<int64_t> paddingIdx, double gradScale) {
+  SparseGrad out;
+  int64_t n = static_cast<int64_t>(indices.size());
+  auto emit = [&](int64_t j, const double *row, double f) {
+    out.rows.push_back(indices[j]);
+    for (int64_t d = 0; d < dim; ++d)
+      out.values.push_back(row[d] * f);
+  };
+  if (!bags) {
+    for (int64_t j = 0; j < n; ++j)
+      if (!(paddingIdx && indices[j] == *paddingIdx))
+        emit(j, grad.data() + j * dim, gradScale);
+    return out;
+  }
+  for (int64_t b = 0; b < bags->count(); ++b) {
+    auto [start, end] = bags->bounds(b, n);
+    int64_t live = 0;
+    for (int64_t j = start; j < end; ++j)
+      live += !(paddingIdx && indices[j] == *paddingIdx);
+    for (int64_t j = start; j < end; ++j) {
+      if (paddingIdx && indices[j] == *paddingIdx)
+        continue;
+      double f = gradScale;
+      if (!perSampleWeights.empty())
+        f *= perSampleWeights[j];
+      if (mode == BagMode::mean)
+        f /= live;
+      emit(j, grad.data() + b * dim, f);
+    }
+  }
+  return out;
+}
+
+SparseGrad coalesce(const SparseGrad &sparse, int64_t dim) {
+  std::map<int64_t, std::vector<double>> sums;
+  for (size_t k = 0; k < sparse.rows.size(); ++k) {
+    auto &row = sums[sparse.rows[k]];
+    row.resize(dim, 0.0);
+    for (int64_t d = 0; d < dim; ++d)
+      row[d] += sparse.values[k * dim + d];
+  }
+  SparseGrad out;
+  for (auto &[r, row] : sums) {
+    out.rows.push_back(r);
+    out.values.insert(out.values.end(), row.begin(), row.end());
+  }
+  return out;
 }
 
 } // namespace emb::ref

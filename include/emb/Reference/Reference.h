@@ -50,6 +50,69 @@ BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
                        bool includeLastOffset,
                        std::optional<int64_t> paddingIdx);
 
+//===----------------------------------------------------------------------===//
+// Gradients (docs/semantics.md §4)
+//===----------------------------------------------------------------------===//
+
+/// The bag structure of embedding_bag, as in embeddingBag(): for 2-D
+/// indices pass empty `offsets`, `numBags` and `bagLength`.
+struct Bags {
+  std::vector<int64_t> offsets;
+  int64_t numBags = 0, bagLength = 0;
+  bool includeLastOffset = false;
+
+  /// Number of bags and [start, end) of bag `b` over `n` indices.
+  int64_t count() const;
+  std::pair<int64_t, int64_t> bounds(int64_t b, int64_t n) const;
+};
+
+/// Dense [V, D] gradient of embedding: gW[x_i] += g_i * s_i * gradScale for
+/// non-padding positions, s_i = 1 / count(x_i) with scaleGradByFreq.
+std::vector<double> embeddingBackward(const std::vector<double> &grad,
+                                      int64_t dim,
+                                      const std::vector<int64_t> &indices,
+                                      int64_t numEmbeddings,
+                                      std::optional<int64_t> paddingIdx,
+                                      bool scaleGradByFreq, double gradScale);
+
+/// Dense [V, D] gradient of embedding_bag. sum / mean: gW[x_j] += g[bag j] *
+/// psw_j * m_j * s_j * gradScale; max: gW[maxIndices[b, d], d] += g[b, d] *
+/// gradScale where the index is not -1.
+std::vector<double>
+embeddingBagBackward(const std::vector<double> &grad, int64_t dim,
+                     const std::vector<int64_t> &indices, const Bags &bags,
+                     BagMode mode, const std::vector<double> &perSampleWeights,
+                     const std::vector<int64_t> &maxIndices,
+                     int64_t numEmbeddings, std::optional<int64_t> paddingIdx,
+                     bool scaleGradByFreq, double gradScale);
+
+/// Gradient of per_sample_weights (sum mode): dot(g[bag j], W[x_j]), 0 for
+/// padding entries.
+std::vector<double>
+perSampleWeightsBackward(const std::vector<double> &grad,
+                         const std::vector<double> &weight, int64_t dim,
+                         const std::vector<int64_t> &indices, const Bags &bags,
+                         std::optional<int64_t> paddingIdx);
+
+/// A sparse (COO) gradient: row indices and [N, D] values.
+struct SparseGrad {
+  std::vector<int64_t> rows;
+  std::vector<double> values;
+};
+
+/// PyTorch's uncoalesced form: one row per non-padding position, in input
+/// order. For embedding pass empty `bags` (count() == 0 means "no bags":
+/// position j's gradient row is grad[j]); for embedding_bag (sum or mean)
+/// the row of position j is grad[bag j] * psw_j * m_j. Values * gradScale.
+SparseGrad sparseBackward(const std::vector<double> &grad, int64_t dim,
+                          const std::vector<int64_t> &indices, const Bags *bags,
+                          BagMode mode,
+                          const std::vector<double> &perSampleWeights,
+                          std::optional<int64_t> paddingIdx, double gradScale);
+
+/// Distinct rows in ascending order, their values summed in input order.
+SparseGrad coalesce(const SparseGrad &sparse, int64_t dim);
+
 } // namespace emb::ref
 
 #endif // EMB_REFERENCE_REFERENCE_H
