@@ -181,6 +181,81 @@ llvm::Error checkProfile(Profile profile, bool scaleGradByFreq, bool sparse) {
   return llvm::Error::success();
 }
 
+/// The checks every embedding_bag entry point shares: the input form
+/// (1-D + offsets or 2-D), offsets, per_sample_weights (of `floatType`),
+/// option combinations. Returns the number of bags.
+llvm::Expected<int64_t> checkBagInputs(const Tensor &indices,
+                                       const Tensor *offsets,
+                                       const EmbeddingBagOptions &options,
+                                       const Tensor *psw, DType floatType) {
+  const char *modeName = bagModeName(options.mode);
+  bool twoD = indices.rank() == 2;
+  if (indices.rank() != 1 && !twoD)
+    return fail("'indices' of embedding_bag must be 1-D (with 'offsets') or "
+                "2-D, got " +
+                describe(indices));
+  if (twoD && offsets)
+    return fail("'offsets' must be absent when 'indices' is 2-D (every row is "
+                "a bag)");
+  if (!twoD && !offsets)
+    return fail("1-D 'indices' need 'offsets'");
+  if (offsets) {
+    if (auto err = checkIndexTensor(*offsets, "offsets"))
+      return err;
+    if (offsets->rank() != 1)
+      return fail("'offsets' must be 1-D, got " + describe(*offsets));
+  }
+  if (psw) {
+    if (options.mode != BagMode::sum)
+      return fail(std::string("'per_sample_weights' is only allowed with mode "
+                              "'sum', got '") +
+                  modeName + "'");
+    if (auto err =
+            checkOutput(*psw, "per_sample_weights", indices.shape, floatType))
+      return err;
+  }
+  if (options.mode == BagMode::max && options.scaleGradByFreq)
+    return fail("'scale_grad_by_freq' is not supported with mode 'max'");
+  if (options.mode == BagMode::max && options.sparse)
+    return fail("'sparse' is not supported with mode 'max'");
+  if (auto err = checkProfile(options.profile, options.scaleGradByFreq,
+                              options.sparse))
+    return err;
+  if (auto err = checkNorm(options.maxNorm, options.normType))
+    return err;
+
+  int64_t n = indices.numel();
+  bool includeLast = options.includeLastOffset && !twoD;
+  int64_t numOffsets = offsets ? offsets->shape[0] : 0;
+  if (includeLast && numOffsets == 0)
+    return fail("'include_last_offset' needs at least one offset");
+  int64_t numBags =
+      twoD ? indices.shape[0] : (includeLast ? numOffsets - 1 : numOffsets);
+  if (offsets && numOffsets > 0) {
+    auto off = [&](int64_t i) {
+      return loadInt(offsets->data, offsets->dtype, i);
+    };
+    if (off(0) != 0)
+      return fail("offsets[0] must be 0, got " + std::to_string(off(0)));
+    for (int64_t i = 1; i < numOffsets; ++i)
+      if (off(i) < off(i - 1))
+        return fail("offsets must be non-decreasing: offsets[" +
+                    std::to_string(i) + "] = " + std::to_string(off(i)) +
+                    " < offsets[" + std::to_string(i - 1) +
+                    "] = " + std::to_string(off(i - 1)));
+    if (off(numOffsets - 1) > n)
+      return fail("offsets[" + std::to_string(numOffsets - 1) +
+                  "] = " + std::to_string(off(numOffsets - 1)) +
+                  " exceeds the number of indices " + std::to_string(n));
+    if (includeLast && off(numOffsets - 1) != n)
+      return fail("with include_last_offset the last offset must equal the "
+                  "number of indices " +
+                  std::to_string(n) + ", got " +
+                  std::to_string(off(numOffsets - 1)));
+  }
+  return numBags;
+}
+
 //===----------------------------------------------------------------------===//
 // Kernel calls: one pointer to a memref descriptor per argument
 //===----------------------------------------------------------------------===//
@@ -347,69 +422,13 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   int64_t numEmbeddings = weight.shape[0], dim = weight.shape[1];
   const char *modeName = bagModeName(options.mode);
   bool twoD = indices.rank() == 2;
-  if (indices.rank() != 1 && !twoD)
-    return fail("'indices' of embedding_bag must be 1-D (with 'offsets') or "
-                "2-D, got " +
-                describe(indices));
-  if (twoD && offsets)
-    return fail("'offsets' must be absent when 'indices' is 2-D (every row is "
-                "a bag)");
-  if (!twoD && !offsets)
-    return fail("1-D 'indices' need 'offsets'");
-  if (offsets) {
-    if (auto err = checkIndexTensor(*offsets, "offsets"))
-      return err;
-    if (offsets->rank() != 1)
-      return fail("'offsets' must be 1-D, got " + describe(*offsets));
-  }
-  if (psw) {
-    if (options.mode != BagMode::sum)
-      return fail(std::string("'per_sample_weights' is only allowed with mode "
-                              "'sum', got '") +
-                  modeName + "'");
-    if (auto err = checkOutput(*psw, "per_sample_weights", indices.shape,
-                               weight.dtype))
-      return err;
-  }
-  if (options.mode == BagMode::max && options.scaleGradByFreq)
-    return fail("'scale_grad_by_freq' is not supported with mode 'max'");
-  if (options.mode == BagMode::max && options.sparse)
-    return fail("'sparse' is not supported with mode 'max'");
-  if (auto err = checkProfile(options.profile, options.scaleGradByFreq,
-                              options.sparse))
-    return err;
-  if (auto err = checkNorm(options.maxNorm, options.normType))
-    return err;
-
-  int64_t n = indices.numel();
   bool includeLast = options.includeLastOffset && !twoD;
-  int64_t numOffsets = offsets ? offsets->shape[0] : 0;
-  if (includeLast && numOffsets == 0)
-    return fail("'include_last_offset' needs at least one offset");
-  int64_t numBags =
-      twoD ? indices.shape[0] : (includeLast ? numOffsets - 1 : numOffsets);
-  if (offsets && numOffsets > 0) {
-    auto off = [&](int64_t i) {
-      return loadInt(offsets->data, offsets->dtype, i);
-    };
-    if (off(0) != 0)
-      return fail("offsets[0] must be 0, got " + std::to_string(off(0)));
-    for (int64_t i = 1; i < numOffsets; ++i)
-      if (off(i) < off(i - 1))
-        return fail("offsets must be non-decreasing: offsets[" +
-                    std::to_string(i) + "] = " + std::to_string(off(i)) +
-                    " < offsets[" + std::to_string(i - 1) +
-                    "] = " + std::to_string(off(i - 1)));
-    if (off(numOffsets - 1) > n)
-      return fail("offsets[" + std::to_string(numOffsets - 1) +
-                  "] = " + std::to_string(off(numOffsets - 1)) +
-                  " exceeds the number of indices " + std::to_string(n));
-    if (includeLast && off(numOffsets - 1) != n)
-      return fail("with include_last_offset the last offset must equal the "
-                  "number of indices " +
-                  std::to_string(n) + ", got " +
-                  std::to_string(off(numOffsets - 1)));
-  }
+  int64_t n = indices.numel();
+  auto checkedBags =
+      checkBagInputs(indices, offsets, options, psw, weight.dtype);
+  if (!checkedBags)
+    return checkedBags.takeError();
+  int64_t numBags = *checkedBags;
   if (auto err = checkOutput(out, "out", {numBags, dim}, weight.dtype))
     return err;
   if (maxIndices) {
@@ -500,6 +519,147 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
     }
     call(kernel, args);
   });
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Gradients
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The whole-gradient multiplier of a profile (unit-scaling: sqrt(V / n)).
+double profileGradScale(Profile profile, int64_t numEmbeddings, int64_t n) {
+  if (profile != Profile::unit_scaling || n == 0)
+    return 1.0;
+  return std::sqrt(static_cast<double>(numEmbeddings) / static_cast<double>(n));
+}
+
+llvm::Error notYet(const char *what) {
+  return fail(std::string(what) +
+              " is not implemented yet (planned: docs/backward-design.md)");
+}
+
+} // namespace
+
+llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
+                                      const Tensor &gradWeight,
+                                      const EmbeddingOptions &options) {
+  if (auto err = checkWeight(gradWeight, "grad_weight"))
+    return err;
+  if (auto err = checkIndexTensor(indices, "indices"))
+    return err;
+  int64_t numEmbeddings = gradWeight.shape[0], dim = gradWeight.shape[1];
+  std::vector<int64_t> gradShape = indices.shape;
+  gradShape.push_back(dim);
+  if (auto err = checkOutput(grad, "grad", gradShape, gradWeight.dtype))
+    return err;
+  if (auto err = checkProfile(options.profile, options.scaleGradByFreq,
+                              options.sparse))
+    return err;
+  if (options.sparse)
+    return notYet("the sparse gradient");
+  auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
+  if (!pad)
+    return pad.takeError();
+  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+    return err;
+  int64_t n = indices.numel();
+  if (numEmbeddings == 0 || dim == 0)
+    return llvm::Error::success();
+
+  KernelSpec spec;
+  spec.op = OpKind::embedding_backward;
+  spec.weight = gradWeight.dtype;
+  spec.indices = indices.dtype;
+  spec.dim = dim;
+  spec.numEmbeddings = numEmbeddings;
+  spec.paddingIdx = *pad;
+  spec.scaleGradByFreq = options.scaleGradByFreq;
+  spec.gradScale = profileGradScale(options.profile, numEmbeddings, n);
+  auto fn = kernelCache->get(spec);
+  if (!fn)
+    return fn.takeError();
+  Desc2 g = desc2(grad.data, n, dim);
+  Desc1 x = desc1(indices.data, n);
+  Desc2 gw = desc2(gradWeight.data, numEmbeddings, dim);
+  call(*fn, {&g, &x, &gw});
+  return llvm::Error::success();
+}
+
+llvm::Error Engine::embeddingBagBackward(const Tensor &grad,
+                                         const Tensor &indices,
+                                         const Tensor *offsets,
+                                         const Tensor &gradWeight,
+                                         const EmbeddingBagOptions &options,
+                                         const Tensor *psw) {
+  if (auto err = checkWeight(gradWeight, "grad_weight"))
+    return err;
+  if (auto err = checkIndexTensor(indices, "indices"))
+    return err;
+  int64_t numEmbeddings = gradWeight.shape[0], dim = gradWeight.shape[1];
+  auto numBags =
+      checkBagInputs(indices, offsets, options, psw, gradWeight.dtype);
+  if (!numBags)
+    return numBags.takeError();
+  if (auto err = checkOutput(grad, "grad", {*numBags, dim}, gradWeight.dtype))
+    return err;
+  if (options.mode == BagMode::max)
+    return notYet("the gradient of mode 'max'");
+  if (options.sparse)
+    return notYet("the sparse gradient");
+  auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
+  if (!pad)
+    return pad.takeError();
+  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+    return err;
+  int64_t n = indices.numel();
+  if (numEmbeddings == 0 || dim == 0)
+    return llvm::Error::success();
+
+  bool twoD = indices.rank() == 2;
+  KernelSpec spec;
+  spec.op = OpKind::embedding_bag_backward;
+  spec.weight = gradWeight.dtype;
+  spec.indices = indices.dtype;
+  spec.offsets = offsets ? offsets->dtype : DType::i64;
+  spec.dim = dim;
+  spec.mode = options.mode;
+  spec.twoD = twoD;
+  spec.perSampleWeights = psw != nullptr;
+  spec.includeLastOffset = options.includeLastOffset && !twoD;
+  spec.numEmbeddings = numEmbeddings;
+  spec.paddingIdx = *pad;
+  spec.scaleGradByFreq = options.scaleGradByFreq;
+  spec.gradScale = profileGradScale(options.profile, numEmbeddings, n);
+  auto fn = kernelCache->get(spec);
+  if (!fn)
+    return fn.takeError();
+  Desc2 g = desc2(grad.data, *numBags, dim);
+  Desc2 x2, p2;
+  Desc1 x1, o1, p1;
+  std::vector<void *> args{&g};
+  if (twoD) {
+    x2 = desc2(indices.data, indices.shape[0], indices.shape[1]);
+    args.push_back(&x2);
+  } else {
+    x1 = desc1(indices.data, n);
+    o1 = desc1(offsets->data, offsets->shape[0]);
+    args.push_back(&x1);
+    args.push_back(&o1);
+  }
+  if (psw) {
+    if (twoD) {
+      p2 = desc2(psw->data, indices.shape[0], indices.shape[1]);
+      args.push_back(&p2);
+    } else {
+      p1 = desc1(psw->data, n);
+      args.push_back(&p1);
+    }
+  }
+  Desc2 gw = desc2(gradWeight.data, numEmbeddings, dim);
+  args.push_back(&gw);
+  call(*fn, args);
   return llvm::Error::success();
 }
 

@@ -76,7 +76,10 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   Type wElt = elementType(ctx, spec.weight);
   Type iElt = elementType(ctx, spec.indices);
   auto rows = MemRefType::get({dyn, spec.dim}, wElt);
-  bool bag = spec.op == ::emb::OpKind::embedding_bag;
+  bool backward = spec.op == ::emb::OpKind::embedding_backward ||
+                  spec.op == ::emb::OpKind::embedding_bag_backward;
+  bool bag = spec.op == ::emb::OpKind::embedding_bag ||
+             spec.op == ::emb::OpKind::embedding_bag_backward;
   auto idxType =
       MemRefType::get(bag && spec.twoD ? SmallVector<int64_t>{dyn, dyn}
                                        : SmallVector<int64_t>{dyn},
@@ -88,9 +91,11 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     args.push_back(MemRefType::get({dyn}, elementType(ctx, spec.offsets)));
   if (bag && spec.perSampleWeights)
     args.push_back(MemRefType::get(idxType.getShape(), wElt));
-  if (spec.op != ::emb::OpKind::renorm)
+  if (backward)
+    args.push_back(MemRefType::get({spec.numEmbeddings, spec.dim}, wElt));
+  else if (spec.op != ::emb::OpKind::renorm)
     args.push_back(rows);
-  if (bag && spec.maxIndices)
+  if (bag && spec.maxIndices && !backward)
     args.push_back(MemRefType::get({dyn, spec.dim}, b.getI64Type()));
 
   auto fn = func::FuncOp::create(b, loc, spec.symbolName(),
@@ -115,6 +120,37 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   };
 
   unsigned a = 0;
+  if (backward) {
+    // (grad rows, indices, [offsets], [per_sample_weights], gW)
+    Value grad = toTensor(body->getArgument(a++));
+    Value indices = toTensor(body->getArgument(a++));
+    IntegerAttr pad = spec.paddingIdx >= 0
+                          ? b.getI64IntegerAttr(spec.paddingIdx)
+                          : IntegerAttr();
+    UnitAttr byFreq = spec.scaleGradByFreq ? b.getUnitAttr() : UnitAttr();
+    Value gw = body->getArgument(body->getNumArguments() - 1);
+    auto gwType = tensorOf(cast<MemRefType>(gw.getType()));
+    Value r;
+    if (spec.op == ::emb::OpKind::embedding_backward) {
+      r = mlir::emb::LookupGradOp::create(
+          b, loc, gwType, grad, indices,
+          b.getI64IntegerAttr(spec.numEmbeddings), pad, byFreq,
+          b.getF64FloatAttr(spec.gradScale), UnitAttr());
+    } else {
+      Value offsets = spec.twoD ? Value() : toTensor(body->getArgument(a++));
+      Value psw =
+          spec.perSampleWeights ? toTensor(body->getArgument(a++)) : Value();
+      r = mlir::emb::BagGradOp::create(
+          b, loc, gwType, mlir::emb::BagModeAttr::get(&ctx, toMlir(spec.mode)),
+          grad, indices, offsets, psw, Value(),
+          b.getI64IntegerAttr(spec.numEmbeddings),
+          spec.includeLastOffset && !spec.twoD ? b.getUnitAttr() : UnitAttr(),
+          pad, byFreq, b.getF64FloatAttr(spec.gradScale), UnitAttr());
+    }
+    materialize(r, gw);
+    func::ReturnOp::create(b, loc);
+    return module;
+  }
   Value weight = body->getArgument(a++);
   Value indices = body->getArgument(a++);
   IntegerAttr pad = spec.paddingIdx >= 0 ? b.getI64IntegerAttr(spec.paddingIdx)
@@ -157,6 +193,9 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     materialize(r, weight);
     break;
   }
+  case ::emb::OpKind::embedding_backward:
+  case ::emb::OpKind::embedding_bag_backward:
+    break; // built above
   }
   func::ReturnOp::create(b, loc);
   return module;

@@ -67,6 +67,10 @@ const char *opKindName(OpKind op) {
     return "embedding_bag";
   case OpKind::renorm:
     return "renorm";
+  case OpKind::embedding_backward:
+    return "embedding_backward";
+  case OpKind::embedding_bag_backward:
+    return "embedding_bag_backward";
   }
   return "?";
 }
@@ -77,12 +81,16 @@ std::string KernelSpec::str() const {
   s += dtypeName(weight);
   s += ":i=";
   s += dtypeName(indices);
-  if (op == OpKind::embedding_bag && !twoD) {
+  bool bag =
+      op == OpKind::embedding_bag || op == OpKind::embedding_bag_backward;
+  bool backward =
+      op == OpKind::embedding_backward || op == OpKind::embedding_bag_backward;
+  if (bag && !twoD) {
     s += ":o=";
     s += dtypeName(offsets);
   }
   s += ":D=" + std::to_string(dim);
-  if (op == OpKind::embedding_bag) {
+  if (bag) {
     s += ":mode=";
     s += bagModeName(mode);
     s += twoD ? ":2d" : ":1d";
@@ -92,6 +100,14 @@ std::string KernelSpec::str() const {
       s += ":last";
     if (maxIndices)
       s += ":argmax";
+  }
+  if (backward) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), ":V=%lld:scale=%a",
+                  static_cast<long long>(numEmbeddings), gradScale);
+    s += buf;
+    if (scaleGradByFreq)
+      s += ":freq";
   }
   if (op != OpKind::renorm && paddingIdx >= 0) {
     s += ":pad=" + std::to_string(paddingIdx);

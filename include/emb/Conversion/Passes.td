@@ -6,7 +6,7 @@
 include "mlir/Pass/PassBase.td"
 
 def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
-  let summary = "Lower the forward emb ops to scf loops over vectors of whole rows";
+  let summary = "Lower emb ops to scf loops over vectors of whole rows";
   let description = [{
     Lowers `emb.lookup`, `emb.bag` and `emb.renorm` to `scf.for` loops on
     tensors whose bodies move whole rows (or D-blocks of rows: 2 KiB of
@@ -17,7 +17,13 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
     output `tensor.empty` is a candidate for empty-tensor elimination, so a
     kernel writes straight into its destination).
 
-    The gradient ops are not lowered yet; the pass reports them as errors.
+    Dense gradients (`emb.lookup_grad`, `emb.bag_grad` in sum and mean
+    mode) sort the positions by row with a stable LSD radix sort (8-bit
+    digits, as many passes as V needs) and accumulate each row's
+    contributions in input order, in f32 (f64 for f64), writing it once:
+    deterministic, f32 accumulation for f16/bf16, and no scratch
+    proportional to V. `emb.bag_grad` in max mode, `emb.bag_psw_grad` and
+    the sparse forms are not lowered yet; the pass reports them as errors.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",

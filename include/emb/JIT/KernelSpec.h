@@ -31,7 +31,13 @@ inline bool isIndex(DType d) { return d == DType::i32 || d == DType::i64; }
 enum class BagMode : uint8_t { sum, mean, max };
 const char *bagModeName(BagMode mode);
 
-enum class OpKind : uint8_t { embedding, embedding_bag, renorm };
+enum class OpKind : uint8_t {
+  embedding,
+  embedding_bag,
+  renorm,
+  embedding_backward,
+  embedding_bag_backward
+};
 const char *opKindName(OpKind op);
 
 struct KernelSpec {
@@ -59,6 +65,11 @@ struct KernelSpec {
   // renorm
   double maxNorm = 0.0;
   double normType = 2.0;
+
+  // gradients: the table's V (the dense gradient's rows), the scalings.
+  int64_t numEmbeddings = 0;
+  bool scaleGradByFreq = false;
+  double gradScale = 1.0;
 
   /// Stable text form, e.g.
   /// `embedding_bag:host:w=f32:i=i64:o=i32:D=128:mode=sum:1d:psw:pad=0`.

@@ -104,6 +104,25 @@ public:
   llvm::Error renorm(const Tensor &weight, const Tensor &indices,
                      double maxNorm, double normType = 2.0);
 
+  /// Dense weight gradient of embedding: `gradWeight` ([V, D], the dtype of
+  /// `grad`) from `grad` ([*indices.shape, D]). Uses padding_idx,
+  /// scale_grad_by_freq and the profile of `options` (unit-scaling scales by
+  /// sqrt(V / numel(indices))); sparse gradients are not implemented yet.
+  /// Deterministic: rows are accumulated in input order, in f32 (f64 for
+  /// f64), whatever the thread count.
+  llvm::Error embeddingBackward(const Tensor &grad, const Tensor &indices,
+                                const Tensor &gradWeight,
+                                const EmbeddingOptions &options = {});
+
+  /// Dense weight gradient of embedding_bag (sum or mean; max is not
+  /// implemented yet) from `grad` ([B, D]), with the bag structure and
+  /// options of the forward call.
+  llvm::Error embeddingBagBackward(const Tensor &grad, const Tensor &indices,
+                                   const Tensor *offsets,
+                                   const Tensor &gradWeight,
+                                   const EmbeddingBagOptions &options = {},
+                                   const Tensor *perSampleWeights = nullptr);
+
   /// The kernel for `spec` (compiling it if needed): for benchmarks and tools.
   llvm::Expected<KernelFn> kernel(const KernelSpec &spec);
 

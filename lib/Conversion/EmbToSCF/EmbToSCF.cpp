@@ -631,6 +631,386 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
 }
 
 //===----------------------------------------------------------------------===//
+// Gradients: a stable radix sort of the positions by row, then one
+// accumulation per row (docs/backward-design.md)
+//===----------------------------------------------------------------------===//
+
+/// The positions of the indices sorted by row (stable: input order within a
+/// row). Padding positions get the key V and sort last; `live` counts the
+/// others.
+struct SortedRows {
+  Value keys, positions; // tensor<?xi64>
+  Value live;            // index
+};
+
+Value extractI64(ImplicitLocOpBuilder &b, Value tensor, Value pos) {
+  Value v = tensor::ExtractOp::create(b, tensor, pos);
+  if (!v.getType().isInteger(64))
+    v = arith::ExtSIOp::create(b, b.getI64Type(), v);
+  return v;
+}
+
+Value c64(ImplicitLocOpBuilder &b, int64_t v) {
+  return arith::ConstantOp::create(b, b.getI64IntegerAttr(v));
+}
+
+//   keys[i] = x_i == P ? V : x_i;  positions[i] = i
+//   for each 8-bit digit of V (LSD):        (the count of passes is static)
+//     hist[digit(keys[i])] += 1; start = exclusive prefix sums of hist
+//     for i in order: q = start[digit]++; keys'[q] = keys[i]; positions'[q] =
+//     positions[i]
+SortedRows sortByRow(ImplicitLocOpBuilder &b, Value flatIdx, Value pad,
+                     int64_t numEmbeddings) {
+  Type i64 = b.getI64Type();
+  Value n = tensor::DimOp::create(b, flatIdx, 0);
+  auto vecType = RankedTensorType::get({ShapedType::kDynamic}, i64);
+  Value c1 = cIndex(b, 1);
+  auto init = scf::ForOp::create(
+      b, cIndex(b, 0), n, c1,
+      ValueRange{
+          tensor::EmptyOp::create(b, vecType.getShape(), i64, ValueRange{n}),
+          tensor::EmptyOp::create(b, vecType.getShape(), i64, ValueRange{n}),
+          cIndex(b, 0)},
+      [&](OpBuilder &nb, Location loc, Value i, ValueRange it) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        Value x = extractI64(ib, flatIdx, i);
+        Value key = x, live = arith::AddIOp::create(ib, it[2], cIndex(ib, 1));
+        if (pad) {
+          Value isPad =
+              arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, x,
+                                    arith::IndexCastOp::create(ib, i64, pad));
+          key = arith::SelectOp::create(ib, isPad, c64(ib, numEmbeddings), x);
+          live = arith::SelectOp::create(ib, isPad, it[2], live);
+        }
+        Value keys = tensor::InsertOp::create(ib, key, it[0], i);
+        Value pos = tensor::InsertOp::create(
+            ib, arith::IndexCastOp::create(ib, i64, i), it[1], i);
+        scf::YieldOp::create(ib, ValueRange{keys, pos, live});
+      });
+  Value keys = init.getResult(0), positions = init.getResult(1);
+  auto histType = RankedTensorType::get({256}, i64);
+  Value zeros = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(histType, b.getI64IntegerAttr(0)));
+  for (int64_t shift = 0; (numEmbeddings >> shift) > 0; shift += 8) {
+    auto digit = [&](ImplicitLocOpBuilder &ib, Value key) -> Value {
+      Value d = arith::AndIOp::create(
+          ib, arith::ShRUIOp::create(ib, key, c64(ib, shift)), c64(ib, 255));
+      return arith::IndexCastOp::create(ib, ib.getIndexType(), d);
+    };
+    Value hist =
+        scf::ForOp::create(
+            b, cIndex(b, 0), n, c1, ValueRange{zeros},
+            [&](OpBuilder &nb, Location loc, Value i, ValueRange it) {
+              ImplicitLocOpBuilder ib(loc, nb);
+              Value d = digit(ib, tensor::ExtractOp::create(ib, keys, i));
+              Value h = tensor::ExtractOp::create(ib, it[0], d);
+              scf::YieldOp::create(
+                  ib,
+                  ValueRange{tensor::InsertOp::create(
+                      ib, arith::AddIOp::create(ib, h, c64(ib, 1)), it[0], d)});
+            })
+            .getResult(0);
+    Value start =
+        scf::ForOp::create(
+            b, cIndex(b, 0), cIndex(b, 256), c1, ValueRange{zeros, c64(b, 0)},
+            [&](OpBuilder &nb, Location loc, Value d, ValueRange it) {
+              ImplicitLocOpBuilder ib(loc, nb);
+              Value s = tensor::InsertOp::create(ib, it[1], it[0], d);
+              Value sum = arith::AddIOp::create(
+                  ib, it[1], tensor::ExtractOp::create(ib, hist, d));
+              scf::YieldOp::create(ib, ValueRange{s, sum});
+            })
+            .getResult(0);
+    auto scatter = scf::ForOp::create(
+        b, cIndex(b, 0), n, c1,
+        ValueRange{
+            tensor::EmptyOp::create(b, vecType.getShape(), i64, ValueRange{n}),
+            tensor::EmptyOp::create(b, vecType.getShape(), i64, ValueRange{n}),
+            start},
+        [&](OpBuilder &nb, Location loc, Value i, ValueRange it) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          Value k = tensor::ExtractOp::create(ib, keys, i);
+          Value p = tensor::ExtractOp::create(ib, positions, i);
+          Value d = digit(ib, k);
+          Value q64 = tensor::ExtractOp::create(ib, it[2], d);
+          Value q = arith::IndexCastOp::create(ib, ib.getIndexType(), q64);
+          Value nk = tensor::InsertOp::create(ib, k, it[0], q);
+          Value np = tensor::InsertOp::create(ib, p, it[1], q);
+          Value ns = tensor::InsertOp::create(
+              ib, arith::AddIOp::create(ib, q64, c64(ib, 1)), it[2], d);
+          scf::YieldOp::create(ib, ValueRange{nk, np, ns});
+        });
+    keys = scatter.getResult(0);
+    positions = scatter.getResult(1);
+  }
+  return {keys, positions, init.getResult(2)};
+}
+
+/// gW = zeros, then for each run of equal rows r in the sorted order:
+///   gW[r] = gradScale (/ run length with scale_grad_by_freq) *
+///           sum over the run's positions p of grad[source(p)] * factor(p)
+/// summed in the accumulator type, rounded once.
+Value accumulateRuns(ImplicitLocOpBuilder &b, const SortedRows &sorted,
+                     Value gradRows, Value sourceOf, Value factorOf,
+                     int64_t numEmbeddings, int64_t dim, bool byFreq,
+                     double gradScale, Type element) {
+  Type accType = accumulatorType(element);
+  auto gwType = RankedTensorType::get({numEmbeddings, dim}, element);
+  Value gw = tensor::EmptyOp::create(b, gwType.getShape(), element);
+  Value c1 = cIndex(b, 1);
+  auto blocks = dBlocks(dim, bytesOf(accType));
+  gw = scf::ForOp::create(
+           b, cIndex(b, 0), cIndex(b, numEmbeddings), c1, ValueRange{gw},
+           [&](OpBuilder &nb, Location loc, Value r, ValueRange it) {
+             ImplicitLocOpBuilder ib(loc, nb);
+             Value t = it[0];
+             for (auto [d0, lanes] : blocks)
+               t = writeRow(ib,
+                            splat(ib, VectorType::get({lanes}, accType), 0.0),
+                            t, r, d0);
+             scf::YieldOp::create(ib, ValueRange{t});
+           })
+           .getResult(0);
+  Value live = sorted.live;
+  for (auto block : blocks) {
+    int64_t d0 = block.first, lanes = block.second;
+    auto accVec = VectorType::get({lanes}, accType);
+    auto outer = scf::WhileOp::create(
+        b, TypeRange{b.getIndexType(), gw.getType()},
+        ValueRange{cIndex(b, 0), gw},
+        [&](OpBuilder &nb, Location loc, ValueRange args) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          Value more = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
+                                             args[0], live);
+          scf::ConditionOp::create(ib, more, args);
+        },
+        [&](OpBuilder &nb, Location loc, ValueRange args) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          Value i = args[0];
+          Value row = tensor::ExtractOp::create(ib, sorted.keys, i);
+          Value lastLive = arith::SubIOp::create(ib, live, cIndex(ib, 1));
+          auto run = scf::WhileOp::create(
+              ib, TypeRange{ib.getIndexType(), accVec},
+              ValueRange{i, splat(ib, accVec, 0.0)},
+              [&](OpBuilder &rb, Location rloc, ValueRange a) {
+                ImplicitLocOpBuilder xb(rloc, rb);
+                Value safe = arith::MinUIOp::create(xb, a[0], lastLive);
+                Value k = tensor::ExtractOp::create(xb, sorted.keys, safe);
+                Value in = arith::CmpIOp::create(xb, arith::CmpIPredicate::ult,
+                                                 a[0], live);
+                Value same =
+                    arith::CmpIOp::create(xb, arith::CmpIPredicate::eq, k, row);
+                scf::ConditionOp::create(
+                    xb, arith::AndIOp::create(xb, in, same), a);
+              },
+              [&](OpBuilder &rb, Location rloc, ValueRange a) {
+                ImplicitLocOpBuilder xb(rloc, rb);
+                Value p = arith::IndexCastOp::create(
+                    xb, xb.getIndexType(),
+                    tensor::ExtractOp::create(xb, sorted.positions, a[0]));
+                Value src = sourceOf ? extractIndex(xb, sourceOf, p) : p;
+                Value g = readRow(xb, gradRows, src, d0, lanes, accType);
+                if (factorOf) {
+                  Value f = tensor::ExtractOp::create(xb, factorOf, p);
+                  g = arith::MulFOp::create(
+                      xb, g, vector::BroadcastOp::create(xb, accVec, f));
+                }
+                scf::YieldOp::create(
+                    xb,
+                    ValueRange{arith::AddIOp::create(xb, a[0], cIndex(xb, 1)),
+                               arith::AddFOp::create(xb, a[1], g)});
+              });
+          Value end = run.getResult(0), acc = run.getResult(1);
+          Value scale = arith::ConstantOp::create(
+              ib, ib.getFloatAttr(accType, gradScale));
+          if (byFreq) {
+            Value count = arith::IndexCastOp::create(
+                ib, ib.getI64Type(), arith::SubIOp::create(ib, end, i));
+            scale = arith::DivFOp::create(
+                ib, scale, arith::UIToFPOp::create(ib, accType, count));
+          }
+          acc = arith::MulFOp::create(
+              ib, acc, vector::BroadcastOp::create(ib, accVec, scale));
+          Value r = arith::IndexCastOp::create(ib, ib.getIndexType(), row);
+          Value t = writeRow(ib, acc, args[1], r, d0);
+          scf::YieldOp::create(ib, ValueRange{end, t});
+        });
+    gw = outer.getResult(1);
+  }
+  return gw;
+}
+
+/// A normalised padding row from an attribute and a static V.
+Value staticPaddingRow(ImplicitLocOpBuilder &b, std::optional<int64_t> p,
+                       int64_t numEmbeddings) {
+  if (!p)
+    return Value();
+  return cIndex(b, *p < 0 ? *p + numEmbeddings : *p);
+}
+
+Value castToResult(ImplicitLocOpBuilder &b, Value v, Type resultType) {
+  return v.getType() == resultType
+             ? v
+             : (Value)tensor::CastOp::create(b, resultType, v);
+}
+
+// %gw = emb.lookup_grad %g[%x] {num_embeddings = V, ...}
+//   ==>  sortByRow(flat x) ; accumulateRuns(grad rows = flat g, source =
+//   position)
+LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  int64_t dim = gType.getShape().back();
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  int64_t numEmbeddings = op.getNumEmbeddings();
+  Value flatIdx = flatten(b, op.getIndices());
+  // grad [..., D] -> [N, D]
+  Value grad = op.getGrad();
+  int64_t n = cast<RankedTensorType>(flatIdx.getType()).getDimSize(0);
+  auto rowsType = RankedTensorType::get({n, dim}, gType.getElementType());
+  if (gType.getRank() == 1) {
+    grad = tensor::ExpandShapeOp::create(
+        b, rowsType, grad, ArrayRef<ReassociationIndices>{{0, 1}});
+  } else if (gType.getRank() > 2) {
+    ReassociationIndices lead;
+    for (int64_t i = 0; i + 1 < gType.getRank(); ++i)
+      lead.push_back(i);
+    grad = tensor::CollapseShapeOp::create(
+        b, rowsType, grad,
+        ArrayRef<ReassociationIndices>{lead, {gType.getRank() - 1}});
+  }
+  Value pad = staticPaddingRow(b, op.getPaddingIdx(), numEmbeddings);
+  SortedRows sorted = sortByRow(b, flatIdx, pad, numEmbeddings);
+  Value gw = accumulateRuns(b, sorted, grad, Value(), Value(), numEmbeddings,
+                            dim, op.getScaleGradByFreq(),
+                            op.getGradScale().convertToDouble(),
+                            gType.getElementType());
+  rewriter.replaceOp(op, castToResult(b, gw, op.getType()));
+  return success();
+}
+
+// %gw = emb.bag_grad sum|mean %g[%x] offsets(...) per_sample_weights(...)
+//   ==>  per position j: source[j] = bag(j), factor[j] = psw_j / n_bag(j)
+//        (mean), then sortByRow + accumulateRuns over the bag gradients.
+LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
+  if (op.getMode() == BagMode::max)
+    return op.emitOpError() << "has no CPU lowering for mode 'max' yet";
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  int64_t dim = gType.getDimSize(1);
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  Type element = gType.getElementType();
+  Type accType = accumulatorType(element);
+  int64_t numEmbeddings = op.getNumEmbeddings();
+  bool mean = op.getMode() == BagMode::mean;
+  auto idxType = cast<RankedTensorType>(op.getIndices().getType());
+  bool twoD = idxType.getRank() == 2;
+  bool includeLast = op.getIncludeLastOffset();
+  Value flat = flatten(b, op.getIndices());
+  Value psw =
+      op.getPerSampleWeights() ? flatten(b, op.getPerSampleWeights()) : Value();
+  Value offsets = op.getOffsets();
+  Value pad = staticPaddingRow(b, op.getPaddingIdx(), numEmbeddings);
+  Value n = tensor::DimOp::create(b, flat, 0);
+  Value numBags, bagLen, numOffsets;
+  if (twoD) {
+    numBags = tensor::DimOp::create(b, op.getIndices(), 0);
+    bagLen = tensor::DimOp::create(b, op.getIndices(), 1);
+  } else {
+    numOffsets = tensor::DimOp::create(b, offsets, 0);
+    numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
+                          : numOffsets;
+  }
+  auto dynI64 = RankedTensorType::get({ShapedType::kDynamic}, b.getI64Type());
+  auto dynAcc = RankedTensorType::get({ShapedType::kDynamic}, accType);
+  bool withFactor = mean || psw;
+  SmallVector<Value> inits{tensor::EmptyOp::create(
+      b, dynI64.getShape(), b.getI64Type(), ValueRange{n})};
+  if (withFactor)
+    inits.push_back(
+        tensor::EmptyOp::create(b, dynAcc.getShape(), accType, ValueRange{n}));
+  Value c1 = cIndex(b, 1);
+  auto perPosition = scf::ForOp::create(
+      b, cIndex(b, 0), numBags, c1, inits,
+      [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        Value start, end;
+        if (twoD) {
+          start = arith::MulIOp::create(ib, bag, bagLen);
+          end = arith::AddIOp::create(ib, start, bagLen);
+        } else {
+          start = extractIndex(ib, offsets, bag);
+          Value next = arith::AddIOp::create(ib, bag, c1);
+          if (includeLast) {
+            end = extractIndex(ib, offsets, next);
+          } else {
+            Value last = arith::SubIOp::create(ib, numOffsets, c1);
+            Value safe = arith::MinUIOp::create(ib, next, last);
+            Value nextOff = extractIndex(ib, offsets, safe);
+            Value hasNext = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
+                                                  next, numOffsets);
+            end = arith::SelectOp::create(ib, hasNext, nextOff, n);
+          }
+        }
+        Value inv;
+        if (mean) {
+          // 1 / (non-padding entries of the bag), 0 for an empty bag.
+          Value live =
+              scf::ForOp::create(
+                  ib, start, end, c1, ValueRange{cIndex(ib, 0)},
+                  [&](OpBuilder &cb, Location cl, Value j, ValueRange c) {
+                    ImplicitLocOpBuilder xb(cl, cb);
+                    Value next = arith::AddIOp::create(xb, c[0], cIndex(xb, 1));
+                    if (pad) {
+                      Value isPad =
+                          arith::CmpIOp::create(xb, arith::CmpIPredicate::eq,
+                                                extractIndex(xb, flat, j), pad);
+                      next = arith::SelectOp::create(xb, isPad, c[0], next);
+                    }
+                    scf::YieldOp::create(xb, ValueRange{next});
+                  })
+                  .getResult(0);
+          Value cnt = arith::MaxUIOp::create(ib, live, c1);
+          Value cntF = arith::UIToFPOp::create(
+              ib, accType,
+              arith::IndexCastOp::create(ib, ib.getI64Type(), cnt));
+          inv = arith::DivFOp::create(
+              ib, arith::ConstantOp::create(ib, ib.getFloatAttr(accType, 1.0)),
+              cntF);
+        }
+        auto fill = scf::ForOp::create(
+            ib, start, end, c1, it,
+            [&](OpBuilder &fb, Location fl, Value j, ValueRange t) {
+              ImplicitLocOpBuilder xb(fl, fb);
+              SmallVector<Value> next{tensor::InsertOp::create(
+                  xb, arith::IndexCastOp::create(xb, xb.getI64Type(), bag),
+                  t[0], j)};
+              if (withFactor) {
+                Value f = inv;
+                if (psw) {
+                  Value w = tensor::ExtractOp::create(xb, psw, j);
+                  if (w.getType() != accType)
+                    w = arith::ExtFOp::create(xb, accType, w);
+                  f = f ? (Value)arith::MulFOp::create(xb, f, w) : w;
+                }
+                next.push_back(tensor::InsertOp::create(xb, f, t[1], j));
+              }
+              scf::YieldOp::create(xb, next);
+            });
+        scf::YieldOp::create(ib, fill.getResults());
+      });
+  SortedRows sorted = sortByRow(b, flat, pad, numEmbeddings);
+  Value gw = accumulateRuns(b, sorted, op.getGrad(), perPosition.getResult(0),
+                            withFactor ? perPosition.getResult(1) : Value(),
+                            numEmbeddings, dim, op.getScaleGradByFreq(),
+                            op.getGradScale().convertToDouble(), element);
+  rewriter.replaceOp(op, castToResult(b, gw, op.getType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//
 
@@ -650,10 +1030,12 @@ struct ConvertEmbToSCFPass
               .Case([&](LookupOp o) { return lowerLookup(o, rewriter); })
               .Case([&](BagOp o) { return lowerBag(o, rewriter); })
               .Case([&](RenormOp o) { return lowerRenorm(o, rewriter); })
+              .Case(
+                  [&](LookupGradOp o) { return lowerLookupGrad(o, rewriter); })
+              .Case([&](BagGradOp o) { return lowerBagGrad(o, rewriter); })
               .Default([&](Operation *o) {
-                return o->emitOpError()
-                       << "has no CPU lowering yet (the gradient ops are "
-                          "lowered by a later change)";
+                return o->emitOpError() << "has no CPU lowering yet (planned: "
+                                           "docs/backward-design.md)";
               });
       if (failed(result))
         return signalPassFailure();

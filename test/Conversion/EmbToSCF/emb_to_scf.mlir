@@ -156,10 +156,10 @@ func.func @renorm_p2(%w: tensor<10x4xf32>, %x: tensor<?xi64>) -> tensor<10x4xf32
 
 // -----
 
-func.func @gradient_not_lowered_yet(%g: tensor<3x4xf32>, %x: tensor<3xi64>) -> tensor<10x4xf32> {
-  // expected-error @+1 {{'emb.lookup_grad' op has no CPU lowering yet}}
-  %0 = emb.lookup_grad %g[%x] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<10x4xf32>
-  return %0 : tensor<10x4xf32>
+func.func @gradient_not_lowered_yet(%g: tensor<3x4xf32>, %x: tensor<3xi64>) -> (tensor<?xi64>, tensor<?x4xf32>) {
+  // expected-error @+1 {{'emb.lookup_sparse_grad' op has no CPU lowering yet}}
+  %r, %v = emb.lookup_sparse_grad %g[%x] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<?xi64>, tensor<?x4xf32>
+  return %r, %v : tensor<?xi64>, tensor<?x4xf32>
 }
 
 // -----
@@ -179,4 +179,51 @@ func.func @dynamic_dim(%w: tensor<10x?xf32>, %x: tensor<3xi64>) -> tensor<3x?xf3
 func.func @bag_max_values_only(%w: tensor<?x8xf32>, %x: tensor<?x5xi32>) -> tensor<?x8xf32> {
   %0 = emb.bag max %w[%x] : tensor<?x8xf32>[tensor<?x5xi32>] -> tensor<?x8xf32>
   return %0 : tensor<?x8xf32>
+}
+
+// -----
+
+// Dense gradient: positions sorted by row with a stable radix sort (V = 300
+// needs two 8-bit passes), then one accumulation
+// per run of equal rows, scaled by grad_scale / run length
+// (scale_grad_by_freq), written once.
+// CHECK-LABEL: func @lookup_grad
+// CHECK: arith.constant dense<0> : tensor<256xi64>
+// CHECK-COUNT-2: arith.shrui
+// CHECK: scf.for {{.*}} -> (tensor<300x8xf32>)
+// CHECK: scf.while {{.*}} : (index, tensor<300x8xf32>) -> (index, tensor<300x8xf32>)
+// CHECK:   scf.while {{.*}} : (index, vector<8xf32>) -> (index, vector<8xf32>)
+// CHECK:     vector.transfer_read {{.*}} : tensor<?x8xf32>, vector<8xf32>
+// CHECK:   arith.uitofp
+// CHECK:   arith.divf
+// CHECK:   vector.transfer_write
+func.func @lookup_grad(%g: tensor<?x8xf32>, %x: tensor<?xi64>) -> tensor<300x8xf32> {
+  %0 = emb.lookup_grad %g[%x] {num_embeddings = 300 : i64, padding_idx = 0 : i64, scale_grad_by_freq, grad_scale = 2.0 : f64}
+      : tensor<?x8xf32>[tensor<?xi64>] -> tensor<300x8xf32>
+  return %0 : tensor<300x8xf32>
+}
+
+// -----
+
+// embedding_bag mean: a per-position source bag and factor (1 / non-padding
+// count of the bag) feed the same sort and accumulation.
+// CHECK-LABEL: func @bag_grad_mean
+// CHECK: scf.for {{.*}} -> (tensor<?xi64>, tensor<?xf32>)
+// CHECK:   arith.divf
+// CHECK: arith.shrui
+// CHECK: scf.while
+// CHECK:     arith.mulf {{.*}} : vector<4xf32>
+func.func @bag_grad_mean(%g: tensor<?x4xf16>, %x: tensor<?xi32>, %o: tensor<?xi64>) -> tensor<50x4xf16> {
+  %0 = emb.bag_grad mean %g[%x] offsets(%o : tensor<?xi64>) {num_embeddings = 50 : i64}
+      : tensor<?x4xf16>[tensor<?xi32>] -> tensor<50x4xf16>
+  return %0 : tensor<50x4xf16>
+}
+
+// -----
+
+func.func @bag_grad_max_not_yet(%g: tensor<2x4xf32>, %x: tensor<2x3xi64>, %m: tensor<2x4xi64>) -> tensor<10x4xf32> {
+  // expected-error @+1 {{'emb.bag_grad' op has no CPU lowering for mode 'max' yet}}
+  %0 = emb.bag_grad max %g[%x] max_indices(%m : tensor<2x4xi64>) {num_embeddings = 10 : i64}
+      : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
+  return %0 : tensor<10x4xf32>
 }

@@ -1,0 +1,302 @@
+//===- BackwardDiffTest.cpp - generated gradient kernels vs the reference -===//
+//
+// Dense gradients of embedding and embedding_bag (sum, mean) against the
+// f64 reference: dtypes x index dtypes x D in {1, 3, 16, 17, 64, 128, 1000}
+// x padding x scale_grad_by_freq x per_sample_weights x 1-D/2-D x
+// include_last_offset x profiles, with heavy repetition of few rows, empty
+// bags and all-padding bags; identical bits with 1 and 2 threads; bad input
+// rejected with nothing written.
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/Reference/Reference.h"
+#include "emb/Runtime/Engine.h"
+#include "emb/Runtime/HostTensor.h"
+
+#include "llvm/Support/FileSystem.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <random>
+
+using namespace emb;
+
+namespace {
+
+const int64_t kDims[] = {1, 3, 16, 17, 64, 128, 1000};
+const DType kFloats[] = {DType::f32, DType::f64, DType::f16, DType::bf16};
+
+Engine &engine(int threads = 2) {
+  static std::map<int, std::unique_ptr<Engine>> engines;
+  auto &e = engines[threads];
+  if (!e) {
+    llvm::SmallString<128> dir;
+    llvm::sys::fs::current_path(dir);
+    EngineOptions o;
+    o.threads = threads;
+    o.cache.directory = std::string(dir) + "/emb-test-kernel-cache";
+    e = std::make_unique<Engine>(o);
+  }
+  return *e;
+}
+
+double tolerance(DType d) {
+  switch (d) {
+  case DType::f64:
+    return 1e-12;
+  case DType::f32:
+    return 2e-5;
+  case DType::f16:
+    return 4e-3;
+  default:
+    return 3e-2;
+  }
+}
+
+::testing::AssertionResult close(const HostTensor &got,
+                                 const std::vector<double> &want) {
+  double tol = tolerance(got.view.dtype);
+  for (size_t i = 0; i < want.size(); ++i) {
+    double g = got.at(i);
+    if (!(std::fabs(g - want[i]) <= tol * std::max(1.0, std::fabs(want[i]))))
+      return ::testing::AssertionFailure()
+             << "element " << i << " (row " << i / (got.view.shape[1])
+             << "): got " << g << ", want " << want[i];
+  }
+  return ::testing::AssertionSuccess();
+}
+
+struct GradCase {
+  DType weight, indices;
+  int64_t dim;
+  bool padding, byFreq;
+  Profile profile;
+};
+
+void runEmbeddingGrad(const GradCase &c, uint64_t seed) {
+  SCOPED_TRACE(std::string("embedding_backward w=") + dtypeName(c.weight) +
+               " i=" + dtypeName(c.indices) + " D=" + std::to_string(c.dim) +
+               (c.padding ? " pad" : "") + (c.byFreq ? " freq" : "") + " " +
+               profileName(c.profile) + " seed=" + std::to_string(seed));
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<double> u(-1, 1);
+  int64_t V = 1 + gen() % 20;
+  // Heavy repetition of few rows: indices drawn from a small subset.
+  int64_t distinct = 1 + gen() % std::min<int64_t>(V, 4);
+  std::vector<int64_t> shape;
+  for (int64_t r = gen() % 3; r >= 0; --r)
+    shape.push_back(gen() % 6);
+  HostTensor indices(c.indices, shape);
+  for (int64_t i = 0; i < indices.view.numel(); ++i)
+    indices.set(i, static_cast<double>(gen() % distinct));
+  std::optional<int64_t> pad;
+  if (c.padding)
+    pad = static_cast<int64_t>(gen() % distinct) - (gen() % 2 ? V : 0);
+  std::vector<int64_t> gshape = shape;
+  gshape.push_back(c.dim);
+  HostTensor grad(c.weight, gshape);
+  for (int64_t i = 0; i < grad.view.numel(); ++i)
+    grad.set(i, u(gen));
+  HostTensor gw(c.weight, {V, c.dim});
+  std::memset(gw.bytes.data(), 0x55, gw.bytes.size()); // must be overwritten
+  EmbeddingOptions o;
+  o.paddingIdx = pad;
+  o.scaleGradByFreq = c.byFreq;
+  o.profile = c.profile;
+  llvm::Error err =
+      engine().embeddingBackward(grad.view, indices.view, gw.view, o);
+  ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
+  int64_t n = indices.view.numel();
+  double scale = c.profile == Profile::unit_scaling && n > 0
+                     ? std::sqrt(double(V) / double(n))
+                     : 1.0;
+  std::optional<int64_t> padRow;
+  if (pad)
+    padRow = *pad < 0 ? *pad + V : *pad;
+  auto want = ref::embeddingBackward(grad.toDouble(), c.dim, indices.toInt(), V,
+                                     padRow, c.byFreq, scale);
+  EXPECT_TRUE(close(gw, want));
+}
+
+TEST(BackwardDiff, EmbeddingEveryDtypeDimAndOption) {
+  int k = 0;
+  for (int64_t dim : kDims)
+    for (int variant = 0; variant < 6; ++variant) {
+      GradCase c{kFloats[k % 4],
+                 (k / 4) % 2 ? DType::i32 : DType::i64,
+                 dim,
+                 variant % 2 == 1,
+                 variant / 2 == 1,
+                 variant / 2 == 2 ? Profile::unit_scaling : Profile::torch};
+      ++k;
+      for (uint64_t seed = 1; seed <= 3; ++seed)
+        runEmbeddingGrad(c, seed * 101 + k);
+      if (HasFatalFailure())
+        return;
+    }
+}
+
+struct BagGradCase {
+  DType weight, indices, offsets;
+  int64_t dim;
+  BagMode mode;
+  bool twoD, includeLast, psw, padding, byFreq;
+};
+
+void runBagGrad(const BagGradCase &c, uint64_t seed) {
+  SCOPED_TRACE(std::string("embedding_bag_backward ") + bagModeName(c.mode) +
+               " w=" + dtypeName(c.weight) + " D=" + std::to_string(c.dim) +
+               (c.twoD ? " 2d" : " 1d") + (c.includeLast ? " last" : "") +
+               (c.psw ? " psw" : "") + (c.padding ? " pad" : "") +
+               (c.byFreq ? " freq" : "") + " seed=" + std::to_string(seed));
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<double> u(-1, 1);
+  int64_t V = 1 + gen() % 20;
+  int64_t distinct = 1 + gen() % std::min<int64_t>(V, 5);
+  int64_t numBags = gen() % 8, bagLen = gen() % 5;
+  std::vector<int64_t> lengths(numBags);
+  int64_t n = 0;
+  for (auto &l : lengths)
+    n += (l = c.twoD ? bagLen : gen() % 6);
+  HostTensor indices(c.indices, c.twoD ? std::vector<int64_t>{numBags, bagLen}
+                                       : std::vector<int64_t>{n});
+  int64_t padRow = c.padding ? static_cast<int64_t>(gen() % distinct) : -1;
+  for (int64_t i = 0; i < n; ++i)
+    indices.set(i, static_cast<double>(gen() % distinct));
+  if (padRow >= 0 && numBags > 0) // an all-padding bag
+    for (int64_t i = 0; i < lengths[0]; ++i)
+      indices.set(i, padRow);
+  std::vector<int64_t> offs{0};
+  for (int64_t b = 0; b < numBags; ++b)
+    offs.push_back(offs.back() + lengths[b]);
+  if (!c.includeLast)
+    offs.pop_back();
+  HostTensor offsets(c.offsets, {static_cast<int64_t>(offs.size())});
+  for (size_t i = 0; i < offs.size(); ++i)
+    offsets.set(i, offs[i]);
+  HostTensor psw(c.weight, indices.view.shape);
+  for (int64_t i = 0; i < n; ++i)
+    psw.set(i, u(gen));
+  HostTensor grad(c.weight, {numBags, c.dim});
+  for (int64_t i = 0; i < grad.view.numel(); ++i)
+    grad.set(i, u(gen));
+  HostTensor gw(c.weight, {V, c.dim});
+  std::memset(gw.bytes.data(), 0x55, gw.bytes.size());
+  EmbeddingBagOptions o;
+  o.mode = c.mode;
+  o.includeLastOffset = c.includeLast;
+  o.scaleGradByFreq = c.byFreq;
+  if (padRow >= 0)
+    o.paddingIdx = padRow;
+  llvm::Error err = engine().embeddingBagBackward(
+      grad.view, indices.view, c.twoD ? nullptr : &offsets.view, gw.view, o,
+      c.psw ? &psw.view : nullptr);
+  ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
+  ref::Bags bags;
+  if (c.twoD) {
+    bags.numBags = numBags;
+    bags.bagLength = bagLen;
+  } else {
+    bags.offsets = offsets.toInt();
+    bags.includeLastOffset = c.includeLast;
+  }
+  auto want = ref::embeddingBagBackward(
+      grad.toDouble(), c.dim, indices.toInt(), bags, c.mode,
+      c.psw ? psw.toDouble() : std::vector<double>{}, {}, V,
+      padRow >= 0 ? std::optional<int64_t>(padRow) : std::nullopt, c.byFreq,
+      1.0);
+  EXPECT_TRUE(close(gw, want));
+}
+
+TEST(BackwardDiff, EmbeddingBagSumMeanEveryDtypeDimAndOption) {
+  int k = 0;
+  for (int64_t dim : kDims)
+    for (int form = 0; form < 3; ++form)
+      for (BagMode mode : {BagMode::sum, BagMode::mean})
+        for (int opt = 0; opt < 2; ++opt) {
+          BagGradCase c{kFloats[k % 4],
+                        (k / 4) % 2 ? DType::i32 : DType::i64,
+                        (k / 8) % 2 ? DType::i32 : DType::i64,
+                        dim,
+                        mode,
+                        form == 2,
+                        form == 1,
+                        mode == BagMode::sum && opt == 1,
+                        (k + opt) % 2 == 0,
+                        (k / 3) % 2 == 1};
+          ++k;
+          for (uint64_t seed = 1; seed <= 2; ++seed)
+            runBagGrad(c, seed * 977 + k);
+          if (HasFatalFailure())
+            return;
+        }
+}
+
+TEST(BackwardDiff, IdenticalBitsWithOneAndTwoThreads) {
+  std::mt19937_64 gen(3);
+  const int64_t V = 300, D = 32, N = 20000;
+  HostTensor indices(DType::i64, {N}), grad(DType::f32, {N, D});
+  for (int64_t i = 0; i < N; ++i)
+    indices.set(i, static_cast<double>(gen() % 7)); // few rows, long runs
+  std::uniform_real_distribution<double> u(-1, 1);
+  for (int64_t i = 0; i < N * D; ++i)
+    grad.set(i, u(gen));
+  HostTensor a(DType::f32, {V, D}), b(DType::f32, {V, D});
+  ASSERT_FALSE(static_cast<bool>(
+      engine(1).embeddingBackward(grad.view, indices.view, a.view)));
+  ASSERT_FALSE(static_cast<bool>(
+      engine(2).embeddingBackward(grad.view, indices.view, b.view)));
+  EXPECT_EQ(a.bytes, b.bytes);
+}
+
+TEST(BackwardDiff, BadInputIsRejectedAndNothingWritten) {
+  HostTensor indices(DType::i64, {4}), grad(DType::f32, {4, 3}),
+      gw(DType::f32, {5, 3});
+  for (int i = 0; i < 4; ++i)
+    indices.set(i, i);
+  indices.set(2, 9);
+  std::memset(gw.bytes.data(), 0x7b, gw.bytes.size());
+  auto expectError = [&](llvm::Error err, const std::string &message) {
+    ASSERT_TRUE(static_cast<bool>(err)) << message;
+    std::string text = llvm::toString(std::move(err));
+    EXPECT_NE(text.find(message), std::string::npos) << text;
+    for (char ch : gw.bytes)
+      ASSERT_EQ(ch, 0x7b) << "grad_weight was written";
+  };
+  expectError(engine().embeddingBackward(grad.view, indices.view, gw.view),
+              "index 9 at position 2 is out of range [0, 5)");
+  indices.set(2, 2);
+  HostTensor wrong(DType::f32, {4, 2});
+  expectError(engine().embeddingBackward(wrong.view, indices.view, gw.view),
+              "'grad' must be [4, 3] f32, got [4, 2] f32");
+  EmbeddingOptions sparse;
+  sparse.sparse = true;
+  expectError(
+      engine().embeddingBackward(grad.view, indices.view, gw.view, sparse),
+      "the sparse gradient is not implemented yet");
+  EmbeddingOptions unit;
+  unit.profile = Profile::unit_scaling;
+  unit.scaleGradByFreq = true;
+  expectError(
+      engine().embeddingBackward(grad.view, indices.view, gw.view, unit),
+      "'scale_grad_by_freq' is not supported by the unit-scaling profile");
+  HostTensor offsets(DType::i64, {2}), bagGrad(DType::f32, {2, 3});
+  offsets.set(0, 0), offsets.set(1, 2);
+  EmbeddingBagOptions max;
+  max.mode = BagMode::max;
+  expectError(engine().embeddingBagBackward(bagGrad.view, indices.view,
+                                            &offsets.view, gw.view, max),
+              "the gradient of mode 'max' is not implemented yet");
+  EmbeddingBagOptions mean;
+  mean.mode = BagMode::mean;
+  HostTensor psw(DType::f32, {4});
+  expectError(
+      engine().embeddingBagBackward(bagGrad.view, indices.view, &offsets.view,
+                                    gw.view, mean, &psw.view),
+      "'per_sample_weights' is only allowed with mode 'sum', got 'mean'");
+}
+
+} // namespace
