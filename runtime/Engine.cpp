@@ -587,12 +587,11 @@ llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
   return llvm::Error::success();
 }
 
-llvm::Error Engine::embeddingBagBackward(const Tensor &grad,
-                                         const Tensor &indices,
-                                         const Tensor *offsets,
-                                         const Tensor &gradWeight,
-                                         const EmbeddingBagOptions &options,
-                                         const Tensor *psw) {
+llvm::Error
+Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
+                             const Tensor *offsets, const Tensor &gradWeight,
+                             const EmbeddingBagOptions &options,
+                             const Tensor *psw, const Tensor *maxIndices) {
   if (auto err = checkWeight(gradWeight, "grad_weight"))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -604,8 +603,26 @@ llvm::Error Engine::embeddingBagBackward(const Tensor &grad,
     return numBags.takeError();
   if (auto err = checkOutput(grad, "grad", {*numBags, dim}, gradWeight.dtype))
     return err;
-  if (options.mode == BagMode::max)
-    return notYet("the gradient of mode 'max'");
+  bool max = options.mode == BagMode::max;
+  if (max && !maxIndices)
+    return fail("the gradient of mode 'max' needs 'max_indices'");
+  if (!max && maxIndices)
+    return fail(std::string("'max_indices' is only used with mode 'max', "
+                            "got '") +
+                bagModeName(options.mode) + "'");
+  if (max) {
+    if (auto err = checkOutput(*maxIndices, "max_indices", {*numBags, dim},
+                               DType::i64))
+      return err;
+    // Each entry selects the row its column adds to: -1 or a row of gW.
+    const int64_t *m = static_cast<const int64_t *>(maxIndices->data);
+    for (int64_t i = 0; i < *numBags * dim; ++i)
+      if (m[i] < -1 || m[i] >= numEmbeddings)
+        return fail("max_indices value " + std::to_string(m[i]) +
+                    " at position " + std::to_string(i) +
+                    " is out of range [-1, " + std::to_string(numEmbeddings) +
+                    ")");
+  }
   if (options.sparse)
     return notYet("the sparse gradient");
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
@@ -628,8 +645,9 @@ llvm::Error Engine::embeddingBagBackward(const Tensor &grad,
   spec.twoD = twoD;
   spec.perSampleWeights = psw != nullptr;
   spec.includeLastOffset = options.includeLastOffset && !twoD;
+  spec.maxIndices = max;
   spec.numEmbeddings = numEmbeddings;
-  spec.paddingIdx = *pad;
+  spec.paddingIdx = max ? -1 : *pad; // max_indices never name padding
   spec.scaleGradByFreq = options.scaleGradByFreq;
   spec.gradScale = profileGradScale(options.profile, numEmbeddings, n);
   auto fn = kernelCache->get(spec);
@@ -656,6 +674,11 @@ llvm::Error Engine::embeddingBagBackward(const Tensor &grad,
       p1 = desc1(psw->data, n);
       args.push_back(&p1);
     }
+  }
+  Desc2 mi;
+  if (max) {
+    mi = desc2(maxIndices->data, *numBags, dim);
+    args.push_back(&mi);
   }
   Desc2 gw = desc2(gradWeight.data, numEmbeddings, dim);
   args.push_back(&gw);

@@ -97,6 +97,9 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     args.push_back(rows);
   if (bag && spec.maxIndices && !backward)
     args.push_back(MemRefType::get({dyn, spec.dim}, b.getI64Type()));
+  if (bag && spec.maxIndices && backward) // before gW, the last argument
+    args.insert(args.end() - 1,
+                MemRefType::get({dyn, spec.dim}, b.getI64Type()));
 
   auto fn = func::FuncOp::create(b, loc, spec.symbolName(),
                                  b.getFunctionType(args, {}));
@@ -140,9 +143,11 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
       Value offsets = spec.twoD ? Value() : toTensor(body->getArgument(a++));
       Value psw =
           spec.perSampleWeights ? toTensor(body->getArgument(a++)) : Value();
+      Value maxIdx =
+          spec.maxIndices ? toTensor(body->getArgument(a++)) : Value();
       r = mlir::emb::BagGradOp::create(
           b, loc, gwType, mlir::emb::BagModeAttr::get(&ctx, toMlir(spec.mode)),
-          grad, indices, offsets, psw, Value(),
+          grad, indices, offsets, psw, maxIdx,
           b.getI64IntegerAttr(spec.numEmbeddings),
           spec.includeLastOffset && !spec.twoD ? b.getUnitAttr() : UnitAttr(),
           pad, byFreq, b.getF64FloatAttr(spec.gradScale), UnitAttr());

@@ -235,6 +235,46 @@ TEST(BackwardDiff, EmbeddingBagSumMeanEveryDtypeDimAndOption) {
         }
 }
 
+TEST(BackwardDiff, EmbeddingBagMaxEveryDtypeAndDim) {
+  int k = 0;
+  for (int64_t dim : kDims)
+    for (DType w : kFloats) {
+      ++k;
+      std::mt19937_64 gen(k * 7919);
+      std::uniform_real_distribution<double> u(-1, 1);
+      int64_t V = 1 + gen() % 12, B = gen() % 9;
+      SCOPED_TRACE(std::string("max w=") + dtypeName(w) +
+                   " D=" + std::to_string(dim) + " V=" + std::to_string(V));
+      HostTensor indices(DType::i64, {B, 2}), grad(w, {B, dim}),
+          maxIdx(DType::i64, {B, dim}), gw(w, {V, dim});
+      for (int64_t i = 0; i < B * 2; ++i)
+        indices.set(i, static_cast<double>(gen() % V));
+      for (int64_t i = 0; i < B * dim; ++i) {
+        grad.set(i, u(gen));
+        // Few rows, so that columns collide; -1 for empty bags.
+        int64_t r = static_cast<int64_t>(gen() % (V + 1)) - 1;
+        static_cast<int64_t *>(maxIdx.view.data)[i] = std::min<int64_t>(r, 2);
+      }
+      std::memset(gw.bytes.data(), 0x55, gw.bytes.size());
+      EmbeddingBagOptions o;
+      o.mode = BagMode::max;
+      o.profile = k % 3 == 0 ? Profile::unit_scaling : Profile::torch;
+      llvm::Error err = engine().embeddingBagBackward(
+          grad.view, indices.view, nullptr, gw.view, o, nullptr, &maxIdx.view);
+      ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
+      ref::Bags bags;
+      bags.numBags = B;
+      bags.bagLength = 2;
+      double scale = o.profile == Profile::unit_scaling && B > 0
+                         ? std::sqrt(double(V) / double(B * 2))
+                         : 1.0;
+      auto want = ref::embeddingBagBackward(
+          grad.toDouble(), dim, indices.toInt(), bags, BagMode::max, {},
+          maxIdx.toInt(), V, {}, false, scale);
+      EXPECT_TRUE(close(gw, want));
+    }
+}
+
 TEST(BackwardDiff, IdenticalBitsWithOneAndTwoThreads) {
   std::mt19937_64 gen(3);
   const int64_t V = 300, D = 32, N = 20000;
@@ -289,7 +329,13 @@ TEST(BackwardDiff, BadInputIsRejectedAndNothingWritten) {
   max.mode = BagMode::max;
   expectError(engine().embeddingBagBackward(bagGrad.view, indices.view,
                                             &offsets.view, gw.view, max),
-              "the gradient of mode 'max' is not implemented yet");
+              "the gradient of mode 'max' needs 'max_indices'");
+  HostTensor badMax(DType::i64, {2, 3});
+  badMax.set(4, 5);
+  expectError(engine().embeddingBagBackward(bagGrad.view, indices.view,
+                                            &offsets.view, gw.view, max,
+                                            nullptr, &badMax.view),
+              "max_indices value 5 at position 4 is out of range [-1, 5)");
   EmbeddingBagOptions mean;
   mean.mode = BagMode::mean;
   HostTensor psw(DType::f32, {4});

@@ -17,13 +17,12 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
     output `tensor.empty` is a candidate for empty-tensor elimination, so a
     kernel writes straight into its destination).
 
-    Dense gradients (`emb.lookup_grad`, `emb.bag_grad` in sum and mean
-    mode) sort the positions by row with a stable LSD radix sort (8-bit
+    Dense gradients (`emb.lookup_grad`, `emb.bag_grad`; for max the keys are
+    the gW elements `max_indices * D + column`) sort the positions by row with a stable LSD radix sort (8-bit
     digits, as many passes as V needs) and accumulate each row's
     contributions in input order, in f32 (f64 for f64), writing it once:
     deterministic, f32 accumulation for f16/bf16, and no scratch
-    proportional to V. `emb.bag_grad` in max mode, `emb.bag_psw_grad` and
-    the sparse forms are not lowered yet; the pass reports them as errors.
+    proportional to V. `emb.bag_psw_grad` and the sparse forms are not lowered yet; the pass reports them as errors.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",

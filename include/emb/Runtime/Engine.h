@@ -114,14 +114,15 @@ public:
                                 const Tensor &gradWeight,
                                 const EmbeddingOptions &options = {});
 
-  /// Dense weight gradient of embedding_bag (sum or mean; max is not
-  /// implemented yet) from `grad` ([B, D]), with the bag structure and
-  /// options of the forward call.
+  /// Dense weight gradient of embedding_bag from `grad` ([B, D]), with the
+  /// bag structure and options of the forward call; mode max needs the
+  /// forward's `maxIndices` ([B, D] i64, each -1 or a row).
   llvm::Error embeddingBagBackward(const Tensor &grad, const Tensor &indices,
                                    const Tensor *offsets,
                                    const Tensor &gradWeight,
                                    const EmbeddingBagOptions &options = {},
-                                   const Tensor *perSampleWeights = nullptr);
+                                   const Tensor *perSampleWeights = nullptr,
+                                   const Tensor *maxIndices = nullptr);
 
   /// The kernel for `spec` (compiling it if needed): for benchmarks and tools.
   llvm::Expected<KernelFn> kernel(const KernelSpec &spec);

@@ -893,9 +893,73 @@ LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
 // %gw = emb.bag_grad sum|mean %g[%x] offsets(...) per_sample_weights(...)
 //   ==>  per position j: source[j] = bag(j), factor[j] = psw_j / n_bag(j)
 //        (mean), then sortByRow + accumulateRuns over the bag gradients.
+// %gw = emb.bag_grad max %g[%x] max_indices(%m) {num_embeddings = V}
+//   ==>  the same sort and accumulation over the B*D elements of %g, keyed by
+//        the element of gW they add to: key(b, d) = m[b, d] * D + d (-1 in m:
+//        no contribution), as a [V*D, 1] gradient reshaped to [V, D]. The
+//        contributions to one element are summed in bag order.
+LogicalResult lowerBagGradMax(BagGradOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  int64_t dim = gType.getDimSize(1);
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  int64_t numEmbeddings = op.getNumEmbeddings();
+  Type element = gType.getElementType();
+  auto flatType = [&](Type t) {
+    return RankedTensorType::get({ShapedType::kDynamic}, t);
+  };
+  SmallVector<ReassociationIndices> all = {{0, 1}};
+  // Dynamic leading sizes, so that the collapsed shapes are dynamic too.
+  auto dynRows = [&](Value v, Type elt) -> Value {
+    auto t = RankedTensorType::get({ShapedType::kDynamic, dim}, elt);
+    return v.getType() == t ? v : (Value)tensor::CastOp::create(b, t, v);
+  };
+  Value g = tensor::CollapseShapeOp::create(
+      b, flatType(element), dynRows(op.getGrad(), element), all);
+  Value n = tensor::DimOp::create(b, g, 0);
+  Value gRows = tensor::ExpandShapeOp::create(
+      b, RankedTensorType::get({ShapedType::kDynamic, 1}, element), g, all,
+      ArrayRef<OpFoldResult>{n, b.getIndexAttr(1)});
+  Value m = tensor::CollapseShapeOp::create(
+      b, flatType(b.getI64Type()), dynRows(op.getMaxIndices(), b.getI64Type()),
+      all);
+  Value keys0 =
+      tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic},
+                              b.getI64Type(), ValueRange{n});
+  Value keys =
+      scf::ForOp::create(
+          b, cIndex(b, 0), n, cIndex(b, 1), ValueRange{keys0},
+          [&](OpBuilder &nb, Location loc, Value e, ValueRange it) {
+            ImplicitLocOpBuilder ib(loc, nb);
+            Value row = tensor::ExtractOp::create(ib, m, e);
+            Value d = arith::IndexCastOp::create(
+                ib, ib.getI64Type(),
+                arith::RemUIOp::create(ib, e, cIndex(ib, dim)));
+            Value key = arith::AddIOp::create(
+                ib, arith::MulIOp::create(ib, row, c64(ib, dim)), d);
+            Value none = arith::CmpIOp::create(ib, arith::CmpIPredicate::slt,
+                                               row, c64(ib, 0));
+            key = arith::SelectOp::create(ib, none, c64(ib, -1), key);
+            scf::YieldOp::create(
+                ib, ValueRange{tensor::InsertOp::create(ib, key, it[0], e)});
+          })
+          .getResult(0);
+  SortedRows sorted = sortByRow(b, keys, cIndex(b, -1), numEmbeddings * dim);
+  Value gw = accumulateRuns(b, sorted, gRows, Value(), Value(),
+                            numEmbeddings * dim, 1, /*byFreq=*/false,
+                            op.getGradScale().convertToDouble(), element);
+  Value flat = tensor::CollapseShapeOp::create(
+      b, RankedTensorType::get({numEmbeddings * dim}, element), gw, all);
+  Value result = tensor::ExpandShapeOp::create(
+      b, RankedTensorType::get({numEmbeddings, dim}, element), flat, all);
+  rewriter.replaceOp(op, castToResult(b, result, op.getType()));
+  return success();
+}
+
 LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
   if (op.getMode() == BagMode::max)
-    return op.emitOpError() << "has no CPU lowering for mode 'max' yet";
+    return lowerBagGradMax(op, rewriter);
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto gType = cast<RankedTensorType>(op.getGrad().getType());
   int64_t dim = gType.getDimSize(1);

@@ -221,8 +221,16 @@ func.func @bag_grad_mean(%g: tensor<?x4xf16>, %x: tensor<?xi32>, %o: tensor<?xi6
 
 // -----
 
-func.func @bag_grad_max_not_yet(%g: tensor<2x4xf32>, %x: tensor<2x3xi64>, %m: tensor<2x4xi64>) -> tensor<10x4xf32> {
-  // expected-error @+1 {{'emb.bag_grad' op has no CPU lowering for mode 'max' yet}}
+// Max: the B*D gradient elements are keyed by the gW element they add to
+// (max_indices * D + column; -1 adds nothing), sorted and accumulated like
+// rows of one lane, then reshaped to [V, D].
+// CHECK-LABEL: func @bag_grad_max
+// CHECK: arith.remui
+// CHECK: arith.muli {{.*}} : i64
+// CHECK: arith.cmpi slt
+// CHECK: scf.while {{.*}} -> (index, tensor<40x1xf32>)
+// CHECK: tensor.expand_shape {{.*}} : tensor<40xf32> into tensor<10x4xf32>
+func.func @bag_grad_max(%g: tensor<2x4xf32>, %x: tensor<2x3xi64>, %m: tensor<2x4xi64>) -> tensor<10x4xf32> {
   %0 = emb.bag_grad max %g[%x] max_indices(%m : tensor<2x4xi64>) {num_embeddings = 10 : i64}
       : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
   return %0 : tensor<10x4xf32>
