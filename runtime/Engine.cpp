@@ -686,4 +686,94 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
   return llvm::Error::success();
 }
 
+llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
+    const Tensor &grad, const Tensor &weight, const Tensor &indices,
+    const Tensor *offsets, const Tensor &gradPsw,
+    const EmbeddingBagOptions &options) {
+  if (auto err = checkWeight(weight))
+    return err;
+  if (auto err = checkIndexTensor(indices, "indices"))
+    return err;
+  if (options.mode != BagMode::sum)
+    return fail(std::string("the per_sample_weights gradient needs mode "
+                            "'sum', got '") +
+                bagModeName(options.mode) + "'");
+  int64_t numEmbeddings = weight.shape[0], dim = weight.shape[1];
+  auto numBags =
+      checkBagInputs(indices, offsets, options, nullptr, weight.dtype);
+  if (!numBags)
+    return numBags.takeError();
+  if (auto err = checkOutput(grad, "grad", {*numBags, dim}, weight.dtype))
+    return err;
+  if (auto err = checkOutput(gradPsw, "grad_per_sample_weights", indices.shape,
+                             weight.dtype))
+    return err;
+  auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
+  if (!pad)
+    return pad.takeError();
+  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+    return err;
+  int64_t n = indices.numel();
+  if (n == 0)
+    return llvm::Error::success();
+  if (dim == 0) { // every dot product is empty
+    for (int64_t i = 0; i < n; ++i)
+      storeDouble(gradPsw.data, gradPsw.dtype, i, 0.0);
+    return llvm::Error::success();
+  }
+  bool twoD = indices.rank() == 2;
+  bool includeLast = options.includeLastOffset && !twoD;
+  KernelSpec spec;
+  spec.op = OpKind::embedding_bag_psw_backward;
+  spec.weight = weight.dtype;
+  spec.indices = indices.dtype;
+  spec.offsets = offsets ? offsets->dtype : DType::i64;
+  spec.dim = dim;
+  spec.twoD = twoD;
+  spec.includeLastOffset = includeLast;
+  spec.paddingIdx = *pad;
+  auto fn = kernelCache->get(spec);
+  if (!fn)
+    return fn.takeError();
+  KernelFn kernel = *fn;
+  int64_t bagLen = twoD ? indices.shape[1] : 0;
+  // 2-D: bags split over threads through exact views. 1-D: one call, since
+  // a view of the offsets would leave the entries before its first bag
+  // outside every bag of the kernel's (whole-tensor) result.
+  auto split = [&](int64_t count, int64_t grain, auto &&fn) {
+    if (twoD)
+      pool->parallelFor(count, grain, fn);
+    else
+      fn(0, count);
+  };
+  split(*numBags, kMinBagsPerChunk, [&](int64_t b, int64_t e) {
+    Desc2 g = desc2(advance(grad.data, b * dim, grad.dtype), e - b, dim);
+    Desc2 w = desc2(weight.data, numEmbeddings, dim);
+    Desc2 x2, p2;
+    Desc1 x1, o1, p1;
+    std::vector<void *> args{&g, &w};
+    if (twoD) {
+      x2 = desc2(advance(indices.data, b * bagLen, indices.dtype), e - b,
+                 bagLen);
+      p2 = desc2(advance(gradPsw.data, b * bagLen, gradPsw.dtype), e - b,
+                 bagLen);
+      args.push_back(&x2);
+      args.push_back(&p2);
+    } else {
+      int64_t end = includeLast || e == *numBags
+                        ? n
+                        : loadInt(offsets->data, offsets->dtype, e);
+      x1 = desc1(indices.data, end);
+      o1 = desc1(advance(offsets->data, b, offsets->dtype),
+                 e - b + (includeLast ? 1 : 0));
+      p1 = desc1(gradPsw.data, end);
+      args.push_back(&x1);
+      args.push_back(&o1);
+      args.push_back(&p1);
+    }
+    call(kernel, args);
+  });
+  return llvm::Error::success();
+}
+
 } // namespace emb

@@ -78,8 +78,9 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   auto rows = MemRefType::get({dyn, spec.dim}, wElt);
   bool backward = spec.op == ::emb::OpKind::embedding_backward ||
                   spec.op == ::emb::OpKind::embedding_bag_backward;
+  bool pswGrad = spec.op == ::emb::OpKind::embedding_bag_psw_backward;
   bool bag = spec.op == ::emb::OpKind::embedding_bag ||
-             spec.op == ::emb::OpKind::embedding_bag_backward;
+             spec.op == ::emb::OpKind::embedding_bag_backward || pswGrad;
   auto idxType =
       MemRefType::get(bag && spec.twoD ? SmallVector<int64_t>{dyn, dyn}
                                        : SmallVector<int64_t>{dyn},
@@ -87,13 +88,15 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
 
   // Argument list, in the order the runtime passes descriptors.
   SmallVector<Type> args{rows, idxType};
+  if (pswGrad) // (grad rows, weight rows, indices, [offsets], gpsw)
+    args.insert(args.begin() + 1, rows);
   if (bag && !spec.twoD)
     args.push_back(MemRefType::get({dyn}, elementType(ctx, spec.offsets)));
-  if (bag && spec.perSampleWeights)
+  if ((bag && spec.perSampleWeights) || pswGrad)
     args.push_back(MemRefType::get(idxType.getShape(), wElt));
   if (backward)
     args.push_back(MemRefType::get({spec.numEmbeddings, spec.dim}, wElt));
-  else if (spec.op != ::emb::OpKind::renorm)
+  else if (spec.op != ::emb::OpKind::renorm && !pswGrad)
     args.push_back(rows);
   if (bag && spec.maxIndices && !backward)
     args.push_back(MemRefType::get({dyn, spec.dim}, b.getI64Type()));
@@ -123,6 +126,24 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   };
 
   unsigned a = 0;
+  if (pswGrad) {
+    Value grad = toTensor(body->getArgument(a++));
+    Value weight = toTensor(body->getArgument(a++));
+    Value indices = toTensor(body->getArgument(a++));
+    Value offsets = spec.twoD ? Value() : toTensor(body->getArgument(a++));
+    Value out = body->getArgument(a++);
+    IntegerAttr pad = spec.paddingIdx >= 0
+                          ? b.getI64IntegerAttr(spec.paddingIdx)
+                          : IntegerAttr();
+    Value r = mlir::emb::BagPswGradOp::create(
+        b, loc, tensorOf(cast<MemRefType>(out.getType())), grad, weight,
+        indices, offsets,
+        spec.includeLastOffset && !spec.twoD ? b.getUnitAttr() : UnitAttr(),
+        pad);
+    materialize(r, out);
+    func::ReturnOp::create(b, loc);
+    return module;
+  }
   if (backward) {
     // (grad rows, indices, [offsets], [per_sample_weights], gW)
     Value grad = toTensor(body->getArgument(a++));
@@ -200,6 +221,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   }
   case ::emb::OpKind::embedding_backward:
   case ::emb::OpKind::embedding_bag_backward:
+  case ::emb::OpKind::embedding_bag_psw_backward:
     break; // built above
   }
   func::ReturnOp::create(b, loc);

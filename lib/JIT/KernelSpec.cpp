@@ -71,6 +71,8 @@ const char *opKindName(OpKind op) {
     return "embedding_backward";
   case OpKind::embedding_bag_backward:
     return "embedding_bag_backward";
+  case OpKind::embedding_bag_psw_backward:
+    return "embedding_bag_psw_backward";
   }
   return "?";
 }

@@ -275,6 +275,71 @@ TEST(BackwardDiff, EmbeddingBagMaxEveryDtypeAndDim) {
     }
 }
 
+TEST(BackwardDiff, PerSampleWeightsEveryDtypeDimAndForm) {
+  int k = 0;
+  for (int64_t dim : kDims)
+    for (int form = 0; form < 3; ++form) {
+      DType w = kFloats[k % 4];
+      DType idx = (k / 4) % 2 ? DType::i32 : DType::i64;
+      ++k;
+      std::mt19937_64 gen(k * 104729);
+      std::uniform_real_distribution<double> u(-1, 1);
+      int64_t V = 1 + gen() % 15, numBags = gen() % 70, bagLen = gen() % 5;
+      bool twoD = form == 2, last = form == 1;
+      SCOPED_TRACE(std::string("psw grad w=") + dtypeName(w) + " D=" +
+                   std::to_string(dim) + " form=" + std::to_string(form));
+      std::vector<int64_t> lengths(numBags);
+      int64_t n = 0;
+      for (auto &l : lengths)
+        n += (l = twoD ? bagLen : gen() % 5);
+      HostTensor indices(idx, twoD ? std::vector<int64_t>{numBags, bagLen}
+                                   : std::vector<int64_t>{n});
+      for (int64_t i = 0; i < n; ++i)
+        indices.set(i, static_cast<double>(gen() % V));
+      std::vector<int64_t> offs{0};
+      for (int64_t l : lengths)
+        offs.push_back(offs.back() + l);
+      if (!last)
+        offs.pop_back();
+      HostTensor offsets(DType::i64, {static_cast<int64_t>(offs.size())});
+      for (size_t i = 0; i < offs.size(); ++i)
+        offsets.set(i, offs[i]);
+      HostTensor weight(w, {V, dim}), grad(w, {numBags, dim}),
+          gpsw(w, indices.view.shape);
+      for (int64_t i = 0; i < V * dim; ++i)
+        weight.set(i, u(gen));
+      for (int64_t i = 0; i < numBags * dim; ++i)
+        grad.set(i, u(gen));
+      EmbeddingBagOptions o;
+      o.mode = BagMode::sum;
+      o.includeLastOffset = last;
+      int64_t pad = k % 2 ? static_cast<int64_t>(gen() % V) : -1;
+      if (pad >= 0)
+        o.paddingIdx = pad;
+      llvm::Error err = engine().embeddingBagPerSampleWeightsBackward(
+          grad.view, weight.view, indices.view, twoD ? nullptr : &offsets.view,
+          gpsw.view, o);
+      ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
+      ref::Bags bags;
+      if (twoD) {
+        bags.numBags = numBags;
+        bags.bagLength = bagLen;
+      } else {
+        bags.offsets = offs;
+        bags.includeLastOffset = last;
+      }
+      auto want = ref::perSampleWeightsBackward(
+          grad.toDouble(), weight.toDouble(), dim, indices.toInt(), bags,
+          pad >= 0 ? std::optional<int64_t>(pad) : std::nullopt);
+      // A dot product of D terms: the tolerance grows with sqrt(D).
+      double tol = tolerance(w) * std::sqrt(double(dim));
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_LE(std::fabs(gpsw.at(i) - want[i]),
+                  tol * std::max(1.0, std::fabs(want[i])))
+            << "entry " << i << ": got " << gpsw.at(i) << ", want " << want[i];
+    }
+}
+
 TEST(BackwardDiff, IdenticalBitsWithOneAndTwoThreads) {
   std::mt19937_64 gen(3);
   const int64_t V = 300, D = 32, N = 20000;

@@ -22,7 +22,8 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
     digits, as many passes as V needs) and accumulate each row's
     contributions in input order, in f32 (f64 for f64), writing it once:
     deterministic, f32 accumulation for f16/bf16, and no scratch
-    proportional to V. `emb.bag_psw_grad` and the sparse forms are not lowered yet; the pass reports them as errors.
+    proportional to V. `emb.bag_psw_grad` is one dot product per entry.
+    The sparse forms are not lowered yet; the pass reports them as errors.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",

@@ -36,7 +36,8 @@ enum class OpKind : uint8_t {
   embedding_bag,
   renorm,
   embedding_backward,
-  embedding_bag_backward
+  embedding_bag_backward,
+  embedding_bag_psw_backward
 };
 const char *opKindName(OpKind op);
 

@@ -124,6 +124,14 @@ public:
                                    const Tensor *perSampleWeights = nullptr,
                                    const Tensor *maxIndices = nullptr);
 
+  /// Gradient of per_sample_weights (mode sum): `gradPerSampleWeights` (the
+  /// shape of `indices`, the dtype of `weight`) = dot(grad[bag j],
+  /// weight[x_j]) for every entry j, 0 for padding entries.
+  llvm::Error embeddingBagPerSampleWeightsBackward(
+      const Tensor &grad, const Tensor &weight, const Tensor &indices,
+      const Tensor *offsets, const Tensor &gradPerSampleWeights,
+      const EmbeddingBagOptions &options = {});
+
   /// The kernel for `spec` (compiling it if needed): for benchmarks and tools.
   llvm::Expected<KernelFn> kernel(const KernelSpec &spec);
 

@@ -1074,6 +1074,106 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
   return success();
 }
 
+// %gp = emb.bag_psw_grad %g, %w[%x] offsets(...)
+//   ==>
+// for each bag b, for each entry j of b:
+//   %gp[j] = x_j == P ? 0 : dot(%g[b, :], %w[x_j, :])   (f32, f64 for f64)
+// (for 2-D indices, %gp[b, j - b*L]).
+LogicalResult lowerBagPswGrad(BagPswGradOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  Value weight = op.getWeight();
+  FailureOr<int64_t> staticD = staticDim(op, weight);
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
+  auto wType = cast<RankedTensorType>(weight.getType());
+  Type element = wType.getElementType();
+  Type accType = accumulatorType(element);
+  auto idxType = cast<RankedTensorType>(op.getIndices().getType());
+  bool twoD = idxType.getRank() == 2;
+  bool includeLast = op.getIncludeLastOffset();
+  Value flat = flatten(b, op.getIndices());
+  Value offsets = op.getOffsets();
+  Value n = tensor::DimOp::create(b, flat, 0);
+  Value pad = paddingRow(b, op.getPaddingIdx(), weight, wType.getDimSize(0));
+  Value numBags, bagLen, numOffsets;
+  if (twoD) {
+    numBags = tensor::DimOp::create(b, op.getIndices(), 0);
+    bagLen = tensor::DimOp::create(b, op.getIndices(), 1);
+  } else {
+    numOffsets = tensor::DimOp::create(b, offsets, 0);
+    numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
+                          : numOffsets;
+  }
+  // The result has the shape of the indices; it is written entry by entry
+  // (no reshape, so that bufferisation writes into the destination).
+  auto resultType = cast<RankedTensorType>(op.getType());
+  SmallVector<Value> dynSizes;
+  for (int64_t i = 0; i < resultType.getRank(); ++i)
+    if (resultType.isDynamicDim(i))
+      dynSizes.push_back(tensor::DimOp::create(b, op.getIndices(), i));
+  Value init = emptyLike(b, resultType, dynSizes);
+  Value c1 = cIndex(b, 1);
+  auto loop = scf::ForOp::create(
+      b, cIndex(b, 0), numBags, c1, ValueRange{init},
+      [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        Value start, end;
+        if (twoD) {
+          start = arith::MulIOp::create(ib, bag, bagLen);
+          end = arith::AddIOp::create(ib, start, bagLen);
+        } else {
+          start = extractIndex(ib, offsets, bag);
+          Value next = arith::AddIOp::create(ib, bag, c1);
+          if (includeLast) {
+            end = extractIndex(ib, offsets, next);
+          } else {
+            Value last = arith::SubIOp::create(ib, numOffsets, c1);
+            Value safe = arith::MinUIOp::create(ib, next, last);
+            Value nextOff = extractIndex(ib, offsets, safe);
+            Value hasNext = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
+                                                  next, numOffsets);
+            end = arith::SelectOp::create(ib, hasNext, nextOff, n);
+          }
+        }
+        auto inner = scf::ForOp::create(
+            ib, start, end, c1, it,
+            [&](OpBuilder &jb, Location jl, Value j, ValueRange t) {
+              ImplicitLocOpBuilder xb(jl, jb);
+              Value r = extractIndex(xb, flat, j);
+              Value acc =
+                  arith::ConstantOp::create(xb, xb.getFloatAttr(accType, 0.0));
+              for (auto [d0, lanes] : dBlocks(dim, bytesOf(accType))) {
+                Value g = readRow(xb, op.getGrad(), bag, d0, lanes, accType);
+                Value w = readRow(xb, weight, r, d0, lanes, accType);
+                Value part = vector::ReductionOp::create(
+                    xb, vector::CombiningKind::ADD,
+                    arith::MulFOp::create(xb, g, w));
+                acc = arith::AddFOp::create(xb, acc, part);
+              }
+              if (pad) {
+                Value isPad =
+                    arith::CmpIOp::create(xb, arith::CmpIPredicate::eq, r, pad);
+                acc = arith::SelectOp::create(
+                    xb, isPad,
+                    arith::ConstantOp::create(xb,
+                                              xb.getFloatAttr(accType, 0.0)),
+                    acc);
+              }
+              if (accType != element)
+                acc = arith::TruncFOp::create(xb, element, acc);
+              SmallVector<Value> at{j};
+              if (twoD)
+                at = {bag, arith::SubIOp::create(xb, j, start)};
+              scf::YieldOp::create(
+                  xb, ValueRange{tensor::InsertOp::create(xb, acc, t[0], at)});
+            });
+        scf::YieldOp::create(ib, inner.getResults());
+      });
+  rewriter.replaceOp(op, loop.getResult(0));
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//
@@ -1097,6 +1197,8 @@ struct ConvertEmbToSCFPass
               .Case(
                   [&](LookupGradOp o) { return lowerLookupGrad(o, rewriter); })
               .Case([&](BagGradOp o) { return lowerBagGrad(o, rewriter); })
+              .Case(
+                  [&](BagPswGradOp o) { return lowerBagPswGrad(o, rewriter); })
               .Default([&](Operation *o) {
                 return o->emitOpError() << "has no CPU lowering yet (planned: "
                                            "docs/backward-design.md)";

@@ -235,3 +235,20 @@ func.func @bag_grad_max(%g: tensor<2x4xf32>, %x: tensor<2x3xi64>, %m: tensor<2x4
       : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
   return %0 : tensor<10x4xf32>
 }
+
+// -----
+
+// Gradient of per_sample_weights: one dot product per entry (a reduction of
+// whole-row products), 0 for padding, written at [b, j - b*L] for 2-D.
+// CHECK-LABEL: func @bag_psw_grad_2d
+// CHECK: scf.for {{.*}} -> (tensor<?x?xf32>)
+// CHECK:   scf.for
+// CHECK:     arith.mulf {{.*}} : vector<16xf32>
+// CHECK:     vector.reduction <add>
+// CHECK:     arith.select
+// CHECK:     tensor.insert {{.*}} : tensor<?x?xf32>
+func.func @bag_psw_grad_2d(%g: tensor<?x16xf32>, %w: tensor<?x16xf32>, %x: tensor<?x?xi64>) -> tensor<?x?xf32> {
+  %0 = emb.bag_psw_grad %g, %w[%x] {padding_idx = 0 : i64}
+      : tensor<?x16xf32>, tensor<?x16xf32>[tensor<?x?xi64>] -> tensor<?x?xf32>
+  return %0 : tensor<?x?xf32>
+}
