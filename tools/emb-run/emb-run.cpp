@@ -38,13 +38,16 @@ struct Flags {
   double maxNorm = NAN, normType = 2.0;
   bool perSampleWeights = false, includeLastOffset = false, twoD = false;
   bool scaleGradByFreq = false, check = false, bench = false, json = false;
-  bool printIR = false, noDiskCache = false;
+  bool printIR = false, noDiskCache = false, sparse = false;
   int threads = 0, iters = 20;
   uint64_t seed = 1;
 };
 
 const char *kUsage = R"(usage: emb-run [flags]
   --op embedding|embedding_bag|renorm   the op (default embedding_bag)
+  --op embedding_backward|embedding_bag_backward
+                                        the dense weight gradient (max: from the forward's max_indices)
+  --sparse                              sparse gradient (not implemented yet: reports so)
   --op jit                              time the JIT: cold compile, disk and memory hits
   --mode sum|mean|max                   bag reduction (default sum)
   --num-embeddings V --dim D            the table [V, D] (default 100000 x 128)
@@ -83,7 +86,8 @@ Flags parseFlags(int argc, char **argv) {
       {"bench", &f.bench},
       {"json", &f.json},
       {"print-ir", &f.printIR},
-      {"no-disk-cache", &f.noDiskCache}};
+      {"no-disk-cache", &f.noDiskCache},
+      {"sparse", &f.sparse}};
   std::map<std::string, std::string *> strings = {
       {"op", &f.opName},
       {"mode", &f.modeName},
@@ -342,6 +346,7 @@ int main(int argc, char **argv) {
   const bool &json = flags.json;
   const bool &printIR = flags.printIR;
   const bool &noDiskCache = flags.noDiskCache;
+  const bool &sparse = flags.sparse;
   const int &threads = flags.threads;
   const int &iters = flags.iters;
   const uint64_t &seed = flags.seed;
@@ -388,11 +393,12 @@ int main(int argc, char **argv) {
   Buffer weight(*dtype, {V, D});
   for (int64_t i = 0; i < V * D; ++i)
     storeDouble(weight.view.data, *dtype, i, rng.uniform() * 2 - 1);
-  bool bag = opName == "embedding_bag";
-  Buffer indices(*idxType, bag && twoD ? std::vector<int64_t>{B, L}
-                                       : (opName == "embedding"
-                                              ? std::vector<int64_t>{B, L}
-                                              : std::vector<int64_t>{N}));
+  bool backward =
+      opName == "embedding_backward" || opName == "embedding_bag_backward";
+  bool bag = opName == "embedding_bag" || opName == "embedding_bag_backward";
+  bool lookup = opName == "embedding" || opName == "embedding_backward";
+  Buffer indices(*idxType, (bag && twoD) || lookup ? std::vector<int64_t>{B, L}
+                                                   : std::vector<int64_t>{N});
   int64_t padRow = pad ? (*pad < 0 ? *pad + V : *pad) : -1;
   for (int64_t i = 0; i < N; ++i) {
     int64_t r = rng.below(V);
@@ -409,14 +415,54 @@ int main(int argc, char **argv) {
     storeDouble(psw.view.data, *dtype, i, rng.uniform() * 2 - 1);
   std::vector<int64_t> outShape =
       bag ? std::vector<int64_t>{B, D}
-          : (opName == "embedding" ? std::vector<int64_t>{B, L, D}
-                                   : std::vector<int64_t>{0});
+          : (lookup ? std::vector<int64_t>{B, L, D} : std::vector<int64_t>{0});
   Buffer out(*dtype, outShape);
   Buffer argmax(DType::i64, {B, D});
+  // Backward: `out` is the incoming gradient, `gradWeight` the result.
+  Buffer gradWeight(*dtype, backward ? std::vector<int64_t>{V, D}
+                                     : std::vector<int64_t>{0});
+  if (backward) {
+    for (int64_t i = 0; i < out.view.numel(); ++i)
+      storeDouble(out.view.data, *dtype, i, rng.uniform() * 2 - 1);
+    if (bag && mode == BagMode::max) {
+      // The forward call gives the max_indices the gradient follows.
+      EmbeddingBagOptions o;
+      o.mode = mode;
+      o.paddingIdx = pad;
+      o.includeLastOffset = includeLastOffset;
+      Buffer pooled(*dtype, {B, D});
+      if (llvm::Error err = engine.embeddingBag(
+              indices.view, weight.view, twoD ? nullptr : &offsets.view,
+              pooled.view, o, nullptr, &argmax.view))
+        die(llvm::toString(std::move(err)));
+    }
+  }
 
   // The call, as a user writes it.
   Buffer weightBefore = weight;
   auto run = [&]() -> llvm::Error {
+    if (opName == "embedding_backward") {
+      EmbeddingOptions o;
+      o.paddingIdx = pad;
+      o.scaleGradByFreq = scaleGradByFreq;
+      o.sparse = sparse;
+      o.profile = *profile;
+      return engine.embeddingBackward(out.view, indices.view, gradWeight.view,
+                                      o);
+    }
+    if (opName == "embedding_bag_backward") {
+      EmbeddingBagOptions o;
+      o.mode = mode;
+      o.paddingIdx = pad;
+      o.scaleGradByFreq = scaleGradByFreq;
+      o.sparse = sparse;
+      o.includeLastOffset = includeLastOffset;
+      o.profile = *profile;
+      return engine.embeddingBagBackward(
+          out.view, indices.view, twoD ? nullptr : &offsets.view,
+          gradWeight.view, o, perSampleWeights ? &psw.view : nullptr,
+          mode == BagMode::max ? &argmax.view : nullptr);
+    }
     if (opName == "embedding") {
       EmbeddingOptions o;
       o.paddingIdx = pad;
@@ -445,13 +491,23 @@ int main(int argc, char **argv) {
         die("--op renorm needs --max-norm");
       return engine.renorm(weight.view, indices.view, *norm, normType);
     }
-    die("--op must be embedding, embedding_bag or renorm");
+    die("--op must be embedding, embedding_bag, renorm, embedding_backward "
+        "or embedding_bag_backward");
   };
 
   // The spec the call compiles, for --print-ir and the report.
   KernelSpec spec;
-  spec.op = bag ? OpKind::embedding_bag
-                : (opName == "renorm" ? OpKind::renorm : OpKind::embedding);
+  spec.op = opName == "embedding_backward" ? OpKind::embedding_backward
+            : opName == "embedding_bag_backward"
+                ? OpKind::embedding_bag_backward
+            : bag                ? OpKind::embedding_bag
+            : opName == "renorm" ? OpKind::renorm
+                                 : OpKind::embedding;
+  spec.numEmbeddings = V;
+  spec.scaleGradByFreq = backward && scaleGradByFreq;
+  spec.gradScale = backward && *profile == Profile::unit_scaling && N > 0
+                       ? std::sqrt(double(V) / double(N))
+                       : 1.0;
   spec.weight = *dtype;
   spec.indices = *idxType;
   spec.offsets = *offType;
@@ -461,7 +517,11 @@ int main(int argc, char **argv) {
   spec.perSampleWeights = perSampleWeights;
   spec.includeLastOffset = includeLastOffset && !twoD;
   spec.maxIndices = bag && mode == BagMode::max;
-  spec.paddingIdx = bag || *profile == Profile::zero_padding ? padRow : -1;
+  spec.paddingIdx =
+      ((bag || backward) && !(backward && mode == BagMode::max && bag)) ||
+              *profile == Profile::zero_padding
+          ? padRow
+          : -1;
   spec.zeroPadding = !bag && *profile == Profile::zero_padding && padRow >= 0;
   spec.maxNorm = norm.value_or(0);
   spec.normType = normType;
@@ -496,7 +556,48 @@ int main(int argc, char **argv) {
     std::optional<int64_t> cpad;
     if (padRow >= 0 && compact.count(padRow))
       cpad = compact[padRow];
-    if (norm) {
+    if (backward) {
+      // The reference on the referenced rows; every other row must be zero.
+      int64_t vc = static_cast<int64_t>(compact.size());
+      double scale = spec.gradScale;
+      std::vector<double> want;
+      if (!bag) {
+        want = ref::embeddingBackward(out.toDouble(), D, x, vc, cpad,
+                                      scaleGradByFreq, scale);
+      } else {
+        ref::Bags bags;
+        if (twoD) {
+          bags.numBags = B;
+          bags.bagLength = L;
+        } else {
+          bags.offsets = offsets.toInt();
+          bags.includeLastOffset = includeLastOffset;
+        }
+        std::vector<int64_t> mi;
+        if (mode == BagMode::max)
+          for (int64_t r : argmax.toInt())
+            mi.push_back(r < 0 ? -1 : compact[r]);
+        want = ref::embeddingBagBackward(
+            out.toDouble(), D, x, bags, mode,
+            perSampleWeights ? psw.toDouble() : std::vector<double>{}, mi, vc,
+            mode == BagMode::max ? std::nullopt : cpad, scaleGradByFreq, scale);
+      }
+      Buffer got(*dtype, {vc, D});
+      for (auto [row, c] : compact)
+        for (int64_t d = 0; d < D; ++d)
+          got.set(c * D + d, gradWeight.at(row * D + d));
+      ok &= compare("weight gradient", got.view.data, *dtype, want, worst);
+      for (int64_t r = 0; ok && r < V; ++r)
+        if (!compact.count(r))
+          for (int64_t d = 0; d < D; ++d)
+            if (gradWeight.at(r * D + d) != 0.0) {
+              llvm::errs() << "emb-run: row " << r
+                           << " of the weight gradient is not referenced but "
+                              "not zero\n";
+              ok = false;
+              break;
+            }
+    } else if (norm) {
       ref::renorm(w, D, x, *norm, normType);
       std::vector<double> got(compact.size() * D), want(compact.size() * D);
       for (auto [row, c] : compact)
@@ -511,7 +612,9 @@ int main(int argc, char **argv) {
       for (size_t i = 0; i < w.size(); ++i)
         w[i] = got[i];
     }
-    if (opName == "embedding") {
+    if (backward) {
+      // checked above
+    } else if (opName == "embedding") {
       auto want =
           ref::embedding(w, D, x, cpad, *profile == Profile::zero_padding);
       ok &= compare("output", out.view.data, *dtype, want, worst);
@@ -561,7 +664,16 @@ int main(int argc, char **argv) {
     double es = dtypeSize(*dtype), is = dtypeSize(*idxType);
     if (opName == "renorm")
       bytes = N * is + 2.0 * N * D * es; // rows read (and, worst case, written)
-    else {
+    else if (backward) {
+      // Gradient rows read, indices (and bag structure) read, gW written.
+      bytes = out.size() + N * is + gradWeight.size();
+      if (bag && !twoD)
+        bytes += numOffsets * dtypeSize(*offType);
+      if (bag && perSampleWeights)
+        bytes += N * es;
+      if (bag && mode == BagMode::max)
+        bytes += argmax.size();
+    } else {
       bytes = N * (D * es + is) + out.size();
       if (bag && !twoD)
         bytes += numOffsets * dtypeSize(*offType);
