@@ -894,7 +894,9 @@ LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
 //   ==>  per position j: source[j] = bag(j), factor[j] = psw_j / n_bag(j)
 //        (mean), then sortByRow + accumulateRuns over the bag gradients.
 // %gw = emb.bag_grad max %g[%x] max_indices(%m) {num_embeddings = V}
-//   ==>  the same sort and accumulation over the B*D elements of %g, keyed by
+//   f32 / f64 ==> zero gW, then gW[m[b, d], d] += g[b, d] in bag order;
+//   f16 / bf16 ==> the same sort and accumulation over the B*D elements of %g
+//        (f32 sums, one rounding), keyed by
 //        the element of gW they add to: key(b, d) = m[b, d] * D + d (-1 in m:
 //        no contribution), as a [V*D, 1] gradient reshaped to [V, D]. The
 //        contributions to one element are summed in bag order.
@@ -906,6 +908,68 @@ LogicalResult lowerBagGradMax(BagGradOp op, RewriterBase &rewriter) {
     return op.emitOpError("CPU lowering needs a static embedding_dim");
   int64_t numEmbeddings = op.getNumEmbeddings();
   Type element = gType.getElementType();
+  if (element == accumulatorType(element)) {
+    // f32 / f64: gW is its own accumulator. Zero it, then add the elements
+    // in bag order: the same order, hence the same bits, every time.
+    //   for b, d: if m[b, d] >= 0: gW[m[b, d], d] += g[b, d] * grad_scale
+    auto gwType = RankedTensorType::get({numEmbeddings, dim}, element);
+    Value gw = tensor::EmptyOp::create(b, gwType.getShape(), element);
+    Value c0 = cIndex(b, 0), c1 = cIndex(b, 1);
+    gw = scf::ForOp::create(
+             b, c0, cIndex(b, numEmbeddings), c1, ValueRange{gw},
+             [&](OpBuilder &nb, Location loc, Value r, ValueRange it) {
+               ImplicitLocOpBuilder ib(loc, nb);
+               Value t = it[0];
+               for (auto [d0, lanes] : dBlocks(dim, bytesOf(element)))
+                 t = writeRow(ib,
+                              splat(ib, VectorType::get({lanes}, element), 0.0),
+                              t, r, d0);
+               scf::YieldOp::create(ib, ValueRange{t});
+             })
+             .getResult(0);
+    Value numBags = tensor::DimOp::create(b, op.getGrad(), 0);
+    Value scale = arith::ConstantOp::create(
+        b, b.getFloatAttr(element, op.getGradScale().convertToDouble()));
+    gw = scf::ForOp::create(
+             b, c0, numBags, c1, ValueRange{gw},
+             [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
+               ImplicitLocOpBuilder ib(loc, nb);
+               auto inner = scf::ForOp::create(
+                   ib, cIndex(ib, 0), cIndex(ib, dim), cIndex(ib, 1), it,
+                   [&](OpBuilder &db, Location dl, Value d, ValueRange t) {
+                     ImplicitLocOpBuilder xb(dl, db);
+                     Value row = tensor::ExtractOp::create(
+                         xb, op.getMaxIndices(), ValueRange{bag, d});
+                     Value any = arith::CmpIOp::create(
+                         xb, arith::CmpIPredicate::sge, row, c64(xb, 0));
+                     auto add = scf::IfOp::create(
+                         xb, any,
+                         [&](OpBuilder &ab, Location al) {
+                           ImplicitLocOpBuilder yb(al, ab);
+                           Value r = arith::IndexCastOp::create(
+                               yb, yb.getIndexType(), row);
+                           Value old = tensor::ExtractOp::create(
+                               yb, t[0], ValueRange{r, d});
+                           Value g = tensor::ExtractOp::create(
+                               yb, op.getGrad(), ValueRange{bag, d});
+                           Value sum = arith::AddFOp::create(
+                               yb, old, arith::MulFOp::create(yb, g, scale));
+                           scf::YieldOp::create(
+                               yb, ValueRange{tensor::InsertOp::create(
+                                       yb, sum, t[0], ValueRange{r, d})});
+                         },
+                         [&](OpBuilder &eb, Location el) {
+                           scf::YieldOp::create(eb, el, t);
+                         });
+                     scf::YieldOp::create(xb, add.getResults());
+                   });
+               scf::YieldOp::create(ib, inner.getResults());
+             })
+             .getResult(0);
+    rewriter.replaceOp(op, castToResult(b, gw, op.getType()));
+    return success();
+  }
+  // f16 / bf16: accumulate in f32 through the sort, one rounding per element.
   auto flatType = [&](Type t) {
     return RankedTensorType::get({ShapedType::kDynamic}, t);
   };

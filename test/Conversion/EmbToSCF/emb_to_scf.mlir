@@ -221,15 +221,16 @@ func.func @bag_grad_mean(%g: tensor<?x4xf16>, %x: tensor<?xi32>, %o: tensor<?xi6
 
 // -----
 
-// Max: the B*D gradient elements are keyed by the gW element they add to
-// (max_indices * D + column; -1 adds nothing), sorted and accumulated like
-// rows of one lane, then reshaped to [V, D].
+// Max, f32: gW is its own accumulator: zeroed, then each element of the
+// gradient added to gW[max_indices[b, d], d] in bag order (-1: nothing).
 // CHECK-LABEL: func @bag_grad_max
-// CHECK: arith.remui
-// CHECK: arith.muli {{.*}} : i64
-// CHECK: arith.cmpi slt
-// CHECK: scf.while {{.*}} -> (index, tensor<40x1xf32>)
-// CHECK: tensor.expand_shape {{.*}} : tensor<40xf32> into tensor<10x4xf32>
+// CHECK: scf.for {{.*}} -> (tensor<10x4xf32>)
+// CHECK: scf.for {{.*}} -> (tensor<10x4xf32>)
+// CHECK:   scf.for {{.*}} -> (tensor<10x4xf32>)
+// CHECK:     arith.cmpi sge
+// CHECK:     scf.if
+// CHECK:       arith.addf
+// CHECK-NOT: arith.shrui
 func.func @bag_grad_max(%g: tensor<2x4xf32>, %x: tensor<2x3xi64>, %m: tensor<2x4xi64>) -> tensor<10x4xf32> {
   %0 = emb.bag_grad max %g[%x] max_indices(%m : tensor<2x4xi64>) {num_embeddings = 10 : i64}
       : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
@@ -251,4 +252,20 @@ func.func @bag_psw_grad_2d(%g: tensor<?x16xf32>, %w: tensor<?x16xf32>, %x: tenso
   %0 = emb.bag_psw_grad %g, %w[%x] {padding_idx = 0 : i64}
       : tensor<?x16xf32>, tensor<?x16xf32>[tensor<?x?xi64>] -> tensor<?x?xf32>
   return %0 : tensor<?x?xf32>
+}
+
+// -----
+
+// Max, bf16: the B*D elements are keyed by the gW element they add to
+// (max_indices * D + column), sorted and summed in f32 like rows of one
+// lane, then reshaped to [V, D].
+// CHECK-LABEL: func @bag_grad_max_bf16
+// CHECK: arith.remui
+// CHECK: arith.shrui
+// CHECK: scf.while {{.*}} -> (index, tensor<40x1xbf16>)
+// CHECK: tensor.expand_shape {{.*}} : tensor<40xbf16> into tensor<10x4xbf16>
+func.func @bag_grad_max_bf16(%g: tensor<2x4xbf16>, %x: tensor<2x3xi64>, %m: tensor<2x4xi64>) -> tensor<10x4xbf16> {
+  %0 = emb.bag_grad max %g[%x] max_indices(%m : tensor<2x4xi64>) {num_embeddings = 10 : i64}
+      : tensor<2x4xbf16>[tensor<2x3xi64>] -> tensor<10x4xbf16>
+  return %0 : tensor<10x4xbf16>
 }
