@@ -9,6 +9,9 @@ markdown table of GB/s of compulsory traffic (rows read + indices + offsets +
 weights + output written) and ratios. Absolute numbers are noise on shared
 machines; the ratios measured in one run are the figures that count.
 
+Then the dense backward of the same shapes (D = 128, L = 32) against
+PyTorch's autograd backward, in milliseconds per call.
+
 Usage: /usr/bin/python3 bench/bench.py [--build build] [--threads 2] [--quick]
 Needs Debian's python3-torch (`apt-get install python3-torch`).
 """
@@ -69,11 +72,36 @@ def torch_case(case, V, B, iters):
         padding_idx=pad), iters)
 
 
+def torch_backward(case, V, B, iters):
+    """Seconds per backward call of the PyTorch equivalent (autograd)."""
+    D, L = case["D"], case["L"]
+    g = torch.Generator().manual_seed(0)
+    W = (torch.rand(V, D, generator=g) * 2 - 1).requires_grad_(True)
+    idx = torch.randint(0, V, (B * L,), generator=g)
+    if case["op"] == "embedding_backward":
+        forward = lambda: F.embedding(idx.view(B, L), W)
+    else:
+        offsets = torch.arange(0, B * L, L)
+        forward = lambda: F.embedding_bag(idx, W, offsets, mode=case["mode"])
+    grad = torch.rand_like(forward())
+
+    def step():
+        W.grad = None
+        out = forward()
+        t0 = time.perf_counter()
+        out.backward(grad)
+        return time.perf_counter() - t0
+
+    step()
+    times = sorted(step() for _ in range(iters))
+    return times[len(times) // 2]
+
+
 def emb_args(case, V, B):
     a = ["--op", case["op"], "--num-embeddings", str(V), "--dim", str(case["D"]),
          "--batch", str(B), "--bag-size", str(case["L"]),
          "--dtype", case.get("dtype", "f32")]
-    if case["op"] == "embedding_bag":
+    if case["op"] in ("embedding_bag", "embedding_bag_backward"):
         a += ["--mode", case["mode"]]
     if case.get("psw"):
         a.append("--per-sample-weights")
@@ -106,6 +134,14 @@ def cases(quick):
         {"name": "renorm (max_norm=1)", "op": "renorm", "D": 128, "L": 32, "max_norm": 1.0},
     ]
     return out
+
+
+def backward_cases():
+    base = {"op": "embedding_bag_backward", "D": 128, "L": 32}
+    return [dict(base, name="bag backward sum", mode="sum"),
+            dict(base, name="bag backward mean", mode="mean"),
+            dict(base, name="bag backward max", mode="max"),
+            {"name": "embedding backward", "op": "embedding_backward", "D": 128, "L": 32}]
 
 
 def main():
@@ -141,6 +177,14 @@ def main():
         print(f"| {case['name']} | {case['D']} | {case['L']} | {case.get('dtype', 'f32')} | "
               f"{ours['gbps']:.1f} | {ours['memcpy_gbps']:.1f} | "
               f"{ours['ratio_to_memcpy']:.2f} | {torch_cols} |", flush=True)
+    print("\n| backward (dense gradient) | D | L | emb-mlir ms | torch ms | emb / torch |")
+    print("|---|---|---|---|---|---|")
+    for case in backward_cases():
+        ours = emb_run(args.build, args.threads, emb_args(case, V, B), max(3, args.iters // 2))
+        t_torch = torch_backward(case, V, B, 3)
+        print(f"| {case['name']} | {case['D']} | {case['L']} | {ours['time_ms']:.1f} | "
+              f"{t_torch * 1e3:.1f} | {t_torch * 1e3 / ours['time_ms']:.1f}x |", flush=True)
+
     ref = sum_gbps.get((128, 32))
     if ref:
         print(f"\nplain bag sum at D=128, L=32: {ref:.1f} GB/s (the base of the "
