@@ -299,6 +299,11 @@ void call(KernelFn fn, const std::vector<void *> &a) {
     reinterpret_cast<void (*)(void *, void *, void *, void *, void *, void *)>(
         fn)(a[0], a[1], a[2], a[3], a[4], a[5]);
     return;
+  case 7:
+    reinterpret_cast<void (*)(void *, void *, void *, void *, void *, void *,
+                              void *)>(fn)(a[0], a[1], a[2], a[3], a[4], a[5],
+                                           a[6]);
+    return;
   }
 }
 
@@ -535,11 +540,6 @@ double profileGradScale(Profile profile, int64_t numEmbeddings, int64_t n) {
   return std::sqrt(static_cast<double>(numEmbeddings) / static_cast<double>(n));
 }
 
-llvm::Error notYet(const char *what) {
-  return fail(std::string(what) +
-              " is not implemented yet (planned: docs/backward-design.md)");
-}
-
 } // namespace
 
 llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
@@ -558,7 +558,8 @@ llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
                               options.sparse))
     return err;
   if (options.sparse)
-    return notYet("the sparse gradient");
+    return fail("'sparse' is set: the sparse gradient is computed by "
+                "embeddingSparseBackward");
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
@@ -624,7 +625,8 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
                     ")");
   }
   if (options.sparse)
-    return notYet("the sparse gradient");
+    return fail("'sparse' is set: the sparse gradient is computed by "
+                "embeddingBagSparseBackward");
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
@@ -774,6 +776,204 @@ llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
     call(kernel, args);
   });
   return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Sparse gradients
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Checks the COO outputs against D, the dtype and the number of rows the
+/// uncoalesced gradient needs (an upper bound of the coalesced one).
+llvm::Error checkSparseOutputs(const Tensor &rows, const Tensor &values,
+                               int64_t dim, DType dtype, int64_t needed) {
+  if (auto err = checkView(rows, "rows"))
+    return err;
+  if (rows.rank() != 1 || rows.dtype != DType::i64)
+    return fail("'rows' must be a 1-D tensor of i64, got " + describe(rows));
+  if (auto err = checkOutput(values, "values", {rows.shape[0], dim}, dtype))
+    return err;
+  if (rows.shape[0] < needed)
+    return fail("'rows' has room for " + std::to_string(rows.shape[0]) +
+                " rows, the gradient needs " + std::to_string(needed));
+  return llvm::Error::success();
+}
+
+/// Non-padding entries of `indices`.
+int64_t liveCount(const Tensor &indices, int64_t padRow) {
+  int64_t n = indices.numel();
+  if (padRow < 0)
+    return n;
+  int64_t live = 0;
+  for (int64_t i = 0; i < n; ++i)
+    live += loadInt(indices.data, indices.dtype, i) != padRow;
+  return live;
+}
+
+} // namespace
+
+llvm::Expected<int64_t> Engine::embeddingSparseBackward(
+    const Tensor &grad, const Tensor &indices, int64_t numEmbeddings,
+    const Tensor &rows, const Tensor &values, const EmbeddingOptions &options,
+    bool coalesced) {
+  if (auto err = checkIndexTensor(indices, "indices"))
+    return std::move(err);
+  if (auto err = checkView(grad, "grad"))
+    return std::move(err);
+  if (grad.rank() != indices.rank() + 1 || !isFloat(grad.dtype))
+    return fail("'grad' must have the shape of 'indices' followed by D and a "
+                "float dtype, got " +
+                describe(grad));
+  int64_t dim = grad.shape.back();
+  std::vector<int64_t> gradShape = indices.shape;
+  gradShape.push_back(dim);
+  if (auto err = checkOutput(grad, "grad", gradShape, grad.dtype))
+    return std::move(err);
+  if (options.scaleGradByFreq)
+    return fail("'scale_grad_by_freq' is not supported with sparse gradients");
+  if (auto err = checkProfile(options.profile, false, /*sparse=*/true))
+    return std::move(err);
+  if (numEmbeddings < 0)
+    return fail("'num_embeddings' must be non-negative, got " +
+                std::to_string(numEmbeddings));
+  auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
+  if (!pad)
+    return pad.takeError();
+  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+    return std::move(err);
+  int64_t n = indices.numel();
+  int64_t padRow = *pad;
+  int64_t needed = liveCount(indices, padRow);
+  if (auto err = checkSparseOutputs(rows, values, dim, grad.dtype, needed))
+    return std::move(err);
+  if (needed == 0)
+    return 0;
+  if (dim == 0) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t x = loadInt(indices.data, indices.dtype, i);
+      if (x != padRow)
+        static_cast<int64_t *>(rows.data)[k++] = x;
+    }
+    return coalesced ? fail("coalesced sparse gradients need D > 0")
+                     : llvm::Expected<int64_t>(k);
+  }
+  KernelSpec spec;
+  spec.op = OpKind::embedding_sparse_backward;
+  spec.weight = grad.dtype;
+  spec.indices = indices.dtype;
+  spec.dim = dim;
+  spec.numEmbeddings = numEmbeddings;
+  spec.paddingIdx = padRow;
+  spec.coalesced = coalesced;
+  auto fn = kernelCache->get(spec);
+  if (!fn)
+    return fn.takeError();
+  int64_t count = 0;
+  Desc2 g = desc2(grad.data, n, dim);
+  Desc1 x = desc1(indices.data, n);
+  // Uncoalesced: exactly `needed` rows, written in place; coalesced: the
+  // capacity, the result at its front.
+  int64_t capacity = coalesced ? rows.shape[0] : needed;
+  Desc1 r = desc1(rows.data, capacity);
+  Desc2 v = desc2(values.data, capacity, dim);
+  Desc1 c = desc1(&count, 1);
+  call(*fn, {&g, &x, &r, &v, &c});
+  return count;
+}
+
+llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
+    const Tensor &grad, const Tensor &indices, const Tensor *offsets,
+    int64_t numEmbeddings, const Tensor &rows, const Tensor &values,
+    const EmbeddingBagOptions &options, const Tensor *psw, bool coalesced) {
+  if (auto err = checkIndexTensor(indices, "indices"))
+    return std::move(err);
+  if (auto err = checkView(grad, "grad"))
+    return std::move(err);
+  if (grad.rank() != 2 || !isFloat(grad.dtype))
+    return fail("'grad' must be a 2-D tensor of f32, f64, f16 or bf16, got " +
+                describe(grad));
+  int64_t dim = grad.shape[1];
+  if (options.mode == BagMode::max)
+    return fail("sparse gradients are not supported with mode 'max'");
+  if (options.scaleGradByFreq)
+    return fail("'scale_grad_by_freq' is not supported with sparse gradients");
+  if (auto err = checkProfile(options.profile, false, /*sparse=*/true))
+    return std::move(err);
+  EmbeddingBagOptions checked = options;
+  checked.sparse = false; // checked here, not as a forward option
+  auto numBags = checkBagInputs(indices, offsets, checked, psw, grad.dtype);
+  if (!numBags)
+    return numBags.takeError();
+  if (auto err = checkOutput(grad, "grad", {*numBags, dim}, grad.dtype))
+    return std::move(err);
+  if (numEmbeddings < 0)
+    return fail("'num_embeddings' must be non-negative, got " +
+                std::to_string(numEmbeddings));
+  auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
+  if (!pad)
+    return pad.takeError();
+  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+    return std::move(err);
+  int64_t n = indices.numel();
+  int64_t padRow = *pad;
+  int64_t needed = liveCount(indices, padRow);
+  if (auto err = checkSparseOutputs(rows, values, dim, grad.dtype, needed))
+    return std::move(err);
+  if (needed == 0 || *numBags == 0)
+    return 0;
+  if (dim == 0)
+    return fail("sparse gradients need D > 0");
+  bool twoD = indices.rank() == 2;
+  KernelSpec spec;
+  spec.op = OpKind::embedding_bag_sparse_backward;
+  spec.weight = grad.dtype;
+  spec.indices = indices.dtype;
+  spec.offsets = offsets ? offsets->dtype : DType::i64;
+  spec.dim = dim;
+  spec.mode = options.mode;
+  spec.twoD = twoD;
+  spec.perSampleWeights = psw != nullptr;
+  spec.includeLastOffset = options.includeLastOffset && !twoD;
+  spec.numEmbeddings = numEmbeddings;
+  spec.paddingIdx = padRow;
+  spec.coalesced = coalesced;
+  auto fn = kernelCache->get(spec);
+  if (!fn)
+    return fn.takeError();
+  int64_t count = 0;
+  Desc2 g = desc2(grad.data, *numBags, dim);
+  Desc2 x2, p2;
+  Desc1 x1, o1, p1;
+  std::vector<void *> args{&g};
+  if (twoD) {
+    x2 = desc2(indices.data, indices.shape[0], indices.shape[1]);
+    args.push_back(&x2);
+  } else {
+    x1 = desc1(indices.data, n);
+    o1 = desc1(offsets->data, offsets->shape[0]);
+    args.push_back(&x1);
+    args.push_back(&o1);
+  }
+  if (psw) {
+    if (twoD) {
+      p2 = desc2(psw->data, indices.shape[0], indices.shape[1]);
+      args.push_back(&p2);
+    } else {
+      p1 = desc1(psw->data, n);
+      args.push_back(&p1);
+    }
+  }
+  int64_t capacity = coalesced ? rows.shape[0] : needed;
+  Desc1 r = desc1(rows.data, capacity);
+  Desc2 v = desc2(values.data, capacity, dim);
+  Desc1 c = desc1(&count, 1);
+  args.push_back(&r);
+  args.push_back(&v);
+  args.push_back(&c);
+  call(*fn, args);
+  return count;
 }
 
 } // namespace emb

@@ -20,9 +20,11 @@
 #include "emb/Dialect/EmbDialect.h"
 #include "emb/JIT/JIT.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
@@ -76,11 +78,14 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   Type wElt = elementType(ctx, spec.weight);
   Type iElt = elementType(ctx, spec.indices);
   auto rows = MemRefType::get({dyn, spec.dim}, wElt);
+  bool sparse = spec.op == ::emb::OpKind::embedding_sparse_backward ||
+                spec.op == ::emb::OpKind::embedding_bag_sparse_backward;
   bool backward = spec.op == ::emb::OpKind::embedding_backward ||
-                  spec.op == ::emb::OpKind::embedding_bag_backward;
+                  spec.op == ::emb::OpKind::embedding_bag_backward || sparse;
   bool pswGrad = spec.op == ::emb::OpKind::embedding_bag_psw_backward;
   bool bag = spec.op == ::emb::OpKind::embedding_bag ||
-             spec.op == ::emb::OpKind::embedding_bag_backward || pswGrad;
+             spec.op == ::emb::OpKind::embedding_bag_backward || pswGrad ||
+             spec.op == ::emb::OpKind::embedding_bag_sparse_backward;
   auto idxType =
       MemRefType::get(bag && spec.twoD ? SmallVector<int64_t>{dyn, dyn}
                                        : SmallVector<int64_t>{dyn},
@@ -94,7 +99,11 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     args.push_back(MemRefType::get({dyn}, elementType(ctx, spec.offsets)));
   if ((bag && spec.perSampleWeights) || pswGrad)
     args.push_back(MemRefType::get(idxType.getShape(), wElt));
-  if (backward)
+  if (sparse) { // rows, values (capacity), count
+    args.push_back(MemRefType::get({dyn}, b.getI64Type()));
+    args.push_back(rows);
+    args.push_back(MemRefType::get({1}, b.getI64Type()));
+  } else if (backward)
     args.push_back(MemRefType::get({spec.numEmbeddings, spec.dim}, wElt));
   else if (spec.op != ::emb::OpKind::renorm && !pswGrad)
     args.push_back(rows);
@@ -141,6 +150,71 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
         spec.includeLastOffset && !spec.twoD ? b.getUnitAttr() : UnitAttr(),
         pad);
     materialize(r, out);
+    func::ReturnOp::create(b, loc);
+    return module;
+  }
+  if (sparse) {
+    // (grad rows, indices, [offsets], [per_sample_weights], rows, values,
+    //  count): the COO result is written at the front of the caller's
+    // buffers and its length into `count`.
+    Value grad = toTensor(body->getArgument(a++));
+    Value indices = toTensor(body->getArgument(a++));
+    IntegerAttr pad = spec.paddingIdx >= 0
+                          ? b.getI64IntegerAttr(spec.paddingIdx)
+                          : IntegerAttr();
+    UnitAttr coalesced = spec.coalesced ? b.getUnitAttr() : UnitAttr();
+    auto rowsT = RankedTensorType::get({dyn}, b.getI64Type());
+    auto valuesT = RankedTensorType::get({dyn, spec.dim}, wElt);
+    Value rowsR, valuesR;
+    if (spec.op == ::emb::OpKind::embedding_sparse_backward) {
+      auto op = mlir::emb::LookupSparseGradOp::create(
+          b, loc, rowsT, valuesT, grad, indices,
+          b.getI64IntegerAttr(spec.numEmbeddings), pad,
+          b.getF64FloatAttr(spec.gradScale), coalesced);
+      rowsR = op.getRows();
+      valuesR = op.getValues();
+    } else {
+      Value offsets = spec.twoD ? Value() : toTensor(body->getArgument(a++));
+      Value psw =
+          spec.perSampleWeights ? toTensor(body->getArgument(a++)) : Value();
+      auto op = mlir::emb::BagSparseGradOp::create(
+          b, loc, rowsT, valuesT,
+          mlir::emb::BagModeAttr::get(&ctx, toMlir(spec.mode)), grad, indices,
+          offsets, psw, b.getI64IntegerAttr(spec.numEmbeddings),
+          spec.includeLastOffset && !spec.twoD ? b.getUnitAttr() : UnitAttr(),
+          pad, b.getF64FloatAttr(spec.gradScale), coalesced);
+      rowsR = op.getRows();
+      valuesR = op.getValues();
+    }
+    Value rowsOut = body->getArgument(a++);
+    Value valuesOut = body->getArgument(a++);
+    Value countOut = body->getArgument(a++);
+    Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+    Value m = tensor::DimOp::create(b, loc, rowsR, c0);
+    Value m64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), m);
+    Value count = tensor::FromElementsOp::create(
+        b, loc, RankedTensorType::get({1}, b.getI64Type()), ValueRange{m64});
+    if (!spec.coalesced) {
+      // The caller passes buffers of exactly the uncoalesced size (the
+      // non-padding entries): the results bufferise straight into them.
+      materialize(rowsR, rowsOut);
+      materialize(valuesR, valuesOut);
+      materialize(count, countOut);
+      func::ReturnOp::create(b, loc);
+      return module;
+    }
+    OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+    Value rowsAll = tensor::InsertSliceOp::create(
+        b, loc, rowsR, toTensor(rowsOut, true), ArrayRef<OpFoldResult>{zero},
+        ArrayRef<OpFoldResult>{m}, ArrayRef<OpFoldResult>{one});
+    Value valuesAll = tensor::InsertSliceOp::create(
+        b, loc, valuesR, toTensor(valuesOut, true),
+        ArrayRef<OpFoldResult>{zero, zero},
+        ArrayRef<OpFoldResult>{m, b.getIndexAttr(spec.dim)},
+        ArrayRef<OpFoldResult>{one, one});
+    materialize(rowsAll, rowsOut);
+    materialize(valuesAll, valuesOut);
+    materialize(count, countOut);
     func::ReturnOp::create(b, loc);
     return module;
   }
@@ -222,6 +296,8 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   case ::emb::OpKind::embedding_backward:
   case ::emb::OpKind::embedding_bag_backward:
   case ::emb::OpKind::embedding_bag_psw_backward:
+  case ::emb::OpKind::embedding_sparse_backward:
+  case ::emb::OpKind::embedding_bag_sparse_backward:
     break; // built above
   }
   func::ReturnOp::create(b, loc);

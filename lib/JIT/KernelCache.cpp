@@ -137,8 +137,14 @@ llvm::Expected<std::string> linkSharedObject(const std::string &object,
   soPath = objPath;
   llvm::sys::path::replace_extension(soPath, "so");
   std::string message;
-  llvm::StringRef args[] = {linker, "-shared", "--hash-style=gnu",
-                            "-o",   soPath,    objPath};
+  // MLIR's runtime helpers (memrefCopy for strided copies, as the sparse
+  // gradients' writes into the caller's buffers need) come from
+  // libmlir_c_runner_utils of the same LLVM installation.
+  std::string libDir = std::string(EMB_LLVM_LIBRARY_DIR);
+  std::string libFlag = "-L" + libDir, rpath = "-rpath=" + libDir;
+  llvm::StringRef args[] = {
+      linker,  "-shared", "--hash-style=gnu",      "-o", soPath,
+      objPath, libFlag,   "-lmlir_c_runner_utils", rpath};
   int rc =
       llvm::sys::ExecuteAndWait(linker, args, std::nullopt, {}, 0, 0, &message);
   llvm::sys::fs::remove(objPath);

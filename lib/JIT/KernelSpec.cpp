@@ -73,6 +73,10 @@ const char *opKindName(OpKind op) {
     return "embedding_bag_backward";
   case OpKind::embedding_bag_psw_backward:
     return "embedding_bag_psw_backward";
+  case OpKind::embedding_sparse_backward:
+    return "embedding_sparse_backward";
+  case OpKind::embedding_bag_sparse_backward:
+    return "embedding_bag_sparse_backward";
   }
   return "?";
 }
@@ -85,8 +89,10 @@ std::string KernelSpec::str() const {
   s += dtypeName(indices);
   bool bag =
       op == OpKind::embedding_bag || op == OpKind::embedding_bag_backward;
-  bool backward =
-      op == OpKind::embedding_backward || op == OpKind::embedding_bag_backward;
+  bool sparse = op == OpKind::embedding_sparse_backward ||
+                op == OpKind::embedding_bag_sparse_backward;
+  bool backward = op == OpKind::embedding_backward ||
+                  op == OpKind::embedding_bag_backward || sparse;
   if (bag && !twoD) {
     s += ":o=";
     s += dtypeName(offsets);
@@ -110,6 +116,8 @@ std::string KernelSpec::str() const {
     s += buf;
     if (scaleGradByFreq)
       s += ":freq";
+    if (sparse)
+      s += coalesced ? ":coalesced" : ":sparse";
   }
   if (op != OpKind::renorm && paddingIdx >= 0) {
     s += ":pad=" + std::to_string(paddingIdx);

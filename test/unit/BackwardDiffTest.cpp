@@ -340,6 +340,137 @@ TEST(BackwardDiff, PerSampleWeightsEveryDtypeDimAndForm) {
     }
 }
 
+void expectSparse(const HostTensor &rows, const HostTensor &values,
+                  int64_t count, const ref::SparseGrad &want, int64_t dim) {
+  ASSERT_EQ(count, static_cast<int64_t>(want.rows.size()));
+  for (int64_t k = 0; k < count; ++k)
+    ASSERT_EQ(rows.intAt(k), want.rows[k]) << "row " << k;
+  double tol = tolerance(values.view.dtype);
+  for (int64_t i = 0; i < count * dim; ++i)
+    ASSERT_LE(std::fabs(values.at(i) - want.values[i]),
+              tol * std::max(1.0, std::fabs(want.values[i])))
+        << "value " << i << ": got " << values.at(i) << ", want "
+        << want.values[i];
+}
+
+TEST(BackwardDiff, SparseEveryFormDtypeAndDim) {
+  int k = 0;
+  for (int64_t dim : kDims)
+    for (int variant = 0; variant < 8; ++variant) {
+      DType w = kFloats[k % 4];
+      DType idx = (k / 4) % 2 ? DType::i32 : DType::i64;
+      ++k;
+      bool coalesced = variant % 2 == 1;
+      bool bagForm = variant >= 2;
+      BagMode mode = variant >= 6 ? BagMode::mean : BagMode::sum;
+      bool twoD = variant == 4 || variant == 5;
+      bool psw = mode == BagMode::sum && variant == 3;
+      std::mt19937_64 gen(k * 7717);
+      std::uniform_real_distribution<double> u(-1, 1);
+      int64_t V = 1 + gen() % 25, numBags = gen() % 9, bagLen = gen() % 5;
+      int64_t distinct = 1 + gen() % std::min<int64_t>(V, 6);
+      std::optional<int64_t> pad;
+      if (k % 3 == 0)
+        pad = static_cast<int64_t>(gen() % distinct);
+      SCOPED_TRACE(std::string("sparse w=") + dtypeName(w) +
+                   " D=" + std::to_string(dim) +
+                   " variant=" + std::to_string(variant) + (pad ? " pad" : ""));
+      std::vector<int64_t> lengths(numBags);
+      int64_t n = 0;
+      for (auto &l : lengths)
+        n += (l = twoD ? bagLen : gen() % 5);
+      std::vector<int64_t> shape = bagForm && twoD
+                                       ? std::vector<int64_t>{numBags, bagLen}
+                                       : std::vector<int64_t>{n};
+      HostTensor indices(idx, shape);
+      for (int64_t i = 0; i < n; ++i)
+        indices.set(i, static_cast<double>(gen() % distinct));
+      HostTensor grad(w, bagForm ? std::vector<int64_t>{numBags, dim}
+                                 : std::vector<int64_t>{n, dim});
+      for (int64_t i = 0; i < grad.view.numel(); ++i)
+        grad.set(i, u(gen));
+      HostTensor rows(DType::i64, {n}), values(w, {n, dim});
+      std::vector<int64_t> offs{0};
+      for (int64_t l : lengths)
+        offs.push_back(offs.back() + l);
+      offs.pop_back();
+      HostTensor offsets(DType::i64, {static_cast<int64_t>(offs.size())});
+      for (size_t i = 0; i < offs.size(); ++i)
+        offsets.set(i, offs[i]);
+      HostTensor weights(w, shape);
+      for (int64_t i = 0; i < n; ++i)
+        weights.set(i, u(gen));
+      llvm::Expected<int64_t> count = 0;
+      ref::SparseGrad want;
+      if (!bagForm) {
+        EmbeddingOptions o;
+        o.paddingIdx = pad;
+        count = engine().embeddingSparseBackward(
+            grad.view, indices.view, V, rows.view, values.view, o, coalesced);
+        want = ref::sparseBackward(grad.toDouble(), dim, indices.toInt(),
+                                   nullptr, BagMode::sum, {}, pad, 1.0);
+      } else {
+        EmbeddingBagOptions o;
+        o.mode = mode;
+        o.paddingIdx = pad;
+        count = engine().embeddingBagSparseBackward(
+            grad.view, indices.view, twoD ? nullptr : &offsets.view, V,
+            rows.view, values.view, o, psw ? &weights.view : nullptr,
+            coalesced);
+        ref::Bags bags;
+        if (twoD) {
+          bags.numBags = numBags;
+          bags.bagLength = bagLen;
+        } else {
+          bags.offsets = offs;
+        }
+        want = ref::sparseBackward(
+            grad.toDouble(), dim, indices.toInt(), &bags, mode,
+            psw ? weights.toDouble() : std::vector<double>{}, pad, 1.0);
+      }
+      ASSERT_TRUE(static_cast<bool>(count))
+          << llvm::toString(count.takeError());
+      if (coalesced)
+        want = ref::coalesce(want, dim);
+      expectSparse(rows, values, *count, want, dim);
+    }
+}
+
+TEST(BackwardDiff, SparseBadInput) {
+  HostTensor indices(DType::i64, {3}), grad(DType::f32, {3, 2}),
+      rows(DType::i64, {2}), values(DType::f32, {2, 2});
+  for (int i = 0; i < 3; ++i)
+    indices.set(i, i);
+  auto expectError = [&](llvm::Expected<int64_t> r, const std::string &msg) {
+    ASSERT_FALSE(static_cast<bool>(r)) << msg;
+    std::string text = llvm::toString(r.takeError());
+    EXPECT_NE(text.find(msg), std::string::npos) << text;
+  };
+  expectError(engine().embeddingSparseBackward(grad.view, indices.view, 5,
+                                               rows.view, values.view),
+              "'rows' has room for 2 rows, the gradient needs 3");
+  EmbeddingOptions freq;
+  freq.scaleGradByFreq = true;
+  expectError(engine().embeddingSparseBackward(grad.view, indices.view, 5,
+                                               rows.view, values.view, freq),
+              "'scale_grad_by_freq' is not supported with sparse gradients");
+  EmbeddingOptions unit;
+  unit.profile = Profile::unit_scaling;
+  expectError(engine().embeddingSparseBackward(grad.view, indices.view, 5,
+                                               rows.view, values.view, unit),
+              "'sparse' is not supported by the unit-scaling profile");
+  expectError(engine().embeddingSparseBackward(grad.view, indices.view, 2,
+                                               rows.view, values.view),
+              "index 2 at position 2 is out of range [0, 2)");
+  HostTensor offsets(DType::i64, {1}), bagGrad(DType::f32, {1, 2});
+  EmbeddingBagOptions max;
+  max.mode = BagMode::max;
+  expectError(engine().embeddingBagSparseBackward(bagGrad.view, indices.view,
+                                                  &offsets.view, 5, rows.view,
+                                                  values.view, max),
+              "sparse gradients are not supported with mode 'max'");
+}
+
 TEST(BackwardDiff, IdenticalBitsWithOneAndTwoThreads) {
   std::mt19937_64 gen(3);
   const int64_t V = 300, D = 32, N = 20000;
@@ -381,7 +512,7 @@ TEST(BackwardDiff, BadInputIsRejectedAndNothingWritten) {
   sparse.sparse = true;
   expectError(
       engine().embeddingBackward(grad.view, indices.view, gw.view, sparse),
-      "the sparse gradient is not implemented yet");
+      "the sparse gradient is computed by embeddingSparseBackward");
   EmbeddingOptions unit;
   unit.profile = Profile::unit_scaling;
   unit.scaleGradByFreq = true;

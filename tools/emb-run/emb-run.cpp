@@ -38,7 +38,7 @@ struct Flags {
   double maxNorm = NAN, normType = 2.0;
   bool perSampleWeights = false, includeLastOffset = false, twoD = false;
   bool scaleGradByFreq = false, check = false, bench = false, json = false;
-  bool printIR = false, noDiskCache = false, sparse = false;
+  bool printIR = false, noDiskCache = false, sparse = false, coalesced = false;
   int threads = 0, iters = 20;
   uint64_t seed = 1;
 };
@@ -47,7 +47,7 @@ const char *kUsage = R"(usage: emb-run [flags]
   --op embedding|embedding_bag|renorm   the op (default embedding_bag)
   --op embedding_backward|embedding_bag_backward
                                         the dense weight gradient (max: from the forward's max_indices)
-  --sparse                              sparse gradient (not implemented yet: reports so)
+  --sparse [--coalesced]                the sparse (COO) gradient; coalesced: distinct rows, summed
   --op jit                              time the JIT: cold compile, disk and memory hits
   --mode sum|mean|max                   bag reduction (default sum)
   --num-embeddings V --dim D            the table [V, D] (default 100000 x 128)
@@ -87,7 +87,8 @@ Flags parseFlags(int argc, char **argv) {
       {"json", &f.json},
       {"print-ir", &f.printIR},
       {"no-disk-cache", &f.noDiskCache},
-      {"sparse", &f.sparse}};
+      {"sparse", &f.sparse},
+      {"coalesced", &f.coalesced}};
   std::map<std::string, std::string *> strings = {
       {"op", &f.opName},
       {"mode", &f.modeName},
@@ -347,6 +348,7 @@ int main(int argc, char **argv) {
   const bool &printIR = flags.printIR;
   const bool &noDiskCache = flags.noDiskCache;
   const bool &sparse = flags.sparse;
+  const bool &coalesced = flags.coalesced;
   const int &threads = flags.threads;
   const int &iters = flags.iters;
   const uint64_t &seed = flags.seed;
@@ -418,9 +420,13 @@ int main(int argc, char **argv) {
           : (lookup ? std::vector<int64_t>{B, L, D} : std::vector<int64_t>{0});
   Buffer out(*dtype, outShape);
   Buffer argmax(DType::i64, {B, D});
-  // Backward: `out` is the incoming gradient, `gradWeight` the result.
-  Buffer gradWeight(*dtype, backward ? std::vector<int64_t>{V, D}
-                                     : std::vector<int64_t>{0});
+  // Backward: `out` is the incoming gradient, `gradWeight` the result
+  // (dense), or `sparseRows` / `sparseValues` with `sparseCount` rows.
+  Buffer gradWeight(*dtype, backward && !sparse ? std::vector<int64_t>{V, D}
+                                                : std::vector<int64_t>{0});
+  Buffer sparseRows(DType::i64, {backward && sparse ? N : 0});
+  Buffer sparseValues(*dtype, {backward && sparse ? N : 0, D});
+  int64_t sparseCount = 0;
   if (backward) {
     for (int64_t i = 0; i < out.view.numel(); ++i)
       storeDouble(out.view.data, *dtype, i, rng.uniform() * 2 - 1);
@@ -445,8 +451,16 @@ int main(int argc, char **argv) {
       EmbeddingOptions o;
       o.paddingIdx = pad;
       o.scaleGradByFreq = scaleGradByFreq;
-      o.sparse = sparse;
       o.profile = *profile;
+      if (sparse) {
+        auto m = engine.embeddingSparseBackward(
+            out.view, indices.view, V, sparseRows.view, sparseValues.view, o,
+            coalesced);
+        if (!m)
+          return m.takeError();
+        sparseCount = *m;
+        return llvm::Error::success();
+      }
       return engine.embeddingBackward(out.view, indices.view, gradWeight.view,
                                       o);
     }
@@ -455,9 +469,18 @@ int main(int argc, char **argv) {
       o.mode = mode;
       o.paddingIdx = pad;
       o.scaleGradByFreq = scaleGradByFreq;
-      o.sparse = sparse;
       o.includeLastOffset = includeLastOffset;
       o.profile = *profile;
+      if (sparse) {
+        auto m = engine.embeddingBagSparseBackward(
+            out.view, indices.view, twoD ? nullptr : &offsets.view, V,
+            sparseRows.view, sparseValues.view, o,
+            perSampleWeights ? &psw.view : nullptr, coalesced);
+        if (!m)
+          return m.takeError();
+        sparseCount = *m;
+        return llvm::Error::success();
+      }
       return engine.embeddingBagBackward(
           out.view, indices.view, twoD ? nullptr : &offsets.view,
           gradWeight.view, o, perSampleWeights ? &psw.view : nullptr,
@@ -505,6 +528,10 @@ int main(int argc, char **argv) {
                                  : OpKind::embedding;
   spec.numEmbeddings = V;
   spec.scaleGradByFreq = backward && scaleGradByFreq;
+  spec.coalesced = coalesced;
+  if (backward && sparse)
+    spec.op = bag ? OpKind::embedding_bag_sparse_backward
+                  : OpKind::embedding_sparse_backward;
   spec.gradScale = backward && *profile == Profile::unit_scaling && N > 0
                        ? std::sqrt(double(V) / double(N))
                        : 1.0;
@@ -556,7 +583,44 @@ int main(int argc, char **argv) {
     std::optional<int64_t> cpad;
     if (padRow >= 0 && compact.count(padRow))
       cpad = compact[padRow];
-    if (backward) {
+    if (backward && sparse) {
+      // The sparse reference needs no table: compare rows and values.
+      ref::Bags bags;
+      if (twoD) {
+        bags.numBags = B;
+        bags.bagLength = L;
+      } else {
+        bags.offsets = offsets.toInt();
+        bags.includeLastOffset = includeLastOffset;
+      }
+      std::optional<int64_t> p;
+      if (padRow >= 0)
+        p = padRow;
+      auto want = ref::sparseBackward(
+          out.toDouble(), D, indices.toInt(), bag ? &bags : nullptr, mode,
+          perSampleWeights ? psw.toDouble() : std::vector<double>{}, p, 1.0);
+      if (coalesced)
+        want = ref::coalesce(want, D);
+      if (sparseCount != static_cast<int64_t>(want.rows.size())) {
+        llvm::errs() << "emb-run: " << sparseCount << " sparse rows, want "
+                     << want.rows.size() << "\n";
+        ok = false;
+      }
+      for (int64_t k = 0; ok && k < sparseCount; ++k)
+        if (sparseRows.intAt(k) != want.rows[k]) {
+          llvm::errs() << "emb-run: sparse row " << k << " is "
+                       << sparseRows.intAt(k) << ", want " << want.rows[k]
+                       << "\n";
+          ok = false;
+        }
+      if (ok) {
+        Buffer got(*dtype, {sparseCount, D});
+        for (int64_t i = 0; i < sparseCount * D; ++i)
+          got.set(i, sparseValues.at(i));
+        ok &=
+            compare("sparse values", got.view.data, *dtype, want.values, worst);
+      }
+    } else if (backward) {
       // The reference on the referenced rows; every other row must be zero.
       int64_t vc = static_cast<int64_t>(compact.size());
       double scale = spec.gradScale;
@@ -665,8 +729,10 @@ int main(int argc, char **argv) {
     if (opName == "renorm")
       bytes = N * is + 2.0 * N * D * es; // rows read (and, worst case, written)
     else if (backward) {
-      // Gradient rows read, indices (and bag structure) read, gW written.
-      bytes = out.size() + N * is + gradWeight.size();
+      // Gradient rows read, indices (and bag structure) read, gW written
+      // (sparse: the rows and values written).
+      bytes = out.size() + N * is +
+              (sparse ? sparseCount * (8.0 + D * es) : gradWeight.size());
       if (bag && !twoD)
         bytes += numOffsets * dtypeSize(*offType);
       if (bag && perSampleWeights)

@@ -8,22 +8,25 @@ include "mlir/Pass/PassBase.td"
 def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
   let summary = "Lower emb ops to scf loops over vectors of whole rows";
   let description = [{
-    Lowers `emb.lookup`, `emb.bag` and `emb.renorm` to `scf.for` loops on
-    tensors whose bodies move whole rows (or D-blocks of rows: 2 KiB of
-    loop-carried state per block, see `CPUConfig.h`) with `vector.transfer_read` / `vector.transfer_write`:
-    D is static in a specialised kernel, so a row of accumulators stays in
-    registers and there are no per-element gathers. f16 / bf16 accumulate in
-    f32; f64 in f64. The result is ready for one-shot bufferisation (the
-    output `tensor.empty` is a candidate for empty-tensor elimination, so a
-    kernel writes straight into its destination).
+    Lowers every emb op. The forward ops (`emb.lookup`, `emb.bag`,
+    `emb.renorm`) become `scf.for` loops on tensors whose bodies move whole
+    rows (or D-blocks of rows: 2 KiB of loop-carried state per block, see
+    `CPUConfig.h`) with `vector.transfer_read` / `vector.transfer_write`: D
+    is static in a specialised kernel, so a row of accumulators stays in
+    registers and there are no per-element gathers. f16 / bf16 accumulate
+    in f32; f64 in f64. The output `tensor.empty` is a candidate for
+    empty-tensor elimination, so a kernel writes straight into its
+    destination.
 
     Dense gradients (`emb.lookup_grad`, `emb.bag_grad`; for max the keys are
-    the gW elements `max_indices * D + column`) sort the positions by row with a stable LSD radix sort (8-bit
-    digits, as many passes as V needs) and accumulate each row's
+    the gW elements `max_indices * D + column`, and f32 / f64 add directly
+    in bag order) sort the positions by row with a stable LSD radix sort
+    (8-bit digits, as many passes as V needs) and accumulate each row's
     contributions in input order, in f32 (f64 for f64), writing it once:
-    deterministic, f32 accumulation for f16/bf16, and no scratch
-    proportional to V. `emb.bag_psw_grad` is one dot product per entry.
-    The sparse forms are not lowered yet; the pass reports them as errors.
+    deterministic, f32 accumulation for f16 / bf16, no scratch proportional
+    to V. `emb.bag_psw_grad` is one dot product per entry. The sparse forms
+    compact the non-padding positions in input order (uncoalesced) or write
+    one summed row per run of the same sort (coalesced).
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",

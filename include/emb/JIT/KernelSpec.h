@@ -37,7 +37,9 @@ enum class OpKind : uint8_t {
   renorm,
   embedding_backward,
   embedding_bag_backward,
-  embedding_bag_psw_backward
+  embedding_bag_psw_backward,
+  embedding_sparse_backward,
+  embedding_bag_sparse_backward
 };
 const char *opKindName(OpKind op);
 
@@ -71,6 +73,8 @@ struct KernelSpec {
   int64_t numEmbeddings = 0;
   bool scaleGradByFreq = false;
   double gradScale = 1.0;
+  /// Sparse gradients: distinct rows, summed (else one row per position).
+  bool coalesced = false;
 
   /// Stable text form, e.g.
   /// `embedding_bag:host:w=f32:i=i64:o=i32:D=128:mode=sum:1d:psw:pad=0`.

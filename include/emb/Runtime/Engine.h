@@ -107,7 +107,8 @@ public:
   /// Dense weight gradient of embedding: `gradWeight` ([V, D], the dtype of
   /// `grad`) from `grad` ([*indices.shape, D]). Uses padding_idx,
   /// scale_grad_by_freq and the profile of `options` (unit-scaling scales by
-  /// sqrt(V / numel(indices))); sparse gradients are not implemented yet.
+  /// sqrt(V / numel(indices))); for sparse gradients see
+  /// embeddingSparseBackward.
   /// Deterministic: rows are accumulated in input order, in f32 (f64 for
   /// f64), whatever the thread count.
   llvm::Error embeddingBackward(const Tensor &grad, const Tensor &indices,
@@ -131,6 +132,27 @@ public:
       const Tensor &grad, const Tensor &weight, const Tensor &indices,
       const Tensor *offsets, const Tensor &gradPerSampleWeights,
       const EmbeddingBagOptions &options = {});
+
+  /// Sparse (COO) weight gradient of embedding (of a [numEmbeddings, D]
+  /// table): the first M rows of `rows`
+  /// ([C] i64) and `values` ([C, D], the dtype of `grad`) receive the
+  /// gradient, and M is returned. Uncoalesced (PyTorch's form): one row per
+  /// non-padding position, in input order, so C >= that count. `coalesced`:
+  /// distinct rows in ascending order, contributions summed in input order.
+  /// Never touches V-sized memory. scale_grad_by_freq is an error with
+  /// sparse gradients (as in PyTorch), and so is the unit-scaling profile.
+  llvm::Expected<int64_t> embeddingSparseBackward(
+      const Tensor &grad, const Tensor &indices, int64_t numEmbeddings,
+      const Tensor &rows, const Tensor &values,
+      const EmbeddingOptions &options = {}, bool coalesced = false);
+
+  /// Sparse weight gradient of embedding_bag (sum or mean), as above; the
+  /// row of entry j is grad[bag j] * psw_j (/ n_bag for mean).
+  llvm::Expected<int64_t> embeddingBagSparseBackward(
+      const Tensor &grad, const Tensor &indices, const Tensor *offsets,
+      int64_t numEmbeddings, const Tensor &rows, const Tensor &values,
+      const EmbeddingBagOptions &options = {},
+      const Tensor *perSampleWeights = nullptr, bool coalesced = false);
 
   /// The kernel for `spec` (compiling it if needed): for benchmarks and tools.
   llvm::Expected<KernelFn> kernel(const KernelSpec &spec);

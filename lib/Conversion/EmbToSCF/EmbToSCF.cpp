@@ -1239,6 +1239,345 @@ LogicalResult lowerBagPswGrad(BagPswGradOp op, RewriterBase &rewriter) {
 }
 
 //===----------------------------------------------------------------------===//
+// Sparse gradients: COO rows + values
+//===----------------------------------------------------------------------===//
+
+/// Per position j of a bag op: the bag it belongs to (`source`) and, with
+/// per_sample_weights or mean, the factor psw_j / n_bag(j) (`factor`, else
+/// null). Shared by the dense and sparse bag gradients.
+std::pair<Value, Value> bagPositions(ImplicitLocOpBuilder &b, Value indices,
+                                     Value flat, Value offsets, Value psw,
+                                     bool includeLast, BagMode mode, Value pad,
+                                     Type accType) {
+  bool mean = mode == BagMode::mean;
+  bool twoD = cast<RankedTensorType>(indices.getType()).getRank() == 2;
+  Value n = tensor::DimOp::create(b, flat, 0);
+  Value numBags, bagLen, numOffsets;
+  if (twoD) {
+    numBags = tensor::DimOp::create(b, indices, 0);
+    bagLen = tensor::DimOp::create(b, indices, 1);
+  } else {
+    numOffsets = tensor::DimOp::create(b, offsets, 0);
+    numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
+                          : numOffsets;
+  }
+  bool withFactor = mean || psw;
+  SmallVector<Value> inits{
+      tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic},
+                              b.getI64Type(), ValueRange{n})};
+  if (withFactor)
+    inits.push_back(tensor::EmptyOp::create(
+        b, ArrayRef<int64_t>{ShapedType::kDynamic}, accType, ValueRange{n}));
+  Value c1 = cIndex(b, 1);
+  auto loop = scf::ForOp::create(
+      b, cIndex(b, 0), numBags, c1, inits,
+      [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        Value start, end;
+        if (twoD) {
+          start = arith::MulIOp::create(ib, bag, bagLen);
+          end = arith::AddIOp::create(ib, start, bagLen);
+        } else {
+          start = extractIndex(ib, offsets, bag);
+          Value next = arith::AddIOp::create(ib, bag, c1);
+          if (includeLast) {
+            end = extractIndex(ib, offsets, next);
+          } else {
+            Value last = arith::SubIOp::create(ib, numOffsets, c1);
+            Value safe = arith::MinUIOp::create(ib, next, last);
+            Value nextOff = extractIndex(ib, offsets, safe);
+            Value hasNext = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
+                                                  next, numOffsets);
+            end = arith::SelectOp::create(ib, hasNext, nextOff, n);
+          }
+        }
+        Value inv;
+        if (mean) {
+          Value live =
+              scf::ForOp::create(
+                  ib, start, end, c1, ValueRange{cIndex(ib, 0)},
+                  [&](OpBuilder &cb, Location cl, Value j, ValueRange c) {
+                    ImplicitLocOpBuilder xb(cl, cb);
+                    Value next = arith::AddIOp::create(xb, c[0], cIndex(xb, 1));
+                    if (pad) {
+                      Value isPad =
+                          arith::CmpIOp::create(xb, arith::CmpIPredicate::eq,
+                                                extractIndex(xb, flat, j), pad);
+                      next = arith::SelectOp::create(xb, isPad, c[0], next);
+                    }
+                    scf::YieldOp::create(xb, ValueRange{next});
+                  })
+                  .getResult(0);
+          Value cnt = arith::MaxUIOp::create(ib, live, c1);
+          Value cntF = arith::UIToFPOp::create(
+              ib, accType,
+              arith::IndexCastOp::create(ib, ib.getI64Type(), cnt));
+          inv = arith::DivFOp::create(
+              ib, arith::ConstantOp::create(ib, ib.getFloatAttr(accType, 1.0)),
+              cntF);
+        }
+        auto fill = scf::ForOp::create(
+            ib, start, end, c1, it,
+            [&](OpBuilder &fb, Location fl, Value j, ValueRange t) {
+              ImplicitLocOpBuilder xb(fl, fb);
+              SmallVector<Value> next{tensor::InsertOp::create(
+                  xb, arith::IndexCastOp::create(xb, xb.getI64Type(), bag),
+                  t[0], j)};
+              if (withFactor) {
+                Value f = inv;
+                if (psw) {
+                  Value w = tensor::ExtractOp::create(xb, psw, j);
+                  if (w.getType() != accType)
+                    w = arith::ExtFOp::create(xb, accType, w);
+                  f = f ? (Value)arith::MulFOp::create(xb, f, w) : w;
+                }
+                next.push_back(tensor::InsertOp::create(xb, f, t[1], j));
+              }
+              scf::YieldOp::create(xb, next);
+            });
+        scf::YieldOp::create(ib, fill.getResults());
+      });
+  return {loop.getResult(0), withFactor ? loop.getResult(1) : Value()};
+}
+
+/// The contribution row of position p: grad[source(p)] * factor(p) * scale,
+/// D-block [d0, d0 + lanes), in the accumulator type.
+Value contribution(ImplicitLocOpBuilder &b, Value gradRows, Value sourceOf,
+                   Value factorOf, Value p, int64_t d0, int64_t lanes,
+                   Type accType) {
+  Value src = sourceOf ? extractIndex(b, sourceOf, p) : p;
+  Value g = readRow(b, gradRows, src, d0, lanes, accType);
+  if (factorOf) {
+    Value f = tensor::ExtractOp::create(b, factorOf, p);
+    g = arith::MulFOp::create(
+        b, g,
+        vector::BroadcastOp::create(b, VectorType::get({lanes}, accType), f));
+  }
+  return g;
+}
+
+// Uncoalesced (PyTorch's form): one row per non-padding position, in input
+// order:  k = 0; for j: if x_j != P: rows[k] = x_j; values[k] =
+// contribution(j); k++ Coalesced: sortByRow, then one (row, summed
+// contribution) per run.
+std::pair<Value, Value>
+sparseGrad(ImplicitLocOpBuilder &b, Value flat, Value gradRows, Value sourceOf,
+           Value factorOf, Value pad, int64_t numEmbeddings, int64_t dim,
+           double gradScale, bool coalesced, Type element) {
+  Type accType = accumulatorType(element);
+  Type i64 = b.getI64Type();
+  Value c0 = cIndex(b, 0), c1 = cIndex(b, 1);
+  Value n = tensor::DimOp::create(b, flat, 0);
+  auto blocks = dBlocks(dim, bytesOf(accType));
+  Value scale =
+      arith::ConstantOp::create(b, b.getFloatAttr(accType, gradScale));
+  auto scaled = [&](ImplicitLocOpBuilder &xb, Value v, int64_t lanes) {
+    return arith::MulFOp::create(
+        xb, v,
+        vector::BroadcastOp::create(xb, VectorType::get({lanes}, accType),
+                                    scale));
+  };
+  auto empties = [&](Value m) -> std::pair<Value, Value> {
+    Value rows = tensor::EmptyOp::create(
+        b, ArrayRef<int64_t>{ShapedType::kDynamic}, i64, ValueRange{m});
+    Value values =
+        tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic, dim},
+                                element, ValueRange{m});
+    return {rows, values};
+  };
+  if (!coalesced) {
+    Value live = n;
+    if (pad)
+      live = scf::ForOp::create(
+                 b, c0, n, c1, ValueRange{c0},
+                 [&](OpBuilder &nb, Location loc, Value j, ValueRange c) {
+                   ImplicitLocOpBuilder ib(loc, nb);
+                   Value isPad =
+                       arith::CmpIOp::create(ib, arith::CmpIPredicate::eq,
+                                             extractIndex(ib, flat, j), pad);
+                   Value next = arith::AddIOp::create(ib, c[0], cIndex(ib, 1));
+                   scf::YieldOp::create(ib, ValueRange{arith::SelectOp::create(
+                                                ib, isPad, c[0], next)});
+                 })
+                 .getResult(0);
+    auto [rows0, values0] = empties(live);
+    auto loop = scf::ForOp::create(
+        b, c0, n, c1, ValueRange{c0, rows0, values0},
+        [&](OpBuilder &nb, Location loc, Value j, ValueRange it) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          Value x = extractIndex(ib, flat, j);
+          auto emit = [&](OpBuilder &eb, Location el) {
+            ImplicitLocOpBuilder xb(el, eb);
+            Value k = it[0];
+            Value rows = tensor::InsertOp::create(
+                xb, arith::IndexCastOp::create(xb, i64, x), it[1], k);
+            Value values = it[2];
+            for (auto [d0, lanes] : blocks)
+              values =
+                  writeRow(xb,
+                           scaled(xb,
+                                  contribution(xb, gradRows, sourceOf, factorOf,
+                                               j, d0, lanes, accType),
+                                  lanes),
+                           values, k, d0);
+            scf::YieldOp::create(
+                xb, ValueRange{arith::AddIOp::create(xb, k, cIndex(xb, 1)),
+                               rows, values});
+          };
+          if (!pad) {
+            emit(nb, loc);
+            return;
+          }
+          Value keep =
+              arith::CmpIOp::create(ib, arith::CmpIPredicate::ne, x, pad);
+          auto ifOp = scf::IfOp::create(ib, keep, emit,
+                                        [&](OpBuilder &eb, Location el) {
+                                          scf::YieldOp::create(eb, el, it);
+                                        });
+          scf::YieldOp::create(ib, ifOp.getResults());
+        });
+    return {loop.getResult(1), loop.getResult(2)};
+  }
+
+  SortedRows sorted = sortByRow(b, flat, pad, numEmbeddings);
+  Value live = sorted.live;
+  // Distinct rows: 1 + the number of key changes among the live entries.
+  Value distinct =
+      scf::ForOp::create(
+          b, c0, live, c1, ValueRange{c0},
+          [&](OpBuilder &nb, Location loc, Value i, ValueRange c) {
+            ImplicitLocOpBuilder ib(loc, nb);
+            Value prev = arith::SubIOp::create(
+                ib, arith::MaxUIOp::create(ib, i, c1), c1);
+            Value k = tensor::ExtractOp::create(ib, sorted.keys, i);
+            Value kp = tensor::ExtractOp::create(ib, sorted.keys, prev);
+            Value first =
+                arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, i, c0);
+            Value change = arith::OrIOp::create(
+                ib, first,
+                arith::CmpIOp::create(ib, arith::CmpIPredicate::ne, k, kp));
+            Value next = arith::AddIOp::create(ib, c[0], cIndex(ib, 1));
+            scf::YieldOp::create(ib, ValueRange{arith::SelectOp::create(
+                                         ib, change, next, c[0])});
+          })
+          .getResult(0);
+  auto [rows, values] = empties(distinct);
+  Value lastLive =
+      arith::SubIOp::create(b, arith::MaxUIOp::create(b, live, c1), c1);
+  for (auto block : blocks) {
+    int64_t d0 = block.first, lanes = block.second;
+    auto accVec = VectorType::get({lanes}, accType);
+    auto outer = scf::WhileOp::create(
+        b,
+        TypeRange{b.getIndexType(), b.getIndexType(), rows.getType(),
+                  values.getType()},
+        ValueRange{c0, c0, rows, values},
+        [&](OpBuilder &nb, Location loc, ValueRange a) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          scf::ConditionOp::create(
+              ib,
+              arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, a[0], live),
+              a);
+        },
+        [&](OpBuilder &nb, Location loc, ValueRange a) {
+          ImplicitLocOpBuilder ib(loc, nb);
+          Value i = a[0], k = a[1];
+          Value row = tensor::ExtractOp::create(ib, sorted.keys, i);
+          auto run = scf::WhileOp::create(
+              ib, TypeRange{ib.getIndexType(), accVec},
+              ValueRange{i, splat(ib, accVec, 0.0)},
+              [&](OpBuilder &rb, Location rl, ValueRange r) {
+                ImplicitLocOpBuilder xb(rl, rb);
+                Value safe = arith::MinUIOp::create(xb, r[0], lastLive);
+                Value key = tensor::ExtractOp::create(xb, sorted.keys, safe);
+                Value in = arith::CmpIOp::create(xb, arith::CmpIPredicate::ult,
+                                                 r[0], live);
+                Value same = arith::CmpIOp::create(xb, arith::CmpIPredicate::eq,
+                                                   key, row);
+                scf::ConditionOp::create(
+                    xb, arith::AndIOp::create(xb, in, same), r);
+              },
+              [&](OpBuilder &rb, Location rl, ValueRange r) {
+                ImplicitLocOpBuilder xb(rl, rb);
+                Value p = arith::IndexCastOp::create(
+                    xb, xb.getIndexType(),
+                    tensor::ExtractOp::create(xb, sorted.positions, r[0]));
+                Value g = contribution(xb, gradRows, sourceOf, factorOf, p, d0,
+                                       lanes, accType);
+                scf::YieldOp::create(
+                    xb,
+                    ValueRange{arith::AddIOp::create(xb, r[0], cIndex(xb, 1)),
+                               arith::AddFOp::create(xb, r[1], g)});
+              });
+          Value newRows = tensor::InsertOp::create(ib, row, a[2], k);
+          Value newValues =
+              writeRow(ib, scaled(ib, run.getResult(1), lanes), a[3], k, d0);
+          scf::YieldOp::create(
+              ib, ValueRange{run.getResult(0),
+                             arith::AddIOp::create(ib, k, cIndex(ib, 1)),
+                             newRows, newValues});
+        });
+    rows = outer.getResult(2);
+    values = outer.getResult(3);
+  }
+  return {rows, values};
+}
+
+LogicalResult lowerLookupSparseGrad(LookupSparseGradOp op,
+                                    RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  int64_t dim = gType.getShape().back();
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  Value flat = flatten(b, op.getIndices());
+  Value grad = op.getGrad();
+  int64_t n = cast<RankedTensorType>(flat.getType()).getDimSize(0);
+  auto rowsType = RankedTensorType::get({n, dim}, gType.getElementType());
+  if (gType.getRank() == 1) {
+    grad = tensor::ExpandShapeOp::create(
+        b, rowsType, grad, ArrayRef<ReassociationIndices>{{0, 1}});
+  } else if (gType.getRank() > 2) {
+    ReassociationIndices lead;
+    for (int64_t i = 0; i + 1 < gType.getRank(); ++i)
+      lead.push_back(i);
+    grad = tensor::CollapseShapeOp::create(
+        b, rowsType, grad,
+        ArrayRef<ReassociationIndices>{lead, {gType.getRank() - 1}});
+  }
+  Value pad = staticPaddingRow(b, op.getPaddingIdx(), op.getNumEmbeddings());
+  auto [rows, values] =
+      sparseGrad(b, flat, grad, Value(), Value(), pad, op.getNumEmbeddings(),
+                 dim, op.getGradScale().convertToDouble(), op.getCoalesced(),
+                 gType.getElementType());
+  rewriter.replaceOp(op, {castToResult(b, rows, op.getRows().getType()),
+                          castToResult(b, values, op.getValues().getType())});
+  return success();
+}
+
+LogicalResult lowerBagSparseGrad(BagSparseGradOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  int64_t dim = gType.getDimSize(1);
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("CPU lowering needs a static embedding_dim");
+  Type element = gType.getElementType();
+  Value flat = flatten(b, op.getIndices());
+  Value psw =
+      op.getPerSampleWeights() ? flatten(b, op.getPerSampleWeights()) : Value();
+  Value pad = staticPaddingRow(b, op.getPaddingIdx(), op.getNumEmbeddings());
+  auto [source, factor] = bagPositions(
+      b, op.getIndices(), flat, op.getOffsets(), psw, op.getIncludeLastOffset(),
+      op.getMode(), pad, accumulatorType(element));
+  auto [rows, values] = sparseGrad(
+      b, flat, op.getGrad(), source, factor, pad, op.getNumEmbeddings(), dim,
+      op.getGradScale().convertToDouble(), op.getCoalesced(), element);
+  rewriter.replaceOp(op, {castToResult(b, rows, op.getRows().getType()),
+                          castToResult(b, values, op.getValues().getType())});
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//
 
@@ -1263,6 +1602,12 @@ struct ConvertEmbToSCFPass
               .Case([&](BagGradOp o) { return lowerBagGrad(o, rewriter); })
               .Case(
                   [&](BagPswGradOp o) { return lowerBagPswGrad(o, rewriter); })
+              .Case([&](LookupSparseGradOp o) {
+                return lowerLookupSparseGrad(o, rewriter);
+              })
+              .Case([&](BagSparseGradOp o) {
+                return lowerBagSparseGrad(o, rewriter);
+              })
               .Default([&](Operation *o) {
                 return o->emitOpError() << "has no CPU lowering yet (planned: "
                                            "docs/backward-design.md)";

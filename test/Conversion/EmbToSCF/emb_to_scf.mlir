@@ -156,9 +156,19 @@ func.func @renorm_p2(%w: tensor<10x4xf32>, %x: tensor<?xi64>) -> tensor<10x4xf32
 
 // -----
 
-func.func @gradient_not_lowered_yet(%g: tensor<3x4xf32>, %x: tensor<3xi64>) -> (tensor<?xi64>, tensor<?x4xf32>) {
-  // expected-error @+1 {{'emb.lookup_sparse_grad' op has no CPU lowering yet}}
-  %r, %v = emb.lookup_sparse_grad %g[%x] {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<?xi64>, tensor<?x4xf32>
+// Sparse, uncoalesced: one (row, scaled gradient row) per non-padding
+// position, in input order, compacted with a running count.
+// CHECK-LABEL: func @lookup_sparse_grad
+// CHECK: scf.for {{.*}} -> (index)
+// CHECK: scf.for {{.*}} -> (index, tensor<?xi64>, tensor<?x4xf32>)
+// CHECK:   arith.cmpi ne
+// CHECK:   scf.if
+// CHECK:     tensor.insert
+// CHECK:     arith.mulf {{.*}} : vector<4xf32>
+// CHECK:     vector.transfer_write
+func.func @lookup_sparse_grad(%g: tensor<3x4xf32>, %x: tensor<3xi64>) -> (tensor<?xi64>, tensor<?x4xf32>) {
+  %r, %v = emb.lookup_sparse_grad %g[%x] {num_embeddings = 10 : i64, padding_idx = 0 : i64, grad_scale = 2.0 : f64}
+      : tensor<3x4xf32>[tensor<3xi64>] -> tensor<?xi64>, tensor<?x4xf32>
   return %r, %v : tensor<?xi64>, tensor<?x4xf32>
 }
 
@@ -268,4 +278,18 @@ func.func @bag_grad_max_bf16(%g: tensor<2x4xbf16>, %x: tensor<2x3xi64>, %m: tens
   %0 = emb.bag_grad max %g[%x] max_indices(%m : tensor<2x4xi64>) {num_embeddings = 10 : i64}
       : tensor<2x4xbf16>[tensor<2x3xi64>] -> tensor<10x4xbf16>
   return %0 : tensor<10x4xbf16>
+}
+
+// -----
+
+// Sparse, coalesced: the sort, a count of distinct rows, then one summed
+// row per run.
+// CHECK-LABEL: func @bag_sparse_grad_coalesced
+// CHECK: arith.shrui
+// CHECK: arith.cmpi ne
+// CHECK: scf.while {{.*}} -> (index, index, tensor<?xi64>, tensor<?x4xf32>)
+func.func @bag_sparse_grad_coalesced(%g: tensor<?x4xf32>, %x: tensor<?xi64>, %o: tensor<?xi64>) -> (tensor<?xi64>, tensor<?x4xf32>) {
+  %r, %v = emb.bag_sparse_grad mean %g[%x] offsets(%o : tensor<?xi64>) {num_embeddings = 10 : i64, coalesced}
+      : tensor<?x4xf32>[tensor<?xi64>] -> tensor<?xi64>, tensor<?x4xf32>
+  return %r, %v : tensor<?xi64>, tensor<?x4xf32>
 }
