@@ -35,4 +35,7 @@ emb_log "5. the loops the CPU lowering makes of an embedding_bag (convert-emb-to
 emb_log "6. emb-run: a kernel generated for embedding_bag(mode=sum, D=128, L=32), checked and timed"
 "$EMB_BUILD/bin/emb-run" --op embedding_bag --mode sum --num-embeddings 200000 --dim 128 \
   --batch 4096 --bag-size 32 --check --bench
+emb_log "7. ... and its gradient (dense, deterministic), checked and timed"
+"$EMB_BUILD/bin/emb-run" --op embedding_bag_backward --mode sum --num-embeddings 200000 \
+  --dim 128 --batch 4096 --bag-size 32 --check --bench
 emb_log "done: dialect reference docs/Dialects/EmbDialect.md, flags: emb-run --help"
