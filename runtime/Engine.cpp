@@ -310,6 +310,9 @@ void call(KernelFn fn, const std::vector<void *> &a) {
 /// Rows per chunk below which splitting over threads does not pay.
 constexpr int64_t kMinRowsPerChunk = 256;
 constexpr int64_t kMinBagsPerChunk = 32;
+/// Gradient rows per thread below which splitting does not pay (every
+/// thread scans all the indices).
+constexpr int64_t kMinGradRowsPerChunk = 4096;
 
 } // namespace
 
@@ -581,10 +584,20 @@ llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
   auto fn = kernelCache->get(spec);
   if (!fn)
     return fn.takeError();
-  Desc2 g = desc2(grad.data, n, dim);
-  Desc1 x = desc1(indices.data, n);
-  Desc2 gw = desc2(gradWeight.data, numEmbeddings, dim);
-  call(*fn, {&g, &x, &gw});
+  // Rows split over threads: each call scans every index but keeps, sorts
+  // and writes only its own rows, so the result does not depend on the
+  // thread count.
+  KernelFn kernel = *fn;
+  pool->parallelFor(
+      numEmbeddings, kMinGradRowsPerChunk, [&](int64_t r0, int64_t r1) {
+        int64_t window[2] = {r0, r1 - r0};
+        Desc2 g = desc2(grad.data, n, dim);
+        Desc1 x = desc1(indices.data, n);
+        Desc1 w = desc1(window, 2);
+        Desc2 gw = desc2(advance(gradWeight.data, r0 * dim, gradWeight.dtype),
+                         r1 - r0, dim);
+        call(kernel, {&g, &x, &w, &gw});
+      });
   return llvm::Error::success();
 }
 
@@ -655,36 +668,45 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
   auto fn = kernelCache->get(spec);
   if (!fn)
     return fn.takeError();
-  Desc2 g = desc2(grad.data, *numBags, dim);
-  Desc2 x2, p2;
-  Desc1 x1, o1, p1;
-  std::vector<void *> args{&g};
-  if (twoD) {
-    x2 = desc2(indices.data, indices.shape[0], indices.shape[1]);
-    args.push_back(&x2);
-  } else {
-    x1 = desc1(indices.data, n);
-    o1 = desc1(offsets->data, offsets->shape[0]);
-    args.push_back(&x1);
-    args.push_back(&o1);
-  }
-  if (psw) {
-    if (twoD) {
-      p2 = desc2(psw->data, indices.shape[0], indices.shape[1]);
-      args.push_back(&p2);
-    } else {
-      p1 = desc1(psw->data, n);
-      args.push_back(&p1);
-    }
-  }
-  Desc2 mi;
-  if (max) {
-    mi = desc2(maxIndices->data, *numBags, dim);
-    args.push_back(&mi);
-  }
-  Desc2 gw = desc2(gradWeight.data, numEmbeddings, dim);
-  args.push_back(&gw);
-  call(*fn, args);
+  KernelFn kernel = *fn;
+  // Rows split over threads, as in embeddingBackward.
+  pool->parallelFor(
+      numEmbeddings, kMinGradRowsPerChunk, [&](int64_t r0, int64_t r1) {
+        int64_t window[2] = {r0, r1 - r0};
+        Desc2 g = desc2(grad.data, *numBags, dim);
+        Desc2 x2, p2;
+        Desc1 x1, o1, p1;
+        std::vector<void *> args{&g};
+        if (twoD) {
+          x2 = desc2(indices.data, indices.shape[0], indices.shape[1]);
+          args.push_back(&x2);
+        } else {
+          x1 = desc1(indices.data, n);
+          o1 = desc1(offsets->data, offsets->shape[0]);
+          args.push_back(&x1);
+          args.push_back(&o1);
+        }
+        if (psw) {
+          if (twoD) {
+            p2 = desc2(psw->data, indices.shape[0], indices.shape[1]);
+            args.push_back(&p2);
+          } else {
+            p1 = desc1(psw->data, n);
+            args.push_back(&p1);
+          }
+        }
+        Desc2 mi;
+        if (max) {
+          mi = desc2(maxIndices->data, *numBags, dim);
+          args.push_back(&mi);
+        }
+        Desc1 w = desc1(window, 2);
+        args.push_back(&w);
+        Desc2 gw = desc2(advance(gradWeight.data, r0 * dim, gradWeight.dtype),
+                         r1 - r0, dim);
+        args.push_back(&gw);
+        call(kernel, args);
+      });
   return llvm::Error::success();
 }
 

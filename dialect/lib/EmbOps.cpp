@@ -156,15 +156,22 @@ LogicalResult checkLookupShape(Operation *op, StringRef name,
                            << ") followed by embedding_dim " << dimStr(dim);
 }
 
-/// Checks a dense `[V, D]` weight gradient against `num_embeddings` and D.
+/// Checks a dense `[V, D]` weight gradient against `num_embeddings` and D
+/// (with a row window, `[count, D]` and at most V rows).
 LogicalResult checkDenseGradResult(Operation *op, RankedTensorType result,
                                    Type gradElement, int64_t numEmbeddings,
-                                   int64_t dim) {
+                                   int64_t dim, bool windowed = false) {
+  if (windowed && !ShapedType::isDynamic(result.getDimSize(0)) &&
+      result.getDimSize(0) > numEmbeddings)
+    return op->emitOpError()
+           << "'result' dimension 0 (" << result.getDimSize(0)
+           << ") exceeds 'num_embeddings' (" << numEmbeddings << ")";
   if (failed(checkFloatTensor(op, "result", result, 2)) ||
       failed(checkSameElement(op, "result", result.getElementType(), "grad",
                               gradElement)) ||
-      failed(checkDim(op, "'result' dimension 0", result.getDimSize(0),
-                      "'num_embeddings'", numEmbeddings)) ||
+      (!windowed &&
+       failed(checkDim(op, "'result' dimension 0", result.getDimSize(0),
+                       "'num_embeddings'", numEmbeddings))) ||
       failed(checkDim(op, "'result' dimension 1", result.getDimSize(1),
                       "embedding_dim of 'grad'", dim)))
     return failure();
@@ -379,8 +386,10 @@ LogicalResult LookupGradOp::verify() {
   if (failed(checkLookupShape(*this, "grad", grad, indices, dim)) ||
       failed(checkDenseGradResult(*this, getResult().getType(),
                                   grad.getElementType(), getNumEmbeddings(),
-                                  dim)))
+                                  dim, static_cast<bool>(getRowOffset()))))
     return failure();
+  if (static_cast<bool>(getRowOffset()) != static_cast<bool>(getRowCount()))
+    return emitOpError() << "'row_offset' and 'row_count' go together";
   return checkPaddingIdx(*this, getPaddingIdx(), getNumEmbeddings());
 }
 
@@ -412,8 +421,10 @@ LogicalResult BagGradOp::verify() {
                                    grad.getElementType())) ||
       failed(checkDenseGradResult(*this, getResult().getType(),
                                   grad.getElementType(), getNumEmbeddings(),
-                                  dim)))
+                                  dim, static_cast<bool>(getRowOffset()))))
     return failure();
+  if (static_cast<bool>(getRowOffset()) != static_cast<bool>(getRowCount()))
+    return emitOpError() << "'row_offset' and 'row_count' go together";
   RankedTensorType maxIndices = rankedOrNull(getMaxIndices());
   if (getMode() == BagMode::max) {
     if (!maxIndices)

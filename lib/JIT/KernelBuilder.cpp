@@ -103,14 +103,17 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     args.push_back(MemRefType::get({dyn}, b.getI64Type()));
     args.push_back(rows);
     args.push_back(MemRefType::get({1}, b.getI64Type()));
-  } else if (backward)
-    args.push_back(MemRefType::get({spec.numEmbeddings, spec.dim}, wElt));
-  else if (spec.op != ::emb::OpKind::renorm && !pswGrad)
+  } else if (backward) {
+    // The row window [first, first + count) of gW this call computes, and
+    // those rows of gW (the runtime splits rows over threads).
+    args.push_back(MemRefType::get({2}, b.getI64Type()));
+    args.push_back(rows);
+  } else if (spec.op != ::emb::OpKind::renorm && !pswGrad)
     args.push_back(rows);
   if (bag && spec.maxIndices && !backward)
     args.push_back(MemRefType::get({dyn, spec.dim}, b.getI64Type()));
-  if (bag && spec.maxIndices && backward) // before gW, the last argument
-    args.insert(args.end() - 1,
+  if (bag && spec.maxIndices && backward) // before the window and gW
+    args.insert(args.end() - 2,
                 MemRefType::get({dyn, spec.dim}, b.getI64Type()));
 
   auto fn = func::FuncOp::create(b, loc, spec.symbolName(),
@@ -227,11 +230,19 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
                           : IntegerAttr();
     UnitAttr byFreq = spec.scaleGradByFreq ? b.getUnitAttr() : UnitAttr();
     Value gw = body->getArgument(body->getNumArguments() - 1);
+    Value window = toTensor(body->getArgument(body->getNumArguments() - 2));
+    auto windowValue = [&](int64_t i) -> Value {
+      Value v = tensor::ExtractOp::create(
+          b, loc, window,
+          ValueRange{arith::ConstantIndexOp::create(b, loc, i)});
+      return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+    };
+    Value first = windowValue(0), count = windowValue(1);
     auto gwType = tensorOf(cast<MemRefType>(gw.getType()));
     Value r;
     if (spec.op == ::emb::OpKind::embedding_backward) {
       r = mlir::emb::LookupGradOp::create(
-          b, loc, gwType, grad, indices,
+          b, loc, gwType, grad, indices, first, count,
           b.getI64IntegerAttr(spec.numEmbeddings), pad, byFreq,
           b.getF64FloatAttr(spec.gradScale), UnitAttr());
     } else {
@@ -242,7 +253,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
           spec.maxIndices ? toTensor(body->getArgument(a++)) : Value();
       r = mlir::emb::BagGradOp::create(
           b, loc, gwType, mlir::emb::BagModeAttr::get(&ctx, toMlir(spec.mode)),
-          grad, indices, offsets, psw, maxIdx,
+          grad, indices, offsets, psw, maxIdx, first, count,
           b.getI64IntegerAttr(spec.numEmbeddings),
           spec.includeLastOffset && !spec.twoD ? b.getUnitAttr() : UnitAttr(),
           pad, byFreq, b.getF64FloatAttr(spec.gradScale), UnitAttr());

@@ -471,21 +471,41 @@ TEST(BackwardDiff, SparseBadInput) {
               "sparse gradients are not supported with mode 'max'");
 }
 
+// The dense gradients split their rows over threads (large V); the bits
+// must not depend on it, for hot rows with long runs and for the rest.
 TEST(BackwardDiff, IdenticalBitsWithOneAndTwoThreads) {
   std::mt19937_64 gen(3);
-  const int64_t V = 300, D = 32, N = 20000;
-  HostTensor indices(DType::i64, {N}), grad(DType::f32, {N, D});
-  for (int64_t i = 0; i < N; ++i)
-    indices.set(i, static_cast<double>(gen() % 7)); // few rows, long runs
+  const int64_t V = 30000, D = 32, N = 20000, B = 2000;
+  HostTensor indices(DType::i64, {N}), grad(DType::f32, {N, D}),
+      bagGrad(DType::bf16, {B, D}), offsets(DType::i64, {B});
+  for (int64_t i = 0; i < N; ++i) // half hot rows, half spread out
+    indices.set(i, static_cast<double>(i % 2 ? gen() % 7 : gen() % V));
   std::uniform_real_distribution<double> u(-1, 1);
   for (int64_t i = 0; i < N * D; ++i)
     grad.set(i, u(gen));
+  for (int64_t i = 0; i < B * D; ++i)
+    bagGrad.set(i, u(gen));
+  for (int64_t b = 0; b < B; ++b)
+    offsets.set(b, b * 10);
   HostTensor a(DType::f32, {V, D}), b(DType::f32, {V, D});
+  EmbeddingOptions freq;
+  freq.scaleGradByFreq = true;
   ASSERT_FALSE(static_cast<bool>(
-      engine(1).embeddingBackward(grad.view, indices.view, a.view)));
+      engine(1).embeddingBackward(grad.view, indices.view, a.view, freq)));
   ASSERT_FALSE(static_cast<bool>(
-      engine(2).embeddingBackward(grad.view, indices.view, b.view)));
+      engine(2).embeddingBackward(grad.view, indices.view, b.view, freq)));
   EXPECT_EQ(a.bytes, b.bytes);
+  auto want = ref::embeddingBackward(grad.toDouble(), D, indices.toInt(), V,
+                                     std::nullopt, true, 1.0);
+  EXPECT_TRUE(close(b, want));
+  HostTensor c(DType::bf16, {V, D}), d(DType::bf16, {V, D});
+  EmbeddingBagOptions mean;
+  mean.mode = BagMode::mean;
+  ASSERT_FALSE(static_cast<bool>(engine(1).embeddingBagBackward(
+      bagGrad.view, indices.view, &offsets.view, c.view, mean)));
+  ASSERT_FALSE(static_cast<bool>(engine(2).embeddingBagBackward(
+      bagGrad.view, indices.view, &offsets.view, d.view, mean)));
+  EXPECT_EQ(c.bytes, d.bytes);
 }
 
 TEST(BackwardDiff, BadInputIsRejectedAndNothingWritten) {

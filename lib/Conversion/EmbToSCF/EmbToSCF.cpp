@@ -636,8 +636,8 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
 //===----------------------------------------------------------------------===//
 
 /// The positions of the indices sorted by row (stable: input order within a
-/// row). Padding positions get the key V and sort last; `live` counts the
-/// others.
+/// row), padding positions (and rows outside the window) left out; `live`
+/// counts the positions kept.
 struct SortedRows {
   Value keys, positions; // tensor<?xi64>
   Value live;            // index
@@ -654,17 +654,26 @@ Value c64(ImplicitLocOpBuilder &b, int64_t v) {
   return arith::ConstantOp::create(b, b.getI64IntegerAttr(v));
 }
 
-//   keys[i] = x_i == P ? V : x_i;  positions[i] = i
+//   keys, positions = the kept (x_i [- first row], i), compacted
 //   for each 8-bit digit of V (LSD):        (the count of passes is static)
 //     hist[digit(keys[i])] += 1; start = exclusive prefix sums of hist
 //     for i in order: q = start[digit]++; keys'[q] = keys[i]; positions'[q] =
 //     positions[i]
 SortedRows sortByRow(ImplicitLocOpBuilder &b, Value flatIdx, Value pad,
-                     int64_t numEmbeddings) {
+                     int64_t numEmbeddings, Value rowOffset = Value(),
+                     Value rowCount = Value()) {
   Type i64 = b.getI64Type();
   Value n = tensor::DimOp::create(b, flatIdx, 0);
   auto vecType = RankedTensorType::get({ShapedType::kDynamic}, i64);
   Value c1 = cIndex(b, 1);
+  // Keep (compactly, in input order) the positions whose row counts: not
+  // padding, and inside the row window if there is one (keys relative to it).
+  Value first, last;
+  if (rowOffset) {
+    first = arith::IndexCastOp::create(b, i64, rowOffset);
+    last = arith::AddIOp::create(b, first,
+                                 arith::IndexCastOp::create(b, i64, rowCount));
+  }
   auto init = scf::ForOp::create(
       b, cIndex(b, 0), n, c1,
       ValueRange{
@@ -674,19 +683,38 @@ SortedRows sortByRow(ImplicitLocOpBuilder &b, Value flatIdx, Value pad,
       [&](OpBuilder &nb, Location loc, Value i, ValueRange it) {
         ImplicitLocOpBuilder ib(loc, nb);
         Value x = extractI64(ib, flatIdx, i);
-        Value key = x, live = arith::AddIOp::create(ib, it[2], cIndex(ib, 1));
-        if (pad) {
-          Value isPad =
-              arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, x,
+        Value keep = arith::ConstantOp::create(ib, ib.getBoolAttr(true));
+        if (pad)
+          keep =
+              arith::CmpIOp::create(ib, arith::CmpIPredicate::ne, x,
                                     arith::IndexCastOp::create(ib, i64, pad));
-          key = arith::SelectOp::create(ib, isPad, c64(ib, numEmbeddings), x);
-          live = arith::SelectOp::create(ib, isPad, it[2], live);
+        Value key = x;
+        if (rowOffset) {
+          Value in = arith::AndIOp::create(
+              ib,
+              arith::CmpIOp::create(ib, arith::CmpIPredicate::sge, x, first),
+              arith::CmpIOp::create(ib, arith::CmpIPredicate::slt, x, last));
+          keep = arith::AndIOp::create(ib, keep, in);
+          key = arith::SubIOp::create(ib, x, first);
         }
-        Value keys = tensor::InsertOp::create(ib, key, it[0], i);
-        Value pos = tensor::InsertOp::create(
-            ib, arith::IndexCastOp::create(ib, i64, i), it[1], i);
-        scf::YieldOp::create(ib, ValueRange{keys, pos, live});
+        auto put = scf::IfOp::create(
+            ib, keep,
+            [&](OpBuilder &tb, Location tl) {
+              ImplicitLocOpBuilder xb(tl, tb);
+              Value k = it[2];
+              Value keys = tensor::InsertOp::create(xb, key, it[0], k);
+              Value pos = tensor::InsertOp::create(
+                  xb, arith::IndexCastOp::create(xb, i64, i), it[1], k);
+              scf::YieldOp::create(
+                  xb, ValueRange{keys, pos,
+                                 arith::AddIOp::create(xb, k, cIndex(xb, 1))});
+            },
+            [&](OpBuilder &eb, Location el) {
+              scf::YieldOp::create(eb, el, it);
+            });
+        scf::YieldOp::create(ib, put.getResults());
       });
+  n = init.getResult(2); // the radix passes run over the kept positions
   Value keys = init.getResult(0), positions = init.getResult(1);
   auto histType = RankedTensorType::get({256}, i64);
   Value zeros = arith::ConstantOp::create(
@@ -743,7 +771,7 @@ SortedRows sortByRow(ImplicitLocOpBuilder &b, Value flatIdx, Value pad,
     keys = scatter.getResult(0);
     positions = scatter.getResult(1);
   }
-  return {keys, positions, init.getResult(2)};
+  return {keys, positions, n};
 }
 
 /// gW = zeros, then for each run of equal rows r in the sorted order:
@@ -753,14 +781,24 @@ SortedRows sortByRow(ImplicitLocOpBuilder &b, Value flatIdx, Value pad,
 Value accumulateRuns(ImplicitLocOpBuilder &b, const SortedRows &sorted,
                      Value gradRows, Value sourceOf, Value factorOf,
                      int64_t numEmbeddings, int64_t dim, bool byFreq,
-                     double gradScale, Type element) {
+                     double gradScale, Type element, Value rowCount = Value()) {
   Type accType = accumulatorType(element);
-  auto gwType = RankedTensorType::get({numEmbeddings, dim}, element);
-  Value gw = tensor::EmptyOp::create(b, gwType.getShape(), element);
+  // The whole [V, D] gradient, or the [rowCount, D] window of it.
+  Value gw, numRows;
+  if (rowCount) {
+    gw =
+        tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic, dim},
+                                element, ValueRange{rowCount});
+    numRows = rowCount;
+  } else {
+    gw = tensor::EmptyOp::create(b, ArrayRef<int64_t>{numEmbeddings, dim},
+                                 element);
+    numRows = cIndex(b, numEmbeddings);
+  }
   Value c1 = cIndex(b, 1);
   auto blocks = dBlocks(dim, bytesOf(accType));
   gw = scf::ForOp::create(
-           b, cIndex(b, 0), cIndex(b, numEmbeddings), c1, ValueRange{gw},
+           b, cIndex(b, 0), numRows, c1, ValueRange{gw},
            [&](OpBuilder &nb, Location loc, Value r, ValueRange it) {
              ImplicitLocOpBuilder ib(loc, nb);
              Value t = it[0];
@@ -881,11 +919,12 @@ LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
         ArrayRef<ReassociationIndices>{lead, {gType.getRank() - 1}});
   }
   Value pad = staticPaddingRow(b, op.getPaddingIdx(), numEmbeddings);
-  SortedRows sorted = sortByRow(b, flatIdx, pad, numEmbeddings);
+  SortedRows sorted = sortByRow(b, flatIdx, pad, numEmbeddings,
+                                op.getRowOffset(), op.getRowCount());
   Value gw = accumulateRuns(b, sorted, grad, Value(), Value(), numEmbeddings,
                             dim, op.getScaleGradByFreq(),
                             op.getGradScale().convertToDouble(),
-                            gType.getElementType());
+                            gType.getElementType(), op.getRowCount());
   rewriter.replaceOp(op, castToResult(b, gw, op.getType()));
   return success();
 }
@@ -912,11 +951,24 @@ LogicalResult lowerBagGradMax(BagGradOp op, RewriterBase &rewriter) {
     // f32 / f64: gW is its own accumulator. Zero it, then add the elements
     // in bag order: the same order, hence the same bits, every time.
     //   for b, d: if m[b, d] >= 0: gW[m[b, d], d] += g[b, d] * grad_scale
-    auto gwType = RankedTensorType::get({numEmbeddings, dim}, element);
-    Value gw = tensor::EmptyOp::create(b, gwType.getShape(), element);
+    Value rowOffset = op.getRowOffset(), rowCount = op.getRowCount();
     Value c0 = cIndex(b, 0), c1 = cIndex(b, 1);
+    Value gw, numRows;
+    if (rowCount) {
+      gw = tensor::EmptyOp::create(b,
+                                   ArrayRef<int64_t>{ShapedType::kDynamic, dim},
+                                   element, ValueRange{rowCount});
+      numRows = rowCount;
+    } else {
+      gw = tensor::EmptyOp::create(b, ArrayRef<int64_t>{numEmbeddings, dim},
+                                   element);
+      numRows = cIndex(b, numEmbeddings);
+      rowOffset = c0;
+    }
+    Value first64 = arith::IndexCastOp::create(b, b.getI64Type(), rowOffset);
+    Value count64 = arith::IndexCastOp::create(b, b.getI64Type(), numRows);
     gw = scf::ForOp::create(
-             b, c0, cIndex(b, numEmbeddings), c1, ValueRange{gw},
+             b, c0, numRows, c1, ValueRange{gw},
              [&](OpBuilder &nb, Location loc, Value r, ValueRange it) {
                ImplicitLocOpBuilder ib(loc, nb);
                Value t = it[0];
@@ -930,42 +982,54 @@ LogicalResult lowerBagGradMax(BagGradOp op, RewriterBase &rewriter) {
     Value numBags = tensor::DimOp::create(b, op.getGrad(), 0);
     Value scale = arith::ConstantOp::create(
         b, b.getFloatAttr(element, op.getGradScale().convertToDouble()));
-    gw = scf::ForOp::create(
-             b, c0, numBags, c1, ValueRange{gw},
-             [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
-               ImplicitLocOpBuilder ib(loc, nb);
-               auto inner = scf::ForOp::create(
-                   ib, cIndex(ib, 0), cIndex(ib, dim), cIndex(ib, 1), it,
-                   [&](OpBuilder &db, Location dl, Value d, ValueRange t) {
-                     ImplicitLocOpBuilder xb(dl, db);
-                     Value row = tensor::ExtractOp::create(
-                         xb, op.getMaxIndices(), ValueRange{bag, d});
-                     Value any = arith::CmpIOp::create(
-                         xb, arith::CmpIPredicate::sge, row, c64(xb, 0));
-                     auto add = scf::IfOp::create(
-                         xb, any,
-                         [&](OpBuilder &ab, Location al) {
-                           ImplicitLocOpBuilder yb(al, ab);
-                           Value r = arith::IndexCastOp::create(
-                               yb, yb.getIndexType(), row);
-                           Value old = tensor::ExtractOp::create(
-                               yb, t[0], ValueRange{r, d});
-                           Value g = tensor::ExtractOp::create(
-                               yb, op.getGrad(), ValueRange{bag, d});
-                           Value sum = arith::AddFOp::create(
-                               yb, old, arith::MulFOp::create(yb, g, scale));
-                           scf::YieldOp::create(
-                               yb, ValueRange{tensor::InsertOp::create(
-                                       yb, sum, t[0], ValueRange{r, d})});
-                         },
-                         [&](OpBuilder &eb, Location el) {
-                           scf::YieldOp::create(eb, el, t);
-                         });
-                     scf::YieldOp::create(xb, add.getResults());
-                   });
-               scf::YieldOp::create(ib, inner.getResults());
-             })
-             .getResult(0);
+    gw =
+        scf::ForOp::create(
+            b, c0, numBags, c1, ValueRange{gw},
+            [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
+              ImplicitLocOpBuilder ib(loc, nb);
+              auto inner = scf::ForOp::create(
+                  ib, cIndex(ib, 0), cIndex(ib, dim), cIndex(ib, 1), it,
+                  [&](OpBuilder &db, Location dl, Value d, ValueRange t) {
+                    ImplicitLocOpBuilder xb(dl, db);
+                    Value absRow = tensor::ExtractOp::create(
+                        xb, op.getMaxIndices(), ValueRange{bag, d});
+                    // -1 (nothing) and rows outside the window fall out of
+                    // [0, count) after the shift.
+                    Value row = arith::SubIOp::create(xb, absRow, first64);
+                    Value any = arith::AndIOp::create(
+                        xb,
+                        arith::CmpIOp::create(xb, arith::CmpIPredicate::sge,
+                                              absRow, c64(xb, 0)),
+                        arith::AndIOp::create(
+                            xb,
+                            arith::CmpIOp::create(xb, arith::CmpIPredicate::sge,
+                                                  row, c64(xb, 0)),
+                            arith::CmpIOp::create(xb, arith::CmpIPredicate::slt,
+                                                  row, count64)));
+                    auto add = scf::IfOp::create(
+                        xb, any,
+                        [&](OpBuilder &ab, Location al) {
+                          ImplicitLocOpBuilder yb(al, ab);
+                          Value r = arith::IndexCastOp::create(
+                              yb, yb.getIndexType(), row);
+                          Value old = tensor::ExtractOp::create(
+                              yb, t[0], ValueRange{r, d});
+                          Value g = tensor::ExtractOp::create(
+                              yb, op.getGrad(), ValueRange{bag, d});
+                          Value sum = arith::AddFOp::create(
+                              yb, old, arith::MulFOp::create(yb, g, scale));
+                          scf::YieldOp::create(
+                              yb, ValueRange{tensor::InsertOp::create(
+                                      yb, sum, t[0], ValueRange{r, d})});
+                        },
+                        [&](OpBuilder &eb, Location el) {
+                          scf::YieldOp::create(eb, el, t);
+                        });
+                    scf::YieldOp::create(xb, add.getResults());
+                  });
+              scf::YieldOp::create(ib, inner.getResults());
+            })
+            .getResult(0);
     rewriter.replaceOp(op, castToResult(b, gw, op.getType()));
     return success();
   }
@@ -1009,14 +1073,27 @@ LogicalResult lowerBagGradMax(BagGradOp op, RewriterBase &rewriter) {
                 ib, ValueRange{tensor::InsertOp::create(ib, key, it[0], e)});
           })
           .getResult(0);
-  SortedRows sorted = sortByRow(b, keys, cIndex(b, -1), numEmbeddings * dim);
-  Value gw = accumulateRuns(b, sorted, gRows, Value(), Value(),
-                            numEmbeddings * dim, 1, /*byFreq=*/false,
-                            op.getGradScale().convertToDouble(), element);
+  Value elemOffset, elemCount;
+  if (op.getRowOffset()) {
+    Value d = cIndex(b, dim);
+    elemOffset = arith::MulIOp::create(b, op.getRowOffset(), d);
+    elemCount = arith::MulIOp::create(b, op.getRowCount(), d);
+  }
+  SortedRows sorted = sortByRow(b, keys, cIndex(b, -1), numEmbeddings * dim,
+                                elemOffset, elemCount);
+  Value gw =
+      accumulateRuns(b, sorted, gRows, Value(), Value(), numEmbeddings * dim, 1,
+                     /*byFreq=*/false, op.getGradScale().convertToDouble(),
+                     element, elemCount);
+  int64_t rows = elemCount ? ShapedType::kDynamic : numEmbeddings;
+  int64_t elems = elemCount ? ShapedType::kDynamic : numEmbeddings * dim;
   Value flat = tensor::CollapseShapeOp::create(
-      b, RankedTensorType::get({numEmbeddings * dim}, element), gw, all);
+      b, RankedTensorType::get({elems}, element), gw, all);
+  SmallVector<OpFoldResult> shape{elemCount ? OpFoldResult(op.getRowCount())
+                                            : b.getIndexAttr(numEmbeddings),
+                                  b.getIndexAttr(dim)};
   Value result = tensor::ExpandShapeOp::create(
-      b, RankedTensorType::get({numEmbeddings, dim}, element), flat, all);
+      b, RankedTensorType::get({rows, dim}, element), flat, all, shape);
   rewriter.replaceOp(op, castToResult(b, result, op.getType()));
   return success();
 }
@@ -1129,11 +1206,13 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
             });
         scf::YieldOp::create(ib, fill.getResults());
       });
-  SortedRows sorted = sortByRow(b, flat, pad, numEmbeddings);
+  SortedRows sorted = sortByRow(b, flat, pad, numEmbeddings, op.getRowOffset(),
+                                op.getRowCount());
   Value gw = accumulateRuns(b, sorted, op.getGrad(), perPosition.getResult(0),
                             withFactor ? perPosition.getResult(1) : Value(),
                             numEmbeddings, dim, op.getScaleGradByFreq(),
-                            op.getGradScale().convertToDouble(), element);
+                            op.getGradScale().convertToDouble(), element,
+                            op.getRowCount());
   rewriter.replaceOp(op, castToResult(b, gw, op.getType()));
   return success();
 }

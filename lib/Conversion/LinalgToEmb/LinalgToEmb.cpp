@@ -93,7 +93,8 @@ FailureOr<GatherMatch> matchGather(linalg::GenericOp op) {
     return failure();
   auto cast = extract.getIndices()[0].getDefiningOp<arith::IndexCastOp>();
   auto index = extract.getIndices()[1].getDefiningOp<linalg::IndexOp>();
-  if (!cast || cast.getIn() != in || !index || index.getDim() != k)
+  if (!cast || cast.getIn() != in || !index ||
+      index.getDim() != static_cast<uint64_t>(k))
     return failure();
 
   // Nothing else in the body but bounds checks.
@@ -219,7 +220,7 @@ bool dependsOn(Value v, Value target, int depth = 0) {
 
 bool isLinalgIndex(Value v, int64_t dim) {
   auto index = v.getDefiningOp<linalg::IndexOp>();
-  return index && index.getDim() == dim;
+  return index && index.getDim() == static_cast<uint64_t>(dim);
 }
 
 /// Whether `v` reads loop index `dim` (directly or through casts).

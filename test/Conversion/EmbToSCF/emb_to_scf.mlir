@@ -293,3 +293,20 @@ func.func @bag_sparse_grad_coalesced(%g: tensor<?x4xf32>, %x: tensor<?xi64>, %o:
       : tensor<?x4xf32>[tensor<?xi64>] -> tensor<?xi64>, tensor<?x4xf32>
   return %r, %v : tensor<?xi64>, tensor<?x4xf32>
 }
+
+// -----
+
+// With a row window, only the window's rows are kept (keys shifted by its
+// first row), sorted and written, into a [count, D] result.
+// CHECK-LABEL: func @lookup_grad_window
+// CHECK-SAME: %[[FIRST:[^:]*]]: index, %[[COUNT:[^:]*]]: index
+// CHECK: arith.cmpi sge
+// CHECK: arith.cmpi slt
+// CHECK: arith.subi
+// CHECK: scf.if
+// CHECK: tensor.empty(%[[COUNT]]) : tensor<?x8xf32>
+func.func @lookup_grad_window(%g: tensor<?x8xf32>, %x: tensor<?xi64>, %first: index, %count: index) -> tensor<?x8xf32> {
+  %0 = emb.lookup_grad %g[%x] rows(%first, %count) {num_embeddings = 300 : i64}
+      : tensor<?x8xf32>[tensor<?xi64>] -> tensor<?x8xf32>
+  return %0 : tensor<?x8xf32>
+}

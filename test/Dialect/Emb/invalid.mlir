@@ -674,3 +674,21 @@ func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>) {
   %0, %1 = emb.bag_sparse_grad sum %g[%i] {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<?x1xi64>, tensor<?x4xf32>
   return
 }
+
+// -----
+
+// lookup_grad: a row window holds at most num_embeddings rows
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>, %a: index, %n: index) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'result' dimension 0 (11) exceeds 'num_embeddings' (10)}}
+  %0 = emb.lookup_grad %g[%i] rows(%a, %n) {num_embeddings = 10 : i64} : tensor<3x4xf32>[tensor<3xi64>] -> tensor<11x4xf32>
+  return
+}
+
+// -----
+
+// lookup_grad: row_offset without row_count (generic form)
+func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>, %a: index) {
+  // expected-error @+1 {{'emb.lookup_grad' op 'row_offset' and 'row_count' go together}}
+  %0 = "emb.lookup_grad"(%g, %i, %a) <{num_embeddings = 10 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0>}> : (tensor<3x4xf32>, tensor<3xi64>, index) -> tensor<?x4xf32>
+  return
+}

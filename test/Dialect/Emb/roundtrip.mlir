@@ -132,3 +132,18 @@ func.func @sparse_grads(%g: tensor<?x?x32xf64>, %ids: tensor<?x?xi64>, %bg: tens
       {num_embeddings = 500 : i64} : tensor<?x32xf64>[tensor<?xi32>] -> tensor<?xi64>, tensor<?x32xf64>
   return %r0, %v0, %r1, %v1 : tensor<?xi64>, tensor<?x32xf64>, tensor<?xi64>, tensor<?x32xf64>
 }
+
+// -----
+
+// A row window of the dense gradient (how the runtime splits rows over threads).
+// CHECK-LABEL: func @grad_row_window
+func.func @grad_row_window(%g: tensor<?x64xf32>, %ids: tensor<?xi64>, %first: index, %count: index,
+                           %bg: tensor<?x64xf32>, %ids2: tensor<?x5xi32>) -> (tensor<?x64xf32>, tensor<?x64xf32>) {
+  // CHECK: emb.lookup_grad %{{.*}}[%{{.*}}] rows(%{{.*}}, %{{.*}}) {num_embeddings = 1000 : i64} : tensor<?x64xf32>[tensor<?xi64>] -> tensor<?x64xf32>
+  %0 = emb.lookup_grad %g[%ids] rows(%first, %count) {num_embeddings = 1000 : i64}
+      : tensor<?x64xf32>[tensor<?xi64>] -> tensor<?x64xf32>
+  // CHECK: emb.bag_grad sum %{{.*}}[%{{.*}}] rows(%{{.*}}, %{{.*}}) {num_embeddings = 1000 : i64} : tensor<?x64xf32>[tensor<?x5xi32>] -> tensor<?x64xf32>
+  %1 = emb.bag_grad sum %bg[%ids2] rows(%first, %count) {num_embeddings = 1000 : i64}
+      : tensor<?x64xf32>[tensor<?x5xi32>] -> tensor<?x64xf32>
+  return %0, %1 : tensor<?x64xf32>, tensor<?x64xf32>
+}

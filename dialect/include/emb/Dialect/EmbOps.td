@@ -157,7 +157,7 @@ def Emb_RenormOp : Emb_Op<"renorm", [Pure, DestinationStyleOpInterface]> {
 // Gradients
 //===----------------------------------------------------------------------===//
 
-def Emb_LookupGradOp : Emb_Op<"lookup_grad", [Pure]> {
+def Emb_LookupGradOp : Emb_Op<"lookup_grad", [Pure, AttrSizedOperandSegments]> {
   let summary = "dense weight gradient of emb.lookup";
   let description = [{
     `grad` has shape `indices.shape + [D]`; the result is the dense `[V, D]`
@@ -173,6 +173,11 @@ def Emb_LookupGradOp : Emb_Op<"lookup_grad", [Pure]> {
     `deterministic` asks a GPU kernel for bit-reproducible results (CPU
     kernels always are).
 
+    With `rows(%first, %count)`, the op computes only rows `[%first, %first
+    + %count)` of the gradient (the result is `[%count, D]`): contributions
+    to other rows are dropped. A runtime splits a large gradient over
+    threads this way, each thread owning a range of rows.
+
     Example:
 
     ```mlir
@@ -183,6 +188,8 @@ def Emb_LookupGradOp : Emb_Op<"lookup_grad", [Pure]> {
   let arguments = (ins
     AnyRankedTensor:$grad,
     AnyRankedTensor:$indices,
+    Optional<Index>:$row_offset,
+    Optional<Index>:$row_count,
     I64Attr:$num_embeddings,
     OptionalAttr<I64Attr>:$padding_idx,
     UnitAttr:$scale_grad_by_freq,
@@ -191,8 +198,8 @@ def Emb_LookupGradOp : Emb_Op<"lookup_grad", [Pure]> {
   );
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
-    $grad `[` $indices `]` attr-dict `:` type($grad) `[` type($indices) `]`
-    `->` type($result)
+    $grad `[` $indices `]` (`rows` `(` $row_offset^ `,` $row_count `)`)?
+    attr-dict `:` type($grad) `[` type($indices) `]` `->` type($result)
   }];
   let hasVerifier = 1;
   let hasCanonicalizeMethod = 1;
@@ -215,6 +222,11 @@ def Emb_BagGradOp : Emb_Op<"bag_grad", [Pure, AttrSizedOperandSegments]> {
       operand (the forward's second result). `scale_grad_by_freq` and
       `per_sample_weights` are not allowed with `max`.
 
+    With `rows(%first, %count)`, the op computes only rows `[%first, %first
+    + %count)` of the gradient (the result is `[%count, D]`): contributions
+    to other rows are dropped. A runtime splits a large gradient over
+    threads this way, each thread owning a range of rows.
+
     Example:
 
     ```mlir
@@ -230,6 +242,8 @@ def Emb_BagGradOp : Emb_Op<"bag_grad", [Pure, AttrSizedOperandSegments]> {
     Optional<AnyRankedTensor>:$offsets,
     Optional<AnyRankedTensor>:$per_sample_weights,
     Optional<AnyRankedTensor>:$max_indices,
+    Optional<Index>:$row_offset,
+    Optional<Index>:$row_count,
     I64Attr:$num_embeddings,
     UnitAttr:$include_last_offset,
     OptionalAttr<I64Attr>:$padding_idx,
@@ -243,6 +257,7 @@ def Emb_BagGradOp : Emb_Op<"bag_grad", [Pure, AttrSizedOperandSegments]> {
     (`offsets` `(` $offsets^ `:` type($offsets) `)`)?
     (`per_sample_weights` `(` $per_sample_weights^ `:` type($per_sample_weights) `)`)?
     (`max_indices` `(` $max_indices^ `:` type($max_indices) `)`)?
+    (`rows` `(` $row_offset^ `,` $row_count `)`)?
     attr-dict `:` type($grad) `[` type($indices) `]` `->` type($result)
   }];
   let hasVerifier = 1;
