@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 #include <thread>
 
@@ -648,6 +649,11 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
   int64_t n = indices.numel();
   if (numEmbeddings == 0 || dim == 0)
     return llvm::Error::success();
+  if (*numBags == 0) { // no bag, no contribution (e.g. empty offsets)
+    std::memset(gradWeight.data, 0,
+                numEmbeddings * dim * dtypeSize(gradWeight.dtype));
+    return llvm::Error::success();
+  }
 
   bool twoD = indices.rank() == 2;
   KernelSpec spec;
@@ -740,7 +746,7 @@ llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
   int64_t n = indices.numel();
   if (n == 0)
     return llvm::Error::success();
-  if (dim == 0) { // every dot product is empty
+  if (dim == 0 || *numBags == 0) { // every entry's gradient is 0
     for (int64_t i = 0; i < n; ++i)
       storeDouble(gradPsw.data, gradPsw.dtype, i, 0.0);
     return llvm::Error::success();
@@ -867,20 +873,12 @@ llvm::Expected<int64_t> Engine::embeddingSparseBackward(
   int64_t n = indices.numel();
   int64_t padRow = *pad;
   int64_t needed = liveCount(indices, padRow);
+  if (dim == 0)
+    return fail("sparse gradients need D > 0");
   if (auto err = checkSparseOutputs(rows, values, dim, grad.dtype, needed))
     return std::move(err);
   if (needed == 0)
     return 0;
-  if (dim == 0) {
-    int64_t k = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      int64_t x = loadInt(indices.data, indices.dtype, i);
-      if (x != padRow)
-        static_cast<int64_t *>(rows.data)[k++] = x;
-    }
-    return coalesced ? fail("coalesced sparse gradients need D > 0")
-                     : llvm::Expected<int64_t>(k);
-  }
   KernelSpec spec;
   spec.op = OpKind::embedding_sparse_backward;
   spec.weight = grad.dtype;
@@ -941,12 +939,12 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
   int64_t n = indices.numel();
   int64_t padRow = *pad;
   int64_t needed = liveCount(indices, padRow);
+  if (dim == 0)
+    return fail("sparse gradients need D > 0");
   if (auto err = checkSparseOutputs(rows, values, dim, grad.dtype, needed))
     return std::move(err);
   if (needed == 0 || *numBags == 0)
     return 0;
-  if (dim == 0)
-    return fail("sparse gradients need D > 0");
   bool twoD = indices.rank() == 2;
   KernelSpec spec;
   spec.op = OpKind::embedding_bag_sparse_backward;

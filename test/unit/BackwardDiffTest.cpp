@@ -436,6 +436,32 @@ TEST(BackwardDiff, SparseEveryFormDtypeAndDim) {
     }
 }
 
+// Empty offsets with indices: no bag, so no contribution: gW and the psw
+// gradient are zeros (not stale memory), the sparse gradient is empty.
+TEST(BackwardDiff, NoBagsGiveZeroGradients) {
+  HostTensor indices(DType::i64, {2}), offsets(DType::i64, {0}),
+      grad(DType::f32, {0, 8}), gw(DType::f32, {4, 8}),
+      weight(DType::f32, {4, 8}), gpsw(DType::f32, {2}), rows(DType::i64, {2}),
+      values(DType::f32, {2, 8});
+  indices.set(0, 1), indices.set(1, 2);
+  std::memset(gw.bytes.data(), 0x55, gw.bytes.size());
+  std::memset(gpsw.bytes.data(), 0x55, gpsw.bytes.size());
+  EmbeddingBagOptions o;
+  o.mode = BagMode::sum;
+  ASSERT_FALSE(static_cast<bool>(engine().embeddingBagBackward(
+      grad.view, indices.view, &offsets.view, gw.view, o)));
+  for (int64_t i = 0; i < 32; ++i)
+    ASSERT_EQ(gw.at(i), 0.0);
+  ASSERT_FALSE(static_cast<bool>(engine().embeddingBagPerSampleWeightsBackward(
+      grad.view, weight.view, indices.view, &offsets.view, gpsw.view, o)));
+  EXPECT_EQ(gpsw.at(0), 0.0);
+  EXPECT_EQ(gpsw.at(1), 0.0);
+  auto m = engine().embeddingBagSparseBackward(
+      grad.view, indices.view, &offsets.view, 4, rows.view, values.view, o);
+  ASSERT_TRUE(static_cast<bool>(m));
+  EXPECT_EQ(*m, 0);
+}
+
 TEST(BackwardDiff, SparseBadInput) {
   HostTensor indices(DType::i64, {3}), grad(DType::f32, {3, 2}),
       rows(DType::i64, {2}), values(DType::f32, {2, 2});
@@ -462,6 +488,14 @@ TEST(BackwardDiff, SparseBadInput) {
   expectError(engine().embeddingSparseBackward(grad.view, indices.view, 2,
                                                rows.view, values.view),
               "index 2 at position 2 is out of range [0, 2)");
+  HostTensor noD(DType::f32, {3, 0}), noDValues(DType::f32, {2, 0});
+  std::memset(rows.bytes.data(), 0x7b, rows.bytes.size());
+  expectError(engine().embeddingSparseBackward(noD.view, indices.view, 5,
+                                               rows.view, noDValues.view, {},
+                                               /*coalesced=*/true),
+              "sparse gradients need D > 0");
+  for (char ch : rows.bytes)
+    ASSERT_EQ(ch, 0x7b) << "rows were written";
   HostTensor offsets(DType::i64, {1}), bagGrad(DType::f32, {1, 2});
   EmbeddingBagOptions max;
   max.mode = BagMode::max;

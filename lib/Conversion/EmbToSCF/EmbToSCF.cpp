@@ -929,6 +929,12 @@ LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
   return success();
 }
 
+/// Defined with the sparse gradients below.
+std::pair<Value, Value> bagPositions(ImplicitLocOpBuilder &b, Value indices,
+                                     Value flat, Value offsets, Value psw,
+                                     bool includeLast, BagMode mode, Value pad,
+                                     Type accType);
+
 // %gw = emb.bag_grad sum|mean %g[%x] offsets(...) per_sample_weights(...)
 //   ==>  per position j: source[j] = bag(j), factor[j] = psw_j / n_bag(j)
 //        (mean), then sortByRow + accumulateRuns over the bag gradients.
@@ -1107,109 +1113,17 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
   if (ShapedType::isDynamic(dim))
     return op.emitOpError("CPU lowering needs a static embedding_dim");
   Type element = gType.getElementType();
-  Type accType = accumulatorType(element);
   int64_t numEmbeddings = op.getNumEmbeddings();
-  bool mean = op.getMode() == BagMode::mean;
-  auto idxType = cast<RankedTensorType>(op.getIndices().getType());
-  bool twoD = idxType.getRank() == 2;
-  bool includeLast = op.getIncludeLastOffset();
   Value flat = flatten(b, op.getIndices());
   Value psw =
       op.getPerSampleWeights() ? flatten(b, op.getPerSampleWeights()) : Value();
-  Value offsets = op.getOffsets();
   Value pad = staticPaddingRow(b, op.getPaddingIdx(), numEmbeddings);
-  Value n = tensor::DimOp::create(b, flat, 0);
-  Value numBags, bagLen, numOffsets;
-  if (twoD) {
-    numBags = tensor::DimOp::create(b, op.getIndices(), 0);
-    bagLen = tensor::DimOp::create(b, op.getIndices(), 1);
-  } else {
-    numOffsets = tensor::DimOp::create(b, offsets, 0);
-    numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
-                          : numOffsets;
-  }
-  auto dynI64 = RankedTensorType::get({ShapedType::kDynamic}, b.getI64Type());
-  auto dynAcc = RankedTensorType::get({ShapedType::kDynamic}, accType);
-  bool withFactor = mean || psw;
-  SmallVector<Value> inits{tensor::EmptyOp::create(
-      b, dynI64.getShape(), b.getI64Type(), ValueRange{n})};
-  if (withFactor)
-    inits.push_back(
-        tensor::EmptyOp::create(b, dynAcc.getShape(), accType, ValueRange{n}));
-  Value c1 = cIndex(b, 1);
-  auto perPosition = scf::ForOp::create(
-      b, cIndex(b, 0), numBags, c1, inits,
-      [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
-        ImplicitLocOpBuilder ib(loc, nb);
-        Value start, end;
-        if (twoD) {
-          start = arith::MulIOp::create(ib, bag, bagLen);
-          end = arith::AddIOp::create(ib, start, bagLen);
-        } else {
-          start = extractIndex(ib, offsets, bag);
-          Value next = arith::AddIOp::create(ib, bag, c1);
-          if (includeLast) {
-            end = extractIndex(ib, offsets, next);
-          } else {
-            Value last = arith::SubIOp::create(ib, numOffsets, c1);
-            Value safe = arith::MinUIOp::create(ib, next, last);
-            Value nextOff = extractIndex(ib, offsets, safe);
-            Value hasNext = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
-                                                  next, numOffsets);
-            end = arith::SelectOp::create(ib, hasNext, nextOff, n);
-          }
-        }
-        Value inv;
-        if (mean) {
-          // 1 / (non-padding entries of the bag), 0 for an empty bag.
-          Value live =
-              scf::ForOp::create(
-                  ib, start, end, c1, ValueRange{cIndex(ib, 0)},
-                  [&](OpBuilder &cb, Location cl, Value j, ValueRange c) {
-                    ImplicitLocOpBuilder xb(cl, cb);
-                    Value next = arith::AddIOp::create(xb, c[0], cIndex(xb, 1));
-                    if (pad) {
-                      Value isPad =
-                          arith::CmpIOp::create(xb, arith::CmpIPredicate::eq,
-                                                extractIndex(xb, flat, j), pad);
-                      next = arith::SelectOp::create(xb, isPad, c[0], next);
-                    }
-                    scf::YieldOp::create(xb, ValueRange{next});
-                  })
-                  .getResult(0);
-          Value cnt = arith::MaxUIOp::create(ib, live, c1);
-          Value cntF = arith::UIToFPOp::create(
-              ib, accType,
-              arith::IndexCastOp::create(ib, ib.getI64Type(), cnt));
-          inv = arith::DivFOp::create(
-              ib, arith::ConstantOp::create(ib, ib.getFloatAttr(accType, 1.0)),
-              cntF);
-        }
-        auto fill = scf::ForOp::create(
-            ib, start, end, c1, it,
-            [&](OpBuilder &fb, Location fl, Value j, ValueRange t) {
-              ImplicitLocOpBuilder xb(fl, fb);
-              SmallVector<Value> next{tensor::InsertOp::create(
-                  xb, arith::IndexCastOp::create(xb, xb.getI64Type(), bag),
-                  t[0], j)};
-              if (withFactor) {
-                Value f = inv;
-                if (psw) {
-                  Value w = tensor::ExtractOp::create(xb, psw, j);
-                  if (w.getType() != accType)
-                    w = arith::ExtFOp::create(xb, accType, w);
-                  f = f ? (Value)arith::MulFOp::create(xb, f, w) : w;
-                }
-                next.push_back(tensor::InsertOp::create(xb, f, t[1], j));
-              }
-              scf::YieldOp::create(xb, next);
-            });
-        scf::YieldOp::create(ib, fill.getResults());
-      });
+  auto [source, factor] = bagPositions(
+      b, op.getIndices(), flat, op.getOffsets(), psw, op.getIncludeLastOffset(),
+      op.getMode(), pad, accumulatorType(element));
   SortedRows sorted = sortByRow(b, flat, pad, numEmbeddings, op.getRowOffset(),
                                 op.getRowCount());
-  Value gw = accumulateRuns(b, sorted, op.getGrad(), perPosition.getResult(0),
-                            withFactor ? perPosition.getResult(1) : Value(),
+  Value gw = accumulateRuns(b, sorted, op.getGrad(), source, factor,
                             numEmbeddings, dim, op.getScaleGradByFreq(),
                             op.getGradScale().convertToDouble(), element,
                             op.getRowCount());
