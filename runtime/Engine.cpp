@@ -275,6 +275,35 @@ Desc2 desc2(void *p, int64_t rows, int64_t cols) {
   return {p, p, 0, rows, cols, cols, 1};
 }
 
+/// Descriptors of a bag op's whole indices, offsets and per_sample_weights,
+/// appended in the order the kernels take them. Lives as long as the call.
+struct BagArgs {
+  Desc2 x2, p2;
+  Desc1 x1, o1, p1;
+  void append(std::vector<void *> &args, const Tensor &indices,
+              const Tensor *offsets, const Tensor *psw) {
+    bool twoD = indices.rank() == 2;
+    if (twoD) {
+      x2 = desc2(indices.data, indices.shape[0], indices.shape[1]);
+      args.push_back(&x2);
+    } else {
+      x1 = desc1(indices.data, indices.numel());
+      o1 = desc1(offsets->data, offsets->shape[0]);
+      args.push_back(&x1);
+      args.push_back(&o1);
+    }
+    if (psw) {
+      if (twoD) {
+        p2 = desc2(psw->data, indices.shape[0], indices.shape[1]);
+        args.push_back(&p2);
+      } else {
+        p1 = desc1(psw->data, indices.numel());
+        args.push_back(&p1);
+      }
+    }
+  }
+};
+
 void *advance(void *p, int64_t elements, DType dtype) {
   return static_cast<char *>(p) +
          elements * static_cast<int64_t>(dtypeSize(dtype));
@@ -680,27 +709,9 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
       numEmbeddings, kMinGradRowsPerChunk, [&](int64_t r0, int64_t r1) {
         int64_t window[2] = {r0, r1 - r0};
         Desc2 g = desc2(grad.data, *numBags, dim);
-        Desc2 x2, p2;
-        Desc1 x1, o1, p1;
         std::vector<void *> args{&g};
-        if (twoD) {
-          x2 = desc2(indices.data, indices.shape[0], indices.shape[1]);
-          args.push_back(&x2);
-        } else {
-          x1 = desc1(indices.data, n);
-          o1 = desc1(offsets->data, offsets->shape[0]);
-          args.push_back(&x1);
-          args.push_back(&o1);
-        }
-        if (psw) {
-          if (twoD) {
-            p2 = desc2(psw->data, indices.shape[0], indices.shape[1]);
-            args.push_back(&p2);
-          } else {
-            p1 = desc1(psw->data, n);
-            args.push_back(&p1);
-          }
-        }
+        BagArgs bagArgs;
+        bagArgs.append(args, indices, offsets, psw);
         Desc2 mi;
         if (max) {
           mi = desc2(maxIndices->data, *numBags, dim);
@@ -936,7 +947,6 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
     return pad.takeError();
   if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
     return std::move(err);
-  int64_t n = indices.numel();
   int64_t padRow = *pad;
   int64_t needed = liveCount(indices, padRow);
   if (dim == 0)
@@ -964,27 +974,9 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
     return fn.takeError();
   int64_t count = 0;
   Desc2 g = desc2(grad.data, *numBags, dim);
-  Desc2 x2, p2;
-  Desc1 x1, o1, p1;
   std::vector<void *> args{&g};
-  if (twoD) {
-    x2 = desc2(indices.data, indices.shape[0], indices.shape[1]);
-    args.push_back(&x2);
-  } else {
-    x1 = desc1(indices.data, n);
-    o1 = desc1(offsets->data, offsets->shape[0]);
-    args.push_back(&x1);
-    args.push_back(&o1);
-  }
-  if (psw) {
-    if (twoD) {
-      p2 = desc2(psw->data, indices.shape[0], indices.shape[1]);
-      args.push_back(&p2);
-    } else {
-      p1 = desc1(psw->data, n);
-      args.push_back(&p1);
-    }
-  }
+  BagArgs bagArgs;
+  bagArgs.append(args, indices, offsets, psw);
   int64_t capacity = coalesced ? rows.shape[0] : needed;
   Desc1 r = desc1(rows.data, capacity);
   Desc2 v = desc2(values.data, capacity, dim);

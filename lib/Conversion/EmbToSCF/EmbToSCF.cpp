@@ -210,6 +210,51 @@ Value emptyLike(ImplicitLocOpBuilder &b, RankedTensorType type,
                                  dynSizes);
 }
 
+/// The bag structure of a bag op, shared by every bag lowering: 1-D
+/// indices with offsets (with or without include_last_offset) or 2-D
+/// indices [B, L].
+struct BagStructure {
+  Value offsets, numIndices, numBags, bagLen, numOffsets;
+  bool twoD = false, includeLast = false;
+
+  BagStructure(ImplicitLocOpBuilder &b, Value indices, Value flat,
+               Value offsetsIn, bool includeLastOffset)
+      : offsets(offsetsIn) {
+    twoD = cast<RankedTensorType>(indices.getType()).getRank() == 2;
+    includeLast = includeLastOffset && !twoD;
+    numIndices = tensor::DimOp::create(b, flat, 0);
+    if (twoD) {
+      numBags = tensor::DimOp::create(b, indices, 0);
+      bagLen = tensor::DimOp::create(b, indices, 1);
+    } else {
+      numOffsets = tensor::DimOp::create(b, offsets, 0);
+      numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
+                            : numOffsets;
+    }
+  }
+
+  /// [start, end) of bag `bag` in the flattened indices. Without
+  /// include_last_offset the last bag ends at len(indices): read a valid
+  /// offset anyway and select, to keep the loop free of branches.
+  std::pair<Value, Value> bounds(ImplicitLocOpBuilder &ib, Value bag) const {
+    if (twoD) {
+      Value start = arith::MulIOp::create(ib, bag, bagLen);
+      return {start, arith::AddIOp::create(ib, start, bagLen)};
+    }
+    Value c1 = cIndex(ib, 1);
+    Value start = extractIndex(ib, offsets, bag);
+    Value next = arith::AddIOp::create(ib, bag, c1);
+    if (includeLast)
+      return {start, extractIndex(ib, offsets, next)};
+    Value last = arith::SubIOp::create(ib, numOffsets, c1);
+    Value safe = arith::MinUIOp::create(ib, next, last);
+    Value nextOff = extractIndex(ib, offsets, safe);
+    Value hasNext =
+        arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, next, numOffsets);
+    return {start, arith::SelectOp::create(ib, hasNext, nextOff, numIndices)};
+  }
+};
+
 //===----------------------------------------------------------------------===//
 // emb.lookup
 //===----------------------------------------------------------------------===//
@@ -317,23 +362,11 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
   int64_t dim = *staticD;
   BagMode mode = op.getMode();
   bool includeLast = op.getIncludeLastOffset();
-  auto idxType = cast<RankedTensorType>(op.getIndices().getType());
-  bool twoD = idxType.getRank() == 2;
   Value flat = flatten(b, op.getIndices());
   Value psw =
       op.getPerSampleWeights() ? flatten(b, op.getPerSampleWeights()) : Value();
-  Value offsets = op.getOffsets();
-  Value numIndices = tensor::DimOp::create(b, flat, 0);
-
-  Value numBags, bagLen, numOffsets;
-  if (twoD) {
-    numBags = tensor::DimOp::create(b, op.getIndices(), 0);
-    bagLen = tensor::DimOp::create(b, op.getIndices(), 1);
-  } else {
-    numOffsets = tensor::DimOp::create(b, offsets, 0);
-    numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
-                          : numOffsets;
-  }
+  BagStructure bags(b, op.getIndices(), flat, op.getOffsets(), includeLast);
+  Value numBags = bags.numBags;
   Value pad = paddingRow(b, op.getPaddingIdx(), weight, wType.getDimSize(0));
 
   auto outType = cast<RankedTensorType>(op.getOutput().getType());
@@ -352,26 +385,8 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
       [&](OpBuilder &nb, Location loc, Value bag, ValueRange iters) {
         ImplicitLocOpBuilder ib(loc, nb);
         Value c1 = cIndex(ib, 1);
-        Value start, end;
-        if (twoD) {
-          start = arith::MulIOp::create(ib, bag, bagLen);
-          end = arith::AddIOp::create(ib, start, bagLen);
-        } else {
-          start = extractIndex(ib, offsets, bag);
-          Value next = arith::AddIOp::create(ib, bag, c1);
-          if (includeLast) {
-            end = extractIndex(ib, offsets, next);
-          } else {
-            // The last bag ends at len(indices); read a valid offset anyway
-            // and select, to keep the loop free of branches.
-            Value last = arith::SubIOp::create(ib, numOffsets, c1);
-            Value safe = arith::MinUIOp::create(ib, next, last);
-            Value nextOff = extractIndex(ib, offsets, safe);
-            Value hasNext = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
-                                                  next, numOffsets);
-            end = arith::SelectOp::create(ib, hasNext, nextOff, numIndices);
-          }
-        }
+        auto bounds = bags.bounds(ib, bag);
+        Value start = bounds.first, end = bounds.second;
         Value out = iters[0];
         Value argOut = withArgmax ? iters[1] : Value();
         int64_t stateBytes = bytesOf(accType) + (withArgmax ? 8 : 0);
@@ -1150,18 +1165,9 @@ LogicalResult lowerBagPswGrad(BagPswGradOp op, RewriterBase &rewriter) {
   bool twoD = idxType.getRank() == 2;
   bool includeLast = op.getIncludeLastOffset();
   Value flat = flatten(b, op.getIndices());
-  Value offsets = op.getOffsets();
-  Value n = tensor::DimOp::create(b, flat, 0);
   Value pad = paddingRow(b, op.getPaddingIdx(), weight, wType.getDimSize(0));
-  Value numBags, bagLen, numOffsets;
-  if (twoD) {
-    numBags = tensor::DimOp::create(b, op.getIndices(), 0);
-    bagLen = tensor::DimOp::create(b, op.getIndices(), 1);
-  } else {
-    numOffsets = tensor::DimOp::create(b, offsets, 0);
-    numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
-                          : numOffsets;
-  }
+  BagStructure bags(b, op.getIndices(), flat, op.getOffsets(), includeLast);
+  Value numBags = bags.numBags;
   // The result has the shape of the indices; it is written entry by entry
   // (no reshape, so that bufferisation writes into the destination).
   auto resultType = cast<RankedTensorType>(op.getType());
@@ -1175,24 +1181,8 @@ LogicalResult lowerBagPswGrad(BagPswGradOp op, RewriterBase &rewriter) {
       b, cIndex(b, 0), numBags, c1, ValueRange{init},
       [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
         ImplicitLocOpBuilder ib(loc, nb);
-        Value start, end;
-        if (twoD) {
-          start = arith::MulIOp::create(ib, bag, bagLen);
-          end = arith::AddIOp::create(ib, start, bagLen);
-        } else {
-          start = extractIndex(ib, offsets, bag);
-          Value next = arith::AddIOp::create(ib, bag, c1);
-          if (includeLast) {
-            end = extractIndex(ib, offsets, next);
-          } else {
-            Value last = arith::SubIOp::create(ib, numOffsets, c1);
-            Value safe = arith::MinUIOp::create(ib, next, last);
-            Value nextOff = extractIndex(ib, offsets, safe);
-            Value hasNext = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
-                                                  next, numOffsets);
-            end = arith::SelectOp::create(ib, hasNext, nextOff, n);
-          }
-        }
+        auto bounds = bags.bounds(ib, bag);
+        Value start = bounds.first, end = bounds.second;
         auto inner = scf::ForOp::create(
             ib, start, end, c1, it,
             [&](OpBuilder &jb, Location jl, Value j, ValueRange t) {
@@ -1243,17 +1233,8 @@ std::pair<Value, Value> bagPositions(ImplicitLocOpBuilder &b, Value indices,
                                      bool includeLast, BagMode mode, Value pad,
                                      Type accType) {
   bool mean = mode == BagMode::mean;
-  bool twoD = cast<RankedTensorType>(indices.getType()).getRank() == 2;
-  Value n = tensor::DimOp::create(b, flat, 0);
-  Value numBags, bagLen, numOffsets;
-  if (twoD) {
-    numBags = tensor::DimOp::create(b, indices, 0);
-    bagLen = tensor::DimOp::create(b, indices, 1);
-  } else {
-    numOffsets = tensor::DimOp::create(b, offsets, 0);
-    numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
-                          : numOffsets;
-  }
+  BagStructure bags(b, indices, flat, offsets, includeLast);
+  Value n = bags.numIndices, numBags = bags.numBags;
   bool withFactor = mean || psw;
   SmallVector<Value> inits{
       tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic},
@@ -1266,24 +1247,8 @@ std::pair<Value, Value> bagPositions(ImplicitLocOpBuilder &b, Value indices,
       b, cIndex(b, 0), numBags, c1, inits,
       [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
         ImplicitLocOpBuilder ib(loc, nb);
-        Value start, end;
-        if (twoD) {
-          start = arith::MulIOp::create(ib, bag, bagLen);
-          end = arith::AddIOp::create(ib, start, bagLen);
-        } else {
-          start = extractIndex(ib, offsets, bag);
-          Value next = arith::AddIOp::create(ib, bag, c1);
-          if (includeLast) {
-            end = extractIndex(ib, offsets, next);
-          } else {
-            Value last = arith::SubIOp::create(ib, numOffsets, c1);
-            Value safe = arith::MinUIOp::create(ib, next, last);
-            Value nextOff = extractIndex(ib, offsets, safe);
-            Value hasNext = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
-                                                  next, numOffsets);
-            end = arith::SelectOp::create(ib, hasNext, nextOff, n);
-          }
-        }
+        auto bounds = bags.bounds(ib, bag);
+        Value start = bounds.first, end = bounds.second;
         Value inv;
         if (mean) {
           Value live =
