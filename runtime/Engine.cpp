@@ -56,8 +56,52 @@ const char *profileName(Profile profile) {
 
 namespace {
 
-llvm::Error fail(const std::string &message) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+class EmbErrorCategory : public std::error_category {
+public:
+  const char *name() const noexcept override { return "emb"; }
+  std::string message(int kind) const override {
+    switch (static_cast<ErrorKind>(kind)) {
+    case ErrorKind::invalid_argument:
+      return "invalid argument";
+    case ErrorKind::index_out_of_range:
+      return "index out of range";
+    case ErrorKind::wrong_dtype:
+      return "wrong dtype";
+    }
+    return "unknown emb error";
+  }
+};
+
+} // namespace
+
+const std::error_category &errorCategory() {
+  static EmbErrorCategory category;
+  return category;
+}
+
+std::error_code make_error_code(ErrorKind kind) {
+  return {static_cast<int>(kind), errorCategory()};
+}
+
+std::optional<ErrorKind> errorKind(std::error_code code) {
+  if (code.category() != errorCategory())
+    return std::nullopt;
+  return static_cast<ErrorKind>(code.value());
+}
+
+namespace {
+
+llvm::Error fail(const std::string &message,
+                 ErrorKind kind = ErrorKind::invalid_argument) {
+  return llvm::createStringError(make_error_code(kind), message);
+}
+
+llvm::Error failIndex(const std::string &message) {
+  return fail(message, ErrorKind::index_out_of_range);
+}
+
+llvm::Error failDType(const std::string &message) {
+  return fail(message, ErrorKind::wrong_dtype);
 }
 
 std::string shapeStr(const std::vector<int64_t> &shape) {
@@ -93,8 +137,10 @@ llvm::Error checkWeight(const Tensor &w, const char *name = "weight") {
     return err;
   if (w.rank() != 2 || !isFloat(w.dtype))
     return fail(std::string("'") + name +
-                "' must be a 2-D tensor of f32, f64, f16 or bf16, got " +
-                describe(w));
+                    "' must be a 2-D tensor of f32, f64, f16 or bf16, got " +
+                    describe(w),
+                isFloat(w.dtype) ? ErrorKind::invalid_argument
+                                 : ErrorKind::wrong_dtype);
   return llvm::Error::success();
 }
 
@@ -102,8 +148,8 @@ llvm::Error checkIndexTensor(const Tensor &t, const char *name) {
   if (auto err = checkView(t, name))
     return err;
   if (!isIndex(t.dtype))
-    return fail(std::string("'") + name +
-                "' must be a tensor of i32 or i64, got " + describe(t));
+    return failDType(std::string("'") + name +
+                     "' must be a tensor of i32 or i64, got " + describe(t));
   return llvm::Error::success();
 }
 
@@ -135,10 +181,10 @@ llvm::Error checkIndexRange(const Tensor &indices, int64_t numEmbeddings,
   int64_t i = firstBad.load();
   if (i == n)
     return llvm::Error::success();
-  return fail("index " +
-              std::to_string(loadInt(indices.data, indices.dtype, i)) +
-              " at position " + std::to_string(i) + " is out of range [0, " +
-              std::to_string(numEmbeddings) + ")");
+  return failIndex(
+      "index " + std::to_string(loadInt(indices.data, indices.dtype, i)) +
+      " at position " + std::to_string(i) + " is out of range [0, " +
+      std::to_string(numEmbeddings) + ")");
 }
 
 /// padding_idx normalised to [0, V), or -1 without one.
@@ -159,7 +205,9 @@ llvm::Error checkOutput(const Tensor &t, const char *name,
     return err;
   if (t.shape != shape || t.dtype != dtype)
     return fail(std::string("'") + name + "' must be " + shapeStr(shape) + " " +
-                dtypeName(dtype) + ", got " + describe(t));
+                    dtypeName(dtype) + ", got " + describe(t),
+                t.shape == shape ? ErrorKind::wrong_dtype
+                                 : ErrorKind::invalid_argument);
   return llvm::Error::success();
 }
 
@@ -662,10 +710,10 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
     const int64_t *m = static_cast<const int64_t *>(maxIndices->data);
     for (int64_t i = 0; i < *numBags * dim; ++i)
       if (m[i] < -1 || m[i] >= numEmbeddings)
-        return fail("max_indices value " + std::to_string(m[i]) +
-                    " at position " + std::to_string(i) +
-                    " is out of range [-1, " + std::to_string(numEmbeddings) +
-                    ")");
+        return failIndex("max_indices value " + std::to_string(m[i]) +
+                         " at position " + std::to_string(i) +
+                         " is out of range [-1, " +
+                         std::to_string(numEmbeddings) + ")");
   }
   if (options.sparse)
     return fail("'sparse' is set: the sparse gradient is computed by "
@@ -830,7 +878,9 @@ llvm::Error checkSparseOutputs(const Tensor &rows, const Tensor &values,
   if (auto err = checkView(rows, "rows"))
     return err;
   if (rows.rank() != 1 || rows.dtype != DType::i64)
-    return fail("'rows' must be a 1-D tensor of i64, got " + describe(rows));
+    return fail("'rows' must be a 1-D tensor of i64, got " + describe(rows),
+                rows.rank() == 1 ? ErrorKind::wrong_dtype
+                                 : ErrorKind::invalid_argument);
   if (auto err = checkOutput(values, "values", {rows.shape[0], dim}, dtype))
     return err;
   if (rows.shape[0] < needed)
@@ -863,7 +913,9 @@ llvm::Expected<int64_t> Engine::embeddingSparseBackward(
   if (grad.rank() != indices.rank() + 1 || !isFloat(grad.dtype))
     return fail("'grad' must have the shape of 'indices' followed by D and a "
                 "float dtype, got " +
-                describe(grad));
+                    describe(grad),
+                isFloat(grad.dtype) ? ErrorKind::invalid_argument
+                                    : ErrorKind::wrong_dtype);
   int64_t dim = grad.shape.back();
   std::vector<int64_t> gradShape = indices.shape;
   gradShape.push_back(dim);
@@ -924,7 +976,9 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
     return std::move(err);
   if (grad.rank() != 2 || !isFloat(grad.dtype))
     return fail("'grad' must be a 2-D tensor of f32, f64, f16 or bf16, got " +
-                describe(grad));
+                    describe(grad),
+                isFloat(grad.dtype) ? ErrorKind::invalid_argument
+                                    : ErrorKind::wrong_dtype);
   int64_t dim = grad.shape[1];
   if (options.mode == BagMode::max)
     return fail("sparse gradients are not supported with mode 'max'");

@@ -608,4 +608,31 @@ TEST_F(BadInput, DtypesRanksAndShapes) {
                  "'out' has no data", before);
 }
 
+// Bindings raise by kind (Python: IndexError, TypeError, ValueError).
+TEST_F(BadInput, ErrorKinds) {
+  auto kind = [](llvm::Error err) {
+    return errorKind(llvm::errorToErrorCode(std::move(err)));
+  };
+  indices.set(3, 7);
+  EXPECT_EQ(kind(engine().embedding(indices.view, weight.view, lookupOut.view)),
+            ErrorKind::index_out_of_range);
+  indices.set(3, 3);
+  Host fidx(DType::f32, {6});
+  EXPECT_EQ(kind(engine().embedding(fidx.view, weight.view, lookupOut.view)),
+            ErrorKind::wrong_dtype);
+  Host iweight(DType::i32, {5, 4});
+  EXPECT_EQ(
+      kind(engine().embedding(indices.view, iweight.view, lookupOut.view)),
+      ErrorKind::wrong_dtype);
+  Host f64Out(DType::f64, {6, 4});
+  EXPECT_EQ(kind(engine().embedding(indices.view, weight.view, f64Out.view)),
+            ErrorKind::wrong_dtype);
+  Host wrongOut(DType::f32, {6, 5});
+  EXPECT_EQ(kind(engine().embedding(indices.view, weight.view, wrongOut.view)),
+            ErrorKind::invalid_argument);
+  offsets.set(1, 9);
+  EXPECT_EQ(kind(bag({})), ErrorKind::invalid_argument);
+  EXPECT_EQ(errorKind(llvm::inconvertibleErrorCode()), std::nullopt);
+}
+
 } // namespace

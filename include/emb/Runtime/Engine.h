@@ -26,9 +26,24 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace emb {
+
+/// What an error of the Engine reports, as the std::error_code of its
+/// llvm::StringError, so that bindings raise the matching exception (the
+/// Python package: IndexError, TypeError, ValueError, RuntimeError).
+enum class ErrorKind {
+  invalid_argument = 1, ///< a bad shape, rank, option or offsets
+  index_out_of_range,   ///< an index (or max_indices value) outside [0, V)
+  wrong_dtype,          ///< a tensor of a dtype the argument does not accept
+};
+const std::error_category &errorCategory();
+std::error_code make_error_code(ErrorKind kind);
+/// The kind of an error's code; nullopt for errors not made by the Engine
+/// (e.g. a failed kernel compile).
+std::optional<ErrorKind> errorKind(std::error_code code);
 
 /// A view of caller memory: contiguous, row-major.
 struct Tensor {
@@ -166,5 +181,7 @@ private:
 };
 
 } // namespace emb
+
+template <> struct std::is_error_code_enum<emb::ErrorKind> : std::true_type {};
 
 #endif // EMB_RUNTIME_ENGINE_H
