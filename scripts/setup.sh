@@ -12,6 +12,10 @@ LLVM_PREFIX=/usr/lib/llvm-22
 EMB_PACKAGES=(
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 lld-22
   cmake ninja-build ccache libgtest-dev
+  # The Python package and its tests (torch 1.13 is the test oracle), and
+  # the benchmark's chart.
+  python3-dev python3-pybind11 python3-numpy python3-pytest python3-torch
+  python3-matplotlib
 )
 
 emb_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

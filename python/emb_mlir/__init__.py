@@ -1,0 +1,36 @@
+"""emb-mlir from Python: embedding kernels generated for your shape.
+
+    import numpy as np, emb_mlir
+    weight = np.random.rand(1000, 64).astype(np.float32)
+    out = emb_mlir.embedding_bag(np.array([1, 2, 4, 5, 4, 3]), weight,
+                                 np.array([0, 3]), mode="sum")
+
+The functions here take numpy arrays (and return numpy arrays) or torch CPU
+tensors (and return torch tensors, without autograd: `emb_mlir.torch` has
+the autograd functions and the nn modules). Inputs are used in place when
+they are contiguous, copied otherwise. Every argument is checked before
+anything is written; errors are IndexError (an index out of range),
+TypeError (a dtype) or ValueError (anything else).
+"""
+
+from ._functional import (
+    configure,
+    embedding,
+    embedding_backward,
+    embedding_bag,
+    embedding_bag_backward,
+    embedding_bag_per_sample_weights_backward,
+    info,
+    renorm_,
+)
+
+__all__ = [
+    "configure",
+    "embedding",
+    "embedding_backward",
+    "embedding_bag",
+    "embedding_bag_backward",
+    "embedding_bag_per_sample_weights_backward",
+    "info",
+    "renorm_",
+]

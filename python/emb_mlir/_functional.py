@@ -1,0 +1,301 @@
+"""The functional API over the C++ engine: numpy arrays or torch CPU tensors.
+
+Each call turns its arguments into (address, dtype, shape) views, allocates
+the outputs in the kind of the weight (numpy array or torch tensor) and lets
+the engine validate everything and run the kernel generated for this
+shape-and-option combination. Validation lives in the engine, in one place:
+this module only shapes the outputs.
+"""
+
+import sys
+
+import numpy as np
+
+from . import _emb_mlir
+
+_NUMPY_DTYPES = {
+    np.dtype(np.float32): "f32",
+    np.dtype(np.float64): "f64",
+    np.dtype(np.float16): "f16",
+    np.dtype(np.int32): "i32",
+    np.dtype(np.int64): "i64",
+}
+_NUMPY_OF = {name: dtype for dtype, name in _NUMPY_DTYPES.items()}
+_TORCH_DTYPES = None  # filled at the first torch tensor
+_TORCH_OF = None
+
+
+def _torch_tables(torch):
+    global _TORCH_DTYPES, _TORCH_OF
+    _TORCH_DTYPES = {
+        torch.float32: "f32",
+        torch.float64: "f64",
+        torch.float16: "f16",
+        torch.bfloat16: "bf16",
+        torch.int32: "i32",
+        torch.int64: "i64",
+    }
+    _TORCH_OF = {name: dtype for dtype, name in _TORCH_DTYPES.items()}
+
+
+def _is_torch(x):
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _view(x, name):
+    """(array kept alive, (address, dtype name, shape)) of a contiguous view
+    of `x`: the array itself when it is contiguous, else a copy."""
+    if _is_torch(x):
+        if _TORCH_DTYPES is None:
+            _torch_tables(sys.modules["torch"])
+        if not x.is_cpu:
+            raise ValueError(
+                f"'{name}' is on {x.device}: emb_mlir runs on the CPU "
+                "(move the tensor with .cpu())")
+        if not x.is_contiguous():
+            x = x.contiguous()
+        dtype = _TORCH_DTYPES.get(x.dtype, str(x.dtype))
+        return x, (x.data_ptr(), dtype, x.shape)
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)  # lists and scalars
+    elif not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    dtype = _NUMPY_DTYPES.get(x.dtype, str(x.dtype))
+    return x, (x.ctypes.data, dtype, x.shape)
+
+
+def _opt_view(x, name):
+    if x is None:
+        return None, None
+    return _view(x, name)
+
+
+class _Outputs:
+    """Allocates outputs of the same kind (numpy or torch) as `like`."""
+
+    def __init__(self, like):
+        self.torch = sys.modules["torch"] if _is_torch(like) else None
+
+    def empty(self, shape, dtype):
+        if self.torch is not None:
+            if _TORCH_OF is None:
+                _torch_tables(self.torch)
+            t = self.torch.empty(shape, dtype=_TORCH_OF[dtype])
+            return t, (t.data_ptr(), dtype, shape)
+        a = np.empty(shape, dtype=_NUMPY_OF[dtype])
+        return a, (a.ctypes.data, dtype, a.shape)
+
+
+def _float_dtype(view):
+    """The dtype name of a float tensor view, f32 for anything else (the
+    engine rejects that tensor with its own message)."""
+    return view[1] if view[1] in ("f32", "f64", "f16", "bf16") else "f32"
+
+
+def _writable(weight, name="weight"):
+    if isinstance(weight, np.ndarray) and not weight.flags.writeable:
+        raise ValueError(f"'{name}' is read-only, and max_norm renormalises it "
+                         "in place")
+
+
+def _write_back(original, used):
+    """After an in-place update of a contiguous copy, update the original."""
+    if used is original:
+        return
+    if _is_torch(original):
+        torch = sys.modules["torch"]
+        with torch.no_grad():
+            original.copy_(used)
+    else:
+        original[...] = used
+
+
+def _mode(mode):
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    return mode
+
+
+def _num_bags(x, off, include_last_offset):
+    """B from the views, or 0 where the form is wrong (the engine then
+    raises with its message before it looks at the output)."""
+    shape = x[2]
+    if len(shape) == 2:
+        return shape[0]
+    if len(shape) == 1 and off is not None and len(off[2]) == 1:
+        return max(off[2][0] - (1 if include_last_offset else 0), 0)
+    return 0
+
+
+def _dim(view):
+    return view[2][1] if len(view[2]) == 2 else 0
+
+
+def configure(threads=None, cache_dir=None, disk_cache=None):
+    """Sets the engine's worker threads (0: all hardware threads; the
+    EMB_MLIR_THREADS variable sets the default), the kernel cache directory
+    and whether compiled kernels are kept on disk. Kernels compiled so far
+    are dropped from memory (the disk cache keeps them)."""
+    _emb_mlir.configure(threads, cache_dir, disk_cache)
+
+
+def info():
+    """The engine's threads, cache directory and kernel cache counters."""
+    return _emb_mlir.info()
+
+
+def renorm_(weight, input, max_norm, norm_type=2.0):
+    """Renormalises in place every distinct row of `weight` referenced by
+    `input` whose p-norm exceeds `max_norm` (torch.embedding_renorm_)."""
+    _writable(weight)
+    w, wv = _view(weight, "weight")
+    x, xv = _view(input, "indices")
+    _emb_mlir.renorm(wv, xv, float(max_norm), float(norm_type))
+    _write_back(weight, w)
+    return weight
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False, *, profile="torch"):
+    """weight[input], shape input.shape + [D] (torch.nn.functional.embedding).
+
+    `max_norm` renormalises the referenced rows of `weight` in place first.
+    `scale_grad_by_freq` and `sparse` only matter to the backward; they are
+    checked here. profile: "torch", "zero-padding" (padding rows read as
+    zeros) or "unit-scaling" (see docs/semantics.md)."""
+    if max_norm is not None:
+        _writable(weight)
+    w, wv = _view(weight, "weight")
+    x, xv = _view(input, "indices")
+    out, ov = _Outputs(weight).empty(tuple(xv[2]) + (_dim(wv),),
+                                     _float_dtype(wv))
+    _emb_mlir.embedding(xv, wv, ov, padding_idx,
+                        None if max_norm is None else float(max_norm),
+                        float(norm_type), scale_grad_by_freq, sparse, profile)
+    if max_norm is not None:
+        _write_back(weight, w)
+    return out
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
+                  scale_grad_by_freq=False, mode="mean", sparse=False,
+                  per_sample_weights=None, include_last_offset=False,
+                  padding_idx=None, *, profile="torch",
+                  return_max_indices=False):
+    """The pooled rows of each bag, shape [B, D]
+    (torch.nn.functional.embedding_bag).
+
+    1-D `input` with `offsets` or 2-D `input` (every row a bag). With
+    `return_max_indices` (mode "max"), returns (out, max_indices): the row
+    each output element came from, -1 for empty bags; the backward of mode
+    max needs it."""
+    _mode(mode)
+    if max_norm is not None:
+        _writable(weight)
+    w, wv = _view(weight, "weight")
+    x, xv = _view(input, "indices")
+    off, offv = _opt_view(offsets, "offsets")
+    psw, pswv = _opt_view(per_sample_weights, "per_sample_weights")
+    shape = (_num_bags(xv, offv, include_last_offset), _dim(wv))
+    outputs = _Outputs(weight)
+    out, ov = outputs.empty(shape, _float_dtype(wv))
+    argmax, argmaxv = None, None
+    if return_max_indices:
+        if mode != "max":
+            raise ValueError("return_max_indices needs mode 'max', got "
+                             f"{mode!r}")
+        argmax, argmaxv = outputs.empty(shape, "i64")
+    _emb_mlir.embedding_bag(xv, wv, offv, ov, mode, padding_idx,
+                            None if max_norm is None else float(max_norm),
+                            float(norm_type), scale_grad_by_freq, sparse,
+                            include_last_offset, pswv, argmaxv, profile)
+    if max_norm is not None:
+        _write_back(weight, w)
+    return (out, argmax) if return_max_indices else out
+
+
+def embedding_backward(grad, input, num_weights, padding_idx=None,
+                       scale_grad_by_freq=False, sparse=False, *,
+                       profile="torch", coalesced=False):
+    """The weight gradient of embedding for the output gradient `grad`
+    (shape input.shape + [D]).
+
+    Dense: a [num_weights, D] array. `sparse`: a pair (rows [M] int64,
+    values [M, D]), one row per non-padding position in input order
+    (PyTorch's uncoalesced COO form), or with `coalesced` the distinct rows
+    in ascending order with their contributions summed."""
+    g, gv = _view(grad, "grad")
+    x, xv = _view(input, "indices")
+    outputs = _Outputs(grad)
+    dtype = _float_dtype(gv)
+    dim = gv[2][-1] if gv[2] else 0
+    if sparse:
+        n = 1
+        for s in xv[2]:
+            n *= s
+        rows, rv = outputs.empty((n,), "i64")
+        values, vv = outputs.empty((n, dim), dtype)
+        count = _emb_mlir.embedding_sparse_backward(
+            gv, xv, int(num_weights), rv, vv, padding_idx, scale_grad_by_freq,
+            profile, coalesced)
+        return rows[:count], values[:count]
+    gw, gwv = outputs.empty((max(int(num_weights), 0), dim), dtype)
+    _emb_mlir.embedding_backward(gv, xv, gwv, padding_idx, scale_grad_by_freq,
+                                 profile)
+    return gw
+
+
+def embedding_bag_backward(grad, input, offsets, num_weights, mode="mean",
+                           per_sample_weights=None, include_last_offset=False,
+                           padding_idx=None, scale_grad_by_freq=False,
+                           sparse=False, max_indices=None, *,
+                           profile="torch", coalesced=False):
+    """The weight gradient of embedding_bag for the output gradient `grad`
+    ([B, D]), with the bag structure and options of the forward call. Mode
+    "max" needs the forward's `max_indices`. Dense: [num_weights, D];
+    `sparse` (sum and mean): (rows, values) as in embedding_backward, one
+    row per non-padding entry."""
+    _mode(mode)
+    g, gv = _view(grad, "grad")
+    x, xv = _view(input, "indices")
+    off, offv = _opt_view(offsets, "offsets")
+    psw, pswv = _opt_view(per_sample_weights, "per_sample_weights")
+    outputs = _Outputs(grad)
+    dtype = _float_dtype(gv)
+    dim = _dim(gv)
+    if sparse:
+        n = 1
+        for s in xv[2]:
+            n *= s
+        rows, rv = outputs.empty((n,), "i64")
+        values, vv = outputs.empty((n, dim), dtype)
+        count = _emb_mlir.embedding_bag_sparse_backward(
+            gv, xv, offv, int(num_weights), rv, vv, mode, padding_idx,
+            scale_grad_by_freq, include_last_offset, pswv, profile, coalesced)
+        return rows[:count], values[:count]
+    argmax, argmaxv = _opt_view(max_indices, "max_indices")
+    gw, gwv = outputs.empty((max(int(num_weights), 0), dim), dtype)
+    _emb_mlir.embedding_bag_backward(gv, xv, offv, gwv, mode, padding_idx,
+                                     scale_grad_by_freq, include_last_offset,
+                                     pswv, argmaxv, profile)
+    return gw
+
+
+def embedding_bag_per_sample_weights_backward(grad, weight, input,
+                                              offsets=None, mode="sum",
+                                              include_last_offset=False,
+                                              padding_idx=None, *,
+                                              profile="torch"):
+    """The gradient of per_sample_weights (mode "sum"), shape of `input`:
+    dot(grad[bag of j], weight[input[j]]) for every entry j, 0 for padding
+    entries."""
+    _mode(mode)
+    g, gv = _view(grad, "grad")
+    w, wv = _view(weight, "weight")
+    x, xv = _view(input, "indices")
+    off, offv = _opt_view(offsets, "offsets")
+    out, ov = _Outputs(weight).empty(tuple(xv[2]), _float_dtype(wv))
+    _emb_mlir.embedding_bag_per_sample_weights_backward(
+        gv, wv, xv, offv, ov, mode, padding_idx, include_last_offset, profile)
+    return out
