@@ -87,8 +87,10 @@ std::string KernelSpec::str() const {
   s += dtypeName(weight);
   s += ":i=";
   s += dtypeName(indices);
-  bool bag =
-      op == OpKind::embedding_bag || op == OpKind::embedding_bag_backward;
+  bool bag = op == OpKind::embedding_bag ||
+             op == OpKind::embedding_bag_backward ||
+             op == OpKind::embedding_bag_psw_backward ||
+             op == OpKind::embedding_bag_sparse_backward;
   bool sparse = op == OpKind::embedding_sparse_backward ||
                 op == OpKind::embedding_bag_sparse_backward;
   bool backward = op == OpKind::embedding_backward ||

@@ -60,6 +60,28 @@ TEST(KernelSpec, StableTextAndHash) {
   EXPECT_EQ(r.str(), "renorm:host:w=f32:i=i64:D=4:max_norm=0x1p+0:p=inf");
 }
 
+// Every field a kernel depends on is in the spec text, for every bag op:
+// the sparse and per_sample_weights gradients once left out the bag fields,
+// so a 2-D or mean kernel was served a cached 1-D or sum kernel (a crash).
+TEST(KernelSpec, BagFieldsAreKeyedForEveryBagOp) {
+  for (OpKind op : {OpKind::embedding_bag, OpKind::embedding_bag_backward,
+                    OpKind::embedding_bag_psw_backward,
+                    OpKind::embedding_bag_sparse_backward}) {
+    KernelSpec base;
+    base.op = op;
+    base.dim = 8;
+    std::vector<KernelSpec> variants(6, base);
+    variants[0].mode = BagMode::mean;
+    variants[1].twoD = true;
+    variants[2].perSampleWeights = true;
+    variants[3].includeLastOffset = true;
+    variants[4].offsets = DType::i32;
+    variants[5].paddingIdx = 2;
+    for (const KernelSpec &v : variants)
+      EXPECT_NE(v.str(), base.str()) << opKindName(op) << ": " << v.str();
+  }
+}
+
 TEST(KernelCache, MemoryThenDiskThenRebuildOfCorruptEntry) {
   std::string dir = freshDir("disk");
   KernelSpec spec = bagSpec(16);
