@@ -1,0 +1,130 @@
+"""Errors: torch's exception classes, clear messages, nothing written."""
+
+import numpy as np
+import pytest
+import torch
+
+import emb_mlir
+import emb_mlir.torch as ET
+
+V, D = 10, 4
+
+
+@pytest.fixture
+def weight():
+    return torch.randn(V, D) * 5  # norms over max_norm
+
+
+def untouched(weight, before):
+    assert torch.equal(weight, before), "the weight was written"
+
+
+def test_index_out_of_range_before_max_norm(weight):
+    before = weight.clone()
+    x = torch.tensor([1, 2, 12, 3])
+    with pytest.raises(IndexError, match=r"index 12 at position 2 is out of "
+                                         r"range \[0, 10\)"):
+        emb_mlir.embedding(x, weight, max_norm=1.0)
+    with pytest.raises(IndexError, match="index 12 at position 2"):
+        ET.embedding(x, weight, max_norm=1.0)
+    with pytest.raises(IndexError, match="index -1 at position 0"):
+        emb_mlir.embedding_bag(torch.tensor([-1, 2]), weight,
+                               torch.tensor([0]), max_norm=1.0)
+    untouched(weight, before)
+
+
+def test_dtypes_raise_type_error(weight):
+    with pytest.raises(TypeError, match="'indices' must be a tensor of i32 "
+                                        "or i64, got \\[2\\] f32"):
+        emb_mlir.embedding(torch.tensor([1.0, 2.0]), weight)
+    with pytest.raises(TypeError, match="'weight' must be a 2-D tensor of "
+                                        "f32, f64, f16 or bf16"):
+        emb_mlir.embedding(torch.tensor([1]), torch.ones(V, D, dtype=torch.int32))
+    with pytest.raises(TypeError, match="'per_sample_weights' must be \\[2\\] "
+                                        "f32, got \\[2\\] f64"):
+        emb_mlir.embedding_bag(torch.tensor([1, 2]), weight, torch.tensor([0]),
+                               mode="sum",
+                               per_sample_weights=torch.ones(2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="unsupported dtype 'torch.uint8'"):
+        emb_mlir.embedding(torch.tensor([1], dtype=torch.uint8), weight)
+    with pytest.raises(TypeError, match="unsupported dtype 'complex128'"):
+        emb_mlir.embedding(np.array([1]), np.ones((V, D), np.complex128))
+
+
+def test_bad_arguments_raise_value_error(weight):
+    x = torch.tensor([1, 2, 3])
+    cases = [
+        (dict(offsets=torch.tensor([1, 2])), "offsets\\[0\\] must be 0, got 1"),
+        (dict(offsets=torch.tensor([0, 2, 1])),
+         "offsets must be non-decreasing: offsets\\[2\\] = 1 < offsets\\[1\\] = 2"),
+        (dict(offsets=torch.tensor([0, 5])),
+         "offsets\\[1\\] = 5 exceeds the number of indices 3"),
+        (dict(offsets=torch.tensor([0, 2]), include_last_offset=True),
+         "with include_last_offset the last offset must equal the number of "
+         "indices 3, got 2"),
+        (dict(offsets=None), "1-D 'indices' need 'offsets'"),
+        (dict(offsets=torch.tensor([0]), mode="mean",
+              per_sample_weights=torch.ones(3)),
+         "'per_sample_weights' is only allowed with mode 'sum', got 'mean'"),
+        (dict(offsets=torch.tensor([0]), mode="max", sparse=True),
+         "'sparse' is not supported with mode 'max'"),
+        (dict(offsets=torch.tensor([0]), mode="max", scale_grad_by_freq=True),
+         "'scale_grad_by_freq' is not supported with mode 'max'"),
+        (dict(offsets=torch.tensor([0]), padding_idx=10),
+         "'padding_idx' 10 is out of range \\[-10, 10\\)"),
+        (dict(offsets=torch.tensor([0]), mode="median"),
+         "mode must be 'sum', 'mean' or 'max', got 'median'"),
+        (dict(offsets=torch.tensor([0]), max_norm=float("nan")),
+         "'max_norm' must not be NaN"),
+        (dict(offsets=torch.tensor([0]), profile="tf"), "unknown profile 'tf'"),
+    ]
+    for kwargs, message in cases:
+        before = weight.clone()
+        with pytest.raises(ValueError, match=message):
+            emb_mlir.embedding_bag(x, weight, **kwargs)
+        untouched(weight, before)
+    with pytest.raises(ValueError, match="'offsets' must be absent when "
+                                         "'indices' is 2-D"):
+        emb_mlir.embedding_bag(x.view(1, 3), weight, torch.tensor([0]))
+    with pytest.raises(ValueError, match="'indices' of embedding_bag must be "
+                                         "1-D \\(with 'offsets'\\) or 2-D"):
+        emb_mlir.embedding_bag(x.view(1, 1, 3), weight)
+
+
+def test_gradient_option_combinations():
+    w = torch.randn(V, D, requires_grad=True)
+    x = torch.tensor([[1, 2]])
+    with pytest.raises(ValueError, match="'scale_grad_by_freq' is not "
+                                         "supported with sparse gradients"):
+        emb_mlir.embedding_backward(torch.ones(1, 2, D), x, V,
+                                    scale_grad_by_freq=True, sparse=True)
+    for kw in (dict(scale_grad_by_freq=True), dict(sparse=True)):
+        with pytest.raises(ValueError, match="not supported by the "
+                                             "unit-scaling profile"):
+            ET.embedding(x, w, profile="unit-scaling", **kw)
+        with pytest.raises(ValueError, match="not supported by the "
+                                             "unit-scaling profile"):
+            ET.Embedding(V, D, profile="unit-scaling", **kw)
+    with pytest.raises(ValueError, match="needs 'max_indices'"):
+        emb_mlir.embedding_bag_backward(torch.ones(1, D), x, None, V,
+                                        mode="max")
+    with pytest.raises(IndexError, match="max_indices value 10"):
+        emb_mlir.embedding_bag_backward(
+            torch.ones(1, D), x, None, V, mode="max",
+            max_indices=torch.full((1, D), 10))
+    with pytest.raises(ValueError, match="needs mode 'sum', got 'mean'"):
+        emb_mlir.embedding_bag_per_sample_weights_backward(
+            torch.ones(1, D), w.detach(), x, mode="mean")
+
+
+def test_cuda_and_read_only_inputs():
+    w = np.ones((V, D), np.float32)
+    w.flags.writeable = False
+    with pytest.raises(ValueError, match="'weight' is read-only"):
+        emb_mlir.embedding(np.array([1]), w, max_norm=0.5)
+    # Without max_norm a read-only weight is fine.
+    assert emb_mlir.embedding(np.array([1]), w).shape == (1, D)
+    meta = torch.empty(V, D, device="meta")
+    with pytest.raises(ValueError, match="'weight' is on meta: emb_mlir runs "
+                                         "on the CPU"):
+        emb_mlir.embedding(torch.tensor([1]), meta)
