@@ -12,6 +12,7 @@
 
 #include "emb/Runtime/Engine.h"
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -27,27 +28,71 @@ namespace py = pybind11;
 
 namespace {
 
-/// What the Python side passes for a tensor: (address, dtype name, shape).
-using TensorArg = std::tuple<uintptr_t, std::string, std::vector<int64_t>>;
+/// What the Python side passes for a tensor: a C-contiguous numpy array
+/// (read here through the buffer of the array), or an (address, dtype name,
+/// shape) triple (torch tensors), or None for an absent optional tensor.
+using TensorArg = py::handle;
 
-emb::Tensor toTensor(const TensorArg &arg, const char *name) {
-  auto dtype = emb::parseDType(std::get<1>(arg));
+const char *numpyDType(const py::dtype &dtype) {
+  char kind = dtype.kind();
+  size_t size = dtype.itemsize();
+  if (dtype.byteorder() == '>') // '=' native, '|' not applicable
+    return nullptr;
+  if (kind == 'f')
+    return size == 4 ? "f32" : size == 8 ? "f64" : size == 2 ? "f16" : nullptr;
+  if (kind == 'i')
+    return size == 4 ? "i32" : size == 8 ? "i64" : nullptr;
+  return nullptr;
+}
+
+emb::Tensor toTensor(TensorArg arg, const char *name) {
+  emb::Tensor t;
+  std::string dtypeName;
+  if (py::isinstance<py::array>(arg)) {
+    auto array = py::reinterpret_borrow<py::array>(arg);
+    if (!(array.flags() & py::array::c_style))
+      throw py::value_error(std::string("'") + name + "' must be C-contiguous");
+    const char *known = numpyDType(array.dtype());
+    dtypeName = known ? known : py::str(array.dtype()).cast<std::string>();
+    t.data = const_cast<void *>(array.data());
+    t.shape.assign(array.shape(), array.shape() + array.ndim());
+  } else {
+    auto triple =
+        arg.cast<std::tuple<uintptr_t, std::string, std::vector<int64_t>>>();
+    dtypeName = std::get<1>(triple);
+    t.data = reinterpret_cast<void *>(std::get<0>(triple));
+    t.shape = std::move(std::get<2>(triple));
+  }
+  auto dtype = emb::parseDType(dtypeName);
   if (!dtype)
     throw py::type_error(std::string("'") + name + "' has unsupported dtype '" +
-                         std::get<1>(arg) +
+                         dtypeName +
                          "' (expected f32, f64, f16, bf16, i32 or i64)");
-  emb::Tensor t;
-  t.data = reinterpret_cast<void *>(std::get<0>(arg));
   t.dtype = *dtype;
-  t.shape = std::get<2>(arg);
   return t;
 }
 
-std::optional<emb::Tensor> toTensor(const std::optional<TensorArg> &arg,
-                                    const char *name) {
-  if (!arg)
+std::optional<emb::Tensor> toOptTensor(TensorArg arg, const char *name) {
+  if (arg.is_none())
     return std::nullopt;
-  return toTensor(*arg, name);
+  return toTensor(arg, name);
+}
+
+/// Releases the GIL around calls that do enough work for other Python
+/// threads to gain; small calls keep it (releasing costs ~0.1 us).
+class ReleaseIfLarge {
+public:
+  explicit ReleaseIfLarge(const emb::Tensor &indices, int64_t dim) {
+    if (indices.numel() * std::max<int64_t>(dim, 1) >= (1 << 16))
+      release.emplace();
+  }
+
+private:
+  std::optional<py::gil_scoped_release> release;
+};
+
+int64_t lastDim(const emb::Tensor &t) {
+  return t.shape.empty() ? 0 : t.shape.back();
 }
 
 const emb::Tensor *ptr(const std::optional<emb::Tensor> &t) {
@@ -202,16 +247,16 @@ PYBIND11_MODULE(_emb_mlir, m) {
 
   m.def(
       "embedding",
-      [](const TensorArg &indices, const TensorArg &weight,
-         const TensorArg &out, std::optional<int64_t> paddingIdx,
-         std::optional<double> maxNorm, double normType, bool scaleGradByFreq,
-         bool sparse, const std::string &profile) {
+      [](TensorArg indices, TensorArg weight, TensorArg out,
+         std::optional<int64_t> paddingIdx, std::optional<double> maxNorm,
+         double normType, bool scaleGradByFreq, bool sparse,
+         const std::string &profile) {
         auto o = embeddingOptions(paddingIdx, maxNorm, normType,
                                   scaleGradByFreq, sparse, profile);
         emb::Tensor x = toTensor(indices, "indices"),
                     w = toTensor(weight, "weight"), y = toTensor(out, "out");
         auto e = engine();
-        py::gil_scoped_release release;
+        ReleaseIfLarge release(x, maxNorm ? 1 << 16 : lastDim(w));
         check(e->embedding(x, w, y, o));
       },
       py::arg("indices"), py::arg("weight"), py::arg("out"),
@@ -220,24 +265,21 @@ PYBIND11_MODULE(_emb_mlir, m) {
 
   m.def(
       "embedding_bag",
-      [](const TensorArg &indices, const TensorArg &weight,
-         const std::optional<TensorArg> &offsets, const TensorArg &out,
+      [](TensorArg indices, TensorArg weight, TensorArg offsets, TensorArg out,
          const std::string &mode, std::optional<int64_t> paddingIdx,
          std::optional<double> maxNorm, double normType, bool scaleGradByFreq,
-         bool sparse, bool includeLastOffset,
-         const std::optional<TensorArg> &perSampleWeights,
-         const std::optional<TensorArg> &maxIndices,
-         const std::string &profile) {
+         bool sparse, bool includeLastOffset, TensorArg perSampleWeights,
+         TensorArg maxIndices, const std::string &profile) {
         auto o =
             bagOptions(mode, paddingIdx, maxNorm, normType, scaleGradByFreq,
                        sparse, includeLastOffset, profile);
         emb::Tensor x = toTensor(indices, "indices"),
                     w = toTensor(weight, "weight"), y = toTensor(out, "out");
-        auto off = toTensor(offsets, "offsets");
-        auto psw = toTensor(perSampleWeights, "per_sample_weights");
-        auto argmax = toTensor(maxIndices, "max_indices");
+        auto off = toOptTensor(offsets, "offsets");
+        auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
+        auto argmax = toOptTensor(maxIndices, "max_indices");
         auto e = engine();
-        py::gil_scoped_release release;
+        ReleaseIfLarge release(x, maxNorm ? 1 << 16 : lastDim(w));
         check(e->embeddingBag(x, w, ptr(off), y, o, ptr(psw), ptr(argmax)));
       },
       py::arg("indices"), py::arg("weight"), py::arg("offsets"), py::arg("out"),
@@ -248,8 +290,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
 
   m.def(
       "renorm",
-      [](const TensorArg &weight, const TensorArg &indices, double maxNorm,
-         double normType) {
+      [](TensorArg weight, TensorArg indices, double maxNorm, double normType) {
         emb::Tensor w = toTensor(weight, "weight"),
                     x = toTensor(indices, "indices");
         auto e = engine();
@@ -261,9 +302,9 @@ PYBIND11_MODULE(_emb_mlir, m) {
 
   m.def(
       "embedding_backward",
-      [](const TensorArg &grad, const TensorArg &indices,
-         const TensorArg &gradWeight, std::optional<int64_t> paddingIdx,
-         bool scaleGradByFreq, const std::string &profile) {
+      [](TensorArg grad, TensorArg indices, TensorArg gradWeight,
+         std::optional<int64_t> paddingIdx, bool scaleGradByFreq,
+         const std::string &profile) {
         auto o = embeddingOptions(paddingIdx, std::nullopt, 2.0,
                                   scaleGradByFreq, false, profile);
         emb::Tensor g = toTensor(grad, "grad"),
@@ -279,21 +320,19 @@ PYBIND11_MODULE(_emb_mlir, m) {
 
   m.def(
       "embedding_bag_backward",
-      [](const TensorArg &grad, const TensorArg &indices,
-         const std::optional<TensorArg> &offsets, const TensorArg &gradWeight,
-         const std::string &mode, std::optional<int64_t> paddingIdx,
-         bool scaleGradByFreq, bool includeLastOffset,
-         const std::optional<TensorArg> &perSampleWeights,
-         const std::optional<TensorArg> &maxIndices,
-         const std::string &profile) {
+      [](TensorArg grad, TensorArg indices, TensorArg offsets,
+         TensorArg gradWeight, const std::string &mode,
+         std::optional<int64_t> paddingIdx, bool scaleGradByFreq,
+         bool includeLastOffset, TensorArg perSampleWeights,
+         TensorArg maxIndices, const std::string &profile) {
         auto o = bagOptions(mode, paddingIdx, std::nullopt, 2.0,
                             scaleGradByFreq, false, includeLastOffset, profile);
         emb::Tensor g = toTensor(grad, "grad"),
                     x = toTensor(indices, "indices"),
                     gw = toTensor(gradWeight, "grad_weight");
-        auto off = toTensor(offsets, "offsets");
-        auto psw = toTensor(perSampleWeights, "per_sample_weights");
-        auto argmax = toTensor(maxIndices, "max_indices");
+        auto off = toOptTensor(offsets, "offsets");
+        auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
+        auto argmax = toOptTensor(maxIndices, "max_indices");
         auto e = engine();
         py::gil_scoped_release release;
         check(e->embeddingBagBackward(g, x, ptr(off), gw, o, ptr(psw),
@@ -307,9 +346,8 @@ PYBIND11_MODULE(_emb_mlir, m) {
 
   m.def(
       "embedding_bag_per_sample_weights_backward",
-      [](const TensorArg &grad, const TensorArg &weight,
-         const TensorArg &indices, const std::optional<TensorArg> &offsets,
-         const TensorArg &gradPsw, const std::string &mode,
+      [](TensorArg grad, TensorArg weight, TensorArg indices, TensorArg offsets,
+         TensorArg gradPsw, const std::string &mode,
          std::optional<int64_t> paddingIdx, bool includeLastOffset,
          const std::string &profile) {
         auto o = bagOptions(mode, paddingIdx, std::nullopt, 2.0, false, false,
@@ -317,7 +355,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
         emb::Tensor g = toTensor(grad, "grad"), w = toTensor(weight, "weight"),
                     x = toTensor(indices, "indices"),
                     gp = toTensor(gradPsw, "grad_per_sample_weights");
-        auto off = toTensor(offsets, "offsets");
+        auto off = toOptTensor(offsets, "offsets");
         auto e = engine();
         py::gil_scoped_release release;
         check(
@@ -330,10 +368,9 @@ PYBIND11_MODULE(_emb_mlir, m) {
 
   m.def(
       "embedding_sparse_backward",
-      [](const TensorArg &grad, const TensorArg &indices, int64_t numWeights,
-         const TensorArg &rows, const TensorArg &values,
-         std::optional<int64_t> paddingIdx, bool scaleGradByFreq,
-         const std::string &profile, bool coalesced) {
+      [](TensorArg grad, TensorArg indices, int64_t numWeights, TensorArg rows,
+         TensorArg values, std::optional<int64_t> paddingIdx,
+         bool scaleGradByFreq, const std::string &profile, bool coalesced) {
         auto o = embeddingOptions(paddingIdx, std::nullopt, 2.0,
                                   scaleGradByFreq, true, profile);
         emb::Tensor g = toTensor(grad, "grad"),
@@ -350,20 +387,19 @@ PYBIND11_MODULE(_emb_mlir, m) {
 
   m.def(
       "embedding_bag_sparse_backward",
-      [](const TensorArg &grad, const TensorArg &indices,
-         const std::optional<TensorArg> &offsets, int64_t numWeights,
-         const TensorArg &rows, const TensorArg &values,
+      [](TensorArg grad, TensorArg indices, TensorArg offsets,
+         int64_t numWeights, TensorArg rows, TensorArg values,
          const std::string &mode, std::optional<int64_t> paddingIdx,
          bool scaleGradByFreq, bool includeLastOffset,
-         const std::optional<TensorArg> &perSampleWeights,
-         const std::string &profile, bool coalesced) {
+         TensorArg perSampleWeights, const std::string &profile,
+         bool coalesced) {
         auto o = bagOptions(mode, paddingIdx, std::nullopt, 2.0,
                             scaleGradByFreq, true, includeLastOffset, profile);
         emb::Tensor g = toTensor(grad, "grad"),
                     x = toTensor(indices, "indices"),
                     r = toTensor(rows, "rows"), v = toTensor(values, "values");
-        auto off = toTensor(offsets, "offsets");
-        auto psw = toTensor(perSampleWeights, "per_sample_weights");
+        auto off = toOptTensor(offsets, "offsets");
+        auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
         auto e = engine();
         py::gil_scoped_release release;
         return check(e->embeddingBagSparseBackward(

@@ -44,8 +44,11 @@ def _is_torch(x):
 
 
 def _view(x, name):
-    """(array kept alive, (address, dtype name, shape)) of a contiguous view
-    of `x`: the array itself when it is contiguous, else a copy."""
+    """(object kept alive, what the engine reads) for `x`: a contiguous
+    numpy array is passed as is; a torch tensor as (address, dtype name,
+    shape); anything else is copied into a contiguous array first."""
+    if type(x) is np.ndarray and x.flags.c_contiguous:
+        return x, x
     if _is_torch(x):
         if _TORCH_DTYPES is None:
             _torch_tables(sys.modules["torch"])
@@ -55,14 +58,10 @@ def _view(x, name):
                 "(move the tensor with .cpu())")
         if not x.is_contiguous():
             x = x.contiguous()
-        dtype = _TORCH_DTYPES.get(x.dtype, str(x.dtype))
-        return x, (x.data_ptr(), dtype, x.shape)
-    if not isinstance(x, np.ndarray):
-        x = np.asarray(x)  # lists and scalars
-    elif not x.flags.c_contiguous:
-        x = np.ascontiguousarray(x)
-    dtype = _NUMPY_DTYPES.get(x.dtype, str(x.dtype))
-    return x, (x.ctypes.data, dtype, x.shape)
+        return x, (x.data_ptr(), _TORCH_DTYPES.get(x.dtype, str(x.dtype)),
+                   x.shape)
+    x = np.ascontiguousarray(x)  # lists, scalars, strided or subclassed
+    return x, x
 
 
 def _opt_view(x, name):
@@ -74,8 +73,11 @@ def _opt_view(x, name):
 class _Outputs:
     """Allocates outputs of the same kind (numpy or torch) as `like`."""
 
+    __slots__ = ("torch",)
+
     def __init__(self, like):
-        self.torch = sys.modules["torch"] if _is_torch(like) else None
+        self.torch = None if type(like) is np.ndarray or not _is_torch(like) \
+            else sys.modules["torch"]
 
     def empty(self, shape, dtype):
         if self.torch is not None:
@@ -84,13 +86,24 @@ class _Outputs:
             t = self.torch.empty(shape, dtype=_TORCH_OF[dtype])
             return t, (t.data_ptr(), dtype, shape)
         a = np.empty(shape, dtype=_NUMPY_OF[dtype])
-        return a, (a.ctypes.data, dtype, a.shape)
+        return a, a
+
+
+def _dtype_name(view):
+    if type(view) is tuple:
+        return view[1]
+    return _NUMPY_DTYPES.get(view.dtype, "")
+
+
+def _shape(view):
+    return view[2] if type(view) is tuple else view.shape
 
 
 def _float_dtype(view):
     """The dtype name of a float tensor view, f32 for anything else (the
     engine rejects that tensor with its own message)."""
-    return view[1] if view[1] in ("f32", "f64", "f16", "bf16") else "f32"
+    name = _dtype_name(view)
+    return name if name in ("f32", "f64", "f16", "bf16") else "f32"
 
 
 def _writable(weight, name="weight"):
@@ -120,16 +133,17 @@ def _mode(mode):
 def _num_bags(x, off, include_last_offset):
     """B from the views, or 0 where the form is wrong (the engine then
     raises with its message before it looks at the output)."""
-    shape = x[2]
+    shape = _shape(x)
     if len(shape) == 2:
         return shape[0]
-    if len(shape) == 1 and off is not None and len(off[2]) == 1:
-        return max(off[2][0] - (1 if include_last_offset else 0), 0)
+    if len(shape) == 1 and off is not None and len(_shape(off)) == 1:
+        return max(_shape(off)[0] - (1 if include_last_offset else 0), 0)
     return 0
 
 
 def _dim(view):
-    return view[2][1] if len(view[2]) == 2 else 0
+    shape = _shape(view)
+    return shape[1] if len(shape) == 2 else 0
 
 
 def configure(threads=None, cache_dir=None, disk_cache=None):
@@ -168,7 +182,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         _writable(weight)
     w, wv = _view(weight, "weight")
     x, xv = _view(input, "indices")
-    out, ov = _Outputs(weight).empty(tuple(xv[2]) + (_dim(wv),),
+    out, ov = _Outputs(weight).empty(tuple(_shape(xv)) + (_dim(wv),),
                                      _float_dtype(wv))
     _emb_mlir.embedding(xv, wv, ov, padding_idx,
                         None if max_norm is None else float(max_norm),
@@ -229,10 +243,10 @@ def embedding_backward(grad, input, num_weights, padding_idx=None,
     x, xv = _view(input, "indices")
     outputs = _Outputs(grad)
     dtype = _float_dtype(gv)
-    dim = gv[2][-1] if gv[2] else 0
+    dim = _shape(gv)[-1] if len(_shape(gv)) else 0
     if sparse:
         n = 1
-        for s in xv[2]:
+        for s in _shape(xv):
             n *= s
         rows, rv = outputs.empty((n,), "i64")
         values, vv = outputs.empty((n, dim), dtype)
@@ -266,7 +280,7 @@ def embedding_bag_backward(grad, input, offsets, num_weights, mode="mean",
     dim = _dim(gv)
     if sparse:
         n = 1
-        for s in xv[2]:
+        for s in _shape(xv):
             n *= s
         rows, rv = outputs.empty((n,), "i64")
         values, vv = outputs.empty((n, dim), dtype)
@@ -295,7 +309,7 @@ def embedding_bag_per_sample_weights_backward(grad, weight, input,
     w, wv = _view(weight, "weight")
     x, xv = _view(input, "indices")
     off, offv = _opt_view(offsets, "offsets")
-    out, ov = _Outputs(weight).empty(tuple(xv[2]), _float_dtype(wv))
+    out, ov = _Outputs(weight).empty(tuple(_shape(xv)), _float_dtype(wv))
     _emb_mlir.embedding_bag_per_sample_weights_backward(
         gv, wv, xv, offv, ov, mode, padding_idx, include_last_offset, profile)
     return out

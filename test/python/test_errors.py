@@ -128,3 +128,9 @@ def test_cuda_and_read_only_inputs():
     with pytest.raises(ValueError, match="'weight' is on meta: emb_mlir runs "
                                          "on the CPU"):
         emb_mlir.embedding(torch.tensor([1]), meta)
+
+
+def test_big_endian_arrays_are_named_not_misread():
+    w = np.ones((V, D), np.dtype(">f4"))
+    with pytest.raises(TypeError, match="unsupported dtype '>f4'"):
+        emb_mlir.embedding(np.array([1]), w)
