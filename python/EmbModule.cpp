@@ -10,6 +10,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "PyErrors.h"
+
 #include "emb/Runtime/Engine.h"
 
 #include <pybind11/numpy.h>
@@ -25,6 +27,7 @@
 #include <vector>
 
 namespace py = pybind11;
+using emb::python::check;
 
 namespace {
 
@@ -97,37 +100,6 @@ int64_t lastDim(const emb::Tensor &t) {
 
 const emb::Tensor *ptr(const std::optional<emb::Tensor> &t) {
   return t ? &*t : nullptr;
-}
-
-[[noreturn]] void raise(llvm::Error err) {
-  std::error_code code;
-  std::string message;
-  llvm::handleAllErrors(std::move(err), [&](const llvm::ErrorInfoBase &e) {
-    if (message.empty()) {
-      code = e.convertToErrorCode();
-      message = e.message();
-    }
-  });
-  switch (emb::errorKind(code).value_or(emb::ErrorKind{})) {
-  case emb::ErrorKind::index_out_of_range:
-    throw py::index_error(message);
-  case emb::ErrorKind::wrong_dtype:
-    throw py::type_error(message);
-  case emb::ErrorKind::invalid_argument:
-    throw py::value_error(message);
-  }
-  throw std::runtime_error(message);
-}
-
-void check(llvm::Error err) {
-  if (err)
-    raise(std::move(err));
-}
-
-int64_t check(llvm::Expected<int64_t> value) {
-  if (!value)
-    raise(value.takeError());
-  return *value;
 }
 
 emb::Profile toProfile(const std::string &name) {
@@ -244,6 +216,9 @@ PYBIND11_MODULE(_emb_mlir, m) {
   m.def("configure", &configure, py::arg("threads") = py::none(),
         py::arg("cache_dir") = py::none(), py::arg("disk_cache") = py::none());
   m.def("info", &info);
+  m.attr("_engine_getter") = py::capsule(
+      reinterpret_cast<void *>(static_cast<emb::python::EngineGetter>(&engine)),
+      emb::python::kEngineCapsule);
 
   m.def(
       "embedding",

@@ -97,3 +97,15 @@ def test_per_sample_weights_through_the_module():
     ref(x, offsets, psw_ref).pow(2).sum().backward()
     torch.testing.assert_close(psw.grad, psw_ref.grad)
     torch.testing.assert_close(bag.weight.grad, ref.weight.grad)
+
+
+def test_the_cpp_autograd_ops_are_used_when_built():
+    import os
+    if os.environ.get("EMB_MLIR_PURE_PYTHON"):
+        assert ET._ops is None
+    elif os.environ.get("EMB_MLIR_EXPECT_TORCH_OPS"):
+        assert ET._ops is not None, "emb_mlir._emb_torch did not load"
+    w = torch.randn(10, 4, requires_grad=True)
+    out = ET.embedding(torch.tensor([1, 2]), w)
+    expected = "EmbeddingFunction" if ET._ops else "_EmbeddingBackward"
+    assert expected in out.grad_fn.name()

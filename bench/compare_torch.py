@@ -1,0 +1,311 @@
+#!/usr/bin/python3
+"""emb_mlir against PyTorch, in one process: forward, backward, call overhead.
+
+Runs the DESIGN.md §7 shapes (V = 1M rows, B = 16384 bags, D in
+{32, 64, 128, 256}, L in {1, 8, 32, 100}, uniform random indices) through
+torch.nn.functional and through emb_mlir.torch (the drop-ins, autograd
+included), plus a copy probe (torch's copy_ of 256 MiB with the same thread
+count) measured in the same run. Prints markdown tables and saves a chart:
+
+- forward: GB/s of compulsory traffic (rows read + indices + offsets +
+  weights + output written), emb_mlir / copy probe, emb_mlir / torch;
+- backward (D = 128, L = 32): milliseconds of autograd.grad, and the ratio;
+- call overhead (B = 1..64, L = 8, D = 64): microseconds per call.
+
+Absolute numbers are noise on shared machines; the ratios measured in one
+run are the figures that count.
+
+Usage: PYTHONPATH=build/python /usr/bin/python3 bench/compare_torch.py
+           [--quick] [--threads N] [--chart docs/images/compare_torch.png]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as TF
+
+import emb_mlir
+import emb_mlir.torch as ET
+
+V, B = 1_000_000, 16384
+DTYPES = {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16,
+          "bf16": torch.bfloat16}
+
+
+def median_seconds(fn, iters, min_time=0.0):
+    fn()  # compile / warm up
+    times = []
+    start = time.perf_counter()
+    while len(times) < iters or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def copy_probe(iters):
+    """GB/s (read + write) of torch's copy_ of 256 MiB."""
+    src = torch.rand(64 << 20)
+    dst = torch.empty_like(src)
+    t = median_seconds(lambda: dst.copy_(src), iters)
+    return 2 * src.numel() * 4 / t / 1e9
+
+
+_tables = {}
+
+
+def table(D, dtype):
+    key = (D, dtype)
+    if key not in _tables:
+        _tables.clear()  # one table at a time: D = 256 f64 is 2 GB
+        g = torch.Generator().manual_seed(D)
+        _tables[key] = (torch.rand(V, D, generator=g) * 2 - 1).to(dtype)
+    return _tables[key]
+
+
+def forward_cases(quick):
+    grid = [(D, L) for D in (32, 64, 128, 256) for L in (1, 8, 32, 100)]
+    if quick:
+        grid = [(32, 8), (128, 32)]
+    cases = [dict(op="bag", mode="sum", D=D, L=L) for D, L in grid]
+    cases += [dict(op="bag", mode=m, D=128, L=32) for m in ("mean", "max")]
+    cases += [
+        dict(op="bag", mode="sum", D=128, L=32, padding=True),
+        dict(op="bag", mode="sum", D=128, L=32, psw=True),
+        dict(op="bag", mode="sum", D=128, L=32, two_d=True),
+        dict(op="embedding", D=128, L=32),
+        dict(op="embedding", D=32, L=8),
+    ]
+    if not quick:
+        cases += [dict(op="bag", mode="sum", D=128, L=32, dtype=d)
+                  for d in ("f16", "bf16", "f64")]
+    return cases
+
+
+def label(case):
+    parts = [case["op"] if case["op"] == "embedding" else case["mode"]]
+    for flag in ("padding", "psw", "two_d"):
+        if case.get(flag):
+            parts.append(flag.replace("_", "-"))
+    return " ".join(parts)
+
+
+def inputs(case, batch=B):
+    D, L = case["D"], case["L"]
+    dtype = DTYPES[case.get("dtype", "f32")]
+    W = table(D, dtype) if batch == B else \
+        (torch.rand(V // 100, D) * 2 - 1).to(dtype)
+    g = torch.Generator().manual_seed(1)
+    idx = torch.randint(0, W.shape[0], (batch * L,), generator=g)
+    kw = {}
+    if case["op"] == "embedding":
+        return W, idx.view(batch, L), None, kw
+    if case.get("two_d"):
+        x, offsets = idx.view(batch, L), None
+    else:
+        x, offsets = idx, torch.arange(0, batch * L, L)
+    kw["mode"] = case["mode"]
+    if case.get("padding"):
+        kw["padding_idx"] = 0
+    if case.get("psw"):
+        kw["per_sample_weights"] = torch.rand(x.shape).to(dtype)
+    return W, x, offsets, kw
+
+
+def traffic(case, W, x, offsets, kw):
+    """Compulsory bytes: rows read, indices, offsets, weights, output."""
+    esize = W.element_size()
+    n = x.numel()
+    bags = n if case["op"] == "embedding" else x.shape[0] if x.dim() == 2 \
+        else offsets.numel()
+    total = n * case["D"] * esize + n * x.element_size() + bags * case["D"] * esize
+    if offsets is not None:
+        total += offsets.numel() * offsets.element_size()
+    if "per_sample_weights" in kw:
+        total += n * esize
+    return total
+
+
+def call(fns, case, W, x, offsets, kw):
+    F = fns
+    if case["op"] == "embedding":
+        return lambda: F.embedding(x, W)
+    return lambda: F.embedding_bag(x, W, offsets, **kw)
+
+
+def run_forward(cases, iters):
+    rows = []
+    for case in cases:
+        W, x, offsets, kw = inputs(case)
+        bytes_ = traffic(case, W, x, offsets, kw)
+        ours = median_seconds(call(ET, case, W, x, offsets, kw), iters)
+        theirs = None
+        if not (W.dtype == torch.bfloat16 and case["op"] == "bag"):
+            # torch 1.13 has no CPU bf16 embedding_bag.
+            theirs = median_seconds(call(TF, case, W, x, offsets, kw), iters)
+        rows.append(dict(case=case, name=label(case), gbps=bytes_ / ours / 1e9,
+                         ours_ms=ours * 1e3,
+                         torch_ms=None if theirs is None else theirs * 1e3))
+        print(f"  {label(case)} D={case['D']} L={case['L']} "
+              f"{case.get('dtype', 'f32')}: {ours * 1e3:.2f} ms", file=sys.stderr)
+    return rows
+
+
+def backward_cases():
+    return [
+        ("bag sum", dict(op="bag", mode="sum", D=128, L=32), {}),
+        ("bag mean", dict(op="bag", mode="mean", D=128, L=32), {}),
+        ("bag max", dict(op="bag", mode="max", D=128, L=32), {}),
+        ("bag sum sparse", dict(op="bag", mode="sum", D=128, L=32),
+         dict(sparse=True)),
+        ("bag sum psw (both grads)", dict(op="bag", mode="sum", D=128, L=32,
+                                          psw=True), {}),
+        ("embedding", dict(op="embedding", D=128, L=32), {}),
+        ("embedding sparse", dict(op="embedding", D=128, L=32),
+         dict(sparse=True)),
+    ]
+
+
+def run_backward(iters):
+    rows = []
+    for name, case, extra in backward_cases():
+        W0, x, offsets, kw = inputs(case)
+        kw = dict(kw, **extra)
+        times = {}
+        for side, F in (("ours", ET), ("torch", TF)):
+            W = W0.detach().requires_grad_()
+            wrt = [W]
+            if "per_sample_weights" in kw:
+                kw["per_sample_weights"] = kw["per_sample_weights"].detach() \
+                    .requires_grad_()
+                wrt.append(kw["per_sample_weights"])
+            if case["op"] == "embedding":
+                out = F.embedding(x, W, sparse=kw.get("sparse", False))
+            else:
+                out = F.embedding_bag(x, W, offsets, **kw)
+            grad = torch.rand_like(out)
+            times[side] = median_seconds(
+                lambda: torch.autograd.grad(out, wrt, grad, retain_graph=True),
+                iters)
+        rows.append(dict(name=name, ours_ms=times["ours"] * 1e3,
+                         torch_ms=times["torch"] * 1e3))
+        print(f"  backward {name}: {times['ours'] * 1e3:.2f} ms", file=sys.stderr)
+    return rows
+
+
+def run_overhead():
+    rows = []
+    for batch in (1, 4, 16, 64):
+        for op in ("bag", "embedding"):
+            case = dict(op=op, mode="sum", D=64, L=8)
+            W, x, offsets, kw = inputs(case, batch)
+            ours = median_seconds(call(ET, case, W, x, offsets, kw), 200,
+                                  min_time=0.2)
+            theirs = median_seconds(call(TF, case, W, x, offsets, kw), 200,
+                                    min_time=0.2)
+            rows.append(dict(name=f"{'embedding_bag sum' if op == 'bag' else 'embedding'} B={batch}",
+                             ours_us=ours * 1e6, torch_us=theirs * 1e6))
+    return rows
+
+
+def ratio(a, b):
+    return "-" if a is None or b is None else f"{a / b:.2f}"
+
+
+def chart(path, fwd, bwd, over, probe):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 6),
+                             gridspec_kw=dict(width_ratios=[3, 1.3, 1.3]))
+    names = [f"{r['name']} D{r['case']['D']} L{r['case']['L']}"
+             f"{' ' + r['case']['dtype'] if 'dtype' in r['case'] else ''}"
+             for r in fwd]
+    speed = [r["torch_ms"] / r["ours_ms"] if r["torch_ms"] else 0 for r in fwd]
+    of_probe = [r["gbps"] / probe for r in fwd]
+    pos = range(len(fwd))
+    ax = axes[0]
+    ax.bar([p - 0.2 for p in pos], speed, 0.4, label="speed-up over torch")
+    ax.bar([p + 0.2 for p in pos], of_probe, 0.4, label="fraction of copy probe")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(list(pos))
+    ax.set_xticklabels(names, rotation=70, ha="right", fontsize=8)
+    ax.set_title(f"forward, V=1M B=16384 (copy probe {probe:.1f} GB/s)")
+    ax.legend()
+    ax = axes[1]
+    ax.bar(range(len(bwd)), [r["torch_ms"] / r["ours_ms"] for r in bwd])
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(bwd)))
+    ax.set_xticklabels([r["name"] for r in bwd], rotation=70, ha="right",
+                       fontsize=8)
+    ax.set_title("backward speed-up over torch")
+    ax = axes[2]
+    ax.bar([p - 0.2 for p in range(len(over))], [r["torch_us"] for r in over],
+           0.4, label="torch")
+    ax.bar([p + 0.2 for p in range(len(over))], [r["ours_us"] for r in over],
+           0.4, label="emb_mlir")
+    ax.set_xticks(range(len(over)))
+    ax.set_xticklabels([r["name"] for r in over], rotation=70, ha="right",
+                       fontsize=8)
+    ax.set_ylabel("us per call")
+    ax.set_title("call overhead (D=64, L=8)")
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=90)
+    print(f"chart: {path}", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="two forward shapes, fewer iterations")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="threads for both (0: all hardware threads)")
+    ap.add_argument("--iters", type=int, default=0)
+    ap.add_argument("--chart", default="docs/images/compare_torch.png",
+                    help="where to save the PNG chart ('' for none)")
+    args = ap.parse_args()
+    threads = args.threads or os.cpu_count()
+    torch.set_num_threads(threads)
+    emb_mlir.configure(threads=threads)
+    iters = args.iters or (3 if args.quick else 7)
+
+    probe = copy_probe(iters)
+    fwd = run_forward(forward_cases(args.quick), iters)
+    bwd = run_backward(iters)
+    over = run_overhead()
+
+    print(f"\nemb_mlir against torch {torch.__version__}, {threads} threads "
+          f"each, V={V}, B={B}; copy probe {probe:.1f} GB/s\n")
+    print("| forward | D | L | dtype | emb_mlir ms | torch ms | emb_mlir GB/s "
+          "| / copy probe | speed-up over torch |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in fwd:
+        c = r["case"]
+        torch_ms = "-" if r["torch_ms"] is None else f"{r['torch_ms']:.2f}"
+        print(f"| {r['name']} | {c['D']} | {c['L']} | {c.get('dtype', 'f32')} "
+              f"| {r['ours_ms']:.2f} | {torch_ms} | {r['gbps']:.1f} | "
+              f"{r['gbps'] / probe:.2f} | {ratio(r['torch_ms'], r['ours_ms'])} |")
+    print("\n| backward (D=128, L=32, autograd.grad) | emb_mlir ms | torch ms "
+          "| speed-up over torch |")
+    print("|---|---|---|---|")
+    for r in bwd:
+        print(f"| {r['name']} | {r['ours_ms']:.2f} | {r['torch_ms']:.2f} | "
+              f"{ratio(r['torch_ms'], r['ours_ms'])} |")
+    print("\n| call overhead (D=64, L=8) | emb_mlir us | torch us | "
+          "torch / emb_mlir |")
+    print("|---|---|---|---|")
+    for r in over:
+        print(f"| {r['name']} | {r['ours_us']:.2f} | {r['torch_us']:.2f} | "
+              f"{ratio(r['torch_us'], r['ours_us'])} |")
+    if args.chart:
+        chart(args.chart, fwd, bwd, over, probe)
+
+
+if __name__ == "__main__":
+    main()
