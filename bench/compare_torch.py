@@ -234,6 +234,7 @@ def chart(path, fwd, bwd, over, probe):
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(list(pos))
     ax.set_xticklabels(names, rotation=70, ha="right", fontsize=8)
+    ax.set_yscale("log")
     ax.set_title(f"forward, V=1M B=16384 (copy probe {probe:.1f} GB/s)")
     ax.legend()
     ax = axes[1]
