@@ -10,7 +10,8 @@ count) measured in the same run. Prints markdown tables and saves a chart:
 - forward: GB/s of compulsory traffic (rows read + indices + offsets +
   weights + output written), emb_mlir / copy probe, emb_mlir / torch;
 - backward (D = 128, L = 32): milliseconds of autograd.grad, and the ratio;
-- call overhead (B = 1..64, L = 8, D = 64): microseconds per call.
+- call overhead (B = 1..64, L = 8, D = 64): microseconds per call, with a
+  weight that does not and one that does require grad.
 
 Absolute numbers are noise on shared machines; the ratios measured in one
 run are the figures that count.
@@ -197,17 +198,21 @@ def run_backward(iters):
 
 
 def run_overhead():
+    """Microseconds per forward call, without and with a weight that
+    requires grad (the call then records an autograd node)."""
     rows = []
     for batch in (1, 4, 16, 64):
         for op in ("bag", "embedding"):
             case = dict(op=op, mode="sum", D=64, L=8)
             W, x, offsets, kw = inputs(case, batch)
-            ours = median_seconds(call(ET, case, W, x, offsets, kw), 200,
-                                  min_time=0.2)
-            theirs = median_seconds(call(TF, case, W, x, offsets, kw), 200,
-                                    min_time=0.2)
-            rows.append(dict(name=f"{'embedding_bag sum' if op == 'bag' else 'embedding'} B={batch}",
-                             ours_us=ours * 1e6, torch_us=theirs * 1e6))
+            row = dict(name=f"{'embedding_bag sum' if op == 'bag' else 'embedding'} B={batch}")
+            for grad in (False, True):
+                W = W.detach().requires_grad_(grad)
+                for side, F in (("ours", ET), ("torch", TF)):
+                    t = median_seconds(call(F, case, W, x, offsets, kw), 200,
+                                       min_time=0.2)
+                    row[f"{side}{'_grad' if grad else ''}_us"] = t * 1e6
+            rows.append(row)
     return rows
 
 
@@ -245,10 +250,12 @@ def chart(path, fwd, bwd, over, probe):
                        fontsize=8)
     ax.set_title("backward speed-up over torch")
     ax = axes[2]
-    ax.bar([p - 0.2 for p in range(len(over))], [r["torch_us"] for r in over],
-           0.4, label="torch")
-    ax.bar([p + 0.2 for p in range(len(over))], [r["ours_us"] for r in over],
-           0.4, label="emb_mlir")
+    for k, (key, name) in enumerate((("torch_us", "torch"),
+                                     ("ours_us", "emb_mlir"),
+                                     ("torch_grad_us", "torch, autograd"),
+                                     ("ours_grad_us", "emb_mlir, autograd"))):
+        ax.bar([p - 0.3 + 0.2 * k for p in range(len(over))],
+               [r[key] for r in over], 0.2, label=name)
     ax.set_xticks(range(len(over)))
     ax.set_xticklabels([r["name"] for r in over], rotation=70, ha="right",
                        fontsize=8)
@@ -299,11 +306,14 @@ def main():
         print(f"| {r['name']} | {r['ours_ms']:.2f} | {r['torch_ms']:.2f} | "
               f"{ratio(r['torch_ms'], r['ours_ms'])} |")
     print("\n| call overhead (D=64, L=8) | emb_mlir us | torch us | "
+          "torch / emb_mlir | with autograd: emb_mlir us | torch us | "
           "torch / emb_mlir |")
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in over:
         print(f"| {r['name']} | {r['ours_us']:.2f} | {r['torch_us']:.2f} | "
-              f"{ratio(r['torch_us'], r['ours_us'])} |")
+              f"{ratio(r['torch_us'], r['ours_us'])} | "
+              f"{r['ours_grad_us']:.2f} | {r['torch_grad_us']:.2f} | "
+              f"{ratio(r['torch_grad_us'], r['ours_grad_us'])} |")
     if args.chart:
         chart(args.chart, fwd, bwd, over, probe)
 

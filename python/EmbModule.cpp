@@ -18,6 +18,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -129,15 +130,18 @@ emb::BagMode toMode(const std::string &name) {
 std::mutex engineMutex;
 std::shared_ptr<emb::Engine> theEngine;
 emb::EngineOptions engineOptions;
+bool threadsConfigured = false;
 
-/// The engine, created at first use; `EMB_MLIR_THREADS` sets the threads.
+/// The engine, created at first use; `EMB_MLIR_THREADS` sets the threads
+/// unless configure() did.
 std::shared_ptr<emb::Engine> engine() {
   std::lock_guard<std::mutex> lock(engineMutex);
   if (!theEngine) {
+    emb::EngineOptions options = engineOptions;
     if (const char *threads = std::getenv("EMB_MLIR_THREADS");
-        threads && engineOptions.threads == 0)
-      engineOptions.threads = std::atoi(threads);
-    theEngine = std::make_shared<emb::Engine>(engineOptions);
+        threads && !threadsConfigured)
+      options.threads = std::max(0, std::atoi(threads));
+    theEngine = std::make_shared<emb::Engine>(options);
   }
   return theEngine;
 }
@@ -149,6 +153,7 @@ void configure(std::optional<int> threads, std::optional<std::string> cacheDir,
     if (*threads < 0)
       throw py::value_error("threads must be >= 0 (0: all hardware threads)");
     engineOptions.threads = *threads;
+    threadsConfigured = true;
   }
   if (cacheDir)
     engineOptions.cache.directory = *cacheDir;

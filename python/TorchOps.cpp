@@ -18,9 +18,11 @@
 #include "emb/Runtime/Engine.h"
 
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/python.h>
 
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -113,6 +115,27 @@ emb::BagMode toMode(const std::string &name) {
                         "'");
 }
 
+/// "No padding_idx" among the saved integers of a node.
+constexpr int64_t kNoPadding = std::numeric_limits<int64_t>::min();
+
+/// The gradients are computed outside autograd: differentiating them again
+/// (create_graph with a gradient that itself requires grad) is an error,
+/// as with torch.autograd.function.once_differentiable.
+void rejectDoubleBackward(const variable_list &grads) {
+  if (at::GradMode::is_enabled() && grads[0].defined() &&
+      grads[0].requires_grad())
+    throw std::runtime_error("emb_mlir.torch does not support double backward");
+}
+
+/// The caller's weight after an in-place renorm of `used`, its contiguous
+/// copy when it had none of its own layout.
+void writeBack(const at::Tensor &original, const at::Tensor &used) {
+  if (used.is_same(original))
+    return;
+  at::NoGradGuard noGrad;
+  original.copy_(used);
+}
+
 /// Releases the GIL around calls that do enough work for other Python
 /// threads to gain; small calls keep it (releasing costs ~0.1 us).
 class ReleaseIfLarge {
@@ -142,10 +165,14 @@ struct EmbeddingArgs {
   bool scaleGradByFreq = false;
   bool sparse = false;
   std::string profile;
+  std::optional<double> maxNorm;
+  double normType = 2.0;
 
   emb::EmbeddingOptions options() const {
     emb::EmbeddingOptions o;
     o.paddingIdx = paddingIdx;
+    o.maxNorm = maxNorm;
+    o.normType = normType;
     o.scaleGradByFreq = scaleGradByFreq;
     o.sparse = sparse;
     o.profile = toProfile(profile);
@@ -159,8 +186,12 @@ at::Tensor embeddingForward(const at::Tensor &weight, const at::Tensor &input,
   shape.push_back(dimOf(weight));
   at::Tensor out = at::empty(
       shape, weight.options().dtype(floatTypeOf(weight)).requires_grad(false));
+  // With max_norm the Engine renormalises the weight in place after it has
+  // validated every argument; the version bump lets autograd see the write.
   check(engine()->embedding(view(input, "indices"), view(weight, "weight"),
                             view(out, "out"), args.options()));
+  if (args.maxNorm)
+    torch::autograd::impl::bump_version(weight);
   return out;
 }
 
@@ -169,33 +200,33 @@ struct EmbeddingFunction : torch::autograd::Function<EmbeddingFunction> {
                             at::Tensor input, EmbeddingArgs args) {
     at::Tensor out = embeddingForward(weight, input, args);
     ctx->save_for_backward({input});
-    ctx->saved_data["num_weights"] = weight.size(0);
-    ctx->saved_data["padding_idx"] =
-        args.paddingIdx ? c10::IValue(*args.paddingIdx) : c10::IValue();
-    ctx->saved_data["scale_grad_by_freq"] = args.scaleGradByFreq;
-    ctx->saved_data["sparse"] = args.sparse;
-    ctx->saved_data["profile"] = args.profile;
+    // One entry (each costs a map insertion on every training step).
+    ctx->saved_data["args"] = std::vector<int64_t>{
+        weight.size(0), args.paddingIdx.value_or(kNoPadding),
+        args.scaleGradByFreq, args.sparse,
+        static_cast<int64_t>(toProfile(args.profile))};
     return out;
   }
 
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    rejectDoubleBackward(grads);
     at::Tensor input = ctx->get_saved_variables()[0];
+    std::vector<int64_t> saved = ctx->saved_data["args"].toIntVector();
+    int64_t numWeights = saved[0];
     EmbeddingArgs args;
-    c10::IValue pad = ctx->saved_data["padding_idx"];
-    if (!pad.isNone())
-      args.paddingIdx = pad.toInt();
-    args.scaleGradByFreq = ctx->saved_data["scale_grad_by_freq"].toBool();
-    args.sparse = ctx->saved_data["sparse"].toBool();
-    args.profile = ctx->saved_data["profile"].toStringRef();
-    int64_t numWeights = ctx->saved_data["num_weights"].toInt();
+    if (saved[1] != kNoPadding)
+      args.paddingIdx = saved[1];
+    args.scaleGradByFreq = saved[2];
+    args.sparse = saved[3];
+    args.profile = emb::profileName(static_cast<emb::Profile>(saved[4]));
     at::Tensor grad = grads[0].contiguous();
     int64_t dim = grad.size(-1);
     at::Tensor gw;
     if (args.sparse && !args.paddingIdx && args.profile == "torch") {
       // PyTorch's uncoalesced form is the incoming gradient itself: alias
       // it, as PyTorch does (the forward checked the indices).
-      gw = sparseGrad(input.reshape(-1).to(at::kLong), grad.reshape({-1, dim}),
-                      numWeights);
+      gw = sparseGrad(input.reshape(-1).to(at::kLong),
+                      grad.reshape({input.numel(), dim}), numWeights);
     } else if (args.sparse) {
       at::Tensor rows =
           at::empty({input.numel()}, grad.options().dtype(at::kLong));
@@ -216,17 +247,25 @@ struct EmbeddingFunction : torch::autograd::Function<EmbeddingFunction> {
 };
 
 at::Tensor embedding(const at::Tensor &inputIn, const at::Tensor &weightIn,
-                     std::optional<int64_t> paddingIdx, bool scaleGradByFreq,
-                     bool sparse, const std::string &profile) {
+                     std::optional<int64_t> paddingIdx,
+                     std::optional<double> maxNorm, double normType,
+                     bool scaleGradByFreq, bool sparse,
+                     const std::string &profile) {
   at::Tensor input = prepare(inputIn, "indices");
   at::Tensor weight = prepare(weightIn, "weight");
-  EmbeddingArgs args{paddingIdx, scaleGradByFreq, sparse, profile};
+  EmbeddingArgs args{paddingIdx, scaleGradByFreq, sparse,
+                     profile,    maxNorm,         normType};
   ReleaseIfLarge release(input.numel() * dimOf(weight));
+  at::Tensor out;
   if (!(at::GradMode::is_enabled() && weight.requires_grad())) {
     at::NoGradGuard noGrad;
-    return embeddingForward(weight, input, args);
+    out = embeddingForward(weight, input, args);
+  } else {
+    out = EmbeddingFunction::apply(weight, input, args);
   }
-  return EmbeddingFunction::apply(weight, input, args);
+  if (maxNorm)
+    writeBack(weightIn, weight);
+  return out;
 }
 
 //===----------------------------------------------------------------------===//
@@ -243,9 +282,13 @@ struct BagArgs {
   /// torch 1.13's Function::apply rejects undefined tensor inputs: absent
   /// offsets and per_sample_weights travel as empty placeholders.
   bool hasOffsets = false, hasPsw = false;
+  std::optional<double> maxNorm;
+  double normType = 2.0;
 
   emb::EmbeddingBagOptions options() const {
     emb::EmbeddingBagOptions o;
+    o.maxNorm = maxNorm;
+    o.normType = normType;
     o.mode = toMode(mode);
     o.scaleGradByFreq = scaleGradByFreq;
     o.sparse = sparse;
@@ -282,9 +325,12 @@ bagForward(const at::Tensor &weight, const at::Tensor &psw,
   auto off = optView(offsets, "offsets");
   auto p = optView(psw, "per_sample_weights");
   auto mi = optView(maxIndices, "max_indices");
+  // max_norm: renormalised in place after validation (see embeddingForward).
   check(engine()->embeddingBag(view(input, "indices"), view(weight, "weight"),
                                ptr(off), view(out, "out"), args.options(),
                                ptr(p), ptr(mi)));
+  if (args.maxNorm)
+    torch::autograd::impl::bump_version(weight);
   return {out, maxIndices};
 }
 
@@ -310,6 +356,7 @@ struct EmbeddingBagFunction : torch::autograd::Function<EmbeddingBagFunction> {
   }
 
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    rejectDoubleBackward(grads);
     auto saved = ctx->get_saved_variables();
     at::Tensor weight = saved[0], psw = saved[1], input = saved[2],
                offsets = saved[3], maxIndices = saved[4];
@@ -359,7 +406,8 @@ struct EmbeddingBagFunction : torch::autograd::Function<EmbeddingBagFunction> {
 
 at::Tensor embeddingBag(const at::Tensor &inputIn, const at::Tensor &weightIn,
                         std::optional<at::Tensor> offsetsIn,
-                        const std::string &mode, bool scaleGradByFreq,
+                        std::optional<double> maxNorm, double normType,
+                        bool scaleGradByFreq, const std::string &mode,
                         bool sparse, std::optional<at::Tensor> pswIn,
                         bool includeLastOffset,
                         std::optional<int64_t> paddingIdx,
@@ -371,21 +419,28 @@ at::Tensor embeddingBag(const at::Tensor &inputIn, const at::Tensor &weightIn,
   at::Tensor psw = pswIn ? prepare(*pswIn, "per_sample_weights") : at::Tensor();
   BagArgs args{mode,       scaleGradByFreq, sparse, includeLastOffset,
                paddingIdx, profile};
+  args.maxNorm = maxNorm;
+  args.normType = normType;
   ReleaseIfLarge release(input.numel() * dimOf(weight));
   bool needsGraph =
       at::GradMode::is_enabled() &&
       (weight.requires_grad() || (psw.defined() && psw.requires_grad()));
+  at::Tensor out;
   if (!needsGraph) {
     at::NoGradGuard noGrad;
-    return bagForward(weight, psw, input, offsets, args, false).first;
+    out = bagForward(weight, psw, input, offsets, args, false).first;
+  } else {
+    args.hasOffsets = offsets.defined();
+    args.hasPsw = psw.defined();
+    at::Tensor placeholder =
+        at::empty({0}, weight.options().requires_grad(false));
+    out = EmbeddingBagFunction::apply(
+        weight, args.hasPsw ? psw : placeholder, input,
+        args.hasOffsets ? offsets : placeholder, args);
   }
-  args.hasOffsets = offsets.defined();
-  args.hasPsw = psw.defined();
-  at::Tensor placeholder =
-      at::empty({0}, weight.options().requires_grad(false));
-  return EmbeddingBagFunction::apply(
-      weight, args.hasPsw ? psw : placeholder, input,
-      args.hasOffsets ? offsets : placeholder, args);
+  if (maxNorm)
+    writeBack(weightIn, weight);
+  return out;
 }
 
 } // namespace
@@ -397,12 +452,23 @@ PYBIND11_MODULE(_emb_torch, m) {
   getEngine =
       reinterpret_cast<emb::python::EngineGetter>(capsule.get_pointer());
 
+  // torch's signatures, keyword names and defaults, so that
+  // emb_mlir.torch.embedding(_bag) can be these functions themselves (no
+  // Python frame in between).
   m.def("embedding", &embedding, py::arg("input"), py::arg("weight"),
-        py::arg("padding_idx"), py::arg("scale_grad_by_freq"),
-        py::arg("sparse"), py::arg("profile"));
+        py::arg("padding_idx") = py::none(), py::arg("max_norm") = py::none(),
+        py::arg("norm_type") = 2.0, py::arg("scale_grad_by_freq") = false,
+        py::arg("sparse") = false, py::kw_only(), py::arg("profile") = "torch",
+        "torch.nn.functional.embedding, with kernels generated by emb-mlir "
+        "(profile: 'torch', 'zero-padding' or 'unit-scaling').");
   m.def("embedding_bag", &embeddingBag, py::arg("input"), py::arg("weight"),
-        py::arg("offsets"), py::arg("mode"), py::arg("scale_grad_by_freq"),
-        py::arg("sparse"), py::arg("per_sample_weights"),
-        py::arg("include_last_offset"), py::arg("padding_idx"),
-        py::arg("profile"));
+        py::arg("offsets") = py::none(), py::arg("max_norm") = py::none(),
+        py::arg("norm_type") = 2.0, py::arg("scale_grad_by_freq") = false,
+        py::arg("mode") = "mean", py::arg("sparse") = false,
+        py::arg("per_sample_weights") = py::none(),
+        py::arg("include_last_offset") = false,
+        py::arg("padding_idx") = py::none(), py::kw_only(),
+        py::arg("profile") = "torch",
+        "torch.nn.functional.embedding_bag, with kernels generated by "
+        "emb-mlir (profile: 'torch', 'zero-padding' or 'unit-scaling').");
 }

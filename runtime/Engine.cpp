@@ -219,7 +219,12 @@ llvm::Error checkNorm(std::optional<double> maxNorm, double normType) {
   return llvm::Error::success();
 }
 
-llvm::Error checkProfile(Profile profile, bool scaleGradByFreq, bool sparse) {
+/// The gradient options a forward call records: checked at the forward, as
+/// PyTorch does, so that a training step fails before it writes anything.
+llvm::Error checkGradientOptions(Profile profile, bool scaleGradByFreq,
+                                 bool sparse) {
+  if (sparse && scaleGradByFreq)
+    return fail("'scale_grad_by_freq' is not supported with sparse gradients");
   if (profile != Profile::unit_scaling)
     return llvm::Error::success();
   if (scaleGradByFreq)
@@ -267,8 +272,8 @@ llvm::Expected<int64_t> checkBagInputs(const Tensor &indices,
     return fail("'scale_grad_by_freq' is not supported with mode 'max'");
   if (options.mode == BagMode::max && options.sparse)
     return fail("'sparse' is not supported with mode 'max'");
-  if (auto err = checkProfile(options.profile, options.scaleGradByFreq,
-                              options.sparse))
+  if (auto err = checkGradientOptions(options.profile, options.scaleGradByFreq,
+                                      options.sparse))
     return err;
   if (auto err = checkNorm(options.maxNorm, options.normType))
     return err;
@@ -463,8 +468,8 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
   outShape.push_back(dim);
   if (auto err = checkOutput(out, "out", outShape, weight.dtype))
     return err;
-  if (auto err = checkProfile(options.profile, options.scaleGradByFreq,
-                              options.sparse))
+  if (auto err = checkGradientOptions(options.profile, options.scaleGradByFreq,
+                                      options.sparse))
     return err;
   if (auto err = checkNorm(options.maxNorm, options.normType))
     return err;
@@ -645,8 +650,8 @@ llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
   gradShape.push_back(dim);
   if (auto err = checkOutput(grad, "grad", gradShape, gradWeight.dtype))
     return err;
-  if (auto err = checkProfile(options.profile, options.scaleGradByFreq,
-                              options.sparse))
+  if (auto err = checkGradientOptions(options.profile, options.scaleGradByFreq,
+                                      options.sparse))
     return err;
   if (options.sparse)
     return fail("'sparse' is set: the sparse gradient is computed by "
@@ -935,7 +940,7 @@ llvm::Expected<int64_t> Engine::embeddingSparseBackward(
     return std::move(err);
   if (options.scaleGradByFreq)
     return fail("'scale_grad_by_freq' is not supported with sparse gradients");
-  if (auto err = checkProfile(options.profile, false, /*sparse=*/true))
+  if (auto err = checkGradientOptions(options.profile, false, /*sparse=*/true))
     return std::move(err);
   if (numEmbeddings < 0)
     return fail("'num_embeddings' must be non-negative, got " +
@@ -996,7 +1001,7 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
     return fail("sparse gradients are not supported with mode 'max'");
   if (options.scaleGradByFreq)
     return fail("'scale_grad_by_freq' is not supported with sparse gradients");
-  if (auto err = checkProfile(options.profile, false, /*sparse=*/true))
+  if (auto err = checkGradientOptions(options.profile, false, /*sparse=*/true))
     return std::move(err);
   EmbeddingBagOptions checked = options;
   checked.sparse = false; // checked here, not as a forward option

@@ -60,7 +60,11 @@ def _view(x, name):
             x = x.contiguous()
         return x, (x.data_ptr(), _TORCH_DTYPES.get(x.dtype, str(x.dtype)),
                    x.shape)
-    x = np.ascontiguousarray(x)  # lists, scalars, strided or subclassed
+    x = np.asarray(x)  # lists, scalars (0-D stays 0-D), subclasses
+    if type(x) is not np.ndarray:
+        x = x.view(np.ndarray)
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
     return x, x
 
 
@@ -107,14 +111,27 @@ def _float_dtype(view):
 
 
 def _writable(weight, name="weight"):
-    if isinstance(weight, np.ndarray) and not weight.flags.writeable:
-        raise ValueError(f"'{name}' is read-only, and max_norm renormalises it "
-                         "in place")
+    """max_norm renormalises `weight` in place: it must be an array or a
+    tensor we can write (checked before anything runs)."""
+    if isinstance(weight, np.ndarray):
+        if not weight.flags.writeable:
+            raise ValueError(f"'{name}' is read-only, and max_norm "
+                             "renormalises it in place")
+    elif not _is_torch(weight):
+        raise ValueError(f"with max_norm, '{name}' must be a numpy array or a "
+                         f"torch tensor (it is renormalised in place), got "
+                         f"{type(weight).__name__}")
 
 
 def _write_back(original, used):
-    """After an in-place update of a contiguous copy, update the original."""
+    """After an in-place update of `used` (the original or its contiguous
+    copy), update the original; for torch, bump its version counter as
+    torch's in-place renorm does, so that autograd sees the write."""
     if used is original:
+        if _is_torch(original):
+            torch = sys.modules["torch"]
+            with torch.no_grad():
+                original.view(-1)[:0].zero_()  # writes nothing, bumps
         return
     if _is_torch(original):
         torch = sys.modules["torch"]
@@ -144,6 +161,13 @@ def _num_bags(x, off, include_last_offset):
 def _dim(view):
     shape = _shape(view)
     return shape[1] if len(shape) == 2 else 0
+
+
+def _num_weights(n):
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"'num_embeddings' must be non-negative, got {n}")
+    return n
 
 
 def configure(threads=None, cache_dir=None, disk_cache=None):
@@ -254,7 +278,7 @@ def embedding_backward(grad, input, num_weights, padding_idx=None,
             gv, xv, int(num_weights), rv, vv, padding_idx, scale_grad_by_freq,
             profile, coalesced)
         return rows[:count], values[:count]
-    gw, gwv = outputs.empty((max(int(num_weights), 0), dim), dtype)
+    gw, gwv = outputs.empty((_num_weights(num_weights), dim), dtype)
     _emb_mlir.embedding_backward(gv, xv, gwv, padding_idx, scale_grad_by_freq,
                                  profile)
     return gw
@@ -289,7 +313,7 @@ def embedding_bag_backward(grad, input, offsets, num_weights, mode="mean",
             scale_grad_by_freq, include_last_offset, pswv, profile, coalesced)
         return rows[:count], values[:count]
     argmax, argmaxv = _opt_view(max_indices, "max_indices")
-    gw, gwv = outputs.empty((max(int(num_weights), 0), dim), dtype)
+    gw, gwv = outputs.empty((_num_weights(num_weights), dim), dtype)
     _emb_mlir.embedding_bag_backward(gv, xv, offv, gwv, mode, padding_idx,
                                      scale_grad_by_freq, include_last_offset,
                                      pswv, argmaxv, profile)

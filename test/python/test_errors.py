@@ -79,16 +79,50 @@ def test_bad_arguments_raise_value_error(weight):
         (dict(offsets=torch.tensor([0]), profile="tf"), "unknown profile 'tf'"),
     ]
     for kwargs, message in cases:
-        before = weight.clone()
-        with pytest.raises(ValueError, match=message):
-            emb_mlir.embedding_bag(x, weight, **kwargs)
-        untouched(weight, before)
+        # max_norm would write the weight if anything ran before validation.
+        kwargs.setdefault("max_norm", 1.0)
+        for fn in (emb_mlir.embedding_bag, ET.embedding_bag):
+            for w in (weight, weight.clone().requires_grad_()):
+                before = w.detach().clone()
+                with pytest.raises(ValueError, match=message):
+                    fn(x, w, **kwargs)
+                untouched(w.detach(), before)
     with pytest.raises(ValueError, match="'offsets' must be absent when "
                                          "'indices' is 2-D"):
         emb_mlir.embedding_bag(x.view(1, 3), weight, torch.tensor([0]))
     with pytest.raises(ValueError, match="'indices' of embedding_bag must be "
                                          "1-D \\(with 'offsets'\\) or 2-D"):
         emb_mlir.embedding_bag(x.view(1, 1, 3), weight)
+
+
+def test_embedding_arguments_are_checked_before_max_norm(weight):
+    x = torch.tensor([1, 2, 3])
+    cases = [
+        (dict(padding_idx=10), "'padding_idx' 10 is out of range"),
+        (dict(sparse=True, scale_grad_by_freq=True),
+         "'scale_grad_by_freq' is not supported with sparse gradients"),
+        (dict(norm_type=float("nan")), "'norm_type' must not be NaN"),
+    ]
+    for kwargs, message in cases:
+        for fn in (emb_mlir.embedding, ET.embedding):
+            for w in (weight, weight.clone().requires_grad_()):
+                before = w.detach().clone()
+                with pytest.raises(ValueError, match=message):
+                    fn(x, w, max_norm=1.0, **kwargs)
+                untouched(w.detach(), before)
+    with pytest.raises(ValueError, match="'scale_grad_by_freq' is not "
+                                         "supported with sparse gradients"):
+        ET.embedding_bag(x, weight.requires_grad_(), torch.tensor([0]),
+                         mode="sum", sparse=True, scale_grad_by_freq=True)
+
+
+def test_max_norm_needs_an_array_or_tensor_weight():
+    with pytest.raises(ValueError, match="must be a numpy array or a torch "
+                                         "tensor"):
+        emb_mlir.embedding([1], [[1.0, 2.0], [3.0, 4.0]], max_norm=1.0)
+    with pytest.raises(ValueError, match="'num_embeddings' must be "
+                                         "non-negative, got -3"):
+        emb_mlir.embedding_backward(np.ones((1, D)), np.array([0]), -3)
 
 
 def test_gradient_option_combinations():

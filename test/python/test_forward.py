@@ -37,6 +37,14 @@ def test_embedding_any_rank_numpy(shape, rng):
     np.testing.assert_array_equal(ours, w[x])
 
 
+def test_numpy_scalar_index_gives_one_row(rng):
+    w = rng.standard_normal((V, D)).astype(np.float32)
+    for scalar in (np.int64(3), 3, np.array(3)):
+        out = emb_mlir.embedding(scalar, w)
+        assert out.shape == (D,)
+        np.testing.assert_array_equal(out, w[3])
+
+
 def test_embedding_zero_padding_profile():
     w = table(torch.float32)
     x = torch.tensor([[1, 4, 4], [0, 2, 4]])

@@ -540,6 +540,20 @@ TEST_F(BadInput, OptionCombinations) {
   expectRejected(bag(o, nullptr, &argmax.view),
                  "'max_indices' is only produced with mode 'max', got 'sum'",
                  before);
+  // Checked at the forward, before max_norm writes the weight.
+  EmbeddingOptions sparseFreq;
+  sparseFreq.sparse = sparseFreq.scaleGradByFreq = true;
+  sparseFreq.maxNorm = 1.0;
+  expectRejected(
+      engine().embedding(indices.view, weight.view, lookupOut.view, sparseFreq),
+      "'scale_grad_by_freq' is not supported with sparse gradients", before);
+  o.sparse = o.scaleGradByFreq = true;
+  o.maxNorm = 1.0;
+  expectRejected(bag(o),
+                 "'scale_grad_by_freq' is not supported with sparse gradients",
+                 before);
+  o.sparse = o.scaleGradByFreq = false;
+  o.maxNorm.reset();
   EmbeddingOptions e;
   e.profile = Profile::unit_scaling;
   e.scaleGradByFreq = true;
