@@ -18,11 +18,11 @@
 #include "emb/Runtime/Engine.h"
 
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/python.h>
 
 #include <cmath>
-#include <limits>
 #include <optional>
 #include <string>
 
@@ -115,9 +115,6 @@ emb::BagMode toMode(const std::string &name) {
                         "'");
 }
 
-/// "No padding_idx" among the saved integers of a node.
-constexpr int64_t kNoPadding = std::numeric_limits<int64_t>::min();
-
 /// The gradients are computed outside autograd: differentiating them again
 /// (create_graph with a gradient that itself requires grad) is an error,
 /// as with torch.autograd.function.once_differentiable.
@@ -195,56 +192,70 @@ at::Tensor embeddingForward(const at::Tensor &weight, const at::Tensor &input,
   return out;
 }
 
-struct EmbeddingFunction : torch::autograd::Function<EmbeddingFunction> {
-  static at::Tensor forward(AutogradContext *ctx, at::Tensor weight,
-                            at::Tensor input, EmbeddingArgs args) {
-    at::Tensor out = embeddingForward(weight, input, args);
-    ctx->save_for_backward({input});
-    // One entry (each costs a map insertion on every training step).
-    ctx->saved_data["args"] = std::vector<int64_t>{
-        weight.size(0), args.paddingIdx.value_or(kNoPadding),
-        args.scaleGradByFreq, args.sparse,
-        static_cast<int64_t>(toProfile(args.profile))};
-    return out;
-  }
+/// The weight gradient of embedding as an autograd node made by hand, the
+/// way torch's generated code makes its own: torch::autograd::Function
+/// costs ~1.5 us more per call (input/output bookkeeping, a map of saved
+/// data), which at small sizes was more than torch's whole F.embedding.
+struct EmbeddingBackward : torch::autograd::Node {
+  at::Tensor input; // indices: never requires grad, no reference cycle
+  int64_t numWeights = 0;
+  EmbeddingArgs args;
 
-  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+  std::string name() const override { return "EmbeddingMlirBackward"; }
+  void release_variables() override { input.reset(); }
+
+  variable_list apply(variable_list &&grads) override {
     rejectDoubleBackward(grads);
-    at::Tensor input = ctx->get_saved_variables()[0];
-    std::vector<int64_t> saved = ctx->saved_data["args"].toIntVector();
-    int64_t numWeights = saved[0];
-    EmbeddingArgs args;
-    if (saved[1] != kNoPadding)
-      args.paddingIdx = saved[1];
-    args.scaleGradByFreq = saved[2];
-    args.sparse = saved[3];
-    args.profile = emb::profileName(static_cast<emb::Profile>(saved[4]));
+    if (!input.defined())
+      throw std::runtime_error(
+          "emb_mlir.torch: trying to backward through the graph a second "
+          "time (set retain_graph=True the first time)");
+    if (!should_compute_output(0))
+      return {at::Tensor()};
     at::Tensor grad = grads[0].contiguous();
     int64_t dim = grad.size(-1);
-    at::Tensor gw;
     if (args.sparse && !args.paddingIdx && args.profile == "torch") {
       // PyTorch's uncoalesced form is the incoming gradient itself: alias
       // it, as PyTorch does (the forward checked the indices).
-      gw = sparseGrad(input.reshape(-1).to(at::kLong),
-                      grad.reshape({input.numel(), dim}), numWeights);
-    } else if (args.sparse) {
+      return {sparseGrad(input.reshape(-1).to(at::kLong),
+                         grad.reshape({input.numel(), dim}), numWeights)};
+    }
+    if (args.sparse) {
       at::Tensor rows =
           at::empty({input.numel()}, grad.options().dtype(at::kLong));
       at::Tensor values = at::empty({input.numel(), dim}, grad.options());
       int64_t count = check(engine()->embeddingSparseBackward(
           view(grad, "grad"), view(input, "indices"), numWeights,
           view(rows, "rows"), view(values, "values"), args.options()));
-      gw = sparseGrad(rows.narrow(0, 0, count), values.narrow(0, 0, count),
-                      numWeights);
-    } else {
-      gw = at::empty({numWeights, dim}, grad.options());
-      check(engine()->embeddingBackward(
-          view(grad, "grad"), view(input, "indices"), view(gw, "grad_weight"),
-          args.options()));
+      return {sparseGrad(rows.narrow(0, 0, count), values.narrow(0, 0, count),
+                         numWeights)};
     }
-    return {gw, at::Tensor(), at::Tensor()};
+    at::Tensor gw = at::empty({numWeights, dim}, grad.options());
+    check(engine()->embeddingBackward(view(grad, "grad"),
+                                      view(input, "indices"),
+                                      view(gw, "grad_weight"), args.options()));
+    return {gw};
   }
 };
+
+/// The forward with a graph: the output's history is a new
+/// EmbeddingBackward whose next edge is the weight's.
+at::Tensor embeddingWithGraph(const at::Tensor &weight, const at::Tensor &input,
+                              const EmbeddingArgs &args) {
+  at::Tensor out;
+  {
+    at::NoGradGuard noGrad;
+    out = embeddingForward(weight, input, args);
+  }
+  auto node = std::shared_ptr<EmbeddingBackward>(new EmbeddingBackward(),
+                                                 torch::autograd::deleteNode);
+  node->set_next_edges(torch::autograd::collect_next_edges(weight));
+  node->input = input;
+  node->numWeights = weight.size(0);
+  node->args = args;
+  torch::autograd::set_history(out, node);
+  return out;
+}
 
 at::Tensor embedding(const at::Tensor &inputIn, const at::Tensor &weightIn,
                      std::optional<int64_t> paddingIdx,
@@ -261,7 +272,7 @@ at::Tensor embedding(const at::Tensor &inputIn, const at::Tensor &weightIn,
     at::NoGradGuard noGrad;
     out = embeddingForward(weight, input, args);
   } else {
-    out = EmbeddingFunction::apply(weight, input, args);
+    out = embeddingWithGraph(weight, input, args);
   }
   if (maxNorm)
     writeBack(weightIn, weight);

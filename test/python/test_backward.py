@@ -242,3 +242,15 @@ def test_double_backward_is_refused():
                                            "once_differentiable"):
         (gw,) = torch.autograd.grad(out, w, g, create_graph=True)
         gw.sum().backward()
+
+
+def test_backward_twice_needs_retain_graph():
+    w = torch.randn(V, D, requires_grad=True)
+    out = ET.embedding(torch.tensor([1, 2, 2]), w)
+    out.sum().backward(retain_graph=True)
+    out.sum().backward()
+    assert torch.equal(w.grad[2], torch.full((D,), 4.0))
+    out = ET.embedding(torch.tensor([1]), w)
+    out.sum().backward()
+    with pytest.raises(RuntimeError, match="second time|retain_graph"):
+        out.sum().backward()

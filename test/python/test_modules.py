@@ -107,5 +107,5 @@ def test_the_cpp_autograd_ops_are_used_when_built():
         assert ET._ops is not None, "emb_mlir._emb_torch did not load"
     w = torch.randn(10, 4, requires_grad=True)
     out = ET.embedding(torch.tensor([1, 2]), w)
-    expected = "EmbeddingFunction" if ET._ops else "_EmbeddingBackward"
+    expected = "EmbeddingMlirBackward" if ET._ops else "_EmbeddingBackward"
     assert expected in out.grad_fn.name()
