@@ -390,6 +390,31 @@ void call(KernelFn fn, const std::vector<void *> &a) {
   }
 }
 
+/// Ops without a GPU kernel yet are an error on a GPU target, before
+/// anything is read or written.
+llvm::Error requireHost(Target target, const char *what) {
+  if (target == Target::host)
+    return llvm::Error::success();
+  return fail(std::string(what) + " has no GPU kernel yet (target '" +
+              targetName(target) +
+              "'); the GPU kernels cover the forward "
+              "lookup and bag");
+}
+
+/// GPU kernels move a row as 16-byte vectors when D allows: the buffers
+/// they read and write rows of must then be 16-byte aligned (thread views
+/// start at whole rows, so they stay aligned).
+llvm::Error checkGPUAlignment(Target target, int64_t dim, DType dtype,
+                              std::initializer_list<const Tensor *> rows) {
+  if (target == Target::host || (dim * dtypeSize(dtype)) % 16 != 0)
+    return llvm::Error::success();
+  for (const Tensor *t : rows)
+    if (t && t->data && reinterpret_cast<uintptr_t>(t->data) % 16 != 0)
+      return fail("GPU kernels need 16-byte aligned rows: a buffer of rows "
+                  "starts at an address that is not a multiple of 16");
+  return llvm::Error::success();
+}
+
 /// Bytes of rows a forward chunk must move for a split over threads to
 /// pay: waking a worker costs tens of microseconds on a busy machine (a
 /// 64-bag call took 72 us split in two, 5.5 us on one thread).
@@ -411,7 +436,8 @@ constexpr int64_t kMinGradRowsPerChunk = 4096;
 //===----------------------------------------------------------------------===//
 
 Engine::Engine(EngineOptions options)
-    : kernelCache(std::make_unique<KernelCache>(options.cache)) {
+    : kernelCache(std::make_unique<KernelCache>(options.cache)),
+      target(options.target) {
   int threads = options.threads > 0
                     ? options.threads
                     : std::max(1u, std::thread::hardware_concurrency());
@@ -428,6 +454,8 @@ llvm::Expected<KernelFn> Engine::kernel(const KernelSpec &spec) {
 
 llvm::Error Engine::renorm(const Tensor &weight, const Tensor &indices,
                            double maxNorm, double normType) {
+  if (auto err = requireHost(target, "renorm"))
+    return err;
   if (auto err = checkWeight(weight))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -476,6 +504,11 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
+  if (options.maxNorm)
+    if (auto err = requireHost(target, "max_norm (renorm)"))
+      return err;
+  if (auto err = checkGPUAlignment(target, dim, weight.dtype, {&weight, &out}))
+    return err;
   if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
     return err;
 
@@ -484,6 +517,7 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
     return llvm::Error::success();
   KernelSpec spec;
   spec.op = OpKind::embedding;
+  spec.target = target;
   spec.weight = weight.dtype;
   spec.indices = indices.dtype;
   spec.dim = dim;
@@ -542,6 +576,12 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
+  if (options.maxNorm)
+    if (auto err = requireHost(target, "max_norm (renorm)"))
+      return err;
+  if (auto err = checkGPUAlignment(target, dim, weight.dtype,
+                                   {&weight, &out, maxIndices}))
+    return err;
   if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
     return err;
 
@@ -555,6 +595,7 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
 
   KernelSpec spec;
   spec.op = OpKind::embedding_bag;
+  spec.target = target;
   spec.weight = weight.dtype;
   spec.indices = indices.dtype;
   spec.offsets = offsets ? offsets->dtype : DType::i64;
@@ -641,6 +682,8 @@ double profileGradScale(Profile profile, int64_t numEmbeddings, int64_t n) {
 llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
                                       const Tensor &gradWeight,
                                       const EmbeddingOptions &options) {
+  if (auto err = requireHost(target, "the embedding gradient"))
+    return err;
   if (auto err = checkWeight(gradWeight, "grad_weight"))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -699,6 +742,8 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
                              const Tensor *offsets, const Tensor &gradWeight,
                              const EmbeddingBagOptions &options,
                              const Tensor *psw, const Tensor *maxIndices) {
+  if (auto err = requireHost(target, "the embedding_bag gradient"))
+    return err;
   if (auto err = checkWeight(gradWeight, "grad_weight"))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -794,6 +839,8 @@ llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
     const Tensor &grad, const Tensor &weight, const Tensor &indices,
     const Tensor *offsets, const Tensor &gradPsw,
     const EmbeddingBagOptions &options) {
+  if (auto err = requireHost(target, "the per_sample_weights gradient"))
+    return err;
   if (auto err = checkWeight(weight))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -923,6 +970,8 @@ llvm::Expected<int64_t> Engine::embeddingSparseBackward(
     const Tensor &grad, const Tensor &indices, int64_t numEmbeddings,
     const Tensor &rows, const Tensor &values, const EmbeddingOptions &options,
     bool coalesced) {
+  if (auto err = requireHost(target, "the sparse embedding gradient"))
+    return std::move(err);
   if (auto err = checkIndexTensor(indices, "indices"))
     return std::move(err);
   if (auto err = checkView(grad, "grad"))
@@ -987,6 +1036,8 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
     const Tensor &grad, const Tensor &indices, const Tensor *offsets,
     int64_t numEmbeddings, const Tensor &rows, const Tensor &values,
     const EmbeddingBagOptions &options, const Tensor *psw, bool coalesced) {
+  if (auto err = requireHost(target, "the sparse embedding_bag gradient"))
+    return std::move(err);
   if (auto err = checkIndexTensor(indices, "indices"))
     return std::move(err);
   if (auto err = checkView(grad, "grad"))

@@ -30,3 +30,11 @@ llvm_config.add_tool_substitutions(tools, tool_dirs)
 config.substitutions.append(
     ("%stock_mlir_opt", os.path.join(config.llvm_tools_dir, "mlir-opt")))
 config.substitutions.append(("%emb_libs", os.path.join(config.emb_obj_root, "lib")))
+
+# ptxas (CUDA toolkit) checks the generated PTX when it is installed.
+for ptxas in [os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "ptxas"),
+              "/usr/local/cuda/bin/ptxas"]:
+    if os.path.exists(ptxas):
+        config.available_features.add("ptxas")
+        config.substitutions.append(("%ptxas", ptxas))
+        break

@@ -88,12 +88,17 @@ auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
              << *module << "\n";
 
   PassManager pm(&ctx);
-  mlir::emb::buildEmbCPUPipeline(pm);
+  bool gpu = spec.target == ::emb::Target::gpu_emulated;
+  if (gpu)
+    mlir::emb::buildEmbGPUEmulationPipeline(pm);
+  else
+    mlir::emb::buildEmbCPUPipeline(pm);
   if (printIR) {
     auto stage = [](Pass *pass, Operation *) {
       StringRef arg = pass->getArgument();
-      return arg == "convert-emb-to-scf" || arg == "one-shot-bufferize" ||
-             arg == "convert-to-llvm";
+      return arg == "convert-emb-to-scf" || arg == "convert-emb-to-gpu" ||
+             arg == "gpu-kernel-outlining" ||
+             arg == "emb-emulate-gpu-on-host" || arg == "convert-to-llvm";
     };
     pm.enableIRPrinting([](Pass *, Operation *) { return false; }, stage,
                         /*printModuleScope=*/true,
@@ -101,8 +106,8 @@ auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
                         /*printAfterOnlyOnFailure=*/false, *printIR);
   }
   if (failed(pm.run(*module)))
-    return error("the CPU pipeline failed for " + spec.str() + ":\n" +
-                 diagnostics);
+    return error(llvm::Twine("the ") + (gpu ? "GPU emulation" : "CPU") +
+                 " pipeline failed for " + spec.str() + ":\n" + diagnostics);
 
   auto tm = hostTargetMachine();
   if (!tm)

@@ -81,9 +81,21 @@ const char *opKindName(OpKind op) {
   return "?";
 }
 
+const char *targetName(Target target) {
+  switch (target) {
+  case Target::host:
+    return "host";
+  case Target::gpu_emulated:
+    return "gpu-emulated";
+  }
+  return "?";
+}
+
 std::string KernelSpec::str() const {
   std::string s = opKindName(op);
-  s += ":host:w=";
+  s += ":";
+  s += targetName(target);
+  s += ":w=";
   s += dtypeName(weight);
   s += ":i=";
   s += dtypeName(indices);

@@ -6,6 +6,7 @@
 #include "emb/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -38,8 +39,12 @@ void mlir::emb::buildEmbCPUPipeline(OpPassManager &pm) {
   prefetch.lineBytes = emb::cpu::kCacheLineBytes;
   prefetch.bytesAhead = emb::cpu::kPrefetchBytesAhead;
   pm.addPass(emb::createEmbPrefetchRows(prefetch));
-  // To the LLVM dialect.
+  addHostToLLVMPasses(pm);
+}
+
+void mlir::emb::addHostToLLVMPasses(OpPassManager &pm) {
   pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(arith::createArithExpandOpsPass()); // ceildiv of grid sizes
   pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
@@ -56,4 +61,18 @@ void mlir::emb::registerEmbPipelines() {
       "Lower emb ops to the LLVM dialect for the host CPU (emb -> scf + "
       "vector -> bufferised -> LLVM)",
       [](OpPassManager &pm) { buildEmbCPUPipeline(pm); });
+  PassPipelineRegistration<NVPTXPipelineOptions>(
+      "emb-nvptx-pipeline",
+      "Lower emb ops to NVIDIA kernels: emb -> gpu.launch -> outlined "
+      "gpu.func -> NVVM -> gpu.binary (PTX, or a cubin through ptxas); the "
+      "host code keeps gpu.launch_func",
+      [](OpPassManager &pm, const NVPTXPipelineOptions &options) {
+        buildEmbNVPTXPipeline(pm, options);
+      });
+  PassPipelineRegistration<>(
+      "emb-gpu-emulation-pipeline",
+      "Lower emb ops to the GPU kernels of emb-nvptx-pipeline, then run them "
+      "on the host (emb-emulate-gpu-on-host) and lower to the LLVM dialect: "
+      "to test GPU kernels without a GPU",
+      [](OpPassManager &pm) { buildEmbGPUEmulationPipeline(pm); });
 }

@@ -1,12 +1,12 @@
 //===- ForwardDiffTest.cpp - generated forward kernels vs the reference ---===//
 //
-// Randomised differential tests of every forward kernel against the f64
-// reference: every mode x padding x per_sample_weights x include_last_offset
-// x 1-D/2-D x dtype x index/offset dtype x D in {1, 3, 16, 17, 64, 128,
-// 1000}, with empty bags, empty inputs, all-padding bags, repeated indices
-// and ties in max. Also: identical bits with 1 and 2 threads, and every bad
-// input of docs/semantics.md §5 rejected with a clear message and nothing
-// written.
+// Randomised differential tests of every forward kernel (the host kernels,
+// and the GPU kernels emulated on the host) against the f64 reference: every
+// mode x padding x per_sample_weights x include_last_offset x 1-D/2-D x dtype x
+// index/offset dtype x D in {1, 3, 16, 17, 64, 128, 1000}, with empty bags,
+// empty inputs, all-padding bags, repeated indices and ties in max. Also:
+// identical bits with 1 and 2 threads, and every bad input of docs/semantics.md
+// §5 rejected with a clear message and nothing written.
 //
 //===----------------------------------------------------------------------===//
 
@@ -68,12 +68,13 @@ std::string cacheDir() {
   return std::string(dir) + "/emb-test-kernel-cache";
 }
 
-Engine &engine(int threads = 2) {
-  static std::map<int, std::unique_ptr<Engine>> engines;
-  auto &e = engines[threads];
+Engine &engine(int threads = 2, Target target = Target::host) {
+  static std::map<std::pair<int, Target>, std::unique_ptr<Engine>> engines;
+  auto &e = engines[{threads, target}];
   if (!e) {
     EngineOptions o;
     o.threads = threads;
+    o.target = target;
     o.cache.directory = cacheDir();
     e = std::make_unique<Engine>(o);
   }
@@ -126,8 +127,9 @@ std::string describe(const BagCase &c) {
   return s;
 }
 
-void runBagCase(const BagCase &c, uint64_t seed) {
-  SCOPED_TRACE(describe(c) + " seed=" + std::to_string(seed));
+void runBagCase(const BagCase &c, uint64_t seed, Target target = Target::host) {
+  SCOPED_TRACE(describe(c) + " seed=" + std::to_string(seed) +
+               " target=" + targetName(target));
   Random rng(seed);
   const int64_t V = 1 + rng.below(40);
   Host weight = randomTable(rng, c.weight, V, c.dim, c.mode == BagMode::max);
@@ -170,7 +172,7 @@ void runBagCase(const BagCase &c, uint64_t seed) {
   o.mode = c.mode;
   o.paddingIdx = pad;
   o.includeLastOffset = c.includeLast;
-  llvm::Error err = engine().embeddingBag(
+  llvm::Error err = engine(2, target).embeddingBag(
       indices.view, weight.view, c.twoD ? nullptr : &offsets.view, out.view, o,
       c.psw ? &psw.view : nullptr, c.argmax ? &argmax.view : nullptr);
   ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
@@ -249,9 +251,10 @@ TEST(ForwardDiff, EmbeddingBagFullCrossProductWhenAsked) {
 
 void runEmbeddingCase(DType wType, DType iType, int64_t dim, Profile profile,
                       bool padding, std::optional<double> maxNorm, double p,
-                      uint64_t seed) {
-  SCOPED_TRACE(std::string("embedding w=") + dtypeName(wType) +
-               " i=" + dtypeName(iType) + " D=" + std::to_string(dim) +
+                      uint64_t seed, Target target = Target::host) {
+  SCOPED_TRACE(std::string("embedding target=") + targetName(target) +
+               " w=" + dtypeName(wType) + " i=" + dtypeName(iType) +
+               " D=" + std::to_string(dim) +
                " profile=" + profileName(profile) + (padding ? " pad" : "") +
                (maxNorm ? " max_norm p=" + std::to_string(p) : "") +
                " seed=" + std::to_string(seed));
@@ -279,7 +282,8 @@ void runEmbeddingCase(DType wType, DType iType, int64_t dim, Profile profile,
   o.profile = profile;
   o.maxNorm = maxNorm;
   o.normType = p;
-  llvm::Error err = engine().embedding(indices.view, weight.view, out.view, o);
+  llvm::Error err =
+      engine(2, target).embedding(indices.view, weight.view, out.view, o);
   ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
 
   std::vector<double> w = before.toDouble();
@@ -390,6 +394,103 @@ TEST(ForwardDiff, IdenticalBitsWithOneAndTwoThreads) {
         indices.view, weight.view, &offsets.view, out2.view, o)));
     EXPECT_EQ(out1.bytes, out2.bytes) << bagModeName(mode);
   }
+}
+
+//===----------------------------------------------------------------------===//
+// GPU kernels, emulated on the host (emb-emulate-gpu-on-host)
+//===----------------------------------------------------------------------===//
+
+// The same cases as the host kernels: every variant, dtype and D (D = 17
+// and 1000 take the one-element path, the others 16-byte vectors).
+TEST(GPUEmulated, EmbeddingBagEveryOptionDtypeAndDim) {
+  std::vector<BagCase> variants = bagVariants();
+  int k = 0;
+  for (int64_t dim : kDims) {
+    for (BagCase c : variants) {
+      c.dim = dim;
+      c.weight = kFloats[k % 4];
+      c.indices = (k / 4) % 2 ? DType::i32 : DType::i64;
+      c.offsets = (k / 8) % 2 ? DType::i32 : DType::i64;
+      ++k;
+      for (uint64_t seed = 1; seed <= 2; ++seed)
+        runBagCase(c, seed * 1000 + k, Target::gpu_emulated);
+      if (HasFatalFailure())
+        return;
+    }
+  }
+}
+
+TEST(GPUEmulated, EmbeddingEveryDtypeDimAndProfile) {
+  int k = 0;
+  for (int64_t dim : kDims)
+    for (DType w : kFloats) {
+      DType i = k % 2 ? DType::i32 : DType::i64;
+      Profile profile = k % 3 == 0 ? Profile::zero_padding : Profile::torch;
+      ++k;
+      for (uint64_t seed = 1; seed <= 3; ++seed)
+        runEmbeddingCase(w, i, dim, profile, seed != 1, std::nullopt, 2,
+                         seed * 77 + k, Target::gpu_emulated);
+    }
+}
+
+// Many rows, so that the grid has several blocks and the row groups of a
+// block cover rows of different blocks.
+TEST(GPUEmulated, ManyBlocks) {
+  Random rng(3);
+  const int64_t V = 500, D = 64, B = 1000;
+  Host weight = randomTable(rng, DType::f32, V, D, false);
+  Host indices(DType::i64, {B * 3});
+  for (int64_t i = 0; i < B * 3; ++i)
+    indices.set(i, rng.below(V));
+  Host offsets(DType::i64, {B});
+  for (int64_t b = 0; b < B; ++b)
+    offsets.set(b, b * 3);
+  Host host(DType::f32, {B, D}), gpu(DType::f32, {B, D});
+  EmbeddingBagOptions o;
+  o.mode = BagMode::sum;
+  ASSERT_FALSE(static_cast<bool>(engine(1).embeddingBag(
+      indices.view, weight.view, &offsets.view, host.view, o)));
+  ASSERT_FALSE(
+      static_cast<bool>(engine(1, Target::gpu_emulated)
+                            .embeddingBag(indices.view, weight.view,
+                                          &offsets.view, gpu.view, o)));
+  EXPECT_TRUE(close(gpu, host.toDouble()));
+}
+
+TEST(GPUEmulated, WhatHasNoGPUKernelIsAClearError) {
+  Engine &e = engine(2, Target::gpu_emulated);
+  Host weight(DType::f32, {4, 8}), indices(DType::i64, {2});
+  Host out(DType::f32, {2, 8}), gw(DType::f32, {4, 8});
+  Host before = weight;
+  EmbeddingOptions o;
+  o.maxNorm = 1.0;
+  auto message = [](llvm::Error err) { return llvm::toString(std::move(err)); };
+  EXPECT_EQ(message(e.embedding(indices.view, weight.view, out.view, o)),
+            "max_norm (renorm) has no GPU kernel yet (target 'gpu-emulated'); "
+            "the GPU kernels cover the forward lookup and bag");
+  EXPECT_EQ(weight.bytes, before.bytes);
+  EXPECT_NE(message(e.embeddingBackward(out.view, indices.view, gw.view))
+                .find("the embedding gradient has no GPU kernel yet"),
+            std::string::npos);
+  EXPECT_NE(message(e.renorm(weight.view, indices.view, 1.0))
+                .find("renorm has no GPU kernel yet"),
+            std::string::npos);
+}
+
+TEST(GPUEmulated, MisalignedRowsAreRejected) {
+  Host weight(DType::f32, {4, 8}), indices(DType::i64, {2});
+  Host out(DType::f32, {3, 8});
+  Tensor shifted = out.view; // starts one float into the buffer
+  shifted.data = static_cast<float *>(out.view.data) + 1;
+  shifted.shape = {2, 8};
+  llvm::Error err = engine(2, Target::gpu_emulated)
+                        .embedding(indices.view, weight.view, shifted);
+  ASSERT_TRUE(static_cast<bool>(err));
+  EXPECT_NE(llvm::toString(std::move(err)).find("16-byte aligned"),
+            std::string::npos);
+  // The host kernels take any alignment.
+  EXPECT_FALSE(static_cast<bool>(
+      engine().embedding(indices.view, weight.view, shifted)));
 }
 
 //===----------------------------------------------------------------------===//

@@ -35,6 +35,30 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
   ];
 }
 
+def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
+  let summary = "Lower the forward emb ops to gpu.launch kernels on buffers";
+  let description = [{
+    `emb.lookup` and `emb.bag` (every mode and option, `max_indices`
+    included) become one `gpu.launch` each. Every row (lookup) or bag gets
+    a group of threads, a power of two up to a warp, that moves 16-byte
+    vectors (`vector.load` of `vector<4xf32>`, `<8xf16>`, `<2xf64>` when D
+    allows, one element otherwise) and accumulates in f32 for f16 / bf16;
+    a block is 256 threads, the grid covers the rows and is computed at run
+    time (nothing is launched for zero rows). The heuristics live in
+    `GPUConfig.h`. Operands become buffers through `bufferization.to_buffer`;
+    a result whose only use is `bufferization.materialize_in_destination`
+    into a memref is written there directly, any other into a new
+    allocation. The gradients and `emb.renorm` have no GPU lowering yet and
+    are reported as errors.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
 def ConvertTosaToEmb : Pass<"convert-tosa-to-emb"> {
   let summary = "Raise tosa.gather embedding lookups to emb.lookup";
   let description = [{

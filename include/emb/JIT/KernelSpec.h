@@ -43,8 +43,15 @@ enum class OpKind : uint8_t {
 };
 const char *opKindName(OpKind op);
 
+/// Where a kernel runs. `gpu_emulated` is the GPU kernel of
+/// emb-nvptx-pipeline run on the host by emb-emulate-gpu-on-host: the GPU
+/// lowering tested without a GPU (forward lookup and bag so far).
+enum class Target : uint8_t { host, gpu_emulated };
+const char *targetName(Target target);
+
 struct KernelSpec {
   OpKind op = OpKind::embedding;
+  Target target = Target::host;
   DType weight = DType::f32;
   DType indices = DType::i64;
   /// embedding_bag with 1-D indices only.

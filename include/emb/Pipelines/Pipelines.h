@@ -4,6 +4,8 @@
 #define EMB_PIPELINES_PIPELINES_H
 
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+#include "mlir/Pass/PassRegistry.h"
 
 namespace mlir::emb {
 
@@ -13,7 +15,38 @@ namespace mlir::emb {
 /// emits them).
 void buildEmbCPUPipeline(OpPassManager &pm);
 
-/// Registers `emb-cpu-pipeline` with the pass registry (for emb-opt).
+/// The host tail of the CPU pipeline: scf / vector / memref / arith to the
+/// LLVM dialect.
+void addHostToLLVMPasses(OpPassManager &pm);
+
+struct NVPTXPipelineOptions : public PassPipelineOptions<NVPTXPipelineOptions> {
+  PassOptions::Option<std::string> chip{
+      *this, "chip", llvm::cl::desc("NVIDIA chip (sm_70 ... sm_120a)"),
+      llvm::cl::init("sm_90")};
+  PassOptions::Option<unsigned> ptx{
+      *this, "ptx",
+      llvm::cl::desc("PTX ISA version times ten; 0: the chip's default"),
+      llvm::cl::init(0)};
+  PassOptions::Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("isa (PTX text), bin (cubin: needs ptxas) or fatbin"),
+      llvm::cl::init("isa")};
+};
+
+/// emb -> gpu.launch (convert-emb-to-gpu) -> bufferised -> outlined
+/// gpu.func -> NVVM -> gpu.binary for `chip`. The chip and PTX version are
+/// checked first (emb-check-nvptx-target). The host function keeps its
+/// gpu.launch_func ops: the runtime launches the binary itself.
+void buildEmbNVPTXPipeline(OpPassManager &pm,
+                           const NVPTXPipelineOptions &options);
+
+/// The GPU kernels of buildEmbNVPTXPipeline run on the host instead
+/// (emb-emulate-gpu-on-host), lowered to the LLVM dialect like the CPU
+/// kernels: the GPU lowering is tested on machines without a GPU.
+void buildEmbGPUEmulationPipeline(OpPassManager &pm);
+
+/// Registers `emb-cpu-pipeline`, `emb-nvptx-pipeline` and
+/// `emb-gpu-emulation-pipeline` with the pass registry (for emb-opt).
 void registerEmbPipelines();
 
 } // namespace mlir::emb

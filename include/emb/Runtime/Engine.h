@@ -88,6 +88,13 @@ struct EmbeddingBagOptions {
 struct EngineOptions {
   /// Worker threads (the caller's thread included); 0: all hardware threads.
   int threads = 0;
+  /// Where kernels run: `host` (default), or `gpu_emulated`: the GPU
+  /// kernels of emb-nvptx-pipeline run on the host (host pointers) to test
+  /// the GPU lowering without a GPU. The GPU kernels cover the forward
+  /// lookup and bag so far; renorm (max_norm) and the gradients are an
+  /// error on that target. GPU kernels move 16-byte vectors when D allows:
+  /// the weight and output must then be 16-byte aligned.
+  Target target = Target::host;
   KernelCacheOptions cache;
 };
 
@@ -178,6 +185,7 @@ public:
 private:
   std::unique_ptr<KernelCache> kernelCache;
   std::unique_ptr<ThreadPool> pool;
+  Target target = Target::host;
 };
 
 } // namespace emb

@@ -31,4 +31,39 @@ def EmbPrefetchRows : Pass<"emb-prefetch-rows"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def EmbEmulateGPUOnHost : Pass<"emb-emulate-gpu-on-host", "::mlir::ModuleOp"> {
+  let summary = "Run outlined GPU kernels as host loops over grid x block";
+  let description = [{
+    For verification without a GPU: every `gpu.launch_func` becomes a loop
+    nest over the grid (z, y, x) and the block (z, y, x) around a copy of
+    its `gpu.func` body, in which `gpu.block_id`, `gpu.thread_id`,
+    `gpu.block_dim` and `gpu.grid_dim` are the loop variables and the launch
+    sizes; the `gpu.module`s are then erased and the module lowers like any
+    host code. Threads run one after another, so a kernel that synchronises
+    or exchanges values between threads (`gpu.barrier`, shuffles, subgroup
+    ops, shared memory) cannot be emulated this way: the pass reports it
+    instead of running it wrongly. The emb kernels use none of those.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+def EmbCheckNVPTXTarget : Pass<"emb-check-nvptx-target", "::mlir::ModuleOp"> {
+  let summary = "Reject an unknown NVIDIA chip or a chip / PTX version mismatch";
+  let description = [{
+    The first pass of `emb-nvptx-pipeline`: LLVM's NVPTX backend aborts the
+    process on a PTX version too old for the chip ("PTX version 6.0 does
+    not support target 'sm_90'"); this pass turns that, and a chip it does
+    not know, into an error with the accepted values. `ptx` = 0 picks the
+    default for the chip (see docs/gpu.md).
+  }];
+  let options = [
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_90\"",
+           "The NVIDIA chip: sm_70, sm_75, sm_80, sm_86, sm_87, sm_89, sm_90, "
+           "sm_90a, sm_100, sm_120">,
+    Option<"ptx", "ptx", "unsigned", /*default=*/"0",
+           "PTX ISA version times ten (80 is PTX 8.0); 0: the chip's default">,
+  ];
+}
+
 #endif // EMB_TRANSFORMS_PASSES_TD

@@ -1,0 +1,47 @@
+//===- GPUConfig.h - GPU launch heuristics ----------------------*- C++ -*-===//
+//
+// Every launch-shape decision of the GPU lowering in one place (the CPU
+// side has CPUConfig.h). A kernel gives each row (lookup) or bag a group
+// of `threadsPerRow` threads, a power of two up to a warp, each moving
+// 16-byte vectors; a block holds kThreadsPerBlock threads, so
+// kThreadsPerBlock / threadsPerRow rows; the grid covers the rows.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef EMB_CONVERSION_GPUCONFIG_H
+#define EMB_CONVERSION_GPUCONFIG_H
+
+#include <cstdint>
+
+namespace mlir::emb::gpu_config {
+
+/// Threads per block: 8 warps, enough to hide latency with several blocks
+/// per SM and small enough to leave registers for f32 accumulators.
+constexpr int64_t kThreadsPerBlock = 256;
+
+/// Bytes one thread loads at once: `ld.global.v4.f32` (16 bytes).
+constexpr int64_t kVectorBytes = 16;
+
+constexpr int64_t kWarpSize = 32;
+
+/// Elements per access: a 16-byte vector when D is a multiple of it, else
+/// one element (every row then starts aligned for the vector too).
+constexpr int64_t vectorWidth(int64_t dim, int64_t elementBytes) {
+  int64_t vec = kVectorBytes / elementBytes;
+  return dim % vec == 0 ? vec : 1;
+}
+
+/// Threads per row: enough to cover D with vectors in one pass, a power of
+/// two (so a group never straddles a warp), at most a warp. D = 128 f32 is
+/// 32 threads of one float4 each; D = 32 f32 is 8 threads.
+constexpr int64_t threadsPerRow(int64_t dim, int64_t vec) {
+  int64_t needed = (dim + vec - 1) / vec;
+  int64_t t = 1;
+  while (t < needed && t < kWarpSize)
+    t *= 2;
+  return t;
+}
+
+} // namespace mlir::emb::gpu_config
+
+#endif // EMB_CONVERSION_GPUCONFIG_H

@@ -1,0 +1,540 @@
+//===- EmbToGPU.cpp - lower the forward emb ops to gpu.launch -------------===//
+//
+// emb.lookup and emb.bag become one `gpu.launch` each, on buffers: every
+// row (lookup) or bag gets a group of threads (GPUConfig.h) that moves
+// 16-byte vectors, accumulating in f32 for f16 / bf16. The result is
+// written straight into the destination buffer when the op's only use is a
+// `bufferization.materialize_in_destination` into a memref (the JIT's
+// kernels); otherwise into a new `memref.alloc`. The grid is computed from
+// the problem size at run time; a problem with no rows launches nothing.
+//
+// The gradients and renorm have no GPU lowering yet (issue 5): they are
+// reported, never silently left on the host.
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/Conversion/GPUConfig.h"
+#include "emb/Conversion/Passes.h"
+
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::emb {
+#define GEN_PASS_DEF_CONVERTEMBTOGPU
+#include "emb/Conversion/Passes.h.inc"
+} // namespace mlir::emb
+
+using namespace mlir;
+using namespace mlir::emb;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+Value cIndex(ImplicitLocOpBuilder &b, int64_t v) {
+  return arith::ConstantIndexOp::create(b, v);
+}
+
+/// Element `pos` of a 1-D i32/i64 buffer, as an index (sign-extended).
+/// Loads state their natural alignment: without it LLVM's NVPTX backend
+/// splits them into 4-byte pieces.
+Value loadIndex(ImplicitLocOpBuilder &b, Value buffer, Value pos) {
+  auto type = cast<MemRefType>(buffer.getType());
+  Value v = memref::LoadOp::create(
+      b, buffer, ValueRange{pos}, /*nontemporal=*/false,
+      llvm::MaybeAlign(type.getElementTypeBitWidth() / 8));
+  return arith::IndexCastOp::create(b, b.getIndexType(), v);
+}
+
+/// A row piece of `type` at `indices`, aligned to its size (16 bytes for a
+/// full vector): `ld.global.v4.f32` needs the alignment stated. Row starts
+/// are multiples of the vector when D is, so this holds for buffers whose
+/// base is 16-byte aligned (the runtime checks it).
+Value loadRow(ImplicitLocOpBuilder &b, VectorType type, Value base,
+              ValueRange indices) {
+  int64_t bytes = std::min<int64_t>(
+      type.getNumElements() * type.getElementTypeBitWidth() / 8, 16);
+  return vector::LoadOp::create(b, type, base, indices, /*nontemporal=*/false,
+                                llvm::MaybeAlign(bytes));
+}
+
+void storeRow(ImplicitLocOpBuilder &b, Value v, Value base,
+              ValueRange indices) {
+  auto type = cast<VectorType>(v.getType());
+  int64_t bytes = std::min<int64_t>(
+      type.getNumElements() * type.getElementTypeBitWidth() / 8, 16);
+  vector::StoreOp::create(b, v, base, indices, /*nontemporal=*/false,
+                          llvm::MaybeAlign(bytes));
+}
+
+Type accumulatorType(Type element) {
+  return element.isF64() ? element : Float32Type::get(element.getContext());
+}
+
+Value splat(ImplicitLocOpBuilder &b, VectorType type, Attribute value) {
+  return arith::ConstantOp::create(b, DenseElementsAttr::get(type, value));
+}
+
+Value extend(ImplicitLocOpBuilder &b, Value v, VectorType to) {
+  if (v.getType() == to)
+    return v;
+  return arith::ExtFOp::create(b, to, v);
+}
+
+Value truncate(ImplicitLocOpBuilder &b, Value v, VectorType to) {
+  if (v.getType() == to)
+    return v;
+  return arith::TruncFOp::create(b, to, v);
+}
+
+/// A tensor flattened to 1-D (0-D becomes [1]).
+Value flatten(ImplicitLocOpBuilder &b, Value t) {
+  auto type = cast<RankedTensorType>(t.getType());
+  if (type.getRank() == 1)
+    return t;
+  int64_t n =
+      type.hasStaticShape() ? type.getNumElements() : ShapedType::kDynamic;
+  auto flat = RankedTensorType::get({n}, type.getElementType());
+  if (type.getRank() == 0)
+    return tensor::ExpandShapeOp::create(b, flat, t,
+                                         ArrayRef<ReassociationIndices>{});
+  ReassociationIndices all;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    all.push_back(i);
+  return tensor::CollapseShapeOp::create(b, flat, t,
+                                         ArrayRef<ReassociationIndices>{all});
+}
+
+Value toBuffer(ImplicitLocOpBuilder &b, Value tensor) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+  return bufferization::ToBufferOp::create(b, memrefType, tensor,
+                                           /*read_only=*/true);
+}
+
+/// Where a result of an op is written: the destination memref when the
+/// result's only use materialises it there (the JIT's kernels; that use is
+/// erased), else a new allocation the result is then read from.
+struct Destination {
+  Value buffer; // a memref shaped like the result
+  bufferization::MaterializeInDestinationOp into;
+
+  Destination(ImplicitLocOpBuilder &b, Value result, ValueRange dynSizes) {
+    if (result.hasOneUse()) {
+      auto m = dyn_cast<bufferization::MaterializeInDestinationOp>(
+          *result.getUsers().begin());
+      if (m && isa<MemRefType>(m.getDest().getType())) {
+        into = m;
+        buffer = m.getDest();
+        return;
+      }
+    }
+    auto type = cast<RankedTensorType>(result.getType());
+    buffer = memref::AllocOp::create(
+        b, MemRefType::get(type.getShape(), type.getElementType()), dynSizes);
+  }
+
+  /// The buffer as `[N, D]` rows (a view, no copy).
+  Value rows2d(ImplicitLocOpBuilder &b) const {
+    auto type = cast<MemRefType>(buffer.getType());
+    if (type.getRank() == 2)
+      return buffer;
+    if (type.getRank() == 1) // 0-D indices: [D] -> [1, D]
+      return memref::ExpandShapeOp::create(
+          b, MemRefType::get({1, type.getDimSize(0)}, type.getElementType()),
+          buffer, ArrayRef<ReassociationIndices>{{0, 1}},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1),
+                                 b.getIndexAttr(type.getDimSize(0))});
+    ReassociationIndices lead;
+    for (int64_t i = 0; i + 1 < type.getRank(); ++i)
+      lead.push_back(i);
+    return memref::CollapseShapeOp::create(
+        b, buffer, ArrayRef<ReassociationIndices>{lead, {type.getRank() - 1}});
+  }
+
+  /// Gives the uses of `result` what was written.
+  void replace(RewriterBase &rewriter, Value result) {
+    if (into) {
+      rewriter.eraseOp(into);
+      return;
+    }
+    rewriter.setInsertionPointAfterValue(result);
+    Value t = bufferization::ToTensorOp::create(
+        rewriter, result.getLoc(), result.getType(), buffer,
+        /*restrict=*/true, /*writable=*/true);
+    rewriter.replaceAllUsesWith(result, t);
+  }
+};
+
+/// The dynamic sizes of `indices.shape + [D]` (the lookup's result).
+SmallVector<Value> lookupSizes(ImplicitLocOpBuilder &b, Value indices) {
+  auto type = cast<RankedTensorType>(indices.getType());
+  SmallVector<Value> sizes;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    if (type.isDynamicDim(i))
+      sizes.push_back(tensor::DimOp::create(b, indices, i));
+  return sizes;
+}
+
+/// Launches `body(row, lane)` over `numRows` rows of `threadsPerRow`
+/// threads each (see GPUConfig.h), only if there is a row at all.
+void launchRows(ImplicitLocOpBuilder &b, Value numRows, int64_t threadsPerRow,
+                function_ref<void(ImplicitLocOpBuilder &, Value, Value)> body) {
+  int64_t rowsPerBlock = gpu_config::kThreadsPerBlock / threadsPerRow;
+  Value c0 = cIndex(b, 0), c1 = cIndex(b, 1);
+  Value any = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, numRows, c0);
+  scf::IfOp::create(b, any, [&](OpBuilder &nb, Location loc) {
+    ImplicitLocOpBuilder ib(loc, nb);
+    Value perBlock = cIndex(ib, rowsPerBlock);
+    Value grid = arith::CeilDivUIOp::create(ib, numRows, perBlock);
+    Value threads = cIndex(ib, gpu_config::kThreadsPerBlock);
+    auto launch = gpu::LaunchOp::create(ib, grid, c1, c1, threads, c1, c1);
+    {
+      OpBuilder::InsertionGuard guard(ib);
+      ib.setInsertionPointToStart(&launch.getBody().front());
+      Value tid = launch.getThreadIds().x, bid = launch.getBlockIds().x;
+      Value tpr = cIndex(ib, threadsPerRow);
+      Value row = arith::AddIOp::create(
+          ib, arith::MulIOp::create(ib, bid, cIndex(ib, rowsPerBlock)),
+          arith::DivUIOp::create(ib, tid, tpr));
+      Value lane = arith::RemUIOp::create(ib, tid, tpr);
+      Value inRange =
+          arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, row, numRows);
+      scf::IfOp::create(ib, inRange, [&](OpBuilder &tb, Location tl) {
+        ImplicitLocOpBuilder tib(tl, tb);
+        body(tib, row, lane);
+        scf::YieldOp::create(tib);
+      });
+      gpu::TerminatorOp::create(ib);
+    }
+    scf::YieldOp::create(ib);
+  });
+}
+
+/// For each vector-wide column chunk `c` of `lane`:
+///   for (c = lane * vec; c < D; c += threadsPerRow * vec)
+void forEachChunk(ImplicitLocOpBuilder &b, Value lane, int64_t dim, int64_t vec,
+                  int64_t threadsPerRow,
+                  function_ref<void(ImplicitLocOpBuilder &, Value)> body) {
+  Value start = arith::MulIOp::create(b, lane, cIndex(b, vec));
+  scf::ForOp::create(b, start, cIndex(b, dim), cIndex(b, threadsPerRow * vec),
+                     ValueRange{},
+                     [&](OpBuilder &nb, Location loc, Value c, ValueRange) {
+                       ImplicitLocOpBuilder ib(loc, nb);
+                       body(ib, c);
+                       scf::YieldOp::create(ib);
+                     });
+}
+
+/// The padding row as an index, or null.
+Value paddingRow(ImplicitLocOpBuilder &b, std::optional<int64_t> paddingIdx,
+                 Value table) {
+  if (!paddingIdx)
+    return Value();
+  if (*paddingIdx >= 0)
+    return cIndex(b, *paddingIdx);
+  Value v = memref::DimOp::create(b, table, 0);
+  return arith::AddIOp::create(b, v, cIndex(b, *paddingIdx));
+}
+
+FailureOr<int64_t> staticDim(Operation *op, Value table) {
+  int64_t dim = cast<RankedTensorType>(table.getType()).getDimSize(1);
+  if (ShapedType::isDynamic(dim))
+    return op->emitOpError("GPU lowering needs a static embedding_dim");
+  return dim;
+}
+
+//===----------------------------------------------------------------------===//
+// emb.lookup
+//===----------------------------------------------------------------------===//
+
+// %out = emb.lookup %w[%x] {padding_idx = P, padding_mode = zero}
+//   ==>
+// scf.if N > 0 {
+//   gpu.launch blocks(ceildiv(N, R)) threads(256) {
+//     row = block_id * R + thread_id / T;  lane = thread_id % T
+//     if row < N:
+//       r = x[row]
+//       for c = lane * vec; c < D; c += T * vec:
+//         v = vector.load %w[r, c] : vector<vec x elt>   (16 bytes)
+//         v = select(r == P, 0, v)                        (zero padding only)
+//         vector.store v, %out[row, c]
+//   }
+// }
+LogicalResult lowerLookup(LookupOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto wType = cast<RankedTensorType>(op.getWeight().getType());
+  Type element = wType.getElementType();
+  FailureOr<int64_t> staticD = staticDim(op, op.getWeight());
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
+  int64_t vec =
+      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
+  int64_t tpr = gpu_config::threadsPerRow(dim, vec);
+
+  Value weight = toBuffer(b, op.getWeight());
+  Value indices = toBuffer(b, flatten(b, op.getIndices()));
+  Value n = memref::DimOp::create(b, indices, 0);
+  Destination dest(b, op.getResult(), lookupSizes(b, op.getIndices()));
+  Value out = dest.rows2d(b);
+  Value pad = op.getPaddingMode() == PaddingMode::zero
+                  ? paddingRow(b, op.getPaddingIdx(), weight)
+                  : Value();
+  auto vecType = VectorType::get({vec}, element);
+  launchRows(b, n, tpr, [&](ImplicitLocOpBuilder &ib, Value row, Value lane) {
+    Value r = loadIndex(ib, indices, row);
+    Value isPad =
+        pad ? arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, r, pad)
+            : Value();
+    forEachChunk(ib, lane, dim, vec, tpr,
+                 [&](ImplicitLocOpBuilder &cb, Value c) {
+                   Value v = loadRow(cb, vecType, weight, ValueRange{r, c});
+                   if (isPad)
+                     v = arith::SelectOp::create(
+                         cb, isPad,
+                         splat(cb, vecType, cb.getFloatAttr(element, 0.0)), v);
+                   storeRow(cb, v, out, ValueRange{row, c});
+                 });
+  });
+  dest.replace(rewriter, op.getResult());
+  rewriter.eraseOp(op);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// emb.bag
+//===----------------------------------------------------------------------===//
+
+// %out = emb.bag <mode> %w[%x] offsets(%o) per_sample_weights(%p)
+//   ==>  gpu.launch as above, one thread group per bag:
+//     [start, end) = bounds(bag)
+//     for each chunk c of the lane:
+//       acc = 0 (f32 for f16 / bf16), n = 0, argmax = -1
+//       for j in [start, end):
+//         r = x[j]; if r != P:
+//           v = ext(vector.load %w[r, c])
+//           sum / mean: acc += v * psw[j]
+//           max: first entry sets acc; later ones replace where v > acc
+//                (ties keep the first), argmax likewise
+//           n += 1
+//       mean: acc /= n; an empty bag stores zeros (argmax -1)
+//       vector.store trunc(acc), %out[bag, c]
+LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto wType = cast<RankedTensorType>(op.getWeight().getType());
+  Type element = wType.getElementType();
+  Type accElement = accumulatorType(element);
+  FailureOr<int64_t> staticD = staticDim(op, op.getWeight());
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
+  int64_t vec =
+      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
+  int64_t tpr = gpu_config::threadsPerRow(dim, vec);
+  BagMode mode = op.getMode();
+  bool twoD = cast<RankedTensorType>(op.getIndices().getType()).getRank() == 2;
+  bool includeLast = op.getIncludeLastOffset() && !twoD;
+  bool withArgmax = static_cast<bool>(op.getMaxIndices());
+
+  Value weight = toBuffer(b, op.getWeight());
+  Value indices = toBuffer(b, flatten(b, op.getIndices()));
+  Value psw = op.getPerSampleWeights()
+                  ? toBuffer(b, flatten(b, op.getPerSampleWeights()))
+                  : Value();
+  Value offsets = op.getOffsets() ? toBuffer(b, op.getOffsets()) : Value();
+  Value numIndices = memref::DimOp::create(b, indices, 0);
+  Value numBags, bagLen, numOffsets;
+  if (twoD) {
+    Value x2 = toBuffer(b, op.getIndices());
+    numBags = memref::DimOp::create(b, x2, 0);
+    bagLen = memref::DimOp::create(b, x2, 1);
+  } else {
+    numOffsets = memref::DimOp::create(b, offsets, 0);
+    numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
+                          : numOffsets;
+  }
+  auto outType = cast<RankedTensorType>(op.getOutput().getType());
+  Destination dest(b, op.getOutput(),
+                   outType.isDynamicDim(0) ? ValueRange{numBags}
+                                           : ValueRange{});
+  Value out = dest.buffer;
+  std::optional<Destination> argmaxDest;
+  Value argmaxBuf;
+  if (withArgmax) {
+    auto mType = cast<RankedTensorType>(op.getMaxIndices().getType());
+    argmaxDest.emplace(b, op.getMaxIndices(),
+                       mType.isDynamicDim(0) ? ValueRange{numBags}
+                                             : ValueRange{});
+    argmaxBuf = argmaxDest->buffer;
+  }
+  Value pad = paddingRow(b, op.getPaddingIdx(), weight);
+  auto vecType = VectorType::get({vec}, element);
+  auto accType = VectorType::get({vec}, accElement);
+  auto argType = VectorType::get({vec}, b.getI64Type());
+
+  launchRows(
+      b, numBags, tpr, [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
+        Value start, end;
+        if (twoD) {
+          start = arith::MulIOp::create(ib, bag, bagLen);
+          end = arith::AddIOp::create(ib, start, bagLen);
+        } else {
+          start = loadIndex(ib, offsets, bag);
+          Value next = arith::AddIOp::create(ib, bag, cIndex(ib, 1));
+          if (includeLast) {
+            end = loadIndex(ib, offsets, next);
+          } else {
+            Value last = arith::SubIOp::create(ib, numOffsets, cIndex(ib, 1));
+            Value safe = arith::MinUIOp::create(ib, next, last);
+            Value hasNext = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
+                                                  next, numOffsets);
+            end = arith::SelectOp::create(
+                ib, hasNext, loadIndex(ib, offsets, safe), numIndices);
+          }
+        }
+        forEachChunk(
+            ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
+              Value zero = splat(cb, accType, cb.getFloatAttr(accElement, 0.0));
+              Value noArg = splat(cb, argType, cb.getI64IntegerAttr(-1));
+              Value c0 = cIndex(cb, 0), c1 = cIndex(cb, 1);
+              SmallVector<Value> inits{zero, c0};
+              if (mode == BagMode::max)
+                inits.push_back(noArg);
+              auto loop = scf::ForOp::create(
+                  cb, start, end, c1, inits,
+                  [&](OpBuilder &lb, Location ll, Value j, ValueRange it) {
+                    ImplicitLocOpBuilder eb(ll, lb);
+                    Value r = loadIndex(eb, indices, j);
+                    auto update = [&](OpBuilder &ub, Location ul) {
+                      ImplicitLocOpBuilder ueb(ul, ub);
+                      Value v = extend(
+                          ueb, loadRow(ueb, vecType, weight, ValueRange{r, c}),
+                          accType);
+                      Value count =
+                          arith::AddIOp::create(ueb, it[1], cIndex(ueb, 1));
+                      SmallVector<Value> next;
+                      if (mode == BagMode::max) {
+                        Value rowI64 = arith::IndexCastOp::create(
+                            ueb, ueb.getI64Type(), r);
+                        Value rowVec =
+                            vector::BroadcastOp::create(ueb, argType, rowI64);
+                        Value first =
+                            arith::CmpIOp::create(ueb, arith::CmpIPredicate::eq,
+                                                  it[1], cIndex(ueb, 0));
+                        Value greater = arith::CmpFOp::create(
+                            ueb, arith::CmpFPredicate::OGT, v, it[0]);
+                        Value firstVec = vector::BroadcastOp::create(
+                            ueb, VectorType::get({vec}, ueb.getI1Type()),
+                            first);
+                        Value take =
+                            arith::OrIOp::create(ueb, greater, firstVec);
+                        next = {
+                            arith::SelectOp::create(ueb, take, v, it[0]), count,
+                            arith::SelectOp::create(ueb, take, rowVec, it[2])};
+                      } else {
+                        if (psw) {
+                          Value w = memref::LoadOp::create(
+                              ueb, psw, ValueRange{j}, /*nontemporal=*/false,
+                              llvm::MaybeAlign(element.getIntOrFloatBitWidth() /
+                                               8));
+                          if (w.getType() != accElement)
+                            w = arith::ExtFOp::create(ueb, accElement, w);
+                          v = arith::MulFOp::create(
+                              ueb, v,
+                              vector::BroadcastOp::create(ueb, accType, w));
+                        }
+                        next = {arith::AddFOp::create(ueb, it[0], v), count};
+                      }
+                      scf::YieldOp::create(ueb, next);
+                    };
+                    if (!pad) {
+                      update(lb, ll);
+                      return;
+                    }
+                    Value isLive = arith::CmpIOp::create(
+                        eb, arith::CmpIPredicate::ne, r, pad);
+                    auto ifOp = scf::IfOp::create(
+                        eb, isLive,
+                        [&](OpBuilder &ub, Location ul) { update(ub, ul); },
+                        [&](OpBuilder &ub, Location ul) {
+                          scf::YieldOp::create(ub, ul, it);
+                        });
+                    scf::YieldOp::create(eb, ifOp.getResults());
+                  });
+              Value acc = loop.getResult(0), count = loop.getResult(1);
+              if (mode == BagMode::mean) {
+                Value cnt =
+                    arith::IndexCastOp::create(cb, cb.getI64Type(), count);
+                Value cntF = arith::SIToFPOp::create(cb, accElement, cnt);
+                Value isEmpty = arith::CmpIOp::create(
+                    cb, arith::CmpIPredicate::eq, count, c0);
+                Value divisor = arith::SelectOp::create(
+                    cb, isEmpty,
+                    arith::ConstantOp::create(cb,
+                                              cb.getFloatAttr(accElement, 1.0)),
+                    cntF);
+                acc = arith::DivFOp::create(
+                    cb, acc, vector::BroadcastOp::create(cb, accType, divisor));
+              }
+              if (mode == BagMode::max) {
+                // An empty or all-padding bag: zeros (acc is still 0) and -1.
+                storeRow(cb, truncate(cb, acc, vecType), out,
+                         ValueRange{bag, c});
+                if (argmaxBuf)
+                  storeRow(cb, loop.getResult(2), argmaxBuf,
+                           ValueRange{bag, c});
+                return;
+              }
+              storeRow(cb, truncate(cb, acc, vecType), out, ValueRange{bag, c});
+            });
+      });
+  dest.replace(rewriter, op.getOutput());
+  if (argmaxDest)
+    argmaxDest->replace(rewriter, op.getMaxIndices());
+  rewriter.eraseOp(op);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Pass
+//===----------------------------------------------------------------------===//
+
+struct ConvertEmbToGPUPass
+    : emb::impl::ConvertEmbToGPUBase<ConvertEmbToGPUPass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> ops;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<EmbDialect>(op->getDialect()))
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : ops) {
+      rewriter.setInsertionPoint(op);
+      LogicalResult result =
+          llvm::TypeSwitch<Operation *, LogicalResult>(op)
+              .Case([&](LookupOp o) { return lowerLookup(o, rewriter); })
+              .Case([&](BagOp o) { return lowerBag(o, rewriter); })
+              .Default([&](Operation *o) {
+                return o->emitOpError()
+                       << "has no GPU lowering yet (the forward lookup and "
+                          "bag have one)";
+              });
+      if (failed(result))
+        return signalPassFailure();
+    }
+    // The host code now launches kernels.
+    if (auto module = dyn_cast<ModuleOp>(getOperation()))
+      module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                      UnitAttr::get(&getContext()));
+  }
+};
+
+} // namespace

@@ -1,0 +1,138 @@
+//===- EmulateGPUOnHost.cpp - outlined GPU kernels as host loops ----------===//
+//
+//   gpu.launch_func @kernels::@k blocks in (%gx, %gy, %gz)
+//                                threads in (%tx, %ty, %tz) args(%a, %b)
+//   ==>
+//   scf.for %bz, %by, %bx over the grid {
+//     scf.for %z, %y, %x over the block {
+//       <body of @k with %a, %b for its arguments, block_id = (%bx, %by,
+//        %bz), thread_id = (%x, %y, %z), block_dim / grid_dim = the sizes>
+//   } }
+//
+// Threads run one after another: kernels that synchronise or exchange
+// values between threads are reported, never emulated wrongly.
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/Transforms/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/SymbolTable.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::emb {
+#define GEN_PASS_DEF_EMBEMULATEGPUONHOST
+#include "emb/Transforms/Passes.h.inc"
+} // namespace mlir::emb
+
+using namespace mlir;
+
+namespace {
+
+/// The ops of a kernel body the emulation maps to loop variables; any other
+/// gpu op (barriers, shuffles, subgroup ops, lane ids...) cannot be run
+/// thread after thread.
+bool isEmulatable(Operation *op) {
+  if (!isa<gpu::GPUDialect>(op->getDialect()))
+    return true;
+  return isa<gpu::ThreadIdOp, gpu::BlockIdOp, gpu::BlockDimOp, gpu::GridDimOp,
+             gpu::ReturnOp>(op);
+}
+
+Value pick(gpu::Dimension d, ArrayRef<Value> xyz) {
+  return xyz[static_cast<unsigned>(d)];
+}
+
+LogicalResult emulate(gpu::LaunchFuncOp launch) {
+  auto fn = SymbolTable::lookupNearestSymbolFrom<gpu::GPUFuncOp>(
+      launch, launch.getKernel());
+  if (!fn)
+    return launch.emitOpError("kernel ") << launch.getKernel() << " not found";
+  if (launch.getAsyncToken() || !launch.getAsyncDependencies().empty())
+    return launch.emitOpError("asynchronous launches cannot be emulated");
+  if (!fn.getBody().hasOneBlock())
+    return fn.emitOpError("has several blocks: emulate it before its scf "
+                          "loops are lowered to cf");
+  if (!fn.getWorkgroupAttributions().empty() ||
+      !fn.getPrivateAttributions().empty())
+    return fn.emitOpError("uses workgroup or private memory, which the host "
+                          "emulation does not model");
+  WalkResult bad = fn.walk([&](Operation *op) {
+    if (op == fn.getOperation() || isEmulatable(op))
+      return WalkResult::advance();
+    op->emitOpError("cannot be emulated on the host: threads run one after "
+                    "another");
+    return WalkResult::interrupt();
+  });
+  if (bad.wasInterrupted())
+    return failure();
+
+  OpBuilder b(launch);
+  Location loc = launch.getLoc();
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
+  gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
+  SmallVector<Value> gridXYZ{grid.x, grid.y, grid.z};
+  SmallVector<Value> blockXYZ{block.x, block.y, block.z};
+  // Loops: grid z, y, x, then block z, y, x (innermost).
+  SmallVector<Value> bounds{grid.z, grid.y, grid.x, block.z, block.y, block.x};
+  SmallVector<Value> ivs;
+  for (Value bound : bounds) {
+    auto loop = scf::ForOp::create(b, loc, c0, bound, c1);
+    ivs.push_back(loop.getInductionVar());
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+  }
+  SmallVector<Value> blockId{ivs[2], ivs[1], ivs[0]};
+  SmallVector<Value> threadId{ivs[5], ivs[4], ivs[3]};
+
+  IRMapping map;
+  for (auto [arg, operand] :
+       llvm::zip_equal(fn.getArguments(), launch.getKernelOperands()))
+    map.map(arg, operand);
+  for (Operation &op : fn.getBody().front()) {
+    Value replacement = llvm::TypeSwitch<Operation *, Value>(&op)
+                            .Case([&](gpu::ThreadIdOp o) {
+                              return pick(o.getDimension(), threadId);
+                            })
+                            .Case([&](gpu::BlockIdOp o) {
+                              return pick(o.getDimension(), blockId);
+                            })
+                            .Case([&](gpu::BlockDimOp o) {
+                              return pick(o.getDimension(), blockXYZ);
+                            })
+                            .Case([&](gpu::GridDimOp o) {
+                              return pick(o.getDimension(), gridXYZ);
+                            })
+                            .Default([](Operation *) { return Value(); });
+    if (replacement) {
+      map.map(op.getResult(0), replacement);
+      continue;
+    }
+    if (isa<gpu::ReturnOp>(op))
+      continue;
+    b.clone(op, map);
+  }
+  launch.erase();
+  return success();
+}
+
+struct EmbEmulateGPUOnHostPass
+    : emb::impl::EmbEmulateGPUOnHostBase<EmbEmulateGPUOnHostPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<gpu::LaunchFuncOp> launches;
+    module.walk([&](gpu::LaunchFuncOp op) { launches.push_back(op); });
+    for (gpu::LaunchFuncOp launch : launches)
+      if (failed(emulate(launch)))
+        return signalPassFailure();
+    for (auto gpuModule :
+         llvm::make_early_inc_range(module.getOps<gpu::GPUModuleOp>()))
+      gpuModule.erase();
+    module->removeAttr(gpu::GPUDialect::getContainerModuleAttrName());
+  }
+};
+
+} // namespace

@@ -1,0 +1,76 @@
+// convert-emb-to-gpu: one gpu.launch per op, a thread group per row or bag,
+// 16-byte vector loads, f32 accumulation for f16, results written straight
+// into the destination buffer of materialize_in_destination.
+// RUN: emb-opt %s --convert-emb-to-gpu --split-input-file | FileCheck %s
+
+// CHECK-LABEL: func.func @lookup_into_destination
+// CHECK-SAME: (%[[W:.*]]: memref<1000x128xf32>, %[[X:.*]]: memref<?xi64>, %[[OUT:.*]]: memref<?x128xf32>)
+// CHECK: %[[N:.*]] = memref.dim
+// CHECK: %[[ANY:.*]] = arith.cmpi sgt, %[[N]]
+// CHECK: scf.if %[[ANY]]
+// D = 128 f32: 32 threads of one float4 per row, 8 rows per 256-thread block.
+// CHECK: %[[GRID:.*]] = arith.ceildivui %[[N]], %c8
+// CHECK: gpu.launch blocks({{.*}}) in ({{.*}} = %[[GRID]], {{.*}}) threads({{.*}}) in ({{.*}} = %c256
+// CHECK: arith.divui %{{.*}}, %c32
+// CHECK: memref.load {{.*}} {alignment = 8 : i64} : memref<?xi64>
+// CHECK: scf.for
+// CHECK: vector.load {{.*}} {alignment = 16 : i64} : memref<1000x128xf32>, vector<4xf32>
+// CHECK: vector.store {{.*}}, %[[OUT]]{{.*}} {alignment = 16 : i64} : memref<?x128xf32>, vector<4xf32>
+// CHECK: gpu.terminator
+// CHECK-NOT: materialize_in_destination
+// CHECK: return
+func.func @lookup_into_destination(%w: memref<1000x128xf32>, %x: memref<?xi64>, %out: memref<?x128xf32>) {
+  %tw = bufferization.to_tensor %w restrict : memref<1000x128xf32> to tensor<1000x128xf32>
+  %tx = bufferization.to_tensor %x restrict : memref<?xi64> to tensor<?xi64>
+  %r = emb.lookup %tw[%tx] : tensor<1000x128xf32>[tensor<?xi64>] -> tensor<?x128xf32>
+  bufferization.materialize_in_destination %r in restrict writable %out : (tensor<?x128xf32>, memref<?x128xf32>) -> ()
+  return
+}
+
+// -----
+
+// A result used otherwise goes to a new buffer; D = 17 takes one element
+// at a time; zero padding selects zeros.
+// CHECK-LABEL: func.func @lookup_padding_odd_dim
+// CHECK: %[[BUF:.*]] = memref.alloc({{.*}}) : memref<?x17xf32>
+// CHECK: gpu.launch
+// CHECK: arith.cmpi eq
+// CHECK: vector.load {{.*}} {alignment = 4 : i64} : memref<50x17xf32>, vector<1xf32>
+// CHECK: arith.select
+// CHECK: bufferization.to_tensor %[[BUF]] restrict writable
+func.func @lookup_padding_odd_dim(%w: tensor<50x17xf32>, %x: tensor<?xi32>) -> tensor<?x17xf32> {
+  %r = emb.lookup %w[%x] {padding_idx = 2 : i64, padding_mode = #emb.padding_mode<zero>} : tensor<50x17xf32>[tensor<?xi32>] -> tensor<?x17xf32>
+  return %r : tensor<?x17xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @bag_mean_f16
+// D = 64 f16: 8 threads of 8 halves (16 bytes) per bag, 32 bags per block.
+// CHECK: arith.ceildivui %{{.*}}, %c32
+// CHECK: gpu.launch
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, index)
+// CHECK: vector.load {{.*}} : memref<1000x64xf16>, vector<8xf16>
+// CHECK: arith.extf {{.*}} : vector<8xf16> to vector<8xf32>
+// CHECK: arith.divf
+// CHECK: arith.truncf {{.*}} : vector<8xf32> to vector<8xf16>
+// CHECK: vector.store
+func.func @bag_mean_f16(%w: tensor<1000x64xf16>, %x: tensor<?xi64>, %o: tensor<?xi64>) -> tensor<?x64xf16> {
+  %r = emb.bag mean %w[%x] offsets(%o : tensor<?xi64>) {padding_idx = 3 : i64} : tensor<1000x64xf16>[tensor<?xi64>] -> tensor<?x64xf16>
+  return %r : tensor<?x64xf16>
+}
+
+// -----
+
+// Max with max_indices: the first entry sets, later ones replace where
+// greater (ties keep the first).
+// CHECK-LABEL: func.func @bag_max_2d
+// CHECK: gpu.launch
+// CHECK: arith.cmpf ogt
+// CHECK: arith.ori
+// CHECK: arith.select
+// CHECK: vector.store {{.*}} : memref<?x32xi64>, vector<4xi64>
+func.func @bag_max_2d(%w: tensor<100x32xf32>, %x: tensor<?x5xi64>) -> (tensor<?x32xf32>, tensor<?x32xi64>) {
+  %r, %m = emb.bag max %w[%x] : tensor<100x32xf32>[tensor<?x5xi64>] -> tensor<?x32xf32>, tensor<?x32xi64>
+  return %r, %m : tensor<?x32xf32>, tensor<?x32xi64>
+}

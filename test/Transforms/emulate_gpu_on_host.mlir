@@ -1,0 +1,54 @@
+// emb-emulate-gpu-on-host: a gpu.launch_func becomes loops over grid x
+// block around the kernel body; kernels that need threads to run together
+// are reported.
+// RUN: emb-opt %s --split-input-file --verify-diagnostics --emb-emulate-gpu-on-host | FileCheck %s
+
+// CHECK-LABEL: func.func @host
+// CHECK-NOT: gpu.
+// CHECK: scf.for %[[BZ:.*]] = %c0 to %c1
+// CHECK: scf.for %[[BY:.*]] = %c0 to %c1
+// CHECK: scf.for %[[BX:.*]] = %c0 to %[[GRID:.*]] step
+// CHECK: scf.for %[[TZ:.*]] = %c0 to %c1
+// CHECK: scf.for %[[TY:.*]] = %c0 to %c1
+// CHECK: scf.for %[[TX:.*]] = %c0 to %c64
+// CHECK: %[[I:.*]] = arith.muli %[[BX]], %c64
+// CHECK: arith.addi %[[I]], %[[TX]]
+// CHECK: memref.store
+// CHECK-NOT: gpu.module
+module attributes {gpu.container_module} {
+  func.func @host(%buf: memref<?xf32>, %grid: index) {
+    %c1 = arith.constant 1 : index
+    %c64 = arith.constant 64 : index
+    gpu.launch_func @kernels::@fill blocks in (%grid, %c1, %c1) threads in (%c64, %c1, %c1) args(%buf : memref<?xf32>)
+    return
+  }
+  gpu.module @kernels {
+    gpu.func @fill(%buf: memref<?xf32>) kernel {
+      %bx = gpu.block_id x
+      %tx = gpu.thread_id x
+      %bd = gpu.block_dim x
+      %i = arith.muli %bx, %bd : index
+      %j = arith.addi %i, %tx : index
+      %f = arith.constant 1.0 : f32
+      memref.store %f, %buf[%j] : memref<?xf32>
+      gpu.return
+    }
+  }
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+  func.func @host(%buf: memref<?xf32>) {
+    %c1 = arith.constant 1 : index
+    gpu.launch_func @kernels::@sync blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%buf : memref<?xf32>)
+    return
+  }
+  gpu.module @kernels {
+    gpu.func @sync(%buf: memref<?xf32>) kernel {
+      // expected-error @below {{'gpu.barrier' op cannot be emulated on the host: threads run one after another}}
+      gpu.barrier
+      gpu.return
+    }
+  }
+}
