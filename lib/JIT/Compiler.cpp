@@ -4,6 +4,7 @@
 #include "emb/JIT/JIT.h"
 #include "emb/Pipelines/Pipelines.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -36,6 +37,7 @@ MLIRContext &jitContext() {
     registerAllDialects(registry);
     registerAllExtensions(registry);
     registerAllToLLVMIRTranslations(registry);
+    registerAllGPUToLLVMIRTranslations(registry); // gpu-module-to-binary
     registry.insert<mlir::emb::EmbDialect>();
     auto *ctx = new MLIRContext(registry, MLIRContext::Threading::DISABLED);
     ctx->loadAllAvailableDialects();
@@ -139,4 +141,54 @@ auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
     codegen.run(*llvmModule);
   }
   return object;
+}
+
+auto ::emb::compileForNVPTX(const ::emb::KernelSpec &spec, llvm::StringRef chip,
+                            unsigned ptx, llvm::StringRef format,
+                            llvm::raw_ostream *printIR)
+    -> llvm::Expected<std::vector<::emb::GPUKernelBinary>> {
+  std::lock_guard<std::mutex> lock(compileMutex);
+  MLIRContext &ctx = jitContext();
+  if (spec.dim <= 0)
+    return error("cannot compile a kernel with embedding_dim " +
+                 llvm::Twine(spec.dim));
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &diag) {
+    diagnostics += diag.str() + "\n";
+    return success();
+  });
+  OwningOpRef<ModuleOp> module = buildKernelModule(ctx, spec);
+  PassManager pm(&ctx);
+  mlir::emb::NVPTXPipelineOptions options;
+  options.chip = chip.str();
+  options.ptx = ptx;
+  options.format = format.str();
+  mlir::emb::buildEmbNVPTXPipeline(pm, options);
+  if (printIR) {
+    *printIR << "// ----- " << spec.str() << " for " << chip
+             << ": emb (specialised kernel)\n"
+             << *module << "\n";
+    auto stage = [](Pass *pass, Operation *) {
+      StringRef arg = pass->getArgument();
+      return arg == "convert-emb-to-gpu" || arg == "gpu-kernel-outlining" ||
+             arg == "convert-gpu-to-nvvm";
+    };
+    pm.enableIRPrinting([](Pass *, Operation *) { return false; }, stage,
+                        /*printModuleScope=*/true,
+                        /*printAfterOnlyOnChange=*/false,
+                        /*printAfterOnlyOnFailure=*/false, *printIR);
+  }
+  if (failed(pm.run(*module)))
+    return error("the NVPTX pipeline failed for " + spec.str() + " (" + chip +
+                 "):\n" + diagnostics);
+  std::vector<::emb::GPUKernelBinary> binaries;
+  module->walk([&](gpu::BinaryOp binary) {
+    for (Attribute attr : binary.getObjects())
+      if (auto object = dyn_cast<gpu::ObjectAttr>(attr))
+        binaries.push_back(
+            {binary.getName().str(), object.getObject().getValue().str()});
+  });
+  if (binaries.empty())
+    return error("the NVPTX pipeline produced no kernel for " + spec.str());
+  return binaries;
 }

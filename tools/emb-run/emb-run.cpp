@@ -33,6 +33,9 @@ namespace {
 struct Flags {
   std::string opName = "embedding_bag", modeName = "sum", profileFlag = "torch";
   std::string dtypeName_ = "f32", indexDtype = "i64", offsetDtype, cacheDir;
+  std::string targetFlag = "host", chip = "sm_90";
+  int64_t ptx = 0;
+  bool emulate = false;
   int64_t numEmbeddings = 100000, dim = 128, batch = 4096, bagSize = 32;
   int64_t paddingIdx = INT64_MIN;
   double maxNorm = NAN, normType = 2.0;
@@ -68,6 +71,10 @@ const char *kUsage = R"(usage: emb-run [flags]
   --json                                one machine-readable line
   --print-ir                            the specialised IR at every stage
   --cache-dir DIR, --no-disk-cache      the kernel disk cache
+  --target host|nvptx                   where the kernel runs (default host)
+  --chip sm_XX --ptx N                  nvptx: the chip (default sm_90), PTX ISA x10 (0: default)
+  --emulate                             nvptx: run the GPU kernel on the host (emb-emulate-gpu-on-host)
+                                        nvptx --print-ir: the gpu / NVVM IR and the PTX
 )";
 
 [[noreturn]] void usageError(const std::string &message) {
@@ -88,7 +95,8 @@ Flags parseFlags(int argc, char **argv) {
       {"print-ir", &f.printIR},
       {"no-disk-cache", &f.noDiskCache},
       {"sparse", &f.sparse},
-      {"coalesced", &f.coalesced}};
+      {"coalesced", &f.coalesced},
+      {"emulate", &f.emulate}};
   std::map<std::string, std::string *> strings = {
       {"op", &f.opName},
       {"mode", &f.modeName},
@@ -96,12 +104,15 @@ Flags parseFlags(int argc, char **argv) {
       {"dtype", &f.dtypeName_},
       {"index-dtype", &f.indexDtype},
       {"offset-dtype", &f.offsetDtype},
-      {"cache-dir", &f.cacheDir}};
+      {"cache-dir", &f.cacheDir},
+      {"target", &f.targetFlag},
+      {"chip", &f.chip}};
   std::map<std::string, int64_t *> ints = {{"num-embeddings", &f.numEmbeddings},
                                            {"dim", &f.dim},
                                            {"batch", &f.batch},
                                            {"bag-size", &f.bagSize},
-                                           {"padding-idx", &f.paddingIdx}};
+                                           {"padding-idx", &f.paddingIdx},
+                                           {"ptx", &f.ptx}};
   std::map<std::string, double *> reals = {{"max-norm", &f.maxNorm},
                                            {"norm-type", &f.normType}};
   for (int i = 1; i < argc; ++i) {
@@ -374,7 +385,13 @@ int main(int argc, char **argv) {
   if (opName == "jit")
     return benchJit(flags);
 
+  bool nvptx = flags.targetFlag == "nvptx";
+  if (!nvptx && flags.targetFlag != "host")
+    usageError("--target must be host or nvptx");
+  if (flags.emulate && !nvptx)
+    usageError("--emulate needs --target nvptx");
   EngineOptions engineOptions;
+  engineOptions.target = nvptx ? Target::gpu_emulated : Target::host;
   engineOptions.threads = threads;
   engineOptions.cache.directory = cacheDir;
   engineOptions.cache.useDiskCache = !noDiskCache;
@@ -552,6 +569,29 @@ int main(int argc, char **argv) {
   spec.zeroPadding = !bag && *profile == Profile::zero_padding && padRow >= 0;
   spec.maxNorm = norm.value_or(0);
   spec.normType = normType;
+  if (nvptx) {
+    // The GPU kernel: its IR and PTX with --print-ir; run on the host with
+    // --emulate. Running on a device needs the CUDA runtime shim (issue 5).
+    spec.target = Target::gpu_emulated;
+    if (printIR) {
+      auto binaries =
+          compileForNVPTX(spec, flags.chip, static_cast<unsigned>(flags.ptx),
+                          "isa", &llvm::outs());
+      if (!binaries)
+        die(llvm::toString(binaries.takeError()));
+      for (const GPUKernelBinary &b : *binaries)
+        llvm::outs() << "// ----- PTX of " << b.kernel << " (" << flags.chip
+                     << ")\n"
+                     << b.data << "\n";
+    }
+    if (!flags.emulate) {
+      if (printIR)
+        return 0;
+      die("running on an NVIDIA GPU needs the CUDA runtime shim, which is "
+          "not built yet; --emulate runs the GPU kernel on the host, "
+          "--print-ir shows its IR and PTX");
+    }
+  }
   if (printIR) {
     auto obj = compileToObject(spec, &llvm::outs());
     if (!obj)

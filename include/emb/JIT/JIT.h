@@ -45,6 +45,23 @@ mlir::OwningOpRef<mlir::ModuleOp> buildKernelModule(mlir::MLIRContext &context,
 llvm::Expected<std::string>
 compileToObject(const KernelSpec &spec, llvm::raw_ostream *printIR = nullptr);
 
+/// The NVIDIA code of one kernel of a spec: a `gpu.binary` of
+/// emb-nvptx-pipeline.
+struct GPUKernelBinary {
+  std::string kernel; ///< the kernel's (and the gpu.binary's) name
+  std::string data;   ///< PTX text (format "isa") or a cubin ("bin")
+};
+
+/// Compiles the GPU kernels of `spec` for `chip` (sm_70 ... sm_120a) with
+/// PTX ISA `ptx` (times ten; 0: the chip's default) in `format` ("isa":
+/// PTX; "bin": a cubin, which needs ptxas). An unknown chip or a chip / PTX
+/// mismatch is an error. When `printIR` is set, the IR is printed there
+/// after the emb -> gpu, outlining and NVVM stages. The forward lookup and
+/// bag have GPU kernels so far.
+llvm::Expected<std::vector<GPUKernelBinary>>
+compileForNVPTX(const KernelSpec &spec, llvm::StringRef chip, unsigned ptx,
+                llvm::StringRef format, llvm::raw_ostream *printIR = nullptr);
+
 struct KernelCacheOptions {
   /// Directory of the disk cache; empty: the default (`$EMB_MLIR_CACHE_DIR`,
   /// else `$XDG_CACHE_HOME/emb-mlir`, else `~/.cache/emb-mlir`).

@@ -1,0 +1,149 @@
+//===- NVPTXTest.cpp - every GPU kernel variant through NVPTX and ptxas ---===//
+//
+// Every forward kernel variant of the differential tests (lookup: dtype x
+// D x zero padding; bag: mode x form x per_sample_weights x padding x
+// max_indices x dtypes x D) compiled by emb-nvptx-pipeline for sm_80 and
+// sm_90: the PTX has 64-bit addresses and 16-byte vector accesses where D
+// allows, and, when ptxas is installed, assembles to a cubin. The values
+// these kernels compute are checked by ForwardDiffTests (GPUEmulated.*).
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/JIT/JIT.h"
+#include "emb/JIT/KernelSpec.h"
+
+#include "llvm/Support/Error.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Program.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+using namespace emb;
+
+namespace {
+
+const int64_t kDims[] = {1, 3, 16, 17, 64, 128, 1000};
+const DType kFloats[] = {DType::f32, DType::f64, DType::f16, DType::bf16};
+const char *kChips[] = {"sm_80", "sm_90"};
+
+/// ptxas of the CUDA toolkit, as gpu-module-to-binary finds it.
+bool havePtxas() {
+  std::string home =
+      std::getenv("CUDA_HOME") ? std::getenv("CUDA_HOME") : "/usr/local/cuda";
+  return llvm::sys::fs::can_execute(home + "/bin/ptxas") ||
+         static_cast<bool>(llvm::sys::findProgramByName("ptxas"));
+}
+
+size_t dtypeBytes(DType d) { return dtypeSize(d); }
+
+/// Compiles `spec` for both chips; checks the PTX and, with ptxas, the
+/// cubin.
+void compileEverywhere(const KernelSpec &spec, bool ptxas) {
+  SCOPED_TRACE(spec.str());
+  for (const char *chip : kChips) {
+    auto ptx = compileForNVPTX(spec, chip, 0, "isa");
+    ASSERT_TRUE(static_cast<bool>(ptx))
+        << chip << ": " << llvm::toString(ptx.takeError());
+    ASSERT_EQ(ptx->size(), 1u);
+    const std::string &text = (*ptx)[0].data;
+    EXPECT_NE(text.find(std::string(".target ") + chip), std::string::npos);
+    EXPECT_NE(text.find(".address_size 64"), std::string::npos);
+    int64_t vec = 16 / dtypeBytes(spec.weight);
+    if (spec.dim % vec == 0) {
+      // 16 bytes at once: v4 of 32-bit lanes (f32, or f16 / bf16 pairs),
+      // v2 of f64.
+      const char *load =
+          spec.weight == DType::f64 ? "ld.global.v2.b64" : "ld.global.v4.b32";
+      EXPECT_NE(text.find(load), std::string::npos) << chip << "\n" << text;
+    }
+    if (!ptxas)
+      continue;
+    auto cubin = compileForNVPTX(spec, chip, 0, "bin");
+    ASSERT_TRUE(static_cast<bool>(cubin))
+        << chip << ": " << llvm::toString(cubin.takeError());
+    EXPECT_EQ((*cubin)[0].data.substr(0, 4), "\x7f"
+                                             "ELF");
+  }
+}
+
+TEST(NVPTX, LookupEveryDtypeDimAndPadding) {
+  bool ptxas = havePtxas();
+  int k = 0;
+  for (int64_t dim : kDims)
+    for (DType w : kFloats) {
+      KernelSpec spec;
+      spec.op = OpKind::embedding;
+      spec.target = Target::gpu_emulated;
+      spec.weight = w;
+      spec.indices = k % 2 ? DType::i32 : DType::i64;
+      spec.dim = dim;
+      spec.zeroPadding = k % 3 == 0;
+      spec.paddingIdx = spec.zeroPadding ? 1 : -1;
+      ++k;
+      compileEverywhere(spec, ptxas);
+      if (HasFatalFailure())
+        return;
+    }
+  if (!ptxas)
+    GTEST_SKIP() << "PTX checked; ptxas not found (CUDA_HOME, "
+                    "/usr/local/cuda, PATH): cubins not built";
+}
+
+TEST(NVPTX, BagEveryVariantDtypeAndDim) {
+  bool ptxas = havePtxas();
+  int k = 0;
+  for (int64_t dim : kDims)
+    for (int form = 0; form < 3; ++form) // 1-D, 1-D + last, 2-D
+      for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::max})
+        for (int psw = 0; psw < (mode == BagMode::sum ? 2 : 1); ++psw)
+          for (int pad = 0; pad < 2; ++pad) {
+            KernelSpec spec;
+            spec.op = OpKind::embedding_bag;
+            spec.target = Target::gpu_emulated;
+            spec.weight = kFloats[k % 4];
+            spec.indices = (k / 4) % 2 ? DType::i32 : DType::i64;
+            spec.offsets = (k / 8) % 2 ? DType::i32 : DType::i64;
+            ++k;
+            spec.dim = dim;
+            spec.mode = mode;
+            spec.twoD = form == 2;
+            spec.includeLastOffset = form == 1;
+            spec.perSampleWeights = psw == 1;
+            spec.paddingIdx = pad ? 0 : -1;
+            spec.maxIndices = mode == BagMode::max && (pad + form) % 2 == 0;
+            compileEverywhere(spec, ptxas);
+            if (HasFatalFailure())
+              return;
+          }
+  if (!ptxas)
+    GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
+}
+
+TEST(NVPTX, BadChipIsAnErrorNotAnAbort) {
+  KernelSpec spec;
+  spec.dim = 8;
+  auto bad = compileForNVPTX(spec, "sm_99", 0, "isa");
+  ASSERT_FALSE(static_cast<bool>(bad));
+  EXPECT_NE(llvm::toString(bad.takeError()).find("unknown NVIDIA chip 'sm_99'"),
+            std::string::npos);
+  auto old = compileForNVPTX(spec, "sm_90", 70, "isa");
+  ASSERT_FALSE(static_cast<bool>(old));
+  EXPECT_NE(llvm::toString(old.takeError())
+                .find("PTX ISA 7.0 does not support sm_90"),
+            std::string::npos);
+}
+
+TEST(NVPTX, OpsWithoutAGPUKernelAreReported) {
+  KernelSpec spec;
+  spec.op = OpKind::embedding_backward;
+  spec.dim = 8;
+  spec.numEmbeddings = 10;
+  auto r = compileForNVPTX(spec, "sm_90", 0, "isa");
+  ASSERT_FALSE(static_cast<bool>(r));
+  EXPECT_NE(llvm::toString(r.takeError()).find("has no GPU lowering yet"),
+            std::string::npos);
+}
+
+} // namespace
