@@ -507,14 +507,14 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
   if (options.maxNorm)
     if (auto err = requireHost(target, "max_norm (renorm)"))
       return err;
-  if (auto err = checkGPUAlignment(target, dim, weight.dtype, {&weight, &out}))
-    return err;
   if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
     return err;
 
   int64_t n = indices.numel();
   if (n == 0 || dim == 0)
     return llvm::Error::success();
+  if (auto err = checkGPUAlignment(target, dim, weight.dtype, {&weight, &out}))
+    return err;
   KernelSpec spec;
   spec.op = OpKind::embedding;
   spec.target = target;
@@ -579,9 +579,6 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   if (options.maxNorm)
     if (auto err = requireHost(target, "max_norm (renorm)"))
       return err;
-  if (auto err = checkGPUAlignment(target, dim, weight.dtype,
-                                   {&weight, &out, maxIndices}))
-    return err;
   if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
     return err;
 
@@ -593,6 +590,9 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
     return llvm::Error::success();
   }
 
+  if (auto err = checkGPUAlignment(target, dim, weight.dtype,
+                                   {&weight, &out, maxIndices}))
+    return err;
   KernelSpec spec;
   spec.op = OpKind::embedding_bag;
   spec.target = target;

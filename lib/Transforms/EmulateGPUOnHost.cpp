@@ -31,18 +31,40 @@ using namespace mlir;
 
 namespace {
 
+Value pick(gpu::Dimension d, ArrayRef<Value> xyz) {
+  return xyz[static_cast<unsigned>(d)];
+}
+
 /// The ops of a kernel body the emulation maps to loop variables; any other
-/// gpu op (barriers, shuffles, subgroup ops, lane ids...) cannot be run
-/// thread after thread.
+/// gpu op (barriers, shuffles, subgroup ops, lane ids...), any op of a
+/// target dialect (nvvm, rocdl) and any workgroup (shared) memory cannot be
+/// run thread after thread.
 bool isEmulatable(Operation *op) {
-  if (!isa<gpu::GPUDialect>(op->getDialect()))
+  Dialect *dialect = op->getDialect();
+  if (dialect &&
+      (dialect->getNamespace() == "nvvm" || dialect->getNamespace() == "rocdl"))
+    return false;
+  for (Type t : op->getResultTypes())
+    if (auto m = dyn_cast<MemRefType>(t))
+      if (auto space =
+              dyn_cast_or_null<gpu::AddressSpaceAttr>(m.getMemorySpace()))
+        if (space.getValue() == gpu::AddressSpace::Workgroup)
+          return false;
+  if (!isa_and_nonnull<gpu::GPUDialect>(dialect))
     return true;
   return isa<gpu::ThreadIdOp, gpu::BlockIdOp, gpu::BlockDimOp, gpu::GridDimOp,
              gpu::ReturnOp>(op);
 }
 
-Value pick(gpu::Dimension d, ArrayRef<Value> xyz) {
-  return xyz[static_cast<unsigned>(d)];
+/// The loop value that replaces a grid / block query, or null.
+Value idValue(Operation *op, ArrayRef<Value> threadId, ArrayRef<Value> blockId,
+              ArrayRef<Value> blockDim, ArrayRef<Value> gridDim) {
+  return llvm::TypeSwitch<Operation *, Value>(op)
+      .Case([&](gpu::ThreadIdOp o) { return pick(o.getDimension(), threadId); })
+      .Case([&](gpu::BlockIdOp o) { return pick(o.getDimension(), blockId); })
+      .Case([&](gpu::BlockDimOp o) { return pick(o.getDimension(), blockDim); })
+      .Case([&](gpu::GridDimOp o) { return pick(o.getDimension(), gridDim); })
+      .Default([](Operation *) { return Value(); });
 }
 
 LogicalResult emulate(gpu::LaunchFuncOp launch) {
@@ -52,6 +74,9 @@ LogicalResult emulate(gpu::LaunchFuncOp launch) {
     return launch.emitOpError("kernel ") << launch.getKernel() << " not found";
   if (launch.getAsyncToken() || !launch.getAsyncDependencies().empty())
     return launch.emitOpError("asynchronous launches cannot be emulated");
+  if (launch.getDynamicSharedMemorySize())
+    return launch.emitOpError("uses dynamic shared memory, which the host "
+                              "emulation does not model");
   if (!fn.getBody().hasOneBlock())
     return fn.emitOpError("has several blocks: emulate it before its scf "
                           "loops are lowered to cf");
@@ -92,28 +117,26 @@ LogicalResult emulate(gpu::LaunchFuncOp launch) {
   for (auto [arg, operand] :
        llvm::zip_equal(fn.getArguments(), launch.getKernelOperands()))
     map.map(arg, operand);
+  SmallVector<Operation *> cloned;
   for (Operation &op : fn.getBody().front()) {
-    Value replacement = llvm::TypeSwitch<Operation *, Value>(&op)
-                            .Case([&](gpu::ThreadIdOp o) {
-                              return pick(o.getDimension(), threadId);
-                            })
-                            .Case([&](gpu::BlockIdOp o) {
-                              return pick(o.getDimension(), blockId);
-                            })
-                            .Case([&](gpu::BlockDimOp o) {
-                              return pick(o.getDimension(), blockXYZ);
-                            })
-                            .Case([&](gpu::GridDimOp o) {
-                              return pick(o.getDimension(), gridXYZ);
-                            })
-                            .Default([](Operation *) { return Value(); });
-    if (replacement) {
-      map.map(op.getResult(0), replacement);
-      continue;
-    }
     if (isa<gpu::ReturnOp>(op))
       continue;
-    b.clone(op, map);
+    if (Value v = idValue(&op, threadId, blockId, blockXYZ, gridXYZ)) {
+      map.map(op.getResult(0), v);
+      continue;
+    }
+    cloned.push_back(b.clone(op, map));
+  }
+  // Queries nested in regions (an scf.if, a loop) were cloned as they are.
+  SmallVector<std::pair<Operation *, Value>> nested;
+  for (Operation *top : cloned)
+    top->walk([&](Operation *op) {
+      if (Value v = idValue(op, threadId, blockId, blockXYZ, gridXYZ))
+        nested.push_back({op, v});
+    });
+  for (auto [op, v] : nested) {
+    op->getResult(0).replaceAllUsesWith(v);
+    op->erase();
   }
   launch.erase();
   return success();

@@ -36,8 +36,12 @@ constexpr Chip kChips[] = {{"sm_70", 60},  {"sm_72", 61},   {"sm_75", 63},
 /// accepts), or the chip's first version when that is newer.
 constexpr unsigned kDefaultPTX = 80;
 
-/// The newest PTX ISA LLVM 22's NVPTX backend knows.
-constexpr unsigned kMaxPTX = 88;
+/// The PTX ISA versions LLVM 22's NVPTX backend emits (`llc -march=nvptx64
+/// -mattr=help`); any other number is a typo, not a version.
+constexpr unsigned kPTXVersions[] = {60, 61, 62, 63, 64, 65, 70, 71, 72,
+                                     73, 74, 75, 76, 77, 78, 80, 81, 82,
+                                     83, 84, 85, 86, 87, 88, 90};
+constexpr unsigned kMaxPTX = 90;
 
 } // namespace
 
@@ -69,6 +73,11 @@ FailureOr<unsigned> mlir::emb::resolvePTXVersion(StringRef chip, unsigned ptx,
   if (ptx > kMaxPTX) {
     error = "PTX ISA " + version(ptx) + " is newer than LLVM's NVPTX backend " +
             "supports (PTX " + version(kMaxPTX) + ")";
+    return failure();
+  }
+  if (!llvm::is_contained(kPTXVersions, ptx)) {
+    error = "there is no PTX ISA " + version(ptx) +
+            " (the versions from 6.0 on are 6.0-6.5, 7.0-7.8, 8.0-8.8, 9.0)";
     return failure();
   }
   return ptx;

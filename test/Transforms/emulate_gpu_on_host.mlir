@@ -52,3 +52,47 @@ module attributes {gpu.container_module} {
     }
   }
 }
+
+// -----
+
+// Queries inside regions of the kernel are replaced too.
+// CHECK-LABEL: func.func @nested
+// CHECK-NOT: gpu.thread_id
+// CHECK: scf.for %[[TX:.*]] = %c0 to %c8
+// CHECK: scf.if
+// CHECK: memref.store %{{.*}}, %{{.*}}[%[[TX]]]
+module attributes {gpu.container_module} {
+  func.func @nested(%buf: memref<?xf32>, %flag: i1) {
+    %c1 = arith.constant 1 : index
+    %c8 = arith.constant 8 : index
+    gpu.launch_func @kernels::@k blocks in (%c1, %c1, %c1) threads in (%c8, %c1, %c1) args(%buf : memref<?xf32>, %flag : i1)
+    return
+  }
+  gpu.module @kernels {
+    gpu.func @k(%buf: memref<?xf32>, %flag: i1) kernel {
+      scf.if %flag {
+        %tx = gpu.thread_id x
+        %f = arith.constant 1.0 : f32
+        memref.store %f, %buf[%tx] : memref<?xf32>
+      }
+      gpu.return
+    }
+  }
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+  func.func @host(%buf: memref<?xf32>) {
+    %c1 = arith.constant 1 : index
+    gpu.launch_func @kernels::@nv blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%buf : memref<?xf32>)
+    return
+  }
+  gpu.module @kernels {
+    gpu.func @nv(%buf: memref<?xf32>) kernel {
+      // expected-error @below {{'nvvm.barrier0' op cannot be emulated on the host: threads run one after another}}
+      nvvm.barrier0
+      gpu.return
+    }
+  }
+}

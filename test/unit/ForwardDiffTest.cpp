@@ -21,6 +21,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <random>
 
 using namespace emb;
@@ -212,17 +213,24 @@ std::vector<BagCase> bagVariants() {
   return v;
 }
 
+/// Rotates the dtypes of variant `v` at the `d`-th D so that, over the D
+/// values, every variant meets every weight dtype and both index and offset
+/// dtypes. (A rotation by a running counter would not: 24 variants is a
+/// multiple of 4 and 8, so each variant would keep one dtype.)
+BagCase withDtypes(BagCase c, int v, int d) {
+  c.weight = kFloats[(v + d) % 4];
+  c.indices = (v / 2 + d) % 2 ? DType::i32 : DType::i64;
+  c.offsets = (v / 3 + d + 1) % 2 ? DType::i32 : DType::i64;
+  return c;
+}
+
 TEST(ForwardDiff, EmbeddingBagEveryOptionDtypeAndDim) {
   std::vector<BagCase> variants = bagVariants();
   int k = 0;
-  for (int64_t dim : kDims) {
-    for (BagCase c : variants) {
-      // Rotate dtypes so that every weight x index x offset dtype meets
-      // every variant and every D.
-      c.dim = dim;
-      c.weight = kFloats[k % 4];
-      c.indices = (k / 4) % 2 ? DType::i32 : DType::i64;
-      c.offsets = (k / 8) % 2 ? DType::i32 : DType::i64;
+  for (int d = 0; d < static_cast<int>(std::size(kDims)); ++d) {
+    for (int v = 0; v < static_cast<int>(variants.size()); ++v) {
+      BagCase c = withDtypes(variants[v], v, d);
+      c.dim = kDims[d];
       ++k;
       for (uint64_t seed = 1; seed <= 3; ++seed)
         runBagCase(c, seed * 1000 + k);
@@ -400,17 +408,21 @@ TEST(ForwardDiff, IdenticalBitsWithOneAndTwoThreads) {
 // GPU kernels, emulated on the host (emb-emulate-gpu-on-host)
 //===----------------------------------------------------------------------===//
 
-// The same cases as the host kernels: every variant, dtype and D (D = 17
-// and 1000 take the one-element path, the others 16-byte vectors).
+/// D values for the GPU kernels: the scalar path (D not a multiple of the
+/// 16-byte vector) with one chunk per thread (1, 3, 17) and with several
+/// (33; 100 for f16 / bf16), the vector path with one (16, 64, 128) and
+/// with several (1000).
+const int64_t kGPUDims[] = {1, 3, 16, 17, 33, 64, 100, 128, 1000};
+
+// The same cases as the host kernels: every variant meets every dtype over
+// the D values.
 TEST(GPUEmulated, EmbeddingBagEveryOptionDtypeAndDim) {
   std::vector<BagCase> variants = bagVariants();
   int k = 0;
-  for (int64_t dim : kDims) {
-    for (BagCase c : variants) {
-      c.dim = dim;
-      c.weight = kFloats[k % 4];
-      c.indices = (k / 4) % 2 ? DType::i32 : DType::i64;
-      c.offsets = (k / 8) % 2 ? DType::i32 : DType::i64;
+  for (int d = 0; d < static_cast<int>(std::size(kGPUDims)); ++d) {
+    for (int v = 0; v < static_cast<int>(variants.size()); ++v) {
+      BagCase c = withDtypes(variants[v], v, d);
+      c.dim = kGPUDims[d];
       ++k;
       for (uint64_t seed = 1; seed <= 2; ++seed)
         runBagCase(c, seed * 1000 + k, Target::gpu_emulated);
@@ -422,7 +434,7 @@ TEST(GPUEmulated, EmbeddingBagEveryOptionDtypeAndDim) {
 
 TEST(GPUEmulated, EmbeddingEveryDtypeDimAndProfile) {
   int k = 0;
-  for (int64_t dim : kDims)
+  for (int64_t dim : kGPUDims)
     for (DType w : kFloats) {
       DType i = k % 2 ? DType::i32 : DType::i64;
       Profile profile = k % 3 == 0 ? Profile::zero_padding : Profile::torch;

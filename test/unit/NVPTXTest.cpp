@@ -19,12 +19,15 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <iterator>
 
 using namespace emb;
 
 namespace {
 
-const int64_t kDims[] = {1, 3, 16, 17, 64, 128, 1000};
+// As GPUEmulated.* in ForwardDiffTests: the scalar and vector paths, with
+// one and with several chunks per thread.
+const int64_t kDims[] = {1, 3, 16, 17, 33, 64, 100, 128, 1000};
 const DType kFloats[] = {DType::f32, DType::f64, DType::f16, DType::bf16};
 const char *kChips[] = {"sm_80", "sm_90"};
 
@@ -93,20 +96,19 @@ TEST(NVPTX, LookupEveryDtypeDimAndPadding) {
 
 TEST(NVPTX, BagEveryVariantDtypeAndDim) {
   bool ptxas = havePtxas();
-  int k = 0;
-  for (int64_t dim : kDims)
+  for (int d = 0; d < static_cast<int>(std::size(kDims)); ++d) {
+    int v = 0; // the variant; its dtypes rotate with D (see ForwardDiffTests)
     for (int form = 0; form < 3; ++form) // 1-D, 1-D + last, 2-D
       for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::max})
         for (int psw = 0; psw < (mode == BagMode::sum ? 2 : 1); ++psw)
-          for (int pad = 0; pad < 2; ++pad) {
+          for (int pad = 0; pad < 2; ++pad, ++v) {
             KernelSpec spec;
             spec.op = OpKind::embedding_bag;
             spec.target = Target::gpu_emulated;
-            spec.weight = kFloats[k % 4];
-            spec.indices = (k / 4) % 2 ? DType::i32 : DType::i64;
-            spec.offsets = (k / 8) % 2 ? DType::i32 : DType::i64;
-            ++k;
-            spec.dim = dim;
+            spec.weight = kFloats[(v + d) % 4];
+            spec.indices = (v / 2 + d) % 2 ? DType::i32 : DType::i64;
+            spec.offsets = (v / 3 + d + 1) % 2 ? DType::i32 : DType::i64;
+            spec.dim = kDims[d];
             spec.mode = mode;
             spec.twoD = form == 2;
             spec.includeLastOffset = form == 1;
@@ -117,6 +119,7 @@ TEST(NVPTX, BagEveryVariantDtypeAndDim) {
             if (HasFatalFailure())
               return;
           }
+  }
   if (!ptxas)
     GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
 }

@@ -47,8 +47,9 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
     time (nothing is launched for zero rows). The heuristics live in
     `GPUConfig.h`. Operands become buffers through `bufferization.to_buffer`;
     a result whose only use is `bufferization.materialize_in_destination`
-    into a memref is written there directly, any other into a new
-    allocation. The gradients and `emb.renorm` have no GPU lowering yet and
+    into a row-major memref that exists at the op, with nothing touching
+    memory in between, is written there directly (the JIT's kernels); any
+    other into a new `memref.alloc`. The gradients and `emb.renorm` have no GPU lowering yet and
     are reported as errors.
   }];
   let dependentDialects = [

@@ -93,7 +93,8 @@ struct EngineOptions {
   /// the GPU lowering without a GPU. The GPU kernels cover the forward
   /// lookup and bag so far; renorm (max_norm) and the gradients are an
   /// error on that target. GPU kernels move 16-byte vectors when D allows:
-  /// the weight and output must then be 16-byte aligned.
+  /// the weight, the output and max_indices must then be 16-byte aligned
+  /// (indices, offsets and per-sample weights: their natural alignment).
   Target target = Target::host;
   KernelCacheOptions cache;
 };

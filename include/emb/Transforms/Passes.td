@@ -59,8 +59,9 @@ def EmbCheckNVPTXTarget : Pass<"emb-check-nvptx-target", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90\"",
-           "The NVIDIA chip: sm_70, sm_75, sm_80, sm_86, sm_87, sm_89, sm_90, "
-           "sm_90a, sm_100, sm_120">,
+           "The NVIDIA chip: sm_70, sm_72, sm_75, sm_80, sm_86, sm_87, sm_89, "
+           "sm_90, sm_90a, sm_100, sm_100a, sm_120, sm_120a (CUDA 13's ptxas "
+           "starts at sm_75)">,
     Option<"ptx", "ptx", "unsigned", /*default=*/"0",
            "PTX ISA version times ten (80 is PTX 8.0); 0: the chip's default">,
   ];

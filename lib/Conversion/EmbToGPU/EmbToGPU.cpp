@@ -21,6 +21,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -130,7 +131,7 @@ struct Destination {
     if (result.hasOneUse()) {
       auto m = dyn_cast<bufferization::MaterializeInDestinationOp>(
           *result.getUsers().begin());
-      if (m && isa<MemRefType>(m.getDest().getType())) {
+      if (m && canWriteInto(result.getDefiningOp(), m)) {
         into = m;
         buffer = m.getDest();
         return;
@@ -139,6 +140,33 @@ struct Destination {
     auto type = cast<RankedTensorType>(result.getType());
     buffer = memref::AllocOp::create(
         b, MemRefType::get(type.getShape(), type.getElementType()), dynSizes);
+  }
+
+  /// Writing the result into `m`'s memref at the op is only the same as
+  /// materialising it there later when: the memref has the identity layout
+  /// (rows start 16-byte aligned and [N..., D] collapses to rows), it exists
+  /// at the op (a value defined before it in its block, or an argument of
+  /// an enclosing block), and nothing between the op and `m` (same block)
+  /// touches memory. Otherwise the result gets its own buffer.
+  static bool canWriteInto(Operation *op,
+                           bufferization::MaterializeInDestinationOp m) {
+    auto type = dyn_cast<MemRefType>(m.getDest().getType());
+    if (!type || !type.getLayout().isIdentity() ||
+        m->getBlock() != op->getBlock())
+      return false;
+    Value dest = m.getDest();
+    if (Operation *def = dest.getDefiningOp()) {
+      if (def->getBlock() != op->getBlock() || !def->isBeforeInBlock(op))
+        return false;
+    } else if (!cast<BlockArgument>(dest).getOwner()->findAncestorOpInBlock(
+                   *op)) {
+      return false;
+    }
+    for (Operation *it = op->getNextNode(); it && it != m.getOperation();
+         it = it->getNextNode())
+      if (!isMemoryEffectFree(it))
+        return false;
+    return true;
   }
 
   /// The buffer as `[N, D]` rows (a view, no copy).

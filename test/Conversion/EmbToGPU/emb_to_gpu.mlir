@@ -74,3 +74,34 @@ func.func @bag_max_2d(%w: tensor<100x32xf32>, %x: tensor<?x5xi64>) -> (tensor<?x
   %r, %m = emb.bag max %w[%x] : tensor<100x32xf32>[tensor<?x5xi64>] -> tensor<?x32xf32>, tensor<?x32xi64>
   return %r, %m : tensor<?x32xf32>, tensor<?x32xi64>
 }
+
+// -----
+
+// A destination that is not a plain row-major buffer (a strided subview),
+// or one read before the materialisation, is not written in place: the
+// kernel writes its own buffer, which is then materialised.
+// CHECK-LABEL: func.func @strided_destination
+// CHECK: %[[BUF:.*]] = memref.alloc() : memref<4x3x8xf32>
+// CHECK: gpu.launch
+// CHECK: vector.store {{.*}}, %{{.*}} {alignment = 16 : i64} : memref<12x8xf32>, vector<4xf32>
+// CHECK: %[[T:.*]] = bufferization.to_tensor %[[BUF]]
+// CHECK: bufferization.materialize_in_destination %[[T]] in restrict writable %{{.*}} : (tensor<4x3x8xf32>, memref<4x3x8xf32, strided<[27, 9, 1]>>)
+func.func @strided_destination(%w: tensor<10x8xf32>, %x: tensor<4x3xi64>, %big: memref<4x3x9xf32>) {
+  %r = emb.lookup %w[%x] : tensor<10x8xf32>[tensor<4x3xi64>] -> tensor<4x3x8xf32>
+  %sub = memref.subview %big[0, 0, 0] [4, 3, 8] [1, 1, 1] : memref<4x3x9xf32> to memref<4x3x8xf32, strided<[27, 9, 1]>>
+  bufferization.materialize_in_destination %r in restrict writable %sub : (tensor<4x3x8xf32>, memref<4x3x8xf32, strided<[27, 9, 1]>>) -> ()
+  return
+}
+
+// CHECK-LABEL: func.func @destination_read_in_between
+// CHECK: memref.alloc
+// CHECK: gpu.launch
+// CHECK: memref.load %{{.*}}[%c0, %c0]
+// CHECK: materialize_in_destination
+func.func @destination_read_in_between(%w: tensor<10x8xf32>, %x: tensor<2xi64>, %out: memref<2x8xf32>) -> f32 {
+  %c0 = arith.constant 0 : index
+  %r = emb.lookup %w[%x] : tensor<10x8xf32>[tensor<2xi64>] -> tensor<2x8xf32>
+  %old = memref.load %out[%c0, %c0] : memref<2x8xf32>
+  bufferization.materialize_in_destination %r in restrict writable %out : (tensor<2x8xf32>, memref<2x8xf32>) -> ()
+  return %old : f32
+}
