@@ -398,7 +398,25 @@ llvm::Error requireHost(Target target, const char *what) {
   return fail(std::string(what) + " has no GPU kernel yet (target '" +
               targetName(target) +
               "'); the GPU kernels cover the forward "
-              "lookup and bag");
+              "lookup and bag and the dense gradients");
+}
+
+/// The dense gradients have GPU kernels (atomics) for f32 and f64 without
+/// scale_grad_by_freq; the rest is an error on a GPU target.
+llvm::Error requireDenseGPUGradient(Target target, const Tensor &grad,
+                                    bool scaleGradByFreq, const char *what) {
+  if (target == Target::host)
+    return llvm::Error::success();
+  if (grad.dtype != DType::f32 && grad.dtype != DType::f64)
+    return fail(std::string(what) + " of " + dtypeName(grad.dtype) +
+                " has no GPU kernel yet (target '" + targetName(target) +
+                "'): f32 and f64 only");
+  if (scaleGradByFreq)
+    return fail(std::string(what) +
+                " with scale_grad_by_freq has no GPU "
+                "kernel yet (target '" +
+                targetName(target) + "')");
+  return llvm::Error::success();
 }
 
 /// GPU kernels move a row as 16-byte vectors when D allows: the buffers
@@ -682,7 +700,8 @@ double profileGradScale(Profile profile, int64_t numEmbeddings, int64_t n) {
 llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
                                       const Tensor &gradWeight,
                                       const EmbeddingOptions &options) {
-  if (auto err = requireHost(target, "the embedding gradient"))
+  if (auto err = requireDenseGPUGradient(target, grad, options.scaleGradByFreq,
+                                         "the embedding gradient"))
     return err;
   if (auto err = checkWeight(gradWeight, "grad_weight"))
     return err;
@@ -708,8 +727,12 @@ llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
   if (numEmbeddings == 0 || dim == 0)
     return llvm::Error::success();
 
+  if (auto err =
+          checkGPUAlignment(target, dim, grad.dtype, {&grad, &gradWeight}))
+    return err;
   KernelSpec spec;
   spec.op = OpKind::embedding_backward;
+  spec.target = target;
   spec.weight = gradWeight.dtype;
   spec.indices = indices.dtype;
   spec.dim = dim;
@@ -742,7 +765,8 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
                              const Tensor *offsets, const Tensor &gradWeight,
                              const EmbeddingBagOptions &options,
                              const Tensor *psw, const Tensor *maxIndices) {
-  if (auto err = requireHost(target, "the embedding_bag gradient"))
+  if (auto err = requireDenseGPUGradient(target, grad, options.scaleGradByFreq,
+                                         "the embedding_bag gradient"))
     return err;
   if (auto err = checkWeight(gradWeight, "grad_weight"))
     return err;
@@ -793,8 +817,12 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
   }
 
   bool twoD = indices.rank() == 2;
+  if (auto err =
+          checkGPUAlignment(target, dim, grad.dtype, {&grad, &gradWeight}))
+    return err;
   KernelSpec spec;
   spec.op = OpKind::embedding_bag_backward;
+  spec.target = target;
   spec.weight = gradWeight.dtype;
   spec.indices = indices.dtype;
   spec.offsets = offsets ? offsets->dtype : DType::i64;

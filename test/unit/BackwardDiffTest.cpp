@@ -29,14 +29,15 @@ namespace {
 const int64_t kDims[] = {1, 3, 16, 17, 64, 128, 1000};
 const DType kFloats[] = {DType::f32, DType::f64, DType::f16, DType::bf16};
 
-Engine &engine(int threads = 2) {
-  static std::map<int, std::unique_ptr<Engine>> engines;
-  auto &e = engines[threads];
+Engine &engine(int threads = 2, Target target = Target::host) {
+  static std::map<std::pair<int, Target>, std::unique_ptr<Engine>> engines;
+  auto &e = engines[{threads, target}];
   if (!e) {
     llvm::SmallString<128> dir;
     llvm::sys::fs::current_path(dir);
     EngineOptions o;
     o.threads = threads;
+    o.target = target;
     o.cache.directory = std::string(dir) + "/emb-test-kernel-cache";
     e = std::make_unique<Engine>(o);
   }
@@ -76,11 +77,13 @@ struct GradCase {
   Profile profile;
 };
 
-void runEmbeddingGrad(const GradCase &c, uint64_t seed) {
-  SCOPED_TRACE(std::string("embedding_backward w=") + dtypeName(c.weight) +
-               " i=" + dtypeName(c.indices) + " D=" + std::to_string(c.dim) +
-               (c.padding ? " pad" : "") + (c.byFreq ? " freq" : "") + " " +
-               profileName(c.profile) + " seed=" + std::to_string(seed));
+void runEmbeddingGrad(const GradCase &c, uint64_t seed,
+                      Target target = Target::host) {
+  SCOPED_TRACE(std::string("embedding_backward ") + targetName(target) +
+               " w=" + dtypeName(c.weight) + " i=" + dtypeName(c.indices) +
+               " D=" + std::to_string(c.dim) + (c.padding ? " pad" : "") +
+               (c.byFreq ? " freq" : "") + " " + profileName(c.profile) +
+               " seed=" + std::to_string(seed));
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u(-1, 1);
   int64_t V = 1 + gen() % 20;
@@ -107,7 +110,7 @@ void runEmbeddingGrad(const GradCase &c, uint64_t seed) {
   o.scaleGradByFreq = c.byFreq;
   o.profile = c.profile;
   llvm::Error err =
-      engine().embeddingBackward(grad.view, indices.view, gw.view, o);
+      engine(2, target).embeddingBackward(grad.view, indices.view, gw.view, o);
   ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
   int64_t n = indices.view.numel();
   double scale = c.profile == Profile::unit_scaling && n > 0
@@ -146,12 +149,14 @@ struct BagGradCase {
   bool twoD, includeLast, psw, padding, byFreq;
 };
 
-void runBagGrad(const BagGradCase &c, uint64_t seed) {
-  SCOPED_TRACE(std::string("embedding_bag_backward ") + bagModeName(c.mode) +
-               " w=" + dtypeName(c.weight) + " D=" + std::to_string(c.dim) +
-               (c.twoD ? " 2d" : " 1d") + (c.includeLast ? " last" : "") +
-               (c.psw ? " psw" : "") + (c.padding ? " pad" : "") +
-               (c.byFreq ? " freq" : "") + " seed=" + std::to_string(seed));
+void runBagGrad(const BagGradCase &c, uint64_t seed,
+                Target target = Target::host) {
+  SCOPED_TRACE(std::string("embedding_bag_backward ") + targetName(target) +
+               " " + bagModeName(c.mode) + " w=" + dtypeName(c.weight) +
+               " D=" + std::to_string(c.dim) + (c.twoD ? " 2d" : " 1d") +
+               (c.includeLast ? " last" : "") + (c.psw ? " psw" : "") +
+               (c.padding ? " pad" : "") + (c.byFreq ? " freq" : "") +
+               " seed=" + std::to_string(seed));
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u(-1, 1);
   int64_t V = 1 + gen() % 20;
@@ -191,7 +196,7 @@ void runBagGrad(const BagGradCase &c, uint64_t seed) {
   o.scaleGradByFreq = c.byFreq;
   if (padRow >= 0)
     o.paddingIdx = padRow;
-  llvm::Error err = engine().embeddingBagBackward(
+  llvm::Error err = engine(2, target).embeddingBagBackward(
       grad.view, indices.view, c.twoD ? nullptr : &offsets.view, gw.view, o,
       c.psw ? &psw.view : nullptr);
   ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
@@ -235,44 +240,120 @@ TEST(BackwardDiff, EmbeddingBagSumMeanEveryDtypeDimAndOption) {
         }
 }
 
+void runMaxGrad(int k, DType w, int64_t dim, Target target) {
+  std::mt19937_64 gen(k * 7919);
+  std::uniform_real_distribution<double> u(-1, 1);
+  int64_t V = 1 + gen() % 12, B = gen() % 9;
+  SCOPED_TRACE(std::string("max ") + targetName(target) + " w=" + dtypeName(w) +
+               " D=" + std::to_string(dim) + " V=" + std::to_string(V));
+  HostTensor indices(DType::i64, {B, 2}), grad(w, {B, dim}),
+      maxIdx(DType::i64, {B, dim}), gw(w, {V, dim});
+  for (int64_t i = 0; i < B * 2; ++i)
+    indices.set(i, static_cast<double>(gen() % V));
+  for (int64_t i = 0; i < B * dim; ++i) {
+    grad.set(i, u(gen));
+    // Few rows, so that columns collide; -1 for empty bags.
+    int64_t r = static_cast<int64_t>(gen() % (V + 1)) - 1;
+    static_cast<int64_t *>(maxIdx.view.data)[i] = std::min<int64_t>(r, 2);
+  }
+  std::memset(gw.bytes.data(), 0x55, gw.bytes.size());
+  EmbeddingBagOptions o;
+  o.mode = BagMode::max;
+  o.profile = k % 3 == 0 ? Profile::unit_scaling : Profile::torch;
+  llvm::Error err = engine(2, target).embeddingBagBackward(
+      grad.view, indices.view, nullptr, gw.view, o, nullptr, &maxIdx.view);
+  ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
+  ref::Bags bags;
+  bags.numBags = B;
+  bags.bagLength = 2;
+  double scale = o.profile == Profile::unit_scaling && B > 0
+                     ? std::sqrt(double(V) / double(B * 2))
+                     : 1.0;
+  auto want = ref::embeddingBagBackward(grad.toDouble(), dim, indices.toInt(),
+                                        bags, BagMode::max, {}, maxIdx.toInt(),
+                                        V, {}, false, scale);
+  EXPECT_TRUE(close(gw, want));
+}
+
 TEST(BackwardDiff, EmbeddingBagMaxEveryDtypeAndDim) {
   int k = 0;
   for (int64_t dim : kDims)
-    for (DType w : kFloats) {
+    for (DType w : kFloats)
+      runMaxGrad(++k, w, dim, Target::host);
+}
+
+//===----------------------------------------------------------------------===//
+// The GPU gradients (atomics), emulated on the host: f32 and f64
+//===----------------------------------------------------------------------===//
+
+const int64_t kGPUDims[] = {1, 3, 16, 17, 33, 64, 100, 128, 1000};
+const DType kGPUFloats[] = {DType::f32, DType::f64};
+
+TEST(GPUEmulated, EmbeddingGradEveryDtypeDimAndOption) {
+  int k = 0;
+  for (int64_t dim : kGPUDims)
+    for (int variant = 0; variant < 4; ++variant) {
+      GradCase c{kGPUFloats[(variant + k) % 2],
+                 (variant / 2 + k) % 2 ? DType::i32 : DType::i64,
+                 dim,
+                 variant % 2 == 1,
+                 false,
+                 variant / 2 == 1 ? Profile::unit_scaling : Profile::torch};
       ++k;
-      std::mt19937_64 gen(k * 7919);
-      std::uniform_real_distribution<double> u(-1, 1);
-      int64_t V = 1 + gen() % 12, B = gen() % 9;
-      SCOPED_TRACE(std::string("max w=") + dtypeName(w) +
-                   " D=" + std::to_string(dim) + " V=" + std::to_string(V));
-      HostTensor indices(DType::i64, {B, 2}), grad(w, {B, dim}),
-          maxIdx(DType::i64, {B, dim}), gw(w, {V, dim});
-      for (int64_t i = 0; i < B * 2; ++i)
-        indices.set(i, static_cast<double>(gen() % V));
-      for (int64_t i = 0; i < B * dim; ++i) {
-        grad.set(i, u(gen));
-        // Few rows, so that columns collide; -1 for empty bags.
-        int64_t r = static_cast<int64_t>(gen() % (V + 1)) - 1;
-        static_cast<int64_t *>(maxIdx.view.data)[i] = std::min<int64_t>(r, 2);
-      }
-      std::memset(gw.bytes.data(), 0x55, gw.bytes.size());
-      EmbeddingBagOptions o;
-      o.mode = BagMode::max;
-      o.profile = k % 3 == 0 ? Profile::unit_scaling : Profile::torch;
-      llvm::Error err = engine().embeddingBagBackward(
-          grad.view, indices.view, nullptr, gw.view, o, nullptr, &maxIdx.view);
-      ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
-      ref::Bags bags;
-      bags.numBags = B;
-      bags.bagLength = 2;
-      double scale = o.profile == Profile::unit_scaling && B > 0
-                         ? std::sqrt(double(V) / double(B * 2))
-                         : 1.0;
-      auto want = ref::embeddingBagBackward(
-          grad.toDouble(), dim, indices.toInt(), bags, BagMode::max, {},
-          maxIdx.toInt(), V, {}, false, scale);
-      EXPECT_TRUE(close(gw, want));
+      for (uint64_t seed = 1; seed <= 2; ++seed)
+        runEmbeddingGrad(c, seed * 101 + k, Target::gpu_emulated);
+      if (HasFatalFailure())
+        return;
     }
+}
+
+TEST(GPUEmulated, EmbeddingBagSumMeanGradEveryDtypeDimAndOption) {
+  int d = 0;
+  for (int64_t dim : kGPUDims) {
+    int v = 0;
+    for (int form = 0; form < 3; ++form)
+      for (BagMode mode : {BagMode::sum, BagMode::mean})
+        for (int psw = 0; psw < (mode == BagMode::sum ? 2 : 1); ++psw)
+          for (int pad = 0; pad < 2; ++pad, ++v) {
+            BagGradCase c{kGPUFloats[(v + d) % 2],
+                          (v / 2 + d) % 2 ? DType::i32 : DType::i64,
+                          (v / 3 + d + 1) % 2 ? DType::i32 : DType::i64,
+                          dim,
+                          mode,
+                          form == 2,
+                          form == 1,
+                          psw == 1,
+                          pad == 1,
+                          false};
+            for (uint64_t seed = 1; seed <= 2; ++seed)
+              runBagGrad(c, seed * 977 + v + 31 * d, Target::gpu_emulated);
+            if (HasFatalFailure())
+              return;
+          }
+    ++d;
+  }
+}
+
+TEST(GPUEmulated, EmbeddingBagMaxGradEveryDtypeAndDim) {
+  int k = 0;
+  for (int64_t dim : kGPUDims)
+    for (DType w : kGPUFloats)
+      runMaxGrad(++k, w, dim, Target::gpu_emulated);
+}
+
+TEST(GPUEmulated, GradientLimitsAreClearErrors) {
+  Engine &e = engine(2, Target::gpu_emulated);
+  HostTensor indices(DType::i64, {3}), gw16(DType::f16, {4, 8}),
+      g16(DType::f16, {3, 8}), gw(DType::f32, {4, 8}), g(DType::f32, {3, 8});
+  auto message = [](llvm::Error err) { return llvm::toString(std::move(err)); };
+  EXPECT_EQ(message(e.embeddingBackward(g16.view, indices.view, gw16.view)),
+            "the embedding gradient of f16 has no GPU kernel yet (target "
+            "'gpu-emulated'): f32 and f64 only");
+  EmbeddingOptions freq;
+  freq.scaleGradByFreq = true;
+  EXPECT_EQ(message(e.embeddingBackward(g.view, indices.view, gw.view, freq)),
+            "the embedding gradient with scale_grad_by_freq has no GPU kernel "
+            "yet (target 'gpu-emulated')");
 }
 
 TEST(BackwardDiff, PerSampleWeightsEveryDtypeDimAndForm) {

@@ -1,11 +1,12 @@
 //===- NVPTXTest.cpp - every GPU kernel variant through NVPTX and ptxas ---===//
 //
-// Every forward kernel variant of the differential tests (lookup: dtype x
-// D x zero padding; bag: mode x form x per_sample_weights x padding x
-// max_indices x dtypes x D) compiled by emb-nvptx-pipeline for sm_80 and
-// sm_90: the PTX has 64-bit addresses and 16-byte vector accesses where D
-// allows, and, when ptxas is installed, assembles to a cubin. The values
-// these kernels compute are checked by ForwardDiffTests (GPUEmulated.*).
+// Every GPU kernel variant of the differential tests (lookup: dtype x D x
+// zero padding; bag: mode x form x per_sample_weights x padding x
+// max_indices x dtypes x D; the dense gradients) compiled by
+// emb-nvptx-pipeline for sm_80 and sm_90: the PTX has 64-bit addresses and
+// 16-byte vector accesses where D allows, and, when ptxas is installed,
+// assembles to a cubin. The values these kernels compute are checked by
+// ForwardDiffTests and BackwardDiffTests (GPUEmulated.*).
 //
 //===----------------------------------------------------------------------===//
 
@@ -49,8 +50,12 @@ void compileEverywhere(const KernelSpec &spec, bool ptxas) {
     auto ptx = compileForNVPTX(spec, chip, 0, "isa");
     ASSERT_TRUE(static_cast<bool>(ptx))
         << chip << ": " << llvm::toString(ptx.takeError());
-    ASSERT_EQ(ptx->size(), 1u);
-    const std::string &text = (*ptx)[0].data;
+    // One kernel per launch: the forward ops have one, the dense gradients
+    // two (zeros, then the atomic scatter).
+    ASSERT_GE(ptx->size(), 1u);
+    std::string text;
+    for (const GPUKernelBinary &k : *ptx)
+      text += k.data;
     EXPECT_NE(text.find(std::string(".target ") + chip), std::string::npos);
     EXPECT_NE(text.find(".address_size 64"), std::string::npos);
     int64_t vec = 16 / dtypeBytes(spec.weight);
@@ -66,8 +71,9 @@ void compileEverywhere(const KernelSpec &spec, bool ptxas) {
     auto cubin = compileForNVPTX(spec, chip, 0, "bin");
     ASSERT_TRUE(static_cast<bool>(cubin))
         << chip << ": " << llvm::toString(cubin.takeError());
-    EXPECT_EQ((*cubin)[0].data.substr(0, 4), "\x7f"
-                                             "ELF");
+    for (const GPUKernelBinary &k : *cubin)
+      EXPECT_EQ(k.data.substr(0, 4), "\x7f"
+                                     "ELF");
   }
 }
 
@@ -124,6 +130,53 @@ TEST(NVPTX, BagEveryVariantDtypeAndDim) {
     GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
 }
 
+// The dense gradients (atomics; f32 and f64): lookup with and without
+// padding and grad scale, bag sum / mean (forms, psw, padding) and max.
+TEST(NVPTX, DenseGradientsEveryVariantAndDim) {
+  bool ptxas = havePtxas();
+  const DType grads[] = {DType::f32, DType::f64};
+  for (int d = 0; d < static_cast<int>(std::size(kDims)); ++d) {
+    for (int v = 0; v < 4; ++v) {
+      KernelSpec spec;
+      spec.op = OpKind::embedding_backward;
+      spec.target = Target::gpu_emulated;
+      spec.weight = grads[(v + d) % 2];
+      spec.indices = (v / 2 + d) % 2 ? DType::i32 : DType::i64;
+      spec.dim = kDims[d];
+      spec.numEmbeddings = 1000;
+      spec.paddingIdx = v % 2 ? 3 : -1;
+      spec.gradScale = v / 2 ? 0.5 : 1.0;
+      compileEverywhere(spec, ptxas);
+      if (HasFatalFailure())
+        return;
+    }
+    int v = 0;
+    for (int form = 0; form < 3; ++form)
+      for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::max})
+        for (int opt = 0; opt < 2; ++opt, ++v) {
+          KernelSpec spec;
+          spec.op = OpKind::embedding_bag_backward;
+          spec.target = Target::gpu_emulated;
+          spec.weight = grads[(v + d) % 2];
+          spec.indices = (v / 2 + d) % 2 ? DType::i32 : DType::i64;
+          spec.offsets = (v / 3 + d + 1) % 2 ? DType::i32 : DType::i64;
+          spec.dim = kDims[d];
+          spec.numEmbeddings = 1000;
+          spec.mode = mode;
+          spec.twoD = form == 2;
+          spec.includeLastOffset = form == 1;
+          spec.perSampleWeights = mode == BagMode::sum && opt == 1;
+          spec.paddingIdx = mode != BagMode::max && opt == 1 ? 0 : -1;
+          spec.maxIndices = mode == BagMode::max;
+          compileEverywhere(spec, ptxas);
+          if (HasFatalFailure())
+            return;
+        }
+  }
+  if (!ptxas)
+    GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
+}
+
 TEST(NVPTX, BadChipIsAnErrorNotAnAbort) {
   KernelSpec spec;
   spec.dim = 8;
@@ -140,7 +193,7 @@ TEST(NVPTX, BadChipIsAnErrorNotAnAbort) {
 
 TEST(NVPTX, OpsWithoutAGPUKernelAreReported) {
   KernelSpec spec;
-  spec.op = OpKind::embedding_backward;
+  spec.op = OpKind::embedding_bag_psw_backward;
   spec.dim = 8;
   spec.numEmbeddings = 10;
   auto r = compileForNVPTX(spec, "sm_90", 0, "isa");

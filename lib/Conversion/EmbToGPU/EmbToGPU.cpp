@@ -54,6 +54,13 @@ Value loadIndex(ImplicitLocOpBuilder &b, Value buffer, Value pos) {
   return arith::IndexCastOp::create(b, b.getIndexType(), v);
 }
 
+/// Element [i, j] of a 2-D i64 buffer (max_indices), as an index.
+Value loadIndex(ImplicitLocOpBuilder &b, Value buffer, Value i, Value j) {
+  Value v = memref::LoadOp::create(b, buffer, ValueRange{i, j},
+                                   /*nontemporal=*/false, llvm::MaybeAlign(8));
+  return arith::IndexCastOp::create(b, b.getIndexType(), v);
+}
+
 /// A row piece of `type` at `indices`, aligned to its size (16 bytes for a
 /// full vector): `ld.global.v4.f32` needs the alignment stated. Row starts
 /// are multiples of the vector when D is, so this holds for buffers whose
@@ -279,6 +286,50 @@ FailureOr<int64_t> staticDim(Operation *op, Value table) {
   return dim;
 }
 
+/// The bag structure of a bag op on buffers: 1-D indices with offsets
+/// (with or without include_last_offset) or 2-D indices [B, L].
+struct BagForm {
+  Value indices, offsets, numIndices, numBags, bagLen, numOffsets;
+  bool twoD = false, includeLast = false;
+
+  BagForm(ImplicitLocOpBuilder &b, Value indicesTensor, Value offsetsTensor,
+          bool includeLastOffset) {
+    twoD = cast<RankedTensorType>(indicesTensor.getType()).getRank() == 2;
+    includeLast = includeLastOffset && !twoD;
+    indices = toBuffer(b, flatten(b, indicesTensor));
+    offsets = offsetsTensor ? toBuffer(b, offsetsTensor) : Value();
+    numIndices = memref::DimOp::create(b, indices, 0);
+    if (twoD) {
+      Value x2 = toBuffer(b, indicesTensor);
+      numBags = memref::DimOp::create(b, x2, 0);
+      bagLen = memref::DimOp::create(b, x2, 1);
+    } else {
+      numOffsets = memref::DimOp::create(b, offsets, 0);
+      numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
+                            : numOffsets;
+    }
+  }
+
+  /// [start, end) of `bag` in the flat indices. Without include_last_offset
+  /// the last bag ends at len(indices).
+  std::pair<Value, Value> bounds(ImplicitLocOpBuilder &ib, Value bag) const {
+    if (twoD) {
+      Value start = arith::MulIOp::create(ib, bag, bagLen);
+      return {start, arith::AddIOp::create(ib, start, bagLen)};
+    }
+    Value start = loadIndex(ib, offsets, bag);
+    Value next = arith::AddIOp::create(ib, bag, cIndex(ib, 1));
+    if (includeLast)
+      return {start, loadIndex(ib, offsets, next)};
+    Value last = arith::SubIOp::create(ib, numOffsets, cIndex(ib, 1));
+    Value safe = arith::MinUIOp::create(ib, next, last);
+    Value hasNext =
+        arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, next, numOffsets);
+    return {start, arith::SelectOp::create(
+                       ib, hasNext, loadIndex(ib, offsets, safe), numIndices)};
+  }
+};
+
 //===----------------------------------------------------------------------===//
 // emb.lookup
 //===----------------------------------------------------------------------===//
@@ -368,27 +419,14 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
       gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
   int64_t tpr = gpu_config::threadsPerRow(dim, vec);
   BagMode mode = op.getMode();
-  bool twoD = cast<RankedTensorType>(op.getIndices().getType()).getRank() == 2;
-  bool includeLast = op.getIncludeLastOffset() && !twoD;
   bool withArgmax = static_cast<bool>(op.getMaxIndices());
 
   Value weight = toBuffer(b, op.getWeight());
-  Value indices = toBuffer(b, flatten(b, op.getIndices()));
+  BagForm form(b, op.getIndices(), op.getOffsets(), op.getIncludeLastOffset());
+  Value indices = form.indices, numBags = form.numBags;
   Value psw = op.getPerSampleWeights()
                   ? toBuffer(b, flatten(b, op.getPerSampleWeights()))
                   : Value();
-  Value offsets = op.getOffsets() ? toBuffer(b, op.getOffsets()) : Value();
-  Value numIndices = memref::DimOp::create(b, indices, 0);
-  Value numBags, bagLen, numOffsets;
-  if (twoD) {
-    Value x2 = toBuffer(b, op.getIndices());
-    numBags = memref::DimOp::create(b, x2, 0);
-    bagLen = memref::DimOp::create(b, x2, 1);
-  } else {
-    numOffsets = memref::DimOp::create(b, offsets, 0);
-    numBags = includeLast ? arith::SubIOp::create(b, numOffsets, cIndex(b, 1))
-                          : numOffsets;
-  }
   auto outType = cast<RankedTensorType>(op.getOutput().getType());
   Destination dest(b, op.getOutput(),
                    outType.isDynamicDim(0) ? ValueRange{numBags}
@@ -410,24 +448,7 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
 
   launchRows(
       b, numBags, tpr, [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
-        Value start, end;
-        if (twoD) {
-          start = arith::MulIOp::create(ib, bag, bagLen);
-          end = arith::AddIOp::create(ib, start, bagLen);
-        } else {
-          start = loadIndex(ib, offsets, bag);
-          Value next = arith::AddIOp::create(ib, bag, cIndex(ib, 1));
-          if (includeLast) {
-            end = loadIndex(ib, offsets, next);
-          } else {
-            Value last = arith::SubIOp::create(ib, numOffsets, cIndex(ib, 1));
-            Value safe = arith::MinUIOp::create(ib, next, last);
-            Value hasNext = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
-                                                  next, numOffsets);
-            end = arith::SelectOp::create(
-                ib, hasNext, loadIndex(ib, offsets, safe), numIndices);
-          }
-        }
+        auto [start, end] = form.bounds(ib, bag);
         forEachChunk(
             ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
               Value zero = splat(cb, accType, cb.getFloatAttr(accElement, 0.0));
@@ -532,6 +553,318 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
 }
 
 //===----------------------------------------------------------------------===//
+// Dense gradients: atomics
+//===----------------------------------------------------------------------===//
+
+/// The checks every GPU gradient shares: atomics add in the storage type,
+/// so f32 / f64 only (f16 / bf16 need an f32 scratch table, not done yet);
+/// no deterministic mode and no scale_grad_by_freq (counts per row) yet.
+LogicalResult checkGPUGradient(Operation *op, Type element, bool byFreq,
+                               bool deterministic) {
+  if (!element.isF32() && !element.isF64())
+    return op->emitOpError("GPU gradient of ")
+           << element << " is not implemented yet (f32 and f64 only)";
+  if (byFreq)
+    return op->emitOpError(
+        "scale_grad_by_freq has no GPU lowering yet (it needs counts per row)");
+  if (deterministic)
+    return op->emitOpError("the deterministic GPU gradient is not "
+                           "implemented yet (the default uses atomics)");
+  return success();
+}
+
+/// The gradient's rows `[first, first + count)`: the `rows` window of the
+/// op, or all V rows.
+std::pair<Value, Value> gradientRows(ImplicitLocOpBuilder &b, Value offset,
+                                     Value count, int64_t numEmbeddings) {
+  if (offset)
+    return {offset, count};
+  return {cIndex(b, 0), cIndex(b, numEmbeddings)};
+}
+
+/// Launch 1 of every dense gradient: zeros in the `count` rows of `gw`.
+void zeroRows(ImplicitLocOpBuilder &b, Value gw, Value count, int64_t dim,
+              int64_t vec, int64_t tpr, Type element) {
+  auto vecType = VectorType::get({vec}, element);
+  launchRows(
+      b, count, tpr, [&](ImplicitLocOpBuilder &ib, Value row, Value lane) {
+        forEachChunk(
+            ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
+              storeRow(cb, splat(cb, vecType, cb.getFloatAttr(element, 0.0)),
+                       gw, ValueRange{row, c});
+            });
+      });
+}
+
+/// gw[r - first, c + e] += v[e] for every lane e, atomically, when row `r`
+/// lies in the window.
+void atomicAddRow(ImplicitLocOpBuilder &b, Value v, Value gw, Value r,
+                  Value first, Value count, Value c) {
+  Value local = arith::SubIOp::create(b, r, first);
+  Value inWindow =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::ult, local, count);
+  scf::IfOp::create(b, inWindow, [&](OpBuilder &nb, Location loc) {
+    ImplicitLocOpBuilder ib(loc, nb);
+    auto type = cast<VectorType>(v.getType());
+    for (int64_t e = 0; e < type.getNumElements(); ++e) {
+      Value x = vector::ExtractOp::create(ib, v, ArrayRef<int64_t>{e});
+      Value col = arith::AddIOp::create(ib, c, cIndex(ib, e));
+      memref::AtomicRMWOp::create(ib, arith::AtomicRMWKind::addf, x, gw,
+                                  ValueRange{local, col});
+    }
+    scf::YieldOp::create(ib);
+  });
+}
+
+/// `grad` ([..., D]) as a [N, D] buffer.
+Value gradRows(ImplicitLocOpBuilder &b, Value grad) {
+  auto type = cast<RankedTensorType>(grad.getType());
+  int64_t dim = type.getShape().back();
+  if (type.getRank() == 2)
+    return toBuffer(b, grad);
+  int64_t n = ShapedType::kDynamic;
+  if (type.hasStaticShape())
+    n = type.getNumElements() / std::max<int64_t>(dim, 1);
+  auto rows = RankedTensorType::get({n, dim}, type.getElementType());
+  if (type.getRank() == 1)
+    return toBuffer(b,
+                    tensor::ExpandShapeOp::create(
+                        b, rows, grad, ArrayRef<ReassociationIndices>{{0, 1}}));
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 1 < type.getRank(); ++i)
+    lead.push_back(i);
+  return toBuffer(
+      b, tensor::CollapseShapeOp::create(
+             b, rows, grad,
+             ArrayRef<ReassociationIndices>{lead, {type.getRank() - 1}}));
+}
+
+// %gw = emb.lookup_grad %g[%x] {padding_idx = P, grad_scale = s} rows(f, n)
+//   ==>
+// launch over n rows:  gw[row, :] = 0
+// launch over N positions (a thread group each, as the forward):
+//   r = x[i]; if r != P and f <= r < f + n:
+//     for each chunk c of the lane: atomic gw[r - f, c + e] += s * g[i, c + e]
+LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  Type element = gType.getElementType();
+  int64_t dim = gType.getShape().back();
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  if (failed(checkGPUGradient(op, element, op.getScaleGradByFreq(),
+                              op.getDeterministic())))
+    return failure();
+  int64_t vec =
+      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
+  int64_t tpr = gpu_config::threadsPerRow(dim, vec);
+  double scale = op.getGradScale().convertToDouble();
+
+  Value grad = gradRows(b, op.getGrad());
+  Value indices = toBuffer(b, flatten(b, op.getIndices()));
+  Value n = memref::DimOp::create(b, indices, 0);
+  auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
+                                     op.getNumEmbeddings());
+  Destination dest(b, op.getResult(),
+                   op.getType().isDynamicDim(0) ? ValueRange{count}
+                                                : ValueRange{});
+  Value gw = dest.buffer;
+  zeroRows(b, gw, count, dim, vec, tpr, element);
+  std::optional<int64_t> pad = op.getPaddingIdx();
+  auto vecType = VectorType::get({vec}, element);
+  launchRows(b, n, tpr, [&](ImplicitLocOpBuilder &ib, Value i, Value lane) {
+    Value r = loadIndex(ib, indices, i);
+    auto body = [&](ImplicitLocOpBuilder &pb) {
+      forEachChunk(
+          pb, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
+            Value v = loadRow(cb, vecType, grad, ValueRange{i, c});
+            if (scale != 1.0)
+              v = arith::MulFOp::create(
+                  cb, v, splat(cb, vecType, cb.getFloatAttr(element, scale)));
+            atomicAddRow(cb, v, gw, r, first, count, c);
+          });
+    };
+    if (!pad) {
+      body(ib);
+      return;
+    }
+    Value live = arith::CmpIOp::create(ib, arith::CmpIPredicate::ne, r,
+                                       cIndex(ib, *pad));
+    scf::IfOp::create(ib, live, [&](OpBuilder &nb, Location loc) {
+      ImplicitLocOpBuilder pb(loc, nb);
+      body(pb);
+      scf::YieldOp::create(pb);
+    });
+  });
+  dest.replace(rewriter, op.getResult());
+  rewriter.eraseOp(op);
+  return success();
+}
+
+// %gw = emb.bag_grad <mode> %g[%x] offsets(%o) per_sample_weights(%p)
+//   ==>
+// launch over n rows:  gw[row, :] = 0
+// sum / mean: launch over B bags (a thread group each):
+//   m = 1 / (non-padding entries of the bag) for mean, else 1
+//   for each entry j of the bag with x[j] != P, each chunk c of the lane:
+//     atomic gw[x[j] - f, c + e] += s * m * psw[j] * g[bag, c + e]
+// max: launch over B bags: for each chunk c, lane element e:
+//     k = max_indices[bag, c + e]; if k != -1: atomic gw[k - f, c + e] += s * g
+LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  Type element = gType.getElementType();
+  int64_t dim = gType.getShape().back();
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  if (failed(checkGPUGradient(op, element, op.getScaleGradByFreq(),
+                              op.getDeterministic())))
+    return failure();
+  int64_t vec =
+      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
+  int64_t tpr = gpu_config::threadsPerRow(dim, vec);
+  double scale = op.getGradScale().convertToDouble();
+  BagMode mode = op.getMode();
+
+  Value grad = toBuffer(b, op.getGrad());
+  BagForm form(b, op.getIndices(), op.getOffsets(), op.getIncludeLastOffset());
+  Value psw = op.getPerSampleWeights()
+                  ? toBuffer(b, flatten(b, op.getPerSampleWeights()))
+                  : Value();
+  Value maxIdx = op.getMaxIndices() ? toBuffer(b, op.getMaxIndices()) : Value();
+  auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
+                                     op.getNumEmbeddings());
+  Destination dest(b, op.getResult(),
+                   op.getType().isDynamicDim(0) ? ValueRange{count}
+                                                : ValueRange{});
+  Value gw = dest.buffer;
+  zeroRows(b, gw, count, dim, vec, tpr, element);
+  std::optional<int64_t> pad = op.getPaddingIdx();
+  auto vecType = VectorType::get({vec}, element);
+  auto scaled = [&](ImplicitLocOpBuilder &cb, Value v, Value factor) {
+    if (factor)
+      v = arith::MulFOp::create(
+          cb, v, vector::BroadcastOp::create(cb, vecType, factor));
+    if (scale != 1.0)
+      v = arith::MulFOp::create(
+          cb, v, splat(cb, vecType, cb.getFloatAttr(element, scale)));
+    return v;
+  };
+
+  if (mode == BagMode::max) {
+    if (!maxIdx)
+      return op.emitOpError("the max gradient needs 'max_indices'");
+    launchRows(
+        b, form.numBags, tpr,
+        [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
+          forEachChunk(
+              ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
+                Value g =
+                    scaled(cb, loadRow(cb, vecType, grad, ValueRange{bag, c}),
+                           Value());
+                for (int64_t e = 0; e < vec; ++e) {
+                  Value col = arith::AddIOp::create(cb, c, cIndex(cb, e));
+                  Value k = loadIndex(cb, maxIdx, bag, col);
+                  Value x =
+                      vector::ExtractOp::create(cb, g, ArrayRef<int64_t>{e});
+                  Value local = arith::SubIOp::create(cb, k, first);
+                  // -1 (an empty bag) is far outside every window, as unsigned.
+                  Value ok = arith::CmpIOp::create(
+                      cb, arith::CmpIPredicate::ult, local, count);
+                  Value notEmpty = arith::CmpIOp::create(
+                      cb, arith::CmpIPredicate::ne, k, cIndex(cb, -1));
+                  Value both = arith::AndIOp::create(cb, ok, notEmpty);
+                  scf::IfOp::create(cb, both, [&](OpBuilder &nb, Location loc) {
+                    ImplicitLocOpBuilder ab(loc, nb);
+                    memref::AtomicRMWOp::create(ab, arith::AtomicRMWKind::addf,
+                                                x, gw, ValueRange{local, col});
+                    scf::YieldOp::create(ab);
+                  });
+                }
+              });
+        });
+  } else {
+    launchRows(
+        b, form.numBags, tpr,
+        [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
+          auto [start, end] = form.bounds(ib, bag);
+          auto isLive = [&](ImplicitLocOpBuilder &eb, Value r) -> Value {
+            if (!pad)
+              return Value();
+            return arith::CmpIOp::create(eb, arith::CmpIPredicate::ne, r,
+                                         cIndex(eb, *pad));
+          };
+          // mean: 1 / (live entries), computed once per bag.
+          Value factor;
+          if (mode == BagMode::mean) {
+            Value live = arith::SubIOp::create(ib, end, start);
+            if (pad) {
+              auto countLoop = scf::ForOp::create(
+                  ib, start, end, cIndex(ib, 1), ValueRange{cIndex(ib, 0)},
+                  [&](OpBuilder &nb, Location loc, Value j, ValueRange it) {
+                    ImplicitLocOpBuilder lb(loc, nb);
+                    Value r = loadIndex(lb, form.indices, j);
+                    Value one = arith::SelectOp::create(
+                        lb, isLive(lb, r), cIndex(lb, 1), cIndex(lb, 0));
+                    scf::YieldOp::create(
+                        lb, ValueRange{arith::AddIOp::create(lb, it[0], one)});
+                  });
+              live = countLoop.getResult(0);
+            }
+            Value liveF = arith::SIToFPOp::create(
+                ib, element,
+                arith::IndexCastOp::create(ib, ib.getI64Type(), live));
+            // An empty bag has no entries to scale: any divisor will do.
+            Value safe = arith::MaximumFOp::create(
+                ib, liveF,
+                arith::ConstantOp::create(ib, ib.getFloatAttr(element, 1.0)));
+            factor = arith::DivFOp::create(
+                ib,
+                arith::ConstantOp::create(ib, ib.getFloatAttr(element, 1.0)),
+                safe);
+          }
+          forEachChunk(
+              ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
+                Value g = loadRow(cb, vecType, grad, ValueRange{bag, c});
+                scf::ForOp::create(
+                    cb, start, end, cIndex(cb, 1), ValueRange{},
+                    [&](OpBuilder &nb, Location loc, Value j, ValueRange) {
+                      ImplicitLocOpBuilder eb(loc, nb);
+                      Value r = loadIndex(eb, form.indices, j);
+                      auto add = [&](ImplicitLocOpBuilder &ab) {
+                        Value f = factor;
+                        if (psw) {
+                          Value w = memref::LoadOp::create(
+                              ab, psw, ValueRange{j}, /*nontemporal=*/false,
+                              llvm::MaybeAlign(element.getIntOrFloatBitWidth() /
+                                               8));
+                          f = f ? arith::MulFOp::create(ab, f, w) : w;
+                        }
+                        atomicAddRow(ab, scaled(ab, g, f), gw, r, first, count,
+                                     c);
+                      };
+                      Value live = isLive(eb, r);
+                      if (!live) {
+                        add(eb);
+                      } else {
+                        scf::IfOp::create(eb, live,
+                                          [&](OpBuilder &ub, Location ul) {
+                                            ImplicitLocOpBuilder ab(ul, ub);
+                                            add(ab);
+                                            scf::YieldOp::create(ab);
+                                          });
+                      }
+                      scf::YieldOp::create(eb);
+                    });
+              });
+        });
+  }
+  dest.replace(rewriter, op.getResult());
+  rewriter.eraseOp(op);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//
 
@@ -550,10 +883,13 @@ struct ConvertEmbToGPUPass
           llvm::TypeSwitch<Operation *, LogicalResult>(op)
               .Case([&](LookupOp o) { return lowerLookup(o, rewriter); })
               .Case([&](BagOp o) { return lowerBag(o, rewriter); })
+              .Case(
+                  [&](LookupGradOp o) { return lowerLookupGrad(o, rewriter); })
+              .Case([&](BagGradOp o) { return lowerBagGrad(o, rewriter); })
               .Default([&](Operation *o) {
                 return o->emitOpError()
                        << "has no GPU lowering yet (the forward lookup and "
-                          "bag have one)";
+                          "bag and their dense gradients have one)";
               });
       if (failed(result))
         return signalPassFailure();

@@ -1,7 +1,7 @@
 // convert-emb-to-gpu: one gpu.launch per op, a thread group per row or bag,
 // 16-byte vector loads, f32 accumulation for f16, results written straight
 // into the destination buffer of materialize_in_destination.
-// RUN: emb-opt %s --convert-emb-to-gpu --split-input-file | FileCheck %s
+// RUN: emb-opt %s --convert-emb-to-gpu --split-input-file --verify-diagnostics | FileCheck %s
 
 // CHECK-LABEL: func.func @lookup_into_destination
 // CHECK-SAME: (%[[W:.*]]: memref<1000x128xf32>, %[[X:.*]]: memref<?xi64>, %[[OUT:.*]]: memref<?x128xf32>)
@@ -104,4 +104,46 @@ func.func @destination_read_in_between(%w: tensor<10x8xf32>, %x: tensor<2xi64>, 
   %old = memref.load %out[%c0, %c0] : memref<2x8xf32>
   bufferization.materialize_in_destination %r in restrict writable %out : (tensor<2x8xf32>, memref<2x8xf32>) -> ()
   return %old : f32
+}
+
+// -----
+
+// Dense gradients: a launch of zeros over the rows, then an atomic scatter
+// (f32 / f64). The padding row is skipped; grad_scale multiplies.
+// CHECK-LABEL: func.func @lookup_grad
+// CHECK: gpu.launch
+// CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<1000x64xf32>, vector<4xf32>
+// CHECK: gpu.terminator
+// CHECK: gpu.launch
+// CHECK: arith.cmpi ne
+// CHECK: arith.mulf
+// CHECK-COUNT-4: memref.atomic_rmw addf
+// CHECK: gpu.terminator
+func.func @lookup_grad(%g: tensor<?x64xf32>, %x: tensor<?xi64>) -> tensor<1000x64xf32> {
+  %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64, padding_idx = 0 : i64, grad_scale = 5.000000e-01 : f64} : tensor<?x64xf32>[tensor<?xi64>] -> tensor<1000x64xf32>
+  return %r : tensor<1000x64xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @bag_grad_mean_window
+// The row window: rows [%first, %first + %count) of the gradient.
+// CHECK: memref.alloc(%{{.*}}) : memref<?x32xf64>
+// CHECK: gpu.launch
+// CHECK: gpu.launch
+// CHECK: arith.divf
+// CHECK: arith.subi
+// CHECK: arith.cmpi ult
+// CHECK: memref.atomic_rmw addf
+func.func @bag_grad_mean_window(%g: tensor<?x32xf64>, %x: tensor<?xi64>, %o: tensor<?xi64>, %first: index, %count: index) -> tensor<?x32xf64> {
+  %r = emb.bag_grad mean %g[%x] offsets(%o : tensor<?xi64>) rows(%first, %count) {num_embeddings = 1000 : i64, padding_idx = 2 : i64} : tensor<?x32xf64>[tensor<?xi64>] -> tensor<?x32xf64>
+  return %r : tensor<?x32xf64>
+}
+
+// -----
+
+func.func @half_grad(%g: tensor<?x64xf16>, %x: tensor<?xi64>) -> tensor<1000x64xf16> {
+  // expected-error @below {{GPU gradient of 'f16' is not implemented yet (f32 and f64 only)}}
+  %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64} : tensor<?x64xf16>[tensor<?xi64>] -> tensor<1000x64xf16>
+  return %r : tensor<1000x64xf16>
 }
