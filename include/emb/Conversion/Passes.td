@@ -36,7 +36,7 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
 }
 
 def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
-  let summary = "Lower the forward emb ops to gpu.launch kernels on buffers";
+  let summary = "Lower the forward emb ops and the dense gradients to gpu.launch kernels";
   let description = [{
     `emb.lookup` and `emb.bag` (every mode and option, `max_indices`
     included) become one `gpu.launch` each. Every row (lookup) or bag gets
@@ -49,8 +49,17 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
     a result whose only use is `bufferization.materialize_in_destination`
     into a row-major memref that exists at the op, with nothing touching
     memory in between, is written there directly (the JIT's kernels); any
-    other into a new `memref.alloc`. The gradients and `emb.renorm` have no GPU lowering yet and
-    are reported as errors.
+    other into a new `memref.alloc`.
+
+    The dense gradients `emb.lookup_grad` and `emb.bag_grad` (sum, mean, max;
+    per_sample_weights, padding, grad_scale, the `rows` window) become two
+    launches: zeros over the gradient rows, then a scatter with
+    `memref.atomic_rmw addf` per element (f32 and f64; on NVIDIA
+    `atom.global.add`). Their order of additions is not fixed: the
+    `deterministic` attribute, f16 / bf16 (f32 accumulation needs a scratch
+    table) and `scale_grad_by_freq` (counts per row) are reported as not
+    implemented yet, and so are `emb.renorm`, the per_sample_weights
+    gradient and the sparse gradients.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

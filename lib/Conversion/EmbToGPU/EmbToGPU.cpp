@@ -1,4 +1,4 @@
-//===- EmbToGPU.cpp - lower the forward emb ops to gpu.launch -------------===//
+//===- EmbToGPU.cpp - lower emb ops to gpu.launch -------------------------===//
 //
 // emb.lookup and emb.bag become one `gpu.launch` each, on buffers: every
 // row (lookup) or bag gets a group of threads (GPUConfig.h) that moves
@@ -8,8 +8,11 @@
 // kernels); otherwise into a new `memref.alloc`. The grid is computed from
 // the problem size at run time; a problem with no rows launches nothing.
 //
-// The gradients and renorm have no GPU lowering yet (issue 5): they are
-// reported, never silently left on the host.
+// The dense gradients (f32 / f64) are a launch of zeros and an atomic
+// scatter. Renorm, the per_sample_weights and sparse gradients, the
+// deterministic and f16 / bf16 gradients and scale_grad_by_freq have no GPU
+// lowering yet (issue 5): they are reported, never silently left on the
+// host or approximated.
 //
 //===----------------------------------------------------------------------===//
 
