@@ -867,8 +867,6 @@ llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
     const Tensor &grad, const Tensor &weight, const Tensor &indices,
     const Tensor *offsets, const Tensor &gradPsw,
     const EmbeddingBagOptions &options) {
-  if (auto err = requireHost(target, "the per_sample_weights gradient"))
-    return err;
   if (auto err = checkWeight(weight))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -902,8 +900,11 @@ llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
   }
   bool twoD = indices.rank() == 2;
   bool includeLast = options.includeLastOffset && !twoD;
+  if (auto err = checkGPUAlignment(target, dim, weight.dtype, {&weight, &grad}))
+    return err;
   KernelSpec spec;
   spec.op = OpKind::embedding_bag_psw_backward;
+  spec.target = target;
   spec.weight = weight.dtype;
   spec.indices = indices.dtype;
   spec.offsets = offsets ? offsets->dtype : DType::i64;

@@ -15,6 +15,8 @@
 
 #include "llvm/Support/FileSystem.h"
 
+#include "llvm/ADT/ArrayRef.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -356,19 +358,22 @@ TEST(GPUEmulated, GradientLimitsAreClearErrors) {
             "yet (target 'gpu-emulated')");
 }
 
-TEST(BackwardDiff, PerSampleWeightsEveryDtypeDimAndForm) {
+/// The per_sample_weights gradient at D = `dims`, every input form, the
+/// dtypes rotating with D.
+void runPswGrads(llvm::ArrayRef<int64_t> dims, Target target) {
   int k = 0;
-  for (int64_t dim : kDims)
+  for (int64_t dim : dims)
     for (int form = 0; form < 3; ++form) {
-      DType w = kFloats[k % 4];
+      DType w = kFloats[(k + form) % 4];
       DType idx = (k / 4) % 2 ? DType::i32 : DType::i64;
       ++k;
       std::mt19937_64 gen(k * 104729);
       std::uniform_real_distribution<double> u(-1, 1);
       int64_t V = 1 + gen() % 15, numBags = gen() % 70, bagLen = gen() % 5;
       bool twoD = form == 2, last = form == 1;
-      SCOPED_TRACE(std::string("psw grad w=") + dtypeName(w) + " D=" +
-                   std::to_string(dim) + " form=" + std::to_string(form));
+      SCOPED_TRACE(std::string("psw grad ") + targetName(target) +
+                   " w=" + dtypeName(w) + " D=" + std::to_string(dim) +
+                   " form=" + std::to_string(form));
       std::vector<int64_t> lengths(numBags);
       int64_t n = 0;
       for (auto &l : lengths)
@@ -397,7 +402,7 @@ TEST(BackwardDiff, PerSampleWeightsEveryDtypeDimAndForm) {
       int64_t pad = k % 2 ? static_cast<int64_t>(gen() % V) : -1;
       if (pad >= 0)
         o.paddingIdx = pad;
-      llvm::Error err = engine().embeddingBagPerSampleWeightsBackward(
+      llvm::Error err = engine(2, target).embeddingBagPerSampleWeightsBackward(
           grad.view, weight.view, indices.view, twoD ? nullptr : &offsets.view,
           gpsw.view, o);
       ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
@@ -419,6 +424,14 @@ TEST(BackwardDiff, PerSampleWeightsEveryDtypeDimAndForm) {
                   tol * std::max(1.0, std::fabs(want[i])))
             << "entry " << i << ": got " << gpsw.at(i) << ", want " << want[i];
     }
+}
+
+TEST(BackwardDiff, PerSampleWeightsEveryDtypeDimAndForm) {
+  runPswGrads(kDims, Target::host);
+}
+
+TEST(GPUEmulated, PerSampleWeightsGradEveryDtypeDimAndForm) {
+  runPswGrads(kGPUDims, Target::gpu_emulated);
 }
 
 void expectSparse(const HostTensor &rows, const HostTensor &values,

@@ -177,6 +177,29 @@ TEST(NVPTX, DenseGradientsEveryVariantAndDim) {
     GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
 }
 
+TEST(NVPTX, PerSampleWeightsGradientEveryFormDtypeAndDim) {
+  bool ptxas = havePtxas();
+  for (int d = 0; d < static_cast<int>(std::size(kDims)); ++d)
+    for (int form = 0; form < 3; ++form) {
+      KernelSpec spec;
+      spec.op = OpKind::embedding_bag_psw_backward;
+      spec.target = Target::gpu_emulated;
+      spec.weight = kFloats[(d + form) % 4];
+      spec.indices = (d + form) % 2 ? DType::i32 : DType::i64;
+      spec.offsets = d % 2 ? DType::i32 : DType::i64;
+      spec.dim = kDims[d];
+      spec.mode = BagMode::sum;
+      spec.twoD = form == 2;
+      spec.includeLastOffset = form == 1;
+      spec.paddingIdx = (d + form) % 3 == 0 ? 0 : -1;
+      compileEverywhere(spec, ptxas);
+      if (HasFatalFailure())
+        return;
+    }
+  if (!ptxas)
+    GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
+}
+
 TEST(NVPTX, BadChipIsAnErrorNotAnAbort) {
   KernelSpec spec;
   spec.dim = 8;
@@ -193,7 +216,7 @@ TEST(NVPTX, BadChipIsAnErrorNotAnAbort) {
 
 TEST(NVPTX, OpsWithoutAGPUKernelAreReported) {
   KernelSpec spec;
-  spec.op = OpKind::embedding_bag_psw_backward;
+  spec.op = OpKind::embedding_sparse_backward;
   spec.dim = 8;
   spec.numEmbeddings = 10;
   auto r = compileForNVPTX(spec, "sm_90", 0, "isa");

@@ -58,8 +58,9 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
     `atom.global.add`). Their order of additions is not fixed: the
     `deterministic` attribute, f16 / bf16 (f32 accumulation needs a scratch
     table) and `scale_grad_by_freq` (counts per row) are reported as not
-    implemented yet, and so are `emb.renorm`, the per_sample_weights
-    gradient and the sparse gradients.
+    implemented yet, and so are `emb.renorm` and the sparse gradients.
+    `emb.bag_psw_grad` is one thread per bag computing each entry's dot
+    product with 16-byte vectors in a fixed order.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

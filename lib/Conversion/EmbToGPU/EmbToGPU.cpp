@@ -9,10 +9,10 @@
 // the problem size at run time; a problem with no rows launches nothing.
 //
 // The dense gradients (f32 / f64) are a launch of zeros and an atomic
-// scatter. Renorm, the per_sample_weights and sparse gradients, the
-// deterministic and f16 / bf16 gradients and scale_grad_by_freq have no GPU
-// lowering yet (issue 5): they are reported, never silently left on the
-// host or approximated.
+// scatter; the per_sample_weights gradient is one thread per bag. Renorm,
+// the sparse gradients, the deterministic and f16 / bf16 dense gradients
+// and scale_grad_by_freq have no GPU lowering yet (issue 5): they are
+// reported, never silently left on the host or approximated.
 //
 //===----------------------------------------------------------------------===//
 
@@ -867,6 +867,95 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
   return success();
 }
 
+// %gp = emb.bag_psw_grad %g, %w[%x] offsets(%o)
+//   ==>  one thread per bag (no cross-thread reduction, so the kernel is
+//   emulatable and every sum has a fixed order):
+//     for each entry j of the bag:
+//       gp[j] = x[j] == P ? 0 : sum over D of g[bag, :] * w[x[j], :]
+//               (16-byte vectors, f32 accumulation, lanes summed in order)
+LogicalResult lowerBagPswGrad(BagPswGradOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto wType = cast<RankedTensorType>(op.getWeight().getType());
+  Type element = wType.getElementType();
+  Type accElement = accumulatorType(element);
+  FailureOr<int64_t> staticD = staticDim(op, op.getWeight());
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
+  int64_t vec =
+      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
+  Value weight = toBuffer(b, op.getWeight());
+  Value grad = toBuffer(b, op.getGrad());
+  BagForm form(b, op.getIndices(), op.getOffsets(), op.getIncludeLastOffset());
+  auto resultType = cast<RankedTensorType>(op.getType());
+  SmallVector<Value> dynSizes;
+  for (int64_t i = 0; i < resultType.getRank(); ++i)
+    if (resultType.isDynamicDim(i))
+      dynSizes.push_back(tensor::DimOp::create(b, op.getIndices(), i));
+  Destination dest(b, op.getResult(), dynSizes);
+  // The result has the shape of the indices: written through a 1-D view.
+  Value out = dest.buffer;
+  auto outType = cast<MemRefType>(out.getType());
+  if (outType.getRank() == 2)
+    out = memref::CollapseShapeOp::create(
+        b, out, ArrayRef<ReassociationIndices>{{0, 1}});
+  Value pad = paddingRow(b, op.getPaddingIdx(), weight);
+  auto vecType = VectorType::get({vec}, element);
+  auto accType = VectorType::get({vec}, accElement);
+  launchRows(
+      b, form.numBags, /*threadsPerRow=*/1,
+      [&](ImplicitLocOpBuilder &ib, Value bag, Value) {
+        auto [start, end] = form.bounds(ib, bag);
+        scf::ForOp::create(
+            ib, start, end, cIndex(ib, 1), ValueRange{},
+            [&](OpBuilder &nb, Location loc, Value j, ValueRange) {
+              ImplicitLocOpBuilder eb(loc, nb);
+              Value r = loadIndex(eb, form.indices, j);
+              auto dot = scf::ForOp::create(
+                  eb, cIndex(eb, 0), cIndex(eb, dim), cIndex(eb, vec),
+                  ValueRange{
+                      splat(eb, accType, eb.getFloatAttr(accElement, 0.0))},
+                  [&](OpBuilder &cb, Location cl, Value c, ValueRange acc) {
+                    ImplicitLocOpBuilder db(cl, cb);
+                    Value w = extend(
+                        db, loadRow(db, vecType, weight, ValueRange{r, c}),
+                        accType);
+                    Value g = extend(
+                        db, loadRow(db, vecType, grad, ValueRange{bag, c}),
+                        accType);
+                    scf::YieldOp::create(
+                        db, ValueRange{arith::AddFOp::create(
+                                db, acc[0], arith::MulFOp::create(db, w, g))});
+                  });
+              Value sum = vector::ExtractOp::create(eb, dot.getResult(0),
+                                                    ArrayRef<int64_t>{0});
+              for (int64_t e = 1; e < vec; ++e)
+                sum = arith::AddFOp::create(
+                    eb, sum,
+                    vector::ExtractOp::create(eb, dot.getResult(0),
+                                              ArrayRef<int64_t>{e}));
+              if (pad) {
+                Value isPad =
+                    arith::CmpIOp::create(eb, arith::CmpIPredicate::eq, r, pad);
+                sum = arith::SelectOp::create(
+                    eb, isPad,
+                    arith::ConstantOp::create(eb,
+                                              eb.getFloatAttr(accElement, 0.0)),
+                    sum);
+              }
+              if (sum.getType() != element)
+                sum = arith::TruncFOp::create(eb, element, sum);
+              memref::StoreOp::create(
+                  eb, sum, out, ValueRange{j}, /*nontemporal=*/false,
+                  llvm::MaybeAlign(element.getIntOrFloatBitWidth() / 8));
+              scf::YieldOp::create(eb);
+            });
+      });
+  dest.replace(rewriter, op.getResult());
+  rewriter.eraseOp(op);
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//
@@ -889,6 +978,8 @@ struct ConvertEmbToGPUPass
               .Case(
                   [&](LookupGradOp o) { return lowerLookupGrad(o, rewriter); })
               .Case([&](BagGradOp o) { return lowerBagGrad(o, rewriter); })
+              .Case(
+                  [&](BagPswGradOp o) { return lowerBagPswGrad(o, rewriter); })
               .Default([&](Operation *o) {
                 return o->emitOpError()
                        << "has no GPU lowering yet (the forward lookup and "

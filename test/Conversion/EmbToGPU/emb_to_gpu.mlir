@@ -147,3 +147,21 @@ func.func @half_grad(%g: tensor<?x64xf16>, %x: tensor<?xi64>) -> tensor<1000x64x
   %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64} : tensor<?x64xf16>[tensor<?xi64>] -> tensor<1000x64xf16>
   return %r : tensor<1000x64xf16>
 }
+
+// -----
+
+// The per_sample_weights gradient: one thread per bag, a dot product of
+// 16-byte vectors per entry, the lanes summed in order; 0 for padding.
+// CHECK-LABEL: func.func @psw_grad_2d
+// CHECK: %[[FLAT:.*]] = memref.collapse_shape %{{.*}} {{\[}}[0, 1]] : memref<?x5xf32> into memref<?xf32>
+// CHECK: arith.ceildivui %{{.*}}, %c256
+// CHECK: gpu.launch
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<4xf32>)
+// CHECK: arith.mulf {{.*}} : vector<4xf32>
+// CHECK-COUNT-3: arith.addf {{.*}} : f32
+// CHECK: arith.select
+// CHECK: memref.store {{.*}}, %[[FLAT]]
+func.func @psw_grad_2d(%g: tensor<?x64xf32>, %w: tensor<1000x64xf32>, %x: tensor<?x5xi64>) -> tensor<?x5xf32> {
+  %r = emb.bag_psw_grad %g, %w[%x] {padding_idx = 1 : i64} : tensor<?x64xf32>, tensor<1000x64xf32>[tensor<?x5xi64>] -> tensor<?x5xf32>
+  return %r : tensor<?x5xf32>
+}
