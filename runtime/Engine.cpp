@@ -401,24 +401,6 @@ llvm::Error requireHost(Target target, const char *what) {
               "lookup and bag and the dense gradients");
 }
 
-/// The dense gradients have GPU kernels (atomics) for f32 and f64 without
-/// scale_grad_by_freq; the rest is an error on a GPU target.
-llvm::Error requireDenseGPUGradient(Target target, const Tensor &grad,
-                                    bool scaleGradByFreq, const char *what) {
-  if (target == Target::host)
-    return llvm::Error::success();
-  if (grad.dtype != DType::f32 && grad.dtype != DType::f64)
-    return fail(std::string(what) + " of " + dtypeName(grad.dtype) +
-                " has no GPU kernel yet (target '" + targetName(target) +
-                "'): f32 and f64 only");
-  if (scaleGradByFreq)
-    return fail(std::string(what) +
-                " with scale_grad_by_freq has no GPU "
-                "kernel yet (target '" +
-                targetName(target) + "')");
-  return llvm::Error::success();
-}
-
 /// GPU kernels move a row as 16-byte vectors when D allows: the buffers
 /// they read and write rows of must then be 16-byte aligned (thread views
 /// start at whole rows, so they stay aligned).
@@ -700,9 +682,6 @@ double profileGradScale(Profile profile, int64_t numEmbeddings, int64_t n) {
 llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
                                       const Tensor &gradWeight,
                                       const EmbeddingOptions &options) {
-  if (auto err = requireDenseGPUGradient(target, grad, options.scaleGradByFreq,
-                                         "the embedding gradient"))
-    return err;
   if (auto err = checkWeight(gradWeight, "grad_weight"))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -765,9 +744,6 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
                              const Tensor *offsets, const Tensor &gradWeight,
                              const EmbeddingBagOptions &options,
                              const Tensor *psw, const Tensor *maxIndices) {
-  if (auto err = requireDenseGPUGradient(target, grad, options.scaleGradByFreq,
-                                         "the embedding_bag gradient"))
-    return err;
   if (auto err = checkWeight(gradWeight, "grad_weight"))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))

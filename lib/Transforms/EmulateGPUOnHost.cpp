@@ -151,6 +151,28 @@ struct EmbEmulateGPUOnHostPass
     for (gpu::LaunchFuncOp launch : launches)
       if (failed(emulate(launch)))
         return signalPassFailure();
+    // Device memory is host memory here: gpu.alloc becomes memref.alloc,
+    // freed by the buffer deallocation that runs after this pass.
+    SmallVector<Operation *> memoryOps;
+    module.walk([&](Operation *op) {
+      if (isa<gpu::AllocOp, gpu::DeallocOp>(op))
+        memoryOps.push_back(op);
+    });
+    for (Operation *op : memoryOps) {
+      if (auto alloc = dyn_cast<gpu::AllocOp>(op)) {
+        if (alloc.getAsyncToken() || alloc.getHostShared()) {
+          alloc.emitOpError("asynchronous or host-shared allocations cannot "
+                            "be emulated");
+          return signalPassFailure();
+        }
+        OpBuilder b(alloc);
+        Value host = memref::AllocOp::create(b, alloc.getLoc(),
+                                             alloc.getMemref().getType(),
+                                             alloc.getDynamicSizes());
+        alloc.getMemref().replaceAllUsesWith(host);
+      }
+      op->erase();
+    }
     for (auto gpuModule :
          llvm::make_early_inc_range(module.getOps<gpu::GPUModuleOp>()))
       gpuModule.erase();

@@ -482,9 +482,12 @@ TEST(GPUEmulated, WhatHasNoGPUKernelIsAClearError) {
             "the GPU kernels cover the forward lookup and bag and the dense "
             "gradients");
   EXPECT_EQ(weight.bytes, before.bytes);
-  Host out16(DType::f16, {2, 8}), gw16(DType::f16, {4, 8});
-  EXPECT_NE(message(e.embeddingBackward(out16.view, indices.view, gw16.view))
-                .find("the embedding gradient of f16 has no GPU kernel yet"),
+  Host rows(DType::i64, {2}), values(DType::f32, {2, 8});
+  auto sparse = e.embeddingSparseBackward(out.view, indices.view, 4, rows.view,
+                                          values.view);
+  ASSERT_FALSE(static_cast<bool>(sparse));
+  EXPECT_NE(message(sparse.takeError())
+                .find("the sparse embedding gradient has no GPU kernel yet"),
             std::string::npos);
   EXPECT_NE(message(e.renorm(weight.view, indices.view, 1.0))
                 .find("renorm has no GPU kernel yet"),

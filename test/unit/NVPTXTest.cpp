@@ -130,22 +130,24 @@ TEST(NVPTX, BagEveryVariantDtypeAndDim) {
     GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
 }
 
-// The dense gradients (atomics; f32 and f64): lookup with and without
-// padding and grad scale, bag sum / mean (forms, psw, padding) and max.
+// The dense gradients (atomics; f16 / bf16 through an f32 scratch table):
+// lookup with and without padding, grad scale and scale_grad_by_freq, bag
+// sum / mean (forms, psw, padding, scale_grad_by_freq) and max.
 TEST(NVPTX, DenseGradientsEveryVariantAndDim) {
   bool ptxas = havePtxas();
-  const DType grads[] = {DType::f32, DType::f64};
+  const DType *grads = kFloats;
   for (int d = 0; d < static_cast<int>(std::size(kDims)); ++d) {
     for (int v = 0; v < 4; ++v) {
       KernelSpec spec;
       spec.op = OpKind::embedding_backward;
       spec.target = Target::gpu_emulated;
-      spec.weight = grads[(v + d) % 2];
+      spec.weight = grads[(v + d) % 4];
       spec.indices = (v / 2 + d) % 2 ? DType::i32 : DType::i64;
       spec.dim = kDims[d];
       spec.numEmbeddings = 1000;
       spec.paddingIdx = v % 2 ? 3 : -1;
       spec.gradScale = v / 2 ? 0.5 : 1.0;
+      spec.scaleGradByFreq = (v + d) % 3 == 0;
       compileEverywhere(spec, ptxas);
       if (HasFatalFailure())
         return;
@@ -157,12 +159,13 @@ TEST(NVPTX, DenseGradientsEveryVariantAndDim) {
           KernelSpec spec;
           spec.op = OpKind::embedding_bag_backward;
           spec.target = Target::gpu_emulated;
-          spec.weight = grads[(v + d) % 2];
+          spec.weight = grads[(v + d) % 4];
           spec.indices = (v / 2 + d) % 2 ? DType::i32 : DType::i64;
           spec.offsets = (v / 3 + d + 1) % 2 ? DType::i32 : DType::i64;
           spec.dim = kDims[d];
           spec.numEmbeddings = 1000;
           spec.mode = mode;
+          spec.scaleGradByFreq = mode != BagMode::max && (v + d) % 3 == 0;
           spec.twoD = form == 2;
           spec.includeLastOffset = form == 1;
           spec.perSampleWeights = mode == BagMode::sum && opt == 1;

@@ -52,13 +52,15 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
     other into a new `memref.alloc`.
 
     The dense gradients `emb.lookup_grad` and `emb.bag_grad` (sum, mean, max;
-    per_sample_weights, padding, grad_scale, the `rows` window) become two
-    launches: zeros over the gradient rows, then a scatter with
-    `memref.atomic_rmw addf` per element (f32 and f64; on NVIDIA
-    `atom.global.add`). Their order of additions is not fixed: the
-    `deterministic` attribute, f16 / bf16 (f32 accumulation needs a scratch
-    table) and `scale_grad_by_freq` (counts per row) are reported as not
-    implemented yet, and so are `emb.renorm` and the sparse gradients.
+    per_sample_weights, padding, grad_scale, scale_grad_by_freq, the `rows`
+    window) become launches on the same stream: zeros over the gradient
+    rows, with scale_grad_by_freq a count of each row's occurrences
+    (`atomic_rmw addi`), then a scatter with `memref.atomic_rmw addf` per
+    element (`atom.global.add` on NVIDIA). f16 / bf16 accumulate in an f32
+    scratch table (`gpu.alloc`) rounded into the result by a last launch.
+    The order of the additions is not fixed: the `deterministic` attribute
+    is reported as not implemented yet, and so are `emb.renorm` and the
+    sparse gradients.
     `emb.bag_psw_grad` is one thread per bag computing each entry's dot
     product with 16-byte vectors in a fixed order.
   }];

@@ -57,8 +57,9 @@ struct GPUKernelBinary {
 /// PTX; "bin": a cubin, which needs ptxas). An unknown chip or a chip / PTX
 /// mismatch is an error. When `printIR` is set, the IR is printed there
 /// after the emb -> gpu, outlining and NVVM stages. The forward lookup and
-/// bag and the dense gradients (f32 / f64) have GPU kernels so far; a
-/// gradient is two kernels (zeros, then the atomic scatter).
+/// bag and the dense and per_sample_weights gradients have GPU kernels so
+/// far; a dense gradient is several kernels (zeros, counts, the atomic
+/// scatter, the f16 / bf16 rounding).
 llvm::Expected<std::vector<GPUKernelBinary>>
 compileForNVPTX(const KernelSpec &spec, llvm::StringRef chip, unsigned ptx,
                 llvm::StringRef format, llvm::raw_ostream *printIR = nullptr);

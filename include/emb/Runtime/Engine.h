@@ -91,8 +91,8 @@ struct EngineOptions {
   /// Where kernels run: `host` (default), or `gpu_emulated`: the GPU
   /// kernels of emb-nvptx-pipeline run on the host (host pointers) to test
   /// the GPU lowering without a GPU. The GPU kernels cover the forward
-  /// lookup and bag, the dense gradients in f32 / f64 (atomics, without
-  /// scale_grad_by_freq) and the per_sample_weights gradient so far;
+  /// lookup and bag, the dense gradients (atomics) and the
+  /// per_sample_weights gradient so far;
   /// renorm (max_norm) and the sparse gradients are an error on that
   /// target. GPU kernels move 16-byte vectors when D
   /// allows: the weight, the output and max_indices must then be 16-byte

@@ -43,9 +43,13 @@ def EmbEmulateGPUOnHost : Pass<"emb-emulate-gpu-on-host", "::mlir::ModuleOp"> {
     or exchanges values between threads (`gpu.barrier`, shuffles, subgroup
     ops, shared memory) cannot be emulated this way: the pass reports it
     instead of running it wrongly. The emb kernels use none of those.
+    `gpu.alloc` becomes `memref.alloc` and `gpu.dealloc` is dropped (run
+    the buffer deallocation pipeline afterwards, as
+    emb-gpu-emulation-pipeline does).
   }];
   let dependentDialects = ["::mlir::scf::SCFDialect",
-                           "::mlir::arith::ArithDialect"];
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect"];
 }
 
 def EmbCheckNVPTXTarget : Pass<"emb-check-nvptx-target", "::mlir::ModuleOp"> {

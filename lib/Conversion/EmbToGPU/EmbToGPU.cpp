@@ -8,11 +8,12 @@
 // kernels); otherwise into a new `memref.alloc`. The grid is computed from
 // the problem size at run time; a problem with no rows launches nothing.
 //
-// The dense gradients (f32 / f64) are a launch of zeros and an atomic
-// scatter; the per_sample_weights gradient is one thread per bag. Renorm,
-// the sparse gradients, the deterministic and f16 / bf16 dense gradients
-// and scale_grad_by_freq have no GPU lowering yet (issue 5): they are
-// reported, never silently left on the host or approximated.
+// The dense gradients are launches of zeros (and row counts for
+// scale_grad_by_freq) and an atomic scatter, into an f32 scratch table for
+// f16 / bf16; the per_sample_weights gradient is one thread per bag.
+// Renorm, the sparse gradients and the deterministic dense gradients have
+// no GPU lowering yet (issue 5): they are reported, never silently left on
+// the host or approximated.
 //
 //===----------------------------------------------------------------------===//
 
@@ -559,17 +560,22 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
 // Dense gradients: atomics
 //===----------------------------------------------------------------------===//
 
-/// The checks every GPU gradient shares: atomics add in the storage type,
-/// so f32 / f64 only (f16 / bf16 need an f32 scratch table, not done yet);
-/// no deterministic mode and no scale_grad_by_freq (counts per row) yet.
-LogicalResult checkGPUGradient(Operation *op, Type element, bool byFreq,
-                               bool deterministic) {
-  if (!element.isF32() && !element.isF64())
-    return op->emitOpError("GPU gradient of ")
-           << element << " is not implemented yet (f32 and f64 only)";
-  if (byFreq)
-    return op->emitOpError(
-        "scale_grad_by_freq has no GPU lowering yet (it needs counts per row)");
+/// Device memory for the kernels of one op, freed after them (the host
+/// emulation turns it into host memory).
+Value allocScratch(ImplicitLocOpBuilder &b, MemRefType type,
+                   ValueRange dynSizes) {
+  return gpu::AllocOp::create(b, type, /*asyncToken=*/Type(), ValueRange{},
+                              dynSizes, ValueRange{}, /*hostShared=*/false)
+      .getMemref();
+}
+
+void freeScratch(ImplicitLocOpBuilder &b, Value buffer) {
+  gpu::DeallocOp::create(b, /*asyncToken=*/Type(), ValueRange{}, buffer);
+}
+
+/// The dense gradients have no deterministic GPU lowering yet (their
+/// default uses atomics, whose order of additions is not fixed).
+LogicalResult checkGPUGradient(Operation *op, bool deterministic) {
   if (deterministic)
     return op->emitOpError("the deterministic GPU gradient is not "
                            "implemented yet (the default uses atomics)");
@@ -585,8 +591,8 @@ std::pair<Value, Value> gradientRows(ImplicitLocOpBuilder &b, Value offset,
   return {cIndex(b, 0), cIndex(b, numEmbeddings)};
 }
 
-/// Launch 1 of every dense gradient: zeros in the `count` rows of `gw`.
-void zeroRows(ImplicitLocOpBuilder &b, Value gw, Value count, int64_t dim,
+/// A launch that stores zeros in the `count` rows of `rows` ([count, D]).
+void zeroRows(ImplicitLocOpBuilder &b, Value rows, Value count, int64_t dim,
               int64_t vec, int64_t tpr, Type element) {
   auto vecType = VectorType::get({vec}, element);
   launchRows(
@@ -594,29 +600,124 @@ void zeroRows(ImplicitLocOpBuilder &b, Value gw, Value count, int64_t dim,
         forEachChunk(
             ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
               storeRow(cb, splat(cb, vecType, cb.getFloatAttr(element, 0.0)),
-                       gw, ValueRange{row, c});
+                       rows, ValueRange{row, c});
             });
       });
 }
 
-/// gw[r - first, c + e] += v[e] for every lane e, atomically, when row `r`
-/// lies in the window.
-void atomicAddRow(ImplicitLocOpBuilder &b, Value v, Value gw, Value r,
-                  Value first, Value count, Value c) {
-  Value local = arith::SubIOp::create(b, r, first);
-  Value inWindow =
-      arith::CmpIOp::create(b, arith::CmpIPredicate::ult, local, count);
-  scf::IfOp::create(b, inWindow, [&](OpBuilder &nb, Location loc) {
-    ImplicitLocOpBuilder ib(loc, nb);
-    auto type = cast<VectorType>(v.getType());
-    for (int64_t e = 0; e < type.getNumElements(); ++e) {
-      Value x = vector::ExtractOp::create(ib, v, ArrayRef<int64_t>{e});
-      Value col = arith::AddIOp::create(ib, c, cIndex(ib, e));
-      memref::AtomicRMWOp::create(ib, arith::AtomicRMWKind::addf, x, gw,
-                                  ValueRange{local, col});
+/// Where a dense gradient accumulates: the output itself (f32, f64), or an
+/// f32 scratch table converted into it at the end (f16 / bf16: the
+/// semantics accumulate in f32 and round once). With scale_grad_by_freq,
+/// also the number of occurrences of each row of the window.
+struct GradTarget {
+  Value gw, acc, counts;
+  Type element, accElement;
+  int64_t dim, vec, tpr;
+  Value first, count;
+
+  GradTarget(ImplicitLocOpBuilder &b, Value gwBuffer, Type element, int64_t dim,
+             Value first, Value count, bool byFreq)
+      : gw(gwBuffer), element(element), dim(dim), first(first), count(count) {
+    accElement = accumulatorType(element);
+    vec = gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
+    tpr = gpu_config::threadsPerRow(dim, vec);
+    acc = gw;
+    if (accElement != element)
+      acc = allocScratch(
+          b, MemRefType::get({ShapedType::kDynamic, dim}, accElement), count);
+    zeroRows(b, acc, count, dim, vec, tpr, accElement);
+    if (byFreq) {
+      counts = allocScratch(
+          b, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()), count);
+      launchRows(b, count, 1, [&](ImplicitLocOpBuilder &ib, Value row, Value) {
+        memref::StoreOp::create(
+            ib, arith::ConstantOp::create(ib, ib.getI32IntegerAttr(0)), counts,
+            ValueRange{row});
+      });
     }
-    scf::YieldOp::create(ib);
-  });
+  }
+
+  /// The count launch: one occurrence per live position of `indices` whose
+  /// row lies in the window.
+  void countRows(ImplicitLocOpBuilder &b, Value indices, Value pad) {
+    if (!counts)
+      return;
+    Value n = memref::DimOp::create(b, indices, 0);
+    launchRows(b, n, 1, [&](ImplicitLocOpBuilder &ib, Value i, Value) {
+      Value r = loadIndex(ib, indices, i);
+      Value local = arith::SubIOp::create(ib, r, first);
+      Value ok =
+          arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, local, count);
+      if (pad)
+        ok = arith::AndIOp::create(
+            ib, ok,
+            arith::CmpIOp::create(ib, arith::CmpIPredicate::ne, r, pad));
+      scf::IfOp::create(ib, ok, [&](OpBuilder &nb, Location loc) {
+        ImplicitLocOpBuilder ab(loc, nb);
+        memref::AtomicRMWOp::create(
+            ab, arith::AtomicRMWKind::addi,
+            arith::ConstantOp::create(ab, ab.getI32IntegerAttr(1)), counts,
+            ValueRange{local});
+        scf::YieldOp::create(ab);
+      });
+    });
+  }
+
+  /// acc[r - first, c + e] += v[e] / count(r) (without the count: v[e]),
+  /// atomically, for every lane e, when row `r` lies in the window.
+  void add(ImplicitLocOpBuilder &b, Value v, Value r, Value c) {
+    Value local = arith::SubIOp::create(b, r, first);
+    Value inWindow =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, local, count);
+    scf::IfOp::create(b, inWindow, [&](OpBuilder &nb, Location loc) {
+      ImplicitLocOpBuilder ib(loc, nb);
+      Value x = v;
+      if (counts) {
+        Value k = memref::LoadOp::create(ib, counts, ValueRange{local});
+        Value inv = arith::DivFOp::create(
+            ib, arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 1.0)),
+            arith::SIToFPOp::create(ib, accElement, k));
+        x = arith::MulFOp::create(
+            ib, x, vector::BroadcastOp::create(ib, x.getType(), inv));
+      }
+      for (int64_t e = 0; e < vec; ++e)
+        memref::AtomicRMWOp::create(
+            ib, arith::AtomicRMWKind::addf,
+            vector::ExtractOp::create(ib, x, ArrayRef<int64_t>{e}), acc,
+            ValueRange{local, arith::AddIOp::create(ib, c, cIndex(ib, e))});
+      scf::YieldOp::create(ib);
+    });
+  }
+
+  /// The last launch for f16 / bf16: gw = round(acc); then frees scratch.
+  void finish(ImplicitLocOpBuilder &b) {
+    if (acc != gw) {
+      auto accType = VectorType::get({vec}, accElement);
+      auto vecType = VectorType::get({vec}, element);
+      launchRows(
+          b, count, tpr, [&](ImplicitLocOpBuilder &ib, Value row, Value lane) {
+            forEachChunk(
+                ib, lane, dim, vec, tpr,
+                [&](ImplicitLocOpBuilder &cb, Value c) {
+                  Value v = loadRow(cb, accType, acc, ValueRange{row, c});
+                  storeRow(cb, truncate(cb, v, vecType), gw,
+                           ValueRange{row, c});
+                });
+          });
+      freeScratch(b, acc);
+    }
+    if (counts)
+      freeScratch(b, counts);
+  }
+};
+
+/// The padding row of a gradient op ([0, V); a negative padding_idx counts
+/// from V), or null.
+Value gradientPadding(ImplicitLocOpBuilder &b, std::optional<int64_t> pad,
+                      int64_t numEmbeddings) {
+  if (!pad)
+    return Value();
+  return cIndex(b, *pad < 0 ? *pad + numEmbeddings : *pad);
 }
 
 /// `grad` ([..., D]) as a [N, D] buffer.
@@ -642,12 +743,34 @@ Value gradRows(ImplicitLocOpBuilder &b, Value grad) {
              ArrayRef<ReassociationIndices>{lead, {type.getRank() - 1}}));
 }
 
+/// `v` (a gradient row piece) in the accumulator type, times the constant
+/// `scale` and the runtime `factor` (either may be absent).
+Value scaleRow(ImplicitLocOpBuilder &b, Value v, Type accElement, double scale,
+               Value factor) {
+  auto accType =
+      VectorType::get(cast<VectorType>(v.getType()).getShape(), accElement);
+  v = extend(b, v, accType);
+  if (factor) {
+    if (factor.getType() != accElement)
+      factor = arith::ExtFOp::create(b, accElement, factor);
+    v = arith::MulFOp::create(b, v,
+                              vector::BroadcastOp::create(b, accType, factor));
+  }
+  if (scale != 1.0)
+    v = arith::MulFOp::create(
+        b, v, splat(b, accType, b.getFloatAttr(accElement, scale)));
+  return v;
+}
+
 // %gw = emb.lookup_grad %g[%x] {padding_idx = P, grad_scale = s} rows(f, n)
 //   ==>
-// launch over n rows:  gw[row, :] = 0
+// launch over n rows:  acc[row, :] = 0      (acc: gw, or f32 scratch)
+// scale_grad_by_freq:  counts = 0; launch over N positions: counts[x - f] += 1
 // launch over N positions (a thread group each, as the forward):
 //   r = x[i]; if r != P and f <= r < f + n:
-//     for each chunk c of the lane: atomic gw[r - f, c + e] += s * g[i, c + e]
+//     for each chunk c of the lane:
+//       atomic acc[r - f, c + e] += s * g[i, c + e] (/ counts[r - f])
+// f16 / bf16: launch over n rows: gw = round(acc)
 LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto gType = cast<RankedTensorType>(op.getGrad().getType());
@@ -655,12 +778,8 @@ LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
   int64_t dim = gType.getShape().back();
   if (ShapedType::isDynamic(dim))
     return op.emitOpError("GPU lowering needs a static embedding_dim");
-  if (failed(checkGPUGradient(op, element, op.getScaleGradByFreq(),
-                              op.getDeterministic())))
+  if (failed(checkGPUGradient(op, op.getDeterministic())))
     return failure();
-  int64_t vec =
-      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
-  int64_t tpr = gpu_config::threadsPerRow(dim, vec);
   double scale = op.getGradScale().convertToDouble();
 
   Value grad = gradRows(b, op.getGrad());
@@ -671,9 +790,11 @@ LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
   Destination dest(b, op.getResult(),
                    op.getType().isDynamicDim(0) ? ValueRange{count}
                                                 : ValueRange{});
-  Value gw = dest.buffer;
-  zeroRows(b, gw, count, dim, vec, tpr, element);
-  std::optional<int64_t> pad = op.getPaddingIdx();
+  Value pad = gradientPadding(b, op.getPaddingIdx(), op.getNumEmbeddings());
+  GradTarget target(b, dest.buffer, element, dim, first, count,
+                    op.getScaleGradByFreq());
+  target.countRows(b, indices, pad);
+  int64_t vec = target.vec, tpr = target.tpr;
   auto vecType = VectorType::get({vec}, element);
   launchRows(b, n, tpr, [&](ImplicitLocOpBuilder &ib, Value i, Value lane) {
     Value r = loadIndex(ib, indices, i);
@@ -681,38 +802,37 @@ LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
       forEachChunk(
           pb, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
             Value v = loadRow(cb, vecType, grad, ValueRange{i, c});
-            if (scale != 1.0)
-              v = arith::MulFOp::create(
-                  cb, v, splat(cb, vecType, cb.getFloatAttr(element, scale)));
-            atomicAddRow(cb, v, gw, r, first, count, c);
+            target.add(cb, scaleRow(cb, v, target.accElement, scale, Value()),
+                       r, c);
           });
     };
     if (!pad) {
       body(ib);
       return;
     }
-    Value live = arith::CmpIOp::create(ib, arith::CmpIPredicate::ne, r,
-                                       cIndex(ib, *pad));
+    Value live = arith::CmpIOp::create(ib, arith::CmpIPredicate::ne, r, pad);
     scf::IfOp::create(ib, live, [&](OpBuilder &nb, Location loc) {
       ImplicitLocOpBuilder pb(loc, nb);
       body(pb);
       scf::YieldOp::create(pb);
     });
   });
+  target.finish(b);
   dest.replace(rewriter, op.getResult());
   rewriter.eraseOp(op);
   return success();
 }
 
 // %gw = emb.bag_grad <mode> %g[%x] offsets(%o) per_sample_weights(%p)
-//   ==>
-// launch over n rows:  gw[row, :] = 0
-// sum / mean: launch over B bags (a thread group each):
-//   m = 1 / (non-padding entries of the bag) for mean, else 1
-//   for each entry j of the bag with x[j] != P, each chunk c of the lane:
-//     atomic gw[x[j] - f, c + e] += s * m * psw[j] * g[bag, c + e]
-// max: launch over B bags: for each chunk c, lane element e:
-//     k = max_indices[bag, c + e]; if k != -1: atomic gw[k - f, c + e] += s * g
+//   ==>  as lookup_grad (zeros, counts, f16 / bf16 scratch), with the
+// scatter in the shape of the forward:
+// sum / mean: a thread group per bag:
+//   m = 1 / (live entries of the bag) for mean, else 1
+//   for each live entry j, each chunk c of the lane:
+//     atomic acc[x[j] - f, c + e] += s * m * psw[j] * g[bag, c + e] (/ count)
+// max: a thread group per bag: for each chunk c, lane element e:
+//     k = max_indices[bag, c + e]; if k != -1: atomic acc[k - f, c + e] += s *
+//     g
 LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto gType = cast<RankedTensorType>(op.getGrad().getType());
@@ -720,14 +840,12 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
   int64_t dim = gType.getShape().back();
   if (ShapedType::isDynamic(dim))
     return op.emitOpError("GPU lowering needs a static embedding_dim");
-  if (failed(checkGPUGradient(op, element, op.getScaleGradByFreq(),
-                              op.getDeterministic())))
+  if (failed(checkGPUGradient(op, op.getDeterministic())))
     return failure();
-  int64_t vec =
-      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
-  int64_t tpr = gpu_config::threadsPerRow(dim, vec);
   double scale = op.getGradScale().convertToDouble();
   BagMode mode = op.getMode();
+  if (mode == BagMode::max && !op.getMaxIndices())
+    return op.emitOpError("the max gradient needs 'max_indices'");
 
   Value grad = toBuffer(b, op.getGrad());
   BagForm form(b, op.getIndices(), op.getOffsets(), op.getIncludeLastOffset());
@@ -740,31 +858,23 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
   Destination dest(b, op.getResult(),
                    op.getType().isDynamicDim(0) ? ValueRange{count}
                                                 : ValueRange{});
-  Value gw = dest.buffer;
-  zeroRows(b, gw, count, dim, vec, tpr, element);
-  std::optional<int64_t> pad = op.getPaddingIdx();
+  Value pad = gradientPadding(b, op.getPaddingIdx(), op.getNumEmbeddings());
+  GradTarget target(b, dest.buffer, element, dim, first, count,
+                    op.getScaleGradByFreq());
+  target.countRows(b, form.indices, pad);
+  int64_t vec = target.vec, tpr = target.tpr;
+  Type accElement = target.accElement;
   auto vecType = VectorType::get({vec}, element);
-  auto scaled = [&](ImplicitLocOpBuilder &cb, Value v, Value factor) {
-    if (factor)
-      v = arith::MulFOp::create(
-          cb, v, vector::BroadcastOp::create(cb, vecType, factor));
-    if (scale != 1.0)
-      v = arith::MulFOp::create(
-          cb, v, splat(cb, vecType, cb.getFloatAttr(element, scale)));
-    return v;
-  };
 
   if (mode == BagMode::max) {
-    if (!maxIdx)
-      return op.emitOpError("the max gradient needs 'max_indices'");
     launchRows(
         b, form.numBags, tpr,
         [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
           forEachChunk(
               ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
                 Value g =
-                    scaled(cb, loadRow(cb, vecType, grad, ValueRange{bag, c}),
-                           Value());
+                    scaleRow(cb, loadRow(cb, vecType, grad, ValueRange{bag, c}),
+                             accElement, scale, Value());
                 for (int64_t e = 0; e < vec; ++e) {
                   Value col = arith::AddIOp::create(cb, c, cIndex(cb, e));
                   Value k = loadIndex(cb, maxIdx, bag, col);
@@ -774,13 +884,11 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
                   // -1 (an empty bag) is far outside every window, as unsigned.
                   Value ok = arith::CmpIOp::create(
                       cb, arith::CmpIPredicate::ult, local, count);
-                  Value notEmpty = arith::CmpIOp::create(
-                      cb, arith::CmpIPredicate::ne, k, cIndex(cb, -1));
-                  Value both = arith::AndIOp::create(cb, ok, notEmpty);
-                  scf::IfOp::create(cb, both, [&](OpBuilder &nb, Location loc) {
+                  scf::IfOp::create(cb, ok, [&](OpBuilder &nb, Location loc) {
                     ImplicitLocOpBuilder ab(loc, nb);
                     memref::AtomicRMWOp::create(ab, arith::AtomicRMWKind::addf,
-                                                x, gw, ValueRange{local, col});
+                                                x, target.acc,
+                                                ValueRange{local, col});
                     scf::YieldOp::create(ab);
                   });
                 }
@@ -794,8 +902,7 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
           auto isLive = [&](ImplicitLocOpBuilder &eb, Value r) -> Value {
             if (!pad)
               return Value();
-            return arith::CmpIOp::create(eb, arith::CmpIPredicate::ne, r,
-                                         cIndex(eb, *pad));
+            return arith::CmpIOp::create(eb, arith::CmpIPredicate::ne, r, pad);
           };
           // mean: 1 / (live entries), computed once per bag.
           Value factor;
@@ -815,16 +922,13 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
               live = countLoop.getResult(0);
             }
             Value liveF = arith::SIToFPOp::create(
-                ib, element,
+                ib, accElement,
                 arith::IndexCastOp::create(ib, ib.getI64Type(), live));
             // An empty bag has no entries to scale: any divisor will do.
-            Value safe = arith::MaximumFOp::create(
-                ib, liveF,
-                arith::ConstantOp::create(ib, ib.getFloatAttr(element, 1.0)));
+            Value one =
+                arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 1.0));
             factor = arith::DivFOp::create(
-                ib,
-                arith::ConstantOp::create(ib, ib.getFloatAttr(element, 1.0)),
-                safe);
+                ib, one, arith::MaximumFOp::create(ib, liveF, one));
           }
           forEachChunk(
               ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
@@ -841,10 +945,12 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
                               ab, psw, ValueRange{j}, /*nontemporal=*/false,
                               llvm::MaybeAlign(element.getIntOrFloatBitWidth() /
                                                8));
+                          if (w.getType() != accElement)
+                            w = arith::ExtFOp::create(ab, accElement, w);
                           f = f ? arith::MulFOp::create(ab, f, w) : w;
                         }
-                        atomicAddRow(ab, scaled(ab, g, f), gw, r, first, count,
-                                     c);
+                        target.add(ab, scaleRow(ab, g, accElement, scale, f), r,
+                                   c);
                       };
                       Value live = isLive(eb, r);
                       if (!live) {
@@ -862,6 +968,7 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
               });
         });
   }
+  target.finish(b);
   dest.replace(rewriter, op.getResult());
   rewriter.eraseOp(op);
   return success();

@@ -142,10 +142,35 @@ func.func @bag_grad_mean_window(%g: tensor<?x32xf64>, %x: tensor<?xi64>, %o: ten
 
 // -----
 
-func.func @half_grad(%g: tensor<?x64xf16>, %x: tensor<?xi64>) -> tensor<1000x64xf16> {
-  // expected-error @below {{GPU gradient of 'f16' is not implemented yet (f32 and f64 only)}}
-  %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64} : tensor<?x64xf16>[tensor<?xi64>] -> tensor<1000x64xf16>
+// f16: the atomics add into an f32 scratch table (device memory), rounded
+// into the result by a last launch; scale_grad_by_freq counts the rows
+// first.
+// CHECK-LABEL: func.func @half_grad_by_freq
+// CHECK: %[[ACC:.*]] = gpu.alloc {{ *}}({{.*}}) : memref<?x64xf32>
+// CHECK: gpu.launch
+// CHECK: %[[COUNTS:.*]] = gpu.alloc {{ *}}({{.*}}) : memref<?xi32>
+// CHECK: gpu.launch
+// CHECK: gpu.launch
+// CHECK: memref.atomic_rmw addi {{.*}}, %[[COUNTS]]
+// CHECK: gpu.launch
+// CHECK: arith.extf {{.*}} : vector<8xf16> to vector<8xf32>
+// CHECK: memref.load %[[COUNTS]]
+// CHECK: memref.atomic_rmw addf {{.*}}, %[[ACC]]
+// CHECK: gpu.launch
+// CHECK: arith.truncf {{.*}} : vector<8xf32> to vector<8xf16>
+// CHECK: gpu.dealloc {{ *}}%[[ACC]]
+// CHECK: gpu.dealloc {{ *}}%[[COUNTS]]
+func.func @half_grad_by_freq(%g: tensor<?x64xf16>, %x: tensor<?xi64>) -> tensor<1000x64xf16> {
+  %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64, scale_grad_by_freq} : tensor<?x64xf16>[tensor<?xi64>] -> tensor<1000x64xf16>
   return %r : tensor<1000x64xf16>
+}
+
+// -----
+
+func.func @deterministic_grad(%g: tensor<?x64xf32>, %x: tensor<?xi64>) -> tensor<1000x64xf32> {
+  // expected-error @below {{the deterministic GPU gradient is not implemented yet (the default uses atomics)}}
+  %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64, deterministic} : tensor<?x64xf32>[tensor<?xi64>] -> tensor<1000x64xf32>
+  return %r : tensor<1000x64xf32>
 }
 
 // -----
