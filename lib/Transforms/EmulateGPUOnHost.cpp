@@ -159,6 +159,11 @@ struct EmbEmulateGPUOnHostPass
         memoryOps.push_back(op);
     });
     for (Operation *op : memoryOps) {
+      if (auto dealloc = dyn_cast<gpu::DeallocOp>(op);
+          dealloc && dealloc.getAsyncToken()) {
+        dealloc.emitOpError("asynchronous deallocations cannot be emulated");
+        return signalPassFailure();
+      }
       if (auto alloc = dyn_cast<gpu::AllocOp>(op)) {
         if (alloc.getAsyncToken() || alloc.getHostShared()) {
           alloc.emitOpError("asynchronous or host-shared allocations cannot "

@@ -96,3 +96,30 @@ module attributes {gpu.container_module} {
     }
   }
 }
+
+// -----
+
+// Device memory is host memory: gpu.alloc becomes memref.alloc, gpu.dealloc
+// goes (the buffer deallocation pipeline frees it).
+// CHECK-LABEL: func.func @scratch
+// CHECK: %[[M:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
+// CHECK-NOT: gpu.alloc
+// CHECK: memref.store {{.*}}, %[[M]]
+// CHECK-NOT: gpu.dealloc
+module attributes {gpu.container_module} {
+  func.func @scratch(%n: index) {
+    %c1 = arith.constant 1 : index
+    %m = gpu.alloc (%n) : memref<?xf32>
+    gpu.launch_func @kernels::@fill blocks in (%c1, %c1, %c1) threads in (%c1, %c1, %c1) args(%m : memref<?xf32>)
+    gpu.dealloc %m : memref<?xf32>
+    return
+  }
+  gpu.module @kernels {
+    gpu.func @fill(%m: memref<?xf32>) kernel {
+      %c0 = arith.constant 0 : index
+      %f = arith.constant 1.0 : f32
+      memref.store %f, %m[%c0] : memref<?xf32>
+      gpu.return
+    }
+  }
+}

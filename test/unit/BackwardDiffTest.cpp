@@ -343,6 +343,55 @@ TEST(GPUEmulated, EmbeddingBagMaxGradEveryDtypeAndDim) {
       runMaxGrad(++k, w, dim, Target::gpu_emulated);
 }
 
+// Gradients larger than a row window (kMinGradRowsPerChunk = 4096 rows):
+// the Engine splits the rows over threads, each kernel call computing rows
+// [first, first + count). Repeated rows and the padding row sit on both
+// sides of a window boundary; counts still cover the whole input.
+TEST(GPUEmulated, GradientsAcrossRowWindows) {
+  const int64_t V = 3 * 4096 + 100, D = 8, B = 300, L = 4;
+  std::mt19937_64 gen(42);
+  std::uniform_real_distribution<double> u(-1, 1);
+  HostTensor indices(DType::i64, {B * L}), offsets(DType::i64, {B});
+  const int64_t hot[] = {0, 4095, 4096, 8191, 8192, V - 1};
+  for (int64_t i = 0; i < B * L; ++i)
+    indices.set(i,
+                static_cast<double>(i % 3 == 0 ? hot[gen() % 6] : gen() % V));
+  for (int64_t b = 0; b < B; ++b)
+    offsets.set(b, static_cast<double>(b * L));
+  for (DType w : {DType::f32, DType::bf16}) {
+    HostTensor grad(w, {B, D});
+    for (int64_t i = 0; i < B * D; ++i)
+      grad.set(i, u(gen));
+    for (bool freq : {false, true}) {
+      SCOPED_TRACE(std::string(dtypeName(w)) + (freq ? " freq" : ""));
+      EmbeddingBagOptions o;
+      o.mode = BagMode::mean;
+      o.paddingIdx = 4096;
+      o.scaleGradByFreq = freq;
+      HostTensor gpu(w, {V, D}), host(w, {V, D});
+      ASSERT_FALSE(static_cast<bool>(
+          engine(2, Target::gpu_emulated)
+              .embeddingBagBackward(grad.view, indices.view, &offsets.view,
+                                    gpu.view, o)));
+      ASSERT_FALSE(static_cast<bool>(engine(2).embeddingBagBackward(
+          grad.view, indices.view, &offsets.view, host.view, o)));
+      EXPECT_TRUE(close(gpu, host.toDouble()));
+      HostTensor flatGrad(w, {B * L, D}), gpuL(w, {V, D}), hostL(w, {V, D});
+      for (int64_t i = 0; i < B * L * D; ++i)
+        flatGrad.set(i, u(gen));
+      EmbeddingOptions e;
+      e.paddingIdx = 8191;
+      e.scaleGradByFreq = freq;
+      ASSERT_FALSE(static_cast<bool>(
+          engine(2, Target::gpu_emulated)
+              .embeddingBackward(flatGrad.view, indices.view, gpuL.view, e)));
+      ASSERT_FALSE(static_cast<bool>(engine(2).embeddingBackward(
+          flatGrad.view, indices.view, hostL.view, e)));
+      EXPECT_TRUE(close(gpuL, hostL.toDouble()));
+    }
+  }
+}
+
 /// The per_sample_weights gradient at D = `dims`, every input form, the
 /// dtypes rotating with D.
 void runPswGrads(llvm::ArrayRef<int64_t> dims, Target target) {

@@ -42,29 +42,49 @@ bool havePtxas() {
 
 size_t dtypeBytes(DType d) { return dtypeSize(d); }
 
+/// The kernels of a spec: one per launch. The forward ops and the
+/// per_sample_weights gradient are one; a dense gradient is zeros and the
+/// atomic scatter, plus count zeros and counts with scale_grad_by_freq,
+/// plus the rounding of the f32 scratch table for f16 / bf16.
+size_t expectedKernels(const KernelSpec &spec) {
+  if (spec.op != OpKind::embedding_backward &&
+      spec.op != OpKind::embedding_bag_backward)
+    return 1;
+  bool half = spec.weight == DType::f16 || spec.weight == DType::bf16;
+  return 2 + (spec.scaleGradByFreq ? 2 : 0) + (half ? 1 : 0);
+}
+
 /// Compiles `spec` for both chips; checks the PTX and, with ptxas, the
 /// cubin.
 void compileEverywhere(const KernelSpec &spec, bool ptxas) {
   SCOPED_TRACE(spec.str());
+  bool gradient = expectedKernels(spec) > 1;
   for (const char *chip : kChips) {
     auto ptx = compileForNVPTX(spec, chip, 0, "isa");
     ASSERT_TRUE(static_cast<bool>(ptx))
         << chip << ": " << llvm::toString(ptx.takeError());
-    // One kernel per launch: the forward ops have one, the dense gradients
-    // two (zeros, then the atomic scatter).
-    ASSERT_GE(ptx->size(), 1u);
-    std::string text;
-    for (const GPUKernelBinary &k : *ptx)
-      text += k.data;
-    EXPECT_NE(text.find(std::string(".target ") + chip), std::string::npos);
-    EXPECT_NE(text.find(".address_size 64"), std::string::npos);
+    ASSERT_EQ(ptx->size(), expectedKernels(spec));
+    std::string all;
+    for (const GPUKernelBinary &k : *ptx) {
+      EXPECT_NE(k.data.find(std::string(".target ") + chip), std::string::npos);
+      EXPECT_NE(k.data.find(".address_size 64"), std::string::npos);
+      all += k.data;
+    }
+    // 16 bytes at once where D allows: v4 of 32-bit lanes (f32, or f16 /
+    // bf16 pairs), v2 of f64. Forward: in its one kernel; a gradient reads
+    // its gradient rows so in the scatter.
     int64_t vec = 16 / dtypeBytes(spec.weight);
     if (spec.dim % vec == 0) {
-      // 16 bytes at once: v4 of 32-bit lanes (f32, or f16 / bf16 pairs),
-      // v2 of f64.
       const char *load =
           spec.weight == DType::f64 ? "ld.global.v2.b64" : "ld.global.v4.b32";
-      EXPECT_NE(text.find(load), std::string::npos) << chip << "\n" << text;
+      EXPECT_NE(all.find(load), std::string::npos) << chip << "\n" << all;
+    }
+    if (gradient) {
+      const char *atom = spec.weight == DType::f64 ? "atom.global.add.f64"
+                                                   : "atom.global.add.f32";
+      EXPECT_NE(all.find(atom), std::string::npos) << chip;
+      if (spec.scaleGradByFreq)
+        EXPECT_NE(all.find("atom.global.add.u64"), std::string::npos) << chip;
     }
     if (!ptxas)
       continue;

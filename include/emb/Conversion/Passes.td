@@ -53,7 +53,7 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
 
     The dense gradients `emb.lookup_grad` and `emb.bag_grad` (sum, mean, max;
     per_sample_weights, padding, grad_scale, scale_grad_by_freq, the `rows`
-    window) become launches on the same stream: zeros over the gradient
+    window) become launches that run one after another: zeros over the gradient
     rows, with scale_grad_by_freq a count of each row's occurrences
     (`atomic_rmw addi`), then a scatter with `memref.atomic_rmw addf` per
     element (`atom.global.add` on NVIDIA). f16 / bf16 accumulate in an f32

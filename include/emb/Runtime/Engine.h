@@ -135,7 +135,8 @@ public:
   /// scale_grad_by_freq and the profile of `options` (unit-scaling scales by
   /// sqrt(V / numel(indices))); for sparse gradients see
   /// embeddingSparseBackward.
-  /// Deterministic: rows are accumulated in input order, in f32 (f64 for
+  /// Deterministic on the host (the GPU kernels add with atomics, in no
+  /// fixed order): rows are accumulated in input order, in f32 (f64 for
   /// f64), whatever the thread count.
   llvm::Error embeddingBackward(const Tensor &grad, const Tensor &indices,
                                 const Tensor &gradWeight,

@@ -608,7 +608,9 @@ void zeroRows(ImplicitLocOpBuilder &b, Value rows, Value count, int64_t dim,
 /// Where a dense gradient accumulates: the output itself (f32, f64), or an
 /// f32 scratch table converted into it at the end (f16 / bf16: the
 /// semantics accumulate in f32 and round once). With scale_grad_by_freq,
-/// also the number of occurrences of each row of the window.
+/// also the number of occurrences of each row of the window. Each step is
+/// its own launch; launches without async tokens run one after another,
+/// so zeros, counts, the scatter and the rounding never overlap.
 struct GradTarget {
   Value gw, acc, counts;
   Type element, accElement;
@@ -627,11 +629,12 @@ struct GradTarget {
           b, MemRefType::get({ShapedType::kDynamic, dim}, accElement), count);
     zeroRows(b, acc, count, dim, vec, tpr, accElement);
     if (byFreq) {
+      // i64, as PyTorch counts: a row may occur 2^31 times or more.
       counts = allocScratch(
-          b, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()), count);
+          b, MemRefType::get({ShapedType::kDynamic}, b.getI64Type()), count);
       launchRows(b, count, 1, [&](ImplicitLocOpBuilder &ib, Value row, Value) {
         memref::StoreOp::create(
-            ib, arith::ConstantOp::create(ib, ib.getI32IntegerAttr(0)), counts,
+            ib, arith::ConstantOp::create(ib, ib.getI64IntegerAttr(0)), counts,
             ValueRange{row});
       });
     }
@@ -656,7 +659,7 @@ struct GradTarget {
         ImplicitLocOpBuilder ab(loc, nb);
         memref::AtomicRMWOp::create(
             ab, arith::AtomicRMWKind::addi,
-            arith::ConstantOp::create(ab, ab.getI32IntegerAttr(1)), counts,
+            arith::ConstantOp::create(ab, ab.getI64IntegerAttr(1)), counts,
             ValueRange{local});
         scf::YieldOp::create(ab);
       });

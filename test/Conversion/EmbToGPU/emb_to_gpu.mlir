@@ -140,6 +140,17 @@ func.func @bag_grad_mean_window(%g: tensor<?x32xf64>, %x: tensor<?xi64>, %o: ten
   return %r : tensor<?x32xf64>
 }
 
+// CHECK-LABEL: func.func @bag_grad_max
+// CHECK: gpu.launch
+// CHECK: gpu.launch
+// CHECK: memref.load {{.*}} {alignment = 8 : i64} : memref<?x32xi64>
+// CHECK: arith.cmpi ult
+// CHECK: memref.atomic_rmw addf
+func.func @bag_grad_max(%g: tensor<?x32xf32>, %x: tensor<?x4xi64>, %m: tensor<?x32xi64>) -> tensor<100x32xf32> {
+  %r = emb.bag_grad max %g[%x] max_indices(%m : tensor<?x32xi64>) {num_embeddings = 100 : i64} : tensor<?x32xf32>[tensor<?x4xi64>] -> tensor<100x32xf32>
+  return %r : tensor<100x32xf32>
+}
+
 // -----
 
 // f16: the atomics add into an f32 scratch table (device memory), rounded
@@ -148,7 +159,7 @@ func.func @bag_grad_mean_window(%g: tensor<?x32xf64>, %x: tensor<?xi64>, %o: ten
 // CHECK-LABEL: func.func @half_grad_by_freq
 // CHECK: %[[ACC:.*]] = gpu.alloc {{ *}}({{.*}}) : memref<?x64xf32>
 // CHECK: gpu.launch
-// CHECK: %[[COUNTS:.*]] = gpu.alloc {{ *}}({{.*}}) : memref<?xi32>
+// CHECK: %[[COUNTS:.*]] = gpu.alloc {{ *}}({{.*}}) : memref<?xi64>
 // CHECK: gpu.launch
 // CHECK: gpu.launch
 // CHECK: memref.atomic_rmw addi {{.*}}, %[[COUNTS]]
