@@ -397,8 +397,8 @@ llvm::Error requireHost(Target target, const char *what) {
     return llvm::Error::success();
   return fail(std::string(what) + " has no GPU kernel yet (target '" +
               targetName(target) +
-              "'); the GPU kernels cover the forward "
-              "lookup and bag and the dense gradients");
+              "'); the GPU kernels cover the forward ops and the dense and "
+              "per_sample_weights gradients");
 }
 
 /// GPU kernels move a row as 16-byte vectors when D allows: the buffers
@@ -454,8 +454,6 @@ llvm::Expected<KernelFn> Engine::kernel(const KernelSpec &spec) {
 
 llvm::Error Engine::renorm(const Tensor &weight, const Tensor &indices,
                            double maxNorm, double normType) {
-  if (auto err = requireHost(target, "renorm"))
-    return err;
   if (auto err = checkWeight(weight))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -467,8 +465,12 @@ llvm::Error Engine::renorm(const Tensor &weight, const Tensor &indices,
   int64_t n = indices.numel();
   if (n == 0 || weight.shape[1] == 0)
     return llvm::Error::success();
+  if (auto err =
+          checkGPUAlignment(target, weight.shape[1], weight.dtype, {&weight}))
+    return err;
   KernelSpec spec;
   spec.op = OpKind::renorm;
+  spec.target = target;
   spec.weight = weight.dtype;
   spec.indices = indices.dtype;
   spec.dim = weight.shape[1];
@@ -504,9 +506,6 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (options.maxNorm)
-    if (auto err = requireHost(target, "max_norm (renorm)"))
-      return err;
   if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
     return err;
 
@@ -576,9 +575,6 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (options.maxNorm)
-    if (auto err = requireHost(target, "max_norm (renorm)"))
-      return err;
   if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
     return err;
 

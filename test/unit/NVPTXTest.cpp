@@ -47,6 +47,8 @@ size_t dtypeBytes(DType d) { return dtypeSize(d); }
 /// atomic scatter, plus count zeros and counts with scale_grad_by_freq,
 /// plus the rounding of the f32 scratch table for f16 / bf16.
 size_t expectedKernels(const KernelSpec &spec) {
+  if (spec.op == OpKind::renorm) // zero the row flags, then renormalise
+    return 2;
   if (spec.op != OpKind::embedding_backward &&
       spec.op != OpKind::embedding_bag_backward)
     return 1;
@@ -58,7 +60,8 @@ size_t expectedKernels(const KernelSpec &spec) {
 /// cubin.
 void compileEverywhere(const KernelSpec &spec, bool ptxas) {
   SCOPED_TRACE(spec.str());
-  bool gradient = expectedKernels(spec) > 1;
+  bool gradient = spec.op == OpKind::embedding_backward ||
+                  spec.op == OpKind::embedding_bag_backward;
   for (const char *chip : kChips) {
     auto ptx = compileForNVPTX(spec, chip, 0, "isa");
     ASSERT_TRUE(static_cast<bool>(ptx))
@@ -215,6 +218,30 @@ TEST(NVPTX, PerSampleWeightsGradientEveryFormDtypeAndDim) {
       spec.twoD = form == 2;
       spec.includeLastOffset = form == 1;
       spec.paddingIdx = (d + form) % 3 == 0 ? 0 : -1;
+      compileEverywhere(spec, ptxas);
+      if (HasFatalFailure())
+        return;
+    }
+  if (!ptxas)
+    GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
+}
+
+// Renorm for every kind of p: general p calls libdevice's pow.
+TEST(NVPTX, RenormEveryNormTypeDtypeAndDim) {
+  bool ptxas = havePtxas();
+  const double ps[] = {1, 2, INFINITY, 0.5, 0, -INFINITY, 3};
+  int k = 0;
+  for (double p : ps)
+    for (int64_t dim : {1, 17, 128, 1000}) {
+      KernelSpec spec;
+      spec.op = OpKind::renorm;
+      spec.target = Target::gpu_emulated;
+      spec.weight = kFloats[k % 4];
+      spec.indices = k % 3 ? DType::i64 : DType::i32;
+      spec.dim = dim;
+      spec.maxNorm = 0.5;
+      spec.normType = p;
+      ++k;
       compileEverywhere(spec, ptxas);
       if (HasFatalFailure())
         return;

@@ -36,7 +36,7 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
 }
 
 def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
-  let summary = "Lower the forward emb ops and the dense gradients to gpu.launch kernels";
+  let summary = "Lower the emb ops (all but the sparse gradients) to gpu.launch kernels";
   let description = [{
     `emb.lookup` and `emb.bag` (every mode and option, `max_indices`
     included) become one `gpu.launch` each. Every row (lookup) or bag gets
@@ -59,8 +59,13 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
     element (`atom.global.add` on NVIDIA). f16 / bf16 accumulate in an f32
     scratch table (`gpu.alloc`) rounded into the result by a last launch.
     The order of the additions is not fixed: the `deterministic` attribute
-    is reported as not implemented yet, and so are `emb.renorm` and the
-    sparse gradients.
+    is reported as not implemented yet, and so are the sparse gradients.
+
+    `emb.renorm` zeroes a flag per row (`gpu.alloc`), then one thread per
+    position claims its row with an atomic or, computes the p-norm in f64
+    and rescales the row when it is over max_norm: each distinct row once,
+    in place when the result goes back into the weight's buffer (else into
+    a copy made by a first launch).
     `emb.bag_psw_grad` is one thread per bag computing each entry's dot
     product with 16-byte vectors in a fixed order.
   }];

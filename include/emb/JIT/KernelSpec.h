@@ -45,8 +45,8 @@ const char *opKindName(OpKind op);
 
 /// Where a kernel runs. `gpu_emulated` is the GPU kernel of
 /// emb-nvptx-pipeline run on the host by emb-emulate-gpu-on-host: the GPU
-/// lowering tested without a GPU (forward lookup and bag, the dense and
-/// per_sample_weights gradients so far).
+/// lowering tested without a GPU (every op but the sparse gradients so
+/// far).
 enum class Target : uint8_t { host, gpu_emulated };
 const char *targetName(Target target);
 

@@ -90,11 +90,10 @@ struct EngineOptions {
   int threads = 0;
   /// Where kernels run: `host` (default), or `gpu_emulated`: the GPU
   /// kernels of emb-nvptx-pipeline run on the host (host pointers) to test
-  /// the GPU lowering without a GPU. The GPU kernels cover the forward
-  /// lookup and bag, the dense gradients (atomics) and the
-  /// per_sample_weights gradient so far;
-  /// renorm (max_norm) and the sparse gradients are an error on that
-  /// target. GPU kernels move 16-byte vectors when D
+  /// the GPU lowering without a GPU. The GPU kernels cover the forward ops
+  /// (max_norm included), the dense gradients (atomics) and the
+  /// per_sample_weights gradient so far; the sparse gradients are an error
+  /// on that target. GPU kernels move 16-byte vectors when D
   /// allows: the weight, the output and max_indices must then be 16-byte
   /// aligned (indices, offsets and per-sample weights: their natural
   /// alignment).

@@ -10,10 +10,11 @@
 //
 // The dense gradients are launches of zeros (and row counts for
 // scale_grad_by_freq) and an atomic scatter, into an f32 scratch table for
-// f16 / bf16; the per_sample_weights gradient is one thread per bag.
-// Renorm, the sparse gradients and the deterministic dense gradients have
-// no GPU lowering yet (issue 5): they are reported, never silently left on
-// the host or approximated.
+// f16 / bf16; the per_sample_weights gradient is one thread per bag;
+// renorm claims each distinct row once with an atomic flag. The sparse
+// gradients and the deterministic dense gradients have no GPU lowering yet
+// (issue 5): they are reported, never silently left on the host or
+// approximated.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,12 +23,15 @@
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
 
 namespace mlir::emb {
 #define GEN_PASS_DEF_CONVERTEMBTOGPU
@@ -556,10 +560,6 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
   return success();
 }
 
-//===----------------------------------------------------------------------===//
-// Dense gradients: atomics
-//===----------------------------------------------------------------------===//
-
 /// Device memory for the kernels of one op, freed after them (the host
 /// emulation turns it into host memory).
 Value allocScratch(ImplicitLocOpBuilder &b, MemRefType type,
@@ -572,6 +572,157 @@ Value allocScratch(ImplicitLocOpBuilder &b, MemRefType type,
 void freeScratch(ImplicitLocOpBuilder &b, Value buffer) {
   gpu::DeallocOp::create(b, /*asyncToken=*/Type(), ValueRange{}, buffer);
 }
+
+//===----------------------------------------------------------------------===//
+// emb.renorm
+//===----------------------------------------------------------------------===//
+
+// %w2 = emb.renorm %w[%x] {max_norm = M, norm_type = p}
+//   ==>
+// (the result is %w itself when it is materialised back into %w's buffer,
+//  else a copy of %w made by a first launch)
+// seen = gpu.alloc [V] i32; launch over V: seen = 0
+// launch over N positions, one thread each:
+//   r = x[i]; if atomic_or(seen[r], 1) == 0:        (each row once)
+//     norm = p-norm of w[r, :] in f64 (16-byte vectors, lanes in order)
+//     if norm > M: w[r, :] *= M / (norm + 1e-7)       (in f32, f64 for f64)
+// The rows a thread claims are distinct, so the rescaling needs no atomics;
+// the lookup that follows is a later launch.
+LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto wType = cast<RankedTensorType>(op.getWeight().getType());
+  Type element = wType.getElementType();
+  Type accElement = accumulatorType(element);
+  FailureOr<int64_t> staticD = staticDim(op, op.getWeight());
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
+  double p = op.getNormType().convertToDouble();
+  double maxNorm = op.getMaxNorm().convertToDouble();
+  int64_t vec =
+      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
+  int64_t tpr = gpu_config::threadsPerRow(dim, vec);
+  auto vecType = VectorType::get({vec}, element);
+  Type f64 = b.getF64Type();
+  auto f64Type = VectorType::get({vec}, f64);
+
+  Value src = toBuffer(b, op.getWeight());
+  Value numRows = memref::DimOp::create(b, src, 0);
+  Destination dest(b, op.getResult(),
+                   wType.isDynamicDim(0) ? ValueRange{numRows} : ValueRange{});
+  Value table = dest.buffer;
+  // In place when the result goes back into the buffer the weight came
+  // from (the JIT's kernels); otherwise rescale a copy.
+  auto source = op.getWeight().getDefiningOp<bufferization::ToTensorOp>();
+  bool inPlace = dest.into && source && source.getBuffer() == table;
+  if (!inPlace)
+    launchRows(
+        b, numRows, tpr, [&](ImplicitLocOpBuilder &ib, Value row, Value lane) {
+          forEachChunk(
+              ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
+                storeRow(cb, loadRow(cb, vecType, src, ValueRange{row, c}),
+                         table, ValueRange{row, c});
+              });
+        });
+  Value indices = toBuffer(b, flatten(b, op.getIndices()));
+  Value n = memref::DimOp::create(b, indices, 0);
+  Value seen = allocScratch(
+      b, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()), numRows);
+  launchRows(b, numRows, 1, [&](ImplicitLocOpBuilder &ib, Value row, Value) {
+    memref::StoreOp::create(
+        ib, arith::ConstantOp::create(ib, ib.getI32IntegerAttr(0)), seen,
+        ValueRange{row});
+  });
+  launchRows(b, n, 1, [&](ImplicitLocOpBuilder &ib, Value i, Value) {
+    Value r = loadIndex(ib, indices, i);
+    Value old = memref::AtomicRMWOp::create(
+        ib, arith::AtomicRMWKind::ori,
+        arith::ConstantOp::create(ib, ib.getI32IntegerAttr(1)), seen,
+        ValueRange{r});
+    Value first = arith::CmpIOp::create(
+        ib, arith::CmpIPredicate::eq, old,
+        arith::ConstantOp::create(ib, ib.getI32IntegerAttr(0)));
+    scf::IfOp::create(ib, first, [&](OpBuilder &nb, Location loc) {
+      ImplicitLocOpBuilder fb(loc, nb);
+      auto cst = [&](double v) -> Value {
+        return arith::ConstantOp::create(fb, fb.getF64FloatAttr(v));
+      };
+      // The p-norm, accumulated lane by lane in order (f64).
+      Value init = std::isinf(p) && p < 0 ? cst(INFINITY) : cst(0.0);
+      auto loop = scf::ForOp::create(
+          fb, cIndex(fb, 0), cIndex(fb, dim), cIndex(fb, vec), ValueRange{init},
+          [&](OpBuilder &lb, Location ll, Value c, ValueRange acc) {
+            ImplicitLocOpBuilder db(ll, lb);
+            Value v = loadRow(db, vecType, table, ValueRange{r, c});
+            if (vecType != f64Type)
+              v = arith::ExtFOp::create(db, f64Type, v);
+            Value a = acc[0];
+            for (int64_t e = 0; e < vec; ++e) {
+              Value x = vector::ExtractOp::create(db, v, ArrayRef<int64_t>{e});
+              Value ax = math::AbsFOp::create(db, x);
+              if (std::isinf(p))
+                a = p > 0 ? (Value)arith::MaximumFOp::create(db, a, ax)
+                          : (Value)arith::MinimumFOp::create(db, a, ax);
+              else if (p == 0)
+                a = arith::AddFOp::create(
+                    db, a,
+                    arith::SelectOp::create(
+                        db,
+                        arith::CmpFOp::create(db, arith::CmpFPredicate::UNE, x,
+                                              cst(0.0)),
+                        cst(1.0), cst(0.0)));
+              else if (p == 1)
+                a = arith::AddFOp::create(db, a, ax);
+              else if (p == 2)
+                a = arith::AddFOp::create(db, a,
+                                          arith::MulFOp::create(db, x, x));
+              else
+                a = arith::AddFOp::create(db, a,
+                                          math::PowFOp::create(db, ax, cst(p)));
+            }
+            scf::YieldOp::create(db, ValueRange{a});
+          });
+      Value norm = loop.getResult(0);
+      if (p == 2)
+        norm = math::SqrtOp::create(fb, norm);
+      else if (!std::isinf(p) && p != 0 && p != 1)
+        norm = math::PowFOp::create(fb, norm, cst(1.0 / p));
+      Value limit = cst(maxNorm);
+      Value tooLong =
+          arith::CmpFOp::create(fb, arith::CmpFPredicate::OGT, norm, limit);
+      scf::IfOp::create(fb, tooLong, [&](OpBuilder &tb, Location tl) {
+        ImplicitLocOpBuilder xb(tl, tb);
+        Value scale = arith::DivFOp::create(
+            xb, limit, arith::AddFOp::create(xb, norm, cst(1e-7)));
+        if (accElement != f64)
+          scale = arith::TruncFOp::create(xb, accElement, scale);
+        auto accType = VectorType::get({vec}, accElement);
+        Value s = vector::BroadcastOp::create(xb, accType, scale);
+        scf::ForOp::create(
+            xb, cIndex(xb, 0), cIndex(xb, dim), cIndex(xb, vec), ValueRange{},
+            [&](OpBuilder &wb, Location wl, Value c, ValueRange) {
+              ImplicitLocOpBuilder sb(wl, wb);
+              Value v = extend(
+                  sb, loadRow(sb, vecType, table, ValueRange{r, c}), accType);
+              storeRow(sb,
+                       truncate(sb, arith::MulFOp::create(sb, v, s), vecType),
+                       table, ValueRange{r, c});
+              scf::YieldOp::create(sb);
+            });
+        scf::YieldOp::create(xb);
+      });
+      scf::YieldOp::create(fb);
+    });
+  });
+  freeScratch(b, seen);
+  dest.replace(rewriter, op.getResult());
+  rewriter.eraseOp(op);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Dense gradients: atomics
+//===----------------------------------------------------------------------===//
 
 /// The dense gradients have no deterministic GPU lowering yet (their
 /// default uses atomics, whose order of additions is not fixed).
@@ -1085,6 +1236,7 @@ struct ConvertEmbToGPUPass
           llvm::TypeSwitch<Operation *, LogicalResult>(op)
               .Case([&](LookupOp o) { return lowerLookup(o, rewriter); })
               .Case([&](BagOp o) { return lowerBag(o, rewriter); })
+              .Case([&](RenormOp o) { return lowerRenorm(o, rewriter); })
               .Case(
                   [&](LookupGradOp o) { return lowerLookupGrad(o, rewriter); })
               .Case([&](BagGradOp o) { return lowerBagGrad(o, rewriter); })

@@ -201,3 +201,40 @@ func.func @psw_grad_2d(%g: tensor<?x64xf32>, %w: tensor<1000x64xf32>, %x: tensor
   %r = emb.bag_psw_grad %g, %w[%x] {padding_idx = 1 : i64} : tensor<?x64xf32>, tensor<1000x64xf32>[tensor<?x5xi64>] -> tensor<?x5xf32>
   return %r : tensor<?x5xf32>
 }
+
+// -----
+
+// Renorm, in place (the JIT's form: the result goes back into the weight's
+// buffer): row flags zeroed, then one thread per position claims its row
+// once (atomic or) and rescales it.
+// CHECK-LABEL: func.func @renorm_in_place
+// CHECK-SAME: (%[[W:.*]]: memref<100x8xf32>, %[[X:.*]]: memref<?xi64>)
+// CHECK: %[[SEEN:.*]] = gpu.alloc {{ *}}({{.*}}) : memref<?xi32>
+// CHECK: gpu.launch
+// CHECK: gpu.launch
+// CHECK: memref.atomic_rmw ori {{.*}}, %[[SEEN]]
+// CHECK: math.sqrt
+// CHECK: arith.cmpf ogt
+// CHECK: vector.store {{.*}}, %[[W]]
+// CHECK: gpu.dealloc {{ *}}%[[SEEN]]
+// CHECK-NOT: materialize_in_destination
+func.func @renorm_in_place(%w: memref<100x8xf32>, %x: memref<?xi64>) {
+  %tw = bufferization.to_tensor %w restrict writable : memref<100x8xf32> to tensor<100x8xf32>
+  %tx = bufferization.to_tensor %x restrict : memref<?xi64> to tensor<?xi64>
+  %r = emb.renorm %tw[%tx] {max_norm = 1.0 : f64} : tensor<100x8xf32>[tensor<?xi64>] -> tensor<100x8xf32>
+  bufferization.materialize_in_destination %r in restrict writable %w : (tensor<100x8xf32>, memref<100x8xf32>) -> ()
+  return
+}
+
+// -----
+
+// On a tensor with no buffer to reuse: a copy first.
+// CHECK-LABEL: func.func @renorm_copy
+// CHECK: %[[T:.*]] = memref.alloc() : memref<100x8xf32>
+// CHECK: gpu.launch
+// CHECK: vector.store {{.*}}, %[[T]]
+// CHECK: math.powf
+func.func @renorm_copy(%w: tensor<100x8xf32>, %x: tensor<?xi64>) -> tensor<100x8xf32> {
+  %r = emb.renorm %w[%x] {max_norm = 1.0 : f64, norm_type = 3.0 : f64} : tensor<100x8xf32>[tensor<?xi64>] -> tensor<100x8xf32>
+  return %r : tensor<100x8xf32>
+}
