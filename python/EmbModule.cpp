@@ -10,7 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "PyErrors.h"
+#include "BindingsCommon.h"
 
 #include "emb/Runtime/Engine.h"
 
@@ -29,6 +29,10 @@
 
 namespace py = pybind11;
 using emb::python::check;
+using emb::python::ptr;
+using emb::python::ReleaseIfLarge;
+using emb::python::toMode;
+using emb::python::toProfile;
 
 namespace {
 
@@ -82,45 +86,8 @@ std::optional<emb::Tensor> toOptTensor(TensorArg arg, const char *name) {
   return toTensor(arg, name);
 }
 
-/// Releases the GIL around calls that do enough work for other Python
-/// threads to gain; small calls keep it (releasing costs ~0.1 us).
-class ReleaseIfLarge {
-public:
-  explicit ReleaseIfLarge(const emb::Tensor &indices, int64_t dim) {
-    if (indices.numel() * std::max<int64_t>(dim, 1) >= (1 << 16))
-      release.emplace();
-  }
-
-private:
-  std::optional<py::gil_scoped_release> release;
-};
-
 int64_t lastDim(const emb::Tensor &t) {
   return t.shape.empty() ? 0 : t.shape.back();
-}
-
-const emb::Tensor *ptr(const std::optional<emb::Tensor> &t) {
-  return t ? &*t : nullptr;
-}
-
-emb::Profile toProfile(const std::string &name) {
-  auto profile = emb::parseProfile(name);
-  if (!profile)
-    throw py::value_error("unknown profile '" + name +
-                          "' (expected 'torch', 'zero-padding' or "
-                          "'unit-scaling')");
-  return *profile;
-}
-
-emb::BagMode toMode(const std::string &name) {
-  if (name == "sum")
-    return emb::BagMode::sum;
-  if (name == "mean")
-    return emb::BagMode::mean;
-  if (name == "max")
-    return emb::BagMode::max;
-  throw py::value_error("mode must be 'sum', 'mean' or 'max', got '" + name +
-                        "'");
 }
 
 //===----------------------------------------------------------------------===//
@@ -236,7 +203,8 @@ PYBIND11_MODULE(_emb_mlir, m) {
         emb::Tensor x = toTensor(indices, "indices"),
                     w = toTensor(weight, "weight"), y = toTensor(out, "out");
         auto e = engine();
-        ReleaseIfLarge release(x, maxNorm ? 1 << 16 : lastDim(w));
+        ReleaseIfLarge release(maxNorm ? ReleaseIfLarge::kElements
+                                       : x.numel() * lastDim(w));
         check(e->embedding(x, w, y, o));
       },
       py::arg("indices"), py::arg("weight"), py::arg("out"),
@@ -259,7 +227,8 @@ PYBIND11_MODULE(_emb_mlir, m) {
         auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
         auto argmax = toOptTensor(maxIndices, "max_indices");
         auto e = engine();
-        ReleaseIfLarge release(x, maxNorm ? 1 << 16 : lastDim(w));
+        ReleaseIfLarge release(maxNorm ? ReleaseIfLarge::kElements
+                                       : x.numel() * lastDim(w));
         check(e->embeddingBag(x, w, ptr(off), y, o, ptr(psw), ptr(argmax)));
       },
       py::arg("indices"), py::arg("weight"), py::arg("offsets"), py::arg("out"),

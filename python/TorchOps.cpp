@@ -13,7 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "PyErrors.h"
+#include "BindingsCommon.h"
 
 #include "emb/Runtime/Engine.h"
 
@@ -28,6 +28,10 @@
 
 namespace py = pybind11;
 using emb::python::check;
+using emb::python::ptr;
+using emb::python::ReleaseIfLarge;
+using emb::python::toMode;
+using emb::python::toProfile;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -83,36 +87,12 @@ std::optional<emb::Tensor> optView(const at::Tensor &t, const char *name) {
   return view(t, name);
 }
 
-const emb::Tensor *ptr(const std::optional<emb::Tensor> &t) {
-  return t ? &*t : nullptr;
-}
-
 at::ScalarType floatTypeOf(const at::Tensor &t) {
   return at::isFloatingType(t.scalar_type()) ? t.scalar_type() : at::kFloat;
 }
 
 int64_t dimOf(const at::Tensor &weight) {
   return weight.dim() == 2 ? weight.size(1) : 0;
-}
-
-emb::Profile toProfile(const std::string &name) {
-  auto profile = emb::parseProfile(name);
-  if (!profile)
-    throw py::value_error("unknown profile '" + name +
-                          "' (expected 'torch', 'zero-padding' or "
-                          "'unit-scaling')");
-  return *profile;
-}
-
-emb::BagMode toMode(const std::string &name) {
-  if (name == "sum")
-    return emb::BagMode::sum;
-  if (name == "mean")
-    return emb::BagMode::mean;
-  if (name == "max")
-    return emb::BagMode::max;
-  throw py::value_error("mode must be 'sum', 'mean' or 'max', got '" + name +
-                        "'");
 }
 
 /// The gradients are computed outside autograd: differentiating them again
@@ -132,19 +112,6 @@ void writeBack(const at::Tensor &original, const at::Tensor &used) {
   at::NoGradGuard noGrad;
   original.copy_(used);
 }
-
-/// Releases the GIL around calls that do enough work for other Python
-/// threads to gain; small calls keep it (releasing costs ~0.1 us).
-class ReleaseIfLarge {
-public:
-  explicit ReleaseIfLarge(int64_t elements) {
-    if (elements >= (1 << 16))
-      release.emplace();
-  }
-
-private:
-  std::optional<py::gil_scoped_release> release;
-};
 
 /// The COO gradient of a [numWeights, D] table.
 at::Tensor sparseGrad(const at::Tensor &rows, const at::Tensor &values,

@@ -1,18 +1,20 @@
-//===- PyErrors.h - Engine errors as Python exceptions ----------*- C++ -*-===//
+//===- BindingsCommon.h - what both extension modules share -----*- C++ -*-===//
 //
 // Shared by the two extension modules (_emb_mlir and _emb_torch): an
-// llvm::Error of the Engine becomes the Python exception of its kind.
+// llvm::Error of the Engine becomes the Python exception of its kind, and
+// the option strings (profile, mode) become the Engine's enums.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef EMB_PYTHON_PYERRORS_H
-#define EMB_PYTHON_PYERRORS_H
+#ifndef EMB_PYTHON_BINDINGSCOMMON_H
+#define EMB_PYTHON_BINDINGSCOMMON_H
 
 #include "emb/Runtime/Engine.h"
 
 #include <pybind11/pybind11.h>
 
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -51,6 +53,45 @@ inline int64_t check(llvm::Expected<int64_t> value) {
   return *value;
 }
 
+inline const emb::Tensor *ptr(const std::optional<emb::Tensor> &t) {
+  return t ? &*t : nullptr;
+}
+
+/// Releases the GIL around calls that do enough work for other Python
+/// threads to gain (`elements` read or written); small calls keep it
+/// (releasing costs ~0.1 us).
+class ReleaseIfLarge {
+public:
+  static constexpr int64_t kElements = 1 << 16;
+  explicit ReleaseIfLarge(int64_t elements) {
+    if (elements >= kElements)
+      release.emplace();
+  }
+
+private:
+  std::optional<pybind11::gil_scoped_release> release;
+};
+
+inline emb::Profile toProfile(const std::string &name) {
+  auto profile = emb::parseProfile(name);
+  if (!profile)
+    throw pybind11::value_error("unknown profile '" + name +
+                                "' (expected 'torch', 'zero-padding' or "
+                                "'unit-scaling')");
+  return *profile;
+}
+
+inline emb::BagMode toMode(const std::string &name) {
+  if (name == "sum")
+    return emb::BagMode::sum;
+  if (name == "mean")
+    return emb::BagMode::mean;
+  if (name == "max")
+    return emb::BagMode::max;
+  throw pybind11::value_error("mode must be 'sum', 'mean' or 'max', got '" +
+                              name + "'");
+}
+
 /// The process-wide engine of _emb_mlir, handed to _emb_torch in a capsule
 /// so that emb_mlir.configure() applies to both.
 using EngineGetter = std::shared_ptr<emb::Engine> (*)();
@@ -58,4 +99,4 @@ constexpr const char *kEngineCapsule = "emb_mlir._engine_getter";
 
 } // namespace emb::python
 
-#endif // EMB_PYTHON_PYERRORS_H
+#endif // EMB_PYTHON_BINDINGSCOMMON_H
