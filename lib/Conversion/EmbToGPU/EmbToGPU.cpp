@@ -19,6 +19,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "emb/Conversion/GPUConfig.h"
+#include "emb/Conversion/LoweringUtils.h"
 #include "emb/Conversion/Passes.h"
 
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -32,6 +33,7 @@
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <cmath>
+#include <tuple>
 
 namespace mlir::emb {
 #define GEN_PASS_DEF_CONVERTEMBTOGPU
@@ -40,16 +42,13 @@ namespace mlir::emb {
 
 using namespace mlir;
 using namespace mlir::emb;
+using namespace mlir::emb::lowering;
 
 namespace {
 
 //===----------------------------------------------------------------------===//
 // Helpers
 //===----------------------------------------------------------------------===//
-
-Value cIndex(ImplicitLocOpBuilder &b, int64_t v) {
-  return arith::ConstantIndexOp::create(b, v);
-}
 
 /// Element `pos` of a 1-D i32/i64 buffer, as an index (sign-extended).
 /// Loads state their natural alignment: without it LLVM's NVPTX backend
@@ -90,10 +89,6 @@ void storeRow(ImplicitLocOpBuilder &b, Value v, Value base,
                           llvm::MaybeAlign(bytes));
 }
 
-Type accumulatorType(Type element) {
-  return element.isF64() ? element : Float32Type::get(element.getContext());
-}
-
 Value splat(ImplicitLocOpBuilder &b, VectorType type, Attribute value) {
   return arith::ConstantOp::create(b, DenseElementsAttr::get(type, value));
 }
@@ -108,24 +103,6 @@ Value truncate(ImplicitLocOpBuilder &b, Value v, VectorType to) {
   if (v.getType() == to)
     return v;
   return arith::TruncFOp::create(b, to, v);
-}
-
-/// A tensor flattened to 1-D (0-D becomes [1]).
-Value flatten(ImplicitLocOpBuilder &b, Value t) {
-  auto type = cast<RankedTensorType>(t.getType());
-  if (type.getRank() == 1)
-    return t;
-  int64_t n =
-      type.hasStaticShape() ? type.getNumElements() : ShapedType::kDynamic;
-  auto flat = RankedTensorType::get({n}, type.getElementType());
-  if (type.getRank() == 0)
-    return tensor::ExpandShapeOp::create(b, flat, t,
-                                         ArrayRef<ReassociationIndices>{});
-  ReassociationIndices all;
-  for (int64_t i = 0; i < type.getRank(); ++i)
-    all.push_back(i);
-  return tensor::CollapseShapeOp::create(b, flat, t,
-                                         ArrayRef<ReassociationIndices>{all});
 }
 
 Value toBuffer(ImplicitLocOpBuilder &b, Value tensor) {
@@ -226,6 +203,14 @@ SmallVector<Value> lookupSizes(ImplicitLocOpBuilder &b, Value indices) {
   return sizes;
 }
 
+/// The vector width and threads per row of rows of `dim` elements of
+/// `element` (GPUConfig.h).
+std::pair<int64_t, int64_t> rowLayout(int64_t dim, Type element) {
+  int64_t vec =
+      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
+  return {vec, gpu_config::threadsPerRow(dim, vec)};
+}
+
 /// Launches `body(row, lane)` over `numRows` rows of `threadsPerRow`
 /// threads each (see GPUConfig.h), only if there is a row at all.
 void launchRows(ImplicitLocOpBuilder &b, Value numRows, int64_t threadsPerRow,
@@ -285,13 +270,6 @@ Value paddingRow(ImplicitLocOpBuilder &b, std::optional<int64_t> paddingIdx,
     return cIndex(b, *paddingIdx);
   Value v = memref::DimOp::create(b, table, 0);
   return arith::AddIOp::create(b, v, cIndex(b, *paddingIdx));
-}
-
-FailureOr<int64_t> staticDim(Operation *op, Value table) {
-  int64_t dim = cast<RankedTensorType>(table.getType()).getDimSize(1);
-  if (ShapedType::isDynamic(dim))
-    return op->emitOpError("GPU lowering needs a static embedding_dim");
-  return dim;
 }
 
 /// The bag structure of a bag op on buffers: 1-D indices with offsets
@@ -359,13 +337,12 @@ LogicalResult lowerLookup(LookupOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto wType = cast<RankedTensorType>(op.getWeight().getType());
   Type element = wType.getElementType();
-  FailureOr<int64_t> staticD = staticDim(op, op.getWeight());
+  FailureOr<int64_t> staticD = staticDim(op, op.getWeight(), "GPU");
   if (failed(staticD))
     return failure();
   int64_t dim = *staticD;
-  int64_t vec =
-      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
-  int64_t tpr = gpu_config::threadsPerRow(dim, vec);
+  int64_t vec, tpr;
+  std::tie(vec, tpr) = rowLayout(dim, element);
 
   Value weight = toBuffer(b, op.getWeight());
   Value indices = toBuffer(b, flatten(b, op.getIndices()));
@@ -419,13 +396,12 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
   auto wType = cast<RankedTensorType>(op.getWeight().getType());
   Type element = wType.getElementType();
   Type accElement = accumulatorType(element);
-  FailureOr<int64_t> staticD = staticDim(op, op.getWeight());
+  FailureOr<int64_t> staticD = staticDim(op, op.getWeight(), "GPU");
   if (failed(staticD))
     return failure();
   int64_t dim = *staticD;
-  int64_t vec =
-      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
-  int64_t tpr = gpu_config::threadsPerRow(dim, vec);
+  int64_t vec, tpr;
+  std::tie(vec, tpr) = rowLayout(dim, element);
   BagMode mode = op.getMode();
   bool withArgmax = static_cast<bool>(op.getMaxIndices());
 
@@ -593,15 +569,14 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
   auto wType = cast<RankedTensorType>(op.getWeight().getType());
   Type element = wType.getElementType();
   Type accElement = accumulatorType(element);
-  FailureOr<int64_t> staticD = staticDim(op, op.getWeight());
+  FailureOr<int64_t> staticD = staticDim(op, op.getWeight(), "GPU");
   if (failed(staticD))
     return failure();
   int64_t dim = *staticD;
   double p = op.getNormType().convertToDouble();
   double maxNorm = op.getMaxNorm().convertToDouble();
-  int64_t vec =
-      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
-  int64_t tpr = gpu_config::threadsPerRow(dim, vec);
+  int64_t vec, tpr;
+  std::tie(vec, tpr) = rowLayout(dim, element);
   auto vecType = VectorType::get({vec}, element);
   Type f64 = b.getF64Type();
   auto f64Type = VectorType::get({vec}, f64);
@@ -772,8 +747,7 @@ struct GradTarget {
              Value first, Value count, bool byFreq)
       : gw(gwBuffer), element(element), dim(dim), first(first), count(count) {
     accElement = accumulatorType(element);
-    vec = gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
-    tpr = gpu_config::threadsPerRow(dim, vec);
+    std::tie(vec, tpr) = rowLayout(dim, element);
     acc = gw;
     if (accElement != element)
       acc = allocScratch(
@@ -1139,12 +1113,11 @@ LogicalResult lowerBagPswGrad(BagPswGradOp op, RewriterBase &rewriter) {
   auto wType = cast<RankedTensorType>(op.getWeight().getType());
   Type element = wType.getElementType();
   Type accElement = accumulatorType(element);
-  FailureOr<int64_t> staticD = staticDim(op, op.getWeight());
+  FailureOr<int64_t> staticD = staticDim(op, op.getWeight(), "GPU");
   if (failed(staticD))
     return failure();
   int64_t dim = *staticD;
-  int64_t vec =
-      gpu_config::vectorWidth(dim, element.getIntOrFloatBitWidth() / 8);
+  int64_t vec = rowLayout(dim, element).first;
   Value weight = toBuffer(b, op.getWeight());
   Value grad = toBuffer(b, op.getGrad());
   BagForm form(b, op.getIndices(), op.getOffsets(), op.getIncludeLastOffset());

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "emb/Conversion/CPUConfig.h"
+#include "emb/Conversion/LoweringUtils.h"
 #include "emb/Conversion/Passes.h"
 #include "emb/Dialect/EmbDialect.h"
 
@@ -32,6 +33,7 @@ namespace mlir::emb {
 
 using namespace mlir;
 using namespace mlir::emb;
+using namespace mlir::emb::lowering;
 
 namespace {
 
@@ -39,19 +41,10 @@ namespace {
 // Helpers
 //===----------------------------------------------------------------------===//
 
-Value cIndex(ImplicitLocOpBuilder &b, int64_t v) {
-  return arith::ConstantIndexOp::create(b, v);
-}
-
 /// Element `pos` of a 1-D i32/i64 tensor, as an index (sign-extended).
 Value extractIndex(ImplicitLocOpBuilder &b, Value tensor, Value pos) {
   Value v = tensor::ExtractOp::create(b, tensor, pos);
   return arith::IndexCastOp::create(b, b.getIndexType(), v);
-}
-
-/// The accumulator type of a storage type: f64 for f64, f32 otherwise.
-Type accumulatorType(Type element) {
-  return element.isF64() ? element : Float32Type::get(element.getContext());
 }
 
 Value splat(ImplicitLocOpBuilder &b, VectorType type, double value) {
@@ -155,33 +148,6 @@ Value paddingRow(ImplicitLocOpBuilder &b, std::optional<int64_t> paddingIdx,
   return arith::AddIOp::create(b, v, cIndex(b, *paddingIdx));
 }
 
-/// The static embedding_dim of a table, or an error on `op`: a specialised
-/// CPU kernel has D baked in.
-FailureOr<int64_t> staticDim(Operation *op, Value table) {
-  int64_t dim = cast<RankedTensorType>(table.getType()).getDimSize(1);
-  if (ShapedType::isDynamic(dim))
-    return op->emitOpError("CPU lowering needs a static embedding_dim");
-  return dim;
-}
-
-/// Flattens a tensor of any rank to 1-D (0-D becomes [1]).
-Value flatten(ImplicitLocOpBuilder &b, Value t) {
-  auto type = cast<RankedTensorType>(t.getType());
-  if (type.getRank() == 1)
-    return t;
-  int64_t n =
-      type.hasStaticShape() ? type.getNumElements() : ShapedType::kDynamic;
-  auto flat = RankedTensorType::get({n}, type.getElementType());
-  if (type.getRank() == 0)
-    return tensor::ExpandShapeOp::create(b, flat, t,
-                                         ArrayRef<ReassociationIndices>{});
-  ReassociationIndices all;
-  for (int64_t i = 0; i < type.getRank(); ++i)
-    all.push_back(i);
-  return tensor::CollapseShapeOp::create(b, flat, t,
-                                         ArrayRef<ReassociationIndices>{all});
-}
-
 /// Reshapes `[N, D]` back to `indices.shape + [D]`.
 Value unflattenRows(ImplicitLocOpBuilder &b, Value rows, Value indices,
                     RankedTensorType resultType) {
@@ -275,7 +241,7 @@ LogicalResult lowerLookup(LookupOp op, RewriterBase &rewriter) {
   Value weight = op.getWeight();
   auto wType = cast<RankedTensorType>(weight.getType());
   Type element = wType.getElementType();
-  FailureOr<int64_t> staticD = staticDim(op, weight);
+  FailureOr<int64_t> staticD = staticDim(op, weight, "CPU");
   if (failed(staticD))
     return failure();
   int64_t dim = *staticD;
@@ -356,7 +322,7 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
   auto wType = cast<RankedTensorType>(weight.getType());
   Type element = wType.getElementType();
   Type accType = accumulatorType(element);
-  FailureOr<int64_t> staticD = staticDim(op, weight);
+  FailureOr<int64_t> staticD = staticDim(op, weight, "CPU");
   if (failed(staticD))
     return failure();
   int64_t dim = *staticD;
@@ -538,7 +504,7 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
   auto wType = cast<RankedTensorType>(weight.getType());
   Type element = wType.getElementType();
   Type accType = accumulatorType(element);
-  FailureOr<int64_t> staticD = staticDim(op, weight);
+  FailureOr<int64_t> staticD = staticDim(op, weight, "CPU");
   if (failed(staticD))
     return failure();
   int64_t dim = *staticD;
@@ -1154,7 +1120,7 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
 LogicalResult lowerBagPswGrad(BagPswGradOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   Value weight = op.getWeight();
-  FailureOr<int64_t> staticD = staticDim(op, weight);
+  FailureOr<int64_t> staticD = staticDim(op, weight, "CPU");
   if (failed(staticD))
     return failure();
   int64_t dim = *staticD;
