@@ -15,6 +15,7 @@
 #include "emb/Runtime/HostTensor.h"
 #include "emb/Runtime/Numeric.h"
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/FileSystem.h"
 
 #include <gtest/gtest.h>
@@ -224,20 +225,26 @@ BagCase withDtypes(BagCase c, int v, int d) {
   return c;
 }
 
-TEST(ForwardDiff, EmbeddingBagEveryOptionDtypeAndDim) {
+/// Every bag variant at every D of `dims`, the dtypes rotating with D,
+/// `seeds` random instances each, on `target`.
+void runBagMatrix(llvm::ArrayRef<int64_t> dims, uint64_t seeds, Target target) {
   std::vector<BagCase> variants = bagVariants();
   int k = 0;
-  for (int d = 0; d < static_cast<int>(std::size(kDims)); ++d) {
+  for (int d = 0; d < static_cast<int>(dims.size()); ++d) {
     for (int v = 0; v < static_cast<int>(variants.size()); ++v) {
       BagCase c = withDtypes(variants[v], v, d);
-      c.dim = kDims[d];
+      c.dim = dims[d];
       ++k;
-      for (uint64_t seed = 1; seed <= 3; ++seed)
-        runBagCase(c, seed * 1000 + k);
-      if (HasFatalFailure())
+      for (uint64_t seed = 1; seed <= seeds; ++seed)
+        runBagCase(c, seed * 1000 + k, target);
+      if (::testing::Test::HasFatalFailure())
         return;
     }
   }
+}
+
+TEST(ForwardDiff, EmbeddingBagEveryOptionDtypeAndDim) {
+  runBagMatrix(kDims, 3, Target::host);
 }
 
 TEST(ForwardDiff, EmbeddingBagFullCrossProductWhenAsked) {
@@ -422,19 +429,7 @@ const int64_t kGPUDims[] = {1, 3, 16, 17, 33, 64, 100, 128, 1000};
 // The same cases as the host kernels: every variant meets every dtype over
 // the D values.
 TEST(GPUEmulated, EmbeddingBagEveryOptionDtypeAndDim) {
-  std::vector<BagCase> variants = bagVariants();
-  int k = 0;
-  for (int d = 0; d < static_cast<int>(std::size(kGPUDims)); ++d) {
-    for (int v = 0; v < static_cast<int>(variants.size()); ++v) {
-      BagCase c = withDtypes(variants[v], v, d);
-      c.dim = kGPUDims[d];
-      ++k;
-      for (uint64_t seed = 1; seed <= 2; ++seed)
-        runBagCase(c, seed * 1000 + k, Target::gpu_emulated);
-      if (HasFatalFailure())
-        return;
-    }
-  }
+  runBagMatrix(kGPUDims, 2, Target::gpu_emulated);
 }
 
 TEST(GPUEmulated, EmbeddingEveryDtypeDimAndProfile) {
