@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "emb/Runtime/Engine.h"
+#include "emb/Runtime/Cuda.h"
 #include "emb/Runtime/Numeric.h"
 
 #include "ThreadPool.h"
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -241,7 +243,8 @@ llvm::Error checkGradientOptions(Profile profile, bool scaleGradByFreq,
 llvm::Expected<int64_t> checkBagInputs(const Tensor &indices,
                                        const Tensor *offsets,
                                        const EmbeddingBagOptions &options,
-                                       const Tensor *psw, DType floatType) {
+                                       const Tensor *psw, DType floatType,
+                                       const Tensor *offsetValues) {
   const char *modeName = bagModeName(options.mode);
   bool twoD = indices.rank() == 2;
   if (indices.rank() != 1 && !twoD)
@@ -285,9 +288,9 @@ llvm::Expected<int64_t> checkBagInputs(const Tensor &indices,
     return fail("'include_last_offset' needs at least one offset");
   int64_t numBags =
       twoD ? indices.shape[0] : (includeLast ? numOffsets - 1 : numOffsets);
-  if (offsets && numOffsets > 0) {
+  if (offsetValues && numOffsets > 0) {
     auto off = [&](int64_t i) {
-      return loadInt(offsets->data, offsets->dtype, i);
+      return loadInt(offsetValues->data, offsetValues->dtype, i);
     };
     if (off(0) != 0)
       return fail("offsets[0] must be 0, got " + std::to_string(off(0)));
@@ -415,6 +418,18 @@ llvm::Error checkGPUAlignment(Target target, int64_t dim, DType dtype,
   return llvm::Error::success();
 }
 
+/// Runs `fn` over [0, count): split over the pool on the host (and in the
+/// emulation), in one call on the GPU, where one launch covers everything
+/// and chunk bounds must not be read from device memory.
+template <typename Fn>
+void forChunks(Target target, ThreadPool &pool, int64_t count, int64_t grain,
+               Fn &&fn) {
+  if (target != Target::nvptx)
+    return pool.parallelFor(count, grain, fn);
+  if (count > 0)
+    fn(0, count);
+}
+
 /// Bytes of rows a forward chunk must move for a split over threads to
 /// pay: waking a worker costs tens of microseconds on a busy machine (a
 /// 64-bag call took 72 us split in two, 5.5 us on one thread).
@@ -432,12 +447,175 @@ constexpr int64_t kMinGradRowsPerChunk = 4096;
 } // namespace
 
 //===----------------------------------------------------------------------===//
+// The GPU target
+//===----------------------------------------------------------------------===//
+
+struct GPUState {
+  std::mutex mutex;
+  const cuda::DriverAPI *api = nullptr;
+  std::string requestedChip, chip;
+  unsigned ptx = 0;
+  void *stream = nullptr;
+  bool validate = true;
+};
+
+namespace {
+
+/// Runs kernels: directly on the host; on nvptx in a cuda::Call on the
+/// engine's stream, keeping the first error.
+class KernelCalls {
+public:
+  explicit KernelCalls(GPUState *gpu) : gpu(gpu) {}
+
+  void operator()(KernelFn fn, const std::vector<void *> &args) {
+    if (!gpu)
+      return call(fn, args);
+    cuda::Call scope(*gpu->api, gpu->stream);
+    call(fn, args);
+    llvm::Error err = scope.finish();
+    std::lock_guard<std::mutex> lock(mutex);
+    if (err && first.empty())
+      first = llvm::toString(std::move(err));
+    else
+      llvm::consumeError(std::move(err));
+  }
+
+  llvm::Error finish() {
+    if (first.empty())
+      return llvm::Error::success();
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "the GPU call failed: " + first);
+  }
+
+private:
+  GPUState *gpu;
+  std::mutex mutex;
+  std::string first;
+};
+
+cuda::DevicePtr devicePtr(const void *p) {
+  return static_cast<cuda::DevicePtr>(reinterpret_cast<uintptr_t>(p));
+}
+
+} // namespace
+
+llvm::Error Engine::gpuReady() {
+  if (target != Target::nvptx)
+    return llvm::Error::success();
+  std::lock_guard<std::mutex> lock(gpu->mutex);
+  if (!gpu->api) {
+    auto api = cuda::driver();
+    if (!api)
+      return api.takeError();
+    gpu->api = *api;
+  }
+  // Also makes a context current when the caller has none.
+  auto chip = cuda::currentChip(*gpu->api);
+  if (!chip)
+    return chip.takeError();
+  gpu->chip = gpu->requestedChip.empty() ? *chip : gpu->requestedChip;
+  return llvm::Error::success();
+}
+
+void Engine::setTarget(KernelSpec &spec) const {
+  spec.target = target;
+  if (target == Target::nvptx) {
+    spec.chip = gpu->chip;
+    spec.ptx = gpu->ptx;
+  }
+}
+
+void Engine::setStream(void *stream) {
+  if (gpu)
+    gpu->stream = stream;
+}
+
+llvm::Expected<const Tensor *> Engine::readable(const Tensor *t, Tensor &copy,
+                                                std::vector<char> &storage) {
+  if (!t || target != Target::nvptx || !t->data || t->numel() == 0)
+    return t;
+  if (!gpu->validate)
+    return nullptr;
+  size_t bytes = static_cast<size_t>(t->numel()) * dtypeSize(t->dtype);
+  storage.resize(bytes);
+  // Ordered after the work already on the stream (which may be writing the
+  // indices), and complete on return.
+  if (auto err = cuda::check(*gpu->api,
+                             gpu->api->memcpyDtoHAsync(storage.data(),
+                                                       devicePtr(t->data),
+                                                       bytes, gpu->stream),
+                             "cuMemcpyDtoHAsync (index validation)"))
+    return std::move(err);
+  if (auto err =
+          cuda::check(*gpu->api, gpu->api->streamSynchronize(gpu->stream),
+                      "cuStreamSynchronize (index validation)"))
+    return std::move(err);
+  copy = *t;
+  copy.data = storage.data();
+  return &copy;
+}
+
+llvm::Error Engine::checkIndices(const Tensor &indices, int64_t numEmbeddings) {
+  Tensor copy;
+  std::vector<char> storage;
+  auto values = readable(&indices, copy, storage);
+  if (!values)
+    return values.takeError();
+  if (!*values)
+    return llvm::Error::success();
+  return checkIndexRange(**values, numEmbeddings, *pool);
+}
+
+llvm::Expected<int64_t> Engine::bagInputs(const Tensor &indices,
+                                          const Tensor *offsets,
+                                          const EmbeddingBagOptions &options,
+                                          const Tensor *psw, DType floatType) {
+  if (target != Target::nvptx)
+    return checkBagInputs(indices, offsets, options, psw, floatType, offsets);
+  // Shapes first: a bad call fails before any copy.
+  auto shapes =
+      checkBagInputs(indices, offsets, options, psw, floatType, nullptr);
+  if (!shapes)
+    return shapes.takeError();
+  Tensor copy;
+  std::vector<char> storage;
+  auto values = readable(offsets, copy, storage);
+  if (!values)
+    return values.takeError();
+  if (!*values)
+    return *shapes;
+  return checkBagInputs(indices, offsets, options, psw, floatType, *values);
+}
+
+llvm::Error Engine::zero(const Tensor &t) {
+  size_t bytes = static_cast<size_t>(t.numel()) * dtypeSize(t.dtype);
+  if (bytes == 0)
+    return llvm::Error::success();
+  if (target != Target::nvptx) {
+    std::memset(t.data, 0, bytes);
+    return llvm::Error::success();
+  }
+  return cuda::check(
+      *gpu->api,
+      gpu->api->memsetD8Async(devicePtr(t.data), 0, bytes, gpu->stream),
+      "cuMemsetD8Async");
+}
+
+//===----------------------------------------------------------------------===//
 // Engine
 //===----------------------------------------------------------------------===//
 
-Engine::Engine(EngineOptions options)
-    : kernelCache(std::make_unique<KernelCache>(options.cache)),
-      target(options.target) {
+Engine::Engine(EngineOptions options) : target(options.target) {
+  if (target == Target::nvptx) {
+    options.cache.gpuRuntime = &cuda::runtimeTable();
+    gpu = std::make_unique<GPUState>();
+    gpu->api = options.cudaDriver;
+    gpu->requestedChip = options.chip;
+    gpu->ptx = options.ptx;
+    gpu->stream = options.stream;
+    gpu->validate = options.validateIndices;
+  }
+  kernelCache = std::make_unique<KernelCache>(options.cache);
   int threads = options.threads > 0
                     ? options.threads
                     : std::max(1u, std::thread::hardware_concurrency());
@@ -454,13 +632,15 @@ llvm::Expected<KernelFn> Engine::kernel(const KernelSpec &spec) {
 
 llvm::Error Engine::renorm(const Tensor &weight, const Tensor &indices,
                            double maxNorm, double normType) {
+  if (auto err = gpuReady())
+    return err;
   if (auto err = checkWeight(weight))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
     return err;
   if (auto err = checkNorm(maxNorm, normType))
     return err;
-  if (auto err = checkIndexRange(indices, weight.shape[0], *pool))
+  if (auto err = checkIndices(indices, weight.shape[0]))
     return err;
   int64_t n = indices.numel();
   if (n == 0 || weight.shape[1] == 0)
@@ -470,7 +650,7 @@ llvm::Error Engine::renorm(const Tensor &weight, const Tensor &indices,
     return err;
   KernelSpec spec;
   spec.op = OpKind::renorm;
-  spec.target = target;
+  setTarget(spec);
   spec.weight = weight.dtype;
   spec.indices = indices.dtype;
   spec.dim = weight.shape[1];
@@ -482,13 +662,16 @@ llvm::Error Engine::renorm(const Tensor &weight, const Tensor &indices,
   // Sequential: rows repeat across the indices, and each is rescaled once.
   Desc2 w = desc2(weight.data, weight.shape[0], weight.shape[1]);
   Desc1 x = desc1(indices.data, n);
-  call(*fn, {&w, &x});
-  return llvm::Error::success();
+  KernelCalls calls(gpu.get());
+  calls(*fn, {&w, &x});
+  return calls.finish();
 }
 
 llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
                               const Tensor &out,
                               const EmbeddingOptions &options) {
+  if (auto err = gpuReady())
+    return err;
   if (auto err = checkWeight(weight))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -506,7 +689,7 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+  if (auto err = checkIndices(indices, numEmbeddings))
     return err;
 
   int64_t n = indices.numel();
@@ -516,7 +699,7 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
     return err;
   KernelSpec spec;
   spec.op = OpKind::embedding;
-  spec.target = target;
+  setTarget(spec);
   spec.weight = weight.dtype;
   spec.indices = indices.dtype;
   spec.dim = dim;
@@ -534,19 +717,23 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
     if (auto err = renorm(weight, indices, *options.maxNorm, options.normType))
       return err;
   int64_t rowBytes = dim * static_cast<int64_t>(dtypeSize(weight.dtype));
-  pool->parallelFor(n, grainFor(2 * rowBytes), [&](int64_t b, int64_t e) {
-    Desc2 w = desc2(weight.data, numEmbeddings, dim);
-    Desc1 x = desc1(advance(indices.data, b, indices.dtype), e - b);
-    Desc2 o = desc2(advance(out.data, b * dim, out.dtype), e - b, dim);
-    call(kernel, {&w, &x, &o});
-  });
-  return llvm::Error::success();
+  KernelCalls calls(gpu.get());
+  forChunks(
+      target, *pool, n, grainFor(2 * rowBytes), [&](int64_t b, int64_t e) {
+        Desc2 w = desc2(weight.data, numEmbeddings, dim);
+        Desc1 x = desc1(advance(indices.data, b, indices.dtype), e - b);
+        Desc2 o = desc2(advance(out.data, b * dim, out.dtype), e - b, dim);
+        calls(kernel, {&w, &x, &o});
+      });
+  return calls.finish();
 }
 
 llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
                                  const Tensor *offsets, const Tensor &out,
                                  const EmbeddingBagOptions &options,
                                  const Tensor *psw, const Tensor *maxIndices) {
+  if (auto err = gpuReady())
+    return err;
   if (auto err = checkWeight(weight))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -556,8 +743,7 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   bool twoD = indices.rank() == 2;
   bool includeLast = options.includeLastOffset && !twoD;
   int64_t n = indices.numel();
-  auto checkedBags =
-      checkBagInputs(indices, offsets, options, psw, weight.dtype);
+  auto checkedBags = bagInputs(indices, offsets, options, psw, weight.dtype);
   if (!checkedBags)
     return checkedBags.takeError();
   int64_t numBags = *checkedBags;
@@ -575,7 +761,7 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+  if (auto err = checkIndices(indices, numEmbeddings))
     return err;
 
   // max_norm renormalises every referenced row, even with no bags.
@@ -591,7 +777,7 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
     return err;
   KernelSpec spec;
   spec.op = OpKind::embedding_bag;
-  spec.target = target;
+  setTarget(spec);
   spec.weight = weight.dtype;
   spec.indices = indices.dtype;
   spec.offsets = offsets ? offsets->dtype : DType::i64;
@@ -620,44 +806,47 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   // range's last bag ends.
   int64_t bagBytes = (n / std::max<int64_t>(numBags, 1) + 1) * dim *
                      static_cast<int64_t>(dtypeSize(weight.dtype));
-  pool->parallelFor(numBags, grainFor(bagBytes), [&](int64_t b, int64_t e) {
-    Desc2 w = desc2(weight.data, numEmbeddings, dim);
-    Desc2 x2, p2;
-    Desc1 x1, p1, o1;
-    std::vector<void *> args{&w};
-    if (twoD) {
-      x2 = desc2(advance(indices.data, b * bagLen, indices.dtype), e - b,
-                 bagLen);
-      args.push_back(&x2);
-    } else {
-      int64_t end = includeLast || e == numBags
-                        ? n
-                        : loadInt(offsets->data, offsets->dtype, e);
-      x1 = desc1(indices.data, end);
-      o1 = desc1(advance(offsets->data, b, offsets->dtype),
-                 e - b + (includeLast ? 1 : 0));
-      args.push_back(&x1);
-      args.push_back(&o1);
-    }
-    if (psw) {
-      if (twoD) {
-        p2 = desc2(advance(psw->data, b * bagLen, psw->dtype), e - b, bagLen);
-        args.push_back(&p2);
-      } else {
-        p1 = desc1(psw->data, x1.size);
-        args.push_back(&p1);
-      }
-    }
-    Desc2 o = desc2(advance(out.data, b * dim, out.dtype), e - b, dim);
-    args.push_back(&o);
-    Desc2 m;
-    if (maxIndices) {
-      m = desc2(advance(maxIndices->data, b * dim, DType::i64), e - b, dim);
-      args.push_back(&m);
-    }
-    call(kernel, args);
-  });
-  return llvm::Error::success();
+  KernelCalls calls(gpu.get());
+  forChunks(
+      target, *pool, numBags, grainFor(bagBytes), [&](int64_t b, int64_t e) {
+        Desc2 w = desc2(weight.data, numEmbeddings, dim);
+        Desc2 x2, p2;
+        Desc1 x1, p1, o1;
+        std::vector<void *> args{&w};
+        if (twoD) {
+          x2 = desc2(advance(indices.data, b * bagLen, indices.dtype), e - b,
+                     bagLen);
+          args.push_back(&x2);
+        } else {
+          int64_t end = includeLast || e == numBags
+                            ? n
+                            : loadInt(offsets->data, offsets->dtype, e);
+          x1 = desc1(indices.data, end);
+          o1 = desc1(advance(offsets->data, b, offsets->dtype),
+                     e - b + (includeLast ? 1 : 0));
+          args.push_back(&x1);
+          args.push_back(&o1);
+        }
+        if (psw) {
+          if (twoD) {
+            p2 = desc2(advance(psw->data, b * bagLen, psw->dtype), e - b,
+                       bagLen);
+            args.push_back(&p2);
+          } else {
+            p1 = desc1(psw->data, x1.size);
+            args.push_back(&p1);
+          }
+        }
+        Desc2 o = desc2(advance(out.data, b * dim, out.dtype), e - b, dim);
+        args.push_back(&o);
+        Desc2 m;
+        if (maxIndices) {
+          m = desc2(advance(maxIndices->data, b * dim, DType::i64), e - b, dim);
+          args.push_back(&m);
+        }
+        calls(kernel, args);
+      });
+  return calls.finish();
 }
 
 //===----------------------------------------------------------------------===//
@@ -678,6 +867,8 @@ double profileGradScale(Profile profile, int64_t numEmbeddings, int64_t n) {
 llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
                                       const Tensor &gradWeight,
                                       const EmbeddingOptions &options) {
+  if (auto err = gpuReady())
+    return err;
   if (auto err = checkWeight(gradWeight, "grad_weight"))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -696,7 +887,7 @@ llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+  if (auto err = checkIndices(indices, numEmbeddings))
     return err;
   int64_t n = indices.numel();
   if (numEmbeddings == 0 || dim == 0)
@@ -707,7 +898,7 @@ llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
     return err;
   KernelSpec spec;
   spec.op = OpKind::embedding_backward;
-  spec.target = target;
+  setTarget(spec);
   spec.weight = gradWeight.dtype;
   spec.indices = indices.dtype;
   spec.dim = dim;
@@ -722,17 +913,19 @@ llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
   // and writes only its own rows, so the result does not depend on the
   // thread count.
   KernelFn kernel = *fn;
-  pool->parallelFor(
-      numEmbeddings, kMinGradRowsPerChunk, [&](int64_t r0, int64_t r1) {
-        int64_t window[2] = {r0, r1 - r0};
+  KernelCalls calls(gpu.get());
+  forChunks(
+      target, *pool, numEmbeddings, kMinGradRowsPerChunk,
+      [&](int64_t r0, int64_t r1) {
+        int64_t window[2] = {r0, r1 - r0}; // host memory, read on the host
         Desc2 g = desc2(grad.data, n, dim);
         Desc1 x = desc1(indices.data, n);
         Desc1 w = desc1(window, 2);
         Desc2 gw = desc2(advance(gradWeight.data, r0 * dim, gradWeight.dtype),
                          r1 - r0, dim);
-        call(kernel, {&g, &x, &w, &gw});
+        calls(kernel, {&g, &x, &w, &gw});
       });
-  return llvm::Error::success();
+  return calls.finish();
 }
 
 llvm::Error
@@ -740,13 +933,14 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
                              const Tensor *offsets, const Tensor &gradWeight,
                              const EmbeddingBagOptions &options,
                              const Tensor *psw, const Tensor *maxIndices) {
+  if (auto err = gpuReady())
+    return err;
   if (auto err = checkWeight(gradWeight, "grad_weight"))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
     return err;
   int64_t numEmbeddings = gradWeight.shape[0], dim = gradWeight.shape[1];
-  auto numBags =
-      checkBagInputs(indices, offsets, options, psw, gradWeight.dtype);
+  auto numBags = bagInputs(indices, offsets, options, psw, gradWeight.dtype);
   if (!numBags)
     return numBags.takeError();
   if (auto err = checkOutput(grad, "grad", {*numBags, dim}, gradWeight.dtype))
@@ -763,8 +957,14 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
                                DType::i64))
       return err;
     // Each entry selects the row its column adds to: -1 or a row of gW.
-    const int64_t *m = static_cast<const int64_t *>(maxIndices->data);
-    for (int64_t i = 0; i < *numBags * dim; ++i)
+    Tensor copy;
+    std::vector<char> storage;
+    auto values = readable(maxIndices, copy, storage);
+    if (!values)
+      return values.takeError();
+    const int64_t *m =
+        *values ? static_cast<const int64_t *>((*values)->data) : nullptr;
+    for (int64_t i = 0; m && i < *numBags * dim; ++i)
       if (m[i] < -1 || m[i] >= numEmbeddings)
         return failIndex("max_indices value " + std::to_string(m[i]) +
                          " at position " + std::to_string(i) +
@@ -777,16 +977,13 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+  if (auto err = checkIndices(indices, numEmbeddings))
     return err;
   int64_t n = indices.numel();
   if (numEmbeddings == 0 || dim == 0)
     return llvm::Error::success();
-  if (*numBags == 0) { // no bag, no contribution (e.g. empty offsets)
-    std::memset(gradWeight.data, 0,
-                numEmbeddings * dim * dtypeSize(gradWeight.dtype));
-    return llvm::Error::success();
-  }
+  if (*numBags == 0) // no bag, no contribution (e.g. empty offsets)
+    return zero(gradWeight);
 
   bool twoD = indices.rank() == 2;
   if (auto err =
@@ -794,7 +991,7 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
     return err;
   KernelSpec spec;
   spec.op = OpKind::embedding_bag_backward;
-  spec.target = target;
+  setTarget(spec);
   spec.weight = gradWeight.dtype;
   spec.indices = indices.dtype;
   spec.offsets = offsets ? offsets->dtype : DType::i64;
@@ -813,32 +1010,36 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
     return fn.takeError();
   KernelFn kernel = *fn;
   // Rows split over threads, as in embeddingBackward.
-  pool->parallelFor(
-      numEmbeddings, kMinGradRowsPerChunk, [&](int64_t r0, int64_t r1) {
-        int64_t window[2] = {r0, r1 - r0};
-        Desc2 g = desc2(grad.data, *numBags, dim);
-        std::vector<void *> args{&g};
-        BagArgs bagArgs;
-        bagArgs.append(args, indices, offsets, psw);
-        Desc2 mi;
-        if (max) {
-          mi = desc2(maxIndices->data, *numBags, dim);
-          args.push_back(&mi);
-        }
-        Desc1 w = desc1(window, 2);
-        args.push_back(&w);
-        Desc2 gw = desc2(advance(gradWeight.data, r0 * dim, gradWeight.dtype),
-                         r1 - r0, dim);
-        args.push_back(&gw);
-        call(kernel, args);
-      });
-  return llvm::Error::success();
+  KernelCalls calls(gpu.get());
+  forChunks(target, *pool, numEmbeddings, kMinGradRowsPerChunk,
+            [&](int64_t r0, int64_t r1) {
+              int64_t window[2] = {r0, r1 - r0};
+              Desc2 g = desc2(grad.data, *numBags, dim);
+              std::vector<void *> args{&g};
+              BagArgs bagArgs;
+              bagArgs.append(args, indices, offsets, psw);
+              Desc2 mi;
+              if (max) {
+                mi = desc2(maxIndices->data, *numBags, dim);
+                args.push_back(&mi);
+              }
+              Desc1 w = desc1(window, 2);
+              args.push_back(&w);
+              Desc2 gw =
+                  desc2(advance(gradWeight.data, r0 * dim, gradWeight.dtype),
+                        r1 - r0, dim);
+              args.push_back(&gw);
+              calls(kernel, args);
+            });
+  return calls.finish();
 }
 
 llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
     const Tensor &grad, const Tensor &weight, const Tensor &indices,
     const Tensor *offsets, const Tensor &gradPsw,
     const EmbeddingBagOptions &options) {
+  if (auto err = gpuReady())
+    return err;
   if (auto err = checkWeight(weight))
     return err;
   if (auto err = checkIndexTensor(indices, "indices"))
@@ -848,8 +1049,7 @@ llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
                             "'sum', got '") +
                 bagModeName(options.mode) + "'");
   int64_t numEmbeddings = weight.shape[0], dim = weight.shape[1];
-  auto numBags =
-      checkBagInputs(indices, offsets, options, nullptr, weight.dtype);
+  auto numBags = bagInputs(indices, offsets, options, nullptr, weight.dtype);
   if (!numBags)
     return numBags.takeError();
   if (auto err = checkOutput(grad, "grad", {*numBags, dim}, weight.dtype))
@@ -860,23 +1060,20 @@ llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+  if (auto err = checkIndices(indices, numEmbeddings))
     return err;
   int64_t n = indices.numel();
   if (n == 0)
     return llvm::Error::success();
-  if (dim == 0 || *numBags == 0) { // every entry's gradient is 0
-    for (int64_t i = 0; i < n; ++i)
-      storeDouble(gradPsw.data, gradPsw.dtype, i, 0.0);
-    return llvm::Error::success();
-  }
+  if (dim == 0 || *numBags == 0) // every entry's gradient is 0
+    return zero(gradPsw);
   bool twoD = indices.rank() == 2;
   bool includeLast = options.includeLastOffset && !twoD;
   if (auto err = checkGPUAlignment(target, dim, weight.dtype, {&weight, &grad}))
     return err;
   KernelSpec spec;
   spec.op = OpKind::embedding_bag_psw_backward;
-  spec.target = target;
+  setTarget(spec);
   spec.weight = weight.dtype;
   spec.indices = indices.dtype;
   spec.offsets = offsets ? offsets->dtype : DType::i64;
@@ -889,12 +1086,13 @@ llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
     return fn.takeError();
   KernelFn kernel = *fn;
   int64_t bagLen = twoD ? indices.shape[1] : 0;
+  KernelCalls calls(gpu.get());
   // 2-D: bags split over threads through exact views. 1-D: one call, since
   // a view of the offsets would leave the entries before its first bag
   // outside every bag of the kernel's (whole-tensor) result.
   auto split = [&](int64_t count, int64_t grain, auto &&fn) {
     if (twoD)
-      pool->parallelFor(count, grain, fn);
+      forChunks(target, *pool, count, grain, fn);
     else
       fn(0, count);
   };
@@ -925,9 +1123,9 @@ llvm::Error Engine::embeddingBagPerSampleWeightsBackward(
       args.push_back(&o1);
       args.push_back(&p1);
     }
-    call(kernel, args);
+    calls(kernel, args);
   });
-  return llvm::Error::success();
+  return calls.finish();
 }
 
 //===----------------------------------------------------------------------===//
@@ -998,7 +1196,7 @@ llvm::Expected<int64_t> Engine::embeddingSparseBackward(
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+  if (auto err = checkIndices(indices, numEmbeddings))
     return std::move(err);
   int64_t n = indices.numel();
   int64_t padRow = *pad;
@@ -1057,7 +1255,7 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
     return std::move(err);
   EmbeddingBagOptions checked = options;
   checked.sparse = false; // checked here, not as a forward option
-  auto numBags = checkBagInputs(indices, offsets, checked, psw, grad.dtype);
+  auto numBags = bagInputs(indices, offsets, checked, psw, grad.dtype);
   if (!numBags)
     return numBags.takeError();
   if (auto err = checkOutput(grad, "grad", {*numBags, dim}, grad.dtype))
@@ -1068,7 +1266,7 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndexRange(indices, numEmbeddings, *pool))
+  if (auto err = checkIndices(indices, numEmbeddings))
     return std::move(err);
   int64_t padRow = *pad;
   int64_t needed = liveCount(indices, padRow);

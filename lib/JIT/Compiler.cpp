@@ -19,9 +19,12 @@
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
 
+#include <cstdlib>
 #include <mutex>
 
 using namespace mlir;
@@ -68,6 +71,14 @@ llvm::Error error(const llvm::Twine &message) {
 
 } // namespace
 
+bool ::emb::havePtxas() {
+  const char *home = std::getenv("CUDA_HOME");
+  return llvm::sys::fs::can_execute(
+             std::string(home ? home : "/usr/local/cuda") + "/bin/ptxas") ||
+         llvm::sys::fs::can_execute("/usr/local/cuda/bin/ptxas") ||
+         static_cast<bool>(llvm::sys::findProgramByName("ptxas"));
+}
+
 auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
                             llvm::raw_ostream *printIR)
     -> llvm::Expected<std::string> {
@@ -90,17 +101,29 @@ auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
              << *module << "\n";
 
   PassManager pm(&ctx);
-  bool gpu = spec.target == ::emb::Target::gpu_emulated;
-  if (gpu)
+  const char *pipeline = "CPU";
+  if (spec.target == ::emb::Target::gpu_emulated) {
     mlir::emb::buildEmbGPUEmulationPipeline(pm);
-  else
+    pipeline = "GPU emulation";
+  } else if (spec.target == ::emb::Target::nvptx) {
+    // Kernels as cubins when ptxas is there, else as PTX (the driver
+    // compiles it at load); the host side calls the runtime shim.
+    mlir::emb::NVPTXPipelineOptions options;
+    options.chip = spec.chip;
+    options.ptx = spec.ptx;
+    options.format = ::emb::havePtxas() ? "bin" : "isa";
+    mlir::emb::buildEmbNVPTXRuntimePipeline(pm, options);
+    pipeline = "NVPTX";
+  } else {
     mlir::emb::buildEmbCPUPipeline(pm);
+  }
   if (printIR) {
     auto stage = [](Pass *pass, Operation *) {
       StringRef arg = pass->getArgument();
       return arg == "convert-emb-to-scf" || arg == "convert-emb-to-gpu" ||
              arg == "gpu-kernel-outlining" ||
-             arg == "emb-emulate-gpu-on-host" || arg == "convert-to-llvm";
+             arg == "emb-emulate-gpu-on-host" ||
+             arg == "convert-gpu-to-emb-runtime" || arg == "convert-to-llvm";
     };
     pm.enableIRPrinting([](Pass *, Operation *) { return false; }, stage,
                         /*printModuleScope=*/true,
@@ -108,8 +131,8 @@ auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
                         /*printAfterOnlyOnFailure=*/false, *printIR);
   }
   if (failed(pm.run(*module)))
-    return error(llvm::Twine("the ") + (gpu ? "GPU emulation" : "CPU") +
-                 " pipeline failed for " + spec.str() + ":\n" + diagnostics);
+    return error(llvm::Twine("the ") + pipeline + " pipeline failed for " +
+                 spec.str() + ":\n" + diagnostics);
 
   auto tm = hostTargetMachine();
   if (!tm)

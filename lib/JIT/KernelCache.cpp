@@ -161,8 +161,10 @@ llvm::Expected<std::string> linkSharedObject(const std::string &object,
 }
 
 /// dlopens `path` and finds the kernel's C-interface entry point.
-llvm::Expected<std::pair<void *, KernelFn>> openKernel(const std::string &path,
-                                                       const KernelSpec &spec) {
+/// An nvptx kernel gets the runtime's functions in its table.
+llvm::Expected<std::pair<void *, KernelFn>>
+openKernel(const std::string &path, const KernelSpec &spec,
+           const GPURuntimeTable *gpuRuntime) {
   void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle)
     return error(llvm::Twine("dlopen failed: ") + dlerror());
@@ -171,6 +173,17 @@ llvm::Expected<std::pair<void *, KernelFn>> openKernel(const std::string &path,
   if (!fn) {
     dlclose(handle);
     return error("kernel symbol " + symbol + " not found in " + path);
+  }
+  if (void *table = dlsym(handle, "__emb_gpu_runtime")) {
+    if (!gpuRuntime) {
+      dlclose(handle);
+      return error("the kernel of " + spec.str() +
+                   " launches GPU kernels, but this kernel cache has no GPU "
+                   "runtime (KernelCacheOptions::gpuRuntime)");
+    }
+    void *entries[3] = {gpuRuntime->launch, gpuRuntime->alloc,
+                        gpuRuntime->free};
+    std::memcpy(table, entries, sizeof(entries));
   }
   return std::make_pair(handle, fn);
 }
@@ -291,7 +304,7 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
   if (useDisk) {
     if (auto buffer = llvm::MemoryBuffer::getFile(path)) {
       if (entryIsValid((*buffer)->getBuffer(), text)) {
-        if (auto opened = openKernel(path, spec)) {
+        if (auto opened = openKernel(path, spec, options.gpuRuntime)) {
           ++counters.diskHits;
           return opened->second;
         } else {
@@ -330,7 +343,7 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
         llvm::errs() << "emb-jit: " << llvm::toString(std::move(err))
                      << "; keeping the kernel in memory only\n";
     } else {
-      auto opened = openKernel(path, spec);
+      auto opened = openKernel(path, spec, options.gpuRuntime);
       if (!opened)
         return opened.takeError();
       return opened->second;
@@ -352,7 +365,7 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
       return error("cannot write the temporary kernel file " + tmp);
     }
   }
-  auto opened = openKernel(tmp.str().str(), spec);
+  auto opened = openKernel(tmp.str().str(), spec, options.gpuRuntime);
   llvm::sys::fs::remove(tmp);
   if (!opened)
     return opened.takeError();

@@ -87,6 +87,8 @@ const char *targetName(Target target) {
     return "host";
   case Target::gpu_emulated:
     return "gpu-emulated";
+  case Target::nvptx:
+    return "nvptx";
   }
   return "?";
 }
@@ -95,6 +97,11 @@ std::string KernelSpec::str() const {
   std::string s = opKindName(op);
   s += ":";
   s += targetName(target);
+  if (target == Target::nvptx) {
+    s += "-" + chip;
+    if (ptx)
+      s += "-ptx" + std::to_string(ptx);
+  }
   s += ":w=";
   s += dtypeName(weight);
   s += ":i=";

@@ -69,6 +69,15 @@ void mlir::emb::registerEmbPipelines() {
       [](OpPassManager &pm, const NVPTXPipelineOptions &options) {
         buildEmbNVPTXPipeline(pm, options);
       });
+  PassPipelineRegistration<NVPTXPipelineOptions>(
+      "emb-nvptx-runtime-pipeline",
+      "emb-nvptx-pipeline, then the host side to the LLVM dialect: "
+      "launches, scratch allocations and frees become calls of the emb CUDA "
+      "runtime shim (convert-gpu-to-emb-runtime); what the JIT compiles "
+      "for the nvptx target",
+      [](OpPassManager &pm, const NVPTXPipelineOptions &options) {
+        buildEmbNVPTXRuntimePipeline(pm, options);
+      });
   PassPipelineRegistration<>(
       "emb-gpu-emulation-pipeline",
       "Lower emb ops to the GPU kernels of emb-nvptx-pipeline, then run them "

@@ -73,6 +73,13 @@ void mlir::emb::buildEmbNVPTXPipeline(OpPassManager &pm,
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 
+void mlir::emb::buildEmbNVPTXRuntimePipeline(
+    OpPassManager &pm, const NVPTXPipelineOptions &options) {
+  buildEmbNVPTXPipeline(pm, options);
+  pm.addPass(emb::createConvertGPUToEmbRuntime());
+  addHostToLLVMPasses(pm);
+}
+
 void mlir::emb::buildEmbGPUEmulationPipeline(OpPassManager &pm) {
   addOutlinedKernelPasses(pm);
   pm.addPass(emb::createEmbEmulateGPUOnHost());

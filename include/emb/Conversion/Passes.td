@@ -120,4 +120,19 @@ def RaiseLinalgToEmb : Pass<"raise-linalg-to-emb"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def ConvertGPUToEmbRuntime : Pass<"convert-gpu-to-emb-runtime", "::mlir::ModuleOp"> {
+  let summary = "Lower the host side of emb's GPU kernels to calls of the emb CUDA runtime shim";
+  let description = [{
+    After `emb-nvptx-pipeline` the host function holds `gpu.launch_func`,
+    `gpu.alloc` and `gpu.dealloc`, and each kernel is a `gpu.binary` (PTX
+    or a cubin). This pass embeds every binary and kernel name as a
+    constant LLVM global and replaces the three ops with calls through
+    `@__emb_gpu_runtime`, a table of three function pointers (launch,
+    alloc, free) that the runtime fills when it loads the kernel. Kernel
+    parameters are passed as the NVVM lowering expects them: a memref as
+    its descriptor's fields. Async tokens, clusters, dynamic shared memory,
+    host-shared allocations and binaries with several objects are errors.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
 #endif // EMB_CONVERSION_PASSES_TD

@@ -64,12 +64,28 @@ llvm::Expected<std::vector<GPUKernelBinary>>
 compileForNVPTX(const KernelSpec &spec, llvm::StringRef chip, unsigned ptx,
                 llvm::StringRef format, llvm::raw_ostream *printIR = nullptr);
 
+/// Whether ptxas is installed (`$CUDA_HOME/bin`, `/usr/local/cuda/bin`, or
+/// on PATH): the nvptx kernels are then cubins, else PTX.
+bool havePtxas();
+
+/// The runtime functions the host code of an nvptx kernel calls
+/// (convert-gpu-to-emb-runtime): copied into the kernel's
+/// `__emb_gpu_runtime` table when it is loaded. The runtime's CUDA shim
+/// provides them (emb::cuda::runtimeTable()).
+struct GPURuntimeTable {
+  void *launch = nullptr;
+  void *alloc = nullptr;
+  void *free = nullptr;
+};
+
 struct KernelCacheOptions {
   /// Directory of the disk cache; empty: the default (`$EMB_MLIR_CACHE_DIR`,
   /// else `$XDG_CACHE_HOME/emb-mlir`, else `~/.cache/emb-mlir`).
   std::string directory;
   /// False: compile into memory only (nothing is written to disk).
   bool useDiskCache = true;
+  /// Needed to load nvptx kernels; null: loading one is an error.
+  const GPURuntimeTable *gpuRuntime = nullptr;
 };
 
 /// A kernel's entry point: `_mlir_ciface_<symbol>`, taking one pointer to a

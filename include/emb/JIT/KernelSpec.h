@@ -46,13 +46,19 @@ const char *opKindName(OpKind op);
 /// Where a kernel runs. `gpu_emulated` is the GPU kernel of
 /// emb-nvptx-pipeline run on the host by emb-emulate-gpu-on-host: the GPU
 /// lowering tested without a GPU (every op but the sparse gradients so
-/// far).
-enum class Target : uint8_t { host, gpu_emulated };
+/// far). `nvptx` is the same kernel compiled for an NVIDIA chip (`chip`,
+/// `ptx`), with a host function that launches it through the CUDA runtime
+/// shim (runtime/CudaRuntime.cpp) on device pointers.
+enum class Target : uint8_t { host, gpu_emulated, nvptx };
 const char *targetName(Target target);
 
 struct KernelSpec {
   OpKind op = OpKind::embedding;
   Target target = Target::host;
+  /// nvptx only: the chip (`sm_90`) and PTX ISA version x10 (0: the
+  /// chip's default, see emb-check-nvptx-target).
+  std::string chip;
+  unsigned ptx = 0;
   DType weight = DType::f32;
   DType indices = DType::i64;
   /// embedding_bag with 1-D indices only.

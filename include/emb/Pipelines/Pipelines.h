@@ -43,6 +43,11 @@ void buildEmbNVPTXPipeline(OpPassManager &pm,
 /// The GPU kernels of buildEmbNVPTXPipeline run on the host instead
 /// (emb-emulate-gpu-on-host), lowered to the LLVM dialect like the CPU
 /// kernels: the GPU lowering is tested on machines without a GPU.
+/// emb-nvptx-pipeline, then the host side to the LLVM dialect with
+/// convert-gpu-to-emb-runtime: what the JIT compiles for Target::nvptx.
+void buildEmbNVPTXRuntimePipeline(OpPassManager &pm,
+                                  const NVPTXPipelineOptions &options);
+
 void buildEmbGPUEmulationPipeline(OpPassManager &pm);
 
 /// Registers `emb-cpu-pipeline`, `emb-nvptx-pipeline` and

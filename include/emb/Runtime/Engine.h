@@ -25,6 +25,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
@@ -85,20 +86,46 @@ struct EmbeddingBagOptions {
   Profile profile = Profile::torch;
 };
 
+namespace cuda {
+struct DriverAPI;
+} // namespace cuda
+struct GPUState;
+
 struct EngineOptions {
   /// Worker threads (the caller's thread included); 0: all hardware threads.
   int threads = 0;
-  /// Where kernels run: `host` (default), or `gpu_emulated`: the GPU
-  /// kernels of emb-nvptx-pipeline run on the host (host pointers) to test
-  /// the GPU lowering without a GPU. The GPU kernels cover the forward ops
-  /// (max_norm included), the dense gradients (atomics) and the
-  /// per_sample_weights gradient so far; the sparse gradients are an error
-  /// on that target. GPU kernels move 16-byte vectors when D
-  /// allows: the weight, the output and max_indices must then be 16-byte
-  /// aligned (indices, offsets and per-sample weights: their natural
-  /// alignment).
+  /// Where kernels run: `host` (default); `nvptx`: on an NVIDIA GPU, every
+  /// Tensor's data being a device pointer (CUdeviceptr) of the current
+  /// context's device; or `gpu_emulated`: the same GPU kernels run on the
+  /// host (host pointers) to test the GPU lowering without a GPU. The GPU
+  /// kernels cover the forward ops (max_norm included), the dense
+  /// gradients (atomics) and the per_sample_weights gradient so far; the
+  /// sparse gradients are an error on GPU targets. GPU kernels move 16-byte
+  /// vectors when D allows: the weight, the output and max_indices must
+  /// then be 16-byte aligned (indices, offsets and per-sample weights:
+  /// their natural alignment).
   Target target = Target::host;
   KernelCacheOptions cache;
+
+  // nvptx only (docs/gpu.md). The CUDA driver is loaded at the first call;
+  // no driver, no device or no context is an error at that call.
+  /// The chip kernels are compiled for (`sm_90`); empty: the current
+  /// context's device (without a current context: device 0's primary
+  /// context, made current).
+  std::string chip;
+  /// PTX ISA version x10; 0: the chip's default.
+  unsigned ptx = 0;
+  /// The CUstream every kernel runs on, in call order; null: the legacy
+  /// default stream. Calls return once the work is enqueued.
+  void *stream = nullptr;
+  /// Copy the indices (offsets, max_indices) to the host and validate them
+  /// before anything is enqueued, as on the host (docs/semantics.md §5):
+  /// exact errors, at the cost of a copy and a stream synchronisation per
+  /// call. False: they are trusted (no copy, no synchronisation); an
+  /// out-of-range index is then undefined behaviour on the device.
+  bool validateIndices = true;
+  /// The driver API; null: libcuda.so.1 (tests pass a fake one).
+  const cuda::DriverAPI *cudaDriver = nullptr;
 };
 
 class ThreadPool;
@@ -186,10 +213,35 @@ public:
   KernelCache &cache() { return *kernelCache; }
   int threads() const;
 
+  /// nvptx: makes the stream of later calls `stream` (a CUstream).
+  void setStream(void *stream);
+
 private:
+  /// The spec's target fields (chip and PTX version on nvptx).
+  void setTarget(KernelSpec &spec) const;
+  /// What a check of index values reads: `t` on the host; on nvptx a host
+  /// copy in `storage`, or null when indices are trusted. Empty tensors
+  /// and null pointers stay as they are.
+  llvm::Expected<const Tensor *> readable(const Tensor *t, Tensor &copy,
+                                          std::vector<char> &storage);
+  /// Zeros `t` (host memory, or device memory on nvptx).
+  llvm::Error zero(const Tensor &t);
+  /// nvptx: loads the driver and makes sure a context is current (the
+  /// chip of the call is its device's, unless EngineOptions::chip is set).
+  llvm::Error gpuReady();
+  /// Every index in [0, V), read through readable().
+  llvm::Error checkIndices(const Tensor &indices, int64_t numEmbeddings);
+  /// The bag checks, offsets' values read through readable(); the number
+  /// of bags.
+  llvm::Expected<int64_t> bagInputs(const Tensor &indices,
+                                    const Tensor *offsets,
+                                    const EmbeddingBagOptions &options,
+                                    const Tensor *psw, DType floatType);
+
   std::unique_ptr<KernelCache> kernelCache;
   std::unique_ptr<ThreadPool> pool;
   Target target = Target::host;
+  std::unique_ptr<GPUState> gpu; // nvptx only
 };
 
 } // namespace emb
