@@ -3,12 +3,16 @@
 // emb-run makes a random instance of one op, runs the kernel generated for
 // it, and optionally compares it with the reference (--check) and times it
 // (--bench: GB/s of compulsory traffic and the ratio to a memcpy probe run
-// in the same process with the same thread count).
+// in the same process with the same thread count). With --target nvptx it
+// runs on the GPU (device copies of every buffer; the probe is a
+// device-to-device copy), or on the host through the GPU emulation
+// (--emulate).
 //
 //===----------------------------------------------------------------------===//
 
 #include "emb/JIT/JIT.h"
 #include "emb/Reference/Reference.h"
+#include "emb/Runtime/Cuda.h"
 #include "emb/Runtime/Engine.h"
 #include "emb/Runtime/HostTensor.h"
 #include "emb/Runtime/Numeric.h"
@@ -33,7 +37,7 @@ namespace {
 struct Flags {
   std::string opName = "embedding_bag", modeName = "sum", profileFlag = "torch";
   std::string dtypeName_ = "f32", indexDtype = "i64", offsetDtype, cacheDir;
-  std::string targetFlag = "host", chip = "sm_90";
+  std::string targetFlag = "host", chip; // chip: empty = the device's
   int64_t ptx = 0;
   bool emulate = false;
   int64_t numEmbeddings = 100000, dim = 128, batch = 4096, bagSize = 32;
@@ -42,6 +46,7 @@ struct Flags {
   bool perSampleWeights = false, includeLastOffset = false, twoD = false;
   bool scaleGradByFreq = false, check = false, bench = false, json = false;
   bool printIR = false, noDiskCache = false, sparse = false, coalesced = false;
+  bool trustIndices = false;
   int threads = 0, iters = 20;
   uint64_t seed = 1;
 };
@@ -72,9 +77,14 @@ const char *kUsage = R"(usage: emb-run [flags]
   --print-ir                            the specialised IR at every stage
   --cache-dir DIR, --no-disk-cache      the kernel disk cache
   --target host|nvptx                   where the kernel runs (default host)
-  --chip sm_XX --ptx N                  nvptx: the chip (default sm_90), PTX ISA x10 (0: default)
+                                        nvptx: on the GPU (device copies of the buffers; --bench
+                                        times with CUDA events against a device-to-device copy)
+  --chip sm_XX --ptx N                  nvptx: the chip (default: the device's; sm_90 without one),
+                                        PTX ISA x10 (0: the chip's default)
   --emulate                             nvptx: run the GPU kernel on the host (emb-emulate-gpu-on-host)
                                         nvptx --print-ir: the gpu / NVVM IR and the PTX
+  --trust-indices                       nvptx: skip the index validation (its copy to the host and
+                                        stream synchronisation), as a caller with trusted indices would
 )";
 
 [[noreturn]] void usageError(const std::string &message) {
@@ -96,7 +106,8 @@ Flags parseFlags(int argc, char **argv) {
       {"no-disk-cache", &f.noDiskCache},
       {"sparse", &f.sparse},
       {"coalesced", &f.coalesced},
-      {"emulate", &f.emulate}};
+      {"emulate", &f.emulate},
+      {"trust-indices", &f.trustIndices}};
   std::map<std::string, std::string *> strings = {
       {"op", &f.opName},
       {"mode", &f.modeName},
@@ -214,6 +225,22 @@ double memcpyProbe(int nthreads, size_t bytes) {
     times.push_back(seconds(t0, Clock::now()));
   }
   return 2.0 * bytes / median(times) / 1e9;
+}
+
+/// GB/s of a device-to-device copy of `bytes` (read + write counted), timed
+/// with CUDA events: the GPU's counterpart of memcpyProbe.
+double deviceCopyProbe(cuda::Device &device, size_t bytes) {
+  bytes = std::max<size_t>(bytes / 2, 64 << 20);
+  auto src = device.alloc(bytes), dst = device.alloc(bytes);
+  if (!src || !dst)
+    die("the copy probe cannot allocate device memory");
+  auto t =
+      device.time([&] { return device.copyOnDevice(*dst, *src, bytes); }, 20);
+  if (!t)
+    die(llvm::toString(t.takeError()));
+  device.free(*src);
+  device.free(*dst);
+  return 2.0 * bytes / (*t * 1e-3) / 1e9;
 }
 
 /// Compares kernel output with reference values; returns the worst error.
@@ -390,8 +417,14 @@ int main(int argc, char **argv) {
     usageError("--target must be host or nvptx");
   if (flags.emulate && !nvptx)
     usageError("--emulate needs --target nvptx");
+  bool onDevice = nvptx && !flags.emulate && !printIR;
   EngineOptions engineOptions;
-  engineOptions.target = nvptx ? Target::gpu_emulated : Target::host;
+  engineOptions.target = !nvptx          ? Target::host
+                         : flags.emulate ? Target::gpu_emulated
+                                         : Target::nvptx;
+  engineOptions.chip = flags.chip;
+  engineOptions.ptx = static_cast<unsigned>(flags.ptx);
+  engineOptions.validateIndices = !flags.trustIndices;
   engineOptions.threads = threads;
   engineOptions.cache.directory = cacheDir;
   engineOptions.cache.useDiskCache = !noDiskCache;
@@ -437,26 +470,64 @@ int main(int argc, char **argv) {
           : (lookup ? std::vector<int64_t>{B, L, D} : std::vector<int64_t>{0});
   Buffer out(*dtype, outShape);
   Buffer argmax(DType::i64, {B, D});
+  Buffer pooled(*dtype, {B, D}); // the forward of a max gradient
   // Backward: `out` is the incoming gradient, `gradWeight` the result
   // (dense), or `sparseRows` / `sparseValues` with `sparseCount` rows.
   Buffer gradWeight(*dtype, backward && !sparse ? std::vector<int64_t>{V, D}
                                                 : std::vector<int64_t>{0});
+  // What the calls use: the buffers, or their device copies on a GPU.
+  Tensor vWeight = weight.view, vIndices = indices.view,
+         vOffsets = offsets.view, vPsw = psw.view, vOut = out.view,
+         vArgmax = argmax.view, vGradWeight = gradWeight.view,
+         vPooled = pooled.view;
+  std::unique_ptr<cuda::Device> device;
+  std::vector<std::pair<Buffer *, Tensor *>> mirrors = {
+      {&weight, &vWeight},   {&indices, &vIndices},
+      {&offsets, &vOffsets}, {&psw, &vPsw},
+      {&out, &vOut},         {&argmax, &vArgmax},
+      {&pooled, &vPooled},   {&gradWeight, &vGradWeight}};
   Buffer sparseRows(DType::i64, {backward && sparse ? N : 0});
   Buffer sparseValues(*dtype, {backward && sparse ? N : 0, D});
   int64_t sparseCount = 0;
-  if (backward) {
+  if (backward)
     for (int64_t i = 0; i < out.view.numel(); ++i)
       storeDouble(out.view.data, *dtype, i, rng.uniform() * 2 - 1);
+  if (onDevice) {
+    auto opened = cuda::Device::open();
+    if (!opened)
+      die(llvm::toString(opened.takeError()));
+    device = std::move(*opened);
+    for (auto [host, view] : mirrors) {
+      auto p = device->alloc(std::max<size_t>(host->size(), 16));
+      if (!p)
+        die(llvm::toString(p.takeError()));
+      if (llvm::Error err =
+              device->copyToDevice(*p, host->view.data, host->size()))
+        die(llvm::toString(std::move(err)));
+      view->data = *p;
+    }
+  }
+  // Results back to the host buffers (after the GPU is done).
+  auto fetch = [&] {
+    if (!device)
+      return;
+    if (llvm::Error err = device->synchronize())
+      die(llvm::toString(std::move(err)));
+    for (auto [host, view] : mirrors)
+      if (llvm::Error err =
+              device->copyToHost(host->view.data, view->data, host->size()))
+        die(llvm::toString(std::move(err)));
+  };
+  if (backward) {
     if (bag && mode == BagMode::max) {
       // The forward call gives the max_indices the gradient follows.
       EmbeddingBagOptions o;
       o.mode = mode;
       o.paddingIdx = pad;
       o.includeLastOffset = includeLastOffset;
-      Buffer pooled(*dtype, {B, D});
-      if (llvm::Error err = engine.embeddingBag(
-              indices.view, weight.view, twoD ? nullptr : &offsets.view,
-              pooled.view, o, nullptr, &argmax.view))
+      if (llvm::Error err =
+              engine.embeddingBag(vIndices, vWeight, twoD ? nullptr : &vOffsets,
+                                  vPooled, o, nullptr, &vArgmax))
         die(llvm::toString(std::move(err)));
     }
   }
@@ -470,16 +541,15 @@ int main(int argc, char **argv) {
       o.scaleGradByFreq = scaleGradByFreq;
       o.profile = *profile;
       if (sparse) {
-        auto m = engine.embeddingSparseBackward(
-            out.view, indices.view, V, sparseRows.view, sparseValues.view, o,
-            coalesced);
+        auto m =
+            engine.embeddingSparseBackward(vOut, vIndices, V, sparseRows.view,
+                                           sparseValues.view, o, coalesced);
         if (!m)
           return m.takeError();
         sparseCount = *m;
         return llvm::Error::success();
       }
-      return engine.embeddingBackward(out.view, indices.view, gradWeight.view,
-                                      o);
+      return engine.embeddingBackward(vOut, vIndices, vGradWeight, o);
     }
     if (opName == "embedding_bag_backward") {
       EmbeddingBagOptions o;
@@ -490,18 +560,18 @@ int main(int argc, char **argv) {
       o.profile = *profile;
       if (sparse) {
         auto m = engine.embeddingBagSparseBackward(
-            out.view, indices.view, twoD ? nullptr : &offsets.view, V,
-            sparseRows.view, sparseValues.view, o,
-            perSampleWeights ? &psw.view : nullptr, coalesced);
+            vOut, vIndices, twoD ? nullptr : &vOffsets, V, sparseRows.view,
+            sparseValues.view, o, perSampleWeights ? &vPsw : nullptr,
+            coalesced);
         if (!m)
           return m.takeError();
         sparseCount = *m;
         return llvm::Error::success();
       }
       return engine.embeddingBagBackward(
-          out.view, indices.view, twoD ? nullptr : &offsets.view,
-          gradWeight.view, o, perSampleWeights ? &psw.view : nullptr,
-          mode == BagMode::max ? &argmax.view : nullptr);
+          vOut, vIndices, twoD ? nullptr : &vOffsets, vGradWeight, o,
+          perSampleWeights ? &vPsw : nullptr,
+          mode == BagMode::max ? &vArgmax : nullptr);
     }
     if (opName == "embedding") {
       EmbeddingOptions o;
@@ -510,7 +580,7 @@ int main(int argc, char **argv) {
       o.normType = normType;
       o.scaleGradByFreq = scaleGradByFreq;
       o.profile = *profile;
-      return engine.embedding(indices.view, weight.view, out.view, o);
+      return engine.embedding(vIndices, vWeight, vOut, o);
     }
     if (bag) {
       EmbeddingBagOptions o;
@@ -521,15 +591,14 @@ int main(int argc, char **argv) {
       o.scaleGradByFreq = scaleGradByFreq;
       o.includeLastOffset = includeLastOffset;
       o.profile = *profile;
-      return engine.embeddingBag(indices.view, weight.view,
-                                 twoD ? nullptr : &offsets.view, out.view, o,
-                                 perSampleWeights ? &psw.view : nullptr,
-                                 mode == BagMode::max ? &argmax.view : nullptr);
+      return engine.embeddingBag(vIndices, vWeight, twoD ? nullptr : &vOffsets,
+                                 vOut, o, perSampleWeights ? &vPsw : nullptr,
+                                 mode == BagMode::max ? &vArgmax : nullptr);
     }
     if (opName == "renorm") {
       if (!norm)
         die("--op renorm needs --max-norm");
-      return engine.renorm(weight.view, indices.view, *norm, normType);
+      return engine.renorm(vWeight, vIndices, *norm, normType);
     }
     die("--op must be embedding, embedding_bag, renorm, embedding_backward "
         "or embedding_bag_backward");
@@ -570,26 +639,26 @@ int main(int argc, char **argv) {
   spec.maxNorm = norm.value_or(0);
   spec.normType = normType;
   if (nvptx) {
-    // The GPU kernel: its IR and PTX with --print-ir; run on the host with
-    // --emulate. Running on a device needs the CUDA runtime shim (issue 5).
+    // The GPU kernel: its IR and PTX with --print-ir (then, with --emulate,
+    // the emulation's); it runs on the device, or on the host with
+    // --emulate.
     spec.target = Target::gpu_emulated;
     if (printIR) {
-      auto binaries =
-          compileForNVPTX(spec, flags.chip, static_cast<unsigned>(flags.ptx),
-                          "isa", &llvm::outs());
+      std::string chip = flags.chip.empty() ? "sm_90" : flags.chip;
+      auto binaries = compileForNVPTX(
+          spec, chip, static_cast<unsigned>(flags.ptx), "isa", &llvm::outs());
       if (!binaries)
         die(llvm::toString(binaries.takeError()));
       for (const GPUKernelBinary &b : *binaries)
-        llvm::outs() << "// ----- PTX of " << b.kernel << " (" << flags.chip
-                     << ")\n"
+        llvm::outs() << "// ----- PTX of " << b.kernel << " (" << chip << ")\n"
                      << b.data << "\n";
-    }
-    if (!flags.emulate) {
-      if (printIR)
+      if (!flags.emulate)
         return 0;
-      die("running on an NVIDIA GPU needs the CUDA runtime shim, which is "
-          "not built yet; --emulate runs the GPU kernel on the host, "
-          "--print-ir shows its IR and PTX");
+    }
+    if (onDevice) {
+      spec.target = Target::nvptx;
+      spec.chip = flags.chip.empty() ? device->chip() : flags.chip;
+      spec.ptx = static_cast<unsigned>(flags.ptx);
     }
   }
   if (printIR) {
@@ -604,6 +673,7 @@ int main(int argc, char **argv) {
                  << "\n";
     return 1;
   }
+  fetch();
   double firstCallMs = seconds(t0, Clock::now()) * 1e3;
 
   // --check: the reference on a compact copy of the referenced rows.
@@ -756,15 +826,23 @@ int main(int argc, char **argv) {
   double gbps = 0, probe = 0, ms = 0;
   double bytes = 0;
   if (bench) {
-    std::vector<double> times;
-    for (int it = 0; it < iters + 2; ++it) {
-      auto a = Clock::now();
-      if (llvm::Error err = run())
-        die(llvm::toString(std::move(err)));
-      if (it >= 2)
-        times.push_back(seconds(a, Clock::now()));
+    if (device) {
+      // CUDA events around `iters` calls (after a warm-up call).
+      auto t = device->time(run, iters);
+      if (!t)
+        die(llvm::toString(t.takeError()));
+      ms = *t;
+    } else {
+      std::vector<double> times;
+      for (int it = 0; it < iters + 2; ++it) {
+        auto a = Clock::now();
+        if (llvm::Error err = run())
+          die(llvm::toString(std::move(err)));
+        if (it >= 2)
+          times.push_back(seconds(a, Clock::now()));
+      }
+      ms = median(times) * 1e3;
     }
-    ms = median(times) * 1e3;
     double es = dtypeSize(*dtype), is = dtypeSize(*idxType);
     if (opName == "renorm")
       bytes = N * is + 2.0 * N * D * es; // rows read (and, worst case, written)
@@ -789,7 +867,8 @@ int main(int argc, char **argv) {
         bytes += argmax.size();
     }
     gbps = bytes / (ms * 1e-3) / 1e9;
-    probe = memcpyProbe(nthreads, static_cast<size_t>(bytes));
+    probe = device ? deviceCopyProbe(*device, static_cast<size_t>(bytes))
+                   : memcpyProbe(nthreads, static_cast<size_t>(bytes));
   }
 
   if (json) {

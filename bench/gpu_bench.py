@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""GPU benchmark of emb-mlir's nvptx kernels against a device-to-device copy.
+
+One script that builds, checks and times, for a machine with an NVIDIA GPU:
+
+1. builds emb-run (skip with --no-build);
+2. checks every kernel family on the device against the f64 reference
+   (`emb-run --target nvptx --check`: forward sum / mean / max, lookup,
+   renorm, dense backward of lookup and bags, f32 / f16 / bf16 / f64);
+3. times the DESIGN.md section 7 shapes (V = 1M rows, B = 16384 bags,
+   D in {32, 64, 128, 256}, L in {1, 8, 32, 100}, uniform random indices)
+   plus B = 65536, the forward bags in f32 (and f16 / bf16 at D = 128,
+   L = 32) and the dense backward, each with `emb-run --bench`: CUDA events
+   around repeated calls, and in the same process a device-to-device copy
+   of the same traffic (the probe). GB/s count compulsory traffic: rows
+   read + indices + offsets + output written (backward: gradient rows read
+   + indices + the V x D gradient written).
+4. prints a short table last, with the ratio to the probe and the targets
+   of issue 5: bag sum / mean / max at D = 128, L = 32, f32 at >= 0.80 of
+   the copy on an H100; dense backward at >= 0.50.
+
+Timed calls use --trust-indices (no index copy to the host, no stream
+synchronisation: a caller with trusted indices); one row shows the cost of
+validation. Without a driver or a device it says so, lists what it would
+measure and exits 0 (CTest runs it that way on machines without a GPU).
+
+Usage: /usr/bin/python3 bench/gpu_bench.py [--build build] [--no-build]
+                                            [--quick] [--list]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+V = 1_000_000
+B = 16384
+
+
+def forward_cases(quick):
+    dims = [128] if quick else [32, 64, 128, 256]
+    lengths = [32] if quick else [1, 8, 32, 100]
+    cases = []
+    for mode in ["sum", "mean", "max"]:
+        for d in dims:
+            for l in lengths:
+                cases.append(("embedding_bag", mode, "f32", d, l, B))
+    cases.append(("embedding_bag", "sum", "f32", 128, 32, 65536))
+    for dtype in ["f16", "bf16"]:
+        cases.append(("embedding_bag", "sum", dtype, 128, 32, B))
+    cases.append(("embedding", "-", "f32", 128, 32, B))
+    return cases
+
+
+def backward_cases(quick):
+    cases = [("embedding_bag_backward", mode, "f32", 128, 32, B)
+             for mode in ["sum", "mean", "max"]]
+    cases.append(("embedding_backward", "-", "f32", 128, 32, B))
+    if not quick:
+        cases.append(("embedding_bag_backward", "sum", "f16", 128, 32, B))
+    return cases
+
+
+# (op, extra flags) run with --check on small instances.
+CHECKS = [
+    ("embedding_bag", ["--mode", "sum", "--per-sample-weights"]),
+    ("embedding_bag", ["--mode", "mean", "--padding-idx", "3"]),
+    ("embedding_bag", ["--mode", "max", "--two-d"]),
+    ("embedding_bag", ["--mode", "sum", "--dtype", "f16", "--dim", "64"]),
+    ("embedding_bag", ["--mode", "mean", "--dtype", "bf16", "--dim", "17"]),
+    ("embedding_bag", ["--mode", "max", "--dtype", "f64", "--dim", "100"]),
+    ("embedding", ["--max-norm", "1.0"]),
+    ("renorm", ["--max-norm", "0.5", "--norm-type", "3"]),
+    ("embedding_backward", ["--scale-grad-by-freq"]),
+    ("embedding_bag_backward", ["--mode", "mean", "--dtype", "f16"]),
+    ("embedding_bag_backward", ["--mode", "max"]),
+]
+
+TARGETS = {"embedding_bag": 0.80, "embedding_bag_backward": 0.50,
+           "embedding_backward": 0.50}
+
+
+def emb_run(build, args):
+    cmd = [os.path.join(build, "bin", "emb-run"), "--target", "nvptx"] + args
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def shape_args(op, mode, dtype, d, l, b):
+    args = ["--op", op, "--dtype", dtype, "--dim", str(d), "--bag-size",
+            str(l), "--batch", str(b), "--num-embeddings", str(V)]
+    if mode != "-":
+        args += ["--mode", mode]
+    return args
+
+
+def describe(op, mode, dtype, d, l, b):
+    name = op.replace("embedding_bag", "bag").replace("embedding", "lookup")
+    if mode != "-":
+        name += " " + mode
+    return f"{name:<16} {dtype:<4} D={d:<3} L={l:<3} B={b}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="D = 128, L = 32 only")
+    parser.add_argument("--list", action="store_true",
+                        help="print what would be measured and exit")
+    parser.add_argument("--iters", type=int, default=50)
+    args = parser.parse_args()
+
+    plan = [("forward", c) for c in forward_cases(args.quick)] + \
+           [("backward", c) for c in backward_cases(args.quick)]
+
+    def print_plan():
+        print(f"checks: {len(CHECKS)} emb-run --check instances "
+              "(forward, renorm, backward; every dtype)")
+        print("timed (GB/s of compulsory traffic vs a device-to-device copy "
+              "of the same bytes):")
+        for _, case in plan:
+            print("  " + describe(*case))
+
+    if args.list:
+        print_plan()
+        return 0
+
+    if not args.no_build:
+        subprocess.run(["cmake", "--build", args.build, "--target", "emb-run"],
+                       check=True)
+
+    # Is there a device? The first check says.
+    probe = emb_run(args.build, ["--op", "embedding", "--batch", "4",
+                                 "--bag-size", "1", "--num-embeddings", "16",
+                                 "--dim", "4", "--check"])
+    if probe.returncode != 0 and ("CUDA" in probe.stderr
+                                  or "cuda" in probe.stderr):
+        print("gpu_bench: no usable GPU here, nothing measured: "
+              + probe.stderr.strip().removeprefix("emb-run: error: "))
+        print_plan()
+        return 0
+    if probe.returncode != 0:
+        sys.stderr.write(probe.stdout + probe.stderr)
+        return 1
+
+    failures = 0
+    print("checks against the f64 reference, on the device:")
+    for op, extra in CHECKS:
+        r = emb_run(args.build, ["--op", op, "--num-embeddings", "5000",
+                                 "--batch", "300", "--bag-size", "7",
+                                 "--check"] + extra)
+        ok = r.returncode == 0
+        failures += not ok
+        print(f"  {'PASS' if ok else 'FAIL'}  {op} {' '.join(extra)}")
+        if not ok:
+            sys.stdout.write(r.stdout + r.stderr)
+
+    rows = []
+    for kind, case in plan:
+        r = emb_run(args.build, shape_args(*case) + [
+            "--bench", "--json", "--trust-indices", "--iters",
+            str(args.iters)])
+        if r.returncode != 0:
+            failures += 1
+            sys.stdout.write(r.stdout + r.stderr)
+            continue
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        rows.append((describe(*case), case, res))
+    # The cost of validating indices (a copy to the host and a sync).
+    case = ("embedding_bag", "sum", "f32", 128, 32, B)
+    r = emb_run(args.build, shape_args(*case) +
+                ["--bench", "--json", "--iters", str(args.iters)])
+    validated = json.loads(r.stdout.strip().splitlines()[-1]) \
+        if r.returncode == 0 else None
+
+    device = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+        capture_output=True, text=True).stdout.strip() or "the GPU"
+    print(f"\n{device}: GB/s of compulsory traffic, copy = device-to-device "
+          "copy of the same bytes in the same process")
+    print(f"| {'shape':<40} | {'ms':>8} | {'GB/s':>7} | {'copy':>7} | "
+          f"{'ratio':>5} | target |")
+    print(f"|{'-' * 42}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 7}|--------|")
+    for name, case, res in rows:
+        op, mode, dtype, d, l, b = case
+        target = TARGETS.get(op) if (d, l, dtype, b) == (128, 32, "f32", B) \
+            else None
+        mark = ""
+        if target is not None:
+            mark = f"{'ok' if res['ratio_to_memcpy'] >= target else 'MISS'} " \
+                   f"{target:.2f}"
+        print(f"| {name:<40} | {res['time_ms']:8.3f} | {res['gbps']:7.1f} | "
+              f"{res['memcpy_gbps']:7.1f} | {res['ratio_to_memcpy']:5.2f} | "
+              f"{mark:<6} |")
+    if validated:
+        print(f"| {'bag sum f32 D=128 L=32, validated':<40} | "
+              f"{validated['time_ms']:8.3f} | {validated['gbps']:7.1f} | "
+              f"{validated['memcpy_gbps']:7.1f} | "
+              f"{validated['ratio_to_memcpy']:5.2f} |        |")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
