@@ -906,6 +906,7 @@ llvm::Error Engine::embeddingBackward(const Tensor &grad, const Tensor &indices,
   spec.paddingIdx = *pad;
   spec.scaleGradByFreq = options.scaleGradByFreq;
   spec.gradScale = profileGradScale(options.profile, numEmbeddings, n);
+  spec.deterministic = options.deterministic && target != Target::host;
   auto fn = kernelCache->get(spec);
   if (!fn)
     return fn.takeError();
@@ -1005,6 +1006,7 @@ Engine::embeddingBagBackward(const Tensor &grad, const Tensor &indices,
   spec.paddingIdx = max ? -1 : *pad; // max_indices never name padding
   spec.scaleGradByFreq = options.scaleGradByFreq;
   spec.gradScale = profileGradScale(options.profile, numEmbeddings, n);
+  spec.deterministic = options.deterministic && target != Target::host;
   auto fn = kernelCache->get(spec);
   if (!fn)
     return fn.takeError();

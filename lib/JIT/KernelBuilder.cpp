@@ -238,13 +238,15 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
       return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
     };
     Value first = windowValue(0), count = windowValue(1);
+    UnitAttr deterministic =
+        spec.deterministic ? b.getUnitAttr() : UnitAttr();
     auto gwType = tensorOf(cast<MemRefType>(gw.getType()));
     Value r;
     if (spec.op == ::emb::OpKind::embedding_backward) {
       r = mlir::emb::LookupGradOp::create(
           b, loc, gwType, grad, indices, first, count,
           b.getI64IntegerAttr(spec.numEmbeddings), pad, byFreq,
-          b.getF64FloatAttr(spec.gradScale), UnitAttr());
+          b.getF64FloatAttr(spec.gradScale), deterministic);
     } else {
       Value offsets = spec.twoD ? Value() : toTensor(body->getArgument(a++));
       Value psw =
@@ -256,7 +258,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
           grad, indices, offsets, psw, maxIdx, first, count,
           b.getI64IntegerAttr(spec.numEmbeddings),
           spec.includeLastOffset && !spec.twoD ? b.getUnitAttr() : UnitAttr(),
-          pad, byFreq, b.getF64FloatAttr(spec.gradScale), UnitAttr());
+          pad, byFreq, b.getF64FloatAttr(spec.gradScale), deterministic);
     }
     materialize(r, gw);
     func::ReturnOp::create(b, loc);

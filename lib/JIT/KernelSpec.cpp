@@ -139,6 +139,8 @@ std::string KernelSpec::str() const {
       s += ":freq";
     if (sparse)
       s += coalesced ? ":coalesced" : ":sparse";
+    else if (deterministic)
+      s += ":det";
   }
   if (op != OpKind::renorm && paddingIdx >= 0) {
     s += ":pad=" + std::to_string(paddingIdx);

@@ -80,8 +80,10 @@ struct GradCase {
 };
 
 void runEmbeddingGrad(const GradCase &c, uint64_t seed,
-                      Target target = Target::host) {
+                      Target target = Target::host,
+                      bool deterministic = false) {
   SCOPED_TRACE(std::string("embedding_backward ") + targetName(target) +
+               (deterministic ? " deterministic" : "") +
                " w=" + dtypeName(c.weight) + " i=" + dtypeName(c.indices) +
                " D=" + std::to_string(c.dim) + (c.padding ? " pad" : "") +
                (c.byFreq ? " freq" : "") + " " + profileName(c.profile) +
@@ -111,6 +113,7 @@ void runEmbeddingGrad(const GradCase &c, uint64_t seed,
   o.paddingIdx = pad;
   o.scaleGradByFreq = c.byFreq;
   o.profile = c.profile;
+  o.deterministic = deterministic;
   llvm::Error err =
       engine(2, target).embeddingBackward(grad.view, indices.view, gw.view, o);
   ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
@@ -152,9 +155,10 @@ struct BagGradCase {
 };
 
 void runBagGrad(const BagGradCase &c, uint64_t seed,
-                Target target = Target::host) {
+                Target target = Target::host, bool deterministic = false) {
   SCOPED_TRACE(std::string("embedding_bag_backward ") + targetName(target) +
-               " " + bagModeName(c.mode) + " w=" + dtypeName(c.weight) +
+               (deterministic ? " deterministic" : "") + " " +
+               bagModeName(c.mode) + " w=" + dtypeName(c.weight) +
                " D=" + std::to_string(c.dim) + (c.twoD ? " 2d" : " 1d") +
                (c.includeLast ? " last" : "") + (c.psw ? " psw" : "") +
                (c.padding ? " pad" : "") + (c.byFreq ? " freq" : "") +
@@ -196,6 +200,7 @@ void runBagGrad(const BagGradCase &c, uint64_t seed,
   o.mode = c.mode;
   o.includeLastOffset = c.includeLast;
   o.scaleGradByFreq = c.byFreq;
+  o.deterministic = deterministic;
   if (padRow >= 0)
     o.paddingIdx = padRow;
   llvm::Error err = engine(2, target).embeddingBagBackward(
@@ -242,11 +247,13 @@ TEST(BackwardDiff, EmbeddingBagSumMeanEveryDtypeDimAndOption) {
         }
 }
 
-void runMaxGrad(int k, DType w, int64_t dim, Target target) {
+void runMaxGrad(int k, DType w, int64_t dim, Target target,
+                bool deterministic = false) {
   std::mt19937_64 gen(k * 7919);
   std::uniform_real_distribution<double> u(-1, 1);
   int64_t V = 1 + gen() % 12, B = gen() % 9;
-  SCOPED_TRACE(std::string("max ") + targetName(target) + " w=" + dtypeName(w) +
+  SCOPED_TRACE(std::string("max ") + targetName(target) +
+               (deterministic ? " deterministic" : "") + " w=" + dtypeName(w) +
                " D=" + std::to_string(dim) + " V=" + std::to_string(V));
   HostTensor indices(DType::i64, {B, 2}), grad(w, {B, dim}),
       maxIdx(DType::i64, {B, dim}), gw(w, {V, dim});
@@ -262,6 +269,7 @@ void runMaxGrad(int k, DType w, int64_t dim, Target target) {
   EmbeddingBagOptions o;
   o.mode = BagMode::max;
   o.profile = k % 3 == 0 ? Profile::unit_scaling : Profile::torch;
+  o.deterministic = deterministic;
   llvm::Error err = engine(2, target).embeddingBagBackward(
       grad.view, indices.view, nullptr, gw.view, o, nullptr, &maxIdx.view);
   ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
@@ -343,6 +351,123 @@ TEST(GPUEmulated, EmbeddingBagMaxGradEveryDtypeAndDim) {
       runMaxGrad(++k, w, dim, Target::gpu_emulated);
 }
 
+// The deterministic GPU gradients (a stable radix sort by row, then one
+// ordered sum per row): every lookup and bag variant, every dtype, against
+// the reference, at the values of D of the vector and the scalar paths.
+const int64_t kDeterministicDims[] = {1, 17, 64, 128, 1000};
+
+TEST(GPUEmulated, DeterministicGradientsEveryVariant) {
+  int k = 0;
+  for (int64_t dim : kDeterministicDims) {
+    for (int variant = 0; variant < 6; ++variant, ++k) {
+      GradCase c{kFloats[(variant + k) % 4],
+                 (variant / 2 + k) % 2 ? DType::i32 : DType::i64,
+                 dim,
+                 variant % 2 == 1,
+                 variant / 2 == 1,
+                 variant / 2 == 2 ? Profile::unit_scaling : Profile::torch};
+      runEmbeddingGrad(c, 313 * k + 1, Target::gpu_emulated, true);
+    }
+    int v = 0;
+    for (int form = 0; form < 3; ++form)
+      for (BagMode mode : {BagMode::sum, BagMode::mean})
+        for (int psw = 0; psw < (mode == BagMode::sum ? 2 : 1); ++psw)
+          for (int pad = 0; pad < 2; ++pad, ++v, ++k) {
+            BagGradCase c{kFloats[(v + k) % 4],
+                          (v / 2 + k) % 2 ? DType::i32 : DType::i64,
+                          (v / 3 + k + 1) % 2 ? DType::i32 : DType::i64,
+                          dim,
+                          mode,
+                          form == 2,
+                          form == 1,
+                          psw == 1,
+                          pad == 1,
+                          (v + k) % 3 == 0};
+            runBagGrad(c, 577 * k + v, Target::gpu_emulated, true);
+          }
+    for (DType w : kFloats)
+      runMaxGrad(++k, w, dim, Target::gpu_emulated, true);
+    if (HasFatalFailure())
+      return;
+  }
+}
+
+// Enough rows and entries for several radix passes (keys past 2^16; max
+// keys (row * D + column) past 2^24) and many sort chunks: the
+// deterministic kernels sum each row in input order, as the host kernels
+// do, so their results are the host's to the bit.
+TEST(GPUEmulated, DeterministicGradientsMatchTheHostBitwise) {
+  const int64_t V = 70000, D = 256, B = 700, L = 5;
+  std::mt19937_64 gen(7);
+  std::uniform_real_distribution<double> u(-1, 1);
+  HostTensor indices(DType::i64, {B * L}), offsets(DType::i64, {B});
+  for (int64_t i = 0; i < B * L; ++i) // a hot row and a spread
+    indices.set(i, static_cast<double>(i % 4 == 0 ? 65537 : gen() % V));
+  for (int64_t b = 0; b < B; ++b)
+    offsets.set(b, static_cast<double>(b * L - (b % 7 == 3 ? 2 : 0)));
+  for (DType w : {DType::f32, DType::f16}) {
+    SCOPED_TRACE(dtypeName(w));
+    HostTensor grad(w, {B, D}), flat(w, {B * L, D}), psw(w, {B * L});
+    for (int64_t i = 0; i < B * D; ++i)
+      grad.set(i, u(gen));
+    for (int64_t i = 0; i < B * L * D; ++i)
+      flat.set(i, u(gen));
+    for (int64_t i = 0; i < B * L; ++i)
+      psw.set(i, u(gen));
+    auto both = [&](auto &&call) {
+      HostTensor gpu(w, {V, D}), host(w, {V, D});
+      EngineOptions o;
+      o.threads = 1;
+      o.target = Target::gpu_emulated;
+      static Engine emulated(o); // one kernel per spec, compiled once
+      ASSERT_FALSE(static_cast<bool>(call(emulated, gpu)));
+      ASSERT_FALSE(static_cast<bool>(call(engine(2), host)));
+      EXPECT_TRUE(gpu.bytes == host.bytes);
+      for (int64_t i = 0; i < V * D; ++i)
+        if (gpu.at(i) != host.at(i)) {
+          ADD_FAILURE() << "element " << i << " (row " << i / D << "): GPU "
+                        << gpu.at(i) << ", host " << host.at(i);
+          break;
+        }
+    };
+    EmbeddingOptions e;
+    e.deterministic = true;
+    e.paddingIdx = 3;
+    both([&](Engine &eng, HostTensor &gw) {
+      return eng.embeddingBackward(flat.view, indices.view, gw.view, e);
+    });
+    EmbeddingBagOptions o;
+    o.deterministic = true;
+    o.mode = BagMode::mean;
+    o.scaleGradByFreq = true;
+    both([&](Engine &eng, HostTensor &gw) {
+      return eng.embeddingBagBackward(grad.view, indices.view, &offsets.view,
+                                      gw.view, o);
+    });
+    o.mode = BagMode::sum;
+    o.scaleGradByFreq = false;
+    both([&](Engine &eng, HostTensor &gw) {
+      return eng.embeddingBagBackward(grad.view, indices.view, &offsets.view,
+                                      gw.view, o, &psw.view);
+    });
+    // max: the forward's max_indices, then their gradient.
+    HostTensor pooled(w, {B, D}), maxIdx(DType::i64, {B, D});
+    HostTensor table(w, {V, D});
+    for (int64_t i = 0; i < V * D; i += 97)
+      table.set(i, u(gen));
+    EmbeddingBagOptions f;
+    f.mode = BagMode::max;
+    ASSERT_FALSE(static_cast<bool>(
+        engine(2).embeddingBag(indices.view, table.view, &offsets.view,
+                               pooled.view, f, nullptr, &maxIdx.view)));
+    o.mode = BagMode::max;
+    both([&](Engine &eng, HostTensor &gw) {
+      return eng.embeddingBagBackward(grad.view, indices.view, &offsets.view,
+                                      gw.view, o, nullptr, &maxIdx.view);
+    });
+  }
+}
+
 // Gradients larger than a row window (kMinGradRowsPerChunk = 4096 rows):
 // the Engine splits the rows over threads, each kernel call computing rows
 // [first, first + count). Repeated rows and the padding row sit on both
@@ -362,12 +487,15 @@ TEST(GPUEmulated, GradientsAcrossRowWindows) {
     HostTensor grad(w, {B, D});
     for (int64_t i = 0; i < B * D; ++i)
       grad.set(i, u(gen));
-    for (bool freq : {false, true}) {
-      SCOPED_TRACE(std::string(dtypeName(w)) + (freq ? " freq" : ""));
+    for (int variant = 0; variant < 3; ++variant) {
+      bool freq = variant >= 1, det = variant == 2;
+      SCOPED_TRACE(std::string(dtypeName(w)) + (freq ? " freq" : "") +
+                   (det ? " deterministic" : ""));
       EmbeddingBagOptions o;
       o.mode = BagMode::mean;
       o.paddingIdx = 4096;
       o.scaleGradByFreq = freq;
+      o.deterministic = det;
       HostTensor gpu(w, {V, D}), host(w, {V, D});
       ASSERT_FALSE(static_cast<bool>(
           engine(2, Target::gpu_emulated)
@@ -382,6 +510,7 @@ TEST(GPUEmulated, GradientsAcrossRowWindows) {
       EmbeddingOptions e;
       e.paddingIdx = 8191;
       e.scaleGradByFreq = freq;
+      e.deterministic = det;
       ASSERT_FALSE(static_cast<bool>(
           engine(2, Target::gpu_emulated)
               .embeddingBackward(flatGrad.view, indices.view, gpuL.view, e)));

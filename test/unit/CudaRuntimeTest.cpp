@@ -261,6 +261,26 @@ TEST_F(LaunchPlan, HalfGradientScratchIsStreamOrderedAndFreed) {
     EXPECT_EQ(l.stream, kStream);
 }
 
+TEST_F(LaunchPlan, DeterministicGradientLoopsOverRadixPasses) {
+  Engine e = make();
+  const int64_t V = 1000, D = 32, n = 600;
+  HostTensor g(DType::f32, {n, D}), x = indicesOf(n, V), gw(DType::f32, {V, D});
+  EmbeddingOptions o;
+  o.deterministic = true;
+  ASSERT_FALSE(
+      static_cast<bool>(e.embeddingBackward(g.view, x.view, gw.view, o)));
+  // Keys up to 1000: two 8-bit passes of five launches (histogram, the
+  // scan's three, scatter) between the keys and the ordered sums.
+  ASSERT_EQ(state.launches.size(), 12u);
+  EXPECT_EQ(state.images.size(), 7u); // each kernel loaded once
+  // Four key / position buffers of n, the histogram (3 chunks x 256
+  // digits) and the scan's block sums, once per pass.
+  std::vector<size_t> want{n * 8,       n * 8, n * 8, n * 8,
+                           3 * 256 * 8, 3 * 8, 3 * 8};
+  EXPECT_EQ(state.allocs, want);
+  EXPECT_TRUE(state.live.empty());
+}
+
 TEST_F(LaunchPlan, BadIndicesAreRejectedBeforeAnyLaunch) {
   Engine e = make();
   HostTensor w(DType::f32, {10, 16}), x = indicesOf(50, 10),

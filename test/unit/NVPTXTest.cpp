@@ -45,13 +45,22 @@ size_t dtypeBytes(DType d) { return dtypeSize(d); }
 /// The kernels of a spec: one per launch. The forward ops and the
 /// per_sample_weights gradient are one; a dense gradient is zeros and the
 /// atomic scatter, plus count zeros and counts with scale_grad_by_freq,
-/// plus the rounding of the f32 scratch table for f16 / bf16.
+/// plus the rounding of the f32 scratch table for f16 / bf16. A
+/// deterministic gradient is the entries' keys (a bag sum / mean: their
+/// initial keys, then the bags'), the radix pass (histogram, the three
+/// launches of the scan, scatter; run once per 8 bits of key) and the
+/// ordered sums.
 size_t expectedKernels(const KernelSpec &spec) {
   if (spec.op == OpKind::renorm) // zero the row flags, then renormalise
     return 2;
   if (spec.op != OpKind::embedding_backward &&
       spec.op != OpKind::embedding_bag_backward)
     return 1;
+  if (spec.deterministic)
+    return spec.op == OpKind::embedding_bag_backward &&
+                   spec.mode != BagMode::max
+               ? 8
+               : 7;
   bool half = spec.weight == DType::f16 || spec.weight == DType::bf16;
   return 2 + (spec.scaleGradByFreq ? 2 : 0) + (half ? 1 : 0);
 }
@@ -76,13 +85,19 @@ void compileEverywhere(const KernelSpec &spec, bool ptxas) {
     // 16 bytes at once where D allows: v4 of 32-bit lanes (f32, or f16 /
     // bf16 pairs), v2 of f64. Forward: in its one kernel; a gradient reads
     // its gradient rows so in the scatter.
+    // (The deterministic max gradient reads single elements: a thread per
+    // (row, column).)
     int64_t vec = 16 / dtypeBytes(spec.weight);
-    if (spec.dim % vec == 0) {
+    bool scalar = spec.deterministic && spec.mode == BagMode::max &&
+                  spec.op == OpKind::embedding_bag_backward;
+    if (spec.dim % vec == 0 && !scalar) {
       const char *load =
           spec.weight == DType::f64 ? "ld.global.v2.b64" : "ld.global.v4.b32";
       EXPECT_NE(all.find(load), std::string::npos) << chip << "\n" << all;
     }
-    if (gradient) {
+    if (gradient && spec.deterministic) {
+      EXPECT_EQ(all.find("atom."), std::string::npos) << chip;
+    } else if (gradient) {
       const char *atom = spec.weight == DType::f64 ? "atom.global.add.f64"
                                                    : "atom.global.add.f32";
       EXPECT_NE(all.find(atom), std::string::npos) << chip;
@@ -155,7 +170,8 @@ TEST(NVPTX, BagEveryVariantDtypeAndDim) {
 
 // The dense gradients (atomics; f16 / bf16 through an f32 scratch table):
 // lookup with and without padding, grad scale and scale_grad_by_freq, bag
-// sum / mean (forms, psw, padding, scale_grad_by_freq) and max.
+// sum / mean (forms, psw, padding, scale_grad_by_freq) and max; at a third
+// of the values of D also their deterministic form (no atomics at all).
 TEST(NVPTX, DenseGradientsEveryVariantAndDim) {
   bool ptxas = havePtxas();
   const DType *grads = kFloats;
@@ -172,6 +188,10 @@ TEST(NVPTX, DenseGradientsEveryVariantAndDim) {
       spec.gradScale = v / 2 ? 0.5 : 1.0;
       spec.scaleGradByFreq = (v + d) % 3 == 0;
       compileEverywhere(spec, ptxas);
+      if (d % 3 == 0) { // and the deterministic form
+        spec.deterministic = true;
+        compileEverywhere(spec, ptxas);
+      }
       if (HasFatalFailure())
         return;
     }
@@ -195,6 +215,10 @@ TEST(NVPTX, DenseGradientsEveryVariantAndDim) {
           spec.paddingIdx = mode != BagMode::max && opt == 1 ? 0 : -1;
           spec.maxIndices = mode == BagMode::max;
           compileEverywhere(spec, ptxas);
+          if (d % 3 == 0) {
+            spec.deterministic = true;
+            compileEverywhere(spec, ptxas);
+          }
           if (HasFatalFailure())
             return;
         }

@@ -46,7 +46,7 @@ struct Flags {
   bool perSampleWeights = false, includeLastOffset = false, twoD = false;
   bool scaleGradByFreq = false, check = false, bench = false, json = false;
   bool printIR = false, noDiskCache = false, sparse = false, coalesced = false;
-  bool trustIndices = false;
+  bool trustIndices = false, deterministic = false;
   int threads = 0, iters = 20;
   uint64_t seed = 1;
 };
@@ -83,6 +83,8 @@ const char *kUsage = R"(usage: emb-run [flags]
                                         PTX ISA x10 (0: the chip's default)
   --emulate                             nvptx: run the GPU kernel on the host (emb-emulate-gpu-on-host)
                                         nvptx --print-ir: the gpu / NVVM IR and the PTX
+  --deterministic                       nvptx: dense gradients summed in input order per row
+                                        (a stable sort by row) instead of atomics
   --trust-indices                       nvptx: skip the index validation (its copy to the host and
                                         stream synchronisation), as a caller with trusted indices would
 )";
@@ -107,7 +109,8 @@ Flags parseFlags(int argc, char **argv) {
       {"sparse", &f.sparse},
       {"coalesced", &f.coalesced},
       {"emulate", &f.emulate},
-      {"trust-indices", &f.trustIndices}};
+      {"trust-indices", &f.trustIndices},
+      {"deterministic", &f.deterministic}};
   std::map<std::string, std::string *> strings = {
       {"op", &f.opName},
       {"mode", &f.modeName},
@@ -539,6 +542,7 @@ int main(int argc, char **argv) {
       EmbeddingOptions o;
       o.paddingIdx = pad;
       o.scaleGradByFreq = scaleGradByFreq;
+      o.deterministic = flags.deterministic;
       o.profile = *profile;
       if (sparse) {
         auto m =
@@ -557,6 +561,7 @@ int main(int argc, char **argv) {
       o.paddingIdx = pad;
       o.scaleGradByFreq = scaleGradByFreq;
       o.includeLastOffset = includeLastOffset;
+      o.deterministic = flags.deterministic;
       o.profile = *profile;
       if (sparse) {
         auto m = engine.embeddingBagSparseBackward(
@@ -615,6 +620,7 @@ int main(int argc, char **argv) {
   spec.numEmbeddings = V;
   spec.scaleGradByFreq = backward && scaleGradByFreq;
   spec.coalesced = coalesced;
+  spec.deterministic = flags.deterministic && nvptx;
   if (backward && sparse)
     spec.op = bag ? OpKind::embedding_bag_sparse_backward
                   : OpKind::embedding_sparse_backward;

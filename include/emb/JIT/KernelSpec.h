@@ -89,6 +89,9 @@ struct KernelSpec {
   double gradScale = 1.0;
   /// Sparse gradients: distinct rows, summed (else one row per position).
   bool coalesced = false;
+  /// Dense gradients on a GPU: bit-reproducible (a stable sort by row and
+  /// an ordered sum per row) instead of atomics.
+  bool deterministic = false;
 
   /// Stable text form, e.g.
   /// `embedding_bag:host:w=f32:i=i64:o=i32:D=128:mode=sum:1d:psw:pad=0`.

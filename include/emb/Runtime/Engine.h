@@ -72,6 +72,10 @@ struct EmbeddingOptions {
   /// Gradient options: checked for consistency here, used by the backward.
   bool scaleGradByFreq = false;
   bool sparse = false;
+  /// Dense gradients on GPU targets: bit-reproducible (rows summed in input
+  /// order after a stable sort by row) instead of atomic adds in no fixed
+  /// order. The host kernels are always deterministic.
+  bool deterministic = false;
   Profile profile = Profile::torch;
 };
 
@@ -83,6 +87,8 @@ struct EmbeddingBagOptions {
   bool scaleGradByFreq = false;
   bool sparse = false;
   bool includeLastOffset = false;
+  /// As in EmbeddingOptions.
+  bool deterministic = false;
   Profile profile = Profile::torch;
 };
 
@@ -161,9 +167,9 @@ public:
   /// scale_grad_by_freq and the profile of `options` (unit-scaling scales by
   /// sqrt(V / numel(indices))); for sparse gradients see
   /// embeddingSparseBackward.
-  /// Deterministic on the host (the GPU kernels add with atomics, in no
-  /// fixed order): rows are accumulated in input order, in f32 (f64 for
-  /// f64), whatever the thread count.
+  /// Deterministic on the host: rows are accumulated in input order, in f32
+  /// (f64 for f64), whatever the thread count. The GPU kernels add with
+  /// atomics, in no fixed order, unless `options.deterministic`.
   llvm::Error embeddingBackward(const Tensor &grad, const Tensor &indices,
                                 const Tensor &gradWeight,
                                 const EmbeddingOptions &options = {});

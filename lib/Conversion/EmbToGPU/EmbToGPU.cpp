@@ -699,15 +699,6 @@ LogicalResult lowerRenorm(RenormOp op, RewriterBase &rewriter) {
 // Dense gradients: atomics
 //===----------------------------------------------------------------------===//
 
-/// The dense gradients have no deterministic GPU lowering yet (their
-/// default uses atomics, whose order of additions is not fixed).
-LogicalResult checkGPUGradient(Operation *op, bool deterministic) {
-  if (deterministic)
-    return op->emitOpError("the deterministic GPU gradient is not "
-                           "implemented yet (the default uses atomics)");
-  return success();
-}
-
 /// The gradient's rows `[first, first + count)`: the `rows` window of the
 /// op, or all V rows.
 std::pair<Value, Value> gradientRows(ImplicitLocOpBuilder &b, Value offset,
@@ -906,8 +897,6 @@ LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
   int64_t dim = gType.getShape().back();
   if (ShapedType::isDynamic(dim))
     return op.emitOpError("GPU lowering needs a static embedding_dim");
-  if (failed(checkGPUGradient(op, op.getDeterministic())))
-    return failure();
   double scale = op.getGradScale().convertToDouble();
 
   Value grad = gradRows(b, op.getGrad());
@@ -968,8 +957,6 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
   int64_t dim = gType.getShape().back();
   if (ShapedType::isDynamic(dim))
     return op.emitOpError("GPU lowering needs a static embedding_dim");
-  if (failed(checkGPUGradient(op, op.getDeterministic())))
-    return failure();
   double scale = op.getGradScale().convertToDouble();
   BagMode mode = op.getMode();
   if (mode == BagMode::max && !op.getMaxIndices())
@@ -1102,6 +1089,522 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Deterministic gradients: a stable sort of the entries by row, then one
+// ordered sum per row
+//===----------------------------------------------------------------------===//
+//
+// `deterministic` asks for bit-reproducible gradients: every row sums its
+// contributions in input order, whatever the scheduling. Without barriers
+// (so that the kernels stay emulatable):
+//   1. keys[e] = the entry's row in the window (or a sentinel past the last
+//      row: padding, other windows), vals[e] = e;
+//   2. an LSD radix sort by key, 8 bits a pass, stable: per pass, each
+//      thread counts the digits of its chunk of 256 entries, an exclusive
+//      scan over (digit, chunk) gives every chunk its output offsets, and
+//      each thread writes its chunk in order;
+//   3. a thread group per row finds its segment by binary search and sums
+//      the contributions in segment (= input) order into registers, scales
+//      the sum once and writes the row (zeros without entries), exactly as
+//      the host kernels do: the results are the host's to the bit. No
+//      atomics, no zero pass, no f32 scratch table for f16 / bf16.
+
+constexpr int64_t kScanBlock = 256; // elements per thread of a scan
+constexpr int64_t kSortChunk = 256; // entries per thread of a radix pass
+constexpr int64_t kRadixBits = 8;
+
+MemRefType i64Buffer(MLIRContext *ctx) {
+  return MemRefType::get({ShapedType::kDynamic}, IntegerType::get(ctx, 64));
+}
+
+Value loadI64(ImplicitLocOpBuilder &b, Value buffer, Value i) {
+  return memref::LoadOp::create(b, buffer, ValueRange{i},
+                                /*nontemporal=*/false, llvm::MaybeAlign(8));
+}
+
+void storeI64(ImplicitLocOpBuilder &b, Value v, Value buffer, Value i) {
+  if (v.getType().isIndex())
+    v = arith::IndexCastOp::create(b, b.getI64Type(), v);
+  memref::StoreOp::create(b, v, buffer, ValueRange{i}, /*nontemporal=*/false,
+                          llvm::MaybeAlign(8));
+}
+
+/// `for (i = lo; i < hi; ++i) acc = body(i, acc)`; returns acc.
+Value forRange(ImplicitLocOpBuilder &b, Value lo, Value hi, Value init,
+               function_ref<Value(ImplicitLocOpBuilder &, Value, Value)> body) {
+  auto loop = scf::ForOp::create(
+      b, lo, hi, cIndex(b, 1), ValueRange{init},
+      [&](OpBuilder &nb, Location loc, Value i, ValueRange it) {
+        ImplicitLocOpBuilder lb(loc, nb);
+        scf::YieldOp::create(lb, ValueRange{body(lb, i, it[0])});
+      });
+  return loop.getResult(0);
+}
+
+/// [t * block, min((t + 1) * block, size)).
+std::pair<Value, Value> blockRange(ImplicitLocOpBuilder &b, Value t,
+                                   int64_t block, Value size) {
+  Value lo = arith::MulIOp::create(b, t, cIndex(b, block));
+  Value hi = arith::MinUIOp::create(
+      b, arith::AddIOp::create(b, lo, cIndex(b, block)), size);
+  return {lo, hi};
+}
+
+/// In-place exclusive prefix sum of `a` ([size] i64): block sums (a thread
+/// per kScanBlock elements), their scan by one thread, then every block
+/// rewritten from its offset.
+void exclusiveScan(ImplicitLocOpBuilder &b, Value a, Value size) {
+  Value blocks = arith::CeilDivUIOp::create(b, size, cIndex(b, kScanBlock));
+  Value sums = allocScratch(b, i64Buffer(b.getContext()), blocks);
+  Value zero = arith::ConstantOp::create(b, b.getI64IntegerAttr(0));
+  launchRows(b, blocks, 1, [&](ImplicitLocOpBuilder &ib, Value t, Value) {
+    auto [lo, hi] = blockRange(ib, t, kScanBlock, size);
+    Value total = forRange(
+        ib, lo, hi, zero, [&](ImplicitLocOpBuilder &lb, Value j, Value s) {
+          return arith::AddIOp::create(lb, s, loadI64(lb, a, j));
+        });
+    storeI64(ib, total, sums, t);
+  });
+  launchRows(b, cIndex(b, 1), 1, [&](ImplicitLocOpBuilder &ib, Value, Value) {
+    forRange(ib, cIndex(ib, 0), blocks, zero,
+             [&](ImplicitLocOpBuilder &lb, Value t, Value run) {
+               Value s = loadI64(lb, sums, t);
+               storeI64(lb, run, sums, t);
+               return arith::AddIOp::create(lb, run, s);
+             });
+  });
+  launchRows(b, blocks, 1, [&](ImplicitLocOpBuilder &ib, Value t, Value) {
+    auto [lo, hi] = blockRange(ib, t, kScanBlock, size);
+    forRange(ib, lo, hi, loadI64(ib, sums, t),
+             [&](ImplicitLocOpBuilder &lb, Value j, Value run) {
+               Value v = loadI64(lb, a, j);
+               storeI64(lb, run, a, j);
+               return arith::AddIOp::create(lb, run, v);
+             });
+  });
+  freeScratch(b, sums);
+}
+
+/// The entries of a deterministic gradient, sorted stably by key.
+struct SortedEntries {
+  Value keys, vals; // the sorted pair ([n] i64)
+  Value n;
+  SmallVector<Value> scratch;
+
+  /// `fill(keys, vals)` launches what writes keys[e] in [0, maxKey] and
+  /// vals[e] = e for every entry e in [0, n).
+  SortedEntries(ImplicitLocOpBuilder &b, Value n, Value maxKey,
+                function_ref<void(Value, Value)> fill)
+      : n(n) {
+    MemRefType type = i64Buffer(b.getContext());
+    for (int i = 0; i < 4; ++i)
+      scratch.push_back(allocScratch(b, type, n));
+    fill(scratch[0], scratch[1]);
+
+    Value chunks = arith::CeilDivUIOp::create(b, n, cIndex(b, kSortChunk));
+    int64_t radix = int64_t(1) << kRadixBits;
+    Value histSize = arith::MulIOp::create(b, chunks, cIndex(b, radix));
+    Value hist = allocScratch(b, type, histSize);
+    // Passes: the 8-bit digits of maxKey (at least one).
+    Value passes = cIndex(b, 1);
+    for (int64_t k = 1; k < 64 / kRadixBits; ++k) {
+      Value more =
+          arith::CmpIOp::create(b, arith::CmpIPredicate::uge, maxKey,
+                                cIndex(b, int64_t(1) << (k * kRadixBits)));
+      passes = arith::AddIOp::create(
+          b, passes,
+          arith::SelectOp::create(b, more, cIndex(b, 1), cIndex(b, 0)));
+    }
+    Value mask = arith::ConstantOp::create(b, b.getI64IntegerAttr(radix - 1));
+    auto loop = scf::ForOp::create(
+        b, cIndex(b, 0), passes, cIndex(b, 1), ValueRange(scratch),
+        [&](OpBuilder &nb, Location loc, Value pass, ValueRange it) {
+          ImplicitLocOpBuilder pb(loc, nb);
+          Value inK = it[0], inV = it[1], outK = it[2], outV = it[3];
+          Value shift = arith::IndexCastOp::create(
+              pb, pb.getI64Type(),
+              arith::MulIOp::create(pb, pass, cIndex(pb, kRadixBits)));
+          auto slot = [&](ImplicitLocOpBuilder &sb, Value key, Value c) {
+            Value digit = arith::AndIOp::create(
+                sb, arith::ShRUIOp::create(sb, key, shift), mask);
+            Value d = arith::IndexCastOp::create(sb, sb.getIndexType(), digit);
+            return arith::AddIOp::create(
+                sb, arith::MulIOp::create(sb, d, chunks), c);
+          };
+          // Each chunk's digit counts (its own column of the histogram).
+          launchRows(
+              pb, chunks, 1, [&](ImplicitLocOpBuilder &ib, Value c, Value) {
+                Value zero =
+                    arith::ConstantOp::create(ib, ib.getI64IntegerAttr(0));
+                scf::ForOp::create(
+                    ib, cIndex(ib, 0), cIndex(ib, radix), cIndex(ib, 1),
+                    ValueRange{},
+                    [&](OpBuilder &zb, Location zl, Value d, ValueRange) {
+                      ImplicitLocOpBuilder lb(zl, zb);
+                      storeI64(
+                          lb, zero, hist,
+                          arith::AddIOp::create(
+                              lb, arith::MulIOp::create(lb, d, chunks), c));
+                      scf::YieldOp::create(lb);
+                    });
+                auto [lo, hi] = blockRange(ib, c, kSortChunk, n);
+                Value one =
+                    arith::ConstantOp::create(ib, ib.getI64IntegerAttr(1));
+                forRange(ib, lo, hi, one,
+                         [&](ImplicitLocOpBuilder &lb, Value j, Value unit) {
+                           Value s = slot(lb, loadI64(lb, inK, j), c);
+                           storeI64(lb,
+                                    arith::AddIOp::create(
+                                        lb, loadI64(lb, hist, s), unit),
+                                    hist, s);
+                           return unit;
+                         });
+              });
+          // Offsets: digit-major, so that digit d of chunk c follows every
+          // smaller digit and digit d of every earlier chunk (stability).
+          exclusiveScan(pb, hist, histSize);
+          launchRows(
+              pb, chunks, 1, [&](ImplicitLocOpBuilder &ib, Value c, Value) {
+                auto [lo, hi] = blockRange(ib, c, kSortChunk, n);
+                Value one =
+                    arith::ConstantOp::create(ib, ib.getI64IntegerAttr(1));
+                forRange(ib, lo, hi, one,
+                         [&](ImplicitLocOpBuilder &lb, Value j, Value unit) {
+                           Value key = loadI64(lb, inK, j);
+                           Value s = slot(lb, key, c);
+                           Value p64 = loadI64(lb, hist, s);
+                           storeI64(lb, arith::AddIOp::create(lb, p64, unit),
+                                    hist, s);
+                           Value p = arith::IndexCastOp::create(
+                               lb, lb.getIndexType(), p64);
+                           storeI64(lb, key, outK, p);
+                           storeI64(lb, loadI64(lb, inV, j), outV, p);
+                           return unit;
+                         });
+              });
+          scf::YieldOp::create(pb, ValueRange{outK, outV, inK, inV});
+        });
+    freeScratch(b, hist);
+    keys = loop.getResult(0);
+    vals = loop.getResult(1);
+  }
+
+  /// [lo, hi) of the entries with `key` (binary searches in the sorted
+  /// keys).
+  std::pair<Value, Value> segment(ImplicitLocOpBuilder &b, Value key) const {
+    auto lowerBound = [&](Value k) {
+      Value k64 = arith::IndexCastOp::create(b, b.getI64Type(), k);
+      auto loop = scf::WhileOp::create(
+          b, TypeRange{b.getIndexType(), b.getIndexType()},
+          ValueRange{cIndex(b, 0), n},
+          [&](OpBuilder &nb, Location loc, ValueRange it) {
+            ImplicitLocOpBuilder lb(loc, nb);
+            Value more = arith::CmpIOp::create(lb, arith::CmpIPredicate::ult,
+                                               it[0], it[1]);
+            scf::ConditionOp::create(lb, more, it);
+          },
+          [&](OpBuilder &nb, Location loc, ValueRange it) {
+            ImplicitLocOpBuilder lb(loc, nb);
+            Value mid = arith::ShRUIOp::create(
+                lb, arith::AddIOp::create(lb, it[0], it[1]), cIndex(lb, 1));
+            Value less = arith::CmpIOp::create(lb, arith::CmpIPredicate::slt,
+                                               loadI64(lb, keys, mid), k64);
+            Value lo = arith::SelectOp::create(
+                lb, less, arith::AddIOp::create(lb, mid, cIndex(lb, 1)), it[0]);
+            Value hi = arith::SelectOp::create(lb, less, it[1], mid);
+            scf::YieldOp::create(lb, ValueRange{lo, hi});
+          });
+      return loop.getResult(0);
+    };
+    return {lowerBound(key),
+            lowerBound(arith::AddIOp::create(b, key, cIndex(b, 1)))};
+  }
+
+  void free(ImplicitLocOpBuilder &b) {
+    for (Value s : scratch)
+      freeScratch(b, s);
+  }
+};
+
+/// keys[e] = the row of entry e in the window [first, first + count)
+/// (`count` for padding and rows of other windows), vals[e] = e.
+void storeEntryKey(ImplicitLocOpBuilder &b, Value r, Value e, Value first,
+                   Value count, Value pad, Value keys, Value vals) {
+  Value local = arith::SubIOp::create(b, r, first);
+  Value ok = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, local, count);
+  if (pad)
+    ok = arith::AndIOp::create(
+        b, ok, arith::CmpIOp::create(b, arith::CmpIPredicate::ne, r, pad));
+  storeI64(b, arith::SelectOp::create(b, ok, local, count), keys, e);
+  storeI64(b, e, vals, e);
+}
+
+/// The rows of a deterministic lookup or bag sum / mean gradient, as the
+/// host kernels compute them: a thread group per row of the window sums
+/// `contribution(e, c)` (a row piece in the accumulator type, unscaled)
+/// over its entries in input order, then multiplies the sum by `scale`
+/// (divided by the number of entries with scale_grad_by_freq) and stores
+/// the rounded row.
+void sumSegments(
+    ImplicitLocOpBuilder &b, const SortedEntries &sorted, Value gw, Value count,
+    Type element, int64_t dim, double scale, bool byFreq,
+    function_ref<Value(ImplicitLocOpBuilder &, Value, Value)> contribution) {
+  Type accElement = accumulatorType(element);
+  auto [vec, tpr] = rowLayout(dim, element);
+  auto accType = VectorType::get({vec}, accElement);
+  auto vecType = VectorType::get({vec}, element);
+  int64_t v = vec, t = tpr;
+  launchRows(
+      b, count, tpr, [&](ImplicitLocOpBuilder &ib, Value row, Value lane) {
+        auto [lo, hi] = sorted.segment(ib, row);
+        Value s =
+            arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, scale));
+        if (byFreq) {
+          // A row without entries sums to 0 whatever the divisor.
+          Value k = arith::MaxUIOp::create(
+              ib, arith::SubIOp::create(ib, hi, lo), cIndex(ib, 1));
+          s = arith::DivFOp::create(
+              ib, s,
+              arith::UIToFPOp::create(
+                  ib, accElement,
+                  arith::IndexCastOp::create(ib, ib.getI64Type(), k)));
+        }
+        forEachChunk(
+            ib, lane, dim, v, t, [&](ImplicitLocOpBuilder &cb, Value c) {
+              Value zero = splat(cb, accType, cb.getFloatAttr(accElement, 0.0));
+              Value acc = forRange(
+                  cb, lo, hi, zero,
+                  [&](ImplicitLocOpBuilder &lb, Value k, Value sum) {
+                    Value e = arith::IndexCastOp::create(
+                        lb, lb.getIndexType(), loadI64(lb, sorted.vals, k));
+                    return arith::AddFOp::create(lb, sum,
+                                                 contribution(lb, e, c));
+                  });
+              acc = arith::MulFOp::create(
+                  cb, acc, vector::BroadcastOp::create(cb, accType, s));
+              storeRow(cb, truncate(cb, acc, vecType), gw, ValueRange{row, c});
+            });
+      });
+}
+
+// %gw = emb.lookup_grad %g[%x] rows(f, n) {deterministic, ...}
+//   ==>
+// keys[e] = x[e] - f (n for padding / other windows), vals[e] = e
+// stable radix sort by key
+// a thread group per row r of [0, n):
+//   [lo, hi) = the entries of r;  for each chunk c of the lane:
+//     acc = sum over k in [lo, hi) of g[vals[k], c..]
+//     gw[r, c..] = round(acc * (s (/ (hi - lo))))
+LogicalResult lowerLookupGradDeterministic(LookupGradOp op,
+                                           RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  Type element = gType.getElementType();
+  int64_t dim = gType.getShape().back();
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  double scale = op.getGradScale().convertToDouble();
+  Type accElement = accumulatorType(element);
+  auto vecType = VectorType::get({rowLayout(dim, element).first}, element);
+
+  Value grad = gradRows(b, op.getGrad());
+  Value indices = toBuffer(b, flatten(b, op.getIndices()));
+  Value n = memref::DimOp::create(b, indices, 0);
+  auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
+                                     op.getNumEmbeddings());
+  Destination dest(b, op.getResult(),
+                   op.getType().isDynamicDim(0) ? ValueRange{count}
+                                                : ValueRange{});
+  Value pad = gradientPadding(b, op.getPaddingIdx(), op.getNumEmbeddings());
+  SortedEntries sorted(b, n, count, [&](Value keys, Value vals) {
+    launchRows(b, n, 1, [&](ImplicitLocOpBuilder &ib, Value e, Value) {
+      storeEntryKey(ib, loadIndex(ib, indices, e), e, first, count, pad, keys,
+                    vals);
+    });
+  });
+  sumSegments(
+      b, sorted, dest.buffer, count, element, dim, scale,
+      op.getScaleGradByFreq(), [&](ImplicitLocOpBuilder &lb, Value e, Value c) {
+        return scaleRow(lb, loadRow(lb, vecType, grad, ValueRange{e, c}),
+                        accElement, 1.0, Value());
+      });
+  sorted.free(b);
+  dest.replace(rewriter, op.getResult());
+  rewriter.eraseOp(op);
+  return success();
+}
+
+// %gw = emb.bag_grad <mode> ... rows(f, n) {deterministic, ...}
+//   ==>
+// sum / mean: keys[e] = n (entries outside every bag); then a thread per
+//   bag: for its entries j: keys[j] = x[j] - f (or n), vals[j] = j,
+//   bag[j] = the bag, w[j] = 1 / live (mean) * psw[j];
+//   sort; a thread group per row sums w[e] * g[bag[e], c..] in input
+//   order, then scales (as lookup_grad).
+// max: an entry per (bag, column) e = bag * D + col, keyed by
+//   (max_indices[bag, col] - f) * D + col (n * D for -1 / other windows);
+//   sort; a thread per (row, col) sums s * g[e / D, col] over its bags in
+//   order.
+LogicalResult lowerBagGradDeterministic(BagGradOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  Type element = gType.getElementType();
+  int64_t dim = gType.getShape().back();
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  double scale = op.getGradScale().convertToDouble();
+  Type accElement = accumulatorType(element);
+  BagMode mode = op.getMode();
+  if (mode == BagMode::max && !op.getMaxIndices())
+    return op.emitOpError("the max gradient needs 'max_indices'");
+
+  Value grad = toBuffer(b, op.getGrad());
+  BagForm form(b, op.getIndices(), op.getOffsets(), op.getIncludeLastOffset());
+  auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
+                                     op.getNumEmbeddings());
+  Destination dest(b, op.getResult(),
+                   op.getType().isDynamicDim(0) ? ValueRange{count}
+                                                : ValueRange{});
+
+  if (mode == BagMode::max) {
+    Value maxIdx = toBuffer(b, op.getMaxIndices());
+    Value d = cIndex(b, dim);
+    Value n = arith::MulIOp::create(b, form.numBags, d);
+    Value sentinel = arith::MulIOp::create(b, count, d);
+    SortedEntries sorted(b, n, sentinel, [&](Value keys, Value vals) {
+      launchRows(b, n, 1, [&](ImplicitLocOpBuilder &ib, Value e, Value) {
+        Value bag = arith::DivUIOp::create(ib, e, cIndex(ib, dim));
+        Value col = arith::RemUIOp::create(ib, e, cIndex(ib, dim));
+        Value local =
+            arith::SubIOp::create(ib, loadIndex(ib, maxIdx, bag, col), first);
+        // -1 (an empty bag) is far outside every window, as unsigned.
+        Value ok =
+            arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, local, count);
+        Value key = arith::AddIOp::create(
+            ib, arith::MulIOp::create(ib, local, cIndex(ib, dim)), col);
+        storeI64(ib, arith::SelectOp::create(ib, ok, key, sentinel), keys, e);
+        storeI64(ib, e, vals, e);
+      });
+    });
+    launchRows(
+        b, sentinel, 1, [&](ImplicitLocOpBuilder &ib, Value item, Value) {
+          Value row = arith::DivUIOp::create(ib, item, cIndex(ib, dim));
+          Value col = arith::RemUIOp::create(ib, item, cIndex(ib, dim));
+          auto [lo, hi] = sorted.segment(ib, item);
+          Value zero =
+              arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 0.0));
+          Value acc = forRange(
+              ib, lo, hi, zero,
+              [&](ImplicitLocOpBuilder &lb, Value k, Value sum) {
+                Value e = arith::IndexCastOp::create(
+                    lb, lb.getIndexType(), loadI64(lb, sorted.vals, k));
+                Value bag = arith::DivUIOp::create(lb, e, cIndex(lb, dim));
+                Value g =
+                    memref::LoadOp::create(lb, grad, ValueRange{bag, col});
+                if (g.getType() != accElement)
+                  g = arith::ExtFOp::create(lb, accElement, g);
+                if (scale != 1.0)
+                  g = arith::MulFOp::create(
+                      lb, g,
+                      arith::ConstantOp::create(
+                          lb, lb.getFloatAttr(accElement, scale)));
+                return arith::AddFOp::create(lb, sum, g);
+              });
+          if (acc.getType() != element)
+            acc = arith::TruncFOp::create(ib, element, acc);
+          memref::StoreOp::create(ib, acc, dest.buffer, ValueRange{row, col});
+        });
+    sorted.free(b);
+    dest.replace(rewriter, op.getResult());
+    rewriter.eraseOp(op);
+    return success();
+  }
+
+  Value psw = op.getPerSampleWeights()
+                  ? toBuffer(b, flatten(b, op.getPerSampleWeights()))
+                  : Value();
+  Value pad = gradientPadding(b, op.getPaddingIdx(), op.getNumEmbeddings());
+  Value n = form.numIndices;
+  auto wType = MemRefType::get({ShapedType::kDynamic}, accElement);
+  Value bagOf = allocScratch(b, i64Buffer(b.getContext()), n);
+  Value weights =
+      mode == BagMode::mean || psw ? allocScratch(b, wType, n) : Value();
+  SortedEntries sorted(b, n, count, [&](Value keys, Value vals) {
+    launchRows(b, n, 1, [&](ImplicitLocOpBuilder &ib, Value e, Value) {
+      storeI64(ib, count, keys, e);
+      storeI64(ib, e, vals, e);
+    });
+    launchRows(
+        b, form.numBags, 1, [&](ImplicitLocOpBuilder &ib, Value bag, Value) {
+          auto [start, end] = form.bounds(ib, bag);
+          Value factor;
+          if (mode == BagMode::mean) {
+            Value live = arith::SubIOp::create(ib, end, start);
+            if (pad)
+              live =
+                  forRange(ib, start, end, cIndex(ib, 0),
+                           [&](ImplicitLocOpBuilder &lb, Value j, Value k) {
+                             Value r = loadIndex(lb, form.indices, j);
+                             Value isLive = arith::CmpIOp::create(
+                                 lb, arith::CmpIPredicate::ne, r, pad);
+                             return arith::AddIOp::create(
+                                 lb, k,
+                                 arith::SelectOp::create(
+                                     lb, isLive, cIndex(lb, 1), cIndex(lb, 0)));
+                           });
+            Value liveF = arith::SIToFPOp::create(
+                ib, accElement,
+                arith::IndexCastOp::create(ib, ib.getI64Type(), live));
+            Value one =
+                arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 1.0));
+            factor = arith::DivFOp::create(
+                ib, one, arith::MaximumFOp::create(ib, liveF, one));
+          }
+          scf::ForOp::create(
+              ib, start, end, cIndex(ib, 1), ValueRange{},
+              [&](OpBuilder &nb, Location loc, Value j, ValueRange) {
+                ImplicitLocOpBuilder lb(loc, nb);
+                storeEntryKey(lb, loadIndex(lb, form.indices, j), j, first,
+                              count, pad, keys, vals);
+                storeI64(lb, bag, bagOf, j);
+                if (weights) {
+                  Value f = factor;
+                  if (psw) {
+                    Value w = memref::LoadOp::create(
+                        lb, psw, ValueRange{j}, /*nontemporal=*/false,
+                        llvm::MaybeAlign(element.getIntOrFloatBitWidth() / 8));
+                    if (w.getType() != accElement)
+                      w = arith::ExtFOp::create(lb, accElement, w);
+                    f = f ? arith::MulFOp::create(lb, f, w) : w;
+                  }
+                  memref::StoreOp::create(lb, f, weights, ValueRange{j});
+                }
+                scf::YieldOp::create(lb);
+              });
+        });
+  });
+  auto vecType = VectorType::get({rowLayout(dim, element).first}, element);
+  sumSegments(
+      b, sorted, dest.buffer, count, element, dim, scale,
+      op.getScaleGradByFreq(), [&](ImplicitLocOpBuilder &lb, Value e, Value c) {
+        Value bag = arith::IndexCastOp::create(lb, lb.getIndexType(),
+                                               loadI64(lb, bagOf, e));
+        Value f =
+            weights
+                ? memref::LoadOp::create(lb, weights, ValueRange{e}).getResult()
+                : Value();
+        return scaleRow(lb, loadRow(lb, vecType, grad, ValueRange{bag, c}),
+                        accElement, 1.0, f);
+      });
+  sorted.free(b);
+  freeScratch(b, bagOf);
+  if (weights)
+    freeScratch(b, weights);
+  dest.replace(rewriter, op.getResult());
+  rewriter.eraseOp(op);
+  return success();
+}
+
 // %gp = emb.bag_psw_grad %g, %w[%x] offsets(%o)
 //   ==>  one thread per bag (no cross-thread reduction, so the kernel is
 //   emulatable and every sum has a fixed order):
@@ -1210,9 +1713,16 @@ struct ConvertEmbToGPUPass
               .Case([&](LookupOp o) { return lowerLookup(o, rewriter); })
               .Case([&](BagOp o) { return lowerBag(o, rewriter); })
               .Case([&](RenormOp o) { return lowerRenorm(o, rewriter); })
-              .Case(
-                  [&](LookupGradOp o) { return lowerLookupGrad(o, rewriter); })
-              .Case([&](BagGradOp o) { return lowerBagGrad(o, rewriter); })
+              .Case([&](LookupGradOp o) {
+                return o.getDeterministic()
+                           ? lowerLookupGradDeterministic(o, rewriter)
+                           : lowerLookupGrad(o, rewriter);
+              })
+              .Case([&](BagGradOp o) {
+                return o.getDeterministic()
+                           ? lowerBagGradDeterministic(o, rewriter)
+                           : lowerBagGrad(o, rewriter);
+              })
               .Case(
                   [&](BagPswGradOp o) { return lowerBagPswGrad(o, rewriter); })
               .Default([&](Operation *o) {

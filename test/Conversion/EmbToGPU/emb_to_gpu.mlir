@@ -178,14 +178,6 @@ func.func @half_grad_by_freq(%g: tensor<?x64xf16>, %x: tensor<?xi64>) -> tensor<
 
 // -----
 
-func.func @deterministic_grad(%g: tensor<?x64xf32>, %x: tensor<?xi64>) -> tensor<1000x64xf32> {
-  // expected-error @below {{the deterministic GPU gradient is not implemented yet (the default uses atomics)}}
-  %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64, deterministic} : tensor<?x64xf32>[tensor<?xi64>] -> tensor<1000x64xf32>
-  return %r : tensor<1000x64xf32>
-}
-
-// -----
-
 // The per_sample_weights gradient: one thread per bag, a dot product of
 // 16-byte vectors per entry, the lanes summed in order; 0 for padding.
 // CHECK-LABEL: func.func @psw_grad_2d
@@ -237,4 +229,32 @@ func.func @renorm_in_place(%w: memref<100x8xf32>, %x: memref<?xi64>) {
 func.func @renorm_copy(%w: tensor<100x8xf32>, %x: tensor<?xi64>) -> tensor<100x8xf32> {
   %r = emb.renorm %w[%x] {max_norm = 1.0 : f64, norm_type = 3.0 : f64} : tensor<100x8xf32>[tensor<?xi64>] -> tensor<100x8xf32>
   return %r : tensor<100x8xf32>
+}
+
+// -----
+
+// deterministic: no atomics. Keys (the row in the window, or a sentinel),
+// a stable radix sort whose passes (8 bits of key each) are a host loop of
+// launches (histogram, the scan's three, scatter), then a thread group per
+// row that finds its entries by binary search and sums them in order.
+// CHECK-LABEL: func.func @lookup_grad_deterministic
+// CHECK-NOT: memref.atomic_rmw
+// CHECK: gpu.alloc
+// CHECK: gpu.launch
+// CHECK: arith.select
+// CHECK: gpu.terminator
+// CHECK: scf.for
+// CHECK-COUNT-5: gpu.launch
+// CHECK: scf.yield
+// CHECK: gpu.launch
+// CHECK: scf.while
+// CHECK: vector.load
+// CHECK: arith.addf
+// CHECK: vector.store %{{.*}} : memref<1000x64xf32>, vector<4xf32>
+// CHECK-NOT: memref.atomic_rmw
+// CHECK: gpu.dealloc
+// CHECK: return
+func.func @lookup_grad_deterministic(%g: tensor<?x64xf32>, %x: tensor<?xi64>) -> tensor<1000x64xf32> {
+  %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64, padding_idx = 0 : i64, deterministic} : tensor<?x64xf32>[tensor<?xi64>] -> tensor<1000x64xf32>
+  return %r : tensor<1000x64xf32>
 }
