@@ -77,6 +77,7 @@ LoadedDriver loadDriver() {
   bind(a.memFree, "cuMemFree_v2");
   bind(a.memAllocAsync, "cuMemAllocAsync", /*required=*/false);
   bind(a.memFreeAsync, "cuMemFreeAsync", /*required=*/false);
+  bind(a.memcpyAsync, "cuMemcpyAsync");
   bind(a.memcpyHtoD, "cuMemcpyHtoD_v2");
   bind(a.memcpyDtoH, "cuMemcpyDtoH_v2");
   bind(a.memcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
@@ -298,12 +299,30 @@ void freeScratch(void *ptr) {
   s->record(check(*s->api, r, "cuMemFree"));
 }
 
+/// A copy in any direction (unified addressing), complete on return: the
+/// host reads what it copied (a result size) right after.
+void copyMemory(void *dst, const void *src, int64_t bytes) {
+  Call::State *s = activeCall("copy");
+  if (!s || !s->error.empty() || bytes <= 0)
+    return;
+  auto d = static_cast<DevicePtr>(reinterpret_cast<uintptr_t>(dst));
+  auto from = static_cast<DevicePtr>(reinterpret_cast<uintptr_t>(src));
+  s->record(
+      check(*s->api,
+            s->api->memcpyAsync(d, from, static_cast<size_t>(bytes), s->stream),
+            "cuMemcpyAsync"));
+  if (s->error.empty())
+    s->record(check(*s->api, s->api->streamSynchronize(s->stream),
+                    "cuStreamSynchronize"));
+}
+
 } // namespace
 
 const GPURuntimeTable &runtimeTable() {
   static const GPURuntimeTable table = {reinterpret_cast<void *>(&launchKernel),
                                         reinterpret_cast<void *>(&allocScratch),
-                                        reinterpret_cast<void *>(&freeScratch)};
+                                        reinterpret_cast<void *>(&freeScratch),
+                                        reinterpret_cast<void *>(&copyMemory)};
   return table;
 }
 

@@ -189,6 +189,17 @@ llvm::Error checkIndexRange(const Tensor &indices, int64_t numEmbeddings,
       std::to_string(numEmbeddings) + ")");
 }
 
+/// Non-padding entries of `indices`.
+int64_t liveCount(const Tensor &indices, int64_t padRow) {
+  int64_t n = indices.numel();
+  if (padRow < 0)
+    return n;
+  int64_t live = 0;
+  for (int64_t i = 0; i < n; ++i)
+    live += loadInt(indices.data, indices.dtype, i) != padRow;
+  return live;
+}
+
 /// padding_idx normalised to [0, V), or -1 without one.
 llvm::Expected<int64_t> normalizePadding(std::optional<int64_t> paddingIdx,
                                          int64_t numEmbeddings) {
@@ -393,17 +404,6 @@ void call(KernelFn fn, const std::vector<void *> &a) {
   }
 }
 
-/// Ops without a GPU kernel yet are an error on a GPU target, before
-/// anything is read or written.
-llvm::Error requireHost(Target target, const char *what) {
-  if (target == Target::host)
-    return llvm::Error::success();
-  return fail(std::string(what) + " has no GPU kernel yet (target '" +
-              targetName(target) +
-              "'); the GPU kernels cover the forward ops and the dense and "
-              "per_sample_weights gradients");
-}
-
 /// GPU kernels move a row as 16-byte vectors when D allows: the buffers
 /// they read and write rows of must then be 16-byte aligned (thread views
 /// start at whole rows, so they stay aligned).
@@ -585,6 +585,20 @@ llvm::Expected<int64_t> Engine::bagInputs(const Tensor &indices,
   if (!*values)
     return *shapes;
   return checkBagInputs(indices, offsets, options, psw, floatType, *values);
+}
+
+llvm::Expected<int64_t> Engine::sparseRowsNeeded(const Tensor &indices,
+                                                 int64_t padRow) {
+  int64_t n = indices.numel();
+  if (padRow < 0)
+    return n;
+  Tensor copy;
+  std::vector<char> storage;
+  auto values = readable(&indices, copy, storage);
+  if (!values)
+    return values.takeError();
+  // Trusted device indices are not read: every position may be live.
+  return *values ? liveCount(**values, padRow) : n;
 }
 
 llvm::Error Engine::zero(const Tensor &t) {
@@ -1154,24 +1168,13 @@ llvm::Error checkSparseOutputs(const Tensor &rows, const Tensor &values,
   return llvm::Error::success();
 }
 
-/// Non-padding entries of `indices`.
-int64_t liveCount(const Tensor &indices, int64_t padRow) {
-  int64_t n = indices.numel();
-  if (padRow < 0)
-    return n;
-  int64_t live = 0;
-  for (int64_t i = 0; i < n; ++i)
-    live += loadInt(indices.data, indices.dtype, i) != padRow;
-  return live;
-}
-
 } // namespace
 
 llvm::Expected<int64_t> Engine::embeddingSparseBackward(
     const Tensor &grad, const Tensor &indices, int64_t numEmbeddings,
     const Tensor &rows, const Tensor &values, const EmbeddingOptions &options,
     bool coalesced) {
-  if (auto err = requireHost(target, "the sparse embedding gradient"))
+  if (auto err = gpuReady())
     return std::move(err);
   if (auto err = checkIndexTensor(indices, "indices"))
     return std::move(err);
@@ -1202,14 +1205,17 @@ llvm::Expected<int64_t> Engine::embeddingSparseBackward(
     return std::move(err);
   int64_t n = indices.numel();
   int64_t padRow = *pad;
-  int64_t needed = liveCount(indices, padRow);
+  auto needed = sparseRowsNeeded(indices, padRow);
+  if (!needed)
+    return needed.takeError();
   if (dim == 0)
     return fail("sparse gradients need D > 0");
-  if (auto err = checkSparseOutputs(rows, values, dim, grad.dtype, needed))
+  if (auto err = checkSparseOutputs(rows, values, dim, grad.dtype, *needed))
     return std::move(err);
-  if (needed == 0)
+  if (*needed == 0)
     return 0;
   KernelSpec spec;
+  setTarget(spec);
   spec.op = OpKind::embedding_sparse_backward;
   spec.weight = grad.dtype;
   spec.indices = indices.dtype;
@@ -1223,13 +1229,17 @@ llvm::Expected<int64_t> Engine::embeddingSparseBackward(
   int64_t count = 0;
   Desc2 g = desc2(grad.data, n, dim);
   Desc1 x = desc1(indices.data, n);
-  // Uncoalesced: exactly `needed` rows, written in place; coalesced: the
-  // capacity, the result at its front.
-  int64_t capacity = coalesced ? rows.shape[0] : needed;
+  // Host, uncoalesced: exactly `needed` rows, written in place; coalesced
+  // and GPU kernels: the capacity, the result at its front.
+  int64_t capacity =
+      coalesced || target != Target::host ? rows.shape[0] : *needed;
   Desc1 r = desc1(rows.data, capacity);
   Desc2 v = desc2(values.data, capacity, dim);
-  Desc1 c = desc1(&count, 1);
-  call(*fn, {&g, &x, &r, &v, &c});
+  Desc1 c = desc1(&count, 1); // host memory, on every target
+  KernelCalls calls(gpu.get());
+  calls(*fn, {&g, &x, &r, &v, &c});
+  if (auto err = calls.finish())
+    return std::move(err);
   return count;
 }
 
@@ -1237,7 +1247,7 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
     const Tensor &grad, const Tensor &indices, const Tensor *offsets,
     int64_t numEmbeddings, const Tensor &rows, const Tensor &values,
     const EmbeddingBagOptions &options, const Tensor *psw, bool coalesced) {
-  if (auto err = requireHost(target, "the sparse embedding_bag gradient"))
+  if (auto err = gpuReady())
     return std::move(err);
   if (auto err = checkIndexTensor(indices, "indices"))
     return std::move(err);
@@ -1271,15 +1281,18 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
   if (auto err = checkIndices(indices, numEmbeddings))
     return std::move(err);
   int64_t padRow = *pad;
-  int64_t needed = liveCount(indices, padRow);
+  auto needed = sparseRowsNeeded(indices, padRow);
+  if (!needed)
+    return needed.takeError();
   if (dim == 0)
     return fail("sparse gradients need D > 0");
-  if (auto err = checkSparseOutputs(rows, values, dim, grad.dtype, needed))
+  if (auto err = checkSparseOutputs(rows, values, dim, grad.dtype, *needed))
     return std::move(err);
-  if (needed == 0 || *numBags == 0)
+  if (*needed == 0 || *numBags == 0)
     return 0;
   bool twoD = indices.rank() == 2;
   KernelSpec spec;
+  setTarget(spec);
   spec.op = OpKind::embedding_bag_sparse_backward;
   spec.weight = grad.dtype;
   spec.indices = indices.dtype;
@@ -1300,14 +1313,18 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
   std::vector<void *> args{&g};
   BagArgs bagArgs;
   bagArgs.append(args, indices, offsets, psw);
-  int64_t capacity = coalesced ? rows.shape[0] : needed;
+  int64_t capacity =
+      coalesced || target != Target::host ? rows.shape[0] : *needed;
   Desc1 r = desc1(rows.data, capacity);
   Desc2 v = desc2(values.data, capacity, dim);
   Desc1 c = desc1(&count, 1);
   args.push_back(&r);
   args.push_back(&v);
   args.push_back(&c);
-  call(*fn, args);
+  KernelCalls calls(gpu.get());
+  calls(*fn, args);
+  if (auto err = calls.finish())
+    return std::move(err);
   return count;
 }
 

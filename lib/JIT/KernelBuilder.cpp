@@ -194,6 +194,30 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     Value countOut = body->getArgument(a++);
     Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
     Value m = tensor::DimOp::create(b, loc, rowsR, c0);
+    if (spec.target != ::emb::Target::host) {
+      // GPU: the results (whose size the kernels read back from the
+      // device) are copied into the front of the caller's buffers (device
+      // memory, of any capacity), and their number stored into `count`
+      // (host memory).
+      auto front = [&](Value buffer) -> Value {
+        auto type = cast<MemRefType>(buffer.getType());
+        SmallVector<OpFoldResult> sizes{m}, strides;
+        if (type.getRank() == 2) {
+          sizes.push_back(b.getIndexAttr(spec.dim));
+          strides.push_back(b.getIndexAttr(spec.dim));
+        }
+        strides.push_back(b.getIndexAttr(1));
+        return memref::ReinterpretCastOp::create(
+            b, loc, type, buffer, b.getIndexAttr(0), sizes, strides);
+      };
+      materialize(rowsR, front(rowsOut));
+      materialize(valuesR, front(valuesOut));
+      memref::StoreOp::create(
+          b, loc, arith::IndexCastOp::create(b, loc, b.getI64Type(), m),
+          countOut, ValueRange{c0});
+      func::ReturnOp::create(b, loc);
+      return module;
+    }
     Value m64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), m);
     Value count = tensor::FromElementsOp::create(
         b, loc, RankedTensorType::get({1}, b.getI64Type()), ValueRange{m64});
@@ -238,8 +262,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
       return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
     };
     Value first = windowValue(0), count = windowValue(1);
-    UnitAttr deterministic =
-        spec.deterministic ? b.getUnitAttr() : UnitAttr();
+    UnitAttr deterministic = spec.deterministic ? b.getUnitAttr() : UnitAttr();
     auto gwType = tensorOf(cast<MemRefType>(gw.getType()));
     Value r;
     if (spec.op == ::emb::OpKind::embedding_backward) {

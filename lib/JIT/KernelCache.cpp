@@ -181,8 +181,8 @@ openKernel(const std::string &path, const KernelSpec &spec,
                    " launches GPU kernels, but this kernel cache has no GPU "
                    "runtime (KernelCacheOptions::gpuRuntime)");
     }
-    void *entries[3] = {gpuRuntime->launch, gpuRuntime->alloc,
-                        gpuRuntime->free};
+    void *entries[4] = {gpuRuntime->launch, gpuRuntime->alloc, gpuRuntime->free,
+                        gpuRuntime->copy};
     std::memcpy(table, entries, sizeof(entries));
   }
   return std::make_pair(handle, fn);

@@ -152,10 +152,11 @@ struct EmbEmulateGPUOnHostPass
       if (failed(emulate(launch)))
         return signalPassFailure();
     // Device memory is host memory here: gpu.alloc becomes memref.alloc,
-    // freed by the buffer deallocation that runs after this pass.
+    // freed by the buffer deallocation that runs after this pass, and
+    // gpu.memcpy a memref.copy.
     SmallVector<Operation *> memoryOps;
     module.walk([&](Operation *op) {
-      if (isa<gpu::AllocOp, gpu::DeallocOp>(op))
+      if (isa<gpu::AllocOp, gpu::DeallocOp, gpu::MemcpyOp>(op))
         memoryOps.push_back(op);
     });
     for (Operation *op : memoryOps) {
@@ -163,6 +164,14 @@ struct EmbEmulateGPUOnHostPass
           dealloc && dealloc.getAsyncToken()) {
         dealloc.emitOpError("asynchronous deallocations cannot be emulated");
         return signalPassFailure();
+      }
+      if (auto copy = dyn_cast<gpu::MemcpyOp>(op)) {
+        if (copy.getAsyncToken()) {
+          copy.emitOpError("asynchronous copies cannot be emulated");
+          return signalPassFailure();
+        }
+        OpBuilder b(copy);
+        memref::CopyOp::create(b, copy.getLoc(), copy.getSrc(), copy.getDst());
       }
       if (auto alloc = dyn_cast<gpu::AllocOp>(op)) {
         if (alloc.getAsyncToken() || alloc.getHostShared()) {

@@ -123,3 +123,19 @@ module attributes {gpu.container_module} {
     }
   }
 }
+
+// -----
+
+// gpu.memcpy (a size read back to the host) is a memref.copy here.
+// CHECK-LABEL: func.func @read_back
+// CHECK: memref.copy %{{.*}}, %[[HOST:.*]] : memref<1xi64> to memref<1xi64>
+// CHECK-NOT: gpu.memcpy
+module attributes {gpu.container_module} {
+  func.func @read_back(%d: memref<1xi64>) -> i64 {
+    %c0 = arith.constant 0 : index
+    %h = memref.alloca() : memref<1xi64>
+    gpu.memcpy %h, %d : memref<1xi64>, memref<1xi64>
+    %v = memref.load %h[%c0] : memref<1xi64>
+    return %v : i64
+  }
+}

@@ -610,9 +610,11 @@ void expectSparse(const HostTensor &rows, const HostTensor &values,
         << want.values[i];
 }
 
-TEST(BackwardDiff, SparseEveryFormDtypeAndDim) {
+/// The sparse gradients (lookup and bag, 1-D and 2-D, sum / mean, psw,
+/// padding, uncoalesced and coalesced) at D = `dims`, on `target`.
+void runSparseGrads(llvm::ArrayRef<int64_t> dims, Target target) {
   int k = 0;
-  for (int64_t dim : kDims)
+  for (int64_t dim : dims)
     for (int variant = 0; variant < 8; ++variant) {
       DType w = kFloats[k % 4];
       DType idx = (k / 4) % 2 ? DType::i32 : DType::i64;
@@ -629,8 +631,8 @@ TEST(BackwardDiff, SparseEveryFormDtypeAndDim) {
       std::optional<int64_t> pad;
       if (k % 3 == 0)
         pad = static_cast<int64_t>(gen() % distinct);
-      SCOPED_TRACE(std::string("sparse w=") + dtypeName(w) +
-                   " D=" + std::to_string(dim) +
+      SCOPED_TRACE(std::string("sparse ") + targetName(target) +
+                   " w=" + dtypeName(w) + " D=" + std::to_string(dim) +
                    " variant=" + std::to_string(variant) + (pad ? " pad" : ""));
       std::vector<int64_t> lengths(numBags);
       int64_t n = 0;
@@ -662,7 +664,7 @@ TEST(BackwardDiff, SparseEveryFormDtypeAndDim) {
       if (!bagForm) {
         EmbeddingOptions o;
         o.paddingIdx = pad;
-        count = engine().embeddingSparseBackward(
+        count = engine(2, target).embeddingSparseBackward(
             grad.view, indices.view, V, rows.view, values.view, o, coalesced);
         want = ref::sparseBackward(grad.toDouble(), dim, indices.toInt(),
                                    nullptr, BagMode::sum, {}, pad, 1.0);
@@ -670,7 +672,7 @@ TEST(BackwardDiff, SparseEveryFormDtypeAndDim) {
         EmbeddingBagOptions o;
         o.mode = mode;
         o.paddingIdx = pad;
-        count = engine().embeddingBagSparseBackward(
+        count = engine(2, target).embeddingBagSparseBackward(
             grad.view, indices.view, twoD ? nullptr : &offsets.view, V,
             rows.view, values.view, o, psw ? &weights.view : nullptr,
             coalesced);
@@ -690,7 +692,80 @@ TEST(BackwardDiff, SparseEveryFormDtypeAndDim) {
       if (coalesced)
         want = ref::coalesce(want, dim);
       expectSparse(rows, values, *count, want, dim);
+      if (::testing::Test::HasFatalFailure())
+        return;
     }
+}
+
+TEST(BackwardDiff, SparseEveryFormDtypeAndDim) {
+  runSparseGrads(kDims, Target::host);
+}
+
+// The GPU kernels: a compaction in input order (chunk counts, a scan, the
+// size read back), or the radix sort by row and ordered sums per row.
+TEST(GPUEmulated, SparseGradEveryFormDtypeAndDim) {
+  runSparseGrads(kGPUDims, Target::gpu_emulated);
+}
+
+// Many chunks of the compaction, several radix passes, a hot row and
+// padding: the GPU kernels give the host kernels' results to the bit
+// (uncoalesced: the same products; coalesced: the same ordered sums).
+TEST(GPUEmulated, SparseGradientsMatchTheHostBitwise) {
+  const int64_t V = 70000, D = 64, B = 700, L = 5, n = B * L;
+  std::mt19937_64 gen(11);
+  std::uniform_real_distribution<double> u(-1, 1);
+  HostTensor indices(DType::i64, {n}), offsets(DType::i64, {B});
+  for (int64_t i = 0; i < n; ++i)
+    indices.set(i, static_cast<double>(i % 5 == 0 ? 65537 : gen() % V));
+  for (int64_t b = 0; b < B; ++b)
+    offsets.set(b, static_cast<double>(b * L));
+  HostTensor grad(DType::f32, {B, D}), flat(DType::f32, {n, D}),
+      psw(DType::f32, {n});
+  for (int64_t i = 0; i < B * D; ++i)
+    grad.set(i, u(gen));
+  for (int64_t i = 0; i < n * D; ++i)
+    flat.set(i, u(gen));
+  for (int64_t i = 0; i < n; ++i)
+    psw.set(i, u(gen));
+  for (bool coalesced : {false, true}) {
+    SCOPED_TRACE(coalesced ? "coalesced" : "uncoalesced");
+    auto both = [&](auto &&call) {
+      HostTensor gpuRows(DType::i64, {n}), gpuValues(DType::f32, {n, D}),
+          hostRows(DType::i64, {n}), hostValues(DType::f32, {n, D});
+      auto m = call(engine(2, Target::gpu_emulated), gpuRows, gpuValues);
+      auto want = call(engine(2), hostRows, hostValues);
+      ASSERT_TRUE(static_cast<bool>(m)) << llvm::toString(m.takeError());
+      ASSERT_TRUE(static_cast<bool>(want)) << llvm::toString(want.takeError());
+      ASSERT_EQ(*m, *want);
+      EXPECT_TRUE(std::equal(gpuRows.bytes.begin(),
+                             gpuRows.bytes.begin() + *m * 8,
+                             hostRows.bytes.begin()));
+      EXPECT_TRUE(std::equal(gpuValues.bytes.begin(),
+                             gpuValues.bytes.begin() + *m * D * 4,
+                             hostValues.bytes.begin()));
+    };
+    EmbeddingOptions e;
+    e.paddingIdx = 3;
+    both([&](Engine &eng, HostTensor &r, HostTensor &v) {
+      return eng.embeddingSparseBackward(flat.view, indices.view, V, r.view,
+                                         v.view, e, coalesced);
+    });
+    EmbeddingBagOptions o;
+    o.mode = BagMode::mean;
+    o.paddingIdx = 65537;
+    both([&](Engine &eng, HostTensor &r, HostTensor &v) {
+      return eng.embeddingBagSparseBackward(grad.view, indices.view,
+                                            &offsets.view, V, r.view, v.view, o,
+                                            nullptr, coalesced);
+    });
+    o.mode = BagMode::sum;
+    o.paddingIdx.reset();
+    both([&](Engine &eng, HostTensor &r, HostTensor &v) {
+      return eng.embeddingBagSparseBackward(grad.view, indices.view,
+                                            &offsets.view, V, r.view, v.view, o,
+                                            &psw.view, coalesced);
+    });
+  }
 }
 
 // Empty offsets with indices: no bag, so no contribution: gW and the psw

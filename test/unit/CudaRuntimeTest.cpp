@@ -23,6 +23,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -60,7 +61,8 @@ struct Fake {
   std::map<DevicePtr, size_t> live;
   std::vector<size_t> allocs;
   std::vector<void *> allocStreams, freeStreams;
-  int frees = 0, copies = 0;
+  int frees = 0, copies = 0;   // copies: the validation's, to the host
+  std::vector<size_t> memcpys; // the generated code's (bytes)
   std::vector<std::pair<size_t, void *>> memsets;
 };
 Fake *fake = nullptr;
@@ -125,7 +127,8 @@ Result fLaunch(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
   return 0;
 }
 Result fAllocAsync(DevicePtr *p, size_t bytes, void *stream) {
-  *p = reinterpret_cast<uintptr_t>(std::malloc(bytes));
+  // Zeroed, so that a size read back from "device memory" is 0.
+  *p = reinterpret_cast<uintptr_t>(std::calloc(bytes, 1));
   fake->live[*p] = bytes;
   fake->allocs.push_back(bytes);
   fake->allocStreams.push_back(stream);
@@ -141,6 +144,12 @@ Result fFreeAsync(DevicePtr p, void *stream) {
 Result fDtoHAsync(void *dst, DevicePtr src, size_t bytes, void *) {
   ++fake->copies;
   std::memcpy(dst, reinterpret_cast<void *>(src), bytes);
+  return 0;
+}
+Result fMemcpyAsync(DevicePtr dst, DevicePtr src, size_t bytes, void *) {
+  fake->memcpys.push_back(bytes);
+  std::memcpy(reinterpret_cast<void *>(dst), reinterpret_cast<void *>(src),
+              bytes);
   return 0;
 }
 Result fMemset(DevicePtr dst, unsigned char v, size_t bytes, void *stream) {
@@ -175,6 +184,7 @@ cuda::DriverAPI fakeAPI() {
   a.memAllocAsync = fAllocAsync;
   a.memFreeAsync = fFreeAsync;
   a.memcpyDtoHAsync = fDtoHAsync;
+  a.memcpyAsync = fMemcpyAsync;
   a.memsetD8Async = fMemset;
   a.streamSynchronize = fSync;
   a.getErrorName = fErrorName;
@@ -377,15 +387,27 @@ TEST_F(LaunchPlan, NoBagsZeroTheGradientOnTheStream) {
   EXPECT_EQ(gw.at(3), 0.0);
 }
 
-TEST_F(LaunchPlan, SparseGradientsAreNotOnTheGPUYet) {
+TEST_F(LaunchPlan, SparseGradientReadsItsSizeBack) {
   Engine e = make();
-  HostTensor g(DType::f32, {4, 16}),
-      x = indicesOf(4, 10), rows(DType::i64, {4}), values(DType::f32, {4, 16});
+  const int64_t n = 300, D = 16;
+  HostTensor g(DType::f32, {n, D}), x = indicesOf(n, 10), rows(DType::i64, {n}),
+                                    values(DType::f32, {n, D});
+  EmbeddingOptions o;
+  o.paddingIdx = 3;
   auto m =
-      e.embeddingSparseBackward(g.view, x.view, 10, rows.view, values.view);
-  ASSERT_FALSE(static_cast<bool>(m));
-  EXPECT_NE(llvm::toString(m.takeError()).find("no GPU kernel yet"),
-            std::string::npos);
+      e.embeddingSparseBackward(g.view, x.view, 10, rows.view, values.view, o);
+  ASSERT_TRUE(static_cast<bool>(m)) << llvm::toString(m.takeError());
+  // Nothing ran on the fake device: the live entries it "counted" are 0.
+  EXPECT_EQ(*m, 0);
+  // The chunk counts, the scan's three launches, the writes, the values.
+  EXPECT_EQ(state.launches.size(), 6u);
+  // The size, read back once (the empty results copy nothing).
+  std::vector<size_t> want{8};
+  EXPECT_EQ(state.memcpys, want);
+  // The indices, copied for validation, then for the number of rows the
+  // caller's buffers must hold (the non-padding positions).
+  EXPECT_EQ(state.copies, 2);
+  EXPECT_TRUE(state.live.empty());
 }
 
 //===----------------------------------------------------------------------===//
@@ -595,6 +617,58 @@ TEST_F(GPUDevice, RenormAndPerSampleWeightGradient) {
       dgrad, dw, dx, &doff, dpsw, o)));
   download(gotPsw, dpsw);
   EXPECT_TRUE(same(gotPsw, wantPsw));
+}
+
+// The deterministic and the sparse gradients compute what the host kernels
+// compute, in the same order: equal to the bit.
+TEST_F(GPUDevice, DeterministicAndSparseGradientsEqualTheHostKernels) {
+  const int64_t V = 70000, D = 64, B = 300, L = 5, n = B * L;
+  HostTensor x = indicesOf(n, V), offsets(DType::i64, {B});
+  for (int64_t i = 0; i < n; i += 4)
+    x.set(i, 65537); // a hot row
+  for (int64_t b = 0; b < B; ++b)
+    offsets.set(b, static_cast<double>(b * L));
+  HostTensor grad = randomTable(DType::f32, B, D, 3);
+  Tensor dx = upload(x), doff = upload(offsets), dgrad = upload(grad);
+
+  EmbeddingBagOptions o;
+  o.mode = BagMode::mean;
+  o.deterministic = true;
+  o.scaleGradByFreq = true;
+  HostTensor want(DType::f32, {V, D}), got(DType::f32, {V, D});
+  ASSERT_FALSE(static_cast<bool>(host().embeddingBagBackward(
+      grad.view, x.view, &offsets.view, want.view, o)));
+  Tensor dgw = upload(got);
+  ASSERT_FALSE(
+      static_cast<bool>(gpu().embeddingBagBackward(dgrad, dx, &doff, dgw, o)));
+  download(got, dgw);
+  EXPECT_TRUE(got.bytes == want.bytes);
+
+  for (bool coalesced : {false, true}) {
+    SCOPED_TRACE(coalesced ? "coalesced" : "uncoalesced");
+    EmbeddingBagOptions so;
+    so.mode = BagMode::sum;
+    so.paddingIdx = 65537;
+    HostTensor wantRows(DType::i64, {n}), wantValues(DType::f32, {n, D}),
+        gotRows(DType::i64, {n}), gotValues(DType::f32, {n, D});
+    auto m = host().embeddingBagSparseBackward(
+        grad.view, x.view, &offsets.view, V, wantRows.view, wantValues.view, so,
+        nullptr, coalesced);
+    ASSERT_TRUE(static_cast<bool>(m)) << llvm::toString(m.takeError());
+    Tensor drows = upload(gotRows), dvalues = upload(gotValues);
+    auto dm = gpu().embeddingBagSparseBackward(dgrad, dx, &doff, V, drows,
+                                               dvalues, so, nullptr, coalesced);
+    ASSERT_TRUE(static_cast<bool>(dm)) << llvm::toString(dm.takeError());
+    ASSERT_EQ(*dm, *m);
+    download(gotRows, drows);
+    download(gotValues, dvalues);
+    EXPECT_TRUE(std::equal(gotRows.bytes.begin(),
+                           gotRows.bytes.begin() + *m * 8,
+                           wantRows.bytes.begin()));
+    EXPECT_TRUE(std::equal(gotValues.bytes.begin(),
+                           gotValues.bytes.begin() + *m * D * 4,
+                           wantValues.bytes.begin()));
+  }
 }
 
 TEST_F(GPUDevice, OutOfRangeIndexIsAnErrorBeforeAnythingRuns) {

@@ -492,20 +492,6 @@ TEST(GPUEmulated, RenormRescalesARepeatedRowOnce) {
   }
 }
 
-TEST(GPUEmulated, WhatHasNoGPUKernelIsAClearError) {
-  Engine &e = engine(2, Target::gpu_emulated);
-  Host indices(DType::i64, {2}), out(DType::f32, {2, 8});
-  auto message = [](llvm::Error err) { return llvm::toString(std::move(err)); };
-  Host rows(DType::i64, {2}), values(DType::f32, {2, 8});
-  auto sparse = e.embeddingSparseBackward(out.view, indices.view, 4, rows.view,
-                                          values.view);
-  ASSERT_FALSE(static_cast<bool>(sparse));
-  EXPECT_EQ(message(sparse.takeError()),
-            "the sparse embedding gradient has no GPU kernel yet (target "
-            "'gpu-emulated'); the GPU kernels cover the forward ops and the "
-            "dense and per_sample_weights gradients");
-}
-
 TEST(GPUEmulated, MisalignedRowsAreRejected) {
   Host weight(DType::f32, {4, 8}), indices(DType::i64, {2});
   Host out(DType::f32, {3, 8});

@@ -478,19 +478,26 @@ int main(int argc, char **argv) {
   // (dense), or `sparseRows` / `sparseValues` with `sparseCount` rows.
   Buffer gradWeight(*dtype, backward && !sparse ? std::vector<int64_t>{V, D}
                                                 : std::vector<int64_t>{0});
+  Buffer sparseRows(DType::i64, {backward && sparse ? N : 0});
+  Buffer sparseValues(*dtype, {backward && sparse ? N : 0, D});
   // What the calls use: the buffers, or their device copies on a GPU.
   Tensor vWeight = weight.view, vIndices = indices.view,
          vOffsets = offsets.view, vPsw = psw.view, vOut = out.view,
          vArgmax = argmax.view, vGradWeight = gradWeight.view,
-         vPooled = pooled.view;
+         vPooled = pooled.view, vSparseRows = sparseRows.view,
+         vSparseValues = sparseValues.view;
   std::unique_ptr<cuda::Device> device;
   std::vector<std::pair<Buffer *, Tensor *>> mirrors = {
-      {&weight, &vWeight},   {&indices, &vIndices},
-      {&offsets, &vOffsets}, {&psw, &vPsw},
-      {&out, &vOut},         {&argmax, &vArgmax},
-      {&pooled, &vPooled},   {&gradWeight, &vGradWeight}};
-  Buffer sparseRows(DType::i64, {backward && sparse ? N : 0});
-  Buffer sparseValues(*dtype, {backward && sparse ? N : 0, D});
+      {&weight, &vWeight},
+      {&indices, &vIndices},
+      {&offsets, &vOffsets},
+      {&psw, &vPsw},
+      {&out, &vOut},
+      {&argmax, &vArgmax},
+      {&pooled, &vPooled},
+      {&gradWeight, &vGradWeight},
+      {&sparseRows, &vSparseRows},
+      {&sparseValues, &vSparseValues}};
   int64_t sparseCount = 0;
   if (backward)
     for (int64_t i = 0; i < out.view.numel(); ++i)
@@ -545,9 +552,8 @@ int main(int argc, char **argv) {
       o.deterministic = flags.deterministic;
       o.profile = *profile;
       if (sparse) {
-        auto m =
-            engine.embeddingSparseBackward(vOut, vIndices, V, sparseRows.view,
-                                           sparseValues.view, o, coalesced);
+        auto m = engine.embeddingSparseBackward(vOut, vIndices, V, vSparseRows,
+                                                vSparseValues, o, coalesced);
         if (!m)
           return m.takeError();
         sparseCount = *m;
@@ -565,9 +571,8 @@ int main(int argc, char **argv) {
       o.profile = *profile;
       if (sparse) {
         auto m = engine.embeddingBagSparseBackward(
-            vOut, vIndices, twoD ? nullptr : &vOffsets, V, sparseRows.view,
-            sparseValues.view, o, perSampleWeights ? &vPsw : nullptr,
-            coalesced);
+            vOut, vIndices, twoD ? nullptr : &vOffsets, V, vSparseRows,
+            vSparseValues, o, perSampleWeights ? &vPsw : nullptr, coalesced);
         if (!m)
           return m.takeError();
         sparseCount = *m;

@@ -36,7 +36,7 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
 }
 
 def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
-  let summary = "Lower the emb ops (all but the sparse gradients) to gpu.launch kernels";
+  let summary = "Lower the emb ops to gpu.launch kernels";
   let description = [{
     `emb.lookup` and `emb.bag` (every mode and option, `max_indices`
     included) become one `gpu.launch` each. Every row (lookup) or bag gets
@@ -58,8 +58,20 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
     (`atomic_rmw addi`), then a scatter with `memref.atomic_rmw addf` per
     element (`atom.global.add` on NVIDIA). f16 / bf16 accumulate in an f32
     scratch table (`gpu.alloc`) rounded into the result by a last launch.
-    The order of the additions is not fixed: the `deterministic` attribute
-    is reported as not implemented yet, and so are the sparse gradients.
+    The order of the additions is not fixed. With `deterministic` there
+    are no atomics: the entries are keyed by their row in the window, sorted
+    by a stable LSD radix sort (8 bits a pass; per-chunk digit counts, a
+    barrier-free scan, in-order scatter; the passes are a host `scf.for`
+    of launches), and a thread group per row sums its entries in input
+    order, then scales: the host kernels' arithmetic, to the bit.
+
+    `emb.lookup_sparse_grad` and `emb.bag_sparse_grad` count the live
+    entries per chunk, scan the counts, read the total back to the host
+    (`gpu.memcpy` into a `memref.alloca`: the results' size depends on the
+    data) and write rows and scaled contributions at their place in input
+    order; coalesced, they sort the entries by row as above, compact the
+    runs of equal rows and sum each run in order. Their results are device
+    buffers (`gpu.alloc`) freed at the end of the block.
 
     `emb.renorm` zeroes a flag per row (`gpu.alloc`), then one thread per
     position claims its row with an atomic or, computes the p-norm in f64
@@ -124,14 +136,18 @@ def ConvertGPUToEmbRuntime : Pass<"convert-gpu-to-emb-runtime", "::mlir::ModuleO
   let summary = "Lower the host side of emb's GPU kernels to calls of the emb CUDA runtime shim";
   let description = [{
     After `emb-nvptx-pipeline` the host function holds `gpu.launch_func`,
-    `gpu.alloc` and `gpu.dealloc`, and each kernel is a `gpu.binary` (PTX
-    or a cubin). This pass embeds every binary and kernel name as a
-    constant LLVM global and replaces the three ops with calls through
-    `@__emb_gpu_runtime`, a table of three function pointers (launch,
-    alloc, free) that the runtime fills when it loads the kernel. Kernel
-    parameters are passed as the NVVM lowering expects them: a memref as
-    its descriptor's fields. Async tokens, clusters, dynamic shared memory,
-    host-shared allocations and binaries with several objects are errors.
+    `gpu.alloc`, `gpu.dealloc`, `gpu.memcpy` and `memref.copy` (the
+    sparse gradients), and each kernel is a `gpu.binary` (PTX or a cubin).
+    This pass embeds every binary and kernel name as a constant LLVM global
+    and replaces those ops with calls through `@__emb_gpu_runtime`, a table
+    of four function pointers (launch, alloc, free, copy) that the runtime
+    fills when it loads the kernel. Kernel parameters are passed as the
+    NVVM lowering expects them: a memref as its descriptor's fields. Copies
+    go through the driver in whichever direction the pointers say (unified
+    addressing) and are complete on return. Async tokens, clusters, dynamic
+    shared memory, host-shared allocations, non-contiguous copies, a kernel
+    operand that is host memory and binaries with several objects are
+    errors.
   }];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }

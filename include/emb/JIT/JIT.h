@@ -56,10 +56,10 @@ struct GPUKernelBinary {
 /// PTX ISA `ptx` (times ten; 0: the chip's default) in `format` ("isa":
 /// PTX; "bin": a cubin, which needs ptxas). An unknown chip or a chip / PTX
 /// mismatch is an error. When `printIR` is set, the IR is printed there
-/// after the emb -> gpu, outlining and NVVM stages. Every op but the sparse
-/// gradients has GPU kernels so far; a spec may be several kernels (a
-/// dense gradient: zeros, counts, the atomic scatter, the f16 / bf16
-/// rounding; renorm: row flags, then the rescaling).
+/// after the emb -> gpu, outlining and NVVM stages. A spec may be several
+/// kernels (a dense gradient: zeros, counts, the atomic scatter, the f16 /
+/// bf16 rounding; renorm: row flags, then the rescaling; the deterministic
+/// and sparse gradients: their sort and compaction steps).
 llvm::Expected<std::vector<GPUKernelBinary>>
 compileForNVPTX(const KernelSpec &spec, llvm::StringRef chip, unsigned ptx,
                 llvm::StringRef format, llvm::raw_ostream *printIR = nullptr);
@@ -76,6 +76,7 @@ struct GPURuntimeTable {
   void *launch = nullptr;
   void *alloc = nullptr;
   void *free = nullptr;
+  void *copy = nullptr;
 };
 
 struct KernelCacheOptions {

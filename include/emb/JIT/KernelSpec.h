@@ -45,10 +45,9 @@ const char *opKindName(OpKind op);
 
 /// Where a kernel runs. `gpu_emulated` is the GPU kernel of
 /// emb-nvptx-pipeline run on the host by emb-emulate-gpu-on-host: the GPU
-/// lowering tested without a GPU (every op but the sparse gradients so
-/// far). `nvptx` is the same kernel compiled for an NVIDIA chip (`chip`,
-/// `ptx`), with a host function that launches it through the CUDA runtime
-/// shim (runtime/CudaRuntime.cpp) on device pointers.
+/// lowering tested without a GPU. `nvptx` is the same kernel compiled for an
+/// NVIDIA chip (`chip`, `ptx`), with a host function that launches it through
+/// the CUDA runtime shim (runtime/CudaRuntime.cpp) on device pointers.
 enum class Target : uint8_t { host, gpu_emulated, nvptx };
 const char *targetName(Target target);
 

@@ -6,8 +6,8 @@
 // the first GPU call, never at load time. `$EMB_MLIR_LIBCUDA` names another
 // library (tests use the toolkit's stub).
 //
-// The generated host code of a kernel calls three functions through a
-// table (convert-gpu-to-emb-runtime): launch, alloc and free. They run in
+// The generated host code of a kernel calls four functions through a
+// table (convert-gpu-to-emb-runtime): launch, alloc, free and copy. They run in
 // the scope of a `Call`, which names the stream every launch, scratch
 // allocation and free goes to, and collects the first error.
 //
@@ -61,6 +61,8 @@ struct DriverAPI {
   Result (*memFree)(DevicePtr ptr);
   Result (*memAllocAsync)(DevicePtr *ptr, size_t bytes, Stream stream);
   Result (*memFreeAsync)(DevicePtr ptr, Stream stream);
+  Result (*memcpyAsync)(DevicePtr dst, DevicePtr src, size_t bytes,
+                        Stream stream);
   Result (*memcpyHtoD)(DevicePtr dst, const void *src, size_t bytes);
   Result (*memcpyDtoH)(void *dst, DevicePtr src, size_t bytes);
   Result (*memcpyDtoHAsync)(void *dst, DevicePtr src, size_t bytes,

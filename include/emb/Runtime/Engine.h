@@ -103,10 +103,11 @@ struct EngineOptions {
   /// Where kernels run: `host` (default); `nvptx`: on an NVIDIA GPU, every
   /// Tensor's data being a device pointer (CUdeviceptr) of the current
   /// context's device; or `gpu_emulated`: the same GPU kernels run on the
-  /// host (host pointers) to test the GPU lowering without a GPU. The GPU
-  /// kernels cover the forward ops (max_norm included), the dense
-  /// gradients (atomics) and the per_sample_weights gradient so far; the
-  /// sparse gradients are an error on GPU targets. GPU kernels move 16-byte
+  /// host (host pointers) to test the GPU lowering without a GPU. Every op
+  /// has GPU kernels; the sparse gradients synchronise (their size is read
+  /// back from the device), and their `rows` / `values` must hold every
+  /// non-padding position (every position when trusted indices are not
+  /// read). GPU kernels move 16-byte
   /// vectors when D allows: the weight, the output and max_indices must
   /// then be 16-byte aligned (indices, offsets and per-sample weights:
   /// their natural alignment).
@@ -230,6 +231,10 @@ private:
   /// and null pointers stay as they are.
   llvm::Expected<const Tensor *> readable(const Tensor *t, Tensor &copy,
                                           std::vector<char> &storage);
+  /// The rows an uncoalesced sparse gradient needs: the non-padding
+  /// positions (all of them when trusted device indices are not read).
+  llvm::Expected<int64_t> sparseRowsNeeded(const Tensor &indices,
+                                           int64_t padRow);
   /// Zeros `t` (host memory, or device memory on nvptx).
   llvm::Error zero(const Tensor &t);
   /// nvptx: loads the driver and makes sure a context is current (the

@@ -43,9 +43,9 @@ def EmbEmulateGPUOnHost : Pass<"emb-emulate-gpu-on-host", "::mlir::ModuleOp"> {
     or exchanges values between threads (`gpu.barrier`, shuffles, subgroup
     ops, shared memory) cannot be emulated this way: the pass reports it
     instead of running it wrongly. The emb kernels use none of those.
-    `gpu.alloc` becomes `memref.alloc` and `gpu.dealloc` is dropped (run
-    the buffer deallocation pipeline afterwards, as
-    emb-gpu-emulation-pipeline does).
+    `gpu.alloc` becomes `memref.alloc`, `gpu.memcpy` `memref.copy`, and
+    `gpu.dealloc` is dropped (run the buffer deallocation pipeline
+    afterwards, as emb-gpu-emulation-pipeline does).
   }];
   let dependentDialects = ["::mlir::scf::SCFDialect",
                            "::mlir::arith::ArithDialect",

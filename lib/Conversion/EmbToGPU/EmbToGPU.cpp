@@ -11,10 +11,12 @@
 // The dense gradients are launches of zeros (and row counts for
 // scale_grad_by_freq) and an atomic scatter, into an f32 scratch table for
 // f16 / bf16; the per_sample_weights gradient is one thread per bag;
-// renorm claims each distinct row once with an atomic flag. The sparse
-// gradients and the deterministic dense gradients have no GPU lowering yet
-// (issue 5): they are reported, never silently left on the host or
-// approximated.
+// renorm claims each distinct row once with an atomic flag. The
+// deterministic dense gradients sort the entries by row (a stable radix
+// sort) and sum each row in order; the sparse gradients compact the live
+// entries in input order (uncoalesced) or the sorted rows' runs
+// (coalesced), reading their data-dependent size back to the host. No
+// kernel uses barriers, shuffles or shared memory: all are emulatable.
 //
 //===----------------------------------------------------------------------===//
 
@@ -1326,6 +1328,97 @@ struct SortedEntries {
   }
 };
 
+/// What the sorted and compacted gradients need of each entry of a bag op:
+/// its bag and, for mean or per_sample_weights, its factor (1 / the live
+/// entries of its bag for mean, times psw[j]) in the accumulator type, as
+/// the atomic scatter computes them. In scratch of one element per entry.
+struct BagEntries {
+  const BagForm &form;
+  BagMode mode;
+  Value pad, psw;
+  Type element, accElement;
+  Value bags, weights;
+
+  BagEntries(ImplicitLocOpBuilder &b, const BagForm &form, BagMode mode,
+             Value pad, Value psw, Type element)
+      : form(form), mode(mode), pad(pad), psw(psw), element(element),
+        accElement(accumulatorType(element)) {
+    bags = allocScratch(b, i64Buffer(b.getContext()), form.numIndices);
+    if (mode == BagMode::mean || psw)
+      weights =
+          allocScratch(b, MemRefType::get({ShapedType::kDynamic}, accElement),
+                       form.numIndices);
+  }
+
+  /// A thread per bag writes its entries' bag and factor, then runs
+  /// `perEntry(j)` for each of them.
+  void launch(ImplicitLocOpBuilder &b,
+              function_ref<void(ImplicitLocOpBuilder &, Value)> perEntry) {
+    launchRows(
+        b, form.numBags, 1, [&](ImplicitLocOpBuilder &ib, Value bag, Value) {
+          auto [start, end] = form.bounds(ib, bag);
+          Value factor;
+          if (mode == BagMode::mean) {
+            Value live = arith::SubIOp::create(ib, end, start);
+            if (pad)
+              live =
+                  forRange(ib, start, end, cIndex(ib, 0),
+                           [&](ImplicitLocOpBuilder &lb, Value j, Value k) {
+                             Value r = loadIndex(lb, form.indices, j);
+                             Value isLive = arith::CmpIOp::create(
+                                 lb, arith::CmpIPredicate::ne, r, pad);
+                             return arith::AddIOp::create(
+                                 lb, k,
+                                 arith::SelectOp::create(
+                                     lb, isLive, cIndex(lb, 1), cIndex(lb, 0)));
+                           });
+            Value liveF = arith::SIToFPOp::create(
+                ib, accElement,
+                arith::IndexCastOp::create(ib, ib.getI64Type(), live));
+            Value one =
+                arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 1.0));
+            factor = arith::DivFOp::create(
+                ib, one, arith::MaximumFOp::create(ib, liveF, one));
+          }
+          scf::ForOp::create(
+              ib, start, end, cIndex(ib, 1), ValueRange{},
+              [&](OpBuilder &nb, Location loc, Value j, ValueRange) {
+                ImplicitLocOpBuilder lb(loc, nb);
+                storeI64(lb, bag, bags, j);
+                if (weights) {
+                  Value f = factor;
+                  if (psw) {
+                    Value w = memref::LoadOp::create(
+                        lb, psw, ValueRange{j}, /*nontemporal=*/false,
+                        llvm::MaybeAlign(element.getIntOrFloatBitWidth() / 8));
+                    if (w.getType() != accElement)
+                      w = arith::ExtFOp::create(lb, accElement, w);
+                    f = f ? arith::MulFOp::create(lb, f, w) : w;
+                  }
+                  memref::StoreOp::create(lb, f, weights, ValueRange{j});
+                }
+                perEntry(lb, j);
+                scf::YieldOp::create(lb);
+              });
+        });
+  }
+
+  Value bagOf(ImplicitLocOpBuilder &b, Value j) const {
+    return arith::IndexCastOp::create(b, b.getIndexType(), loadI64(b, bags, j));
+  }
+  /// The factor of entry j, or null (sum without per_sample_weights).
+  Value weight(ImplicitLocOpBuilder &b, Value j) const {
+    if (!weights)
+      return Value();
+    return memref::LoadOp::create(b, weights, ValueRange{j});
+  }
+  void free(ImplicitLocOpBuilder &b) {
+    freeScratch(b, bags);
+    if (weights)
+      freeScratch(b, weights);
+  }
+};
+
 /// keys[e] = the row of entry e in the window [first, first + count)
 /// (`count` for padding and rows of other windows), vals[e] = e.
 void storeEntryKey(ImplicitLocOpBuilder &b, Value r, Value e, Value first,
@@ -1525,81 +1618,27 @@ LogicalResult lowerBagGradDeterministic(BagGradOp op, RewriterBase &rewriter) {
                   : Value();
   Value pad = gradientPadding(b, op.getPaddingIdx(), op.getNumEmbeddings());
   Value n = form.numIndices;
-  auto wType = MemRefType::get({ShapedType::kDynamic}, accElement);
-  Value bagOf = allocScratch(b, i64Buffer(b.getContext()), n);
-  Value weights =
-      mode == BagMode::mean || psw ? allocScratch(b, wType, n) : Value();
+  BagEntries entries(b, form, mode, pad, psw, element);
   SortedEntries sorted(b, n, count, [&](Value keys, Value vals) {
     launchRows(b, n, 1, [&](ImplicitLocOpBuilder &ib, Value e, Value) {
       storeI64(ib, count, keys, e);
       storeI64(ib, e, vals, e);
     });
-    launchRows(
-        b, form.numBags, 1, [&](ImplicitLocOpBuilder &ib, Value bag, Value) {
-          auto [start, end] = form.bounds(ib, bag);
-          Value factor;
-          if (mode == BagMode::mean) {
-            Value live = arith::SubIOp::create(ib, end, start);
-            if (pad)
-              live =
-                  forRange(ib, start, end, cIndex(ib, 0),
-                           [&](ImplicitLocOpBuilder &lb, Value j, Value k) {
-                             Value r = loadIndex(lb, form.indices, j);
-                             Value isLive = arith::CmpIOp::create(
-                                 lb, arith::CmpIPredicate::ne, r, pad);
-                             return arith::AddIOp::create(
-                                 lb, k,
-                                 arith::SelectOp::create(
-                                     lb, isLive, cIndex(lb, 1), cIndex(lb, 0)));
-                           });
-            Value liveF = arith::SIToFPOp::create(
-                ib, accElement,
-                arith::IndexCastOp::create(ib, ib.getI64Type(), live));
-            Value one =
-                arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 1.0));
-            factor = arith::DivFOp::create(
-                ib, one, arith::MaximumFOp::create(ib, liveF, one));
-          }
-          scf::ForOp::create(
-              ib, start, end, cIndex(ib, 1), ValueRange{},
-              [&](OpBuilder &nb, Location loc, Value j, ValueRange) {
-                ImplicitLocOpBuilder lb(loc, nb);
-                storeEntryKey(lb, loadIndex(lb, form.indices, j), j, first,
-                              count, pad, keys, vals);
-                storeI64(lb, bag, bagOf, j);
-                if (weights) {
-                  Value f = factor;
-                  if (psw) {
-                    Value w = memref::LoadOp::create(
-                        lb, psw, ValueRange{j}, /*nontemporal=*/false,
-                        llvm::MaybeAlign(element.getIntOrFloatBitWidth() / 8));
-                    if (w.getType() != accElement)
-                      w = arith::ExtFOp::create(lb, accElement, w);
-                    f = f ? arith::MulFOp::create(lb, f, w) : w;
-                  }
-                  memref::StoreOp::create(lb, f, weights, ValueRange{j});
-                }
-                scf::YieldOp::create(lb);
-              });
-        });
+    entries.launch(b, [&](ImplicitLocOpBuilder &lb, Value j) {
+      storeEntryKey(lb, loadIndex(lb, form.indices, j), j, first, count, pad,
+                    keys, vals);
+    });
   });
   auto vecType = VectorType::get({rowLayout(dim, element).first}, element);
   sumSegments(
       b, sorted, dest.buffer, count, element, dim, scale,
       op.getScaleGradByFreq(), [&](ImplicitLocOpBuilder &lb, Value e, Value c) {
-        Value bag = arith::IndexCastOp::create(lb, lb.getIndexType(),
-                                               loadI64(lb, bagOf, e));
-        Value f =
-            weights
-                ? memref::LoadOp::create(lb, weights, ValueRange{e}).getResult()
-                : Value();
-        return scaleRow(lb, loadRow(lb, vecType, grad, ValueRange{bag, c}),
-                        accElement, 1.0, f);
+        return scaleRow(
+            lb, loadRow(lb, vecType, grad, ValueRange{entries.bagOf(lb, e), c}),
+            accElement, 1.0, entries.weight(lb, e));
       });
   sorted.free(b);
-  freeScratch(b, bagOf);
-  if (weights)
-    freeScratch(b, weights);
+  entries.free(b);
   dest.replace(rewriter, op.getResult());
   rewriter.eraseOp(op);
   return success();
@@ -1694,6 +1733,329 @@ LogicalResult lowerBagPswGrad(BagPswGradOp op, RewriterBase &rewriter) {
 }
 
 //===----------------------------------------------------------------------===//
+// Sparse gradients: a compaction in input order, or the sorted rows summed
+//===----------------------------------------------------------------------===//
+//
+// The result's size M (live entries, or distinct live rows) depends on the
+// data, and the host needs it (to size the results and return it): it is
+// counted on the device, then read back with one `gpu.memcpy` into host
+// memory (a synchronisation). Results are written into device scratch of M
+// rows, which the caller's buffers receive by a device copy.
+
+/// Selected items of [0, n), counted per chunk of kSortChunk by a thread
+/// each, scanned into the chunks' offsets (the last one the total), and the
+/// total read back to the host.
+struct Compaction {
+  Value n, chunks, offsets, total;
+  function_ref<Value(ImplicitLocOpBuilder &, Value)> selected;
+
+  Compaction(ImplicitLocOpBuilder &b, Value n,
+             function_ref<Value(ImplicitLocOpBuilder &, Value)> selected)
+      : n(n), selected(selected) {
+    chunks = arith::CeilDivUIOp::create(b, n, cIndex(b, kSortChunk));
+    Value size = arith::AddIOp::create(b, chunks, cIndex(b, 1));
+    offsets = allocScratch(b, i64Buffer(b.getContext()), size);
+    Value zero = arith::ConstantOp::create(b, b.getI64IntegerAttr(0));
+    launchRows(b, size, 1, [&](ImplicitLocOpBuilder &ib, Value c, Value) {
+      // The extra chunk is empty: its offset becomes the total.
+      auto [lo, hi] = blockRange(ib, c, kSortChunk, n);
+      Value one = arith::ConstantOp::create(ib, ib.getI64IntegerAttr(1));
+      Value count = forRange(
+          ib, lo, hi, zero, [&](ImplicitLocOpBuilder &lb, Value j, Value k) {
+            Value add = arith::SelectOp::create(
+                lb, selected(lb, j), one,
+                arith::ConstantOp::create(lb, lb.getI64IntegerAttr(0)));
+            return arith::AddIOp::create(lb, k, add);
+          });
+      storeI64(ib, count, offsets, c);
+    });
+    exclusiveScan(b, offsets, size);
+    Value host =
+        memref::AllocaOp::create(b, MemRefType::get({1}, b.getI64Type()));
+    Value last =
+        memref::SubViewOp::create(b, offsets, ArrayRef<OpFoldResult>{chunks},
+                                  ArrayRef<OpFoldResult>{b.getIndexAttr(1)},
+                                  ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    gpu::MemcpyOp::create(b, Type(), ValueRange{}, host, last);
+    total = arith::IndexCastOp::create(
+        b, b.getIndexType(),
+        memref::LoadOp::create(b, host, ValueRange{cIndex(b, 0)}));
+  }
+
+  /// A thread per chunk calls `body(j, k, isSelected)` for every item j of
+  /// its chunk in order, k being j's place among the selected items (when
+  /// it is one).
+  void
+  write(ImplicitLocOpBuilder &b,
+        function_ref<void(ImplicitLocOpBuilder &, Value, Value, Value)> body) {
+    launchRows(b, chunks, 1, [&](ImplicitLocOpBuilder &ib, Value c, Value) {
+      auto [lo, hi] = blockRange(ib, c, kSortChunk, n);
+      Value start = arith::IndexCastOp::create(ib, ib.getIndexType(),
+                                               loadI64(ib, offsets, c));
+      forRange(ib, lo, hi, start,
+               [&](ImplicitLocOpBuilder &lb, Value j, Value k) {
+                 Value isSelected = selected(lb, j);
+                 body(lb, j, k, isSelected);
+                 return arith::AddIOp::create(
+                     lb, k,
+                     arith::SelectOp::create(lb, isSelected, cIndex(lb, 1),
+                                             cIndex(lb, 0)));
+               });
+    });
+  }
+
+  void free(ImplicitLocOpBuilder &b) { freeScratch(b, offsets); }
+};
+
+/// The inputs of a sparse gradient: entries j in [0, n) with row x[j], and
+/// their contributions `grad[source(j)] * factor(j)` (unscaled, in the
+/// accumulator type).
+struct SparseInputs {
+  Value indices, n, grad, pad;
+  int64_t numEmbeddings, dim;
+  double scale;
+  Type element;
+  function_ref<Value(ImplicitLocOpBuilder &, Value)> source, factor;
+};
+
+// uncoalesced (PyTorch's form), entries in input order:
+//   live(j) = x[j] != P; k(j) = live entries before j (chunk counts, scan)
+//   M = k(n) (read back); rows[k(j)] = x[j];
+//   a thread group per live entry: values[k(j), :] = s * factor(j) *
+//   g[source(j), :]
+// coalesced: keys = x[j] (V for padding), stable radix sort, heads of runs
+//   of equal keys compacted: M = distinct rows; rows[k] = the run's row;
+//   a thread group per run sums its contributions in input order, then
+//   values[k, :] = s * sum.
+std::pair<Value, Value> lowerSparse(ImplicitLocOpBuilder &b, Operation *op,
+                                    const SparseInputs &in, bool coalesced,
+                                    function_ref<void(Value, Value)> fillKeys) {
+  Type accElement = accumulatorType(in.element);
+  auto [vec, tpr] = rowLayout(in.dim, in.element);
+  auto vecType = VectorType::get({vec}, in.element);
+  auto accType = VectorType::get({vec}, accElement);
+  int64_t v = vec, t = tpr, dim = in.dim;
+  MLIRContext *ctx = b.getContext();
+  auto rowsType = i64Buffer(ctx);
+  auto valuesType = MemRefType::get({ShapedType::kDynamic, in.dim}, in.element);
+  auto contribution = [&](ImplicitLocOpBuilder &lb, Value j, Value c) {
+    return scaleRow(
+        lb, loadRow(lb, vecType, in.grad, ValueRange{in.source(lb, j), c}),
+        accElement, 1.0, in.factor(lb, j));
+  };
+  auto scaled = [&](ImplicitLocOpBuilder &lb, Value x) {
+    return arith::MulFOp::create(
+        lb, x, splat(lb, accType, lb.getFloatAttr(accElement, in.scale)));
+  };
+  SmallVector<Value> scratch;
+  Value rows, values;
+
+  if (!coalesced) {
+    auto live = [&](ImplicitLocOpBuilder &lb, Value j) -> Value {
+      if (!in.pad)
+        return arith::ConstantOp::create(lb, lb.getBoolAttr(true));
+      return arith::CmpIOp::create(lb, arith::CmpIPredicate::ne,
+                                   loadIndex(lb, in.indices, j), in.pad);
+    };
+    Compaction compaction(b, in.n, live);
+    rows = allocScratch(b, rowsType, compaction.total);
+    values = allocScratch(b, valuesType, compaction.total);
+    Value place = allocScratch(b, rowsType, in.n);
+    compaction.write(
+        b, [&](ImplicitLocOpBuilder &lb, Value j, Value k, Value isLive) {
+          storeI64(lb, arith::SelectOp::create(lb, isLive, k, cIndex(lb, -1)),
+                   place, j);
+          scf::IfOp::create(lb, isLive, [&](OpBuilder &nb, Location loc) {
+            ImplicitLocOpBuilder ib(loc, nb);
+            storeI64(ib, loadIndex(ib, in.indices, j), rows, k);
+            scf::YieldOp::create(ib);
+          });
+        });
+    launchRows(
+        b, in.n, tpr, [&](ImplicitLocOpBuilder &ib, Value j, Value lane) {
+          Value k = loadI64(ib, place, j);
+          Value isLive = arith::CmpIOp::create(
+              ib, arith::CmpIPredicate::sge, k,
+              arith::ConstantOp::create(ib, ib.getI64IntegerAttr(0)));
+          scf::IfOp::create(ib, isLive, [&](OpBuilder &nb, Location loc) {
+            ImplicitLocOpBuilder lb(loc, nb);
+            Value kk = arith::IndexCastOp::create(lb, lb.getIndexType(), k);
+            forEachChunk(lb, lane, dim, v, t,
+                         [&](ImplicitLocOpBuilder &cb, Value c) {
+                           Value x = scaled(cb, contribution(cb, j, c));
+                           storeRow(cb, truncate(cb, x, vecType), values,
+                                    ValueRange{kk, c});
+                         });
+            scf::YieldOp::create(lb);
+          });
+        });
+    freeScratch(b, place);
+    compaction.free(b);
+  } else {
+    Value numRows = cIndex(b, in.numEmbeddings);
+    SortedEntries sorted(b, in.n, numRows, fillKeys);
+    auto head = [&](ImplicitLocOpBuilder &lb, Value k) -> Value {
+      Value key = loadI64(lb, sorted.keys, k);
+      Value prev = loadI64(
+          lb, sorted.keys,
+          arith::SubIOp::create(
+              lb, arith::MaxUIOp::create(lb, k, cIndex(lb, 1)), cIndex(lb, 1)));
+      Value first =
+          arith::CmpIOp::create(lb, arith::CmpIPredicate::eq, k, cIndex(lb, 0));
+      Value change = arith::OrIOp::create(
+          lb, first,
+          arith::CmpIOp::create(lb, arith::CmpIPredicate::ne, key, prev));
+      Value isLive = arith::CmpIOp::create(
+          lb, arith::CmpIPredicate::ne, key,
+          arith::IndexCastOp::create(lb, lb.getI64Type(), numRows));
+      return arith::AndIOp::create(lb, change, isLive);
+    };
+    Compaction compaction(b, in.n, head);
+    rows = allocScratch(b, rowsType, compaction.total);
+    values = allocScratch(b, valuesType, compaction.total);
+    compaction.write(
+        b, [&](ImplicitLocOpBuilder &lb, Value k, Value p, Value isHead) {
+          scf::IfOp::create(lb, isHead, [&](OpBuilder &nb, Location loc) {
+            ImplicitLocOpBuilder ib(loc, nb);
+            storeI64(ib, loadI64(ib, sorted.keys, k), rows, p);
+            scf::YieldOp::create(ib);
+          });
+        });
+    launchRows(
+        b, compaction.total, tpr,
+        [&](ImplicitLocOpBuilder &ib, Value p, Value lane) {
+          Value row = arith::IndexCastOp::create(ib, ib.getIndexType(),
+                                                 loadI64(ib, rows, p));
+          auto [lo, hi] = sorted.segment(ib, row);
+          forEachChunk(
+              ib, lane, dim, v, t, [&](ImplicitLocOpBuilder &cb, Value c) {
+                Value zero =
+                    splat(cb, accType, cb.getFloatAttr(accElement, 0.0));
+                Value acc = forRange(
+                    cb, lo, hi, zero,
+                    [&](ImplicitLocOpBuilder &lb, Value k, Value sum) {
+                      Value j = arith::IndexCastOp::create(
+                          lb, lb.getIndexType(), loadI64(lb, sorted.vals, k));
+                      return arith::AddFOp::create(lb, sum,
+                                                   contribution(lb, j, c));
+                    });
+                storeRow(cb, truncate(cb, scaled(cb, acc), vecType), values,
+                         ValueRange{p, c});
+              });
+        });
+    compaction.free(b);
+    sorted.free(b);
+  }
+  // The results are read after the op (copied into the caller's buffers,
+  // in the JIT's kernels): free them at the end of the block, unless the
+  // block returns them (hand-written IR; they are then the caller's).
+  Operation *terminator = op->getBlock()->getTerminator();
+  if (llvm::none_of(op->getUsers(),
+                    [&](Operation *user) { return user == terminator; })) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(terminator);
+    freeScratch(b, rows);
+    freeScratch(b, values);
+  }
+  auto asTensor = [&](Value buffer) -> Value {
+    auto type = cast<MemRefType>(buffer.getType());
+    return bufferization::ToTensorOp::create(
+        b, RankedTensorType::get(type.getShape(), type.getElementType()),
+        buffer, /*restrict=*/true, /*writable=*/false);
+  };
+  return {asTensor(rows), asTensor(values)};
+}
+
+LogicalResult lowerLookupSparseGrad(LookupSparseGradOp op,
+                                    RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  int64_t dim = gType.getShape().back();
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  Value indices = toBuffer(b, flatten(b, op.getIndices()));
+  SparseInputs in;
+  in.indices = indices;
+  in.n = memref::DimOp::create(b, indices, 0);
+  in.grad = gradRows(b, op.getGrad());
+  in.pad = gradientPadding(b, op.getPaddingIdx(), op.getNumEmbeddings());
+  in.numEmbeddings = op.getNumEmbeddings();
+  in.dim = dim;
+  in.scale = op.getGradScale().convertToDouble();
+  in.element = gType.getElementType();
+  auto self = [](ImplicitLocOpBuilder &, Value j) { return j; };
+  auto none = [](ImplicitLocOpBuilder &, Value) { return Value(); };
+  in.source = self;
+  in.factor = none;
+  Value numRows = cIndex(b, in.numEmbeddings);
+  auto [rows, values] =
+      lowerSparse(b, op, in, op.getCoalesced(), [&](Value keys, Value vals) {
+        launchRows(b, in.n, 1, [&](ImplicitLocOpBuilder &ib, Value e, Value) {
+          storeEntryKey(ib, loadIndex(ib, indices, e), e, cIndex(ib, 0),
+                        numRows, in.pad, keys, vals);
+        });
+      });
+  rewriter.replaceOp(op, ValueRange{rows, values});
+  return success();
+}
+
+LogicalResult lowerBagSparseGrad(BagSparseGradOp op, RewriterBase &rewriter) {
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  auto gType = cast<RankedTensorType>(op.getGrad().getType());
+  int64_t dim = gType.getShape().back();
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  if (op.getMode() == BagMode::max)
+    return op.emitOpError("mode 'max' has no sparse gradient");
+  BagForm form(b, op.getIndices(), op.getOffsets(), op.getIncludeLastOffset());
+  Value psw = op.getPerSampleWeights()
+                  ? toBuffer(b, flatten(b, op.getPerSampleWeights()))
+                  : Value();
+  SparseInputs in;
+  in.indices = form.indices;
+  in.n = form.numIndices;
+  in.grad = toBuffer(b, op.getGrad());
+  in.pad = gradientPadding(b, op.getPaddingIdx(), op.getNumEmbeddings());
+  in.numEmbeddings = op.getNumEmbeddings();
+  in.dim = dim;
+  in.scale = op.getGradScale().convertToDouble();
+  in.element = gType.getElementType();
+  BagEntries entries(b, form, op.getMode(), in.pad, psw, in.element);
+  Value numRows = cIndex(b, in.numEmbeddings);
+  // (Every entry is in a bag: offsets start at 0 and the last bag ends at
+  // the last entry, which the runtime checks.)
+  bool coalesced = op.getCoalesced();
+  auto source = [&](ImplicitLocOpBuilder &lb, Value j) {
+    return entries.bagOf(lb, j);
+  };
+  auto factor = [&](ImplicitLocOpBuilder &lb, Value j) {
+    return entries.weight(lb, j);
+  };
+  in.source = source;
+  in.factor = factor;
+  if (!coalesced)
+    entries.launch(b, [](ImplicitLocOpBuilder &, Value) {});
+  auto [rows, values] =
+      lowerSparse(b, op, in, coalesced, [&](Value keys, Value vals) {
+        launchRows(b, in.n, 1, [&](ImplicitLocOpBuilder &ib, Value e, Value) {
+          storeI64(ib, numRows, keys, e);
+          storeI64(ib, e, vals, e);
+        });
+        entries.launch(b, [&](ImplicitLocOpBuilder &lb, Value j) {
+          storeEntryKey(lb, loadIndex(lb, form.indices, j), j, cIndex(lb, 0),
+                        numRows, in.pad, keys, vals);
+        });
+      });
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(op->getBlock()->getTerminator());
+    entries.free(b);
+  }
+  rewriter.replaceOp(op, ValueRange{rows, values});
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//
 
@@ -1725,10 +2087,14 @@ struct ConvertEmbToGPUPass
               })
               .Case(
                   [&](BagPswGradOp o) { return lowerBagPswGrad(o, rewriter); })
+              .Case([&](LookupSparseGradOp o) {
+                return lowerLookupSparseGrad(o, rewriter);
+              })
+              .Case([&](BagSparseGradOp o) {
+                return lowerBagSparseGrad(o, rewriter);
+              })
               .Default([&](Operation *o) {
-                return o->emitOpError()
-                       << "has no GPU lowering yet (the forward lookup and "
-                          "bag and their dense gradients have one)";
+                return o->emitOpError() << "has no GPU lowering";
               });
       if (failed(result))
         return signalPassFailure();

@@ -16,6 +16,12 @@
 //                         i32 numParams)
 //   table[1]: void *alloc(i64 bytes)
 //   table[2]: void free(void *ptr)
+//   table[3]: void copy(void *dst, const void *src, i64 bytes)
+//
+// `copy` serves gpu.memcpy and memref.copy (the sparse gradients read their
+// result size back into host memory and copy their results into the
+// caller's buffers): the driver infers the direction from the pointers
+// (unified addressing), and the copy is complete on return.
 //
 // Kernel parameters follow the NVVM lowering's convention: a memref is
 // passed as its descriptor's fields (allocated, aligned, offset, sizes...,
@@ -40,6 +46,8 @@
 
 #include "llvm/ADT/StringSet.h"
 
+#include <type_traits>
+
 namespace mlir::emb {
 #define GEN_PASS_DEF_CONVERTGPUTOEMBRUNTIME
 #include "emb/Conversion/Passes.h.inc"
@@ -50,7 +58,13 @@ using namespace mlir;
 namespace {
 
 constexpr const char *kTable = "__emb_gpu_runtime";
-enum TableSlot : int32_t { kLaunch = 0, kAlloc = 1, kFree = 2, kNumSlots = 3 };
+enum TableSlot : int32_t {
+  kLaunch = 0,
+  kAlloc = 1,
+  kFree = 2,
+  kCopy = 3,
+  kNumSlots = 4
+};
 
 std::string binaryGlobal(StringRef module) {
   return ("__emb_gpu_binary_" + module).str();
@@ -183,6 +197,27 @@ struct DeallocLowering : ConvertOpToLLVMPattern<gpu::DeallocOp> {
   }
 };
 
+/// Whether the elements of `type` are contiguous in row-major order.
+bool isContiguous(MemRefType type) {
+  if (type.getLayout().isIdentity())
+    return true;
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (failed(type.getStridesAndOffset(strides, offset)))
+    return false;
+  int64_t expected = 1;
+  for (int64_t i = type.getRank() - 1; i >= 0; --i) {
+    if (strides[i] != expected)
+      return false;
+    if (i > 0) {
+      if (type.isDynamicDim(i))
+        return false;
+      expected *= type.getDimSize(i);
+    }
+  }
+  return true;
+}
+
 /// What the runtime cannot do is an error before anything is rewritten.
 LogicalResult checkSupported(ModuleOp module) {
   WalkResult result = module.walk([&](Operation *op) -> WalkResult {
@@ -217,6 +252,16 @@ LogicalResult checkSupported(ModuleOp module) {
       if (dealloc.getAsyncToken() || !dealloc.getAsyncDependencies().empty())
         return dealloc.emitOpError(
             "async deallocations are not supported by the emb runtime");
+    if (auto copy = dyn_cast<gpu::MemcpyOp>(op))
+      if (copy.getAsyncToken() || !copy.getAsyncDependencies().empty())
+        return copy.emitOpError(
+            "async copies are not supported by the emb runtime");
+    if (isa<gpu::MemcpyOp, memref::CopyOp>(op))
+      for (Value v : op->getOperands())
+        if (auto type = dyn_cast<MemRefType>(v.getType());
+            type && !isContiguous(type))
+          return op->emitOpError("copies of non-contiguous memrefs are not "
+                                 "supported by the emb runtime");
     if (auto binary = dyn_cast<gpu::BinaryOp>(op)) {
       if (binary.getObjects().size() != 1)
         return binary.emitOpError("needs exactly one object (one chip) for "
@@ -232,6 +277,58 @@ LogicalResult checkSupported(ModuleOp module) {
   });
   return failure(result.wasInterrupted());
 }
+
+/// gpu.memcpy and memref.copy: table[3](dst, src, bytes).
+template <typename CopyOp>
+struct CopyLowering : ConvertOpToLLVMPattern<CopyOp> {
+  using ConvertOpToLLVMPattern<CopyOp>::ConvertOpToLLVMPattern;
+  using Adaptor = typename ConvertOpToLLVMPattern<CopyOp>::OpAdaptor;
+
+  /// The address of the first element of a contiguous memref.
+  Value start(ConversionPatternRewriter &rewriter, Location loc,
+              MemRefType type, Value descriptor) const {
+    MemRefDescriptor d(descriptor);
+    Type element = this->getTypeConverter()->convertType(type.getElementType());
+    auto ptr = LLVM::LLVMPointerType::get(rewriter.getContext());
+    return LLVM::GEPOp::create(rewriter, loc, ptr, element,
+                               d.alignedPtr(rewriter, loc),
+                               ValueRange{d.offset(rewriter, loc)});
+  }
+
+  LogicalResult
+  matchAndRewrite(CopyOp op, Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value src, dst, srcDesc, dstDesc;
+    if constexpr (std::is_same_v<CopyOp, gpu::MemcpyOp>) {
+      src = op.getSrc();
+      dst = op.getDst();
+      srcDesc = adaptor.getSrc();
+      dstDesc = adaptor.getDst();
+    } else {
+      src = op.getSource();
+      dst = op.getTarget();
+      srcDesc = adaptor.getSource();
+      dstDesc = adaptor.getTarget();
+    }
+    auto srcType = cast<MemRefType>(src.getType());
+    auto dstType = cast<MemRefType>(dst.getType());
+    // Elements: the product of the sizes (both sides have the same shape).
+    MemRefDescriptor d(srcDesc);
+    Value count = i64(rewriter, loc, 1);
+    for (int64_t i = 0; i < srcType.getRank(); ++i)
+      count =
+          LLVM::MulOp::create(rewriter, loc, count, d.size(rewriter, loc, i));
+    Value bytes = LLVM::MulOp::create(
+        rewriter, loc, count,
+        this->getSizeInBytes(loc, srcType.getElementType(), rewriter));
+    callRuntime(rewriter, loc, kCopy, Type(),
+                {start(rewriter, loc, dstType, dstDesc),
+                 start(rewriter, loc, srcType, srcDesc), bytes});
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
 
 struct ConvertGPUToEmbRuntime
     : mlir::emb::impl::ConvertGPUToEmbRuntimeBase<ConvertGPUToEmbRuntime> {
@@ -298,10 +395,13 @@ struct ConvertGPUToEmbRuntime
 
     LLVMTypeConverter converter(ctx);
     RewritePatternSet patterns(ctx);
-    patterns.add<LaunchFuncLowering, AllocLowering, DeallocLowering>(converter);
+    patterns.add<LaunchFuncLowering, AllocLowering, DeallocLowering,
+                 CopyLowering<gpu::MemcpyOp>, CopyLowering<memref::CopyOp>>(
+        converter);
     ConversionTarget target(*ctx);
     target.addLegalDialect<LLVM::LLVMDialect>();
-    target.addIllegalOp<gpu::LaunchFuncOp, gpu::AllocOp, gpu::DeallocOp>();
+    target.addIllegalOp<gpu::LaunchFuncOp, gpu::AllocOp, gpu::DeallocOp,
+                        gpu::MemcpyOp, memref::CopyOp>();
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
     if (failed(applyPartialConversion(module, target, std::move(patterns))))
       signalPassFailure();
