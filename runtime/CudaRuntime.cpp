@@ -1,8 +1,8 @@
 //===- CudaRuntime.cpp - the CUDA driver, loaded at first use -------------===//
 //
-// The driver API through dlopen (nothing links against libcuda), the three
+// The driver API through dlopen (nothing links against libcuda), the four
 // functions the generated host code of nvptx kernels calls (launch, alloc,
-// free: include/emb/Runtime/Cuda.h), and device helpers for tools.
+// free, copy: include/emb/Runtime/Cuda.h), and device helpers for tools.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,6 +34,7 @@ constexpr Result kNoDevice = 100;
 // CUdevice_attribute values.
 constexpr int kComputeCapabilityMajor = 75;
 constexpr int kComputeCapabilityMinor = 76;
+constexpr int kMemoryPoolsSupported = 115;
 
 struct LoadedDriver {
   DriverAPI api{};
@@ -73,6 +74,7 @@ LoadedDriver loadDriver() {
   bind(a.moduleLoadData, "cuModuleLoadData");
   bind(a.moduleGetFunction, "cuModuleGetFunction");
   bind(a.launchKernel, "cuLaunchKernel");
+  bind(a.funcGetParamInfo, "cuFuncGetParamInfo", /*required=*/false);
   bind(a.memAlloc, "cuMemAlloc_v2");
   bind(a.memFree, "cuMemFree_v2");
   bind(a.memAllocAsync, "cuMemAllocAsync", /*required=*/false);
@@ -174,6 +176,9 @@ struct Call::State {
   const DriverAPI *api;
   Stream stream;
   Context context = nullptr;
+  /// cuMemAllocAsync / cuMemFreeAsync: the driver has them and the device
+  /// supports memory pools.
+  bool streamOrdered = false;
   std::string error; // the first one
   State *outer = nullptr;
 
@@ -191,11 +196,19 @@ namespace {
 
 thread_local Call::State *current = nullptr;
 
-/// What a kernel's cache global points to: its module and function in every
-/// context it was launched in.
+/// A kernel loaded in a context; `params` is its parameter count when the
+/// driver can tell (cuFuncGetParamInfo, CUDA 12.4), else -1.
+struct LoadedFunction {
+  Context context;
+  Function function;
+  int64_t params;
+};
+
+/// What a kernel's cache global points to: the kernel in every context it
+/// was launched in.
 struct LoadedKernel {
   std::mutex mutex;
-  std::vector<std::tuple<Context, Module, Function>> contexts;
+  std::vector<LoadedFunction> contexts;
 };
 
 LoadedKernel &loadedKernel(void **cache) {
@@ -214,14 +227,14 @@ LoadedKernel &loadedKernel(void **cache) {
   return *static_cast<LoadedKernel *>(p);
 }
 
-llvm::Expected<Function> kernelFunction(Call::State &s, void **cache,
-                                        const void *binary,
-                                        const char *kernel) {
+llvm::Expected<LoadedFunction> kernelFunction(Call::State &s, void **cache,
+                                              const void *binary,
+                                              const char *kernel) {
   LoadedKernel &k = loadedKernel(cache);
   std::lock_guard<std::mutex> lock(k.mutex);
-  for (auto &[context, module, function] : k.contexts)
-    if (context == s.context)
-      return function;
+  for (const LoadedFunction &f : k.contexts)
+    if (f.context == s.context)
+      return f;
   Module module = nullptr;
   Function function = nullptr;
   if (auto err = check(*s.api, s.api->moduleLoadData(&module, binary),
@@ -231,8 +244,16 @@ llvm::Expected<Function> kernelFunction(Call::State &s, void **cache,
           check(*s.api, s.api->moduleGetFunction(&function, module, kernel),
                 "cuModuleGetFunction"))
     return std::move(err);
-  k.contexts.emplace_back(s.context, module, function);
-  return function;
+  int64_t params = -1;
+  if (s.api->funcGetParamInfo) {
+    size_t offset = 0, size = 0;
+    params = 0;
+    while (s.api->funcGetParamInfo(function, static_cast<size_t>(params),
+                                   &offset, &size) == kSuccess)
+      ++params;
+  }
+  k.contexts.push_back({s.context, function, params});
+  return k.contexts.back();
 }
 
 /// The state of the enclosing Call, or null after reporting its absence.
@@ -248,26 +269,35 @@ Call::State *activeCall(const char *what) {
 void launchKernel(void **cache, const void *binary, int64_t /*size*/,
                   const char *kernel, int64_t gx, int64_t gy, int64_t gz,
                   int64_t bx, int64_t by, int64_t bz, void **params,
-                  int32_t /*numParams*/) {
+                  int32_t numParams) {
   Call::State *s = activeCall("launch");
   if (!s || !s->error.empty())
     return;
   if (gx <= 0 || gy <= 0 || gz <= 0)
     return;
-  if (gx > 0x7fffffff || gy > 65535 || gz > 65535 || bx * by * bz > 1024) {
+  if (gx > 0x7fffffff || gy > 65535 || gz > 65535 || bx > 1024 || by > 1024 ||
+      bz > 64 || bx * by * bz > 1024) {
     s->record(fail(llvm::Twine("the launch of ") + kernel + " (grid " +
                    llvm::Twine(gx) + " x " + llvm::Twine(gy) + " x " +
-                   llvm::Twine(gz) +
-                   ") exceeds the device's grid limits (2^31 - 1 x 65535 x "
-                   "65535)"));
+                   llvm::Twine(gz) + ", block " + llvm::Twine(bx) + " x " +
+                   llvm::Twine(by) + " x " + llvm::Twine(bz) +
+                   ") exceeds the device's limits (grid 2^31 - 1 x 65535 x "
+                   "65535, block 1024 x 1024 x 64 and 1024 threads)"));
     return;
   }
-  auto function = kernelFunction(*s, cache, binary, kernel);
-  if (!function)
-    return s->record(function.takeError());
+  auto loaded = kernelFunction(*s, cache, binary, kernel);
+  if (!loaded)
+    return s->record(loaded.takeError());
+  // The host code packs each memref as its descriptor's fields: a count
+  // that differs from the kernel's would launch on garbage.
+  if (loaded->params >= 0 && loaded->params != numParams)
+    return s->record(fail(llvm::Twine("the kernel ") + kernel + " takes " +
+                          llvm::Twine(loaded->params) +
+                          " parameters, its launch passes " +
+                          llvm::Twine(numParams)));
   s->record(check(*s->api,
                   s->api->launchKernel(
-                      *function, static_cast<unsigned>(gx),
+                      loaded->function, static_cast<unsigned>(gx),
                       static_cast<unsigned>(gy), static_cast<unsigned>(gz),
                       static_cast<unsigned>(bx), static_cast<unsigned>(by),
                       static_cast<unsigned>(bz), 0, s->stream, params, nullptr),
@@ -282,7 +312,7 @@ void *allocScratch(int64_t bytes) {
     return nullptr;
   DevicePtr p = 0;
   Result r =
-      s->api->memAllocAsync
+      s->streamOrdered
           ? s->api->memAllocAsync(&p, static_cast<size_t>(bytes), s->stream)
           : s->api->memAlloc(&p, static_cast<size_t>(bytes));
   s->record(check(*s->api, r, "cuMemAlloc"));
@@ -294,8 +324,8 @@ void freeScratch(void *ptr) {
   if (!s || !ptr)
     return;
   auto p = static_cast<DevicePtr>(reinterpret_cast<uintptr_t>(ptr));
-  Result r = s->api->memFreeAsync ? s->api->memFreeAsync(p, s->stream)
-                                  : s->api->memFree(p);
+  Result r = s->streamOrdered ? s->api->memFreeAsync(p, s->stream)
+                              : s->api->memFree(p);
   s->record(check(*s->api, r, "cuMemFree"));
 }
 
@@ -334,6 +364,11 @@ Call::Call(const DriverAPI &api, Stream stream)
       check(api, api.ctxGetCurrent(&state->context), "cuCtxGetCurrent"));
   if (state->error.empty() && !state->context)
     state->error = "no current CUDA context";
+  int device = 0, pools = 0;
+  if (state->error.empty() && api.memAllocAsync && api.memFreeAsync &&
+      api.ctxGetDevice(&device) == kSuccess &&
+      api.deviceGetAttribute(&pools, kMemoryPoolsSupported, device) == kSuccess)
+    state->streamOrdered = pools != 0;
   state->outer = current;
   current = state.get();
 }

@@ -453,13 +453,17 @@ constexpr int64_t kMinGradRowsPerChunk = 4096;
 struct GPUState {
   std::mutex mutex;
   const cuda::DriverAPI *api = nullptr;
-  std::string requestedChip, chip;
+  std::string requestedChip;
   unsigned ptx = 0;
   void *stream = nullptr;
   bool validate = true;
 };
 
 namespace {
+
+/// The chip of this thread's current GPU call (its context's device, or the
+/// requested one): threads of one Engine may drive different devices.
+thread_local std::string callChip;
 
 /// Runs kernels: directly on the host; on nvptx in a cuda::Call on the
 /// engine's stream, keeping the first error.
@@ -513,14 +517,14 @@ llvm::Error Engine::gpuReady() {
   auto chip = cuda::currentChip(*gpu->api);
   if (!chip)
     return chip.takeError();
-  gpu->chip = gpu->requestedChip.empty() ? *chip : gpu->requestedChip;
+  callChip = gpu->requestedChip.empty() ? *chip : gpu->requestedChip;
   return llvm::Error::success();
 }
 
 void Engine::setTarget(KernelSpec &spec) const {
   spec.target = target;
   if (target == Target::nvptx) {
-    spec.chip = gpu->chip;
+    spec.chip = callChip;
     spec.ptx = gpu->ptx;
   }
 }
@@ -588,17 +592,19 @@ llvm::Expected<int64_t> Engine::bagInputs(const Tensor &indices,
 }
 
 llvm::Expected<int64_t> Engine::sparseRowsNeeded(const Tensor &indices,
+                                                 int64_t numEmbeddings,
                                                  int64_t padRow) {
-  int64_t n = indices.numel();
-  if (padRow < 0)
-    return n;
   Tensor copy;
   std::vector<char> storage;
   auto values = readable(&indices, copy, storage);
   if (!values)
     return values.takeError();
   // Trusted device indices are not read: every position may be live.
-  return *values ? liveCount(**values, padRow) : n;
+  if (!*values)
+    return indices.numel();
+  if (auto err = checkIndexRange(**values, numEmbeddings, *pool))
+    return std::move(err);
+  return liveCount(**values, padRow);
 }
 
 llvm::Error Engine::zero(const Tensor &t) {
@@ -1201,15 +1207,15 @@ llvm::Expected<int64_t> Engine::embeddingSparseBackward(
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndices(indices, numEmbeddings))
-    return std::move(err);
   int64_t n = indices.numel();
   int64_t padRow = *pad;
-  auto needed = sparseRowsNeeded(indices, padRow);
+  auto needed = sparseRowsNeeded(indices, numEmbeddings, padRow);
   if (!needed)
     return needed.takeError();
   if (dim == 0)
     return fail("sparse gradients need D > 0");
+  if (auto err = checkGPUAlignment(target, dim, grad.dtype, {&grad}))
+    return std::move(err);
   if (auto err = checkSparseOutputs(rows, values, dim, grad.dtype, *needed))
     return std::move(err);
   if (*needed == 0)
@@ -1278,14 +1284,14 @@ llvm::Expected<int64_t> Engine::embeddingBagSparseBackward(
   auto pad = normalizePadding(options.paddingIdx, numEmbeddings);
   if (!pad)
     return pad.takeError();
-  if (auto err = checkIndices(indices, numEmbeddings))
-    return std::move(err);
   int64_t padRow = *pad;
-  auto needed = sparseRowsNeeded(indices, padRow);
+  auto needed = sparseRowsNeeded(indices, numEmbeddings, padRow);
   if (!needed)
     return needed.takeError();
   if (dim == 0)
     return fail("sparse gradients need D > 0");
+  if (auto err = checkGPUAlignment(target, dim, grad.dtype, {&grad}))
+    return std::move(err);
   if (auto err = checkSparseOutputs(rows, values, dim, grad.dtype, *needed))
     return std::move(err);
   if (*needed == 0 || *numBags == 0)

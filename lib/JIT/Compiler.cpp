@@ -72,10 +72,9 @@ llvm::Error error(const llvm::Twine &message) {
 } // namespace
 
 bool ::emb::havePtxas() {
-  const char *home = std::getenv("CUDA_HOME");
-  return llvm::sys::fs::can_execute(
-             std::string(home ? home : "/usr/local/cuda") + "/bin/ptxas") ||
-         llvm::sys::fs::can_execute("/usr/local/cuda/bin/ptxas") ||
+  // Where gpu-module-to-binary looks: the pipeline's toolkit, then PATH.
+  std::string root = mlir::emb::cudaToolkitPath();
+  return (!root.empty() && llvm::sys::fs::can_execute(root + "/bin/ptxas")) ||
          static_cast<bool>(llvm::sys::findProgramByName("ptxas"));
 }
 

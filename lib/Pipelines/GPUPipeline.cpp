@@ -12,6 +12,12 @@
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+
+#include <cstdlib>
+
 using namespace mlir;
 
 namespace {
@@ -38,6 +44,19 @@ void addOutlinedKernelPasses(OpPassManager &pm) {
 }
 
 } // namespace
+
+std::string mlir::emb::cudaToolkitPath() {
+  for (const char *var : {"CUDA_ROOT", "CUDA_HOME", "CUDA_PATH"})
+    if (const char *dir = std::getenv(var);
+        dir && *dir && llvm::sys::fs::is_directory(dir))
+      return dir;
+  if (llvm::sys::fs::is_directory("/usr/local/cuda"))
+    return "/usr/local/cuda";
+  if (auto ptxas = llvm::sys::findProgramByName("ptxas"))
+    return llvm::sys::path::parent_path(llvm::sys::path::parent_path(*ptxas))
+        .str();
+  return "";
+}
 
 void mlir::emb::buildEmbNVPTXPipeline(OpPassManager &pm,
                                       const NVPTXPipelineOptions &options) {
@@ -70,6 +89,7 @@ void mlir::emb::buildEmbNVPTXPipeline(OpPassManager &pm,
 
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = options.format;
+  binary.toolkitPath = cudaToolkitPath();
   pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 

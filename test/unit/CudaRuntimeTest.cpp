@@ -58,6 +58,7 @@ struct Fake {
   std::deque<std::string> functions;
   std::vector<Launch> launches;
   Result launchResult = 0;
+  int64_t kernelParams = 0; // what cuFuncGetParamInfo reports, when set
   std::map<DevicePtr, size_t> live;
   std::vector<size_t> allocs;
   std::vector<void *> allocStreams, freeStreams;
@@ -77,7 +78,8 @@ Result fGet(int *d, int) {
   return 0;
 }
 Result fAttr(int *v, int attribute, int) {
-  *v = attribute == 75 ? fake->major : fake->minor;
+  // 75, 76: the compute capability; 115: memory pools (supported).
+  *v = attribute == 75 ? fake->major : attribute == 76 ? fake->minor : 1;
   return 0;
 }
 Result fName(char *name, int length, int) {
@@ -125,6 +127,11 @@ Result fLaunch(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
   fake->launches.push_back(
       {*static_cast<std::string *>(fn), {gx, gy, gz}, {bx, by, bz}, stream});
   return 0;
+}
+Result fParamInfo(void *, size_t index, size_t *offset, size_t *size) {
+  *offset = index * 8;
+  *size = 8;
+  return static_cast<int64_t>(index) < fake->kernelParams ? 0 : 1;
 }
 Result fAllocAsync(DevicePtr *p, size_t bytes, void *stream) {
   // Zeroed, so that a size read back from "device memory" is 0.
@@ -291,6 +298,45 @@ TEST_F(LaunchPlan, DeterministicGradientLoopsOverRadixPasses) {
   EXPECT_TRUE(state.live.empty());
 }
 
+// A launch whose parameter count is not the kernel's is refused (on
+// drivers that report it): a lookup passes the indices (5 fields), the
+// table and the output (7 fields each) = 19.
+TEST_F(LaunchPlan, ParameterCountMismatchIsAnError) {
+  HostTensor w(DType::f32, {100, 128}), x = indicesOf(10, 100),
+                                        out(DType::f32, {10, 128});
+  api.funcGetParamInfo = fParamInfo;
+  state.kernelParams = 19;
+  {
+    Engine e = make();
+    ASSERT_FALSE(static_cast<bool>(e.embedding(x.view, w.view, out.view)));
+    EXPECT_EQ(state.launches.size(), 1u);
+  }
+  state = Fake();
+  state.kernelParams = 3;
+  Engine e = make();
+  llvm::Error err = e.embedding(x.view, w.view, out.view);
+  ASSERT_TRUE(static_cast<bool>(err));
+  EXPECT_NE(llvm::toString(std::move(err))
+                .find("takes 3 parameters, its launch passes 19"),
+            std::string::npos);
+  EXPECT_TRUE(state.launches.empty());
+}
+
+TEST_F(LaunchPlan, MisalignedSparseGradientIsRejected) {
+  Engine e = make();
+  HostTensor g(DType::f32, {5, 16}),
+      x = indicesOf(4, 10), rows(DType::i64, {4}), values(DType::f32, {4, 16});
+  Tensor shifted = g.view; // one float into the buffer: rows misaligned
+  shifted.data = static_cast<float *>(g.view.data) + 1;
+  shifted.shape = {4, 16};
+  auto m =
+      e.embeddingSparseBackward(shifted, x.view, 10, rows.view, values.view);
+  ASSERT_FALSE(static_cast<bool>(m));
+  EXPECT_NE(llvm::toString(m.takeError()).find("16-byte aligned"),
+            std::string::npos);
+  EXPECT_TRUE(state.launches.empty());
+}
+
 TEST_F(LaunchPlan, BadIndicesAreRejectedBeforeAnyLaunch) {
   Engine e = make();
   HostTensor w(DType::f32, {10, 16}), x = indicesOf(50, 10),
@@ -404,9 +450,9 @@ TEST_F(LaunchPlan, SparseGradientReadsItsSizeBack) {
   // The size, read back once (the empty results copy nothing).
   std::vector<size_t> want{8};
   EXPECT_EQ(state.memcpys, want);
-  // The indices, copied for validation, then for the number of rows the
-  // caller's buffers must hold (the non-padding positions).
-  EXPECT_EQ(state.copies, 2);
+  // The indices, copied once: validated, and their non-padding positions
+  // counted (the rows the caller's buffers must hold).
+  EXPECT_EQ(state.copies, 1);
   EXPECT_TRUE(state.live.empty());
 }
 

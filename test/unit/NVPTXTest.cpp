@@ -33,12 +33,7 @@ const DType kFloats[] = {DType::f32, DType::f64, DType::f16, DType::bf16};
 const char *kChips[] = {"sm_80", "sm_90"};
 
 /// ptxas of the CUDA toolkit, as gpu-module-to-binary finds it.
-bool havePtxas() {
-  std::string home =
-      std::getenv("CUDA_HOME") ? std::getenv("CUDA_HOME") : "/usr/local/cuda";
-  return llvm::sys::fs::can_execute(home + "/bin/ptxas") ||
-         static_cast<bool>(llvm::sys::findProgramByName("ptxas"));
-}
+bool havePtxas() { return emb::havePtxas(); }
 
 size_t dtypeBytes(DType d) { return dtypeSize(d); }
 

@@ -64,8 +64,8 @@ llvm::Expected<std::vector<GPUKernelBinary>>
 compileForNVPTX(const KernelSpec &spec, llvm::StringRef chip, unsigned ptx,
                 llvm::StringRef format, llvm::raw_ostream *printIR = nullptr);
 
-/// Whether ptxas is installed (`$CUDA_HOME/bin`, `/usr/local/cuda/bin`, or
-/// on PATH): the nvptx kernels are then cubins, else PTX.
+/// Whether ptxas is installed (in mlir::emb::cudaToolkitPath(), or on
+/// PATH): the nvptx kernels are then cubins, else PTX.
 bool havePtxas();
 
 /// The runtime functions the host code of an nvptx kernel calls

@@ -40,6 +40,12 @@ struct NVPTXPipelineOptions : public PassPipelineOptions<NVPTXPipelineOptions> {
 void buildEmbNVPTXPipeline(OpPassManager &pm,
                            const NVPTXPipelineOptions &options);
 
+/// The CUDA toolkit that gpu-module-to-binary uses (ptxas for cubins,
+/// libdevice for pow): `$CUDA_ROOT`, `$CUDA_HOME`, `$CUDA_PATH`,
+/// /usr/local/cuda, or the toolkit of the `ptxas` on PATH; empty if none.
+/// LLVM 22's own default is empty, so the pipeline passes this one.
+std::string cudaToolkitPath();
+
 /// The GPU kernels of buildEmbNVPTXPipeline run on the host instead
 /// (emb-emulate-gpu-on-host), lowered to the LLVM dialect like the CPU
 /// kernels: the GPU lowering is tested on machines without a GPU.

@@ -53,6 +53,9 @@ struct DriverAPI {
   Result (*moduleLoadData)(Module *module, const void *image);
   Result (*moduleGetFunction)(Function *function, Module module,
                               const char *name);
+  /// Optional (CUDA 12.4): checks the launches' parameter counts.
+  Result (*funcGetParamInfo)(Function function, size_t index, size_t *offset,
+                             size_t *size);
   Result (*launchKernel)(Function function, unsigned gridX, unsigned gridY,
                          unsigned gridZ, unsigned blockX, unsigned blockY,
                          unsigned blockZ, unsigned sharedBytes, Stream stream,

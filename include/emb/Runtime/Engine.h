@@ -220,7 +220,8 @@ public:
   KernelCache &cache() { return *kernelCache; }
   int threads() const;
 
-  /// nvptx: makes the stream of later calls `stream` (a CUstream).
+  /// nvptx: makes the stream of later calls `stream` (a CUstream); not to
+  /// be called while other threads run calls of this Engine.
   void setStream(void *stream);
 
 private:
@@ -231,9 +232,11 @@ private:
   /// and null pointers stay as they are.
   llvm::Expected<const Tensor *> readable(const Tensor *t, Tensor &copy,
                                           std::vector<char> &storage);
-  /// The rows an uncoalesced sparse gradient needs: the non-padding
-  /// positions (all of them when trusted device indices are not read).
+  /// Checks the indices (as checkIndices) and counts the rows an
+  /// uncoalesced sparse gradient needs: the non-padding positions (all of
+  /// them when trusted device indices are not read). One read of them.
   llvm::Expected<int64_t> sparseRowsNeeded(const Tensor &indices,
+                                           int64_t numEmbeddings,
                                            int64_t padRow);
   /// Zeros `t` (host memory, or device memory on nvptx).
   llvm::Error zero(const Tensor &t);

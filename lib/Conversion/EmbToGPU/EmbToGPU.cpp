@@ -1847,7 +1847,6 @@ std::pair<Value, Value> lowerSparse(ImplicitLocOpBuilder &b, Operation *op,
     return arith::MulFOp::create(
         lb, x, splat(lb, accType, lb.getFloatAttr(accElement, in.scale)));
   };
-  SmallVector<Value> scratch;
   Value rows, values;
 
   if (!coalesced) {
