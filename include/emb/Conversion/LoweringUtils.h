@@ -47,7 +47,7 @@ inline Value flatten(ImplicitLocOpBuilder &b, Value t) {
 /// kernel has D baked in. `target` names the lowering ("CPU", "GPU").
 inline FailureOr<int64_t> staticDim(Operation *op, Value table,
                                     StringRef target) {
-  int64_t dim = cast<RankedTensorType>(table.getType()).getDimSize(1);
+  int64_t dim = cast<RankedTensorType>(table.getType()).getShape().back();
   if (ShapedType::isDynamic(dim))
     return op->emitOpError()
            << target << " lowering needs a static embedding_dim";

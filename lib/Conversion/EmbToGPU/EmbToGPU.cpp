@@ -318,6 +318,33 @@ struct BagForm {
   }
 };
 
+/// 1 / (the live entries of the bag [start, end)), in `accElement`: the
+/// mean's factor, counted once per bag (padding entries are not live). An
+/// empty bag has no entries to scale: its divisor is 1.
+Value meanFactor(ImplicitLocOpBuilder &b, const BagForm &form, Value start,
+                 Value end, Value pad, Type accElement) {
+  Value live = arith::SubIOp::create(b, end, start);
+  if (pad)
+    live = scf::ForOp::create(
+               b, start, end, cIndex(b, 1), ValueRange{cIndex(b, 0)},
+               [&](OpBuilder &nb, Location loc, Value j, ValueRange it) {
+                 ImplicitLocOpBuilder lb(loc, nb);
+                 Value isLive =
+                     arith::CmpIOp::create(lb, arith::CmpIPredicate::ne,
+                                           loadIndex(lb, form.indices, j), pad);
+                 Value one = arith::SelectOp::create(lb, isLive, cIndex(lb, 1),
+                                                     cIndex(lb, 0));
+                 scf::YieldOp::create(
+                     lb, ValueRange{arith::AddIOp::create(lb, it[0], one)});
+               })
+               .getResult(0);
+  Value liveF = arith::SIToFPOp::create(
+      b, accElement, arith::IndexCastOp::create(b, b.getI64Type(), live));
+  Value one = arith::ConstantOp::create(b, b.getFloatAttr(accElement, 1.0));
+  return arith::DivFOp::create(b, one,
+                               arith::MaximumFOp::create(b, liveF, one));
+}
+
 //===----------------------------------------------------------------------===//
 // emb.lookup
 //===----------------------------------------------------------------------===//
@@ -434,7 +461,8 @@ LogicalResult lowerBag(BagOp op, RewriterBase &rewriter) {
 
   launchRows(
       b, numBags, tpr, [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
-        auto [start, end] = form.bounds(ib, bag);
+        Value start, end;
+        std::tie(start, end) = form.bounds(ib, bag);
         forEachChunk(
             ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
               Value zero = splat(cb, accType, cb.getFloatAttr(accElement, 0.0));
@@ -896,9 +924,10 @@ LogicalResult lowerLookupGrad(LookupGradOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto gType = cast<RankedTensorType>(op.getGrad().getType());
   Type element = gType.getElementType();
-  int64_t dim = gType.getShape().back();
-  if (ShapedType::isDynamic(dim))
-    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  FailureOr<int64_t> staticD = staticDim(op, op.getGrad(), "GPU");
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
   double scale = op.getGradScale().convertToDouble();
 
   Value grad = gradRows(b, op.getGrad());
@@ -956,9 +985,10 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto gType = cast<RankedTensorType>(op.getGrad().getType());
   Type element = gType.getElementType();
-  int64_t dim = gType.getShape().back();
-  if (ShapedType::isDynamic(dim))
-    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  FailureOr<int64_t> staticD = staticDim(op, op.getGrad(), "GPU");
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
   double scale = op.getGradScale().convertToDouble();
   BagMode mode = op.getMode();
   if (mode == BagMode::max && !op.getMaxIndices())
@@ -970,8 +1000,9 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
                   ? toBuffer(b, flatten(b, op.getPerSampleWeights()))
                   : Value();
   Value maxIdx = op.getMaxIndices() ? toBuffer(b, op.getMaxIndices()) : Value();
-  auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
-                                     op.getNumEmbeddings());
+  Value first, count;
+  std::tie(first, count) = gradientRows(b, op.getRowOffset(), op.getRowCount(),
+                                        op.getNumEmbeddings());
   Destination dest(b, op.getResult(),
                    op.getType().isDynamicDim(0) ? ValueRange{count}
                                                 : ValueRange{});
@@ -1015,38 +1046,17 @@ LogicalResult lowerBagGrad(BagGradOp op, RewriterBase &rewriter) {
     launchRows(
         b, form.numBags, tpr,
         [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
-          auto [start, end] = form.bounds(ib, bag);
+          Value start, end;
+          std::tie(start, end) = form.bounds(ib, bag);
           auto isLive = [&](ImplicitLocOpBuilder &eb, Value r) -> Value {
             if (!pad)
               return Value();
             return arith::CmpIOp::create(eb, arith::CmpIPredicate::ne, r, pad);
           };
           // mean: 1 / (live entries), computed once per bag.
-          Value factor;
-          if (mode == BagMode::mean) {
-            Value live = arith::SubIOp::create(ib, end, start);
-            if (pad) {
-              auto countLoop = scf::ForOp::create(
-                  ib, start, end, cIndex(ib, 1), ValueRange{cIndex(ib, 0)},
-                  [&](OpBuilder &nb, Location loc, Value j, ValueRange it) {
-                    ImplicitLocOpBuilder lb(loc, nb);
-                    Value r = loadIndex(lb, form.indices, j);
-                    Value one = arith::SelectOp::create(
-                        lb, isLive(lb, r), cIndex(lb, 1), cIndex(lb, 0));
-                    scf::YieldOp::create(
-                        lb, ValueRange{arith::AddIOp::create(lb, it[0], one)});
-                  });
-              live = countLoop.getResult(0);
-            }
-            Value liveF = arith::SIToFPOp::create(
-                ib, accElement,
-                arith::IndexCastOp::create(ib, ib.getI64Type(), live));
-            // An empty bag has no entries to scale: any divisor will do.
-            Value one =
-                arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 1.0));
-            factor = arith::DivFOp::create(
-                ib, one, arith::MaximumFOp::create(ib, liveF, one));
-          }
+          Value factor = mode == BagMode::mean
+                             ? meanFactor(ib, form, start, end, pad, accElement)
+                             : Value();
           forEachChunk(
               ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
                 Value g = loadRow(cb, vecType, grad, ValueRange{bag, c});
@@ -1357,29 +1367,9 @@ struct BagEntries {
     launchRows(
         b, form.numBags, 1, [&](ImplicitLocOpBuilder &ib, Value bag, Value) {
           auto [start, end] = form.bounds(ib, bag);
-          Value factor;
-          if (mode == BagMode::mean) {
-            Value live = arith::SubIOp::create(ib, end, start);
-            if (pad)
-              live =
-                  forRange(ib, start, end, cIndex(ib, 0),
-                           [&](ImplicitLocOpBuilder &lb, Value j, Value k) {
-                             Value r = loadIndex(lb, form.indices, j);
-                             Value isLive = arith::CmpIOp::create(
-                                 lb, arith::CmpIPredicate::ne, r, pad);
-                             return arith::AddIOp::create(
-                                 lb, k,
-                                 arith::SelectOp::create(
-                                     lb, isLive, cIndex(lb, 1), cIndex(lb, 0)));
-                           });
-            Value liveF = arith::SIToFPOp::create(
-                ib, accElement,
-                arith::IndexCastOp::create(ib, ib.getI64Type(), live));
-            Value one =
-                arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 1.0));
-            factor = arith::DivFOp::create(
-                ib, one, arith::MaximumFOp::create(ib, liveF, one));
-          }
+          Value factor = mode == BagMode::mean
+                             ? meanFactor(ib, form, start, end, pad, accElement)
+                             : Value();
           scf::ForOp::create(
               ib, start, end, cIndex(ib, 1), ValueRange{},
               [&](OpBuilder &nb, Location loc, Value j, ValueRange) {
@@ -1449,7 +1439,8 @@ void sumSegments(
   int64_t v = vec, t = tpr;
   launchRows(
       b, count, tpr, [&](ImplicitLocOpBuilder &ib, Value row, Value lane) {
-        auto [lo, hi] = sorted.segment(ib, row);
+        Value lo, hi;
+        std::tie(lo, hi) = sorted.segment(ib, row);
         Value s =
             arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, scale));
         if (byFreq) {
@@ -1493,9 +1484,10 @@ LogicalResult lowerLookupGradDeterministic(LookupGradOp op,
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto gType = cast<RankedTensorType>(op.getGrad().getType());
   Type element = gType.getElementType();
-  int64_t dim = gType.getShape().back();
-  if (ShapedType::isDynamic(dim))
-    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  FailureOr<int64_t> staticD = staticDim(op, op.getGrad(), "GPU");
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
   double scale = op.getGradScale().convertToDouble();
   Type accElement = accumulatorType(element);
   auto vecType = VectorType::get({rowLayout(dim, element).first}, element);
@@ -1503,8 +1495,9 @@ LogicalResult lowerLookupGradDeterministic(LookupGradOp op,
   Value grad = gradRows(b, op.getGrad());
   Value indices = toBuffer(b, flatten(b, op.getIndices()));
   Value n = memref::DimOp::create(b, indices, 0);
-  auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
-                                     op.getNumEmbeddings());
+  Value first, count;
+  std::tie(first, count) = gradientRows(b, op.getRowOffset(), op.getRowCount(),
+                                        op.getNumEmbeddings());
   Destination dest(b, op.getResult(),
                    op.getType().isDynamicDim(0) ? ValueRange{count}
                                                 : ValueRange{});
@@ -1542,9 +1535,10 @@ LogicalResult lowerBagGradDeterministic(BagGradOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto gType = cast<RankedTensorType>(op.getGrad().getType());
   Type element = gType.getElementType();
-  int64_t dim = gType.getShape().back();
-  if (ShapedType::isDynamic(dim))
-    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  FailureOr<int64_t> staticD = staticDim(op, op.getGrad(), "GPU");
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
   double scale = op.getGradScale().convertToDouble();
   Type accElement = accumulatorType(element);
   BagMode mode = op.getMode();
@@ -1553,8 +1547,9 @@ LogicalResult lowerBagGradDeterministic(BagGradOp op, RewriterBase &rewriter) {
 
   Value grad = toBuffer(b, op.getGrad());
   BagForm form(b, op.getIndices(), op.getOffsets(), op.getIncludeLastOffset());
-  auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
-                                     op.getNumEmbeddings());
+  Value first, count;
+  std::tie(first, count) = gradientRows(b, op.getRowOffset(), op.getRowCount(),
+                                        op.getNumEmbeddings());
   Destination dest(b, op.getResult(),
                    op.getType().isDynamicDim(0) ? ValueRange{count}
                                                 : ValueRange{});
@@ -1925,7 +1920,8 @@ std::pair<Value, Value> lowerSparse(ImplicitLocOpBuilder &b, Operation *op,
         [&](ImplicitLocOpBuilder &ib, Value p, Value lane) {
           Value row = arith::IndexCastOp::create(ib, ib.getIndexType(),
                                                  loadI64(ib, rows, p));
-          auto [lo, hi] = sorted.segment(ib, row);
+          Value lo, hi;
+          std::tie(lo, hi) = sorted.segment(ib, row);
           forEachChunk(
               ib, lane, dim, v, t, [&](ImplicitLocOpBuilder &cb, Value c) {
                 Value zero =
@@ -1969,9 +1965,10 @@ LogicalResult lowerLookupSparseGrad(LookupSparseGradOp op,
                                     RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto gType = cast<RankedTensorType>(op.getGrad().getType());
-  int64_t dim = gType.getShape().back();
-  if (ShapedType::isDynamic(dim))
-    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  FailureOr<int64_t> staticD = staticDim(op, op.getGrad(), "GPU");
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
   Value indices = toBuffer(b, flatten(b, op.getIndices()));
   SparseInputs in;
   in.indices = indices;
@@ -2001,9 +1998,10 @@ LogicalResult lowerLookupSparseGrad(LookupSparseGradOp op,
 LogicalResult lowerBagSparseGrad(BagSparseGradOp op, RewriterBase &rewriter) {
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   auto gType = cast<RankedTensorType>(op.getGrad().getType());
-  int64_t dim = gType.getShape().back();
-  if (ShapedType::isDynamic(dim))
-    return op.emitOpError("GPU lowering needs a static embedding_dim");
+  FailureOr<int64_t> staticD = staticDim(op, op.getGrad(), "GPU");
+  if (failed(staticD))
+    return failure();
+  int64_t dim = *staticD;
   if (op.getMode() == BagMode::max)
     return op.emitOpError("mode 'max' has no sparse gradient");
   BagForm form(b, op.getIndices(), op.getOffsets(), op.getIncludeLastOffset());
