@@ -107,10 +107,10 @@ struct EngineOptions {
   /// has GPU kernels; the sparse gradients synchronise (their size is read
   /// back from the device), and their `rows` / `values` must hold every
   /// non-padding position (every position when trusted indices are not
-  /// read). GPU kernels move 16-byte
-  /// vectors when D allows: the weight, the output and max_indices must
-  /// then be 16-byte aligned (indices, offsets and per-sample weights:
-  /// their natural alignment).
+  /// read). GPU kernels move 16-byte vectors when D allows: the weight,
+  /// the output, max_indices and the gradients' rows must then be 16-byte
+  /// aligned (indices, offsets and per-sample weights: their natural
+  /// alignment).
   Target target = Target::host;
   KernelCacheOptions cache;
 
