@@ -141,7 +141,8 @@ struct Destination {
   /// (rows start 16-byte aligned and [N..., D] collapses to rows), it exists
   /// at the op (a value defined before it in its block, or an argument of
   /// an enclosing block), and nothing between the op and `m` (same block)
-  /// touches memory. Otherwise the result gets its own buffer.
+  /// touches memory but the materialisation of another of its results into
+  /// another restrict buffer. Otherwise the result gets its own buffer.
   static bool canWriteInto(Operation *op,
                            bufferization::MaterializeInDestinationOp m) {
     auto type = dyn_cast<MemRefType>(m.getDest().getType());
@@ -157,9 +158,17 @@ struct Destination {
       return false;
     }
     for (Operation *it = op->getNextNode(); it && it != m.getOperation();
-         it = it->getNextNode())
+         it = it->getNextNode()) {
+      // Another result of the op materialised into another restrict
+      // buffer (bag max: the output, then max_indices) writes elsewhere.
+      auto other = dyn_cast<bufferization::MaterializeInDestinationOp>(it);
+      if (other && other.getSource().getDefiningOp() == op &&
+          other.getRestrict() && m.getRestrict() &&
+          other.getDest() != m.getDest())
+        continue;
       if (!isMemoryEffectFree(it))
         return false;
+    }
     return true;
   }
 

@@ -77,6 +77,25 @@ func.func @bag_max_2d(%w: tensor<100x32xf32>, %x: tensor<?x5xi64>) -> (tensor<?x
 
 // -----
 
+// Both results of a max bag go straight into their destinations (the JIT's
+// kernel form): the materialisation of the output between the op and that
+// of max_indices writes another restrict buffer. (A host memref.alloc here
+// cannot be launched on: convert-gpu-to-emb-runtime rejects it.)
+// CHECK-LABEL: func.func @bag_max_into_destinations
+// CHECK-NOT: memref.alloc
+// CHECK: gpu.launch
+// CHECK: vector.store {{.*}} %arg3{{.*}} : memref<?x32xf32>, vector<4xf32>
+// CHECK: vector.store {{.*}} %arg4{{.*}} : memref<?x32xi64>, vector<4xi64>
+// CHECK-NOT: bufferization.materialize_in_destination
+func.func @bag_max_into_destinations(%w: tensor<100x32xf32>, %x: tensor<?xi64>, %o: tensor<?xi64>, %out: memref<?x32xf32>, %idx: memref<?x32xi64>) {
+  %r, %m = emb.bag max %w[%x] offsets(%o : tensor<?xi64>) : tensor<100x32xf32>[tensor<?xi64>] -> tensor<?x32xf32>, tensor<?x32xi64>
+  bufferization.materialize_in_destination %r in restrict writable %out : (tensor<?x32xf32>, memref<?x32xf32>) -> ()
+  bufferization.materialize_in_destination %m in restrict writable %idx : (tensor<?x32xi64>, memref<?x32xi64>) -> ()
+  return
+}
+
+// -----
+
 // A destination that is not a plain row-major buffer (a strided subview),
 // or one read before the materialisation, is not written in place: the
 // kernel writes its own buffer, which is then materialised.
