@@ -662,6 +662,11 @@ llvm::Error Engine::renorm(const Tensor &weight, const Tensor &indices,
     return err;
   if (auto err = checkIndices(indices, weight.shape[0]))
     return err;
+  return renormChecked(weight, indices, maxNorm, normType);
+}
+
+llvm::Error Engine::renormChecked(const Tensor &weight, const Tensor &indices,
+                                  double maxNorm, double normType) {
   int64_t n = indices.numel();
   if (n == 0 || weight.shape[1] == 0)
     return llvm::Error::success();
@@ -734,7 +739,8 @@ llvm::Error Engine::embedding(const Tensor &indices, const Tensor &weight,
 
   // Validated and compiled: from here on, we write.
   if (options.maxNorm)
-    if (auto err = renorm(weight, indices, *options.maxNorm, options.normType))
+    if (auto err =
+            renormChecked(weight, indices, *options.maxNorm, options.normType))
       return err;
   int64_t rowBytes = dim * static_cast<int64_t>(dtypeSize(weight.dtype));
   KernelCalls calls(gpu.get());
@@ -788,7 +794,7 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
   bool renormFirst = options.maxNorm && n > 0 && dim > 0;
   if (numBags == 0 || dim == 0) {
     if (renormFirst)
-      return renorm(weight, indices, *options.maxNorm, options.normType);
+      return renormChecked(weight, indices, *options.maxNorm, options.normType);
     return llvm::Error::success();
   }
 
@@ -817,7 +823,8 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
 
   // Validated and compiled: from here on, we write.
   if (renormFirst)
-    if (auto err = renorm(weight, indices, *options.maxNorm, options.normType))
+    if (auto err =
+            renormChecked(weight, indices, *options.maxNorm, options.normType))
       return err;
 
   // Each thread runs the kernel on a contiguous range of bags, through

@@ -364,6 +364,18 @@ TEST_F(LaunchPlan, BadIndicesAreRejectedBeforeAnyLaunch) {
   EXPECT_TRUE(state.launches.empty());
 }
 
+// max_norm renormalises with the indices the lookup validated: one copy.
+TEST_F(LaunchPlan, MaxNormReadsTheIndicesOnce) {
+  Engine e = make();
+  HostTensor w(DType::f32, {10, 16}), x = indicesOf(50, 10),
+                                      out(DType::f32, {50, 16});
+  EmbeddingOptions o;
+  o.maxNorm = 1.0;
+  ASSERT_FALSE(static_cast<bool>(e.embedding(x.view, w.view, out.view, o)));
+  EXPECT_EQ(state.copies, 1);
+  EXPECT_EQ(state.launches.size(), 3u); // renorm's flags and rows, the lookup
+}
+
 TEST_F(LaunchPlan, TrustedIndicesAreNotCopied) {
   Engine e = make(/*validate=*/false);
   HostTensor w(DType::f32, {10, 16}), x = indicesOf(50, 10),

@@ -238,6 +238,10 @@ private:
   llvm::Expected<int64_t> sparseRowsNeeded(const Tensor &indices,
                                            int64_t numEmbeddings,
                                            int64_t padRow);
+  /// renorm's kernel, for arguments already validated (the forward ops'
+  /// max_norm: their indices are not read a second time).
+  llvm::Error renormChecked(const Tensor &weight, const Tensor &indices,
+                            double maxNorm, double normType);
   /// Zeros `t` (host memory, or device memory on nvptx).
   llvm::Error zero(const Tensor &t);
   /// nvptx: loads the driver and makes sure a context is current (the
