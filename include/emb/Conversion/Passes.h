@@ -23,8 +23,8 @@ namespace emb {
 #define GEN_PASS_DECL
 #include "emb/Conversion/Passes.h.inc"
 
-/// Adds the patterns of convert-emb-to-scf: one per emb op (two for
-/// emb.bag_grad: sum / mean and max), lowering it on tensors to scf +
+/// Adds the patterns of convert-emb-to-scf: one per emb op (three for
+/// emb.bag_grad: sum / mean, and max by dtype), lowering it on tensors to scf +
 /// vector (lib/Conversion/EmbToSCF, one file per op family). Each pattern
 /// replaces its op in one rewrite and reports an error on an op it cannot
 /// lower (a dynamic embedding_dim).

@@ -4,8 +4,11 @@
 #include "Conversion/EmbCommon/LoweringUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+#include <cmath>
 
 using namespace mlir;
 using namespace mlir::emb::lowering;
@@ -116,4 +119,52 @@ Value mlir::emb::lowering::gradientAsRows(ImplicitLocOpBuilder &b, Value grad,
   return tensor::CollapseShapeOp::create(
       b, rows, grad,
       ArrayRef<ReassociationIndices>{lead, {type.getRank() - 1}});
+}
+
+/// A constant `v` of `x`'s type (a splat for a vector).
+static Value constantLike(ImplicitLocOpBuilder &b, Value x, double v) {
+  Type type = x.getType();
+  if (auto vt = dyn_cast<VectorType>(type))
+    return arith::ConstantOp::create(
+        b, DenseElementsAttr::get(vt, b.getFloatAttr(vt.getElementType(), v)));
+  return arith::ConstantOp::create(b, b.getFloatAttr(type, v));
+}
+
+Value mlir::emb::lowering::normTerm(ImplicitLocOpBuilder &b, Value x,
+                                    double p) {
+  if (p == 0) {
+    Value nz = arith::CmpFOp::create(b, arith::CmpFPredicate::UNE, x,
+                                     constantLike(b, x, 0.0));
+    return arith::SelectOp::create(b, nz, constantLike(b, x, 1.0),
+                                   constantLike(b, x, 0.0));
+  }
+  if (p == 2)
+    return arith::MulFOp::create(b, x, x);
+  Value ax = math::AbsFOp::create(b, x);
+  if (std::isinf(p) || p == 1)
+    return ax;
+  return math::PowFOp::create(b, ax, constantLike(b, x, p));
+}
+
+Value mlir::emb::lowering::normCombine(ImplicitLocOpBuilder &b, Value acc,
+                                       Value term, double p) {
+  if (std::isinf(p))
+    return p > 0 ? (Value)arith::MaximumFOp::create(b, acc, term)
+                 : (Value)arith::MinimumFOp::create(b, acc, term);
+  return arith::AddFOp::create(b, acc, term);
+}
+
+Value mlir::emb::lowering::normIdentity(ImplicitLocOpBuilder &b, double p) {
+  return arith::ConstantOp::create(
+      b, b.getF64FloatAttr(std::isinf(p) && p < 0 ? INFINITY : 0.0));
+}
+
+Value mlir::emb::lowering::normRoot(ImplicitLocOpBuilder &b, Value combined,
+                                    double p) {
+  if (p == 2)
+    return math::SqrtOp::create(b, combined);
+  if (std::isinf(p) || p == 0 || p == 1)
+    return combined;
+  return math::PowFOp::create(
+      b, combined, arith::ConstantOp::create(b, b.getF64FloatAttr(1.0 / p)));
 }

@@ -69,6 +69,20 @@ inline Value indices2D(Value indices) {
 Value gradientAsRows(ImplicitLocOpBuilder &b, Value grad,
                      int64_t rowsHint = ShapedType::kDynamic);
 
+/// The p-norm of emb.renorm as torch.norm defines it, in the parts both
+/// targets assemble (in f64): root(combine over the row of term(x)), where
+/// combine is max (p = inf), min (p = -inf) or a sum.
+/// The term of one element, or of each lane of a vector: |x| for p = +-inf
+/// and 1, (x != 0) for p = 0, x * x for 2, |x|^p otherwise.
+Value normTerm(ImplicitLocOpBuilder &b, Value x, double p);
+/// Combines two (scalar) partial results of the terms.
+Value normCombine(ImplicitLocOpBuilder &b, Value acc, Value term, double p);
+/// The identity of normCombine (+inf for the min, else 0), as an f64.
+Value normIdentity(ImplicitLocOpBuilder &b, double p);
+/// The norm from the combined terms: sqrt for p = 2, ^(1/p) unless p is
+/// 0, 1 or infinite.
+Value normRoot(ImplicitLocOpBuilder &b, Value combined, double p);
+
 } // namespace mlir::emb::lowering
 
 #endif // EMB_LIB_CONVERSION_EMBCOMMON_OPSTRUCTURE_H

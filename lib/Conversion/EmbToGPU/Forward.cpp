@@ -89,6 +89,59 @@ struct LookupToGPU final : GPUPattern<LookupOp> {
 // emb.bag
 //===----------------------------------------------------------------------===//
 
+/// The state of one chunk of a bag's row in a thread's registers, and how
+/// each live entry updates it: a sum (times per_sample_weights), a mean (a
+/// sum and a count) or a max (with its argmax, ties to the first entry).
+/// The state is (acc, count[, argmax]).
+struct BagChunkAccumulator {
+  BagMode mode;
+  Value psw; // the flat per_sample_weights buffer, or null
+  VectorType accType, argType;
+
+  /// The state after entry `j`, whose row `r` reads `v` (in accType).
+  SmallVector<Value> update(ImplicitLocOpBuilder &b, ValueRange it, Value v,
+                            Value r, Value j) const {
+    Value count = arith::AddIOp::create(b, it[1], cIndex(b, 1));
+    if (mode == BagMode::max) {
+      Value rowI64 = arith::IndexCastOp::create(b, b.getI64Type(), r);
+      Value rowVec = vector::BroadcastOp::create(b, argType, rowI64);
+      Value first = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, it[1],
+                                          cIndex(b, 0));
+      Value greater =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, v, it[0]);
+      Value firstVec = vector::BroadcastOp::create(
+          b, VectorType::get(accType.getShape(), b.getI1Type()), first);
+      Value take = arith::OrIOp::create(b, greater, firstVec);
+      return {arith::SelectOp::create(b, take, v, it[0]), count,
+              arith::SelectOp::create(b, take, rowVec, it[2])};
+    }
+    if (psw) {
+      Value w = loadFloat(b, psw, j, accType.getElementType());
+      v = arith::MulFOp::create(b, v,
+                                vector::BroadcastOp::create(b, accType, w));
+    }
+    return {arith::AddFOp::create(b, it[0], v), count};
+  }
+
+  /// The chunk's result from the final state: the mean divides by the live
+  /// entries (an empty bag by 1). `zero` is the index 0.
+  Value finish(ImplicitLocOpBuilder &b, ValueRange state, Value zero) const {
+    Value acc = state[0], count = state[1];
+    if (mode != BagMode::mean)
+      return acc;
+    Type accElement = accType.getElementType();
+    Value cnt = arith::IndexCastOp::create(b, b.getI64Type(), count);
+    Value cntF = arith::SIToFPOp::create(b, accElement, cnt);
+    Value isEmpty =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, count, zero);
+    Value divisor = arith::SelectOp::create(
+        b, isEmpty,
+        arith::ConstantOp::create(b, b.getFloatAttr(accElement, 1.0)), cntF);
+    return arith::DivFOp::create(
+        b, acc, vector::BroadcastOp::create(b, accType, divisor));
+  }
+};
+
 // %out = emb.bag <mode> %w[%x] offsets(%o) per_sample_weights(%p)
 //   ==>  gpu.launch as above, one thread group per bag:
 //     [start, end) = bounds(bag)
@@ -145,6 +198,7 @@ struct BagToGPU final : GPUPattern<BagOp> {
     auto vecType = VectorType::get({vec}, element);
     auto accType = VectorType::get({vec}, accElement);
     auto argType = VectorType::get({vec}, b.getI64Type());
+    BagChunkAccumulator accumulator{mode, psw, accType, argType};
 
     launchRows(
         b, config, numBags, tpr,
@@ -171,38 +225,8 @@ struct BagToGPU final : GPUPattern<BagOp> {
                             ueb,
                             loadRow(ueb, vecType, weight, ValueRange{r, c}),
                             accType);
-                        Value count =
-                            arith::AddIOp::create(ueb, it[1], cIndex(ueb, 1));
-                        SmallVector<Value> next;
-                        if (mode == BagMode::max) {
-                          Value rowI64 = arith::IndexCastOp::create(
-                              ueb, ueb.getI64Type(), r);
-                          Value rowVec =
-                              vector::BroadcastOp::create(ueb, argType, rowI64);
-                          Value first = arith::CmpIOp::create(
-                              ueb, arith::CmpIPredicate::eq, it[1],
-                              cIndex(ueb, 0));
-                          Value greater = arith::CmpFOp::create(
-                              ueb, arith::CmpFPredicate::OGT, v, it[0]);
-                          Value firstVec = vector::BroadcastOp::create(
-                              ueb, VectorType::get({vec}, ueb.getI1Type()),
-                              first);
-                          Value take =
-                              arith::OrIOp::create(ueb, greater, firstVec);
-                          next = {arith::SelectOp::create(ueb, take, v, it[0]),
-                                  count,
-                                  arith::SelectOp::create(ueb, take, rowVec,
-                                                          it[2])};
-                        } else {
-                          if (psw) {
-                            Value w = loadFloat(ueb, psw, j, accElement);
-                            v = arith::MulFOp::create(
-                                ueb, v,
-                                vector::BroadcastOp::create(ueb, accType, w));
-                          }
-                          next = {arith::AddFOp::create(ueb, it[0], v), count};
-                        }
-                        scf::YieldOp::create(ueb, next);
+                        scf::YieldOp::create(
+                            ueb, accumulator.update(ueb, it, v, r, j));
                       };
                       if (!pad) {
                         update(lb, ll);
@@ -218,33 +242,14 @@ struct BagToGPU final : GPUPattern<BagOp> {
                           });
                       scf::YieldOp::create(eb, ifOp.getResults());
                     });
-                Value acc = loop.getResult(0), count = loop.getResult(1);
-                if (mode == BagMode::mean) {
-                  Value cnt =
-                      arith::IndexCastOp::create(cb, cb.getI64Type(), count);
-                  Value cntF = arith::SIToFPOp::create(cb, accElement, cnt);
-                  Value isEmpty = arith::CmpIOp::create(
-                      cb, arith::CmpIPredicate::eq, count, c0);
-                  Value divisor = arith::SelectOp::create(
-                      cb, isEmpty,
-                      arith::ConstantOp::create(
-                          cb, cb.getFloatAttr(accElement, 1.0)),
-                      cntF);
-                  acc = arith::DivFOp::create(
-                      cb, acc,
-                      vector::BroadcastOp::create(cb, accType, divisor));
-                }
-                if (mode == BagMode::max) {
-                  // An empty or all-padding bag: zeros (acc is still 0) and -1.
-                  storeRow(cb, truncate(cb, acc, vecType), out,
-                           ValueRange{bag, c});
-                  if (argmaxBuf)
-                    storeRow(cb, loop.getResult(2), argmaxBuf,
-                             ValueRange{bag, c});
-                  return;
-                }
+                Value acc = accumulator.finish(cb, loop.getResults(), c0);
+                // An empty or all-padding bag: zeros (acc is still 0), and
+                // -1 for max_indices.
                 storeRow(cb, truncate(cb, acc, vecType), out,
                          ValueRange{bag, c});
+                if (argmaxBuf)
+                  storeRow(cb, loop.getResult(2), argmaxBuf,
+                           ValueRange{bag, c});
               });
         });
     dest.replace(rewriter, op.getOutput());
@@ -336,10 +341,9 @@ struct RenormToGPU final : GPUPattern<RenormOp> {
           return arith::ConstantOp::create(fb, fb.getF64FloatAttr(v));
         };
         // The p-norm, accumulated lane by lane in order (f64).
-        Value init = std::isinf(p) && p < 0 ? cst(INFINITY) : cst(0.0);
         auto loop = scf::ForOp::create(
             fb, cIndex(fb, 0), cIndex(fb, dim), cIndex(fb, vec),
-            ValueRange{init},
+            ValueRange{normIdentity(fb, p)},
             [&](OpBuilder &lb, Location ll, Value c, ValueRange acc) {
               ImplicitLocOpBuilder db(ll, lb);
               Value v = loadRow(db, vecType, table, ValueRange{r, c});
@@ -349,34 +353,11 @@ struct RenormToGPU final : GPUPattern<RenormOp> {
               for (int64_t e = 0; e < vec; ++e) {
                 Value x =
                     vector::ExtractOp::create(db, v, ArrayRef<int64_t>{e});
-                Value ax = math::AbsFOp::create(db, x);
-                if (std::isinf(p))
-                  a = p > 0 ? (Value)arith::MaximumFOp::create(db, a, ax)
-                            : (Value)arith::MinimumFOp::create(db, a, ax);
-                else if (p == 0)
-                  a = arith::AddFOp::create(
-                      db, a,
-                      arith::SelectOp::create(
-                          db,
-                          arith::CmpFOp::create(db, arith::CmpFPredicate::UNE,
-                                                x, cst(0.0)),
-                          cst(1.0), cst(0.0)));
-                else if (p == 1)
-                  a = arith::AddFOp::create(db, a, ax);
-                else if (p == 2)
-                  a = arith::AddFOp::create(db, a,
-                                            arith::MulFOp::create(db, x, x));
-                else
-                  a = arith::AddFOp::create(
-                      db, a, math::PowFOp::create(db, ax, cst(p)));
+                a = normCombine(db, a, normTerm(db, x, p), p);
               }
               scf::YieldOp::create(db, ValueRange{a});
             });
-        Value norm = loop.getResult(0);
-        if (p == 2)
-          norm = math::SqrtOp::create(fb, norm);
-        else if (!std::isinf(p) && p != 0 && p != 1)
-          norm = math::PowFOp::create(fb, norm, cst(1.0 / p));
+        Value norm = normRoot(fb, loop.getResult(0), p);
         Value limit = cst(maxNorm);
         Value tooLong =
             arith::CmpFOp::create(fb, arith::CmpFPredicate::OGT, norm, limit);

@@ -50,18 +50,15 @@ struct LookupGradToSCF final : CPUPattern<LookupGradOp> {
 // %gw = emb.bag_grad sum|mean %g[%x] offsets(...) per_sample_weights(...)
 //   ==>  per position j: source[j] = bag(j), factor[j] = psw_j / n_bag(j)
 //        (mean), then sortByRow + accumulateRuns over the bag gradients.
-// %gw = emb.bag_grad max %g[%x] max_indices(%m) {num_embeddings = V}
-//   f32 / f64 ==> zero gW, then gW[m[b, d], d] += g[b, d] in bag order;
-//   f16 / bf16 ==> the same sort and accumulation over the B*D elements of %g
-//        (f32 sums, one rounding), keyed by
-//        the element of gW they add to: key(b, d) = m[b, d] * D + d (-1 in m:
-//        no contribution), as a [V*D, 1] gradient reshaped to [V, D]. The
-//        contributions to one element are summed in bag order.
-struct BagGradMaxToSCF final : CPUPattern<BagGradOp> {
+// %gw = emb.bag_grad max %g[%x] max_indices(%m) {num_embeddings = V}, f32 / f64
+//   ==> zero gW, then gW[m[b, d], d] += g[b, d] in bag order.
+struct BagGradMaxScatterToSCF final : CPUPattern<BagGradOp> {
   using CPUPattern::CPUPattern;
   LogicalResult matchAndRewrite(BagGradOp op,
                                 PatternRewriter &rewriter) const override {
-    if (!(op.getMode() == BagMode::max))
+    Type element =
+        cast<RankedTensorType>(op.getGrad().getType()).getElementType();
+    if (op.getMode() != BagMode::max || element != accumulatorType(element))
       return failure();
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     auto gType = cast<RankedTensorType>(op.getGrad().getType());
@@ -69,94 +66,114 @@ struct BagGradMaxToSCF final : CPUPattern<BagGradOp> {
     if (ShapedType::isDynamic(dim))
       return op.emitOpError("CPU lowering needs a static embedding_dim");
     int64_t numEmbeddings = op.getNumEmbeddings();
-    Type element = gType.getElementType();
-    if (element == accumulatorType(element)) {
-      // f32 / f64: gW is its own accumulator. Zero it, then add the elements
-      // in bag order: the same order, hence the same bits, every time.
-      //   for b, d: if m[b, d] >= 0: gW[m[b, d], d] += g[b, d] * grad_scale
-      Value rowOffset = op.getRowOffset(), rowCount = op.getRowCount();
-      Value c0 = cIndex(b, 0), c1 = cIndex(b, 1);
-      Value gw, numRows;
-      if (rowCount) {
-        gw = tensor::EmptyOp::create(
-            b, ArrayRef<int64_t>{ShapedType::kDynamic, dim}, element,
-            ValueRange{rowCount});
-        numRows = rowCount;
-      } else {
-        gw = tensor::EmptyOp::create(b, ArrayRef<int64_t>{numEmbeddings, dim},
-                                     element);
-        numRows = cIndex(b, numEmbeddings);
-        rowOffset = c0;
-      }
-      Value first64 = arith::IndexCastOp::create(b, b.getI64Type(), rowOffset);
-      Value count64 = arith::IndexCastOp::create(b, b.getI64Type(), numRows);
-      gw = scf::ForOp::create(
-               b, c0, numRows, c1, ValueRange{gw},
-               [&](OpBuilder &nb, Location loc, Value r, ValueRange it) {
-                 ImplicitLocOpBuilder ib(loc, nb);
-                 Value t = it[0];
-                 for (auto [d0, lanes] : dBlocks(dim, bytesOf(element), config))
-                   t = writeRow(
-                       ib, splat(ib, VectorType::get({lanes}, element), 0.0), t,
-                       r, d0);
-                 scf::YieldOp::create(ib, ValueRange{t});
-               })
-               .getResult(0);
-      Value numBags = tensor::DimOp::create(b, op.getGrad(), 0);
-      Value scale = arith::ConstantOp::create(
-          b, b.getFloatAttr(element, op.getGradScale().convertToDouble()));
-      gw = scf::ForOp::create(
-               b, c0, numBags, c1, ValueRange{gw},
-               [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
-                 ImplicitLocOpBuilder ib(loc, nb);
-                 auto inner = scf::ForOp::create(
-                     ib, cIndex(ib, 0), cIndex(ib, dim), cIndex(ib, 1), it,
-                     [&](OpBuilder &db, Location dl, Value d, ValueRange t) {
-                       ImplicitLocOpBuilder xb(dl, db);
-                       Value absRow = tensor::ExtractOp::create(
-                           xb, op.getMaxIndices(), ValueRange{bag, d});
-                       // -1 (nothing) and rows outside the window fall out of
-                       // [0, count) after the shift.
-                       Value row = arith::SubIOp::create(xb, absRow, first64);
-                       Value any = arith::AndIOp::create(
-                           xb,
-                           arith::CmpIOp::create(xb, arith::CmpIPredicate::sge,
-                                                 absRow, c64(xb, 0)),
-                           arith::AndIOp::create(
-                               xb,
-                               arith::CmpIOp::create(xb,
-                                                     arith::CmpIPredicate::sge,
-                                                     row, c64(xb, 0)),
-                               arith::CmpIOp::create(xb,
-                                                     arith::CmpIPredicate::slt,
-                                                     row, count64)));
-                       auto add = scf::IfOp::create(
-                           xb, any,
-                           [&](OpBuilder &ab, Location al) {
-                             ImplicitLocOpBuilder yb(al, ab);
-                             Value r = arith::IndexCastOp::create(
-                                 yb, yb.getIndexType(), row);
-                             Value old = tensor::ExtractOp::create(
-                                 yb, t[0], ValueRange{r, d});
-                             Value g = tensor::ExtractOp::create(
-                                 yb, op.getGrad(), ValueRange{bag, d});
-                             Value sum = arith::AddFOp::create(
-                                 yb, old, arith::MulFOp::create(yb, g, scale));
-                             scf::YieldOp::create(
-                                 yb, ValueRange{tensor::InsertOp::create(
-                                         yb, sum, t[0], ValueRange{r, d})});
-                           },
-                           [&](OpBuilder &eb, Location el) {
-                             scf::YieldOp::create(eb, el, t);
-                           });
-                       scf::YieldOp::create(xb, add.getResults());
-                     });
-                 scf::YieldOp::create(ib, inner.getResults());
-               })
-               .getResult(0);
-      rewriter.replaceOp(op, castToResult(b, gw, op.getType()));
-      return success();
+    // f32 / f64: gW is its own accumulator. Zero it, then add the elements
+    // in bag order: the same order, hence the same bits, every time.
+    //   for b, d: if m[b, d] >= 0: gW[m[b, d], d] += g[b, d] * grad_scale
+    Value rowOffset = op.getRowOffset(), rowCount = op.getRowCount();
+    Value c0 = cIndex(b, 0), c1 = cIndex(b, 1);
+    Value gw, numRows;
+    if (rowCount) {
+      gw = tensor::EmptyOp::create(b,
+                                   ArrayRef<int64_t>{ShapedType::kDynamic, dim},
+                                   element, ValueRange{rowCount});
+      numRows = rowCount;
+    } else {
+      gw = tensor::EmptyOp::create(b, ArrayRef<int64_t>{numEmbeddings, dim},
+                                   element);
+      numRows = cIndex(b, numEmbeddings);
+      rowOffset = c0;
     }
+    Value first64 = arith::IndexCastOp::create(b, b.getI64Type(), rowOffset);
+    Value count64 = arith::IndexCastOp::create(b, b.getI64Type(), numRows);
+    gw = scf::ForOp::create(
+             b, c0, numRows, c1, ValueRange{gw},
+             [&](OpBuilder &nb, Location loc, Value r, ValueRange it) {
+               ImplicitLocOpBuilder ib(loc, nb);
+               Value t = it[0];
+               for (auto [d0, lanes] : dBlocks(dim, bytesOf(element), config))
+                 t = writeRow(ib,
+                              splat(ib, VectorType::get({lanes}, element), 0.0),
+                              t, r, d0);
+               scf::YieldOp::create(ib, ValueRange{t});
+             })
+             .getResult(0);
+    Value numBags = tensor::DimOp::create(b, op.getGrad(), 0);
+    Value scale = arith::ConstantOp::create(
+        b, b.getFloatAttr(element, op.getGradScale().convertToDouble()));
+    gw =
+        scf::ForOp::create(
+            b, c0, numBags, c1, ValueRange{gw},
+            [&](OpBuilder &nb, Location loc, Value bag, ValueRange it) {
+              ImplicitLocOpBuilder ib(loc, nb);
+              auto inner = scf::ForOp::create(
+                  ib, cIndex(ib, 0), cIndex(ib, dim), cIndex(ib, 1), it,
+                  [&](OpBuilder &db, Location dl, Value d, ValueRange t) {
+                    ImplicitLocOpBuilder xb(dl, db);
+                    Value absRow = tensor::ExtractOp::create(
+                        xb, op.getMaxIndices(), ValueRange{bag, d});
+                    // -1 (nothing) and rows outside the window fall out of
+                    // [0, count) after the shift.
+                    Value row = arith::SubIOp::create(xb, absRow, first64);
+                    Value any = arith::AndIOp::create(
+                        xb,
+                        arith::CmpIOp::create(xb, arith::CmpIPredicate::sge,
+                                              absRow, c64(xb, 0)),
+                        arith::AndIOp::create(
+                            xb,
+                            arith::CmpIOp::create(xb, arith::CmpIPredicate::sge,
+                                                  row, c64(xb, 0)),
+                            arith::CmpIOp::create(xb, arith::CmpIPredicate::slt,
+                                                  row, count64)));
+                    auto add = scf::IfOp::create(
+                        xb, any,
+                        [&](OpBuilder &ab, Location al) {
+                          ImplicitLocOpBuilder yb(al, ab);
+                          Value r = arith::IndexCastOp::create(
+                              yb, yb.getIndexType(), row);
+                          Value old = tensor::ExtractOp::create(
+                              yb, t[0], ValueRange{r, d});
+                          Value g = tensor::ExtractOp::create(
+                              yb, op.getGrad(), ValueRange{bag, d});
+                          Value sum = arith::AddFOp::create(
+                              yb, old, arith::MulFOp::create(yb, g, scale));
+                          scf::YieldOp::create(
+                              yb, ValueRange{tensor::InsertOp::create(
+                                      yb, sum, t[0], ValueRange{r, d})});
+                        },
+                        [&](OpBuilder &eb, Location el) {
+                          scf::YieldOp::create(eb, el, t);
+                        });
+                    scf::YieldOp::create(xb, add.getResults());
+                  });
+              scf::YieldOp::create(ib, inner.getResults());
+            })
+            .getResult(0);
+    rewriter.replaceOp(op, castToResult(b, gw, op.getType()));
+    return success();
+  }
+};
+
+// %gw = emb.bag_grad max %g[%x] max_indices(%m) {num_embeddings = V}, f16 /
+// bf16
+//   ==> the sort and accumulation of the sum over the B*D elements of %g
+//       (f32 sums, one rounding), keyed by the element of gW they add to:
+//       key(b, d) = m[b, d] * D + d (-1 in m: no contribution), as a
+//       [V*D, 1] gradient reshaped to [V, D]. The contributions to one
+//       element are summed in bag order.
+struct BagGradMaxSortedToSCF final : CPUPattern<BagGradOp> {
+  using CPUPattern::CPUPattern;
+  LogicalResult matchAndRewrite(BagGradOp op,
+                                PatternRewriter &rewriter) const override {
+    Type element =
+        cast<RankedTensorType>(op.getGrad().getType()).getElementType();
+    if (op.getMode() != BagMode::max || element == accumulatorType(element))
+      return failure();
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    auto gType = cast<RankedTensorType>(op.getGrad().getType());
+    int64_t dim = gType.getDimSize(1);
+    if (ShapedType::isDynamic(dim))
+      return op.emitOpError("CPU lowering needs a static embedding_dim");
+    int64_t numEmbeddings = op.getNumEmbeddings();
     // f16 / bf16: accumulate in f32 through the sort, one rounding per element.
     auto flatType = [&](Type t) {
       return RankedTensorType::get({ShapedType::kDynamic}, t);
@@ -339,6 +356,7 @@ struct BagPswGradToSCF final : CPUPattern<BagPswGradOp> {
 
 void mlir::emb::cpu_lowering::populateDenseGradPatterns(
     RewritePatternSet &patterns, const cpu::CPULoweringConfig &config) {
-  patterns.add<LookupGradToSCF, BagGradToSCF, BagGradMaxToSCF, BagPswGradToSCF>(
-      patterns.getContext(), config);
+  patterns.add<LookupGradToSCF, BagGradToSCF, BagGradMaxScatterToSCF,
+               BagGradMaxSortedToSCF, BagPswGradToSCF>(patterns.getContext(),
+                                                       config);
 }

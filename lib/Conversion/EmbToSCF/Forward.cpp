@@ -99,6 +99,93 @@ struct LookupToSCF final : CPUPattern<LookupOp> {
 // emb.bag
 //===----------------------------------------------------------------------===//
 
+/// The loop-carried state of one D-block of a bag, and how each live entry
+/// updates it: a sum (times per_sample_weights), a mean (a sum and a
+/// count) or a max (with its argmax). The state is (acc, count[, argmax]).
+struct BagBlockAccumulator {
+  BagMode mode;
+  Value psw; // the flat per_sample_weights, or null
+  bool withArgmax;
+  Type accType;
+
+  /// acc = 0, count = 0 (and argmax = -1) for a block of `lanes`.
+  SmallVector<Value> init(ImplicitLocOpBuilder &b, int64_t lanes) const {
+    SmallVector<Value> state{splat(b, VectorType::get({lanes}, accType), 0.0),
+                             cIndex(b, 0)};
+    if (withArgmax)
+      state.push_back(arith::ConstantOp::create(
+          b, DenseElementsAttr::get(VectorType::get({lanes}, b.getI64Type()),
+                                    b.getI64IntegerAttr(-1))));
+    return state;
+  }
+
+  /// The state after entry `j`, whose row `r` reads `row` (in accType).
+  SmallVector<Value> update(ImplicitLocOpBuilder &b, ValueRange acc, Value row,
+                            Value r, Value j) const {
+    auto accVec = cast<VectorType>(row.getType());
+    Value cnt = arith::AddIOp::create(b, acc[1], cIndex(b, 1));
+    if (mode == BagMode::max)
+      return updateMax(b, acc, row, r, cnt);
+    if (psw) {
+      Value w = loadFloat(b, psw, j, accType);
+      Value wV = vector::BroadcastOp::create(b, accVec, w);
+      return {vector::FMAOp::create(b, row, wV, acc[0]), cnt};
+    }
+    return {arith::AddFOp::create(b, acc[0], row), cnt};
+  }
+
+  /// The bag's first entry is taken as it is (a scalar, well-predicted
+  /// branch); later ones lane by lane when strictly greater, so ties go to
+  /// the first.
+  SmallVector<Value> updateMax(ImplicitLocOpBuilder &b, ValueRange acc,
+                               Value row, Value r, Value cnt) const {
+    auto accVec = cast<VectorType>(row.getType());
+    auto argVec = VectorType::get(accVec.getShape(), b.getI64Type());
+    Value first = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, acc[1],
+                                        cIndex(b, 0));
+    Value rV;
+    if (withArgmax)
+      rV = vector::BroadcastOp::create(
+          b, argVec, arith::IndexCastOp::create(b, b.getI64Type(), r));
+    SmallVector<Type> types{accVec};
+    if (withArgmax)
+      types.push_back(argVec);
+    auto pick = scf::IfOp::create(b, types, first, /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(pick.thenBlock());
+      SmallVector<Value> taken{row};
+      if (withArgmax)
+        taken.push_back(rV);
+      scf::YieldOp::create(b, taken);
+      b.setInsertionPointToStart(pick.elseBlock());
+      Value take =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, row, acc[0]);
+      SmallVector<Value> merged{arith::SelectOp::create(b, take, row, acc[0])};
+      if (withArgmax)
+        merged.push_back(arith::SelectOp::create(b, take, rV, acc[2]));
+      scf::YieldOp::create(b, merged);
+    }
+    SmallVector<Value> next{pick.getResult(0), cnt};
+    if (withArgmax)
+      next.push_back(pick.getResult(1));
+    return next;
+  }
+
+  /// The block's result from the final state: the mean divides by the
+  /// live entries (an empty bag stays 0). `one` is the index 1.
+  Value finish(ImplicitLocOpBuilder &b, ValueRange state, Value one) const {
+    Value acc = state[0];
+    if (mode != BagMode::mean)
+      return acc;
+    Value cnt = arith::MaxUIOp::create(b, state[1], one);
+    Value cnt64 = arith::IndexCastOp::create(b, b.getI64Type(), cnt);
+    Value cntF = arith::UIToFPOp::create(b, accType, cnt64);
+    return arith::DivFOp::create(
+        b, acc, vector::BroadcastOp::create(b, acc.getType(), cntF));
+  }
+};
+
 // %out[, %argmax] = emb.bag MODE %w[%x] offsets(%off) per_sample_weights(%p)
 //   ==>
 // %o = scf.for %b = 0 to B iter_args(%o = tensor.empty(B)[, %m = ...]) {
@@ -154,80 +241,29 @@ struct BagToSCF final : CPUPattern<BagOp> {
                                                       : ValueRange{}));
     }
 
+    BagBlockAccumulator accumulator{mode, psw, withArgmax, accType};
     auto bagLoop = scf::ForOp::create(
         b, cIndex(b, 0), numBags, cIndex(b, 1), inits,
         [&](OpBuilder &nb, Location loc, Value bag, ValueRange iters) {
           ImplicitLocOpBuilder ib(loc, nb);
           Value c1 = cIndex(ib, 1);
-          auto bounds = bags.bounds(ib, bag);
-          Value start = bounds.first, end = bounds.second;
+          auto [start, end] = bags.bounds(ib, bag);
           Value out = iters[0];
           Value argOut = withArgmax ? iters[1] : Value();
           int64_t stateBytes = bytesOf(accType) + (withArgmax ? 8 : 0);
           for (auto block : dBlocks(dim, stateBytes, config)) {
             int64_t d0 = block.first, lanes = block.second;
-            auto accVec = VectorType::get({lanes}, accType);
-            auto argVec = VectorType::get({lanes}, ib.getI64Type());
-            SmallVector<Value> accInits{splat(ib, accVec, 0.0), cIndex(ib, 0)};
-            if (withArgmax)
-              accInits.push_back(arith::ConstantOp::create(
-                  ib,
-                  DenseElementsAttr::get(argVec, ib.getI64IntegerAttr(-1))));
+            // The entries of the bag, padding skipped, into the block's state.
             auto inner = scf::ForOp::create(
-                ib, start, end, c1, accInits,
+                ib, start, end, c1, accumulator.init(ib, lanes),
                 [&](OpBuilder &jb, Location jloc, Value j, ValueRange acc) {
                   ImplicitLocOpBuilder lb(jloc, jb);
                   Value r = loadIndex(lb, flat, j);
                   auto update = [&](OpBuilder &ub, Location uloc) {
                     ImplicitLocOpBuilder xb(uloc, ub);
                     Value row = readRow(xb, weight, r, d0, lanes, accType);
-                    Value cnt =
-                        arith::AddIOp::create(xb, acc[1], cIndex(xb, 1));
-                    SmallVector<Value> next;
-                    if (mode == BagMode::max) {
-                      // The bag's first entry is taken as it is (a scalar,
-                      // well-predicted branch); later ones lane by lane when
-                      // strictly greater, so ties go to the first.
-                      Value first = arith::CmpIOp::create(
-                          xb, arith::CmpIPredicate::eq, acc[1], cIndex(xb, 0));
-                      Value rV;
-                      if (withArgmax)
-                        rV = vector::BroadcastOp::create(
-                            xb, argVec,
-                            arith::IndexCastOp::create(xb, xb.getI64Type(), r));
-                      SmallVector<Type> types{accVec};
-                      if (withArgmax)
-                        types.push_back(argVec);
-                      auto pick = scf::IfOp::create(xb, types, first,
-                                                    /*withElse=*/true);
-                      {
-                        OpBuilder::InsertionGuard guard(xb);
-                        xb.setInsertionPointToStart(pick.thenBlock());
-                        SmallVector<Value> taken{row};
-                        if (withArgmax)
-                          taken.push_back(rV);
-                        scf::YieldOp::create(xb, taken);
-                        xb.setInsertionPointToStart(pick.elseBlock());
-                        Value take = arith::CmpFOp::create(
-                            xb, arith::CmpFPredicate::OGT, row, acc[0]);
-                        SmallVector<Value> merged{
-                            arith::SelectOp::create(xb, take, row, acc[0])};
-                        if (withArgmax)
-                          merged.push_back(
-                              arith::SelectOp::create(xb, take, rV, acc[2]));
-                        scf::YieldOp::create(xb, merged);
-                      }
-                      next = {pick.getResult(0), cnt};
-                      if (withArgmax)
-                        next.push_back(pick.getResult(1));
-                    } else if (psw) {
-                      Value w = loadFloat(xb, psw, j, accType);
-                      Value wV = vector::BroadcastOp::create(xb, accVec, w);
-                      next = {vector::FMAOp::create(xb, row, wV, acc[0]), cnt};
-                    } else {
-                      next = {arith::AddFOp::create(xb, acc[0], row), cnt};
-                    }
-                    scf::YieldOp::create(xb, next);
+                    scf::YieldOp::create(
+                        xb, accumulator.update(xb, acc, row, r, j));
                   };
                   if (!pad) {
                     update(jb, jloc);
@@ -241,16 +277,8 @@ struct BagToSCF final : CPUPattern<BagOp> {
                       });
                   scf::YieldOp::create(lb, ifOp.getResults());
                 });
-            Value acc = inner.getResult(0);
-            if (mode == BagMode::mean) {
-              Value cnt = arith::MaxUIOp::create(ib, inner.getResult(1), c1);
-              Value cnt64 =
-                  arith::IndexCastOp::create(ib, ib.getI64Type(), cnt);
-              Value cntF = arith::UIToFPOp::create(ib, accType, cnt64);
-              acc = arith::DivFOp::create(
-                  ib, acc, vector::BroadcastOp::create(ib, accVec, cntF));
-            }
-            out = writeRow(ib, acc, out, bag, d0);
+            out = writeRow(ib, accumulator.finish(ib, inner.getResults(), c1),
+                           out, bag, d0);
             if (withArgmax)
               argOut = writeRow(ib, inner.getResult(2), argOut, bag, d0);
           }
@@ -268,33 +296,15 @@ struct BagToSCF final : CPUPattern<BagOp> {
 // emb.renorm
 //===----------------------------------------------------------------------===//
 
-/// The p-norm (in f64) of the f64 vector `row`, as torch.norm defines it.
+/// The p-norm (in f64) of the f64 vector `row`, as torch.norm defines it
+/// (the parts are OpStructure.h's, shared with the GPU).
 Value pNorm(ImplicitLocOpBuilder &b, Value row, double p) {
-  auto vt = cast<VectorType>(row.getType());
-  Value absRow = math::AbsFOp::create(b, row);
-  auto reduce = [&](vector::CombiningKind kind, Value v) -> Value {
-    return vector::ReductionOp::create(b, kind, v);
-  };
+  vector::CombiningKind kind = vector::CombiningKind::ADD;
   if (std::isinf(p))
-    return reduce(p > 0 ? vector::CombiningKind::MAXIMUMF
-                        : vector::CombiningKind::MINIMUMF,
-                  absRow);
-  if (p == 0) {
-    Value nz = arith::CmpFOp::create(b, arith::CmpFPredicate::UNE, row,
-                                     splat(b, vt, 0.0));
-    Value ones =
-        arith::SelectOp::create(b, nz, splat(b, vt, 1.0), splat(b, vt, 0.0));
-    return reduce(vector::CombiningKind::ADD, ones);
-  }
-  if (p == 1)
-    return reduce(vector::CombiningKind::ADD, absRow);
-  if (p == 2)
-    return math::SqrtOp::create(b, reduce(vector::CombiningKind::ADD,
-                                          arith::MulFOp::create(b, row, row)));
-  Value powered = math::PowFOp::create(b, absRow, splat(b, vt, p));
-  Value sum = reduce(vector::CombiningKind::ADD, powered);
-  return math::PowFOp::create(
-      b, sum, arith::ConstantOp::create(b, b.getF64FloatAttr(1.0 / p)));
+    kind = p > 0 ? vector::CombiningKind::MAXIMUMF
+                 : vector::CombiningKind::MINIMUMF;
+  return normRoot(b, vector::ReductionOp::create(b, kind, normTerm(b, row, p)),
+                  p);
 }
 
 // %w2 = emb.renorm %w[%x] {max_norm = M, norm_type = p}
