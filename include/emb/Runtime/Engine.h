@@ -18,6 +18,9 @@
 #ifndef EMB_RUNTIME_ENGINE_H
 #define EMB_RUNTIME_ENGINE_H
 
+#include "emb/Core/Types.h"
+// The Engine's cache and kernels are the JIT's (cache(), kernel(),
+// EngineOptions::cache), and its calls run KernelSpecs.
 #include "emb/JIT/JIT.h"
 #include "emb/JIT/KernelSpec.h"
 
