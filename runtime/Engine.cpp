@@ -376,32 +376,10 @@ void *advance(void *p, int64_t elements, DType dtype) {
          elements * static_cast<int64_t>(dtypeSize(dtype));
 }
 
+/// Calls the packed entry point (KernelABI.h): one descriptor pointer per
+/// argument, in the order of the spec's KernelABI.
 void call(KernelFn fn, const std::vector<void *> &a) {
-  switch (a.size()) {
-  case 2:
-    reinterpret_cast<void (*)(void *, void *)>(fn)(a[0], a[1]);
-    return;
-  case 3:
-    reinterpret_cast<void (*)(void *, void *, void *)>(fn)(a[0], a[1], a[2]);
-    return;
-  case 4:
-    reinterpret_cast<void (*)(void *, void *, void *, void *)>(fn)(a[0], a[1],
-                                                                   a[2], a[3]);
-    return;
-  case 5:
-    reinterpret_cast<void (*)(void *, void *, void *, void *, void *)>(fn)(
-        a[0], a[1], a[2], a[3], a[4]);
-    return;
-  case 6:
-    reinterpret_cast<void (*)(void *, void *, void *, void *, void *, void *)>(
-        fn)(a[0], a[1], a[2], a[3], a[4], a[5]);
-    return;
-  case 7:
-    reinterpret_cast<void (*)(void *, void *, void *, void *, void *, void *,
-                              void *)>(fn)(a[0], a[1], a[2], a[3], a[4], a[5],
-                                           a[6]);
-    return;
-  }
+  fn(const_cast<void **>(a.data()));
 }
 
 /// GPU kernels move a row as 16-byte vectors when D allows: the buffers

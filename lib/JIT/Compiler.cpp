@@ -1,5 +1,7 @@
 //===- Compiler.cpp - spec -> relocatable object for the host CPU ---------===//
 
+#include "KernelBuilder.h"
+
 #include "emb/Dialect/EmbDialect.h"
 #include "emb/JIT/JIT.h"
 #include "emb/Pipelines/Pipelines.h"
@@ -132,6 +134,10 @@ auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
   if (failed(pm.run(*module)))
     return error(llvm::Twine("the ") + pipeline + " pipeline failed for " +
                  spec.str() + ":\n" + diagnostics);
+  // The one entry point the runtime calls: void **args, in KernelABI order.
+  if (failed(::emb::jit::addPackedEntryPoint(*module, spec)))
+    return error("cannot add the packed entry point of " + spec.str() + ":\n" +
+                 diagnostics);
 
   auto tm = hostTargetMachine();
   if (!tm)
