@@ -2,7 +2,8 @@
 //
 // The driver API through dlopen (nothing links against libcuda), the four
 // functions the generated host code of nvptx kernels calls (launch, alloc,
-// free, copy: include/emb/Runtime/GPURuntimeABI.h), and device helpers for tools.
+// free, copy: include/emb/Runtime/GPURuntimeABI.h), and device helpers for
+// tools.
 //
 //===----------------------------------------------------------------------===//
 
