@@ -36,23 +36,34 @@
 #include "mlir/IR/BuiltinOps.h"
 
 using namespace mlir;
+// The runtime's vocabulary and the JIT's API live in ::emb, next to the
+// dialect's mlir::emb (which `emb::` names here): the names used below.
+using ::emb::ArgElement;
+using ::emb::ArgShape;
+using ::emb::ArgSlot;
+using ::emb::DType;
+using ::emb::KernelABI;
+using ::emb::KernelArg;
+using ::emb::KernelSpec;
+using ::emb::OpKind;
+using ::emb::Target;
 
 namespace {
 
-Type elementType(MLIRContext &ctx, ::emb::DType d) {
+Type elementType(MLIRContext &ctx, DType d) {
   Builder b(&ctx);
   switch (d) {
-  case ::emb::DType::f32:
+  case DType::f32:
     return b.getF32Type();
-  case ::emb::DType::f64:
+  case DType::f64:
     return b.getF64Type();
-  case ::emb::DType::f16:
+  case DType::f16:
     return b.getF16Type();
-  case ::emb::DType::bf16:
+  case DType::bf16:
     return b.getBF16Type();
-  case ::emb::DType::i32:
+  case DType::i32:
     return b.getI32Type();
-  case ::emb::DType::i64:
+  case DType::i64:
     return b.getI64Type();
   }
   return Type();
@@ -71,39 +82,39 @@ mlir::emb::BagMode toMlir(::emb::BagMode m) {
 }
 
 /// The memref type of one kernel argument (KernelABI).
-MemRefType memrefType(MLIRContext &ctx, const ::emb::KernelSpec &spec,
-                      const ::emb::KernelArg &arg) {
+MemRefType memrefType(MLIRContext &ctx, const KernelSpec &spec,
+                      const KernelArg &arg) {
   const int64_t dyn = ShapedType::kDynamic;
   Type elt;
   switch (arg.element) {
-  case ::emb::ArgElement::weight:
+  case ArgElement::weight:
     elt = elementType(ctx, spec.weight);
     break;
-  case ::emb::ArgElement::indices:
+  case ArgElement::indices:
     elt = elementType(ctx, spec.indices);
     break;
-  case ::emb::ArgElement::offsets:
+  case ArgElement::offsets:
     elt = elementType(ctx, spec.offsets);
     break;
-  case ::emb::ArgElement::i64:
-    elt = elementType(ctx, ::emb::DType::i64);
+  case ArgElement::i64:
+    elt = elementType(ctx, DType::i64);
     break;
   }
   SmallVector<int64_t> shape;
   switch (arg.shape) {
-  case ::emb::ArgShape::rows:
+  case ArgShape::rows:
     shape = {dyn, spec.dim};
     break;
-  case ::emb::ArgShape::list:
+  case ArgShape::list:
     shape = {dyn};
     break;
-  case ::emb::ArgShape::indexed:
+  case ArgShape::indexed:
     shape.assign(arg.rank, dyn);
     break;
-  case ::emb::ArgShape::pair:
+  case ArgShape::pair:
     shape = {2};
     break;
-  case ::emb::ArgShape::single:
+  case ArgShape::single:
     shape = {1};
     break;
   }
@@ -112,7 +123,7 @@ MemRefType memrefType(MLIRContext &ctx, const ::emb::KernelSpec &spec,
 
 } // namespace
 
-auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
+auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
     -> OwningOpRef<ModuleOp> {
   ctx.loadDialect<mlir::emb::EmbDialect, func::FuncDialect,
                   bufferization::BufferizationDialect, memref::MemRefDialect>();
@@ -124,16 +135,16 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   const int64_t dyn = ShapedType::kDynamic;
   Type wElt = elementType(ctx, spec.weight);
   auto rows = MemRefType::get({dyn, spec.dim}, wElt);
-  bool sparse = spec.op == ::emb::OpKind::embedding_sparse_backward ||
-                spec.op == ::emb::OpKind::embedding_bag_sparse_backward;
-  bool backward = spec.op == ::emb::OpKind::embedding_backward ||
-                  spec.op == ::emb::OpKind::embedding_bag_backward || sparse;
-  bool pswGrad = spec.op == ::emb::OpKind::embedding_bag_psw_backward;
+  bool sparse = spec.op == OpKind::embedding_sparse_backward ||
+                spec.op == OpKind::embedding_bag_sparse_backward;
+  bool backward = spec.op == OpKind::embedding_backward ||
+                  spec.op == OpKind::embedding_bag_backward || sparse;
+  bool pswGrad = spec.op == OpKind::embedding_bag_psw_backward;
 
   // The signature: the arguments of the spec's KernelABI, in its order.
-  const ::emb::KernelABI abi(spec);
+  const KernelABI abi(spec);
   SmallVector<Type> args;
-  for (const ::emb::KernelArg &arg : abi.args())
+  for (const KernelArg &arg : abi.args())
     args.push_back(memrefType(ctx, spec, arg));
 
   auto fn = func::FuncOp::create(b, loc, spec.symbolName(),
@@ -142,7 +153,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   Block *body = fn.addEntryBlock();
   b.setInsertionPointToStart(body);
   // The argument of `slot`, or null when the kernel has none.
-  auto arg = [&](::emb::ArgSlot slot) -> Value {
+  auto arg = [&](ArgSlot slot) -> Value {
     int i = abi.position(slot);
     return i < 0 ? Value() : body->getArgument(i);
   };
@@ -162,12 +173,12 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     return RankedTensorType::get(mt.getShape(), mt.getElementType());
   };
   // The tensor of the argument of `slot`, or null when there is none.
-  auto tensorArg = [&](::emb::ArgSlot slot) -> Value {
+  auto tensorArg = [&](ArgSlot slot) -> Value {
     Value m = arg(slot);
     return m ? toTensor(m) : Value();
   };
 
-  using Slot = ::emb::ArgSlot;
+  using Slot = ArgSlot;
   if (pswGrad) {
     Value grad = tensorArg(Slot::grad);
     Value weight = tensorArg(Slot::weight);
@@ -199,7 +210,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     auto rowsT = RankedTensorType::get({dyn}, b.getI64Type());
     auto valuesT = RankedTensorType::get({dyn, spec.dim}, wElt);
     Value rowsR, valuesR;
-    if (spec.op == ::emb::OpKind::embedding_sparse_backward) {
+    if (spec.op == OpKind::embedding_sparse_backward) {
       auto op = mlir::emb::LookupSparseGradOp::create(
           b, loc, rowsT, valuesT, grad, indices,
           b.getI64IntegerAttr(spec.numEmbeddings), pad,
@@ -223,7 +234,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     Value countOut = arg(Slot::sparseCount);
     Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
     Value m = tensor::DimOp::create(b, loc, rowsR, c0);
-    if (spec.target != ::emb::Target::host) {
+    if (spec.target != Target::host) {
       // GPU: the results (whose size the kernels read back from the
       // device) are copied into the front of the caller's buffers (device
       // memory, of any capacity), and their number stored into `count`
@@ -294,7 +305,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     UnitAttr deterministic = spec.deterministic ? b.getUnitAttr() : UnitAttr();
     auto gwType = tensorOf(cast<MemRefType>(gw.getType()));
     Value r;
-    if (spec.op == ::emb::OpKind::embedding_backward) {
+    if (spec.op == OpKind::embedding_backward) {
       r = mlir::emb::LookupGradOp::create(
           b, loc, gwType, grad, indices, first, count,
           b.getI64IntegerAttr(spec.numEmbeddings), pad, byFreq,
@@ -319,7 +330,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   IntegerAttr pad = spec.paddingIdx >= 0 ? b.getI64IntegerAttr(spec.paddingIdx)
                                          : IntegerAttr();
   switch (spec.op) {
-  case ::emb::OpKind::embedding: {
+  case OpKind::embedding: {
     Value out = arg(Slot::out);
     auto mode = mlir::emb::PaddingModeAttr::get(
         &ctx, spec.zeroPadding ? mlir::emb::PaddingMode::zero
@@ -329,7 +340,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     materialize(r, out);
     break;
   }
-  case ::emb::OpKind::embedding_bag: {
+  case OpKind::embedding_bag: {
     Value offsets = tensorArg(Slot::offsets);
     Value psw = tensorArg(Slot::perSampleWeights);
     Value out = arg(Slot::out);
@@ -347,7 +358,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
       materialize(op.getMaxIndices(), argmax);
     break;
   }
-  case ::emb::OpKind::renorm: {
+  case OpKind::renorm: {
     Value tw = toTensor(weight, /*writable=*/true);
     Value r = mlir::emb::RenormOp::create(
         b, loc, tw.getType(), tw, toTensor(indices),
@@ -355,49 +366,47 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     materialize(r, weight);
     break;
   }
-  case ::emb::OpKind::embedding_backward:
-  case ::emb::OpKind::embedding_bag_backward:
-  case ::emb::OpKind::embedding_bag_psw_backward:
-  case ::emb::OpKind::embedding_sparse_backward:
-  case ::emb::OpKind::embedding_bag_sparse_backward:
+  case OpKind::embedding_backward:
+  case OpKind::embedding_bag_backward:
+  case OpKind::embedding_bag_psw_backward:
+  case OpKind::embedding_sparse_backward:
+  case OpKind::embedding_bag_sparse_backward:
     break; // built above
   }
   func::ReturnOp::create(b, loc);
   return module;
 }
 
-auto ::emb::jit::addPackedEntryPoint(ModuleOp module,
-                                     const ::emb::KernelSpec &spec)
+auto ::emb::jit::addPackedEntryPoint(ModuleOp module, const KernelSpec &spec)
     -> LogicalResult {
   // void _emb_packed_<symbol>(void **args) {
   //   _mlir_ciface_<symbol>(args[0], ..., args[n - 1]);
   // }
   std::string cifaceName = "_mlir_ciface_" + spec.symbolName();
   auto ciface = module.lookupSymbol<LLVM::LLVMFuncOp>(cifaceName);
-  size_t numArgs = ::emb::KernelABI(spec).args().size();
+  size_t numArgs = KernelABI(spec).args().size();
   if (!ciface)
     return module.emitError("no ") << cifaceName << " to wrap";
   MLIRContext *ctx = module.getContext();
   auto ptr = LLVM::LLVMPointerType::get(ctx);
   LLVM::LLVMFunctionType cifaceType = ciface.getFunctionType();
   if (cifaceType.getNumParams() != numArgs ||
-      !llvm::all_of(cifaceType.getParams(),
-                    [&](Type t) { return t == ptr; }))
+      !llvm::all_of(cifaceType.getParams(), [&](Type t) { return t == ptr; }))
     return ciface.emitError("expected ")
            << numArgs << " descriptor pointers (the kernel's KernelABI)";
   OpBuilder b(ctx);
   b.setInsertionPointToEnd(module.getBody());
   Location loc = ciface.getLoc();
   auto fn = LLVM::LLVMFuncOp::create(
-      b, loc, ::emb::KernelABI::packedEntryName(spec),
+      b, loc, KernelABI::packedEntryName(spec),
       LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(ctx), {ptr}));
   Block *entry = fn.addEntryBlock(b);
   b.setInsertionPointToStart(entry);
   SmallVector<Value> descriptors;
   for (size_t i = 0; i < numArgs; ++i) {
-    Value slot = LLVM::GEPOp::create(
-        b, loc, ptr, ptr, entry->getArgument(0),
-        ArrayRef<LLVM::GEPArg>{static_cast<int32_t>(i)});
+    Value slot =
+        LLVM::GEPOp::create(b, loc, ptr, ptr, entry->getArgument(0),
+                            ArrayRef<LLVM::GEPArg>{static_cast<int32_t>(i)});
     descriptors.push_back(LLVM::LoadOp::create(b, loc, ptr, slot));
   }
   LLVM::CallOp::create(b, loc, ciface, descriptors);
