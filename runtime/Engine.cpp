@@ -36,13 +36,13 @@ int64_t Tensor::numel() const {
 //===----------------------------------------------------------------------===//
 
 void **KernelArgs::pack(std::string &missing) {
-  packed.clear();
+  size_t i = 0;
   for (const KernelArg &arg : abi.args()) {
     if (ranks[unsigned(arg.slot)] != arg.rank) {
       missing = argSlotName(arg.slot);
       return nullptr;
     }
-    packed.push_back(&descs[unsigned(arg.slot)]);
+    packed[i++] = &descs[unsigned(arg.slot)];
   }
   return packed.data();
 }

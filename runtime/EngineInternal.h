@@ -70,7 +70,7 @@ private:
   const KernelABI &abi;
   std::array<MemRefDesc, kNumArgSlots> descs;
   std::array<unsigned, kNumArgSlots> ranks{};
-  std::vector<void *> packed;
+  std::array<void *, kMaxKernelArgs> packed;
 };
 
 struct Plan {

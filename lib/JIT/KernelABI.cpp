@@ -44,11 +44,10 @@ const char *argSlotName(ArgSlot slot) {
 
 void KernelABI::add(ArgSlot slot, ArgElement element, ArgShape shape,
                     bool twoD) {
-  unsigned rank = shape == ArgShape::rows || (shape == ArgShape::indexed && twoD)
-                      ? 2
-                      : 1;
-  positions[unsigned(slot)] = static_cast<int>(arguments.size());
-  arguments.push_back({slot, element, shape, rank});
+  unsigned rank =
+      shape == ArgShape::rows || (shape == ArgShape::indexed && twoD) ? 2 : 1;
+  positions[unsigned(slot)] = static_cast<int>(count);
+  arguments[count++] = {slot, element, shape, rank};
 }
 
 KernelABI::KernelABI(const KernelSpec &spec) {

@@ -22,9 +22,9 @@
 
 #include "emb/JIT/KernelSpec.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 namespace emb {
 
@@ -67,12 +67,31 @@ struct KernelArg {
   unsigned rank;
 };
 
-/// The ordered arguments of the kernel of one spec.
+/// The most arguments a kernel has.
+constexpr unsigned kMaxKernelArgs = 8;
+
+/// The arguments of a kernel, in order (a view into its KernelABI).
+class KernelArgList {
+public:
+  KernelArgList(const KernelArg *first, unsigned count)
+      : first(first), count(count) {}
+  const KernelArg *begin() const { return first; }
+  const KernelArg *end() const { return first + count; }
+  size_t size() const { return count; }
+  const KernelArg &operator[](size_t i) const { return first[i]; }
+
+private:
+  const KernelArg *first;
+  unsigned count;
+};
+
+/// The ordered arguments of the kernel of one spec. Computed per call by
+/// the runtime: no allocation.
 class KernelABI {
 public:
   explicit KernelABI(const KernelSpec &spec);
 
-  const std::vector<KernelArg> &args() const { return arguments; }
+  KernelArgList args() const { return {arguments, count}; }
   /// The position of `slot` among the arguments, or -1 when the kernel has
   /// no such argument.
   int position(ArgSlot slot) const { return positions[unsigned(slot)]; }
@@ -84,7 +103,8 @@ public:
 private:
   void add(ArgSlot slot, ArgElement element, ArgShape shape, bool twoD);
 
-  std::vector<KernelArg> arguments;
+  KernelArg arguments[kMaxKernelArgs];
+  unsigned count = 0;
   int positions[kNumArgSlots];
 };
 
