@@ -63,9 +63,9 @@ KernelSpec make(OpKind op, bool twoD = false, bool psw = false,
 /// Every combination of the options that change the arguments.
 std::vector<KernelSpec> allSpecs() {
   std::vector<KernelSpec> specs;
-  for (OpKind op : {OpKind::embedding, OpKind::renorm,
-                    OpKind::embedding_backward,
-                    OpKind::embedding_sparse_backward})
+  for (OpKind op :
+       {OpKind::embedding, OpKind::renorm, OpKind::embedding_backward,
+        OpKind::embedding_sparse_backward})
     specs.push_back(make(op));
   for (bool twoD : {false, true}) {
     for (bool psw : {false, true}) {
@@ -210,9 +210,9 @@ TEST(GPURuntimeABI, ConvertGPUToEmbRuntimeUsesTheSlots) {
     else if (s == emb::kGPURuntimeFree)
       EXPECT_EQ(call.getNumResults(), 0u);
   });
-  EXPECT_EQ(slots, (std::vector<int32_t>{emb::kGPURuntimeAlloc,
-                                         emb::kGPURuntimeLaunch,
-                                         emb::kGPURuntimeFree}));
+  EXPECT_EQ(slots,
+            (std::vector<int32_t>{emb::kGPURuntimeAlloc, emb::kGPURuntimeLaunch,
+                                  emb::kGPURuntimeFree}));
 }
 
 } // namespace
