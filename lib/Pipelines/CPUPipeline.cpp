@@ -1,6 +1,6 @@
 //===- CPUPipeline.cpp - the emb CPU pipeline -----------------------------===//
 
-#include "emb/Conversion/CPUConfig.h"
+#include "Conversion/EmbCommon/CPUConfig.h"
 #include "emb/Conversion/Passes.h"
 #include "emb/Pipelines/Pipelines.h"
 #include "emb/Transforms/Passes.h"
@@ -34,9 +34,8 @@ void mlir::emb::buildEmbCPUPipeline(OpPassManager &pm) {
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   // Hide the latency of random row reads.
+  // distance and line size: the pass's defaults are CPUConfig.h's.
   emb::EmbPrefetchRowsOptions prefetch;
-  prefetch.distance = emb::cpu::kPrefetchDistance;
-  prefetch.lineBytes = emb::cpu::kCacheLineBytes;
   prefetch.bytesAhead = emb::cpu::kPrefetchBytesAhead;
   pm.addPass(emb::createEmbPrefetchRows(prefetch));
   addHostToLLVMPasses(pm);

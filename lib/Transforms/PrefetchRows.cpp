@@ -10,7 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "emb/Conversion/CPUConfig.h"
+#include "Conversion/EmbCommon/CPUConfig.h"
 #include "emb/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -98,16 +98,19 @@ struct EmbPrefetchRowsPass
     Value last = arith::SubIOp::create(b, n, c1);
     Type element = cast<MemRefType>(r.table.getType()).getElementType();
     int64_t bytes = std::max<int64_t>(1, element.getIntOrFloatBitWidth() / 8);
-    int64_t ahead64 = distance;
+    // Options left at 0 take the CPU heuristics (CPUConfig.h).
+    int64_t minAhead = distance > 0 ? distance : emb::cpu::kPrefetchDistance;
+    int64_t ahead64 = minAhead;
     if (bytesAhead > 0)
-      ahead64 = std::clamp<int64_t>(bytesAhead / (r.lanes * bytes), distance,
-                                    std::max<int64_t>(distance, 64));
+      ahead64 = std::clamp<int64_t>(bytesAhead / (r.lanes * bytes), minAhead,
+                                    std::max<int64_t>(minAhead, 64));
     Value ahead = arith::AddIOp::create(
         b, iv, arith::ConstantIndexOp::create(b, ahead64));
     Value next = arith::MinSIOp::create(b, ahead, last);
     Value raw = memref::LoadOp::create(b, r.indexBuffer, ValueRange{next});
     Value row = arith::IndexCastOp::create(b, b.getIndexType(), raw);
-    int64_t perLine = std::max<int64_t>(1, lineBytes / bytes);
+    int64_t line = lineBytes > 0 ? lineBytes : emb::cpu::kCacheLineBytes;
+    int64_t perLine = std::max<int64_t>(1, line / bytes);
     for (int64_t k = 0; k < r.lanes; k += perLine) {
       Value col = arith::ConstantIndexOp::create(b, r.col + k);
       memref::PrefetchOp::create(b, r.table, ValueRange{row, col},

@@ -23,8 +23,24 @@ namespace emb {
 #define GEN_PASS_DECL
 #include "emb/Conversion/Passes.h.inc"
 
-/// Adds the patterns that lower the forward emb ops to scf + vector.
-void populateEmbToSCFPatterns(RewritePatternSet &patterns);
+/// Adds the patterns of convert-emb-to-scf: one per emb op (two for
+/// emb.bag_grad: sum / mean and max), lowering it on tensors to scf +
+/// vector (lib/Conversion/EmbToSCF, one file per op family). Each pattern
+/// replaces its op in one rewrite and reports an error on an op it cannot
+/// lower (a dynamic embedding_dim).
+/// `options` pins what the pass options pin (zero: the heuristic).
+void populateEmbToSCFPatterns(RewritePatternSet &patterns,
+                              const ConvertEmbToSCFOptions &options = {});
+
+/// Adds the patterns of convert-emb-to-gpu: one per emb op, two for
+/// emb.lookup_grad and emb.bag_grad (atomic, or `deterministic`), lowering
+/// it to gpu.launch on buffers (lib/Conversion/EmbToGPU, one file per op
+/// family). A module using them needs the `gpu.container_module` attribute
+/// before gpu-kernel-outlining.
+/// `options` pins what the pass options pin (zero: the heuristic); they
+/// must be valid (ConvertEmbToGPU's option descriptions).
+void populateEmbToGPUPatterns(RewritePatternSet &patterns,
+                              const ConvertEmbToGPUOptions &options = {});
 
 #define GEN_PASS_REGISTRATION
 #include "emb/Conversion/Passes.h.inc"

@@ -11,7 +11,7 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
     Lowers every emb op. The forward ops (`emb.lookup`, `emb.bag`,
     `emb.renorm`) become `scf.for` loops on tensors whose bodies move whole
     rows (or D-blocks of rows: 2 KiB of loop-carried state per block, see
-    `CPUConfig.h`) with `vector.transfer_read` / `vector.transfer_write`: D
+    `lib/Conversion/EmbCommon/CPUConfig.h`) with `vector.transfer_read` / `vector.transfer_write`: D
     is static in a specialised kernel, so a row of accumulators stays in
     registers and there are no per-element gathers. f16 / bf16 accumulate
     in f32; f64 in f64. The output `tensor.empty` is a candidate for
@@ -27,7 +27,16 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
     to V. `emb.bag_psw_grad` is one dot product per entry. The sparse forms
     compact the non-padding positions in input order (uncoalesced) or write
     one summed row per run of the same sort (coalesced).
+
+    Each op is one rewrite pattern (lib/Conversion/EmbToSCF/Forward.cpp,
+    DenseGrad.cpp, SparseGrad.cpp); `populateEmbToSCFPatterns` adds them
+    to another compiler's pattern set.
   }];
+  let options = [
+    Option<"blockBytes", "block-bytes", "int64_t", /*default=*/"0",
+           "Bytes of loop-carried state (accumulators, argmax) per D-block; "
+           "0: the CPU heuristic (lib/Conversion/EmbCommon/CPUConfig.h)">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
     "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect",
@@ -45,7 +54,7 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
     allows, one element otherwise) and accumulates in f32 for f16 / bf16;
     a block is 256 threads, the grid covers the rows and is computed at run
     time (nothing is launched for zero rows). The heuristics live in
-    `GPUConfig.h`. Operands become buffers through `bufferization.to_buffer`;
+    `lib/Conversion/EmbCommon/GPUConfig.h`. Operands become buffers through `bufferization.to_buffer`;
     a result whose only use is `bufferization.materialize_in_destination`
     into a row-major memref that exists at the op, with nothing touching
     memory in between, is written there directly (the JIT's kernels); any
@@ -80,7 +89,21 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
     a copy made by a first launch).
     `emb.bag_psw_grad` is one thread per bag computing each entry's dot
     product with 16-byte vectors in a fixed order.
+
+    Each op is one rewrite pattern, two for the dense gradients (atomic or
+    `deterministic`), in lib/Conversion/EmbToGPU/Forward.cpp, DenseGrad.cpp,
+    DeterministicGrad.cpp, SparseGrad.cpp; `populateEmbToGPUPatterns` adds
+    them to another compiler's pattern set.
   }];
+  let options = [
+    Option<"threadsPerBlock", "threads-per-block", "int64_t", /*default=*/"0",
+           "Threads per block, a power of two from 32 to 1024; 0: the GPU "
+           "heuristic (lib/Conversion/EmbCommon/GPUConfig.h)">,
+    Option<"maxThreadsPerRow", "max-threads-per-row", "int64_t",
+           /*default=*/"0",
+           "The most threads that share a row (or bag), a power of two up to "
+           "32; 0: the GPU heuristic (a warp)">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",
     "::mlir::gpu::GPUDialect", "::mlir::memref::MemRefDialect",

@@ -19,10 +19,11 @@ def EmbPrefetchRows : Pass<"emb-prefetch-rows"> {
     prefetch runs ahead across bag boundaries too.
   }];
   let options = [
-    Option<"distance", "distance", "int64_t", /*default=*/"16",
-           "How many indices ahead to prefetch">,
-    Option<"lineBytes", "line-bytes", "int64_t", /*default=*/"64",
-           "Cache line size in bytes">,
+    Option<"distance", "distance", "int64_t", /*default=*/"0",
+           "How many indices ahead to prefetch (at least); 0: the CPU "
+           "heuristic (lib/Conversion/EmbCommon/CPUConfig.h)">,
+    Option<"lineBytes", "line-bytes", "int64_t", /*default=*/"0",
+           "Cache line size in bytes; 0: the CPU heuristic">,
     Option<"bytesAhead", "bytes-ahead", "int64_t", /*default=*/"0",
            "If set, raise the distance so that this many bytes of rows are "
            "in flight (at most 64 indices)">,

@@ -1,4 +1,4 @@
-// convert-emb-to-gpu: one gpu.launch per op, a thread group per row or bag,
+// convert-emb-to-gpu, Forward.cpp: one gpu.launch per op, a thread group per row or bag,
 // 16-byte vector loads, f32 accumulation for f16, results written straight
 // into the destination buffer of materialize_in_destination.
 // RUN: emb-opt %s --convert-emb-to-gpu --split-input-file --verify-diagnostics | FileCheck %s
@@ -127,94 +127,6 @@ func.func @destination_read_in_between(%w: tensor<10x8xf32>, %x: tensor<2xi64>, 
 
 // -----
 
-// Dense gradients: a launch of zeros over the rows, then an atomic scatter
-// (f32 / f64). The padding row is skipped; grad_scale multiplies.
-// CHECK-LABEL: func.func @lookup_grad
-// CHECK: gpu.launch
-// CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<1000x64xf32>, vector<4xf32>
-// CHECK: gpu.terminator
-// CHECK: gpu.launch
-// CHECK: arith.cmpi ne
-// CHECK: arith.mulf
-// CHECK-COUNT-4: memref.atomic_rmw addf
-// CHECK: gpu.terminator
-func.func @lookup_grad(%g: tensor<?x64xf32>, %x: tensor<?xi64>) -> tensor<1000x64xf32> {
-  %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64, padding_idx = 0 : i64, grad_scale = 5.000000e-01 : f64} : tensor<?x64xf32>[tensor<?xi64>] -> tensor<1000x64xf32>
-  return %r : tensor<1000x64xf32>
-}
-
-// -----
-
-// CHECK-LABEL: func.func @bag_grad_mean_window
-// The row window: rows [%first, %first + %count) of the gradient.
-// CHECK: memref.alloc(%{{.*}}) : memref<?x32xf64>
-// CHECK: gpu.launch
-// CHECK: gpu.launch
-// CHECK: arith.divf
-// CHECK: arith.subi
-// CHECK: arith.cmpi ult
-// CHECK: memref.atomic_rmw addf
-func.func @bag_grad_mean_window(%g: tensor<?x32xf64>, %x: tensor<?xi64>, %o: tensor<?xi64>, %first: index, %count: index) -> tensor<?x32xf64> {
-  %r = emb.bag_grad mean %g[%x] offsets(%o : tensor<?xi64>) rows(%first, %count) {num_embeddings = 1000 : i64, padding_idx = 2 : i64} : tensor<?x32xf64>[tensor<?xi64>] -> tensor<?x32xf64>
-  return %r : tensor<?x32xf64>
-}
-
-// CHECK-LABEL: func.func @bag_grad_max
-// CHECK: gpu.launch
-// CHECK: gpu.launch
-// CHECK: memref.load {{.*}} {alignment = 8 : i64} : memref<?x32xi64>
-// CHECK: arith.cmpi ult
-// CHECK: memref.atomic_rmw addf
-func.func @bag_grad_max(%g: tensor<?x32xf32>, %x: tensor<?x4xi64>, %m: tensor<?x32xi64>) -> tensor<100x32xf32> {
-  %r = emb.bag_grad max %g[%x] max_indices(%m : tensor<?x32xi64>) {num_embeddings = 100 : i64} : tensor<?x32xf32>[tensor<?x4xi64>] -> tensor<100x32xf32>
-  return %r : tensor<100x32xf32>
-}
-
-// -----
-
-// f16: the atomics add into an f32 scratch table (device memory), rounded
-// into the result by a last launch; scale_grad_by_freq counts the rows
-// first.
-// CHECK-LABEL: func.func @half_grad_by_freq
-// CHECK: %[[ACC:.*]] = gpu.alloc {{ *}}({{.*}}) : memref<?x64xf32>
-// CHECK: gpu.launch
-// CHECK: %[[COUNTS:.*]] = gpu.alloc {{ *}}({{.*}}) : memref<?xi64>
-// CHECK: gpu.launch
-// CHECK: gpu.launch
-// CHECK: memref.atomic_rmw addi {{.*}}, %[[COUNTS]]
-// CHECK: gpu.launch
-// CHECK: arith.extf {{.*}} : vector<8xf16> to vector<8xf32>
-// CHECK: memref.load %[[COUNTS]]
-// CHECK: memref.atomic_rmw addf {{.*}}, %[[ACC]]
-// CHECK: gpu.launch
-// CHECK: arith.truncf {{.*}} : vector<8xf32> to vector<8xf16>
-// CHECK: gpu.dealloc {{ *}}%[[ACC]]
-// CHECK: gpu.dealloc {{ *}}%[[COUNTS]]
-func.func @half_grad_by_freq(%g: tensor<?x64xf16>, %x: tensor<?xi64>) -> tensor<1000x64xf16> {
-  %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64, scale_grad_by_freq} : tensor<?x64xf16>[tensor<?xi64>] -> tensor<1000x64xf16>
-  return %r : tensor<1000x64xf16>
-}
-
-// -----
-
-// The per_sample_weights gradient: one thread per bag, a dot product of
-// 16-byte vectors per entry, the lanes summed in order; 0 for padding.
-// CHECK-LABEL: func.func @psw_grad_2d
-// CHECK: %[[FLAT:.*]] = memref.collapse_shape %{{.*}} {{\[}}[0, 1]] : memref<?x5xf32> into memref<?xf32>
-// CHECK: arith.ceildivui %{{.*}}, %c256
-// CHECK: gpu.launch
-// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<4xf32>)
-// CHECK: arith.mulf {{.*}} : vector<4xf32>
-// CHECK-COUNT-3: arith.addf {{.*}} : f32
-// CHECK: arith.select
-// CHECK: memref.store {{.*}}, %[[FLAT]]
-func.func @psw_grad_2d(%g: tensor<?x64xf32>, %w: tensor<1000x64xf32>, %x: tensor<?x5xi64>) -> tensor<?x5xf32> {
-  %r = emb.bag_psw_grad %g, %w[%x] {padding_idx = 1 : i64} : tensor<?x64xf32>, tensor<1000x64xf32>[tensor<?x5xi64>] -> tensor<?x5xf32>
-  return %r : tensor<?x5xf32>
-}
-
-// -----
-
 // Renorm, in place (the JIT's form: the result goes back into the weight's
 // buffer): row flags zeroed, then one thread per position claims its row
 // once (atomic or) and rescales it.
@@ -248,59 +160,4 @@ func.func @renorm_in_place(%w: memref<100x8xf32>, %x: memref<?xi64>) {
 func.func @renorm_copy(%w: tensor<100x8xf32>, %x: tensor<?xi64>) -> tensor<100x8xf32> {
   %r = emb.renorm %w[%x] {max_norm = 1.0 : f64, norm_type = 3.0 : f64} : tensor<100x8xf32>[tensor<?xi64>] -> tensor<100x8xf32>
   return %r : tensor<100x8xf32>
-}
-
-// -----
-
-// deterministic: no atomics. Keys (the row in the window, or a sentinel),
-// a stable radix sort whose passes (8 bits of key each) are a host loop of
-// launches (histogram, the scan's three, scatter), then a thread group per
-// row that finds its entries by binary search and sums them in order.
-// CHECK-LABEL: func.func @lookup_grad_deterministic
-// CHECK-NOT: memref.atomic_rmw
-// CHECK: gpu.alloc
-// CHECK: gpu.launch
-// CHECK: arith.select
-// CHECK: gpu.terminator
-// CHECK: scf.for
-// CHECK-COUNT-5: gpu.launch
-// CHECK: scf.yield
-// CHECK: gpu.launch
-// CHECK: scf.while
-// CHECK: vector.load
-// CHECK: arith.addf
-// CHECK: vector.store %{{.*}} : memref<1000x64xf32>, vector<4xf32>
-// CHECK-NOT: memref.atomic_rmw
-// CHECK: gpu.dealloc
-// CHECK: return
-func.func @lookup_grad_deterministic(%g: tensor<?x64xf32>, %x: tensor<?xi64>) -> tensor<1000x64xf32> {
-  %r = emb.lookup_grad %g[%x] {num_embeddings = 1000 : i64, padding_idx = 0 : i64, deterministic} : tensor<?x64xf32>[tensor<?xi64>] -> tensor<1000x64xf32>
-  return %r : tensor<1000x64xf32>
-}
-
-// -----
-
-// Sparse gradients: the live entries counted per chunk and scanned, the
-// total read back to the host (the results' size depends on the data),
-// then the rows and the scaled contributions written at their place.
-// CHECK-LABEL: func.func @lookup_sparse_grad
-// CHECK-NOT: memref.atomic_rmw
-// CHECK: gpu.launch
-// CHECK: arith.cmpi ne
-// CHECK: gpu.terminator
-// CHECK: %[[HOST:.*]] = memref.alloca() : memref<1xi64>
-// CHECK: gpu.memcpy  %[[HOST]], %{{.*}} : memref<1xi64>, memref<1xi64, strided<[1], offset: ?>>
-// CHECK: %[[M:.*]] = memref.load %[[HOST]]
-// CHECK: %[[MI:.*]] = arith.index_cast %[[M]]
-// CHECK: %[[ROWS:.*]] = gpu.alloc  (%[[MI]]) : memref<?xi64>
-// CHECK: gpu.alloc  (%[[MI]]) : memref<?x64xf32>
-// CHECK: vector.store
-// CHECK: bufferization.to_tensor
-// CHECK-NOT: memref.atomic_rmw
-// Returned results are the caller's: not freed.
-// CHECK-NOT: gpu.dealloc %[[ROWS]]
-// CHECK: return
-func.func @lookup_sparse_grad(%g: tensor<?x64xf32>, %x: tensor<?xi64>) -> (tensor<?xi64>, tensor<?x64xf32>) {
-  %r, %v = emb.lookup_sparse_grad %g[%x] {num_embeddings = 1000 : i64, padding_idx = 0 : i64} : tensor<?x64xf32>[tensor<?xi64>] -> tensor<?xi64>, tensor<?x64xf32>
-  return %r, %v : tensor<?xi64>, tensor<?x64xf32>
 }

@@ -34,13 +34,29 @@ constexpr int64_t vectorWidth(int64_t dim, int64_t elementBytes) {
 /// Threads per row: enough to cover D with vectors in one pass, a power of
 /// two (so a group never straddles a warp), at most a warp. D = 128 f32 is
 /// 32 threads of one float4 each; D = 32 f32 is 8 threads.
-constexpr int64_t threadsPerRow(int64_t dim, int64_t vec) {
+constexpr int64_t threadsPerRow(int64_t dim, int64_t vec,
+                                int64_t maxThreads = kWarpSize) {
   int64_t needed = (dim + vec - 1) / vec;
   int64_t t = 1;
-  while (t < needed && t < kWarpSize)
+  while (t < needed && t < maxThreads)
     t *= 2;
   return t;
 }
+
+/// The launch shape choices of convert-emb-to-gpu a caller (or a lit test)
+/// may pin through the pass's options; each defaults to the heuristic
+/// above. Both are powers of two, threadsPerRow <= a warp <= a block.
+struct GPULaunchConfig {
+  int64_t threadsPerBlock = kThreadsPerBlock;
+  int64_t maxThreadsPerRow = kWarpSize;
+};
+
+/// The deterministic gradients' sort and scan (EmbToGPU/SortAndScan.h):
+/// elements per thread of an exclusive scan, entries per thread of a radix
+/// pass, and the bits of one radix digit.
+constexpr int64_t kScanBlock = 256;
+constexpr int64_t kSortChunk = 256;
+constexpr int64_t kRadixBits = 8;
 
 } // namespace mlir::emb::gpu_config
 

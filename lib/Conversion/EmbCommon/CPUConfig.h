@@ -23,14 +23,22 @@ constexpr int64_t kAccumulatorBlockBytes = 2048;
 
 /// Lanes of a D-block whose loop-carried state is `bytesPerLane` bytes per
 /// lane (4 for f32 sums; 4 + 8 for max with its i64 argmax): the largest
-/// power of two that fits, at least 16 (one AVX-512 register of f32).
-/// Powers of two split into whole registers; 80 lanes of i64, say, do not.
-constexpr int64_t blockLanes(int64_t bytesPerLane) {
+/// power of two that fits in `blockBytes`, at least 16 (one AVX-512
+/// register of f32). Powers of two split into whole registers; 80 lanes of
+/// i64, say, do not.
+constexpr int64_t blockLanes(int64_t bytesPerLane,
+                             int64_t blockBytes = kAccumulatorBlockBytes) {
   int64_t lanes = 16;
-  while (lanes * 2 * bytesPerLane <= kAccumulatorBlockBytes)
+  while (lanes * 2 * bytesPerLane <= blockBytes)
     lanes *= 2;
   return lanes;
 }
+
+/// The choices of convert-emb-to-scf a caller (or a lit test) may pin
+/// through the pass's options; each defaults to the heuristic above.
+struct CPULoweringConfig {
+  int64_t accumulatorBlockBytes = kAccumulatorBlockBytes;
+};
 
 /// Indices ahead of the current one whose rows are prefetched
 /// (emb-prefetch-rows): at least this many...

@@ -1,0 +1,420 @@
+//===- Forward.cpp - emb.lookup, emb.bag, emb.renorm to gpu
+//-----------------===//
+//
+// emb.lookup and emb.bag become one `gpu.launch` each, on buffers: every
+// row (lookup) or bag gets a group of threads (GPUConfig.h) that moves
+// 16-byte vectors and accumulates in f32 (f64 for f64); the result is
+// written straight into the destination buffer when the op's only use is a
+// materialisation there (Utils.h: Destination); otherwise into a new
+// `memref.alloc`. The grid is computed from the problem size at run time; a
+// problem with no rows launches nothing. Renorm claims each distinct row
+// once with an atomic flag.
+//
+//===----------------------------------------------------------------------===//
+#include "PopulatePatterns.h"
+#include "Utils.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::emb;
+using namespace mlir::emb::gpu_lowering;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// emb.lookup
+//===----------------------------------------------------------------------===//
+
+// %out = emb.lookup %w[%x] {padding_idx = P, padding_mode = zero}
+//   ==>
+// scf.if N > 0 {
+//   gpu.launch blocks(ceildiv(N, R)) threads(256) {
+//     row = block_id * R + thread_id / T;  lane = thread_id % T
+//     if row < N:
+//       r = x[row]
+//       for c = lane * vec; c < D; c += T * vec:
+//         v = vector.load %w[r, c] : vector<vec x elt>   (16 bytes)
+//         v = select(r == P, 0, v)                        (zero padding only)
+//         vector.store v, %out[row, c]
+//   }
+// }
+struct LookupToGPU final : GPUPattern<LookupOp> {
+  using GPUPattern::GPUPattern;
+  LogicalResult matchAndRewrite(LookupOp op,
+                                PatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    auto wType = cast<RankedTensorType>(op.getWeight().getType());
+    Type element = wType.getElementType();
+    FailureOr<int64_t> staticD = staticDim(op, op.getWeight(), "GPU");
+    if (failed(staticD))
+      return failure();
+    int64_t dim = *staticD;
+    int64_t vec, tpr;
+    std::tie(vec, tpr) = rowLayout(dim, element, config);
+
+    Value weight = toBuffer(b, op.getWeight());
+    Value indices = toBuffer(b, flatten(b, op.getIndices()));
+    Value n = memref::DimOp::create(b, indices, 0);
+    Destination dest(b, op.getResult(), lookupSizes(b, op.getIndices()));
+    Value out = dest.rows2d(b);
+    Value pad = op.getPaddingMode() == PaddingMode::zero
+                    ? paddingRow(b, op.getPaddingIdx(), weight)
+                    : Value();
+    auto vecType = VectorType::get({vec}, element);
+    launchRows(
+        b, config, n, tpr,
+        [&](ImplicitLocOpBuilder &ib, Value row, Value lane) {
+          Value r = loadIndex(ib, indices, row);
+          Value isPad =
+              pad ? arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, r, pad)
+                  : Value();
+          forEachChunk(
+              ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
+                Value v = loadRow(cb, vecType, weight, ValueRange{r, c});
+                if (isPad)
+                  v = arith::SelectOp::create(
+                      cb, isPad,
+                      splat(cb, vecType, cb.getFloatAttr(element, 0.0)), v);
+                storeRow(cb, v, out, ValueRange{row, c});
+              });
+        });
+    dest.replace(rewriter, op.getResult());
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// emb.bag
+//===----------------------------------------------------------------------===//
+
+// %out = emb.bag <mode> %w[%x] offsets(%o) per_sample_weights(%p)
+//   ==>  gpu.launch as above, one thread group per bag:
+//     [start, end) = bounds(bag)
+//     for each chunk c of the lane:
+//       acc = 0 (f32 for f16 / bf16), n = 0, argmax = -1
+//       for j in [start, end):
+//         r = x[j]; if r != P:
+//           v = ext(vector.load %w[r, c])
+//           sum / mean: acc += v * psw[j]
+//           max: first entry sets acc; later ones replace where v > acc
+//                (ties keep the first), argmax likewise
+//           n += 1
+//       mean: acc /= n; an empty bag stores zeros (argmax -1)
+//       vector.store trunc(acc), %out[bag, c]
+struct BagToGPU final : GPUPattern<BagOp> {
+  using GPUPattern::GPUPattern;
+  LogicalResult matchAndRewrite(BagOp op,
+                                PatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    auto wType = cast<RankedTensorType>(op.getWeight().getType());
+    Type element = wType.getElementType();
+    Type accElement = accumulatorType(element);
+    FailureOr<int64_t> staticD = staticDim(op, op.getWeight(), "GPU");
+    if (failed(staticD))
+      return failure();
+    int64_t dim = *staticD;
+    int64_t vec, tpr;
+    std::tie(vec, tpr) = rowLayout(dim, element, config);
+    BagMode mode = op.getMode();
+    bool withArgmax = static_cast<bool>(op.getMaxIndices());
+
+    Value weight = toBuffer(b, op.getWeight());
+    BagStructure form = bagOnBuffers(b, op.getIndices(), op.getOffsets(),
+                                     op.getIncludeLastOffset());
+    Value indices = form.indices, numBags = form.numBags;
+    Value psw = op.getPerSampleWeights()
+                    ? toBuffer(b, flatten(b, op.getPerSampleWeights()))
+                    : Value();
+    auto outType = cast<RankedTensorType>(op.getOutput().getType());
+    Destination dest(b, op.getOutput(),
+                     outType.isDynamicDim(0) ? ValueRange{numBags}
+                                             : ValueRange{});
+    Value out = dest.buffer;
+    std::optional<Destination> argmaxDest;
+    Value argmaxBuf;
+    if (withArgmax) {
+      auto mType = cast<RankedTensorType>(op.getMaxIndices().getType());
+      argmaxDest.emplace(b, op.getMaxIndices(),
+                         mType.isDynamicDim(0) ? ValueRange{numBags}
+                                               : ValueRange{});
+      argmaxBuf = argmaxDest->buffer;
+    }
+    Value pad = paddingRow(b, op.getPaddingIdx(), weight);
+    auto vecType = VectorType::get({vec}, element);
+    auto accType = VectorType::get({vec}, accElement);
+    auto argType = VectorType::get({vec}, b.getI64Type());
+
+    launchRows(
+        b, config, numBags, tpr,
+        [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
+          Value start, end;
+          std::tie(start, end) = form.bounds(ib, bag);
+          forEachChunk(
+              ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
+                Value zero =
+                    splat(cb, accType, cb.getFloatAttr(accElement, 0.0));
+                Value noArg = splat(cb, argType, cb.getI64IntegerAttr(-1));
+                Value c0 = cIndex(cb, 0), c1 = cIndex(cb, 1);
+                SmallVector<Value> inits{zero, c0};
+                if (mode == BagMode::max)
+                  inits.push_back(noArg);
+                auto loop = scf::ForOp::create(
+                    cb, start, end, c1, inits,
+                    [&](OpBuilder &lb, Location ll, Value j, ValueRange it) {
+                      ImplicitLocOpBuilder eb(ll, lb);
+                      Value r = loadIndex(eb, indices, j);
+                      auto update = [&](OpBuilder &ub, Location ul) {
+                        ImplicitLocOpBuilder ueb(ul, ub);
+                        Value v = extend(
+                            ueb,
+                            loadRow(ueb, vecType, weight, ValueRange{r, c}),
+                            accType);
+                        Value count =
+                            arith::AddIOp::create(ueb, it[1], cIndex(ueb, 1));
+                        SmallVector<Value> next;
+                        if (mode == BagMode::max) {
+                          Value rowI64 = arith::IndexCastOp::create(
+                              ueb, ueb.getI64Type(), r);
+                          Value rowVec =
+                              vector::BroadcastOp::create(ueb, argType, rowI64);
+                          Value first = arith::CmpIOp::create(
+                              ueb, arith::CmpIPredicate::eq, it[1],
+                              cIndex(ueb, 0));
+                          Value greater = arith::CmpFOp::create(
+                              ueb, arith::CmpFPredicate::OGT, v, it[0]);
+                          Value firstVec = vector::BroadcastOp::create(
+                              ueb, VectorType::get({vec}, ueb.getI1Type()),
+                              first);
+                          Value take =
+                              arith::OrIOp::create(ueb, greater, firstVec);
+                          next = {arith::SelectOp::create(ueb, take, v, it[0]),
+                                  count,
+                                  arith::SelectOp::create(ueb, take, rowVec,
+                                                          it[2])};
+                        } else {
+                          if (psw) {
+                            Value w = loadFloat(ueb, psw, j, accElement);
+                            v = arith::MulFOp::create(
+                                ueb, v,
+                                vector::BroadcastOp::create(ueb, accType, w));
+                          }
+                          next = {arith::AddFOp::create(ueb, it[0], v), count};
+                        }
+                        scf::YieldOp::create(ueb, next);
+                      };
+                      if (!pad) {
+                        update(lb, ll);
+                        return;
+                      }
+                      Value isLive = arith::CmpIOp::create(
+                          eb, arith::CmpIPredicate::ne, r, pad);
+                      auto ifOp = scf::IfOp::create(
+                          eb, isLive,
+                          [&](OpBuilder &ub, Location ul) { update(ub, ul); },
+                          [&](OpBuilder &ub, Location ul) {
+                            scf::YieldOp::create(ub, ul, it);
+                          });
+                      scf::YieldOp::create(eb, ifOp.getResults());
+                    });
+                Value acc = loop.getResult(0), count = loop.getResult(1);
+                if (mode == BagMode::mean) {
+                  Value cnt =
+                      arith::IndexCastOp::create(cb, cb.getI64Type(), count);
+                  Value cntF = arith::SIToFPOp::create(cb, accElement, cnt);
+                  Value isEmpty = arith::CmpIOp::create(
+                      cb, arith::CmpIPredicate::eq, count, c0);
+                  Value divisor = arith::SelectOp::create(
+                      cb, isEmpty,
+                      arith::ConstantOp::create(
+                          cb, cb.getFloatAttr(accElement, 1.0)),
+                      cntF);
+                  acc = arith::DivFOp::create(
+                      cb, acc,
+                      vector::BroadcastOp::create(cb, accType, divisor));
+                }
+                if (mode == BagMode::max) {
+                  // An empty or all-padding bag: zeros (acc is still 0) and -1.
+                  storeRow(cb, truncate(cb, acc, vecType), out,
+                           ValueRange{bag, c});
+                  if (argmaxBuf)
+                    storeRow(cb, loop.getResult(2), argmaxBuf,
+                             ValueRange{bag, c});
+                  return;
+                }
+                storeRow(cb, truncate(cb, acc, vecType), out,
+                         ValueRange{bag, c});
+              });
+        });
+    dest.replace(rewriter, op.getOutput());
+    if (argmaxDest)
+      argmaxDest->replace(rewriter, op.getMaxIndices());
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// emb.renorm
+//===----------------------------------------------------------------------===//
+
+// %w2 = emb.renorm %w[%x] {max_norm = M, norm_type = p}
+//   ==>
+// (the result is %w itself when it is materialised back into %w's buffer,
+//  else a copy of %w made by a first launch)
+// seen = gpu.alloc [V] i32; launch over V: seen = 0
+// launch over N positions, one thread each:
+//   r = x[i]; if atomic_or(seen[r], 1) == 0:        (each row once)
+//     norm = p-norm of w[r, :] in f64 (16-byte vectors, lanes in order)
+//     if norm > M: w[r, :] *= M / (norm + 1e-7)       (in f32, f64 for f64)
+// The rows a thread claims are distinct, so the rescaling needs no atomics;
+// the lookup that follows is a later launch.
+struct RenormToGPU final : GPUPattern<RenormOp> {
+  using GPUPattern::GPUPattern;
+  LogicalResult matchAndRewrite(RenormOp op,
+                                PatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    auto wType = cast<RankedTensorType>(op.getWeight().getType());
+    Type element = wType.getElementType();
+    Type accElement = accumulatorType(element);
+    FailureOr<int64_t> staticD = staticDim(op, op.getWeight(), "GPU");
+    if (failed(staticD))
+      return failure();
+    int64_t dim = *staticD;
+    double p = op.getNormType().convertToDouble();
+    double maxNorm = op.getMaxNorm().convertToDouble();
+    int64_t vec, tpr;
+    std::tie(vec, tpr) = rowLayout(dim, element, config);
+    auto vecType = VectorType::get({vec}, element);
+    Type f64 = b.getF64Type();
+    auto f64Type = VectorType::get({vec}, f64);
+
+    Value src = toBuffer(b, op.getWeight());
+    Value numRows = memref::DimOp::create(b, src, 0);
+    Destination dest(b, op.getResult(),
+                     wType.isDynamicDim(0) ? ValueRange{numRows}
+                                           : ValueRange{});
+    Value table = dest.buffer;
+    // In place when the result goes back into the buffer the weight came
+    // from (the JIT's kernels); otherwise rescale a copy.
+    auto source = op.getWeight().getDefiningOp<bufferization::ToTensorOp>();
+    bool inPlace = dest.into && source && source.getBuffer() == table;
+    if (!inPlace)
+      launchRows(b, config, numRows, tpr,
+                 [&](ImplicitLocOpBuilder &ib, Value row, Value lane) {
+                   forEachChunk(
+                       ib, lane, dim, vec, tpr,
+                       [&](ImplicitLocOpBuilder &cb, Value c) {
+                         storeRow(cb,
+                                  loadRow(cb, vecType, src, ValueRange{row, c}),
+                                  table, ValueRange{row, c});
+                       });
+                 });
+    Value indices = toBuffer(b, flatten(b, op.getIndices()));
+    Value n = memref::DimOp::create(b, indices, 0);
+    Value seen = allocScratch(
+        b, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()), numRows);
+    launchRows(b, config, numRows, 1,
+               [&](ImplicitLocOpBuilder &ib, Value row, Value) {
+                 memref::StoreOp::create(
+                     ib, arith::ConstantOp::create(ib, ib.getI32IntegerAttr(0)),
+                     seen, ValueRange{row});
+               });
+    launchRows(b, config, n, 1, [&](ImplicitLocOpBuilder &ib, Value i, Value) {
+      Value r = loadIndex(ib, indices, i);
+      Value old = memref::AtomicRMWOp::create(
+          ib, arith::AtomicRMWKind::ori,
+          arith::ConstantOp::create(ib, ib.getI32IntegerAttr(1)), seen,
+          ValueRange{r});
+      Value first = arith::CmpIOp::create(
+          ib, arith::CmpIPredicate::eq, old,
+          arith::ConstantOp::create(ib, ib.getI32IntegerAttr(0)));
+      scf::IfOp::create(ib, first, [&](OpBuilder &nb, Location loc) {
+        ImplicitLocOpBuilder fb(loc, nb);
+        auto cst = [&](double v) -> Value {
+          return arith::ConstantOp::create(fb, fb.getF64FloatAttr(v));
+        };
+        // The p-norm, accumulated lane by lane in order (f64).
+        Value init = std::isinf(p) && p < 0 ? cst(INFINITY) : cst(0.0);
+        auto loop = scf::ForOp::create(
+            fb, cIndex(fb, 0), cIndex(fb, dim), cIndex(fb, vec),
+            ValueRange{init},
+            [&](OpBuilder &lb, Location ll, Value c, ValueRange acc) {
+              ImplicitLocOpBuilder db(ll, lb);
+              Value v = loadRow(db, vecType, table, ValueRange{r, c});
+              if (vecType != f64Type)
+                v = arith::ExtFOp::create(db, f64Type, v);
+              Value a = acc[0];
+              for (int64_t e = 0; e < vec; ++e) {
+                Value x =
+                    vector::ExtractOp::create(db, v, ArrayRef<int64_t>{e});
+                Value ax = math::AbsFOp::create(db, x);
+                if (std::isinf(p))
+                  a = p > 0 ? (Value)arith::MaximumFOp::create(db, a, ax)
+                            : (Value)arith::MinimumFOp::create(db, a, ax);
+                else if (p == 0)
+                  a = arith::AddFOp::create(
+                      db, a,
+                      arith::SelectOp::create(
+                          db,
+                          arith::CmpFOp::create(db, arith::CmpFPredicate::UNE,
+                                                x, cst(0.0)),
+                          cst(1.0), cst(0.0)));
+                else if (p == 1)
+                  a = arith::AddFOp::create(db, a, ax);
+                else if (p == 2)
+                  a = arith::AddFOp::create(db, a,
+                                            arith::MulFOp::create(db, x, x));
+                else
+                  a = arith::AddFOp::create(
+                      db, a, math::PowFOp::create(db, ax, cst(p)));
+              }
+              scf::YieldOp::create(db, ValueRange{a});
+            });
+        Value norm = loop.getResult(0);
+        if (p == 2)
+          norm = math::SqrtOp::create(fb, norm);
+        else if (!std::isinf(p) && p != 0 && p != 1)
+          norm = math::PowFOp::create(fb, norm, cst(1.0 / p));
+        Value limit = cst(maxNorm);
+        Value tooLong =
+            arith::CmpFOp::create(fb, arith::CmpFPredicate::OGT, norm, limit);
+        scf::IfOp::create(fb, tooLong, [&](OpBuilder &tb, Location tl) {
+          ImplicitLocOpBuilder xb(tl, tb);
+          Value scale = arith::DivFOp::create(
+              xb, limit, arith::AddFOp::create(xb, norm, cst(1e-7)));
+          if (accElement != f64)
+            scale = arith::TruncFOp::create(xb, accElement, scale);
+          auto accType = VectorType::get({vec}, accElement);
+          Value s = vector::BroadcastOp::create(xb, accType, scale);
+          scf::ForOp::create(
+              xb, cIndex(xb, 0), cIndex(xb, dim), cIndex(xb, vec), ValueRange{},
+              [&](OpBuilder &wb, Location wl, Value c, ValueRange) {
+                ImplicitLocOpBuilder sb(wl, wb);
+                Value v = extend(
+                    sb, loadRow(sb, vecType, table, ValueRange{r, c}), accType);
+                storeRow(sb,
+                         truncate(sb, arith::MulFOp::create(sb, v, s), vecType),
+                         table, ValueRange{r, c});
+                scf::YieldOp::create(sb);
+              });
+          scf::YieldOp::create(xb);
+        });
+        scf::YieldOp::create(fb);
+      });
+    });
+    freeScratch(b, seen);
+    dest.replace(rewriter, op.getResult());
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::emb::gpu_lowering::populateForwardPatterns(
+    RewritePatternSet &patterns, const gpu_config::GPULaunchConfig &config) {
+  patterns.add<LookupToGPU, BagToGPU, RenormToGPU>(patterns.getContext(),
+                                                   config);
+}

@@ -1,0 +1,323 @@
+//===- Utils.h - builders shared by the GPU patterns
+//------------------------===//
+//
+// Buffer loads and stores with the alignment NVPTX needs, the destination
+// of a result, launches of thread groups per row, the padding row, the bag
+// structure, scratch memory and the dense gradient's target: what every
+// GPU lowering of an emb op builds from (private to lib/Conversion/EmbToGPU).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef EMB_LIB_CONVERSION_EMBTOGPU_UTILS_H
+#define EMB_LIB_CONVERSION_EMBTOGPU_UTILS_H
+
+#include "Conversion/EmbCommon/GPUConfig.h"
+#include "Conversion/EmbCommon/LoweringUtils.h"
+#include "Conversion/EmbCommon/OpStructure.h"
+#include "emb/Dialect/EmbDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+namespace mlir::emb::gpu_lowering {
+using namespace mlir::emb::lowering;
+using namespace mlir::emb::gpu_config;
+using lowering::loadIndex; // the 1-D form, next to the 2-D one below
+
+/// Element [i, j] of a 2-D i64 buffer (max_indices), as an index.
+Value loadIndex(ImplicitLocOpBuilder &b, Value buffer, Value i, Value j);
+
+/// A row piece of `type` at `indices`, aligned to its size (16 bytes for a
+/// full vector): `ld.global.v4.f32` needs the alignment stated. Row starts
+/// are multiples of the vector when D is, so this holds for buffers whose
+/// base is 16-byte aligned (the runtime checks it).
+Value loadRow(ImplicitLocOpBuilder &b, VectorType type, Value base,
+              ValueRange indices);
+
+void storeRow(ImplicitLocOpBuilder &b, Value v, Value base, ValueRange indices);
+
+Value splat(ImplicitLocOpBuilder &b, VectorType type, Attribute value);
+
+Value extend(ImplicitLocOpBuilder &b, Value v, VectorType to);
+
+Value truncate(ImplicitLocOpBuilder &b, Value v, VectorType to);
+
+Value toBuffer(ImplicitLocOpBuilder &b, Value tensor);
+
+/// Where a result of an op is written: the destination memref when the
+/// result's only use materialises it there (the JIT's kernels; that use is
+/// erased), else a new allocation the result is then read from.
+struct Destination {
+  Value buffer; // a memref shaped like the result
+  bufferization::MaterializeInDestinationOp into;
+
+  Destination(ImplicitLocOpBuilder &b, Value result, ValueRange dynSizes) {
+    if (result.hasOneUse()) {
+      auto m = dyn_cast<bufferization::MaterializeInDestinationOp>(
+          *result.getUsers().begin());
+      if (m && canWriteInto(result.getDefiningOp(), m)) {
+        into = m;
+        buffer = m.getDest();
+        return;
+      }
+    }
+    auto type = cast<RankedTensorType>(result.getType());
+    buffer = memref::AllocOp::create(
+        b, MemRefType::get(type.getShape(), type.getElementType()), dynSizes);
+  }
+
+  /// Writing the result into `m`'s memref at the op is only the same as
+  /// materialising it there later when: the memref has the identity layout
+  /// (rows start 16-byte aligned and [N..., D] collapses to rows), it exists
+  /// at the op (a value defined before it in its block, or an argument of
+  /// an enclosing block), and nothing between the op and `m` (same block)
+  /// touches memory but the materialisation of another of its results into
+  /// another restrict buffer. Otherwise the result gets its own buffer.
+  static bool canWriteInto(Operation *op,
+                           bufferization::MaterializeInDestinationOp m) {
+    auto type = dyn_cast<MemRefType>(m.getDest().getType());
+    if (!type || !type.getLayout().isIdentity() ||
+        m->getBlock() != op->getBlock())
+      return false;
+    Value dest = m.getDest();
+    if (Operation *def = dest.getDefiningOp()) {
+      if (def->getBlock() != op->getBlock() || !def->isBeforeInBlock(op))
+        return false;
+    } else if (!cast<BlockArgument>(dest).getOwner()->findAncestorOpInBlock(
+                   *op)) {
+      return false;
+    }
+    for (Operation *it = op->getNextNode(); it && it != m.getOperation();
+         it = it->getNextNode()) {
+      // Another result of the op materialised into another restrict
+      // buffer (bag max: the output, then max_indices) writes elsewhere.
+      auto other = dyn_cast<bufferization::MaterializeInDestinationOp>(it);
+      if (other && other.getSource().getDefiningOp() == op &&
+          other.getRestrict() && m.getRestrict() &&
+          other.getDest() != m.getDest())
+        continue;
+      if (!isMemoryEffectFree(it))
+        return false;
+    }
+    return true;
+  }
+
+  /// The buffer as `[N, D]` rows (a view, no copy).
+  Value rows2d(ImplicitLocOpBuilder &b) const {
+    auto type = cast<MemRefType>(buffer.getType());
+    if (type.getRank() == 2)
+      return buffer;
+    if (type.getRank() == 1) // 0-D indices: [D] -> [1, D]
+      return memref::ExpandShapeOp::create(
+          b, MemRefType::get({1, type.getDimSize(0)}, type.getElementType()),
+          buffer, ArrayRef<ReassociationIndices>{{0, 1}},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1),
+                                 b.getIndexAttr(type.getDimSize(0))});
+    ReassociationIndices lead;
+    for (int64_t i = 0; i + 1 < type.getRank(); ++i)
+      lead.push_back(i);
+    return memref::CollapseShapeOp::create(
+        b, buffer, ArrayRef<ReassociationIndices>{lead, {type.getRank() - 1}});
+  }
+
+  /// Gives the uses of `result` what was written.
+  void replace(RewriterBase &rewriter, Value result) {
+    if (into) {
+      rewriter.eraseOp(into);
+      return;
+    }
+    rewriter.setInsertionPointAfterValue(result);
+    Value t = bufferization::ToTensorOp::create(
+        rewriter, result.getLoc(), result.getType(), buffer,
+        /*restrict=*/true, /*writable=*/true);
+    rewriter.replaceAllUsesWith(result, t);
+  }
+};
+
+/// The dynamic sizes of `indices.shape + [D]` (the lookup's result).
+SmallVector<Value> lookupSizes(ImplicitLocOpBuilder &b, Value indices);
+
+/// The vector width and threads per row of rows of `dim` elements of
+/// `element` (GPUConfig.h).
+std::pair<int64_t, int64_t> rowLayout(int64_t dim, Type element,
+                                      const GPULaunchConfig &config);
+
+/// Launches `body(row, lane)` over `numRows` rows of `threadsPerRow`
+/// threads each (see GPUConfig.h), only if there is a row at all.
+void launchRows(ImplicitLocOpBuilder &b, const GPULaunchConfig &config,
+                Value numRows, int64_t threadsPerRow,
+                function_ref<void(ImplicitLocOpBuilder &, Value, Value)> body);
+
+/// For each vector-wide column chunk `c` of `lane`:
+///   for (c = lane * vec; c < D; c += threadsPerRow * vec)
+void forEachChunk(ImplicitLocOpBuilder &b, Value lane, int64_t dim, int64_t vec,
+                  int64_t threadsPerRow,
+                  function_ref<void(ImplicitLocOpBuilder &, Value)> body);
+
+/// The bag structure (OpStructure.h) of a bag op's operands, as buffers.
+BagStructure bagOnBuffers(ImplicitLocOpBuilder &b, Value indices, Value offsets,
+                          bool includeLastOffset);
+
+/// 1 / (the live entries of the bag [start, end)), in `accElement`: the
+/// mean's factor, counted once per bag (padding entries are not live). An
+/// empty bag has no entries to scale: its divisor is 1.
+Value meanFactor(ImplicitLocOpBuilder &b, const BagStructure &form, Value start,
+                 Value end, Value pad, Type accElement);
+
+/// Device memory for the kernels of one op, freed after them (the host
+/// emulation turns it into host memory).
+Value allocScratch(ImplicitLocOpBuilder &b, MemRefType type,
+                   ValueRange dynSizes);
+
+void freeScratch(ImplicitLocOpBuilder &b, Value buffer);
+
+/// The gradient's rows `[first, first + count)`: the `rows` window of the
+/// op, or all V rows.
+std::pair<Value, Value> gradientRows(ImplicitLocOpBuilder &b, Value offset,
+                                     Value count, int64_t numEmbeddings);
+
+/// A launch that stores zeros in the `count` rows of `rows` ([count, D]).
+void zeroRows(ImplicitLocOpBuilder &b, const GPULaunchConfig &config,
+              Value rows, Value count, int64_t dim, int64_t vec, int64_t tpr,
+              Type element);
+
+/// Where a dense gradient accumulates: the output itself (f32, f64), or an
+/// f32 scratch table converted into it at the end (f16 / bf16: the
+/// semantics accumulate in f32 and round once). With scale_grad_by_freq,
+/// also the number of occurrences of each row of the window. Each step is
+/// its own launch; launches without async tokens run one after another,
+/// so zeros, counts, the scatter and the rounding never overlap.
+struct GradTarget {
+  GPULaunchConfig config;
+  Value gw, acc, counts;
+  Type element, accElement;
+  int64_t dim, vec, tpr;
+  Value first, count;
+
+  GradTarget(ImplicitLocOpBuilder &b, const GPULaunchConfig &config,
+             Value gwBuffer, Type element, int64_t dim, Value first,
+             Value count, bool byFreq)
+      : config(config), gw(gwBuffer), element(element), dim(dim), first(first),
+        count(count) {
+    accElement = accumulatorType(element);
+    std::tie(vec, tpr) = rowLayout(dim, element, config);
+    acc = gw;
+    if (accElement != element)
+      acc = allocScratch(
+          b, MemRefType::get({ShapedType::kDynamic, dim}, accElement), count);
+    zeroRows(b, config, acc, count, dim, vec, tpr, accElement);
+    if (byFreq) {
+      // i64, as PyTorch counts: a row may occur 2^31 times or more.
+      counts = allocScratch(
+          b, MemRefType::get({ShapedType::kDynamic}, b.getI64Type()), count);
+      launchRows(
+          b, config, count, 1, [&](ImplicitLocOpBuilder &ib, Value row, Value) {
+            memref::StoreOp::create(
+                ib, arith::ConstantOp::create(ib, ib.getI64IntegerAttr(0)),
+                counts, ValueRange{row});
+          });
+    }
+  }
+
+  /// The count launch: one occurrence per live position of `indices` whose
+  /// row lies in the window.
+  void countRows(ImplicitLocOpBuilder &b, Value indices, Value pad) {
+    if (!counts)
+      return;
+    Value n = memref::DimOp::create(b, indices, 0);
+    launchRows(b, config, n, 1, [&](ImplicitLocOpBuilder &ib, Value i, Value) {
+      Value r = loadIndex(ib, indices, i);
+      Value local = arith::SubIOp::create(ib, r, first);
+      Value ok =
+          arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, local, count);
+      if (pad)
+        ok = arith::AndIOp::create(
+            ib, ok,
+            arith::CmpIOp::create(ib, arith::CmpIPredicate::ne, r, pad));
+      scf::IfOp::create(ib, ok, [&](OpBuilder &nb, Location loc) {
+        ImplicitLocOpBuilder ab(loc, nb);
+        memref::AtomicRMWOp::create(
+            ab, arith::AtomicRMWKind::addi,
+            arith::ConstantOp::create(ab, ab.getI64IntegerAttr(1)), counts,
+            ValueRange{local});
+        scf::YieldOp::create(ab);
+      });
+    });
+  }
+
+  /// acc[r - first, c + e] += v[e] / count(r) (without the count: v[e]),
+  /// atomically, for every lane e, when row `r` lies in the window.
+  void add(ImplicitLocOpBuilder &b, Value v, Value r, Value c) {
+    Value local = arith::SubIOp::create(b, r, first);
+    Value inWindow =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, local, count);
+    scf::IfOp::create(b, inWindow, [&](OpBuilder &nb, Location loc) {
+      ImplicitLocOpBuilder ib(loc, nb);
+      Value x = v;
+      if (counts) {
+        Value k = memref::LoadOp::create(ib, counts, ValueRange{local});
+        Value inv = arith::DivFOp::create(
+            ib, arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 1.0)),
+            arith::SIToFPOp::create(ib, accElement, k));
+        x = arith::MulFOp::create(
+            ib, x, vector::BroadcastOp::create(ib, x.getType(), inv));
+      }
+      for (int64_t e = 0; e < vec; ++e)
+        memref::AtomicRMWOp::create(
+            ib, arith::AtomicRMWKind::addf,
+            vector::ExtractOp::create(ib, x, ArrayRef<int64_t>{e}), acc,
+            ValueRange{local, arith::AddIOp::create(ib, c, cIndex(ib, e))});
+      scf::YieldOp::create(ib);
+    });
+  }
+
+  /// The last launch for f16 / bf16: gw = round(acc); then frees scratch.
+  void finish(ImplicitLocOpBuilder &b) {
+    if (acc != gw) {
+      auto accType = VectorType::get({vec}, accElement);
+      auto vecType = VectorType::get({vec}, element);
+      launchRows(b, config, count, tpr,
+                 [&](ImplicitLocOpBuilder &ib, Value row, Value lane) {
+                   forEachChunk(ib, lane, dim, vec, tpr,
+                                [&](ImplicitLocOpBuilder &cb, Value c) {
+                                  Value v = loadRow(cb, accType, acc,
+                                                    ValueRange{row, c});
+                                  storeRow(cb, truncate(cb, v, vecType), gw,
+                                           ValueRange{row, c});
+                                });
+                 });
+      freeScratch(b, acc);
+    }
+    if (counts)
+      freeScratch(b, counts);
+  }
+};
+
+/// `grad` ([..., D]) as a [N, D] buffer.
+Value gradRows(ImplicitLocOpBuilder &b, Value grad);
+
+/// `v` (a gradient row piece) in the accumulator type, times the constant
+/// `scale` and the runtime `factor` (either may be absent).
+Value scaleRow(ImplicitLocOpBuilder &b, Value v, Type accElement, double scale,
+               Value factor);
+
+/// The base of every GPU pattern: the op, and the launch configuration it
+/// lowers with.
+template <typename Op> struct GPUPattern : OpRewritePattern<Op> {
+  GPUPattern(MLIRContext *context, const GPULaunchConfig &config)
+      : OpRewritePattern<Op>(context), config(config) {}
+  GPULaunchConfig config;
+};
+
+} // namespace mlir::emb::gpu_lowering
+
+#endif // EMB_LIB_CONVERSION_EMBTOGPU_UTILS_H
