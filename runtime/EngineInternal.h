@@ -27,10 +27,11 @@ namespace emb {
 
 /// A memref descriptor of rank 1 or 2, laid out as MLIR's C interface reads
 /// it: {allocated, aligned, offset, sizes[rank], strides[rank]}.
+/// Left uninitialised until set: a call packs only the slots it set.
 struct MemRefDesc {
-  void *allocated = nullptr, *aligned = nullptr;
-  int64_t offset = 0;
-  int64_t sizesAndStrides[4] = {0, 0, 0, 0};
+  void *allocated, *aligned;
+  int64_t offset;
+  int64_t sizesAndStrides[4];
 };
 
 /// The arguments of one kernel call, set by slot and packed in the order of
@@ -64,6 +65,7 @@ private:
     ranks[unsigned(slot)] = rank;
     MemRefDesc &d = descs[unsigned(slot)];
     d.allocated = d.aligned = data;
+    d.offset = 0;
     return d;
   }
 
