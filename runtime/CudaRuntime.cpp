@@ -2,7 +2,8 @@
 //
 // The driver API through dlopen (nothing links against libcuda), the four
 // functions the generated host code of nvptx kernels calls (launch, alloc,
-// free, copy: include/emb/Runtime/Cuda.h), and device helpers for tools.
+// free, copy: include/emb/Runtime/GPURuntimeABI.h), and device helpers for
+// tools.
 //
 //===----------------------------------------------------------------------===//
 
@@ -349,10 +350,10 @@ void copyMemory(void *dst, const void *src, int64_t bytes) {
 } // namespace
 
 const GPURuntimeTable &runtimeTable() {
-  static const GPURuntimeTable table = {reinterpret_cast<void *>(&launchKernel),
-                                        reinterpret_cast<void *>(&allocScratch),
-                                        reinterpret_cast<void *>(&freeScratch),
-                                        reinterpret_cast<void *>(&copyMemory)};
+  // Typed: a function whose signature drifts from GPURuntimeABI.h does not
+  // compile.
+  static const GPURuntimeTable table = {&launchKernel, &allocScratch,
+                                        &freeScratch, &copyMemory};
   return table;
 }
 

@@ -1,5 +1,7 @@
 //===- Compiler.cpp - spec -> relocatable object for the host CPU ---------===//
 
+#include "KernelBuilder.h"
+
 #include "emb/Dialect/EmbDialect.h"
 #include "emb/JIT/JIT.h"
 #include "emb/Pipelines/Pipelines.h"
@@ -28,6 +30,11 @@
 #include <mutex>
 
 using namespace mlir;
+// The runtime's vocabulary and the JIT's API live in ::emb, next to the
+// dialect's mlir::emb (which `emb::` names here): the names used below.
+using ::emb::GPUKernelBinary;
+using ::emb::KernelSpec;
+using ::emb::Target;
 
 namespace {
 
@@ -78,8 +85,7 @@ bool ::emb::havePtxas() {
          static_cast<bool>(llvm::sys::findProgramByName("ptxas"));
 }
 
-auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
-                            llvm::raw_ostream *printIR)
+auto ::emb::compileToObject(const KernelSpec &spec, llvm::raw_ostream *printIR)
     -> llvm::Expected<std::string> {
   std::lock_guard<std::mutex> lock(compileMutex);
   MLIRContext &ctx = jitContext();
@@ -101,10 +107,10 @@ auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
 
   PassManager pm(&ctx);
   const char *pipeline = "CPU";
-  if (spec.target == ::emb::Target::gpu_emulated) {
+  if (spec.target == Target::gpu_emulated) {
     mlir::emb::buildEmbGPUEmulationPipeline(pm);
     pipeline = "GPU emulation";
-  } else if (spec.target == ::emb::Target::nvptx) {
+  } else if (spec.target == Target::nvptx) {
     // Kernels as cubins when ptxas is there, else as PTX (the driver
     // compiles it at load); the host side calls the runtime shim.
     mlir::emb::NVPTXPipelineOptions options;
@@ -132,6 +138,10 @@ auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
   if (failed(pm.run(*module)))
     return error(llvm::Twine("the ") + pipeline + " pipeline failed for " +
                  spec.str() + ":\n" + diagnostics);
+  // The one entry point the runtime calls: void **args, in KernelABI order.
+  if (failed(::emb::jit::addPackedEntryPoint(*module, spec)))
+    return error("cannot add the packed entry point of " + spec.str() + ":\n" +
+                 diagnostics);
 
   auto tm = hostTargetMachine();
   if (!tm)
@@ -165,10 +175,10 @@ auto ::emb::compileToObject(const ::emb::KernelSpec &spec,
   return object;
 }
 
-auto ::emb::compileForNVPTX(const ::emb::KernelSpec &spec, llvm::StringRef chip,
+auto ::emb::compileForNVPTX(const KernelSpec &spec, llvm::StringRef chip,
                             unsigned ptx, llvm::StringRef format,
                             llvm::raw_ostream *printIR)
-    -> llvm::Expected<std::vector<::emb::GPUKernelBinary>> {
+    -> llvm::Expected<std::vector<GPUKernelBinary>> {
   std::lock_guard<std::mutex> lock(compileMutex);
   MLIRContext &ctx = jitContext();
   if (spec.dim <= 0)
@@ -203,7 +213,7 @@ auto ::emb::compileForNVPTX(const ::emb::KernelSpec &spec, llvm::StringRef chip,
   if (failed(pm.run(*module)))
     return error("the NVPTX pipeline failed for " + spec.str() + " (" + chip +
                  "):\n" + diagnostics);
-  std::vector<::emb::GPUKernelBinary> binaries;
+  std::vector<GPUKernelBinary> binaries;
   module->walk([&](gpu::BinaryOp binary) {
     for (Attribute attr : binary.getObjects())
       if (auto object = dyn_cast<gpu::ObjectAttr>(attr))

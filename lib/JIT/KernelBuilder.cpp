@@ -14,38 +14,56 @@
 //   }
 //
 // Sizes that change per call stay dynamic; D, dtypes and options are baked in.
+// The arguments are the spec's KernelABI (include/emb/JIT/KernelABI.h), in
+// its order. After the pipeline, addPackedEntryPoint wraps the function's C
+// interface into the packed entry point the runtime calls.
 //
 //===----------------------------------------------------------------------===//
 
+#include "KernelBuilder.h"
+
 #include "emb/Dialect/EmbDialect.h"
 #include "emb/JIT/JIT.h"
+#include "emb/JIT/KernelABI.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
 using namespace mlir;
+// The runtime's vocabulary and the JIT's API live in ::emb, next to the
+// dialect's mlir::emb (which `emb::` names here): the names used below.
+using ::emb::ArgElement;
+using ::emb::ArgShape;
+using ::emb::ArgSlot;
+using ::emb::DType;
+using ::emb::KernelABI;
+using ::emb::KernelArg;
+using ::emb::KernelSpec;
+using ::emb::OpKind;
+using ::emb::Target;
 
 namespace {
 
-Type elementType(MLIRContext &ctx, ::emb::DType d) {
+Type elementType(MLIRContext &ctx, DType d) {
   Builder b(&ctx);
   switch (d) {
-  case ::emb::DType::f32:
+  case DType::f32:
     return b.getF32Type();
-  case ::emb::DType::f64:
+  case DType::f64:
     return b.getF64Type();
-  case ::emb::DType::f16:
+  case DType::f16:
     return b.getF16Type();
-  case ::emb::DType::bf16:
+  case DType::bf16:
     return b.getBF16Type();
-  case ::emb::DType::i32:
+  case DType::i32:
     return b.getI32Type();
-  case ::emb::DType::i64:
+  case DType::i64:
     return b.getI64Type();
   }
   return Type();
@@ -63,9 +81,49 @@ mlir::emb::BagMode toMlir(::emb::BagMode m) {
   return mlir::emb::BagMode::sum;
 }
 
+/// The memref type of one kernel argument (KernelABI).
+MemRefType memrefType(MLIRContext &ctx, const KernelSpec &spec,
+                      const KernelArg &arg) {
+  const int64_t dyn = ShapedType::kDynamic;
+  Type elt;
+  switch (arg.element) {
+  case ArgElement::weight:
+    elt = elementType(ctx, spec.weight);
+    break;
+  case ArgElement::indices:
+    elt = elementType(ctx, spec.indices);
+    break;
+  case ArgElement::offsets:
+    elt = elementType(ctx, spec.offsets);
+    break;
+  case ArgElement::i64:
+    elt = elementType(ctx, DType::i64);
+    break;
+  }
+  SmallVector<int64_t> shape;
+  switch (arg.shape) {
+  case ArgShape::rows:
+    shape = {dyn, spec.dim};
+    break;
+  case ArgShape::list:
+    shape = {dyn};
+    break;
+  case ArgShape::indexed:
+    shape.assign(arg.rank, dyn);
+    break;
+  case ArgShape::pair:
+    shape = {2};
+    break;
+  case ArgShape::single:
+    shape = {1};
+    break;
+  }
+  return MemRefType::get(shape, elt);
+}
+
 } // namespace
 
-auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
+auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
     -> OwningOpRef<ModuleOp> {
   ctx.loadDialect<mlir::emb::EmbDialect, func::FuncDialect,
                   bufferization::BufferizationDialect, memref::MemRefDialect>();
@@ -76,51 +134,29 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
 
   const int64_t dyn = ShapedType::kDynamic;
   Type wElt = elementType(ctx, spec.weight);
-  Type iElt = elementType(ctx, spec.indices);
   auto rows = MemRefType::get({dyn, spec.dim}, wElt);
-  bool sparse = spec.op == ::emb::OpKind::embedding_sparse_backward ||
-                spec.op == ::emb::OpKind::embedding_bag_sparse_backward;
-  bool backward = spec.op == ::emb::OpKind::embedding_backward ||
-                  spec.op == ::emb::OpKind::embedding_bag_backward || sparse;
-  bool pswGrad = spec.op == ::emb::OpKind::embedding_bag_psw_backward;
-  bool bag = spec.op == ::emb::OpKind::embedding_bag ||
-             spec.op == ::emb::OpKind::embedding_bag_backward || pswGrad ||
-             spec.op == ::emb::OpKind::embedding_bag_sparse_backward;
-  auto idxType =
-      MemRefType::get(bag && spec.twoD ? SmallVector<int64_t>{dyn, dyn}
-                                       : SmallVector<int64_t>{dyn},
-                      iElt);
+  bool sparse = spec.op == OpKind::embedding_sparse_backward ||
+                spec.op == OpKind::embedding_bag_sparse_backward;
+  bool backward = spec.op == OpKind::embedding_backward ||
+                  spec.op == OpKind::embedding_bag_backward || sparse;
+  bool pswGrad = spec.op == OpKind::embedding_bag_psw_backward;
 
-  // Argument list, in the order the runtime passes descriptors.
-  SmallVector<Type> args{rows, idxType};
-  if (pswGrad) // (grad rows, weight rows, indices, [offsets], gpsw)
-    args.insert(args.begin() + 1, rows);
-  if (bag && !spec.twoD)
-    args.push_back(MemRefType::get({dyn}, elementType(ctx, spec.offsets)));
-  if ((bag && spec.perSampleWeights) || pswGrad)
-    args.push_back(MemRefType::get(idxType.getShape(), wElt));
-  if (sparse) { // rows, values (capacity), count
-    args.push_back(MemRefType::get({dyn}, b.getI64Type()));
-    args.push_back(rows);
-    args.push_back(MemRefType::get({1}, b.getI64Type()));
-  } else if (backward) {
-    // The row window [first, first + count) of gW this call computes, and
-    // those rows of gW (the runtime splits rows over threads).
-    args.push_back(MemRefType::get({2}, b.getI64Type()));
-    args.push_back(rows);
-  } else if (spec.op != ::emb::OpKind::renorm && !pswGrad)
-    args.push_back(rows);
-  if (bag && spec.maxIndices && !backward)
-    args.push_back(MemRefType::get({dyn, spec.dim}, b.getI64Type()));
-  if (bag && spec.maxIndices && backward) // before the window and gW
-    args.insert(args.end() - 2,
-                MemRefType::get({dyn, spec.dim}, b.getI64Type()));
+  // The signature: the arguments of the spec's KernelABI, in its order.
+  const KernelABI abi(spec);
+  SmallVector<Type> args;
+  for (const KernelArg &arg : abi.args())
+    args.push_back(memrefType(ctx, spec, arg));
 
   auto fn = func::FuncOp::create(b, loc, spec.symbolName(),
                                  b.getFunctionType(args, {}));
   fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
   Block *body = fn.addEntryBlock();
   b.setInsertionPointToStart(body);
+  // The argument of `slot`, or null when the kernel has none.
+  auto arg = [&](ArgSlot slot) -> Value {
+    int i = abi.position(slot);
+    return i < 0 ? Value() : body->getArgument(i);
+  };
 
   auto toTensor = [&](Value m, bool writable = false) -> Value {
     auto mt = cast<MemRefType>(m.getType());
@@ -136,14 +172,19 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   auto tensorOf = [&](MemRefType mt) {
     return RankedTensorType::get(mt.getShape(), mt.getElementType());
   };
+  // The tensor of the argument of `slot`, or null when there is none.
+  auto tensorArg = [&](ArgSlot slot) -> Value {
+    Value m = arg(slot);
+    return m ? toTensor(m) : Value();
+  };
 
-  unsigned a = 0;
+  using Slot = ArgSlot;
   if (pswGrad) {
-    Value grad = toTensor(body->getArgument(a++));
-    Value weight = toTensor(body->getArgument(a++));
-    Value indices = toTensor(body->getArgument(a++));
-    Value offsets = spec.twoD ? Value() : toTensor(body->getArgument(a++));
-    Value out = body->getArgument(a++);
+    Value grad = tensorArg(Slot::grad);
+    Value weight = tensorArg(Slot::weight);
+    Value indices = tensorArg(Slot::indices);
+    Value offsets = tensorArg(Slot::offsets);
+    Value out = arg(Slot::gradPerSampleWeights);
     IntegerAttr pad = spec.paddingIdx >= 0
                           ? b.getI64IntegerAttr(spec.paddingIdx)
                           : IntegerAttr();
@@ -160,8 +201,8 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     // (grad rows, indices, [offsets], [per_sample_weights], rows, values,
     //  count): the COO result is written at the front of the caller's
     // buffers and its length into `count`.
-    Value grad = toTensor(body->getArgument(a++));
-    Value indices = toTensor(body->getArgument(a++));
+    Value grad = tensorArg(Slot::grad);
+    Value indices = tensorArg(Slot::indices);
     IntegerAttr pad = spec.paddingIdx >= 0
                           ? b.getI64IntegerAttr(spec.paddingIdx)
                           : IntegerAttr();
@@ -169,7 +210,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     auto rowsT = RankedTensorType::get({dyn}, b.getI64Type());
     auto valuesT = RankedTensorType::get({dyn, spec.dim}, wElt);
     Value rowsR, valuesR;
-    if (spec.op == ::emb::OpKind::embedding_sparse_backward) {
+    if (spec.op == OpKind::embedding_sparse_backward) {
       auto op = mlir::emb::LookupSparseGradOp::create(
           b, loc, rowsT, valuesT, grad, indices,
           b.getI64IntegerAttr(spec.numEmbeddings), pad,
@@ -177,9 +218,8 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
       rowsR = op.getRows();
       valuesR = op.getValues();
     } else {
-      Value offsets = spec.twoD ? Value() : toTensor(body->getArgument(a++));
-      Value psw =
-          spec.perSampleWeights ? toTensor(body->getArgument(a++)) : Value();
+      Value offsets = tensorArg(Slot::offsets);
+      Value psw = tensorArg(Slot::perSampleWeights);
       auto op = mlir::emb::BagSparseGradOp::create(
           b, loc, rowsT, valuesT,
           mlir::emb::BagModeAttr::get(&ctx, toMlir(spec.mode)), grad, indices,
@@ -189,12 +229,12 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
       rowsR = op.getRows();
       valuesR = op.getValues();
     }
-    Value rowsOut = body->getArgument(a++);
-    Value valuesOut = body->getArgument(a++);
-    Value countOut = body->getArgument(a++);
+    Value rowsOut = arg(Slot::sparseRows);
+    Value valuesOut = arg(Slot::sparseValues);
+    Value countOut = arg(Slot::sparseCount);
     Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
     Value m = tensor::DimOp::create(b, loc, rowsR, c0);
-    if (spec.target != ::emb::Target::host) {
+    if (spec.target != Target::host) {
       // GPU: the results (whose size the kernels read back from the
       // device) are copied into the front of the caller's buffers (device
       // memory, of any capacity), and their number stored into `count`
@@ -247,14 +287,14 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
   }
   if (backward) {
     // (grad rows, indices, [offsets], [per_sample_weights], gW)
-    Value grad = toTensor(body->getArgument(a++));
-    Value indices = toTensor(body->getArgument(a++));
+    Value grad = tensorArg(Slot::grad);
+    Value indices = tensorArg(Slot::indices);
     IntegerAttr pad = spec.paddingIdx >= 0
                           ? b.getI64IntegerAttr(spec.paddingIdx)
                           : IntegerAttr();
     UnitAttr byFreq = spec.scaleGradByFreq ? b.getUnitAttr() : UnitAttr();
-    Value gw = body->getArgument(body->getNumArguments() - 1);
-    Value window = toTensor(body->getArgument(body->getNumArguments() - 2));
+    Value gw = arg(Slot::gradWeight);
+    Value window = tensorArg(Slot::window);
     auto windowValue = [&](int64_t i) -> Value {
       Value v = tensor::ExtractOp::create(
           b, loc, window,
@@ -265,17 +305,15 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     UnitAttr deterministic = spec.deterministic ? b.getUnitAttr() : UnitAttr();
     auto gwType = tensorOf(cast<MemRefType>(gw.getType()));
     Value r;
-    if (spec.op == ::emb::OpKind::embedding_backward) {
+    if (spec.op == OpKind::embedding_backward) {
       r = mlir::emb::LookupGradOp::create(
           b, loc, gwType, grad, indices, first, count,
           b.getI64IntegerAttr(spec.numEmbeddings), pad, byFreq,
           b.getF64FloatAttr(spec.gradScale), deterministic);
     } else {
-      Value offsets = spec.twoD ? Value() : toTensor(body->getArgument(a++));
-      Value psw =
-          spec.perSampleWeights ? toTensor(body->getArgument(a++)) : Value();
-      Value maxIdx =
-          spec.maxIndices ? toTensor(body->getArgument(a++)) : Value();
+      Value offsets = tensorArg(Slot::offsets);
+      Value psw = tensorArg(Slot::perSampleWeights);
+      Value maxIdx = tensorArg(Slot::maxIndices);
       r = mlir::emb::BagGradOp::create(
           b, loc, gwType, mlir::emb::BagModeAttr::get(&ctx, toMlir(spec.mode)),
           grad, indices, offsets, psw, maxIdx, first, count,
@@ -287,13 +325,13 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     func::ReturnOp::create(b, loc);
     return module;
   }
-  Value weight = body->getArgument(a++);
-  Value indices = body->getArgument(a++);
+  Value weight = arg(Slot::weight);
+  Value indices = arg(Slot::indices);
   IntegerAttr pad = spec.paddingIdx >= 0 ? b.getI64IntegerAttr(spec.paddingIdx)
                                          : IntegerAttr();
   switch (spec.op) {
-  case ::emb::OpKind::embedding: {
-    Value out = body->getArgument(a++);
+  case OpKind::embedding: {
+    Value out = arg(Slot::out);
     auto mode = mlir::emb::PaddingModeAttr::get(
         &ctx, spec.zeroPadding ? mlir::emb::PaddingMode::zero
                                : mlir::emb::PaddingMode::keep);
@@ -302,12 +340,11 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     materialize(r, out);
     break;
   }
-  case ::emb::OpKind::embedding_bag: {
-    Value offsets = spec.twoD ? Value() : toTensor(body->getArgument(a++));
-    Value psw =
-        spec.perSampleWeights ? toTensor(body->getArgument(a++)) : Value();
-    Value out = body->getArgument(a++);
-    Value argmax = spec.maxIndices ? body->getArgument(a++) : Value();
+  case OpKind::embedding_bag: {
+    Value offsets = tensorArg(Slot::offsets);
+    Value psw = tensorArg(Slot::perSampleWeights);
+    Value out = arg(Slot::out);
+    Value argmax = arg(Slot::maxIndices);
     Type argType =
         argmax ? Type(tensorOf(cast<MemRefType>(argmax.getType()))) : Type();
     auto op = mlir::emb::BagOp::create(
@@ -321,7 +358,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
       materialize(op.getMaxIndices(), argmax);
     break;
   }
-  case ::emb::OpKind::renorm: {
+  case OpKind::renorm: {
     Value tw = toTensor(weight, /*writable=*/true);
     Value r = mlir::emb::RenormOp::create(
         b, loc, tw.getType(), tw, toTensor(indices),
@@ -329,13 +366,50 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const ::emb::KernelSpec &spec)
     materialize(r, weight);
     break;
   }
-  case ::emb::OpKind::embedding_backward:
-  case ::emb::OpKind::embedding_bag_backward:
-  case ::emb::OpKind::embedding_bag_psw_backward:
-  case ::emb::OpKind::embedding_sparse_backward:
-  case ::emb::OpKind::embedding_bag_sparse_backward:
+  case OpKind::embedding_backward:
+  case OpKind::embedding_bag_backward:
+  case OpKind::embedding_bag_psw_backward:
+  case OpKind::embedding_sparse_backward:
+  case OpKind::embedding_bag_sparse_backward:
     break; // built above
   }
   func::ReturnOp::create(b, loc);
   return module;
+}
+
+auto ::emb::jit::addPackedEntryPoint(ModuleOp module, const KernelSpec &spec)
+    -> LogicalResult {
+  // void _emb_packed_<symbol>(void **args) {
+  //   _mlir_ciface_<symbol>(args[0], ..., args[n - 1]);
+  // }
+  std::string cifaceName = "_mlir_ciface_" + spec.symbolName();
+  auto ciface = module.lookupSymbol<LLVM::LLVMFuncOp>(cifaceName);
+  size_t numArgs = KernelABI(spec).args().size();
+  if (!ciface)
+    return module.emitError("no ") << cifaceName << " to wrap";
+  MLIRContext *ctx = module.getContext();
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  LLVM::LLVMFunctionType cifaceType = ciface.getFunctionType();
+  if (cifaceType.getNumParams() != numArgs ||
+      !llvm::all_of(cifaceType.getParams(), [&](Type t) { return t == ptr; }))
+    return ciface.emitError("expected ")
+           << numArgs << " descriptor pointers (the kernel's KernelABI)";
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(module.getBody());
+  Location loc = ciface.getLoc();
+  auto fn = LLVM::LLVMFuncOp::create(
+      b, loc, KernelABI::packedEntryName(spec),
+      LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(ctx), {ptr}));
+  Block *entry = fn.addEntryBlock(b);
+  b.setInsertionPointToStart(entry);
+  SmallVector<Value> descriptors;
+  for (size_t i = 0; i < numArgs; ++i) {
+    Value slot =
+        LLVM::GEPOp::create(b, loc, ptr, ptr, entry->getArgument(0),
+                            ArrayRef<LLVM::GEPArg>{static_cast<int32_t>(i)});
+    descriptors.push_back(LLVM::LoadOp::create(b, loc, ptr, slot));
+  }
+  LLVM::CallOp::create(b, loc, ciface, descriptors);
+  LLVM::ReturnOp::create(b, loc, ValueRange());
+  return success();
 }

@@ -160,7 +160,7 @@ llvm::Expected<std::string> linkSharedObject(const std::string &object,
   return (*buffer)->getBuffer().str();
 }
 
-/// dlopens `path` and finds the kernel's C-interface entry point.
+/// dlopens `path` and finds the kernel's packed entry point (KernelABI.h).
 /// An nvptx kernel gets the runtime's functions in its table.
 llvm::Expected<std::pair<void *, KernelFn>>
 openKernel(const std::string &path, const KernelSpec &spec,
@@ -168,24 +168,23 @@ openKernel(const std::string &path, const KernelSpec &spec,
   void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle)
     return error(llvm::Twine("dlopen failed: ") + dlerror());
-  std::string symbol = "_mlir_ciface_" + spec.symbolName();
+  std::string symbol = KernelABI::packedEntryName(spec);
   void *fn = dlsym(handle, symbol.c_str());
   if (!fn) {
     dlclose(handle);
     return error("kernel symbol " + symbol + " not found in " + path);
   }
-  if (void *table = dlsym(handle, "__emb_gpu_runtime")) {
+  if (void *table = dlsym(handle, kGPURuntimeTableSymbol)) {
     if (!gpuRuntime) {
       dlclose(handle);
       return error("the kernel of " + spec.str() +
                    " launches GPU kernels, but this kernel cache has no GPU "
                    "runtime (KernelCacheOptions::gpuRuntime)");
     }
-    void *entries[4] = {gpuRuntime->launch, gpuRuntime->alloc, gpuRuntime->free,
-                        gpuRuntime->copy};
-    std::memcpy(table, entries, sizeof(entries));
+    // GPURuntimeTable is laid out as the table: one pointer per slot.
+    std::memcpy(table, gpuRuntime, sizeof(GPURuntimeTable));
   }
-  return std::make_pair(handle, fn);
+  return std::make_pair(handle, reinterpret_cast<KernelFn>(fn));
 }
 
 /// Writes `bytes` to `path` atomically (temporary file + rename).

@@ -5,8 +5,9 @@
 // mode x padding x per_sample_weights x include_last_offset x 1-D/2-D x dtype x
 // index/offset dtype x D in {1, 3, 16, 17, 64, 128, 1000}, with empty bags,
 // empty inputs, all-padding bags, repeated indices and ties in max. Also:
-// identical bits with 1 and 2 threads, and every bad input of docs/semantics.md
-// §5 rejected with a clear message and nothing written.
+// identical bits with 1 and 2 threads, every bad input of docs/semantics.md
+// §5 rejected with a clear message and nothing written, and the kernels
+// Engine::planSpecs reports for a call.
 //
 //===----------------------------------------------------------------------===//
 
@@ -763,6 +764,51 @@ TEST_F(BadInput, ErrorKinds) {
   offsets.set(1, 9);
   EXPECT_EQ(kind(bag({})), ErrorKind::invalid_argument);
   EXPECT_EQ(errorKind(llvm::inconvertibleErrorCode()), std::nullopt);
+}
+
+// Engine::planSpecs: the kernels a call runs, in order, without compiling,
+// running or writing anything; the spec of a call is the one its kernel
+// has, and a bad call is the call's error.
+TEST(Engine, PlanSpecsAreTheKernelsOfTheCallWithoutRunningIt) {
+  EngineOptions o;
+  o.threads = 1;
+  o.cache.useDiskCache = false;
+  Engine e(o);
+  Host w(DType::f32, {10, 4}), x(DType::i64, {3}), out(DType::f32, {3, 4});
+  for (int64_t i = 0; i < 40; ++i)
+    w.set(i, 1.0 + i);
+  for (int64_t i = 0; i < 3; ++i)
+    x.set(i, static_cast<double>(2 * i));
+  Host before = w;
+  EmbeddingOptions opts;
+  opts.maxNorm = 1.0;
+  auto specs = e.planSpecs([&](Engine &engine) {
+    return engine.embedding(x.view, w.view, out.view, opts);
+  });
+  ASSERT_TRUE(static_cast<bool>(specs)) << llvm::toString(specs.takeError());
+  ASSERT_EQ(specs->size(), 2u);
+  EXPECT_EQ((*specs)[0].op, OpKind::renorm);
+  EXPECT_EQ((*specs)[1].op, OpKind::embedding);
+  EXPECT_EQ((*specs)[1].str(), "embedding:host:w=f32:i=i64:D=4");
+  EXPECT_EQ(e.cache().stats().compiles, 0u);
+  EXPECT_EQ(std::memcmp(w.view.data, before.view.data, w.size()), 0);
+  // The call then runs those kernels: one compilation each.
+  ASSERT_FALSE(static_cast<bool>(e.embedding(x.view, w.view, out.view, opts)));
+  EXPECT_EQ(e.cache().stats().compiles, 2u);
+  // Empty inputs run no kernel; a bad call is the call's error.
+  Host none(DType::i64, {0}), noneOut(DType::f32, {0, 4});
+  auto empty = e.planSpecs([&](Engine &engine) {
+    return engine.embedding(none.view, w.view, noneOut.view);
+  });
+  ASSERT_TRUE(static_cast<bool>(empty));
+  EXPECT_TRUE(empty->empty());
+  x.set(0, 10);
+  auto bad = e.planSpecs([&](Engine &engine) {
+    return engine.embedding(x.view, w.view, out.view);
+  });
+  ASSERT_FALSE(static_cast<bool>(bad));
+  EXPECT_EQ(errorKind(llvm::errorToErrorCode(bad.takeError())),
+            ErrorKind::index_out_of_range);
 }
 
 } // namespace

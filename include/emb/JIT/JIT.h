@@ -10,7 +10,9 @@
 #ifndef EMB_JIT_JIT_H
 #define EMB_JIT_JIT_H
 
+#include "emb/JIT/KernelABI.h"
 #include "emb/JIT/KernelSpec.h"
+#include "emb/Runtime/GPURuntimeABI.h"
 
 #include "llvm/Support/Error.h"
 #include "llvm/Support/raw_ostream.h"
@@ -36,11 +38,13 @@ namespace emb {
 constexpr const char *kCompilerVersion = "emb-mlir-0.2";
 
 /// Builds the specialised module of `spec`: one function `spec.symbolName()`
-/// on memrefs (with a C interface) whose body is the emb op on tensors.
+/// on memrefs (with a C interface), its arguments those of the spec's
+/// KernelABI, whose body is the emb op on tensors.
 mlir::OwningOpRef<mlir::ModuleOp> buildKernelModule(mlir::MLIRContext &context,
                                                     const KernelSpec &spec);
 
-/// Compiles `spec` to a relocatable object for the host CPU. When
+/// Compiles `spec` to a relocatable object for the host CPU, which exports
+/// the kernel's packed entry point (KernelABI::packedEntryName). When
 /// `printIR` is set, the IR is printed there at every stage.
 llvm::Expected<std::string>
 compileToObject(const KernelSpec &spec, llvm::raw_ostream *printIR = nullptr);
@@ -68,30 +72,17 @@ compileForNVPTX(const KernelSpec &spec, llvm::StringRef chip, unsigned ptx,
 /// PATH): the nvptx kernels are then cubins, else PTX.
 bool havePtxas();
 
-/// The runtime functions the host code of an nvptx kernel calls
-/// (convert-gpu-to-emb-runtime): copied into the kernel's
-/// `__emb_gpu_runtime` table when it is loaded. The runtime's CUDA shim
-/// provides them (emb::cuda::runtimeTable()).
-struct GPURuntimeTable {
-  void *launch = nullptr;
-  void *alloc = nullptr;
-  void *free = nullptr;
-  void *copy = nullptr;
-};
-
 struct KernelCacheOptions {
   /// Directory of the disk cache; empty: the default (`$EMB_MLIR_CACHE_DIR`,
   /// else `$XDG_CACHE_HOME/emb-mlir`, else `~/.cache/emb-mlir`).
   std::string directory;
   /// False: compile into memory only (nothing is written to disk).
   bool useDiskCache = true;
-  /// Needed to load nvptx kernels; null: loading one is an error.
+  /// The runtime functions copied into the `__emb_gpu_runtime` table of
+  /// every nvptx kernel loaded (emb/Runtime/GPURuntimeABI.h; the CUDA
+  /// shim's emb::cuda::runtimeTable()). Null: loading one is an error.
   const GPURuntimeTable *gpuRuntime = nullptr;
 };
-
-/// A kernel's entry point: `_mlir_ciface_<symbol>`, taking one pointer to a
-/// memref descriptor per argument.
-using KernelFn = void *;
 
 /// Thread-safe cache of compiled kernels. Concurrent callers of one spec
 /// wait for a single compilation.

@@ -4,52 +4,20 @@
 // the embedding dim and every option that changes the code. Sizes that
 // change from call to call (indices, bags, rows) are not part of it. The
 // spec has a stable text form and hash that name the kernel in IR, in logs
-// and in the disk cache.
+// and in the disk cache. Its vocabulary (DType, BagMode, OpKind, Target)
+// is emb/Core/Types.h.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef EMB_JIT_KERNELSPEC_H
 #define EMB_JIT_KERNELSPEC_H
 
-#include <cstddef>
+#include "emb/Core/Types.h"
+
 #include <cstdint>
-#include <optional>
 #include <string>
-#include <string_view>
 
 namespace emb {
-
-/// Element types of weights, gradients, indices and offsets.
-enum class DType : uint8_t { f32, f64, f16, bf16, i32, i64 };
-
-const char *dtypeName(DType dtype);
-std::optional<DType> parseDType(std::string_view name);
-size_t dtypeSize(DType dtype);
-inline bool isFloat(DType d) { return d <= DType::bf16; }
-inline bool isIndex(DType d) { return d == DType::i32 || d == DType::i64; }
-
-enum class BagMode : uint8_t { sum, mean, max };
-const char *bagModeName(BagMode mode);
-
-enum class OpKind : uint8_t {
-  embedding,
-  embedding_bag,
-  renorm,
-  embedding_backward,
-  embedding_bag_backward,
-  embedding_bag_psw_backward,
-  embedding_sparse_backward,
-  embedding_bag_sparse_backward
-};
-const char *opKindName(OpKind op);
-
-/// Where a kernel runs. `gpu_emulated` is the GPU kernel of
-/// emb-nvptx-pipeline run on the host by emb-emulate-gpu-on-host: the GPU
-/// lowering tested without a GPU. `nvptx` is the same kernel compiled for an
-/// NVIDIA chip (`chip`, `ptx`), with a host function that launches it through
-/// the CUDA runtime shim (runtime/CudaRuntime.cpp) on device pointers.
-enum class Target : uint8_t { host, gpu_emulated, nvptx };
-const char *targetName(Target target);
 
 struct KernelSpec {
   OpKind op = OpKind::embedding;

@@ -10,7 +10,7 @@
 #ifndef EMB_REFERENCE_REFERENCE_H
 #define EMB_REFERENCE_REFERENCE_H
 
-#include "emb/JIT/KernelSpec.h"
+#include "emb/Core/Types.h"
 
 #include <cstdint>
 #include <optional>

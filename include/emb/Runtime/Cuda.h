@@ -7,7 +7,8 @@
 // library (tests use the toolkit's stub).
 //
 // The generated host code of a kernel calls four functions through a
-// table (convert-gpu-to-emb-runtime): launch, alloc, free and copy. They run in
+// table (convert-gpu-to-emb-runtime; the contract: GPURuntimeABI.h):
+// launch, alloc, free and copy. They run in
 // the scope of a `Call`, which names the stream every launch, scratch
 // allocation and free goes to, and collects the first error.
 //
@@ -16,7 +17,7 @@
 #ifndef EMB_RUNTIME_CUDA_H
 #define EMB_RUNTIME_CUDA_H
 
-#include "emb/JIT/JIT.h"
+#include "emb/Runtime/GPURuntimeABI.h"
 
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"

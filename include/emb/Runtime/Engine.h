@@ -18,9 +18,13 @@
 #ifndef EMB_RUNTIME_ENGINE_H
 #define EMB_RUNTIME_ENGINE_H
 
+#include "emb/Core/Types.h"
+// The Engine's cache and kernels are the JIT's (cache(), kernel(),
+// EngineOptions::cache), and its calls run KernelSpecs (planSpecs()).
 #include "emb/JIT/JIT.h"
 #include "emb/JIT/KernelSpec.h"
 
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"
 
 #include <memory>
@@ -136,6 +140,7 @@ struct EngineOptions {
 };
 
 class ThreadPool;
+struct Plan;
 
 class Engine {
 public:
@@ -217,6 +222,16 @@ public:
   /// The kernel for `spec` (compiling it if needed): for benchmarks and tools.
   llvm::Expected<KernelFn> kernel(const KernelSpec &spec);
 
+  /// The specs of the kernels that the calls `call` makes on this Engine
+  /// would run, in the order they would run (a forward op with max_norm:
+  /// renorm, then the op): the calls are validated and planned as usual but
+  /// nothing is compiled, run or written. Empty when they would run no
+  /// kernel (empty inputs). For tools that print the kernel of a call
+  /// (`emb-run --print-ir`); not to be used while other threads run calls
+  /// of this Engine.
+  llvm::Expected<std::vector<KernelSpec>>
+  planSpecs(llvm::function_ref<llvm::Error(Engine &)> call);
+
   KernelCache &cache() { return *kernelCache; }
   int threads() const;
 
@@ -225,6 +240,15 @@ public:
   void setStream(void *stream);
 
 private:
+  // Each entry point builds a Plan (runtime/EngineInternal.h) with a
+  // Planner and runs it: validation, spec and argument filler first, then
+  // the kernel calls.
+  friend struct Planner;
+  /// Executes a plan: obtains its kernel, runs its first step, fills and
+  /// calls its chunks. The number of rows of a sparse gradient, else 0.
+  llvm::Expected<int64_t> run(Plan &plan);
+  llvm::Expected<int64_t> run(llvm::Expected<Plan> plan);
+
   /// The spec's target fields (chip and PTX version on nvptx).
   void setTarget(KernelSpec &spec) const;
   /// What a check of index values reads: `t` on the host; on nvptx a host
@@ -238,10 +262,6 @@ private:
   llvm::Expected<int64_t> sparseRowsNeeded(const Tensor &indices,
                                            int64_t numEmbeddings,
                                            int64_t padRow);
-  /// renorm's kernel, for arguments already validated (the forward ops'
-  /// max_norm: their indices are not read a second time).
-  llvm::Error renormChecked(const Tensor &weight, const Tensor &indices,
-                            double maxNorm, double normType);
   /// Zeros `t` (host memory, or device memory on nvptx).
   llvm::Error zero(const Tensor &t);
   /// nvptx: loads the driver and makes sure a context is current (the
@@ -249,6 +269,8 @@ private:
   llvm::Error gpuReady();
   /// Every index in [0, V), read through readable().
   llvm::Error checkIndices(const Tensor &indices, int64_t numEmbeddings);
+  /// Every max_indices value in [-1, V), read through readable().
+  llvm::Error checkMaxIndices(const Tensor &maxIndices, int64_t numEmbeddings);
   /// The bag checks, offsets' values read through readable(); the number
   /// of bags.
   llvm::Expected<int64_t> bagInputs(const Tensor &indices,
@@ -260,6 +282,8 @@ private:
   std::unique_ptr<ThreadPool> pool;
   Target target = Target::host;
   std::unique_ptr<GPUState> gpu; // nvptx only
+  /// planSpecs(): where run() records specs instead of running them.
+  std::vector<KernelSpec> *planning = nullptr;
 };
 
 } // namespace emb

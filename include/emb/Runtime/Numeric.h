@@ -9,7 +9,7 @@
 #ifndef EMB_RUNTIME_NUMERIC_H
 #define EMB_RUNTIME_NUMERIC_H
 
-#include "emb/JIT/KernelSpec.h"
+#include "emb/Core/Types.h"
 
 #include <cstdint>
 #include <cstring>

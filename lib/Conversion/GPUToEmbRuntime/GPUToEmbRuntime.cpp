@@ -8,15 +8,9 @@
 // global and turns the three ops into calls through a table of function
 // pointers, `@__emb_gpu_runtime`, which the runtime fills when it loads the
 // kernel (runtime/CudaRuntime.cpp): the generated code needs no symbol from
-// the process and does nothing at load time.
-//
-//   table[0]: void launch(void **cache, const void *binary, i64 size,
-//                         const char *kernel, i64 gx, i64 gy, i64 gz,
-//                         i64 bx, i64 by, i64 bz, void **params,
-//                         i32 numParams)
-//   table[1]: void *alloc(i64 bytes)
-//   table[2]: void free(void *ptr)
-//   table[3]: void copy(void *dst, const void *src, i64 bytes)
+// the process and does nothing at load time. The table (its symbol, the
+// slots launch / alloc / free / copy and their signatures) is defined once,
+// in include/emb/Runtime/GPURuntimeABI.h.
 //
 // `copy` serves gpu.memcpy and memref.copy (the sparse gradients read their
 // result size back into host memory and copy their results into the
@@ -33,6 +27,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "emb/Conversion/Passes.h"
+#include "emb/Runtime/GPURuntimeABI.h"
 
 #include "mlir/Conversion/LLVMCommon/ConversionTarget.h"
 #include "mlir/Conversion/LLVMCommon/MemRefBuilder.h"
@@ -57,14 +52,13 @@ using namespace mlir;
 
 namespace {
 
-constexpr const char *kTable = "__emb_gpu_runtime";
-enum TableSlot : int32_t {
-  kLaunch = 0,
-  kAlloc = 1,
-  kFree = 2,
-  kCopy = 3,
-  kNumSlots = 4
-};
+constexpr const char *kTable = ::emb::kGPURuntimeTableSymbol;
+using TableSlot = ::emb::GPURuntimeSlot;
+constexpr TableSlot kLaunch = ::emb::kGPURuntimeLaunch;
+constexpr TableSlot kAlloc = ::emb::kGPURuntimeAlloc;
+constexpr TableSlot kFree = ::emb::kGPURuntimeFree;
+constexpr TableSlot kCopy = ::emb::kGPURuntimeCopy;
+constexpr int32_t kNumSlots = ::emb::kGPURuntimeNumSlots;
 
 std::string binaryGlobal(StringRef module) {
   return ("__emb_gpu_binary_" + module).str();

@@ -1,0 +1,140 @@
+//===- Types.h - the vocabulary of emb-mlir's runtime -----------*- C++ -*-===//
+//
+// The words every layer shares: element types, bag modes, op kinds and
+// targets, with their names and sizes. Plain C++ (no MLIR or LLVM), so that
+// the reference, the runtime, the CUDA shim and the JIT all include it
+// without depending on each other. The dialect has its own enums
+// (mlir::emb::BagMode, ...); lib/JIT/KernelBuilder.cpp maps between them.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef EMB_CORE_TYPES_H
+#define EMB_CORE_TYPES_H
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace emb {
+
+/// Element types of weights, gradients, indices and offsets.
+enum class DType : uint8_t { f32, f64, f16, bf16, i32, i64 };
+
+inline bool isFloat(DType d) { return d <= DType::bf16; }
+inline bool isIndex(DType d) { return d == DType::i32 || d == DType::i64; }
+
+enum class BagMode : uint8_t { sum, mean, max };
+
+enum class OpKind : uint8_t {
+  embedding,
+  embedding_bag,
+  renorm,
+  embedding_backward,
+  embedding_bag_backward,
+  embedding_bag_psw_backward,
+  embedding_sparse_backward,
+  embedding_bag_sparse_backward
+};
+
+/// Where a kernel runs. `gpu_emulated` is the GPU kernel of
+/// emb-nvptx-pipeline run on the host by emb-emulate-gpu-on-host: the GPU
+/// lowering tested without a GPU. `nvptx` is the same kernel compiled for an
+/// NVIDIA chip (`chip`, `ptx`), with a host function that launches it through
+/// the CUDA runtime shim (runtime/CudaRuntime.cpp) on device pointers.
+enum class Target : uint8_t { host, gpu_emulated, nvptx };
+
+//===----------------------------------------------------------------------===//
+// Names and sizes
+//===----------------------------------------------------------------------===//
+
+inline const char *dtypeName(DType dtype) {
+  switch (dtype) {
+  case DType::f32:
+    return "f32";
+  case DType::f64:
+    return "f64";
+  case DType::f16:
+    return "f16";
+  case DType::bf16:
+    return "bf16";
+  case DType::i32:
+    return "i32";
+  case DType::i64:
+    return "i64";
+  }
+  return "?";
+}
+
+inline std::optional<DType> parseDType(std::string_view name) {
+  for (DType d : {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32,
+                  DType::i64})
+    if (name == dtypeName(d))
+      return d;
+  return std::nullopt;
+}
+
+inline size_t dtypeSize(DType dtype) {
+  switch (dtype) {
+  case DType::f64:
+  case DType::i64:
+    return 8;
+  case DType::f32:
+  case DType::i32:
+    return 4;
+  case DType::f16:
+  case DType::bf16:
+    return 2;
+  }
+  return 0;
+}
+
+inline const char *bagModeName(BagMode mode) {
+  switch (mode) {
+  case BagMode::sum:
+    return "sum";
+  case BagMode::mean:
+    return "mean";
+  case BagMode::max:
+    return "max";
+  }
+  return "?";
+}
+
+inline const char *opKindName(OpKind op) {
+  switch (op) {
+  case OpKind::embedding:
+    return "embedding";
+  case OpKind::embedding_bag:
+    return "embedding_bag";
+  case OpKind::renorm:
+    return "renorm";
+  case OpKind::embedding_backward:
+    return "embedding_backward";
+  case OpKind::embedding_bag_backward:
+    return "embedding_bag_backward";
+  case OpKind::embedding_bag_psw_backward:
+    return "embedding_bag_psw_backward";
+  case OpKind::embedding_sparse_backward:
+    return "embedding_sparse_backward";
+  case OpKind::embedding_bag_sparse_backward:
+    return "embedding_bag_sparse_backward";
+  }
+  return "?";
+}
+
+inline const char *targetName(Target target) {
+  switch (target) {
+  case Target::host:
+    return "host";
+  case Target::gpu_emulated:
+    return "gpu-emulated";
+  case Target::nvptx:
+    return "nvptx";
+  }
+  return "?";
+}
+
+} // namespace emb
+
+#endif // EMB_CORE_TYPES_H

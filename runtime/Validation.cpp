@@ -1,0 +1,463 @@
+//===- Validation.cpp - the Engine's argument checks ----------------------===//
+//
+// The checks of docs/semantics.md §5 (runtime/Validation.h), the error
+// kinds the Engine reports, and the Engine's checks that read index values
+// (through a host copy on nvptx: Engine::readable, runtime/EngineGPU.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#include "Validation.h"
+
+#include "emb/Runtime/Numeric.h"
+
+#include "ThreadPool.h"
+
+#include <atomic>
+#include <cmath>
+#include <sstream>
+
+namespace emb {
+
+//===----------------------------------------------------------------------===//
+// Profiles and error kinds
+//===----------------------------------------------------------------------===//
+
+std::optional<Profile> parseProfile(std::string_view name) {
+  if (name == "torch")
+    return Profile::torch;
+  if (name == "zero-padding")
+    return Profile::zero_padding;
+  if (name == "unit-scaling")
+    return Profile::unit_scaling;
+  return std::nullopt;
+}
+
+const char *profileName(Profile profile) {
+  switch (profile) {
+  case Profile::torch:
+    return "torch";
+  case Profile::zero_padding:
+    return "zero-padding";
+  case Profile::unit_scaling:
+    return "unit-scaling";
+  }
+  return "?";
+}
+
+namespace {
+
+class EmbErrorCategory : public std::error_category {
+public:
+  const char *name() const noexcept override { return "emb"; }
+  std::string message(int kind) const override {
+    switch (static_cast<ErrorKind>(kind)) {
+    case ErrorKind::invalid_argument:
+      return "invalid argument";
+    case ErrorKind::index_out_of_range:
+      return "index out of range";
+    case ErrorKind::wrong_dtype:
+      return "wrong dtype";
+    }
+    return "unknown emb error";
+  }
+};
+
+} // namespace
+
+const std::error_category &errorCategory() {
+  static EmbErrorCategory category;
+  return category;
+}
+
+std::error_code make_error_code(ErrorKind kind) {
+  return {static_cast<int>(kind), errorCategory()};
+}
+
+std::optional<ErrorKind> errorKind(std::error_code code) {
+  if (code.category() != errorCategory())
+    return std::nullopt;
+  return static_cast<ErrorKind>(code.value());
+}
+
+//===----------------------------------------------------------------------===//
+// Checks
+//===----------------------------------------------------------------------===//
+
+namespace validation {
+
+llvm::Error fail(const std::string &message, ErrorKind kind) {
+  return llvm::createStringError(make_error_code(kind), message);
+}
+
+llvm::Error failIndex(const std::string &message) {
+  return fail(message, ErrorKind::index_out_of_range);
+}
+
+static llvm::Error failDType(const std::string &message) {
+  return fail(message, ErrorKind::wrong_dtype);
+}
+
+static std::string shapeStr(const std::vector<int64_t> &shape) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    os << (i ? ", " : "") << shape[i];
+  os << "]";
+  return os.str();
+}
+
+std::string describe(const Tensor &t) {
+  return shapeStr(t.shape) + " " + dtypeName(t.dtype);
+}
+
+llvm::Error checkView(const Tensor &t, const char *name) {
+  int64_t bytes = static_cast<int64_t>(dtypeSize(t.dtype));
+  for (int64_t s : t.shape) {
+    if (s < 0)
+      return fail(std::string("'") + name +
+                  "' has a negative size: " + shapeStr(t.shape));
+    if (s > 0 && __builtin_mul_overflow(bytes, s, &bytes))
+      return fail(std::string("'") + name +
+                  "' is too large: " + shapeStr(t.shape));
+  }
+  if (!t.data && t.numel() > 0)
+    return fail(std::string("'") + name + "' has no data");
+  return llvm::Error::success();
+}
+
+llvm::Error checkWeight(const Tensor &w, const char *name) {
+  if (auto err = checkView(w, name))
+    return err;
+  if (w.rank() != 2 || !isFloat(w.dtype))
+    return fail(std::string("'") + name +
+                    "' must be a 2-D tensor of f32, f64, f16 or bf16, got " +
+                    describe(w),
+                isFloat(w.dtype) ? ErrorKind::invalid_argument
+                                 : ErrorKind::wrong_dtype);
+  return llvm::Error::success();
+}
+
+llvm::Error checkIndexTensor(const Tensor &t, const char *name) {
+  if (auto err = checkView(t, name))
+    return err;
+  if (!isIndex(t.dtype))
+    return failDType(std::string("'") + name +
+                     "' must be a tensor of i32 or i64, got " + describe(t));
+  return llvm::Error::success();
+}
+
+/// Every index must lie in [0, V): the message names the first bad one.
+/// The scan is split over the pool (it is a full pass over the indices on
+/// every call); each chunk finds its first bad position and the smallest
+/// wins, so the message does not depend on the thread count.
+llvm::Error checkIndexRange(const Tensor &indices, int64_t numEmbeddings,
+                            ThreadPool &pool) {
+  int64_t n = indices.numel();
+  std::atomic<int64_t> firstBad{n};
+  auto scan = [&](auto *x) {
+    pool.parallelFor(n, 1 << 16, [&](int64_t b, int64_t e) {
+      // An unsigned compare checks both bounds at once.
+      for (int64_t i = b; i < e; ++i)
+        if (static_cast<uint64_t>(x[i]) >=
+            static_cast<uint64_t>(numEmbeddings)) {
+          int64_t seen = firstBad.load();
+          while (i < seen && !firstBad.compare_exchange_weak(seen, i)) {
+          }
+          return;
+        }
+    });
+  };
+  if (indices.dtype == DType::i32)
+    scan(static_cast<const int32_t *>(indices.data));
+  else
+    scan(static_cast<const int64_t *>(indices.data));
+  int64_t i = firstBad.load();
+  if (i == n)
+    return llvm::Error::success();
+  return failIndex(
+      "index " + std::to_string(loadInt(indices.data, indices.dtype, i)) +
+      " at position " + std::to_string(i) + " is out of range [0, " +
+      std::to_string(numEmbeddings) + ")");
+}
+
+/// Non-padding entries of `indices`.
+int64_t liveCount(const Tensor &indices, int64_t padRow) {
+  int64_t n = indices.numel();
+  if (padRow < 0)
+    return n;
+  int64_t live = 0;
+  for (int64_t i = 0; i < n; ++i)
+    live += loadInt(indices.data, indices.dtype, i) != padRow;
+  return live;
+}
+
+/// padding_idx normalised to [0, V), or -1 without one.
+llvm::Expected<int64_t> normalizePadding(std::optional<int64_t> paddingIdx,
+                                         int64_t numEmbeddings) {
+  if (!paddingIdx)
+    return -1;
+  if (*paddingIdx < -numEmbeddings || *paddingIdx >= numEmbeddings)
+    return fail("'padding_idx' " + std::to_string(*paddingIdx) +
+                " is out of range [" + std::to_string(-numEmbeddings) + ", " +
+                std::to_string(numEmbeddings) + ")");
+  return *paddingIdx < 0 ? *paddingIdx + numEmbeddings : *paddingIdx;
+}
+
+llvm::Error checkOutput(const Tensor &t, const char *name,
+                        const std::vector<int64_t> &shape, DType dtype) {
+  if (auto err = checkView(t, name))
+    return err;
+  if (t.shape != shape || t.dtype != dtype)
+    return fail(std::string("'") + name + "' must be " + shapeStr(shape) + " " +
+                    dtypeName(dtype) + ", got " + describe(t),
+                t.shape == shape ? ErrorKind::wrong_dtype
+                                 : ErrorKind::invalid_argument);
+  return llvm::Error::success();
+}
+
+llvm::Error checkNorm(std::optional<double> maxNorm, double normType) {
+  if (maxNorm && std::isnan(*maxNorm))
+    return fail("'max_norm' must not be NaN");
+  if (maxNorm && std::isnan(normType))
+    return fail("'norm_type' must not be NaN");
+  return llvm::Error::success();
+}
+
+/// The gradient options a forward call records: checked at the forward, as
+/// PyTorch does, so that a training step fails before it writes anything.
+llvm::Error checkGradientOptions(Profile profile, bool scaleGradByFreq,
+                                 bool sparse) {
+  if (sparse && scaleGradByFreq)
+    return fail("'scale_grad_by_freq' is not supported with sparse gradients");
+  if (profile != Profile::unit_scaling)
+    return llvm::Error::success();
+  if (scaleGradByFreq)
+    return fail("'scale_grad_by_freq' is not supported by the unit-scaling "
+                "profile");
+  if (sparse)
+    return fail("'sparse' is not supported by the unit-scaling profile");
+  return llvm::Error::success();
+}
+
+llvm::Error checkRowsOf(const Tensor &t, const char *name,
+                        const Tensor &indices, int64_t dim, DType dtype) {
+  std::vector<int64_t> shape = indices.shape;
+  shape.push_back(dim);
+  return checkOutput(t, name, shape, dtype);
+}
+
+llvm::Error checkGradTensor(const Tensor &grad, int64_t rank,
+                            const char *mustBe) {
+  if (auto err = checkView(grad, "grad"))
+    return err;
+  if (grad.rank() != rank || !isFloat(grad.dtype))
+    return fail(std::string("'grad' must ") + mustBe + ", got " +
+                    describe(grad),
+                isFloat(grad.dtype) ? ErrorKind::invalid_argument
+                                    : ErrorKind::wrong_dtype);
+  return llvm::Error::success();
+}
+
+llvm::Error checkSparseOptions(Profile profile, bool scaleGradByFreq) {
+  if (scaleGradByFreq)
+    return fail("'scale_grad_by_freq' is not supported with sparse gradients");
+  return checkGradientOptions(profile, false, /*sparse=*/true);
+}
+
+llvm::Error checkNumEmbeddings(int64_t numEmbeddings) {
+  if (numEmbeddings < 0)
+    return fail("'num_embeddings' must be non-negative, got " +
+                std::to_string(numEmbeddings));
+  return llvm::Error::success();
+}
+
+llvm::Error checkMaxIndexValues(const Tensor &maxIndices,
+                                int64_t numEmbeddings) {
+  // Each entry selects the row its column adds to: -1 or a row of gW.
+  const auto *m = static_cast<const int64_t *>(maxIndices.data);
+  for (int64_t i = 0, n = maxIndices.numel(); i < n; ++i)
+    if (m[i] < -1 || m[i] >= numEmbeddings)
+      return failIndex("max_indices value " + std::to_string(m[i]) +
+                       " at position " + std::to_string(i) +
+                       " is out of range [-1, " +
+                       std::to_string(numEmbeddings) + ")");
+  return llvm::Error::success();
+}
+
+/// The checks every embedding_bag entry point shares: the input form
+/// (1-D + offsets or 2-D), offsets, per_sample_weights (of `floatType`),
+/// option combinations. Returns the number of bags.
+llvm::Expected<int64_t> checkBagInputs(const Tensor &indices,
+                                       const Tensor *offsets,
+                                       const EmbeddingBagOptions &options,
+                                       const Tensor *psw, DType floatType,
+                                       const Tensor *offsetValues) {
+  const char *modeName = bagModeName(options.mode);
+  bool twoD = indices.rank() == 2;
+  if (indices.rank() != 1 && !twoD)
+    return fail("'indices' of embedding_bag must be 1-D (with 'offsets') or "
+                "2-D, got " +
+                describe(indices));
+  if (twoD && offsets)
+    return fail("'offsets' must be absent when 'indices' is 2-D (every row is "
+                "a bag)");
+  if (!twoD && !offsets)
+    return fail("1-D 'indices' need 'offsets'");
+  if (offsets) {
+    if (auto err = checkIndexTensor(*offsets, "offsets"))
+      return err;
+    if (offsets->rank() != 1)
+      return fail("'offsets' must be 1-D, got " + describe(*offsets));
+  }
+  if (psw) {
+    if (options.mode != BagMode::sum)
+      return fail(std::string("'per_sample_weights' is only allowed with mode "
+                              "'sum', got '") +
+                  modeName + "'");
+    if (auto err =
+            checkOutput(*psw, "per_sample_weights", indices.shape, floatType))
+      return err;
+  }
+  if (options.mode == BagMode::max && options.scaleGradByFreq)
+    return fail("'scale_grad_by_freq' is not supported with mode 'max'");
+  if (options.mode == BagMode::max && options.sparse)
+    return fail("'sparse' is not supported with mode 'max'");
+  if (auto err = checkGradientOptions(options.profile, options.scaleGradByFreq,
+                                      options.sparse))
+    return err;
+  if (auto err = checkNorm(options.maxNorm, options.normType))
+    return err;
+
+  int64_t n = indices.numel();
+  bool includeLast = options.includeLastOffset && !twoD;
+  int64_t numOffsets = offsets ? offsets->shape[0] : 0;
+  if (includeLast && numOffsets == 0)
+    return fail("'include_last_offset' needs at least one offset");
+  int64_t numBags =
+      twoD ? indices.shape[0] : (includeLast ? numOffsets - 1 : numOffsets);
+  if (offsetValues && numOffsets > 0) {
+    auto off = [&](int64_t i) {
+      return loadInt(offsetValues->data, offsetValues->dtype, i);
+    };
+    if (off(0) != 0)
+      return fail("offsets[0] must be 0, got " + std::to_string(off(0)));
+    for (int64_t i = 1; i < numOffsets; ++i)
+      if (off(i) < off(i - 1))
+        return fail("offsets must be non-decreasing: offsets[" +
+                    std::to_string(i) + "] = " + std::to_string(off(i)) +
+                    " < offsets[" + std::to_string(i - 1) +
+                    "] = " + std::to_string(off(i - 1)));
+    if (off(numOffsets - 1) > n)
+      return fail("offsets[" + std::to_string(numOffsets - 1) +
+                  "] = " + std::to_string(off(numOffsets - 1)) +
+                  " exceeds the number of indices " + std::to_string(n));
+    if (includeLast && off(numOffsets - 1) != n)
+      return fail("with include_last_offset the last offset must equal the "
+                  "number of indices " +
+                  std::to_string(n) + ", got " +
+                  std::to_string(off(numOffsets - 1)));
+  }
+  return numBags;
+}
+
+/// Checks the COO outputs against D, the dtype and the number of rows the
+/// uncoalesced gradient needs (an upper bound of the coalesced one).
+llvm::Error checkSparseOutputs(const Tensor &rows, const Tensor &values,
+                               int64_t dim, DType dtype, int64_t needed) {
+  if (auto err = checkView(rows, "rows"))
+    return err;
+  if (rows.rank() != 1 || rows.dtype != DType::i64)
+    return fail("'rows' must be a 1-D tensor of i64, got " + describe(rows),
+                rows.rank() == 1 ? ErrorKind::wrong_dtype
+                                 : ErrorKind::invalid_argument);
+  if (auto err = checkOutput(values, "values", {rows.shape[0], dim}, dtype))
+    return err;
+  if (rows.shape[0] < needed)
+    return fail("'rows' has room for " + std::to_string(rows.shape[0]) +
+                " rows, the gradient needs " + std::to_string(needed));
+  return llvm::Error::success();
+}
+
+/// GPU kernels move a row as 16-byte vectors when D allows: the buffers
+/// they read and write rows of must then be 16-byte aligned (thread views
+/// start at whole rows, so they stay aligned).
+llvm::Error checkGPUAlignment(Target target, int64_t dim, DType dtype,
+                              std::initializer_list<const Tensor *> rows) {
+  if (target == Target::host || (dim * dtypeSize(dtype)) % 16 != 0)
+    return llvm::Error::success();
+  for (const Tensor *t : rows)
+    if (t && t->data && reinterpret_cast<uintptr_t>(t->data) % 16 != 0)
+      return fail("GPU kernels need 16-byte aligned rows: a buffer of rows "
+                  "starts at an address that is not a multiple of 16");
+  return llvm::Error::success();
+}
+
+} // namespace validation
+
+//===----------------------------------------------------------------------===//
+// Checks that read index values
+//===----------------------------------------------------------------------===//
+
+using namespace validation;
+
+llvm::Error Engine::checkIndices(const Tensor &indices, int64_t numEmbeddings) {
+  Tensor copy;
+  std::vector<char> storage;
+  auto values = readable(&indices, copy, storage);
+  if (!values)
+    return values.takeError();
+  if (!*values)
+    return llvm::Error::success();
+  return checkIndexRange(**values, numEmbeddings, *pool);
+}
+
+llvm::Expected<int64_t> Engine::bagInputs(const Tensor &indices,
+                                          const Tensor *offsets,
+                                          const EmbeddingBagOptions &options,
+                                          const Tensor *psw, DType floatType) {
+  if (target != Target::nvptx)
+    return checkBagInputs(indices, offsets, options, psw, floatType, offsets);
+  // Shapes first: a bad call fails before any copy.
+  auto shapes =
+      checkBagInputs(indices, offsets, options, psw, floatType, nullptr);
+  if (!shapes)
+    return shapes.takeError();
+  Tensor copy;
+  std::vector<char> storage;
+  auto values = readable(offsets, copy, storage);
+  if (!values)
+    return values.takeError();
+  if (!*values)
+    return *shapes;
+  return checkBagInputs(indices, offsets, options, psw, floatType, *values);
+}
+
+llvm::Error Engine::checkMaxIndices(const Tensor &maxIndices,
+                                    int64_t numEmbeddings) {
+  Tensor copy;
+  std::vector<char> storage;
+  auto values = readable(&maxIndices, copy, storage);
+  if (!values)
+    return values.takeError();
+  if (!*values || maxIndices.numel() == 0)
+    return llvm::Error::success();
+  return checkMaxIndexValues(**values, numEmbeddings);
+}
+
+llvm::Expected<int64_t> Engine::sparseRowsNeeded(const Tensor &indices,
+                                                 int64_t numEmbeddings,
+                                                 int64_t padRow) {
+  Tensor copy;
+  std::vector<char> storage;
+  auto values = readable(&indices, copy, storage);
+  if (!values)
+    return values.takeError();
+  // Trusted device indices are not read: every position may be live.
+  if (!*values)
+    return indices.numel();
+  if (auto err = checkIndexRange(**values, numEmbeddings, *pool))
+    return std::move(err);
+  return liveCount(**values, padRow);
+}
+
+} // namespace emb

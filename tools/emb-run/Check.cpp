@@ -1,0 +1,213 @@
+//===- Check.cpp - emb-run --check: the outputs against the reference -----===//
+//
+// The reference runs on a compact copy of the referenced rows (the table
+// may have a million rows); the forward outputs, the dense and sparse
+// gradients and the renormalised rows are compared element by element.
+//
+//===----------------------------------------------------------------------===//
+
+#include "EmbRun.h"
+
+#include "emb/Reference/Reference.h"
+#include "emb/Runtime/Numeric.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <map>
+
+namespace emb::run {
+
+namespace {
+
+/// Compares kernel output with reference values; keeps the worst error.
+bool compare(const char *what, const void *got, DType dtype,
+             const std::vector<double> &want, double &worst) {
+  double tol = dtype == DType::f64   ? 1e-12
+               : dtype == DType::f32 ? 2e-5
+               : dtype == DType::f16 ? 4e-3
+                                     : 3e-2;
+  for (size_t i = 0; i < want.size(); ++i) {
+    double g = loadDouble(got, dtype, i);
+    double err = std::fabs(g - want[i]) / std::max(1.0, std::fabs(want[i]));
+    worst = std::max(worst, err);
+    if (!(err <= tol)) {
+      llvm::errs() << "emb-run: mismatch in " << what << " at element " << i
+                   << ": got " << g << ", want " << want[i] << "\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+/// The referenced rows, renumbered in order of first use.
+struct Compact {
+  std::map<int64_t, int64_t> rows; ///< table row -> compact row
+  std::vector<int64_t> x;          ///< the indices, renumbered
+  std::vector<double> w;           ///< the compact table, [rows, D]
+  std::optional<int64_t> pad;      ///< the padding row, renumbered
+
+  Compact(const Setup &s, const Instance &inst, const Buffer &weight) {
+    x.resize(s.N);
+    for (int64_t i = 0; i < s.N; ++i)
+      x[i] = rows.emplace(inst.indices.intAt(i), rows.size()).first->second;
+    w.resize(rows.size() * s.D);
+    for (auto [row, c] : rows)
+      for (int64_t d = 0; d < s.D; ++d)
+        w[c * s.D + d] = weight.at(row * s.D + d);
+    if (s.padRow >= 0 && rows.count(s.padRow))
+      pad = rows.at(s.padRow);
+  }
+  int64_t size() const { return static_cast<int64_t>(rows.size()); }
+};
+
+ref::Bags bagsOf(const Setup &s, const Instance &inst) {
+  ref::Bags bags;
+  if (s.flags.twoD) {
+    bags.numBags = s.B;
+    bags.bagLength = s.L;
+  } else {
+    bags.offsets = inst.offsets.toInt();
+    bags.includeLastOffset = s.flags.includeLastOffset;
+  }
+  return bags;
+}
+
+std::vector<double> perSampleWeights(const Setup &s, const Instance &inst) {
+  return s.flags.perSampleWeights ? inst.psw.toDouble() : std::vector<double>{};
+}
+
+/// The sparse gradient needs no table: rows and values.
+bool checkSparse(const Setup &s, const Instance &inst, double &worst) {
+  ref::Bags bags = bagsOf(s, inst);
+  std::optional<int64_t> p;
+  if (s.padRow >= 0)
+    p = s.padRow;
+  auto want = ref::sparseBackward(inst.out.toDouble(), s.D,
+                                  inst.indices.toInt(), s.bag ? &bags : nullptr,
+                                  s.mode, perSampleWeights(s, inst), p, 1.0);
+  if (s.flags.coalesced)
+    want = ref::coalesce(want, s.D);
+  if (inst.sparseCount != static_cast<int64_t>(want.rows.size())) {
+    llvm::errs() << "emb-run: " << inst.sparseCount << " sparse rows, want "
+                 << want.rows.size() << "\n";
+    return false;
+  }
+  for (int64_t k = 0; k < inst.sparseCount; ++k)
+    if (inst.sparseRows.intAt(k) != want.rows[k]) {
+      llvm::errs() << "emb-run: sparse row " << k << " is "
+                   << inst.sparseRows.intAt(k) << ", want " << want.rows[k]
+                   << "\n";
+      return false;
+    }
+  Buffer got(s.dtype, {inst.sparseCount, s.D});
+  for (int64_t i = 0; i < inst.sparseCount * s.D; ++i)
+    got.set(i, inst.sparseValues.at(i));
+  return compare("sparse values", got.view.data, s.dtype, want.values, worst);
+}
+
+/// The dense gradient on the referenced rows; every other row is zero.
+bool checkDense(const Setup &s, const Instance &inst, const Compact &c,
+                double gradScale, double &worst) {
+  bool byFreq = s.flags.scaleGradByFreq;
+  std::vector<double> want;
+  if (!s.bag) {
+    want = ref::embeddingBackward(inst.out.toDouble(), s.D, c.x, c.size(),
+                                  c.pad, byFreq, gradScale);
+  } else {
+    std::vector<int64_t> mi;
+    if (s.mode == BagMode::max)
+      for (int64_t r : inst.argmax.toInt()) {
+        auto it = c.rows.find(r);
+        mi.push_back(r < 0 ? -1 : it == c.rows.end() ? 0 : it->second);
+      }
+    want = ref::embeddingBagBackward(
+        inst.out.toDouble(), s.D, c.x, bagsOf(s, inst), s.mode,
+        perSampleWeights(s, inst), mi, c.size(),
+        s.mode == BagMode::max ? std::nullopt : c.pad, byFreq, gradScale);
+  }
+  Buffer got(s.dtype, {c.size(), s.D});
+  for (auto [row, k] : c.rows)
+    for (int64_t d = 0; d < s.D; ++d)
+      got.set(k * s.D + d, inst.gradWeight.at(row * s.D + d));
+  if (!compare("weight gradient", got.view.data, s.dtype, want, worst))
+    return false;
+  for (int64_t r = 0; r < s.V; ++r)
+    if (!c.rows.count(r))
+      for (int64_t d = 0; d < s.D; ++d)
+        if (inst.gradWeight.at(r * s.D + d) != 0.0) {
+          llvm::errs() << "emb-run: row " << r
+                       << " of the weight gradient is not referenced but "
+                          "not zero\n";
+          return false;
+        }
+  return true;
+}
+
+/// The renormalised rows; the compact table becomes them (the lookup reads
+/// the stored, rounded rows).
+bool checkRenorm(const Setup &s, const Instance &inst, Compact &c,
+                 double &worst) {
+  ref::renorm(c.w, s.D, c.x, *s.norm, s.flags.normType);
+  Buffer got(s.dtype, {c.size() * s.D});
+  for (auto [row, k] : c.rows)
+    for (int64_t d = 0; d < s.D; ++d)
+      got.set(k * s.D + d, inst.weight.at(row * s.D + d));
+  bool ok = compare("renormalised weight", got.view.data, s.dtype, c.w, worst);
+  c.w = got.toDouble();
+  return ok;
+}
+
+/// The bag outputs, and max_indices in mode max.
+bool checkBag(const Setup &s, const Instance &inst, const Compact &c,
+              double &worst) {
+  std::vector<int64_t> offs;
+  if (!s.flags.twoD)
+    offs = inst.offsets.toInt();
+  auto want = ref::embeddingBag(
+      c.w, s.D, c.x, offs, s.B, s.L, s.mode, perSampleWeights(s, inst),
+      s.flags.includeLastOffset && !s.flags.twoD, c.pad);
+  if (!compare("output", inst.out.view.data, s.dtype, want.output, worst))
+    return false;
+  if (s.mode != BagMode::max)
+    return true;
+  std::vector<int64_t> rowOf(c.rows.size());
+  for (auto [row, k] : c.rows)
+    rowOf[k] = row;
+  for (size_t i = 0; i < want.maxIndices.size(); ++i) {
+    int64_t wantRow = want.maxIndices[i] < 0 ? -1 : rowOf[want.maxIndices[i]];
+    int64_t got = inst.argmax.intAt(i);
+    if (got != wantRow) {
+      llvm::errs() << "emb-run: mismatch in max_indices at element " << i
+                   << ": got " << got << ", want " << wantRow << "\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+CheckResult checkResults(const Setup &s, const Instance &inst,
+                         const Buffer &weightBefore, double gradScale) {
+  CheckResult r;
+  Compact c(s, inst, weightBefore);
+  if (s.backward && s.flags.sparse)
+    r.ok = checkSparse(s, inst, r.worst);
+  else if (s.backward)
+    r.ok = checkDense(s, inst, c, gradScale, r.worst);
+  else if (s.norm)
+    r.ok = checkRenorm(s, inst, c, r.worst);
+  if (s.backward)
+    return r;
+  if (s.flags.opName == "embedding")
+    r.ok &= compare("output", inst.out.view.data, s.dtype,
+                    ref::embedding(c.w, s.D, c.x, c.pad,
+                                   s.profile == Profile::zero_padding),
+                    r.worst);
+  else if (s.bag)
+    r.ok &= checkBag(s, inst, c, r.worst);
+  return r;
+}
+
+} // namespace emb::run

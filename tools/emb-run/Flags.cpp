@@ -1,0 +1,235 @@
+//===- Flags.cpp - emb-run's command line and what it means ---------------===//
+
+#include "EmbRun.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdlib>
+#include <map>
+
+namespace emb::run {
+
+namespace {
+
+const char *kUsage = R"(usage: emb-run [flags]
+  --op embedding|embedding_bag|renorm   the op (default embedding_bag)
+  --op embedding_backward|embedding_bag_backward
+                                        the dense weight gradient (max: from the forward's max_indices)
+  --sparse [--coalesced]                the sparse (COO) gradient; coalesced: distinct rows, summed
+  --op jit                              time the JIT: cold compile, disk and memory hits
+  --mode sum|mean|max                   bag reduction (default sum)
+  --num-embeddings V --dim D            the table [V, D] (default 100000 x 128)
+  --batch B --bag-size L                B bags of L indices (embedding: [B, L] indices)
+  --padding-idx P                       padding row (may be negative); 5% of indices hit it
+  --per-sample-weights                  sum mode with weights
+  --include-last-offset                 offsets of length B + 1
+  --two-d                               embedding_bag with 2-D indices [B, L]
+  --max-norm X --norm-type p            renormalise referenced rows first (renorm: required)
+  --scale-grad-by-freq                  accepted and checked (used by the backward)
+  --profile torch|zero-padding|unit-scaling
+  --dtype f32|f64|f16|bf16              weight dtype (default f32)
+  --index-dtype i32|i64                 (default i64); --offset-dtype i32|i64 (default: same)
+  --threads N                           threads (default: all)
+  --seed S                              random instance (default 1)
+  --check                               compare with the f64 reference; exit 1 on mismatch
+  --bench [--iters K]                   GB/s of compulsory traffic and the ratio to memcpy
+  --json                                one machine-readable line
+  --print-ir                            the specialised IR, at every stage, of the kernels the call runs
+  --cache-dir DIR, --no-disk-cache      the kernel disk cache
+  --target host|nvptx                   where the kernel runs (default host)
+                                        nvptx: on the GPU (device copies of the buffers; --bench
+                                        times with CUDA events against a device-to-device copy)
+  --chip sm_XX --ptx N                  nvptx: the chip (default: the device's; sm_90 without one),
+                                        PTX ISA x10 (0: the chip's default)
+  --emulate                             nvptx: run the GPU kernel on the host (emb-emulate-gpu-on-host)
+                                        nvptx --print-ir: the gpu / NVVM IR and the PTX
+  --deterministic                       nvptx: dense gradients summed in input order per row
+                                        (a stable sort by row) instead of atomics
+  --trust-indices                       nvptx: skip the index validation (its copy to the host and
+                                        stream synchronisation), as a caller with trusted indices would
+)";
+
+} // namespace
+
+[[noreturn]] void usageError(const std::string &message) {
+  llvm::errs() << "emb-run: error: " << message << "\n" << kUsage;
+  std::exit(2);
+}
+
+[[noreturn]] void die(const std::string &message) {
+  llvm::errs() << "emb-run: error: " << message << "\n";
+  std::exit(2);
+}
+
+namespace {
+
+/// The flags that take a value of each kind, by name.
+struct FlagTable {
+  Flags *f;
+  std::map<std::string, bool *> bools{
+      {"per-sample-weights", &f->perSampleWeights},
+      {"include-last-offset", &f->includeLastOffset},
+      {"two-d", &f->twoD},
+      {"scale-grad-by-freq", &f->scaleGradByFreq},
+      {"check", &f->check},
+      {"bench", &f->bench},
+      {"json", &f->json},
+      {"print-ir", &f->printIR},
+      {"no-disk-cache", &f->noDiskCache},
+      {"sparse", &f->sparse},
+      {"coalesced", &f->coalesced},
+      {"emulate", &f->emulate},
+      {"trust-indices", &f->trustIndices},
+      {"deterministic", &f->deterministic}};
+  std::map<std::string, std::string *> strings{
+      {"op", &f->opName},
+      {"mode", &f->modeName},
+      {"profile", &f->profileFlag},
+      {"dtype", &f->dtypeName_},
+      {"index-dtype", &f->indexDtype},
+      {"offset-dtype", &f->offsetDtype},
+      {"cache-dir", &f->cacheDir},
+      {"target", &f->targetFlag},
+      {"chip", &f->chip}};
+  std::map<std::string, int64_t *> ints{{"num-embeddings", &f->numEmbeddings},
+                                        {"dim", &f->dim},
+                                        {"batch", &f->batch},
+                                        {"bag-size", &f->bagSize},
+                                        {"padding-idx", &f->paddingIdx},
+                                        {"ptx", &f->ptx}};
+  std::map<std::string, double *> reals{{"max-norm", &f->maxNorm},
+                                        {"norm-type", &f->normType}};
+};
+
+/// Sets the flag `name` (not a boolean) from `value`.
+void setValue(Flags &f, FlagTable &table, const std::string &name,
+              const std::string &value) {
+  char *end = nullptr;
+  if (auto it = table.strings.find(name); it != table.strings.end()) {
+    *it->second = value;
+  } else if (auto it = table.ints.find(name); it != table.ints.end()) {
+    *it->second = std::strtoll(value.c_str(), &end, 10);
+    if (value.empty() || *end)
+      usageError("--" + name + " needs an integer, got '" + value + "'");
+  } else if (auto it = table.reals.find(name); it != table.reals.end()) {
+    *it->second = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end)
+      usageError("--" + name + " needs a number, got '" + value + "'");
+  } else if (name == "threads" || name == "iters") {
+    long v = std::strtol(value.c_str(), &end, 10);
+    if (value.empty() || *end || v < 0)
+      usageError("--" + name + " needs a non-negative integer");
+    (name == "threads" ? f.threads : f.iters) = static_cast<int>(v);
+  } else if (name == "seed") {
+    f.seed = std::strtoull(value.c_str(), &end, 10);
+  } else {
+    usageError("unknown flag --" + name);
+  }
+}
+
+} // namespace
+
+Flags parseFlags(int argc, char **argv) {
+  Flags f;
+  FlagTable table{&f};
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      llvm::outs() << kUsage;
+      std::exit(0);
+    }
+    if (arg.rfind("--", 0) != 0)
+      usageError("unexpected argument '" + arg + "'");
+    std::string name = arg.substr(2), value;
+    bool hasValue = false;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      hasValue = true;
+    }
+    if (auto it = table.bools.find(name); it != table.bools.end()) {
+      *it->second = !hasValue || value == "1" || value == "true";
+      continue;
+    }
+    if (!hasValue) {
+      if (i + 1 >= argc)
+        usageError("--" + name + " needs a value");
+      value = argv[++i];
+    }
+    setValue(f, table, name, value);
+  }
+  return f;
+}
+
+Setup resolve(const Flags &flags) {
+  Setup s;
+  s.flags = flags;
+  auto dtype = parseDType(flags.dtypeName_);
+  auto idxType = parseDType(flags.indexDtype);
+  auto offType = parseDType(flags.offsetDtype.empty() ? flags.indexDtype
+                                                      : flags.offsetDtype);
+  if (!dtype || !isFloat(*dtype))
+    die("--dtype must be f32, f64, f16 or bf16");
+  if (!idxType || !isIndex(*idxType) || !offType || !isIndex(*offType))
+    die("--index-dtype and --offset-dtype must be i32 or i64");
+  auto profile = parseProfile(flags.profileFlag);
+  if (!profile)
+    die("--profile must be torch, zero-padding or unit-scaling");
+  const std::string &modeName = flags.modeName;
+  s.mode = modeName == "sum"    ? BagMode::sum
+           : modeName == "mean" ? BagMode::mean
+           : modeName == "max"
+               ? BagMode::max
+               : (usageError("--mode must be sum, mean or max"), BagMode::sum);
+  if (flags.numEmbeddings < 0 || flags.dim < 0 || flags.batch < 0 ||
+      flags.bagSize < 0)
+    die("sizes must be non-negative");
+  s.dtype = *dtype;
+  s.idxType = *idxType;
+  s.offType = *offType;
+  s.profile = *profile;
+  if (flags.opName == "jit")
+    return s;
+
+  s.nvptx = flags.targetFlag == "nvptx";
+  if (!s.nvptx && flags.targetFlag != "host")
+    usageError("--target must be host or nvptx");
+  if (flags.emulate && !s.nvptx)
+    usageError("--emulate needs --target nvptx");
+  s.onDevice = s.nvptx && !flags.emulate && !flags.printIR;
+  const std::string &op = flags.opName;
+  s.backward = op == "embedding_backward" || op == "embedding_bag_backward";
+  s.bag = op == "embedding_bag" || op == "embedding_bag_backward";
+  s.lookup = op == "embedding" || op == "embedding_backward";
+  s.V = flags.numEmbeddings;
+  s.D = flags.dim;
+  s.B = flags.batch;
+  s.L = flags.bagSize;
+  s.N = s.B * s.L;
+  s.numOffsets = flags.includeLastOffset ? s.B + 1 : s.B;
+  if (flags.paddingIdx != INT64_MIN)
+    s.pad = flags.paddingIdx;
+  s.padRow = s.pad ? (*s.pad < 0 ? *s.pad + s.V : *s.pad) : -1;
+  if (!std::isnan(flags.maxNorm))
+    s.norm = flags.maxNorm;
+  return s;
+}
+
+EngineOptions engineOptions(const Setup &s) {
+  const Flags &f = s.flags;
+  EngineOptions o;
+  // --print-ir without --emulate compiles for the chip and runs nothing:
+  // the Engine plans on host buffers (the GPU kernels' specs, emulated).
+  o.target = !s.nvptx                   ? Target::host
+             : f.emulate || !s.onDevice ? Target::gpu_emulated
+                                        : Target::nvptx;
+  o.chip = f.chip;
+  o.ptx = static_cast<unsigned>(f.ptx);
+  o.validateIndices = !f.trustIndices;
+  o.threads = f.threads;
+  o.cache.directory = f.cacheDir;
+  o.cache.useDiskCache = !f.noDiskCache;
+  return o;
+}
+
+} // namespace emb::run

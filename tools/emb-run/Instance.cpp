@@ -1,0 +1,185 @@
+//===- Instance.cpp - emb-run's random instance and the call --------------===//
+
+#include "EmbRun.h"
+
+#include "emb/Runtime/Numeric.h"
+
+namespace emb::run {
+
+namespace {
+
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+  int64_t below(int64_t n) { return n ? static_cast<int64_t>(next() % n) : 0; }
+};
+
+std::vector<int64_t> shape(std::initializer_list<int64_t> dims) {
+  return std::vector<int64_t>(dims);
+}
+
+} // namespace
+
+Instance::Instance(const Setup &s)
+    : weight(s.dtype, {s.V, s.D}),
+      indices(s.idxType, (s.bag && s.flags.twoD) || s.lookup ? shape({s.B, s.L})
+                                                             : shape({s.N})),
+      offsets(s.offType, {s.numOffsets}), psw(s.dtype, indices.view.shape),
+      out(s.dtype, s.bag      ? shape({s.B, s.D})
+                   : s.lookup ? shape({s.B, s.L, s.D})
+                              : shape({0})),
+      argmax(DType::i64, {s.B, s.D}), pooled(s.dtype, {s.B, s.D}),
+      gradWeight(s.dtype, s.backward && !s.flags.sparse ? shape({s.V, s.D})
+                                                        : shape({0})),
+      sparseRows(DType::i64, {s.backward && s.flags.sparse ? s.N : 0}),
+      sparseValues(s.dtype, {s.backward && s.flags.sparse ? s.N : 0, s.D}) {
+  // A random table, uniform random indices (5% padding), bags of L, random
+  // per-sample weights and (backward) incoming gradients.
+  Rng rng{s.flags.seed * 0x9E3779B97F4A7C15ull + 1};
+  for (int64_t i = 0; i < s.V * s.D; ++i)
+    weight.set(i, rng.uniform() * 2 - 1);
+  for (int64_t i = 0; i < s.N; ++i) {
+    int64_t r = rng.below(s.V);
+    if (s.padRow >= 0 && s.padRow < s.V && rng.below(20) == 0)
+      r = s.padRow;
+    indices.set(i, static_cast<double>(r));
+  }
+  for (int64_t b = 0; b < s.numOffsets; ++b)
+    offsets.set(b, static_cast<double>(b * s.L));
+  for (int64_t i = 0; i < s.N; ++i)
+    psw.set(i, rng.uniform() * 2 - 1);
+  if (s.backward)
+    for (int64_t i = 0; i < out.view.numel(); ++i)
+      out.set(i, rng.uniform() * 2 - 1);
+  for (auto [host, view] : mirrors())
+    *view = host->view;
+}
+
+std::vector<std::pair<Buffer *, Tensor *>> Instance::mirrors() {
+  return {{&weight, &vWeight},
+          {&indices, &vIndices},
+          {&offsets, &vOffsets},
+          {&psw, &vPsw},
+          {&out, &vOut},
+          {&argmax, &vArgmax},
+          {&pooled, &vPooled},
+          {&gradWeight, &vGradWeight},
+          {&sparseRows, &vSparseRows},
+          {&sparseValues, &vSparseValues}};
+}
+
+void mirrorToDevice(Instance &inst) {
+  auto opened = cuda::Device::open();
+  if (!opened)
+    die(llvm::toString(opened.takeError()));
+  inst.device = std::move(*opened);
+  for (auto [host, view] : inst.mirrors()) {
+    auto p = inst.device->alloc(std::max<size_t>(host->size(), 16));
+    if (!p)
+      die(llvm::toString(p.takeError()));
+    if (host->size() > 0)
+      if (llvm::Error err =
+              inst.device->copyToDevice(*p, host->view.data, host->size()))
+        die(llvm::toString(std::move(err)));
+    view->data = *p;
+  }
+}
+
+void fetchFromDevice(Instance &inst) {
+  if (!inst.device)
+    return;
+  if (llvm::Error err = inst.device->synchronize())
+    die(llvm::toString(std::move(err)));
+  for (auto [host, view] : inst.mirrors())
+    if (host->size() > 0)
+      if (llvm::Error err = inst.device->copyToHost(host->view.data, view->data,
+                                                    host->size()))
+        die(llvm::toString(std::move(err)));
+}
+
+namespace {
+
+EmbeddingOptions lookupOptions(const Setup &s) {
+  EmbeddingOptions o;
+  o.paddingIdx = s.pad;
+  o.scaleGradByFreq = s.flags.scaleGradByFreq;
+  o.profile = s.profile;
+  return o;
+}
+
+EmbeddingBagOptions bagOptions(const Setup &s) {
+  EmbeddingBagOptions o;
+  o.mode = s.mode;
+  o.paddingIdx = s.pad;
+  o.scaleGradByFreq = s.flags.scaleGradByFreq;
+  o.includeLastOffset = s.flags.includeLastOffset;
+  o.profile = s.profile;
+  return o;
+}
+
+/// The sparse gradients: their row count is kept in the instance.
+llvm::Error keepCount(Instance &inst, llvm::Expected<int64_t> rows) {
+  if (!rows)
+    return rows.takeError();
+  inst.sparseCount = *rows;
+  return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Error callOp(Engine &engine, const Setup &s, Instance &inst) {
+  const Flags &f = s.flags;
+  const Tensor *offsets = f.twoD ? nullptr : &inst.vOffsets;
+  const Tensor *psw = f.perSampleWeights ? &inst.vPsw : nullptr;
+  const Tensor *argmax = s.mode == BagMode::max ? &inst.vArgmax : nullptr;
+  if (f.opName == "embedding_backward") {
+    EmbeddingOptions o = lookupOptions(s);
+    o.deterministic = f.deterministic;
+    if (f.sparse)
+      return keepCount(inst,
+                       engine.embeddingSparseBackward(
+                           inst.vOut, inst.vIndices, s.V, inst.vSparseRows,
+                           inst.vSparseValues, o, f.coalesced));
+    return engine.embeddingBackward(inst.vOut, inst.vIndices, inst.vGradWeight,
+                                    o);
+  }
+  if (f.opName == "embedding_bag_backward") {
+    EmbeddingBagOptions o = bagOptions(s);
+    o.deterministic = f.deterministic;
+    if (f.sparse)
+      return keepCount(inst, engine.embeddingBagSparseBackward(
+                                 inst.vOut, inst.vIndices, offsets, s.V,
+                                 inst.vSparseRows, inst.vSparseValues, o, psw,
+                                 f.coalesced));
+    return engine.embeddingBagBackward(inst.vOut, inst.vIndices, offsets,
+                                       inst.vGradWeight, o, psw, argmax);
+  }
+  if (f.opName == "embedding") {
+    EmbeddingOptions o = lookupOptions(s);
+    o.maxNorm = s.norm;
+    o.normType = f.normType;
+    return engine.embedding(inst.vIndices, inst.vWeight, inst.vOut, o);
+  }
+  if (s.bag) {
+    EmbeddingBagOptions o = bagOptions(s);
+    o.maxNorm = s.norm;
+    o.normType = f.normType;
+    return engine.embeddingBag(inst.vIndices, inst.vWeight, offsets, inst.vOut,
+                               o, psw, argmax);
+  }
+  if (f.opName == "renorm") {
+    if (!s.norm)
+      die("--op renorm needs --max-norm");
+    return engine.renorm(inst.vWeight, inst.vIndices, *s.norm, f.normType);
+  }
+  die("--op must be embedding, embedding_bag, renorm, embedding_backward "
+      "or embedding_bag_backward");
+}
+
+} // namespace emb::run
