@@ -47,10 +47,7 @@ struct LookupGradToSCF final : CPUPattern<LookupGradOp> {
   }
 };
 
-// %gw = emb.bag_grad sum|mean %g[%x] offsets(...) per_sample_weights(...)
-//   ==>  per position j: source[j] = bag(j), factor[j] = psw_j / n_bag(j)
-//        (mean), then sortByRow + accumulateRuns over the bag gradients.
-// %gw = emb.bag_grad max %g[%x] max_indices(%m) {num_embeddings = V}, f32 / f64
+// %gw = emb.bag_grad max %g[%x] max_indices(%m), f32 / f64
 //   ==> zero gW, then gW[m[b, d], d] += g[b, d] in bag order.
 struct BagGradMaxScatterToSCF final : CPUPattern<BagGradOp> {
   using CPUPattern::CPUPattern;
@@ -153,8 +150,7 @@ struct BagGradMaxScatterToSCF final : CPUPattern<BagGradOp> {
   }
 };
 
-// %gw = emb.bag_grad max %g[%x] max_indices(%m) {num_embeddings = V}, f16 /
-// bf16
+// %gw = emb.bag_grad max %g[%x] max_indices(%m), f16 / bf16
 //   ==> the sort and accumulation of the sum over the B*D elements of %g
 //       (f32 sums, one rounding), keyed by the element of gW they add to:
 //       key(b, d) = m[b, d] * D + d (-1 in m: no contribution), as a
@@ -240,6 +236,9 @@ struct BagGradMaxSortedToSCF final : CPUPattern<BagGradOp> {
   }
 };
 
+// %gw = emb.bag_grad sum|mean %g[%x] offsets(...) per_sample_weights(...)
+//   ==>  per position j: source[j] = bag(j), factor[j] = psw_j / n_bag(j)
+//        (mean), then sortByRow + accumulateRuns over the bag gradients.
 struct BagGradToSCF final : CPUPattern<BagGradOp> {
   using CPUPattern::CPUPattern;
   LogicalResult matchAndRewrite(BagGradOp op,
