@@ -99,12 +99,25 @@ llvm::Expected<KernelFn> Engine::kernel(const KernelSpec &spec) {
   return kernelCache->get(spec);
 }
 
+namespace {
+/// planSpecs() on this thread: the Engine whose run() records specs
+/// instead of running them, and where. Per thread, so that calls of the
+/// same Engine from other threads meanwhile run as usual.
+struct PlanningSink {
+  const Engine *engine;
+  std::vector<KernelSpec> *specs;
+};
+thread_local PlanningSink *planningSink = nullptr;
+} // namespace
+
 llvm::Expected<std::vector<KernelSpec>>
 Engine::planSpecs(llvm::function_ref<llvm::Error(Engine &)> call) {
   std::vector<KernelSpec> specs;
-  planning = &specs;
+  PlanningSink sink{this, &specs};
+  PlanningSink *outer = planningSink;
+  planningSink = &sink;
   llvm::Error err = call(*this);
-  planning = nullptr;
+  planningSink = outer;
   if (err)
     return std::move(err);
   return specs;
@@ -117,11 +130,12 @@ llvm::Expected<int64_t> Engine::run(llvm::Expected<Plan> plan) {
 }
 
 llvm::Expected<int64_t> Engine::run(Plan &plan) {
-  if (planning) { // planSpecs: the specs, in the order they would run
+  if (planningSink && planningSink->engine == this) {
+    // planSpecs: the specs, in the order they would run.
     if (plan.first && plan.first->kind == Plan::Kind::kernel)
-      planning->push_back(plan.first->spec);
+      planningSink->specs->push_back(plan.first->spec);
     if (plan.kind == Plan::Kind::kernel)
-      planning->push_back(plan.spec);
+      planningSink->specs->push_back(plan.spec);
     return 0;
   }
   if (plan.kind == Plan::Kind::nothing)

@@ -39,6 +39,7 @@ struct MemRefDesc {
 class KernelArgs {
 public:
   explicit KernelArgs(const KernelABI &abi) : abi(abi) {}
+  KernelArgs(const KernelABI &&) = delete; // `abi` must outlive the call
 
   /// A contiguous 1-D view of `n` elements.
   void set(ArgSlot slot, void *data, int64_t n) {

@@ -23,6 +23,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <future>
+#include <thread>
 #include <iterator>
 #include <random>
 
@@ -809,6 +811,39 @@ TEST(Engine, PlanSpecsAreTheKernelsOfTheCallWithoutRunningIt) {
   ASSERT_FALSE(static_cast<bool>(bad));
   EXPECT_EQ(errorKind(llvm::errorToErrorCode(bad.takeError())),
             ErrorKind::index_out_of_range);
+}
+
+// planSpecs plans only the calls of its own thread: another thread's call
+// of the same Engine meanwhile runs and writes its output (review: the
+// planning state was the Engine's, so that call was planned, not run).
+TEST(Engine, PlanSpecsLeaveOtherThreadsCallsRunning) {
+  EngineOptions o;
+  o.threads = 1;
+  o.cache.useDiskCache = false;
+  Engine e(o);
+  Host w(DType::f32, {10, 4}), x(DType::i64, {3}), out(DType::f32, {3, 4});
+  for (int64_t i = 0; i < 40; ++i)
+    w.set(i, 1.0 + i);
+  for (int64_t i = 0; i < 3; ++i)
+    x.set(i, static_cast<double>(i));
+  std::promise<void> planning, otherDone;
+  std::future<void> otherDoneF = otherDone.get_future();
+  std::thread other([&] {
+    planning.get_future().wait();
+    EXPECT_FALSE(static_cast<bool>(e.embedding(x.view, w.view, out.view)));
+    otherDone.set_value();
+  });
+  Host planOut(DType::f32, {3, 4});
+  auto specs = e.planSpecs([&](Engine &engine) {
+    planning.set_value();
+    otherDoneF.wait(); // the other call runs while this one plans
+    return engine.embedding(x.view, w.view, planOut.view);
+  });
+  other.join();
+  ASSERT_TRUE(static_cast<bool>(specs)) << llvm::toString(specs.takeError());
+  EXPECT_EQ(specs->size(), 1u);
+  for (int64_t i = 0; i < 12; ++i)
+    EXPECT_EQ(out.at(i), 1.0 + i) << i; // rows 0, 1, 2 of w
 }
 
 } // namespace

@@ -227,8 +227,8 @@ public:
   /// renorm, then the op): the calls are validated and planned as usual but
   /// nothing is compiled, run or written. Empty when they would run no
   /// kernel (empty inputs). For tools that print the kernel of a call
-  /// (`emb-run --print-ir`); not to be used while other threads run calls
-  /// of this Engine.
+  /// (`emb-run --print-ir`). Only the calls `call` makes on this thread are
+  /// planned: other threads' calls of this Engine meanwhile run as usual.
   llvm::Expected<std::vector<KernelSpec>>
   planSpecs(llvm::function_ref<llvm::Error(Engine &)> call);
 
@@ -282,8 +282,6 @@ private:
   std::unique_ptr<ThreadPool> pool;
   Target target = Target::host;
   std::unique_ptr<GPUState> gpu; // nvptx only
-  /// planSpecs(): where run() records specs instead of running them.
-  std::vector<KernelSpec> *planning = nullptr;
 };
 
 } // namespace emb

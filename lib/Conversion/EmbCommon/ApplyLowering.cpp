@@ -7,6 +7,8 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Rewrite/PatternApplicator.h"
 
+#include <thread>
+
 using namespace mlir;
 
 LogicalResult
@@ -20,21 +22,34 @@ mlir::emb::lowering::applyEmbLowering(Operation *root,
   });
   PatternApplicator applicator(patterns);
   applicator.applyDefaultCostModel();
-  // A pattern reports why it cannot lower its op (a dynamic D, say); only
-  // an op without any pattern needs the generic message.
+  // A pattern reports why it cannot lower its op (a dynamic D, say); an op
+  // without any pattern, or whose patterns all declined silently, gets a
+  // message here. The handler is the context's, so under a multi-threaded
+  // pass manager it also sees other functions' diagnostics: it counts only
+  // those of this thread, where this instance's patterns run.
   bool reported = false;
+  std::thread::id self = std::this_thread::get_id();
   ScopedDiagnosticHandler noticeErrors(root->getContext(), [&](Diagnostic &d) {
-    reported |= d.getSeverity() == DiagnosticSeverity::Error;
+    if (std::this_thread::get_id() == self &&
+        d.getSeverity() == DiagnosticSeverity::Error)
+      reported = true;
     return failure(); // still shown by the handlers before this one
   });
   PatternRewriter rewriter(root->getContext());
   for (Operation *op : ops) {
     rewriter.setInsertionPoint(op);
     reported = false;
-    if (succeeded(applicator.matchAndRewrite(op, rewriter)))
+    bool tried = false;
+    auto canApply = [&](const Pattern &) {
+      tried = true;
+      return true;
+    };
+    if (succeeded(applicator.matchAndRewrite(op, rewriter, canApply)))
       continue;
-    if (!reported)
+    if (!tried)
       op->emitOpError() << "has no " << target << " lowering";
+    else if (!reported)
+      op->emitOpError() << "is not lowered by any " << target << " pattern";
     return failure();
   }
   return success();

@@ -19,6 +19,10 @@ namespace mlir::emb::lowering {
 /// ops that follow it). An op no pattern rewrites is an error: the
 /// pattern's own diagnostic if it emitted one, else "has no <target>
 /// lowering". Returns failure after the first such op.
+///
+/// The patterns of one op must exclude each other (their predicates are
+/// checked before any diagnostic): a pattern that reports an error and is
+/// followed by one that succeeds would leave an error on a passing run.
 LogicalResult applyEmbLowering(Operation *root,
                                const FrozenRewritePatternSet &patterns,
                                StringRef target);
