@@ -32,7 +32,7 @@ struct LookupGradAtomicToGPU final : GPUPattern<LookupGradOp> {
   using GPUPattern::GPUPattern;
   LogicalResult matchAndRewrite(LookupGradOp op,
                                 PatternRewriter &rewriter) const override {
-    if (!(!op.getDeterministic()))
+    if (op.getDeterministic()) // DeterministicGrad.cpp
       return failure();
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     auto gType = cast<RankedTensorType>(op.getGrad().getType());
@@ -43,15 +43,10 @@ struct LookupGradAtomicToGPU final : GPUPattern<LookupGradOp> {
     int64_t dim = *staticD;
     double scale = op.getGradScale().convertToDouble();
 
-    Value grad = gradRows(b, op.getGrad());
-    Value indices = toBuffer(b, flatten(b, op.getIndices()));
-    Value n = memref::DimOp::create(b, indices, 0);
-    auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
-                                       op.getNumEmbeddings());
-    Destination dest(b, op.getResult(),
-                     op.getType().isDynamicDim(0) ? ValueRange{count}
-                                                  : ValueRange{});
-    Value pad = staticPaddingRow(b, op.getPaddingIdx(), op.getNumEmbeddings());
+    LookupGradInputs in = lookupGradInputs(b, op);
+    Value grad = in.grad, indices = in.indices, n = in.n, first = in.first,
+          count = in.count, pad = in.pad;
+    Destination &dest = in.dest;
     GradTarget target(b, config, dest.buffer, element, dim, first, count,
                       op.getScaleGradByFreq());
     target.countRows(b, indices, pad);
@@ -103,7 +98,7 @@ struct BagGradAtomicToGPU final : GPUPattern<BagGradOp> {
   using GPUPattern::GPUPattern;
   LogicalResult matchAndRewrite(BagGradOp op,
                                 PatternRewriter &rewriter) const override {
-    if (!(!op.getDeterministic()))
+    if (op.getDeterministic()) // DeterministicGrad.cpp
       return failure();
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     auto gType = cast<RankedTensorType>(op.getGrad().getType());

@@ -29,7 +29,7 @@ struct LookupGradDeterministicToGPU final : GPUPattern<LookupGradOp> {
   using GPUPattern::GPUPattern;
   LogicalResult matchAndRewrite(LookupGradOp op,
                                 PatternRewriter &rewriter) const override {
-    if (!(op.getDeterministic()))
+    if (!op.getDeterministic()) // DenseGrad.cpp: atomics
       return failure();
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     auto gType = cast<RankedTensorType>(op.getGrad().getType());
@@ -43,16 +43,10 @@ struct LookupGradDeterministicToGPU final : GPUPattern<LookupGradOp> {
     auto vecType =
         VectorType::get({rowLayout(dim, element, config).first}, element);
 
-    Value grad = gradRows(b, op.getGrad());
-    Value indices = toBuffer(b, flatten(b, op.getIndices()));
-    Value n = memref::DimOp::create(b, indices, 0);
-    Value first, count;
-    std::tie(first, count) = gradientRows(
-        b, op.getRowOffset(), op.getRowCount(), op.getNumEmbeddings());
-    Destination dest(b, op.getResult(),
-                     op.getType().isDynamicDim(0) ? ValueRange{count}
-                                                  : ValueRange{});
-    Value pad = staticPaddingRow(b, op.getPaddingIdx(), op.getNumEmbeddings());
+    LookupGradInputs in = lookupGradInputs(b, op);
+    Value grad = in.grad, indices = in.indices, n = in.n, first = in.first,
+          count = in.count, pad = in.pad;
+    Destination &dest = in.dest;
     SortedEntries sorted(b, config, n, count, [&](Value keys, Value vals) {
       launchRows(b, config, n, 1,
                  [&](ImplicitLocOpBuilder &ib, Value e, Value) {
@@ -89,7 +83,7 @@ struct BagGradDeterministicToGPU final : GPUPattern<BagGradOp> {
   using GPUPattern::GPUPattern;
   LogicalResult matchAndRewrite(BagGradOp op,
                                 PatternRewriter &rewriter) const override {
-    if (!(op.getDeterministic()))
+    if (!op.getDeterministic()) // DenseGrad.cpp: atomics
       return failure();
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     auto gType = cast<RankedTensorType>(op.getGrad().getType());

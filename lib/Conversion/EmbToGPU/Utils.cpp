@@ -186,6 +186,19 @@ void zeroRows(ImplicitLocOpBuilder &b, const GPULaunchConfig &config,
       });
 }
 
+LookupGradInputs lookupGradInputs(ImplicitLocOpBuilder &b, LookupGradOp op) {
+  Value grad = gradRows(b, op.getGrad());
+  Value indices = toBuffer(b, flatten(b, op.getIndices()));
+  Value n = memref::DimOp::create(b, indices, 0);
+  auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
+                                     op.getNumEmbeddings());
+  Destination dest(b, op.getResult(),
+                   op.getType().isDynamicDim(0) ? ValueRange{count}
+                                                : ValueRange{});
+  Value pad = staticPaddingRow(b, op.getPaddingIdx(), op.getNumEmbeddings());
+  return {grad, indices, n, first, count, dest, pad};
+}
+
 Value gradRows(ImplicitLocOpBuilder &b, Value grad) {
   return toBuffer(b, gradientAsRows(b, grad));
 }

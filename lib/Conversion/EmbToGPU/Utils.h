@@ -302,6 +302,17 @@ struct GradTarget {
   }
 };
 
+/// What both GPU lowerings of emb.lookup_grad (atomic, deterministic) read
+/// off the op: the gradient rows and flat indices as buffers, the number of
+/// positions, the row window [first, first + count), the destination and
+/// the padding row.
+struct LookupGradInputs {
+  Value grad, indices, n, first, count;
+  Destination dest;
+  Value pad;
+};
+LookupGradInputs lookupGradInputs(ImplicitLocOpBuilder &b, LookupGradOp op);
+
 /// `grad` ([..., D]) as a [N, D] buffer.
 Value gradRows(ImplicitLocOpBuilder &b, Value grad);
 

@@ -243,7 +243,7 @@ struct BagGradToSCF final : CPUPattern<BagGradOp> {
   using CPUPattern::CPUPattern;
   LogicalResult matchAndRewrite(BagGradOp op,
                                 PatternRewriter &rewriter) const override {
-    if (!(op.getMode() != BagMode::max))
+    if (op.getMode() == BagMode::max)
       return failure();
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     auto gType = cast<RankedTensorType>(op.getGrad().getType());
