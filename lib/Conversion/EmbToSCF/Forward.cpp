@@ -318,15 +318,60 @@ Value pNorm(ImplicitLocOpBuilder &b, Value row, double p) {
 // }
 // Each distinct row is considered once, as PyTorch does: a V-byte scratch
 // (zeroed first) marks the rows already visited.
+/// The p-norm (f64) of row `r` of `table`, one D-block at a time, the
+/// blocks' norms combined per p.
+Value rowNorm(ImplicitLocOpBuilder &b, Value table, Value r, int64_t dim,
+              double p, const cpu::CPULoweringConfig &config) {
+  SmallVector<Value> partial;
+  for (auto [d0, lanes] : dBlocks(dim, 8, config))
+    partial.push_back(
+        pNorm(b, readRow(b, table, r, d0, lanes, b.getF64Type()), p));
+  Value norm = partial[0];
+  for (Value part : ArrayRef<Value>(partial).drop_front()) {
+    if (std::isinf(p))
+      norm = p > 0 ? (Value)arith::MaximumFOp::create(b, norm, part)
+                   : (Value)arith::MinimumFOp::create(b, norm, part);
+    else if (p == 0 || p == 1)
+      norm = arith::AddFOp::create(b, norm, part);
+    else {
+      // ||a,b||_p = (||a||^p + ||b||^p)^(1/p)
+      Value cp = arith::ConstantOp::create(b, b.getF64FloatAttr(p));
+      Value ci = arith::ConstantOp::create(b, b.getF64FloatAttr(1.0 / p));
+      Value s = arith::AddFOp::create(b, math::PowFOp::create(b, norm, cp),
+                                      math::PowFOp::create(b, part, cp));
+      norm = math::PowFOp::create(b, s, ci);
+    }
+  }
+  return norm;
+}
+
+/// `table` with row `r` scaled by limit / (norm + 1e-7) (in the
+/// accumulator type of its elements).
+Value rescaleRow(ImplicitLocOpBuilder &b, Value table, Value r, Value norm,
+                 Value limit, int64_t dim,
+                 const cpu::CPULoweringConfig &config) {
+  Type accType =
+      accumulatorType(cast<RankedTensorType>(table.getType()).getElementType());
+  Value eps = arith::ConstantOp::create(b, b.getF64FloatAttr(1e-7));
+  Value scale =
+      arith::DivFOp::create(b, limit, arith::AddFOp::create(b, norm, eps));
+  if (accType != b.getF64Type())
+    scale = arith::TruncFOp::create(b, accType, scale);
+  for (auto [d0, lanes] : dBlocks(dim, bytesOf(accType), config)) {
+    Value row = readRow(b, table, r, d0, lanes, accType);
+    Value s = vector::BroadcastOp::create(b, VectorType::get({lanes}, accType),
+                                          scale);
+    table = writeRow(b, arith::MulFOp::create(b, row, s), table, r, d0);
+  }
+  return table;
+}
+
 struct RenormToSCF final : CPUPattern<RenormOp> {
   using CPUPattern::CPUPattern;
   LogicalResult matchAndRewrite(RenormOp op,
                                 PatternRewriter &rewriter) const override {
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     Value weight = op.getWeight();
-    auto wType = cast<RankedTensorType>(weight.getType());
-    Type element = wType.getElementType();
-    Type accType = accumulatorType(element);
     FailureOr<int64_t> staticD = staticDim(op, weight, "CPU");
     if (failed(staticD))
       return failure();
@@ -335,101 +380,54 @@ struct RenormToSCF final : CPUPattern<RenormOp> {
     double maxNorm = op.getMaxNorm().convertToDouble();
     Value flat = flatten(b, op.getIndices());
     Value n = tensor::DimOp::create(b, flat, 0);
-    Type f64 = b.getF64Type();
 
     // A repeated row must be rescaled once: mark visited rows in a V-byte
     // scratch. (Without marks, p = 0 would rescale again, since rescaling
     // keeps the count of non-zeros, and for other p the rounded result can
     // still lie an ulp above max_norm.)
-    bool markVisited = true;
-    SmallVector<Value> inits{weight};
-    if (markVisited) {
-      Value v = tensor::DimOp::create(b, weight, 0);
-      Value empty =
-          tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic},
-                                  b.getI8Type(), ValueRange{v});
-      Value zero = arith::ConstantOp::create(b, b.getI8IntegerAttr(0));
-      inits.push_back(
-          scf::ForOp::create(
-              b, cIndex(b, 0), v, cIndex(b, 1), ValueRange{empty},
-              [&](OpBuilder &fb, Location floc, Value i, ValueRange t) {
-                Value next = tensor::InsertOp::create(fb, floc, zero, t[0], i);
-                scf::YieldOp::create(fb, floc, next);
-              })
-              .getResult(0));
-    }
+    Value v = tensor::DimOp::create(b, weight, 0);
+    Value empty =
+        tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic},
+                                b.getI8Type(), ValueRange{v});
+    Value zero = arith::ConstantOp::create(b, b.getI8IntegerAttr(0));
+    Value marks = scf::ForOp::create(
+                      b, cIndex(b, 0), v, cIndex(b, 1), ValueRange{empty},
+                      [&](OpBuilder &fb, Location floc, Value i, ValueRange t) {
+                        Value next =
+                            tensor::InsertOp::create(fb, floc, zero, t[0], i);
+                        scf::YieldOp::create(fb, floc, next);
+                      })
+                      .getResult(0);
     auto loop = scf::ForOp::create(
-        b, cIndex(b, 0), n, cIndex(b, 1), inits,
+        b, cIndex(b, 0), n, cIndex(b, 1), ValueRange{weight, marks},
         [&](OpBuilder &nb, Location loc, Value j, ValueRange iters) {
           ImplicitLocOpBuilder ib(loc, nb);
           Value r = loadIndex(ib, flat, j);
           Value table = iters[0];
-          Value seen, firstVisit;
-          if (markVisited) {
-            Value mark = tensor::ExtractOp::create(ib, iters[1], r);
-            firstVisit = arith::CmpIOp::create(
-                ib, arith::CmpIPredicate::eq, mark,
-                arith::ConstantOp::create(ib, ib.getI8IntegerAttr(0)));
-            seen = tensor::InsertOp::create(
-                ib, arith::ConstantOp::create(ib, ib.getI8IntegerAttr(1)),
-                iters[1], r);
-          }
-          // The whole row as f64, one D-block at a time, combined per p.
-          SmallVector<Value> partial;
-          for (auto [d0, lanes] : dBlocks(dim, 8, config))
-            partial.push_back(
-                pNorm(ib, readRow(ib, table, r, d0, lanes, f64), p));
-          Value norm = partial[0];
-          for (Value part : ArrayRef<Value>(partial).drop_front()) {
-            if (std::isinf(p))
-              norm = p > 0 ? (Value)arith::MaximumFOp::create(ib, norm, part)
-                           : (Value)arith::MinimumFOp::create(ib, norm, part);
-            else if (p == 0 || p == 1)
-              norm = arith::AddFOp::create(ib, norm, part);
-            else {
-              // ||a,b||_p = (||a||^p + ||b||^p)^(1/p)
-              Value cp = arith::ConstantOp::create(ib, ib.getF64FloatAttr(p));
-              Value ci =
-                  arith::ConstantOp::create(ib, ib.getF64FloatAttr(1.0 / p));
-              Value s =
-                  arith::AddFOp::create(ib, math::PowFOp::create(ib, norm, cp),
-                                        math::PowFOp::create(ib, part, cp));
-              norm = math::PowFOp::create(ib, s, ci);
-            }
-          }
+          Value mark = tensor::ExtractOp::create(ib, iters[1], r);
+          Value firstVisit = arith::CmpIOp::create(
+              ib, arith::CmpIPredicate::eq, mark,
+              arith::ConstantOp::create(ib, ib.getI8IntegerAttr(0)));
+          Value seen = tensor::InsertOp::create(
+              ib, arith::ConstantOp::create(ib, ib.getI8IntegerAttr(1)),
+              iters[1], r);
+          Value norm = rowNorm(ib, table, r, dim, p, config);
           Value limit =
               arith::ConstantOp::create(ib, ib.getF64FloatAttr(maxNorm));
           Value tooLong =
               arith::CmpFOp::create(ib, arith::CmpFPredicate::OGT, norm, limit);
-          if (markVisited)
-            tooLong = arith::AndIOp::create(ib, tooLong, firstVisit);
+          tooLong = arith::AndIOp::create(ib, tooLong, firstVisit);
           auto ifOp = scf::IfOp::create(
               ib, tooLong,
               [&](OpBuilder &tb, Location tloc) {
                 ImplicitLocOpBuilder xb(tloc, tb);
-                Value eps =
-                    arith::ConstantOp::create(xb, xb.getF64FloatAttr(1e-7));
-                Value scale = arith::DivFOp::create(
-                    xb, limit, arith::AddFOp::create(xb, norm, eps));
-                if (accType != f64)
-                  scale = arith::TruncFOp::create(xb, accType, scale);
-                Value t = table;
-                for (auto [d0, lanes] :
-                     dBlocks(dim, bytesOf(accType), config)) {
-                  Value row = readRow(xb, t, r, d0, lanes, accType);
-                  Value s = vector::BroadcastOp::create(
-                      xb, VectorType::get({lanes}, accType), scale);
-                  t = writeRow(xb, arith::MulFOp::create(xb, row, s), t, r, d0);
-                }
-                scf::YieldOp::create(xb, t);
+                scf::YieldOp::create(
+                    xb, rescaleRow(xb, table, r, norm, limit, dim, config));
               },
               [&](OpBuilder &eb, Location eloc) {
                 scf::YieldOp::create(eb, eloc, table);
               });
-          SmallVector<Value> yields{ifOp.getResult(0)};
-          if (markVisited)
-            yields.push_back(seen);
-          scf::YieldOp::create(ib, yields);
+          scf::YieldOp::create(ib, ValueRange{ifOp.getResult(0), seen});
         });
     rewriter.replaceOp(op, loop.getResult(0));
     return success();
