@@ -264,6 +264,55 @@ struct BagToGPU final : GPUPattern<BagOp> {
 // emb.renorm
 //===----------------------------------------------------------------------===//
 
+/// The p-norm (f64) of row `r` of `table`, accumulated lane by lane in
+/// order by one thread, in vectors of `vecType`.
+Value rowNorm(ImplicitLocOpBuilder &b, Value table, Value r, int64_t dim,
+              VectorType vecType, double p) {
+  int64_t vec = vecType.getNumElements();
+  auto f64Type = VectorType::get({vec}, b.getF64Type());
+  auto loop = scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, dim), cIndex(b, vec),
+      ValueRange{normIdentity(b, p)},
+      [&](OpBuilder &lb, Location ll, Value c, ValueRange acc) {
+        ImplicitLocOpBuilder db(ll, lb);
+        Value v = loadRow(db, vecType, table, ValueRange{r, c});
+        if (vecType != f64Type)
+          v = arith::ExtFOp::create(db, f64Type, v);
+        Value a = acc[0];
+        for (int64_t e = 0; e < vec; ++e) {
+          Value x = vector::ExtractOp::create(db, v, ArrayRef<int64_t>{e});
+          a = normCombine(db, a, normTerm(db, x, p), p);
+        }
+        scf::YieldOp::create(db, ValueRange{a});
+      });
+  return normRoot(b, loop.getResult(0), p);
+}
+
+/// Scales row `r` of `table` in place by limit / (norm + 1e-7), in the
+/// accumulator type of its elements.
+void rescaleRow(ImplicitLocOpBuilder &b, Value table, Value r, int64_t dim,
+                VectorType vecType, Value norm, Value limit) {
+  Type accElement = accumulatorType(vecType.getElementType());
+  Value scale = arith::DivFOp::create(
+      b, limit,
+      arith::AddFOp::create(
+          b, norm, arith::ConstantOp::create(b, b.getF64FloatAttr(1e-7))));
+  if (accElement != b.getF64Type())
+    scale = arith::TruncFOp::create(b, accElement, scale);
+  auto accType = VectorType::get(vecType.getShape(), accElement);
+  Value s = vector::BroadcastOp::create(b, accType, scale);
+  scf::ForOp::create(
+      b, cIndex(b, 0), cIndex(b, dim), cIndex(b, vecType.getNumElements()),
+      ValueRange{}, [&](OpBuilder &wb, Location wl, Value c, ValueRange) {
+        ImplicitLocOpBuilder sb(wl, wb);
+        Value v =
+            extend(sb, loadRow(sb, vecType, table, ValueRange{r, c}), accType);
+        storeRow(sb, truncate(sb, arith::MulFOp::create(sb, v, s), vecType),
+                 table, ValueRange{r, c});
+        scf::YieldOp::create(sb);
+      });
+}
+
 // %w2 = emb.renorm %w[%x] {max_norm = M, norm_type = p}
 //   ==>
 // (the result is %w itself when it is materialised back into %w's buffer,
@@ -282,7 +331,6 @@ struct RenormToGPU final : GPUPattern<RenormOp> {
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     auto wType = cast<RankedTensorType>(op.getWeight().getType());
     Type element = wType.getElementType();
-    Type accElement = accumulatorType(element);
     FailureOr<int64_t> staticD = staticDim(op, op.getWeight(), "GPU");
     if (failed(staticD))
       return failure();
@@ -292,8 +340,6 @@ struct RenormToGPU final : GPUPattern<RenormOp> {
     int64_t vec, tpr;
     std::tie(vec, tpr) = rowLayout(dim, element, config);
     auto vecType = VectorType::get({vec}, element);
-    Type f64 = b.getF64Type();
-    auto f64Type = VectorType::get({vec}, f64);
 
     Value src = toBuffer(b, op.getWeight());
     Value numRows = memref::DimOp::create(b, src, 0);
@@ -337,49 +383,14 @@ struct RenormToGPU final : GPUPattern<RenormOp> {
           arith::ConstantOp::create(ib, ib.getI32IntegerAttr(0)));
       scf::IfOp::create(ib, first, [&](OpBuilder &nb, Location loc) {
         ImplicitLocOpBuilder fb(loc, nb);
-        auto cst = [&](double v) -> Value {
-          return arith::ConstantOp::create(fb, fb.getF64FloatAttr(v));
-        };
-        // The p-norm, accumulated lane by lane in order (f64).
-        auto loop = scf::ForOp::create(
-            fb, cIndex(fb, 0), cIndex(fb, dim), cIndex(fb, vec),
-            ValueRange{normIdentity(fb, p)},
-            [&](OpBuilder &lb, Location ll, Value c, ValueRange acc) {
-              ImplicitLocOpBuilder db(ll, lb);
-              Value v = loadRow(db, vecType, table, ValueRange{r, c});
-              if (vecType != f64Type)
-                v = arith::ExtFOp::create(db, f64Type, v);
-              Value a = acc[0];
-              for (int64_t e = 0; e < vec; ++e) {
-                Value x =
-                    vector::ExtractOp::create(db, v, ArrayRef<int64_t>{e});
-                a = normCombine(db, a, normTerm(db, x, p), p);
-              }
-              scf::YieldOp::create(db, ValueRange{a});
-            });
-        Value norm = normRoot(fb, loop.getResult(0), p);
-        Value limit = cst(maxNorm);
+        Value norm = rowNorm(fb, table, r, dim, vecType, p);
+        Value limit =
+            arith::ConstantOp::create(fb, fb.getF64FloatAttr(maxNorm));
         Value tooLong =
             arith::CmpFOp::create(fb, arith::CmpFPredicate::OGT, norm, limit);
         scf::IfOp::create(fb, tooLong, [&](OpBuilder &tb, Location tl) {
           ImplicitLocOpBuilder xb(tl, tb);
-          Value scale = arith::DivFOp::create(
-              xb, limit, arith::AddFOp::create(xb, norm, cst(1e-7)));
-          if (accElement != f64)
-            scale = arith::TruncFOp::create(xb, accElement, scale);
-          auto accType = VectorType::get({vec}, accElement);
-          Value s = vector::BroadcastOp::create(xb, accType, scale);
-          scf::ForOp::create(
-              xb, cIndex(xb, 0), cIndex(xb, dim), cIndex(xb, vec), ValueRange{},
-              [&](OpBuilder &wb, Location wl, Value c, ValueRange) {
-                ImplicitLocOpBuilder sb(wl, wb);
-                Value v = extend(
-                    sb, loadRow(sb, vecType, table, ValueRange{r, c}), accType);
-                storeRow(sb,
-                         truncate(sb, arith::MulFOp::create(sb, v, s), vecType),
-                         table, ValueRange{r, c});
-                scf::YieldOp::create(sb);
-              });
+          rescaleRow(xb, table, r, dim, vecType, norm, limit);
           scf::YieldOp::create(xb);
         });
         scf::YieldOp::create(fb);
