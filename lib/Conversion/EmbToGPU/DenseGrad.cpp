@@ -84,6 +84,108 @@ struct LookupGradAtomicToGPU final : GPUPattern<LookupGradOp> {
   }
 };
 
+/// The atomic scatter of emb.bag_grad into a GradTarget: a thread group
+/// per bag, in the shape of the forward.
+struct BagGradScatter {
+  GPULaunchConfig config;
+  GradTarget &target;
+  const BagStructure &form;
+  Value grad, psw, maxIdx, pad;
+  int64_t dim;
+  double scale;
+  VectorType vecType;
+
+  /// max: for each chunk c, lane element e: k = max_indices[bag, c + e];
+  /// if k != -1 (and in the window): atomic acc[k - f, c + e] += s * g.
+  void max(ImplicitLocOpBuilder &b) {
+    int64_t vec = target.vec, tpr = target.tpr;
+    Type accElement = target.accElement;
+    Value first = target.first, count = target.count;
+    launchRows(
+        b, config, form.numBags, tpr,
+        [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
+          forEachChunk(
+              ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
+                Value g =
+                    scaleRow(cb, loadRow(cb, vecType, grad, ValueRange{bag, c}),
+                             accElement, scale, Value());
+                for (int64_t e = 0; e < vec; ++e) {
+                  Value col = arith::AddIOp::create(cb, c, cIndex(cb, e));
+                  Value k = loadIndex(cb, maxIdx, bag, col);
+                  Value x =
+                      vector::ExtractOp::create(cb, g, ArrayRef<int64_t>{e});
+                  Value local = arith::SubIOp::create(cb, k, first);
+                  // -1 (an empty bag) is far outside every window, as
+                  // unsigned.
+                  Value ok = arith::CmpIOp::create(
+                      cb, arith::CmpIPredicate::ult, local, count);
+                  scf::IfOp::create(cb, ok, [&](OpBuilder &nb, Location loc) {
+                    ImplicitLocOpBuilder ab(loc, nb);
+                    memref::AtomicRMWOp::create(ab, arith::AtomicRMWKind::addf,
+                                                x, target.acc,
+                                                ValueRange{local, col});
+                    scf::YieldOp::create(ab);
+                  });
+                }
+              });
+        });
+  }
+
+  /// sum / mean: m = 1 / (live entries of the bag) for mean, else 1; for
+  /// each live entry j, each chunk c of the lane:
+  ///   atomic acc[x[j] - f, c + e] += s * m * psw[j] * g[bag, c + e]
+  void sumOrMean(ImplicitLocOpBuilder &b, BagMode mode) {
+    int64_t vec = target.vec, tpr = target.tpr;
+    Type accElement = target.accElement;
+    launchRows(
+        b, config, form.numBags, tpr,
+        [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
+          Value start, end;
+          std::tie(start, end) = form.bounds(ib, bag);
+          auto isLive = [&](ImplicitLocOpBuilder &eb, Value r) -> Value {
+            if (!pad)
+              return Value();
+            return arith::CmpIOp::create(eb, arith::CmpIPredicate::ne, r, pad);
+          };
+          // mean: 1 / (live entries), computed once per bag.
+          Value factor = mode == BagMode::mean
+                             ? meanFactor(ib, form, start, end, pad, accElement)
+                             : Value();
+          forEachChunk(
+              ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
+                Value g = loadRow(cb, vecType, grad, ValueRange{bag, c});
+                scf::ForOp::create(
+                    cb, start, end, cIndex(cb, 1), ValueRange{},
+                    [&](OpBuilder &nb, Location loc, Value j, ValueRange) {
+                      ImplicitLocOpBuilder eb(loc, nb);
+                      Value r = loadIndex(eb, form.indices, j);
+                      auto add = [&](ImplicitLocOpBuilder &ab) {
+                        Value f = factor;
+                        if (psw) {
+                          Value w = loadFloat(ab, psw, j, accElement);
+                          f = f ? arith::MulFOp::create(ab, f, w) : w;
+                        }
+                        target.add(ab, scaleRow(ab, g, accElement, scale, f), r,
+                                   c);
+                      };
+                      Value live = isLive(eb, r);
+                      if (!live) {
+                        add(eb);
+                      } else {
+                        scf::IfOp::create(eb, live,
+                                          [&](OpBuilder &ub, Location ul) {
+                                            ImplicitLocOpBuilder ab(ul, ub);
+                                            add(ab);
+                                            scf::YieldOp::create(ab);
+                                          });
+                      }
+                      scf::YieldOp::create(eb);
+                    });
+              });
+        });
+  }
+};
+
 // %gw = emb.bag_grad <mode> %g[%x] offsets(%o) per_sample_weights(%p)
 //   ==>  as lookup_grad (zeros, counts, f16 / bf16 scratch), with the
 // scatter in the shape of the forward:
@@ -130,91 +232,14 @@ struct BagGradAtomicToGPU final : GPUPattern<BagGradOp> {
     GradTarget target(b, config, dest.buffer, element, dim, first, count,
                       op.getScaleGradByFreq());
     target.countRows(b, form.indices, pad);
-    int64_t vec = target.vec, tpr = target.tpr;
-    Type accElement = target.accElement;
-    auto vecType = VectorType::get({vec}, element);
+    auto vecType = VectorType::get({target.vec}, element);
 
-    if (mode == BagMode::max) {
-      launchRows(
-          b, config, form.numBags, tpr,
-          [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
-            forEachChunk(
-                ib, lane, dim, vec, tpr,
-                [&](ImplicitLocOpBuilder &cb, Value c) {
-                  Value g = scaleRow(
-                      cb, loadRow(cb, vecType, grad, ValueRange{bag, c}),
-                      accElement, scale, Value());
-                  for (int64_t e = 0; e < vec; ++e) {
-                    Value col = arith::AddIOp::create(cb, c, cIndex(cb, e));
-                    Value k = loadIndex(cb, maxIdx, bag, col);
-                    Value x =
-                        vector::ExtractOp::create(cb, g, ArrayRef<int64_t>{e});
-                    Value local = arith::SubIOp::create(cb, k, first);
-                    // -1 (an empty bag) is far outside every window, as
-                    // unsigned.
-                    Value ok = arith::CmpIOp::create(
-                        cb, arith::CmpIPredicate::ult, local, count);
-                    scf::IfOp::create(cb, ok, [&](OpBuilder &nb, Location loc) {
-                      ImplicitLocOpBuilder ab(loc, nb);
-                      memref::AtomicRMWOp::create(
-                          ab, arith::AtomicRMWKind::addf, x, target.acc,
-                          ValueRange{local, col});
-                      scf::YieldOp::create(ab);
-                    });
-                  }
-                });
-          });
-    } else {
-      launchRows(
-          b, config, form.numBags, tpr,
-          [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
-            Value start, end;
-            std::tie(start, end) = form.bounds(ib, bag);
-            auto isLive = [&](ImplicitLocOpBuilder &eb, Value r) -> Value {
-              if (!pad)
-                return Value();
-              return arith::CmpIOp::create(eb, arith::CmpIPredicate::ne, r,
-                                           pad);
-            };
-            // mean: 1 / (live entries), computed once per bag.
-            Value factor =
-                mode == BagMode::mean
-                    ? meanFactor(ib, form, start, end, pad, accElement)
-                    : Value();
-            forEachChunk(
-                ib, lane, dim, vec, tpr,
-                [&](ImplicitLocOpBuilder &cb, Value c) {
-                  Value g = loadRow(cb, vecType, grad, ValueRange{bag, c});
-                  scf::ForOp::create(
-                      cb, start, end, cIndex(cb, 1), ValueRange{},
-                      [&](OpBuilder &nb, Location loc, Value j, ValueRange) {
-                        ImplicitLocOpBuilder eb(loc, nb);
-                        Value r = loadIndex(eb, form.indices, j);
-                        auto add = [&](ImplicitLocOpBuilder &ab) {
-                          Value f = factor;
-                          if (psw) {
-                            Value w = loadFloat(ab, psw, j, accElement);
-                            f = f ? arith::MulFOp::create(ab, f, w) : w;
-                          }
-                          target.add(ab, scaleRow(ab, g, accElement, scale, f),
-                                     r, c);
-                        };
-                        Value live = isLive(eb, r);
-                        if (!live) {
-                          add(eb);
-                        } else {
-                          scf::IfOp::create(eb, live,
-                                            [&](OpBuilder &ub, Location ul) {
-                                              ImplicitLocOpBuilder ab(ul, ub);
-                                              add(ab);
-                                              scf::YieldOp::create(ab);
-                                            });
-                        }
-                        scf::YieldOp::create(eb);
-                      });
-                });
-          });
-    }
+    BagGradScatter scatter{config, target, form, grad,  psw,
+                           maxIdx, pad,    dim,  scale, vecType};
+    if (mode == BagMode::max)
+      scatter.max(b);
+    else
+      scatter.sumOrMean(b, mode);
     target.finish(b);
     dest.replace(rewriter, op.getResult());
     rewriter.eraseOp(op);
