@@ -68,6 +68,63 @@ struct LookupGradDeterministicToGPU final : GPUPattern<LookupGradOp> {
   }
 };
 
+/// emb.bag_grad max {deterministic}: an entry per (bag, column)
+/// e = bag * D + col, keyed by (max_indices[bag, col] - f) * D + col (the
+/// sentinel n * D for -1 and other windows), sorted; then a thread per (row,
+/// col) of `out` sums s * g[e / D, col] over its bags in order.
+void sortedMaxGrad(ImplicitLocOpBuilder &b, const GPULaunchConfig &config,
+                   Value grad, Value maxIdx, const BagStructure &form,
+                   Value first, Value count, Value out, Type element,
+                   int64_t dim, double scale) {
+  Type accElement = accumulatorType(element);
+  Value d = cIndex(b, dim);
+  Value n = arith::MulIOp::create(b, form.numBags, d);
+  Value sentinel = arith::MulIOp::create(b, count, d);
+  SortedEntries sorted(b, config, n, sentinel, [&](Value keys, Value vals) {
+    launchRows(b, config, n, 1, [&](ImplicitLocOpBuilder &ib, Value e, Value) {
+      Value bag = arith::DivUIOp::create(ib, e, cIndex(ib, dim));
+      Value col = arith::RemUIOp::create(ib, e, cIndex(ib, dim));
+      Value local =
+          arith::SubIOp::create(ib, loadIndex(ib, maxIdx, bag, col), first);
+      // -1 (an empty bag) is far outside every window, as unsigned.
+      Value ok =
+          arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, local, count);
+      Value key = arith::AddIOp::create(
+          ib, arith::MulIOp::create(ib, local, cIndex(ib, dim)), col);
+      storeI64(ib, arith::SelectOp::create(ib, ok, key, sentinel), keys, e);
+      storeI64(ib, e, vals, e);
+    });
+  });
+  launchRows(
+      b, config, sentinel, 1, [&](ImplicitLocOpBuilder &ib, Value item, Value) {
+        Value row = arith::DivUIOp::create(ib, item, cIndex(ib, dim));
+        Value col = arith::RemUIOp::create(ib, item, cIndex(ib, dim));
+        auto [lo, hi] = sorted.segment(ib, item);
+        Value zero =
+            arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 0.0));
+        Value acc = forRange(
+            ib, lo, hi, zero,
+            [&](ImplicitLocOpBuilder &lb, Value k, Value sum) {
+              Value e = arith::IndexCastOp::create(lb, lb.getIndexType(),
+                                                   loadI64(lb, sorted.vals, k));
+              Value bag = arith::DivUIOp::create(lb, e, cIndex(lb, dim));
+              Value g = memref::LoadOp::create(lb, grad, ValueRange{bag, col});
+              if (g.getType() != accElement)
+                g = arith::ExtFOp::create(lb, accElement, g);
+              if (scale != 1.0)
+                g = arith::MulFOp::create(
+                    lb, g,
+                    arith::ConstantOp::create(
+                        lb, lb.getFloatAttr(accElement, scale)));
+              return arith::AddFOp::create(lb, sum, g);
+            });
+        if (acc.getType() != element)
+          acc = arith::TruncFOp::create(ib, element, acc);
+        memref::StoreOp::create(ib, acc, out, ValueRange{row, col});
+      });
+  sorted.free(b);
+}
+
 // %gw = emb.bag_grad <mode> ... rows(f, n) {deterministic, ...}
 //   ==>
 // sum / mean: keys[e] = n (entries outside every bag); then a thread per
@@ -110,56 +167,8 @@ struct BagGradDeterministicToGPU final : GPUPattern<BagGradOp> {
 
     if (mode == BagMode::max) {
       Value maxIdx = toBuffer(b, op.getMaxIndices());
-      Value d = cIndex(b, dim);
-      Value n = arith::MulIOp::create(b, form.numBags, d);
-      Value sentinel = arith::MulIOp::create(b, count, d);
-      SortedEntries sorted(b, config, n, sentinel, [&](Value keys, Value vals) {
-        launchRows(
-            b, config, n, 1, [&](ImplicitLocOpBuilder &ib, Value e, Value) {
-              Value bag = arith::DivUIOp::create(ib, e, cIndex(ib, dim));
-              Value col = arith::RemUIOp::create(ib, e, cIndex(ib, dim));
-              Value local = arith::SubIOp::create(
-                  ib, loadIndex(ib, maxIdx, bag, col), first);
-              // -1 (an empty bag) is far outside every window, as unsigned.
-              Value ok = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
-                                               local, count);
-              Value key = arith::AddIOp::create(
-                  ib, arith::MulIOp::create(ib, local, cIndex(ib, dim)), col);
-              storeI64(ib, arith::SelectOp::create(ib, ok, key, sentinel), keys,
-                       e);
-              storeI64(ib, e, vals, e);
-            });
-      });
-      launchRows(
-          b, config, sentinel, 1,
-          [&](ImplicitLocOpBuilder &ib, Value item, Value) {
-            Value row = arith::DivUIOp::create(ib, item, cIndex(ib, dim));
-            Value col = arith::RemUIOp::create(ib, item, cIndex(ib, dim));
-            auto [lo, hi] = sorted.segment(ib, item);
-            Value zero =
-                arith::ConstantOp::create(ib, ib.getFloatAttr(accElement, 0.0));
-            Value acc = forRange(
-                ib, lo, hi, zero,
-                [&](ImplicitLocOpBuilder &lb, Value k, Value sum) {
-                  Value e = arith::IndexCastOp::create(
-                      lb, lb.getIndexType(), loadI64(lb, sorted.vals, k));
-                  Value bag = arith::DivUIOp::create(lb, e, cIndex(lb, dim));
-                  Value g =
-                      memref::LoadOp::create(lb, grad, ValueRange{bag, col});
-                  if (g.getType() != accElement)
-                    g = arith::ExtFOp::create(lb, accElement, g);
-                  if (scale != 1.0)
-                    g = arith::MulFOp::create(
-                        lb, g,
-                        arith::ConstantOp::create(
-                            lb, lb.getFloatAttr(accElement, scale)));
-                  return arith::AddFOp::create(lb, sum, g);
-                });
-            if (acc.getType() != element)
-              acc = arith::TruncFOp::create(ib, element, acc);
-            memref::StoreOp::create(ib, acc, dest.buffer, ValueRange{row, col});
-          });
-      sorted.free(b);
+      sortedMaxGrad(b, config, grad, maxIdx, form, first, count, dest.buffer,
+                    element, dim, scale);
       dest.replace(rewriter, op.getResult());
       rewriter.eraseOp(op);
       return success();
