@@ -254,3 +254,20 @@ def test_backward_twice_needs_retain_graph():
     out.sum().backward()
     with pytest.raises(RuntimeError, match="second time|retain_graph"):
         out.sum().backward()
+
+
+def test_sparse_grads_with_num_weights_past_2_to_56():
+    # The radix sort's pass loop never ended for num_weights >= 2^56 (a
+    # shift of 64); the coalesced forms sort, the others must agree.
+    grad = np.ones((3, 4), np.float32)
+    x = np.array([3, 1, 3])
+    for coalesced in (False, True):
+        rows, values = emb_mlir.embedding_backward(
+            grad, x, 2**56, sparse=True, coalesced=coalesced)
+        assert rows.tolist() == ([1, 3] if coalesced else [3, 1, 3])
+        assert values.sum() == 12
+        rows, values = emb_mlir.embedding_bag_backward(
+            grad[:2], x, np.array([0, 1]), 2**62, mode="sum", sparse=True,
+            coalesced=coalesced)
+        assert rows.tolist() == ([1, 3] if coalesced else [3, 1, 3])
+        assert values.sum() == 12

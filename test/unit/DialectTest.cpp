@@ -109,8 +109,10 @@ TEST_F(EmbDialectTest, TruncatedAndMutatedInputNeverCrashes) {
   std::string source = readTestFile("test/Dialect/Emb/roundtrip.mlir");
   ASSERT_FALSE(source.empty());
   size_t rejected = 0;
+  // A copy per prefix: the lexer stops at a NUL, so a StringRef prefix of
+  // `source` would be read to the end of the file (never truncated).
   for (size_t len = 0; len < source.size(); len += 7)
-    rejected += !parse(StringRef(source).take_front(len));
+    rejected += !parse(source.substr(0, len));
   EXPECT_GT(rejected, 0u);
   EXPECT_FALSE(diagnostics.empty() && rejected == 0);
 

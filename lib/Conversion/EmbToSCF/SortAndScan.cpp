@@ -86,7 +86,10 @@ SortedRows sortByRow(ImplicitLocOpBuilder &b, Value flatIdx, Value pad,
   auto histType = RankedTensorType::get({256}, i64);
   Value zeros = arith::ConstantOp::create(
       b, DenseElementsAttr::get(histType, b.getI64IntegerAttr(0)));
-  for (int64_t shift = 0; (numEmbeddings >> shift) > 0; shift += 8) {
+  // One pass per 8-bit digit of V: at most 8 (a shift of 64 would be UB,
+  // and x86 masks it to 0: the loop never ended for V >= 2^56).
+  for (int64_t shift = 0; shift < 64 && (numEmbeddings >> shift) > 0;
+       shift += 8) {
     auto digit = [&](ImplicitLocOpBuilder &ib, Value key) -> Value {
       Value d = arith::AndIOp::create(
           ib, arith::ShRUIOp::create(ib, key, c64(ib, shift)), c64(ib, 255));
