@@ -18,6 +18,8 @@
 
 #include "ThreadPool.h"
 
+#include "llvm/ADT/ArrayRef.h"
+
 #include <thread>
 
 namespace emb {
@@ -129,6 +131,78 @@ llvm::Expected<int64_t> Engine::run(llvm::Expected<Plan> plan) {
   return run(*plan);
 }
 
+namespace {
+/// Whether a kernel of `op` writes `slot`; it reads its other arguments.
+bool writes(OpKind op, ArgSlot slot) {
+  switch (slot) {
+  case ArgSlot::out:
+  case ArgSlot::gradWeight:
+  case ArgSlot::gradPerSampleWeights:
+  case ArgSlot::sparseRows:
+  case ArgSlot::sparseValues:
+    return true;
+  case ArgSlot::maxIndices: // the forward's result, the backward's input
+    return op == OpKind::embedding_bag;
+  case ArgSlot::weight: // renorm rescales rows in place
+    return op == OpKind::renorm;
+  default:
+    return false;
+  }
+}
+
+size_t elementBytes(const KernelSpec &spec, ArgElement element) {
+  switch (element) {
+  case ArgElement::weight:
+    return dtypeSize(spec.weight);
+  case ArgElement::indices:
+    return dtypeSize(spec.indices);
+  case ArgElement::offsets:
+    return dtypeSize(spec.offsets);
+  case ArgElement::i64:
+    return 8;
+  }
+  return 8;
+}
+
+/// A buffer a call writes must not share memory with another buffer of the
+/// call: indices or offsets rewritten after validation (by max_norm's
+/// renorm, or by the op's own output) would be read out of range. Checked
+/// over the whole call, its first step (renorm) included, before anything
+/// runs. The weight that renorm rescales and the op then reads is the one
+/// sharing allowed.
+llvm::Error checkNoAliasing(const Plan &plan, const KernelABI &abi) {
+  struct View {
+    ArgSlot slot;
+    bool written;
+    uintptr_t begin, end;
+  };
+  std::array<View, 2 * kMaxKernelArgs> views; // no allocation per call
+  size_t count = 0;
+  auto collect = [&](const Plan &p, const KernelABI &abi) {
+    if (p.kind != Plan::Kind::kernel)
+      return;
+    KernelArgs args(abi);
+    p.fill(args, 0, p.count);
+    for (const KernelArg &arg : abi.args()) {
+      auto [begin, end] =
+          args.span(arg.slot, elementBytes(p.spec, arg.element));
+      if (begin != end)
+        views[count++] = {arg.slot, writes(p.spec.op, arg.slot), begin, end};
+    }
+  };
+  if (plan.first)
+    collect(*plan.first, KernelABI(plan.first->spec));
+  collect(plan, abi);
+  for (const View &w : llvm::ArrayRef<View>(views.data(), count))
+    for (const View &r : llvm::ArrayRef<View>(views.data(), count))
+      if (w.written && r.slot != w.slot && w.begin < r.end && r.begin < w.end)
+        return fail(std::string("'") + argSlotName(r.slot) +
+                    "' shares memory with '" + argSlotName(w.slot) +
+                    "', which the call writes: pass separate buffers");
+  return llvm::Error::success();
+}
+} // namespace
+
 llvm::Expected<int64_t> Engine::run(Plan &plan) {
   if (planningSink && planningSink->engine == this) {
     // planSpecs: the specs, in the order they would run.
@@ -145,6 +219,9 @@ llvm::Expected<int64_t> Engine::run(Plan &plan) {
       return std::move(err);
     return 0;
   }
+  const KernelABI abi(plan.spec);
+  if (auto err = checkNoAliasing(plan, abi))
+    return std::move(err);
   // Every kernel is obtained before anything is written: a failed
   // compilation must not leave a renormalised weight behind.
   auto fn = kernelCache->get(plan.spec);
@@ -154,7 +231,6 @@ llvm::Expected<int64_t> Engine::run(Plan &plan) {
     if (auto done = run(*plan.first); !done)
       return done.takeError();
 
-  const KernelABI abi(plan.spec);
   KernelCalls calls(gpu.get());
   int64_t count = 0; // a sparse gradient's rows: host memory, on any target
   auto chunk = [&](int64_t begin, int64_t end) {

@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace emb {
@@ -54,6 +55,21 @@ public:
     d.sizesAndStrides[1] = cols;
     d.sizesAndStrides[2] = cols;
     d.sizesAndStrides[3] = 1;
+  }
+
+  /// The bytes [begin, end) the view of `slot` spans, for elements of
+  /// `elementBytes`; empty when the slot is unset or its view is.
+  std::pair<uintptr_t, uintptr_t> span(ArgSlot slot,
+                                       size_t elementBytes) const {
+    unsigned rank = ranks[unsigned(slot)];
+    if (rank == 0)
+      return {0, 0};
+    const MemRefDesc &d = descs[unsigned(slot)];
+    uint64_t n = 1;
+    for (unsigned i = 0; i < rank; ++i)
+      n *= static_cast<uint64_t>(d.sizesAndStrides[i]);
+    auto begin = reinterpret_cast<uintptr_t>(d.aligned);
+    return {begin, begin + static_cast<uintptr_t>(n * elementBytes)};
   }
 
   /// One descriptor pointer per argument of the ABI, or null when a slot

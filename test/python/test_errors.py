@@ -168,3 +168,38 @@ def test_big_endian_arrays_are_named_not_misread():
     w = np.ones((V, D), np.dtype(">f4"))
     with pytest.raises(TypeError, match="unsupported dtype '>f4'"):
         emb_mlir.embedding(np.array([1]), w)
+
+
+def test_buffers_the_call_writes_must_not_share_memory():
+    # Views of one buffer: max_norm rewrote the indices after their check,
+    # and the kernel then read rows out of range (SIGSEGV). Now an error,
+    # before anything is written.
+    buf = np.zeros(32, np.int32)
+    w = buf.view(np.float32).reshape(8, 4)
+    idx = buf[4:8]
+    idx[:] = 1
+    before = buf.copy()
+    with pytest.raises(ValueError, match="'indices' shares memory with "
+                                         "'weight', which the call writes"):
+        emb_mlir.embedding(idx, w, max_norm=-1.0)
+    offsets = buf[28:30]
+    offsets[:] = [0, 2]
+    before = buf.copy()
+    with pytest.raises(ValueError, match="'offsets' shares memory with "
+                                         "'weight'"):
+        emb_mlir.embedding_bag(np.array([1, 2, 3]), w, offsets, max_norm=1.0)
+    assert (buf == before).all()
+    # An output over the indices it is computed from.
+    buf = np.zeros(64, np.float32)
+    x = buf[:4].view(np.int32)
+    x[:] = [0, 1, 2, 3]
+    g = np.ones((4, 2), np.float32)
+    with pytest.raises(ValueError, match="shares memory with 'grad_weight'"):
+        emb_mlir._emb_mlir.embedding_backward(
+            g, x, buf[:16].reshape(8, 2), None, False, "torch")
+    # Separate buffers, and reading the same buffer twice, are fine.
+    table = np.ones((8, 2), np.float32)
+    assert emb_mlir.embedding(np.array([1, 1]), table, max_norm=1.0).shape == (2, 2)
+    assert emb_mlir.embedding_bag(np.array([1, 1]), table, np.array([0]),
+                                  per_sample_weights=np.ones(2, np.float32),
+                                  mode="sum").shape == (1, 2)

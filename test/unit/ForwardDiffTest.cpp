@@ -565,6 +565,50 @@ TEST_F(BadInput, IndexOutOfRangeBeforeMaxNorm) {
                  before);
 }
 
+// Buffers the call writes may not share memory with others it reads: the
+// indices inside the weight that max_norm rescales were read again after
+// their check (out of range); an output over the offsets likewise.
+TEST_F(BadInput, WrittenBuffersDoNotShareMemory) {
+  Host before = weight;
+  EmbeddingOptions o;
+  o.maxNorm = 1.0;
+  Tensor insideWeight{weight.view.data, DType::i32, {6}}; // rows 0 and 1
+  std::vector<char> saved(weight.bytes);
+  for (int i = 0; i < 6; ++i)
+    static_cast<int32_t *>(weight.view.data)[i] = 1;
+  Host beforeAlias = weight;
+  expectRejected(engine().embedding(insideWeight, weight.view, lookupOut.view,
+                                    o),
+                 "'indices' shares memory with 'weight', which the call "
+                 "writes",
+                 beforeAlias);
+  weight.bytes = saved;
+  EmbeddingBagOptions b;
+  b.maxNorm = 1.0;
+  Tensor offsetsInWeight{weight.view.data, DType::i32, {2}};
+  static_cast<int32_t *>(weight.view.data)[0] = 0;
+  static_cast<int32_t *>(weight.view.data)[1] = 3;
+  beforeAlias = weight;
+  expectRejected(engine().embeddingBag(indices.view, weight.view,
+                                       &offsetsInWeight, out.view, b),
+                 "'offsets' shares memory with 'weight'", beforeAlias);
+  weight.bytes = saved;
+  // Without max_norm the op only reads the weight: sharing it is fine,
+  // but not with the output.
+  Tensor outOverIndices{indices.view.data, DType::f32, {2, 4}};
+  std::vector<char> indicesBefore(indices.bytes);
+  llvm::Error err = bag(EmbeddingBagOptions{});
+  ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
+  err = engine().embeddingBag(indices.view, weight.view, &offsets.view,
+                              outOverIndices, EmbeddingBagOptions{});
+  ASSERT_TRUE(static_cast<bool>(err));
+  EXPECT_NE(llvm::toString(std::move(err))
+                .find("'indices' shares memory with 'out'"),
+            std::string::npos);
+  EXPECT_EQ(indices.bytes, indicesBefore);
+  EXPECT_EQ(weight.bytes, before.bytes);
+}
+
 // The range check is split over threads: the message still names the
 // first bad position, whatever the thread count.
 TEST_F(BadInput, FirstBadIndexWithManyThreads) {

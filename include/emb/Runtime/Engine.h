@@ -4,7 +4,10 @@
 // options (compiled once, cached in memory and on disk), run it on the
 // caller's buffers over a pool of threads. Every argument is validated
 // before anything is written (docs/semantics.md §5); errors are returned as
-// llvm::Error values with a clear message, never aborts.
+// llvm::Error values with a clear message, never aborts. A buffer a call
+// writes (its output, a gradient, the weight that max_norm rescales) must
+// not share memory with another argument of the call: that is an error
+// too, found before anything runs.
 //
 //   emb::Engine engine;
 //   emb::EmbeddingBagOptions opts;
