@@ -90,7 +90,7 @@ Engine::Engine(EngineOptions options) : target(options.target) {
   int threads = options.threads > 0
                     ? options.threads
                     : std::max(1u, std::thread::hardware_concurrency());
-  pool = std::make_unique<ThreadPool>(threads);
+  pool = std::make_unique<ThreadPool>(std::min(threads, kMaxThreads));
 }
 
 Engine::~Engine() = default;

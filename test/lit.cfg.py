@@ -9,7 +9,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "EMB"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir"]
+config.suffixes = [".mlir", ".test"]
 config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit"]
 
 config.test_source_root = os.path.dirname(__file__)
@@ -23,7 +23,7 @@ llvm_config.use_default_substitutions()
 
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.emb_tools_dir, config.llvm_tools_dir]
-tools = ["emb-opt"]
+tools = ["emb-opt", "emb-run"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # The stock mlir-opt of the LLVM installation, and where our plugins are.

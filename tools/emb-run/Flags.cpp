@@ -2,6 +2,9 @@
 
 #include "EmbRun.h"
 
+#include <cmath>
+#include <unistd.h>
+
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdlib>
@@ -113,18 +116,49 @@ void setValue(Flags &f, FlagTable &table, const std::string &name,
       usageError("--" + name + " needs an integer, got '" + value + "'");
   } else if (auto it = table.reals.find(name); it != table.reals.end()) {
     *it->second = std::strtod(value.c_str(), &end);
-    if (value.empty() || *end)
+    // NaN is not a number here either (an unset --max-norm is NaN).
+    if (value.empty() || *end || std::isnan(*it->second))
       usageError("--" + name + " needs a number, got '" + value + "'");
   } else if (name == "threads" || name == "iters") {
     long v = std::strtol(value.c_str(), &end, 10);
     if (value.empty() || *end || v < 0)
       usageError("--" + name + " needs a non-negative integer");
+    if (name == "threads" && v > kMaxThreads)
+      usageError("--threads must be at most " + std::to_string(kMaxThreads));
+    if (v > INT32_MAX)
+      usageError("--" + name + " is too large");
     (name == "threads" ? f.threads : f.iters) = static_cast<int>(v);
   } else if (name == "seed") {
     f.seed = std::strtoull(value.c_str(), &end, 10);
   } else {
     usageError("unknown flag --" + name);
   }
+}
+
+/// The sizes' products fit in int64, and the buffers emb-run allocates (the
+/// table, the indices, the output or gradient, each at most once more for
+/// the reference) fit in this machine's memory: a clear error instead of an
+/// overflowed size or an uncaught std::bad_alloc.
+void checkSizes(const Setup &s) {
+  auto mul = [](int64_t a, int64_t b, const char *what) {
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+      die(std::string(what) + " overflows a 64-bit size");
+    return r;
+  };
+  int64_t n = mul(s.B, s.L, "--batch x --bag-size");
+  int64_t esize = static_cast<int64_t>(dtypeSize(s.dtype));
+  int64_t table = mul(mul(s.V, s.D, "--num-embeddings x --dim"), esize,
+                      "the table's bytes");
+  int64_t rows = mul(mul(std::max(n, s.B), s.D, "the output's elements"),
+                     esize, "the output's bytes");
+  int64_t indices = mul(n, 8, "the indices' bytes");
+  double needed = 2.0 * (double(table) + double(rows) + double(indices));
+  double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (memory > 0 && needed > memory)
+    die("these sizes need about " + std::to_string(int64_t(needed / (1 << 30))) +
+        " GiB of buffers; this machine has " +
+        std::to_string(int64_t(memory / (1 << 30))) + " GiB");
 }
 
 } // namespace
@@ -205,6 +239,7 @@ Setup resolve(const Flags &flags) {
   s.D = flags.dim;
   s.B = flags.batch;
   s.L = flags.bagSize;
+  checkSizes(s);
   s.N = s.B * s.L;
   s.numOffsets = flags.includeLastOffset ? s.B + 1 : s.B;
   if (flags.paddingIdx != INT64_MIN)

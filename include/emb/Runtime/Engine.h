@@ -104,8 +104,13 @@ struct DriverAPI;
 } // namespace cuda
 struct GPUState;
 
+/// The most threads an Engine runs (EngineOptions::threads is clamped to
+/// it: each is an OS thread, and thousands of them only fail to start).
+constexpr int kMaxThreads = 1024;
+
 struct EngineOptions {
-  /// Worker threads (the caller's thread included); 0: all hardware threads.
+  /// Worker threads (the caller's thread included); 0: all hardware threads;
+  /// at most kMaxThreads.
   int threads = 0;
   /// Where kernels run: `host` (default); `nvptx`: on an NVIDIA GPU, every
   /// Tensor's data being a device pointer (CUdeviceptr) of the current
