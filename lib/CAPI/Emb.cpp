@@ -15,6 +15,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <string>
 
 MLIR_DEFINE_CAPI_DIALECT_REGISTRATION(Emb, emb, mlir::emb::EmbDialect)
 
@@ -53,10 +54,19 @@ void embEngineDestroy(EmbEngine *engine) { delete engine; }
 
 namespace {
 
+/// The value of a C enum as the caller stored it: loading an enum object
+/// that holds a value outside its enumerators is undefined in C++.
+template <typename Enum> int rawValue(const Enum &e) {
+  static_assert(sizeof(Enum) == sizeof(int), "a C enum is an int");
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
+
 emb::Tensor view(const EmbTensor &t) {
   emb::Tensor v;
   v.data = t.data;
-  v.dtype = static_cast<emb::DType>(t.dtype);
+  v.dtype = static_cast<emb::DType>(rawValue(t.dtype)); // checked
   if (t.rank > 0 && t.shape)
     v.shape.assign(t.shape, t.shape + t.rank);
   return v;
@@ -74,12 +84,24 @@ int report(llvm::Error err, char *error, size_t size) {
   return 1;
 }
 
+int fail(const std::string &message, char *error, size_t size) {
+  return report(
+      llvm::createStringError(llvm::inconvertibleErrorCode(), message), error,
+      size);
+}
+
 int checkDtype(const EmbTensor &t, char *error, size_t size) {
-  if (t.dtype >= EMB_F32 && t.dtype <= EMB_I64 && t.rank >= 0)
-    return 0;
-  return report(llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                        "invalid dtype or rank in a tensor"),
+  int dtype = rawValue(t.dtype);
+  if (dtype < EMB_F32 || dtype > EMB_I64)
+    return fail("invalid dtype " + std::to_string(dtype) + " in a tensor",
                 error, size);
+  if (t.rank < 0)
+    return fail("invalid rank " + std::to_string(t.rank) + " in a tensor",
+                error, size);
+  if (t.rank > 0 && !t.shape)
+    return fail("a tensor of rank " + std::to_string(t.rank) + " but no shape",
+                error, size);
+  return 0;
 }
 
 } // namespace
@@ -109,12 +131,12 @@ int embEmbeddingBag(EmbEngine *engine, EmbTensor indices, EmbTensor weight,
       (offsets && checkDtype(*offsets, error, errorSize)) ||
       (perSampleWeights && checkDtype(*perSampleWeights, error, errorSize)))
     return 1;
-  if (mode < EMB_SUM || mode > EMB_MAX)
-    return report(llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                          "invalid bag mode"),
-                  error, errorSize);
+  int rawMode = rawValue(mode);
+  if (rawMode < EMB_SUM || rawMode > EMB_MAX)
+    return fail("invalid bag mode " + std::to_string(rawMode), error,
+                errorSize);
   emb::EmbeddingBagOptions options;
-  options.mode = static_cast<emb::BagMode>(mode);
+  options.mode = static_cast<emb::BagMode>(rawMode);
   options.includeLastOffset = includeLastOffset != 0;
   if (hasPaddingIdx)
     options.paddingIdx = paddingIdx;

@@ -167,7 +167,23 @@ def _num_weights(n):
     n = int(n)
     if n < 0:
         raise ValueError(f"'num_embeddings' must be non-negative, got {n}")
+    if n >= 2**63:
+        raise ValueError(f"'num_embeddings' {n} does not fit in a 64-bit "
+                         "size")
     return n
+
+
+def _padding_idx(p):
+    """padding_idx as the extension takes it: None or a 64-bit integer (a
+    larger one is out of range of any table; said so, not as pybind11's
+    signature dump)."""
+    if p is None:
+        return None
+    p = int(p)
+    if not -2**63 <= p < 2**63:
+        raise ValueError(f"'padding_idx' {p} is out of range of any table "
+                         "(it does not fit in 64 bits)")
+    return p
 
 
 def configure(threads=None, cache_dir=None, disk_cache=None):
@@ -202,6 +218,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     `scale_grad_by_freq` and `sparse` only matter to the backward; they are
     checked here. profile: "torch", "zero-padding" (padding rows read as
     zeros) or "unit-scaling" (see docs/semantics.md)."""
+    padding_idx = _padding_idx(padding_idx)
     if max_norm is not None:
         _writable(weight)
     w, wv = _view(weight, "weight")
@@ -228,6 +245,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
     `return_max_indices` (mode "max"), returns (out, max_indices): the row
     each output element came from, -1 for empty bags; the backward of mode
     max needs it."""
+    padding_idx = _padding_idx(padding_idx)
     _mode(mode)
     if max_norm is not None:
         _writable(weight)
@@ -263,6 +281,7 @@ def embedding_backward(grad, input, num_weights, padding_idx=None,
     values [M, D]), one row per non-padding position in input order
     (PyTorch's uncoalesced COO form), or with `coalesced` the distinct rows
     in ascending order with their contributions summed."""
+    padding_idx = _padding_idx(padding_idx)
     g, gv = _view(grad, "grad")
     x, xv = _view(input, "indices")
     outputs = _Outputs(grad)
@@ -275,7 +294,7 @@ def embedding_backward(grad, input, num_weights, padding_idx=None,
         rows, rv = outputs.empty((n,), "i64")
         values, vv = outputs.empty((n, dim), dtype)
         count = _emb_mlir.embedding_sparse_backward(
-            gv, xv, int(num_weights), rv, vv, padding_idx, scale_grad_by_freq,
+            gv, xv, _num_weights(num_weights), rv, vv, padding_idx, scale_grad_by_freq,
             profile, coalesced)
         return rows[:count], values[:count]
     gw, gwv = outputs.empty((_num_weights(num_weights), dim), dtype)
@@ -294,6 +313,7 @@ def embedding_bag_backward(grad, input, offsets, num_weights, mode="mean",
     "max" needs the forward's `max_indices`. Dense: [num_weights, D];
     `sparse` (sum and mean): (rows, values) as in embedding_backward, one
     row per non-padding entry."""
+    padding_idx = _padding_idx(padding_idx)
     _mode(mode)
     g, gv = _view(grad, "grad")
     x, xv = _view(input, "indices")
@@ -309,7 +329,7 @@ def embedding_bag_backward(grad, input, offsets, num_weights, mode="mean",
         rows, rv = outputs.empty((n,), "i64")
         values, vv = outputs.empty((n, dim), dtype)
         count = _emb_mlir.embedding_bag_sparse_backward(
-            gv, xv, offv, int(num_weights), rv, vv, mode, padding_idx,
+            gv, xv, offv, _num_weights(num_weights), rv, vv, mode, padding_idx,
             scale_grad_by_freq, include_last_offset, pswv, profile, coalesced)
         return rows[:count], values[:count]
     argmax, argmaxv = _opt_view(max_indices, "max_indices")
@@ -328,6 +348,7 @@ def embedding_bag_per_sample_weights_backward(grad, weight, input,
     """The gradient of per_sample_weights (mode "sum"), shape of `input`:
     dot(grad[bag of j], weight[input[j]]) for every entry j, 0 for padding
     entries."""
+    padding_idx = _padding_idx(padding_idx)
     _mode(mode)
     g, gv = _view(grad, "grad")
     w, wv = _view(weight, "weight")

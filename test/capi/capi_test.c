@@ -125,6 +125,26 @@ int main(void) {
   CHECK(rc != 0, "an out-of-range index is an error");
   CHECK(strcmp(error, "index 5 at position 2 is out of range [0, 3)") == 0,
         "the error message");
+  ids[2] = 2;
+
+  /* Values C lets through: an enum out of its range (read as a raw integer,
+   * never loaded as the enum), a rank without a shape (was read as 0-D). */
+  int badValue = 42;
+  EmbTensor badDtype = w;
+  memcpy(&badDtype.dtype, &badValue, sizeof(badValue));
+  rc = embEmbedding(engine, x, badDtype, l, 0, 0, error, sizeof(error));
+  CHECK(rc != 0 && strstr(error, "invalid dtype 42") != NULL,
+        "an out-of-range dtype is an error");
+  EmbBagMode badMode;
+  memcpy(&badMode, &badValue, sizeof(badValue));
+  rc = embEmbeddingBag(engine, x, w, &o, r, badMode, 0, 0, 0, NULL, error,
+                       sizeof(error));
+  CHECK(rc != 0 && strstr(error, "invalid bag mode 42") != NULL,
+        "an out-of-range bag mode is an error");
+  EmbTensor noShape = {ids, EMB_I64, 1, NULL};
+  rc = embEmbedding(engine, noShape, w, l, 0, 0, error, sizeof(error));
+  CHECK(rc != 0 && strstr(error, "rank 1 but no shape") != NULL,
+        "a rank without a shape is an error");
   embEngineDestroy(engine);
 
   if (failures)

@@ -203,3 +203,22 @@ def test_buffers_the_call_writes_must_not_share_memory():
     assert emb_mlir.embedding_bag(np.array([1, 1]), table, np.array([0]),
                                   per_sample_weights=np.ones(2, np.float32),
                                   mode="sum").shape == (1, 2)
+
+
+def test_integers_past_64_bits_are_clear_errors():
+    # pybind11 answered padding_idx=2**64 with its signature dump.
+    w = np.ones((10, 4), np.float32)
+    with pytest.raises(ValueError, match=r"'padding_idx' 18446744073709551616 "
+                                         r"is out of range of any table"):
+        emb_mlir.embedding(np.array([1]), w, padding_idx=2**64)
+    with pytest.raises(ValueError, match="'padding_idx' -9223372036854775809"):
+        emb_mlir.embedding_bag(np.array([1]), w, np.array([0]),
+                               padding_idx=-2**63 - 1)
+    with pytest.raises(ValueError, match="'num_embeddings' 18446744073709551616"
+                                         " does not fit"):
+        emb_mlir.embedding_backward(np.ones((1, 4), np.float32),
+                                    np.array([1]), 2**64, sparse=True)
+    # In range of int64 but not of the table: the Engine's message.
+    with pytest.raises(ValueError, match=r"'padding_idx' 10 is out of range "
+                                         r"\[-10, 10\)"):
+        emb_mlir.embedding(np.array([1]), w, padding_idx=10)
