@@ -28,11 +28,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <vector>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace emb;
@@ -187,12 +191,57 @@ openKernel(const std::string &path, const KernelSpec &spec,
   return std::make_pair(handle, reinterpret_cast<KernelFn>(fn));
 }
 
+/// The largest disk entry read: kernels are kilobytes to a few megabytes;
+/// anything bigger is not ours.
+constexpr uint64_t kMaxEntryBytes = 256ull << 20;
+
+/// Whether `st` describes something only this user can change: owned by
+/// the effective user, not writable by group or others.
+bool ownedAndPrivate(const struct stat &st) {
+  return st.st_uid == geteuid() && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+/// An entry file opened for reading: a regular file (no symlink, FIFO or
+/// device, which could block or read without end), owned by this user and
+/// writable only by it, of at most kMaxEntryBytes.
+struct OpenedEntry {
+  int fd = -1;
+  std::unique_ptr<llvm::MemoryBuffer> bytes;
+  ~OpenedEntry() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+enum class EntryState { missing, refused, opened };
+
+/// Opens `path` as an entry (`entry.bytes` when opened).
+EntryState openEntry(const std::string &path, OpenedEntry &entry) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? EntryState::missing : EntryState::refused;
+  entry.fd = fd;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !ownedAndPrivate(st) ||
+      static_cast<uint64_t>(st.st_size) > kMaxEntryBytes)
+    return EntryState::refused;
+  auto bytes =
+      llvm::MemoryBuffer::getOpenFile(fd, path, st.st_size,
+                                      /*RequiresNullTerminator=*/false);
+  if (!bytes)
+    return EntryState::refused;
+  entry.bytes = std::move(*bytes);
+  return EntryState::opened;
+}
+
 /// Writes `bytes` to `path` atomically (temporary file + rename).
 llvm::Error writeAtomically(const std::string &path, const std::string &bytes) {
   llvm::SmallString<128> tmp;
   int fd;
-  if (auto ec =
-          llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%%%", fd, tmp))
+  // Owner-only whatever the umask: entries others may write are refused.
+  if (auto ec = llvm::sys::fs::createUniqueFile(
+          path + ".tmp-%%%%%%%%", fd, tmp, llvm::sys::fs::OF_None,
+          llvm::sys::fs::owner_read | llvm::sys::fs::owner_write))
     return error("cannot write the disk cache: " + ec.message());
   {
     llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
@@ -236,7 +285,8 @@ std::string KernelCache::defaultDirectory() {
     return std::string(xdg) + "/emb-mlir";
   if (const char *home = std::getenv("HOME"))
     return std::string(home) + "/.cache/emb-mlir";
-  return "/tmp/emb-mlir-cache";
+  // No shared default: another user could plant entries in it.
+  return "/tmp/emb-mlir-cache-" + std::to_string(geteuid());
 }
 
 llvm::Expected<KernelFn> KernelCache::get(const KernelSpec &spec) {
@@ -289,20 +339,36 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
   static const bool verbose = std::getenv("EMB_JIT_VERBOSE") != nullptr;
   bool useDisk = options.useDiskCache;
   if (useDisk) {
-    if (auto ec = llvm::sys::fs::create_directories(options.directory)) {
-      // The disk cache is an optimisation: without it, compile in memory.
+    // The disk cache is an optimisation: without a directory that only
+    // this user can write (created 0700 when missing), compile in memory.
+    std::string why;
+    struct stat st;
+    if (auto ec = llvm::sys::fs::create_directories(options.directory,
+                                                    /*IgnoreExisting=*/true,
+                                                    llvm::sys::fs::owner_all))
+      why = "cannot create it: " + ec.message();
+    else if (::stat(options.directory.c_str(), &st) != 0 ||
+             !S_ISDIR(st.st_mode))
+      why = "it is not a directory";
+    else if (!ownedAndPrivate(st))
+      why = "it is not owned by this user, or others may write to it";
+    if (!why.empty()) {
       ++counters.diskErrors;
       useDisk = false;
       if (verbose)
-        llvm::errs() << "emb-jit: cannot create the kernel cache directory "
-                     << options.directory << ": " << ec.message()
-                     << "; compiling in memory only\n";
+        llvm::errs() << "emb-jit: not using the kernel cache directory "
+                     << options.directory << " (" << why
+                     << "); compiling in memory only\n";
     }
   }
   std::string path = useDisk ? entryPath(spec) : std::string();
   if (useDisk) {
-    if (auto buffer = llvm::MemoryBuffer::getFile(path)) {
-      if (entryIsValid((*buffer)->getBuffer(), text)) {
+    OpenedEntry entry;
+    EntryState state = openEntry(path, entry);
+    if (state == EntryState::opened) {
+      if (entryIsValid(entry.bytes->getBuffer(), text)) {
+        // Loaded by path: the directory is this user's alone (checked
+        // above), so what was validated is what is loaded.
         if (auto opened = openKernel(path, spec, options.gpuRuntime)) {
           ++counters.diskHits;
           return opened->second;
@@ -311,6 +377,8 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
         }
       }
       ++counters.rejectedDiskEntries;
+    } else if (state == EntryState::refused) {
+      ++counters.rejectedDiskEntries; // there, but not a file of ours
     }
   }
 
@@ -319,8 +387,11 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
   auto object = compileToObject(spec);
   if (!object)
     return object.takeError();
-  std::string workDir = useDisk ? options.directory : std::string("/tmp");
-  auto shared = linkSharedObject(*object, workDir);
+  // Linked in the system's temporary directory: the cache directory may be
+  // read-only, or gone (the kernel is then kept in memory).
+  llvm::SmallString<128> workDir;
+  llvm::sys::path::system_temp_directory(/*ErasedOnReboot=*/true, workDir);
+  auto shared = linkSharedObject(*object, std::string(workDir));
   if (!shared)
     return shared.takeError();
   ++counters.compiles;
@@ -341,11 +412,12 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
       if (verbose)
         llvm::errs() << "emb-jit: " << llvm::toString(std::move(err))
                      << "; keeping the kernel in memory only\n";
-    } else {
-      auto opened = openKernel(path, spec, options.gpuRuntime);
-      if (!opened)
-        return opened.takeError();
+    } else if (auto opened = openKernel(path, spec, options.gpuRuntime)) {
       return opened->second;
+    } else {
+      // Removed or replaced since it was written: keep it in memory.
+      ++counters.diskErrors;
+      llvm::consumeError(opened.takeError());
     }
   }
   // Memory only: a private file, unlinked as soon as it is mapped.

@@ -11,6 +11,9 @@
 #include <fstream>
 #include <thread>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 using namespace emb;
 
 namespace {
@@ -42,7 +45,8 @@ std::string freshDir(const std::string &name) {
   llvm::sys::fs::current_path(dir);
   llvm::sys::path::append(dir, "jit-test-" + name);
   llvm::sys::fs::remove_directories(dir);
-  llvm::sys::fs::create_directories(dir);
+  // Private, as the cache requires of a directory it writes.
+  llvm::sys::fs::create_directories(dir, true, llvm::sys::fs::owner_all);
   return std::string(dir);
 }
 
@@ -169,6 +173,94 @@ TEST(KernelCache, EntryNameCarriesTheCompilerVersion) {
   EXPECT_NE(path.find(bagSpec(8).symbolName() + "-"), std::string::npos)
       << path;
   EXPECT_EQ(llvm::sys::path::extension(path), ".so");
+}
+
+// Disk cache faults end in a kernel compiled in memory, never a failed
+// call, a hang or an unbounded read (issue 16, items 3 to 5).
+TEST(KernelCache, CachePathThatIsAFileFallsBackToMemory) {
+  KernelCache cache({"/dev/null", true});
+  auto fn = cache.get(bagSpec(8));
+  ASSERT_TRUE(static_cast<bool>(fn)) << llvm::toString(fn.takeError());
+  EXPECT_EQ(cache.stats().diskErrors, 1u);
+}
+
+TEST(KernelCache, EntriesThatAreNotRegularFilesAreNeverRead) {
+  std::string dir = freshDir("special");
+  KernelSpec spec = bagSpec(16);
+  std::string entry = KernelCache({dir, true}).entryPath(spec);
+  // A FIFO blocked the read forever; a symlink to /dev/zero read without
+  // bound. Both are refused, and the rebuilt entry replaces them.
+  llvm::sys::fs::remove(entry);
+  ASSERT_EQ(mkfifo(entry.c_str(), 0600), 0);
+  {
+    KernelCache cache({dir, true});
+    ASSERT_TRUE(static_cast<bool>(cache.get(spec)));
+    EXPECT_EQ(cache.stats().rejectedDiskEntries, 1u);
+    EXPECT_EQ(cache.stats().compiles, 1u);
+  }
+  llvm::sys::fs::remove(entry);
+  ASSERT_EQ(symlink("/dev/zero", entry.c_str()), 0);
+  {
+    KernelCache cache({dir, true});
+    ASSERT_TRUE(static_cast<bool>(cache.get(spec)));
+    EXPECT_EQ(cache.stats().rejectedDiskEntries, 1u);
+    EXPECT_EQ(cache.stats().compiles, 1u);
+  }
+  // The rebuilt entry is a regular file again, and loads.
+  KernelCache cache({dir, true});
+  ASSERT_TRUE(static_cast<bool>(cache.get(spec)));
+  EXPECT_EQ(cache.stats().diskHits, 1u);
+}
+
+TEST(KernelCache, ADirectoryOthersMayWriteIsNotUsed) {
+  // Another user could plant an entry there, which we would run.
+  std::string dir = freshDir("shared");
+  ASSERT_EQ(chmod(dir.c_str(), 0777), 0);
+  KernelCache cache({dir, true});
+  ASSERT_TRUE(static_cast<bool>(cache.get(bagSpec(8))));
+  EXPECT_EQ(cache.stats().diskErrors, 1u);
+  EXPECT_FALSE(llvm::sys::fs::exists(cache.entryPath(bagSpec(8))));
+  // A missing directory is created private to this user.
+  std::string fresh = dir + "/private";
+  ASSERT_EQ(chmod(dir.c_str(), 0700), 0);
+  KernelCache created({fresh, true});
+  ASSERT_TRUE(static_cast<bool>(created.get(bagSpec(8))));
+  struct stat st;
+  ASSERT_EQ(stat(fresh.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_EQ(created.stats().diskErrors, 0u);
+}
+
+TEST(KernelCache, EntriesOthersMayWriteAreNotLoaded) {
+  std::string dir = freshDir("entrymode");
+  KernelSpec spec = bagSpec(16);
+  {
+    KernelCache cache({dir, true});
+    ASSERT_TRUE(static_cast<bool>(cache.get(spec)));
+  }
+  std::string entry = KernelCache({dir, true}).entryPath(spec);
+  ASSERT_EQ(chmod(entry.c_str(), 0666), 0);
+  KernelCache cache({dir, true});
+  ASSERT_TRUE(static_cast<bool>(cache.get(spec)));
+  EXPECT_EQ(cache.stats().rejectedDiskEntries, 1u);
+  EXPECT_EQ(cache.stats().diskHits, 0u);
+}
+
+TEST(KernelCache, NoSharedDefaultDirectory) {
+  // Without HOME or XDG_CACHE_HOME the default is per user, not a /tmp
+  // directory every user shares.
+  std::string saved[3];
+  const char *names[3] = {"EMB_MLIR_CACHE_DIR", "XDG_CACHE_HOME", "HOME"};
+  for (int i = 0; i < 3; ++i) {
+    if (const char *v = std::getenv(names[i]))
+      saved[i] = v;
+    unsetenv(names[i]);
+  }
+  std::string dir = KernelCache::defaultDirectory();
+  for (int i = 0; i < 3; ++i)
+    if (!saved[i].empty())
+      setenv(names[i], saved[i].c_str(), 1);
+  EXPECT_EQ(dir, "/tmp/emb-mlir-cache-" + std::to_string(geteuid()));
 }
 
 } // namespace

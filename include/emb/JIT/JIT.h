@@ -74,7 +74,16 @@ bool havePtxas();
 
 struct KernelCacheOptions {
   /// Directory of the disk cache; empty: the default (`$EMB_MLIR_CACHE_DIR`,
-  /// else `$XDG_CACHE_HOME/emb-mlir`, else `~/.cache/emb-mlir`).
+  /// else `$XDG_CACHE_HOME/emb-mlir`, else `~/.cache/emb-mlir`, else
+  /// `/tmp/emb-mlir-cache-<uid>`). Loading an entry runs its code, so the
+  /// cache trusts only what this user alone can write (docs/reliability.md):
+  /// the directory is created 0700 and used only while owned by this user
+  /// and not writable by group or others; entries are written 0600 and
+  /// loaded only as regular files of this user, not writable by others, of
+  /// a bounded size, with their footer, checksum, spec and compiler version
+  /// matching. Any disk problem (a directory refused or unwritable, a path
+  /// that is a file, an entry removed meanwhile) falls back to compiling in
+  /// memory: the call never fails for the cache's sake.
   std::string directory;
   /// False: compile into memory only (nothing is written to disk).
   bool useDiskCache = true;
