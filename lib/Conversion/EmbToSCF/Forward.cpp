@@ -51,10 +51,28 @@ struct LookupToSCF final : CPUPattern<LookupOp> {
     Value flat = flatten(b, op.getIndices());
     Value n = tensor::DimOp::create(b, flat, 0);
     int64_t numRows = cast<RankedTensorType>(flat.getType()).getDimSize(0);
+    // Rows are written to [N, D] and expanded to indices.shape + [D] at the
+    // end, unless that expansion has two dynamic sizes or more: MLIR 22's
+    // expand-strided-metadata crashes on it. Those write each row at its
+    // position in the result instead (`positions`: the index sizes).
+    auto idxType = cast<RankedTensorType>(op.getIndices().getType());
+    SmallVector<Value> positions;
+    if (idxType.getRank() >= 2 && idxType.getNumDynamicDims() >= 2)
+      for (int64_t k = 0; k < idxType.getRank(); ++k)
+        positions.push_back(tensor::DimOp::create(b, op.getIndices(), k));
     auto rowsType = RankedTensorType::get({numRows, dim}, element);
-    Value init = emptyLike(b, rowsType,
-                           ShapedType::isDynamic(numRows) ? ValueRange{n}
-                                                          : ValueRange{});
+    Value init;
+    if (positions.empty()) {
+      init = emptyLike(b, rowsType,
+                       ShapedType::isDynamic(numRows) ? ValueRange{n}
+                                                      : ValueRange{});
+    } else {
+      SmallVector<Value> dynSizes;
+      for (int64_t k = 0; k < idxType.getRank(); ++k)
+        if (idxType.isDynamicDim(k))
+          dynSizes.push_back(positions[k]);
+      init = emptyLike(b, op.getType(), dynSizes);
+    }
     Value pad = op.getPaddingMode() == PaddingMode::zero
                     ? paddingRow(b, op.getPaddingIdx(), weight)
                     : Value();
@@ -67,6 +85,19 @@ struct LookupToSCF final : CPUPattern<LookupOp> {
           Value isPad =
               pad ? arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, r, pad)
                   : Value();
+          // The result position of row i (row-major over the index sizes).
+          SmallVector<Value> pos{i};
+          if (!positions.empty()) {
+            pos.assign(positions.size(), Value());
+            Value rest = i;
+            for (int64_t k = positions.size() - 1; k >= 0; --k) {
+              pos[k] = k == 0 ? rest
+                              : (Value)arith::RemUIOp::create(ib, rest,
+                                                              positions[k]);
+              if (k > 0)
+                rest = arith::DivUIOp::create(ib, rest, positions[k]);
+            }
+          }
           for (auto [d0, lanes] : dBlocks(dim, bytesOf(element), config)) {
             for (auto [at, pieceLanes] : rowPieces(lanes, element)) {
               Value row = readRow(ib, weight, r, d0 + at, pieceLanes, element);
@@ -83,13 +114,15 @@ struct LookupToSCF final : CPUPattern<LookupOp> {
                     ib, row.getType(),
                     arith::SelectOp::create(ib, isPad, zero, raw));
               }
-              out = writeRow(ib, row, out, i, d0 + at);
+              out = writeRowAt(ib, row, out, pos, d0 + at);
             }
           }
           scf::YieldOp::create(ib, out);
         });
     Value result =
-        unflattenRows(b, loop.getResult(0), op.getIndices(), op.getType());
+        positions.empty()
+            ? unflattenRows(b, loop.getResult(0), op.getIndices(), op.getType())
+            : loop.getResult(0);
     rewriter.replaceOp(op, result);
     return success();
   }

@@ -83,8 +83,8 @@ inline Value readRow(ImplicitLocOpBuilder &b, Value table, Value row,
 
 /// Writes `vec` (rounded to the storage type) at `dest[row, d0]`; returns
 /// the updated tensor.
-inline Value writeRow(ImplicitLocOpBuilder &b, Value vec, Value dest, Value row,
-                      int64_t d0) {
+inline Value writeRowAt(ImplicitLocOpBuilder &b, Value vec, Value dest,
+                        ValueRange lead, int64_t d0) {
   Type element = cast<RankedTensorType>(dest.getType()).getElementType();
   auto vecType = cast<VectorType>(vec.getType());
   int64_t n = vecType.getDimSize(0);
@@ -98,12 +98,19 @@ inline Value writeRow(ImplicitLocOpBuilder &b, Value vec, Value dest, Value row,
     if (vecType.getElementType() != element && isa<FloatType>(element))
       piece =
           arith::TruncFOp::create(b, VectorType::get({lanes}, element), piece);
-    dest = vector::TransferWriteOp::create(b, piece, dest,
-                                           ValueRange{row, cIndex(b, d0 + at)},
+    SmallVector<Value> position(lead.begin(), lead.end());
+    position.push_back(cIndex(b, d0 + at));
+    dest = vector::TransferWriteOp::create(b, piece, dest, position,
                                            ArrayRef<bool>{true})
                .getResult();
   }
   return dest;
+}
+
+/// writeRowAt for a 2-D `dest`: row `row`.
+inline Value writeRow(ImplicitLocOpBuilder &b, Value vec, Value dest, Value row,
+                      int64_t d0) {
+  return writeRowAt(b, vec, dest, ValueRange{row}, d0);
 }
 
 /// The D-blocks [d0, d0 + n) of a row of D lanes, each lane keeping
