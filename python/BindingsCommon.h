@@ -1,8 +1,9 @@
 //===- BindingsCommon.h - what both extension modules share -----*- C++ -*-===//
 //
 // Shared by the two extension modules (_emb_mlir and _emb_torch): an
-// llvm::Error of the Engine becomes the Python exception of its kind, and
-// the option strings (profile, mode) become the Engine's enums.
+// llvm::Error of the Engine becomes a Failure of its kind (and in Python
+// the exception class of that kind), and the option strings (profile,
+// mode) become the Engine's enums.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,8 +21,25 @@
 
 namespace emb::python {
 
-/// IndexError, TypeError or ValueError by the error's kind; RuntimeError
-/// for errors the Engine did not classify (e.g. a failed compile).
+/// An error of an emb_mlir call with its kind: the Python exception class
+/// is chosen where it crosses into Python (emb_mlir.EmbIndexError,
+/// EmbTypeError, EmbValueError: each also a RuntimeError, as torch raises;
+/// plain EmbError for errors the Engine did not classify, e.g. a failed
+/// compile).
+struct Failure : std::runtime_error {
+  std::optional<emb::ErrorKind> kind;
+  Failure(std::optional<emb::ErrorKind> kind, const std::string &message)
+      : std::runtime_error(message), kind(kind) {}
+};
+
+[[noreturn]] inline void failValue(const std::string &message) {
+  throw Failure(emb::ErrorKind::invalid_argument, message);
+}
+[[noreturn]] inline void failType(const std::string &message) {
+  throw Failure(emb::ErrorKind::wrong_dtype, message);
+}
+
+/// The Failure of an Engine error (its first message).
 [[noreturn]] inline void raise(llvm::Error err) {
   std::error_code code;
   std::string message;
@@ -31,15 +49,7 @@ namespace emb::python {
       message = e.message();
     }
   });
-  switch (emb::errorKind(code).value_or(emb::ErrorKind{})) {
-  case emb::ErrorKind::index_out_of_range:
-    throw pybind11::index_error(message);
-  case emb::ErrorKind::wrong_dtype:
-    throw pybind11::type_error(message);
-  case emb::ErrorKind::invalid_argument:
-    throw pybind11::value_error(message);
-  }
-  throw std::runtime_error(message);
+  throw Failure(emb::errorKind(code), message);
 }
 
 inline void check(llvm::Error err) {
@@ -53,18 +63,58 @@ inline int64_t check(llvm::Expected<int64_t> value) {
   return *value;
 }
 
+/// The Python class of a Failure, from emb_mlir._errors (which the module
+/// imports at load time; the handles live as long as the interpreter).
+inline PyObject *pythonClassOf(const Failure &failure) {
+  static PyObject *classes[4] = {nullptr, nullptr, nullptr, nullptr};
+  if (!classes[0]) {
+    pybind11::module_ errors = pybind11::module_::import("emb_mlir._errors");
+    const char *names[4] = {"EmbError", "EmbIndexError", "EmbTypeError",
+                            "EmbValueError"};
+    for (int i = 0; i < 4; ++i)
+      classes[i] = pybind11::object(errors.attr(names[i])).release().ptr();
+  }
+  if (!failure.kind)
+    return classes[0];
+  switch (*failure.kind) {
+  case emb::ErrorKind::index_out_of_range:
+    return classes[1];
+  case emb::ErrorKind::wrong_dtype:
+    return classes[2];
+  case emb::ErrorKind::invalid_argument:
+    return classes[3];
+  }
+  return classes[0];
+}
+
+/// Makes every Failure that reaches a function of this module the Python
+/// exception of its kind.
+inline void registerFailureTranslator() {
+  pybind11::module_::import("emb_mlir._errors"); // before any call fails
+  pybind11::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p)
+        std::rethrow_exception(p);
+    } catch (const Failure &failure) {
+      PyErr_SetString(pythonClassOf(failure), failure.what());
+    }
+  });
+}
+
 inline const emb::Tensor *ptr(const std::optional<emb::Tensor> &t) {
   return t ? &*t : nullptr;
 }
 
 /// Releases the GIL around calls that do enough work for other Python
 /// threads to gain (`elements` read or written); small calls keep it
-/// (releasing costs ~0.1 us).
+/// (releasing costs ~0.1 us). A thread that does not hold it (a kernel of
+/// the torch ops run by the autograd engine's thread) has nothing to
+/// release.
 class ReleaseIfLarge {
 public:
   static constexpr int64_t kElements = 1 << 16;
   explicit ReleaseIfLarge(int64_t elements) {
-    if (elements >= kElements)
+    if (elements >= kElements && PyGILState_Check())
       release.emplace();
   }
 
@@ -75,9 +125,8 @@ private:
 inline emb::Profile toProfile(const std::string &name) {
   auto profile = emb::parseProfile(name);
   if (!profile)
-    throw pybind11::value_error("unknown profile '" + name +
-                                "' (expected 'torch', 'zero-padding' or "
-                                "'unit-scaling')");
+    failValue("unknown profile '" + name +
+              "' (expected 'torch', 'zero-padding' or 'unit-scaling')");
   return *profile;
 }
 
@@ -88,8 +137,7 @@ inline emb::BagMode toMode(const std::string &name) {
     return emb::BagMode::mean;
   if (name == "max")
     return emb::BagMode::max;
-  throw pybind11::value_error("mode must be 'sum', 'mean' or 'max', got '" +
-                              name + "'");
+  failValue("mode must be 'sum', 'mean' or 'max', got '" + name + "'");
 }
 
 /// The process-wide engine of _emb_mlir, handed to _emb_torch in a capsule

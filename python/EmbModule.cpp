@@ -4,9 +4,11 @@
 // arrays and torch tensors into (address, dtype, shape) triples, allocates
 // the outputs and calls these functions. Here the triples become
 // emb::Tensor views (zero-copy), the Engine validates and runs with the GIL
-// released, and its errors become Python exceptions by kind: IndexError,
-// TypeError, ValueError (RuntimeError for anything else, e.g. a failed
-// compile). Nothing is written when an exception is raised.
+// released, and its errors become Python exceptions by kind:
+// emb_mlir.EmbIndexError, EmbTypeError, EmbValueError (IndexError, TypeError,
+// ValueError that are also RuntimeErrors, as torch's are), EmbError for
+// anything else (e.g. a failed compile). Nothing is written when an
+// exception is raised.
 //
 //===----------------------------------------------------------------------===//
 
@@ -59,7 +61,7 @@ emb::Tensor toTensor(TensorArg arg, const char *name) {
   if (py::isinstance<py::array>(arg)) {
     auto array = py::reinterpret_borrow<py::array>(arg);
     if (!(array.flags() & py::array::c_style))
-      throw py::value_error(std::string("'") + name + "' must be C-contiguous");
+      emb::python::failValue(std::string("'") + name + "' must be C-contiguous");
     const char *known = numpyDType(array.dtype());
     dtypeName = known ? known : py::str(array.dtype()).cast<std::string>();
     t.data = const_cast<void *>(array.data());
@@ -73,9 +75,9 @@ emb::Tensor toTensor(TensorArg arg, const char *name) {
   }
   auto dtype = emb::parseDType(dtypeName);
   if (!dtype)
-    throw py::type_error(std::string("'") + name + "' has unsupported dtype '" +
-                         dtypeName +
-                         "' (expected f32, f64, f16, bf16, i32 or i64)");
+    emb::python::failType(std::string("'") + name + "' has unsupported dtype '" +
+                          dtypeName +
+                          "' (expected f32, f64, f16, bf16, i32 or i64)");
   t.dtype = *dtype;
   return t;
 }
@@ -118,7 +120,7 @@ void configure(std::optional<int> threads, std::optional<std::string> cacheDir,
   std::lock_guard<std::mutex> lock(engineMutex);
   if (threads) {
     if (*threads < 0)
-      throw py::value_error("threads must be >= 0 (0: all hardware threads)");
+      emb::python::failValue("threads must be >= 0 (0: all hardware threads)");
     engineOptions.threads = *threads;
     threadsConfigured = true;
   }
@@ -184,6 +186,7 @@ bagOptions(const std::string &mode, std::optional<int64_t> paddingIdx,
 PYBIND11_MODULE(_emb_mlir, m) {
   m.doc() = "emb-mlir's generated embedding kernels (the C++ engine); use "
             "the emb_mlir package, not this module.";
+  emb::python::registerFailureTranslator();
 
   m.def("configure", &configure, py::arg("threads") = py::none(),
         py::arg("cache_dir") = py::none(), py::arg("disk_cache") = py::none());

@@ -1,15 +1,33 @@
-//===- TorchOps.cpp - emb_mlir._emb_torch, autograd ops for torch ---------===//
+//===- TorchOps.cpp - emb_mlir._emb_torch: the emb_mlir torch operators ---===//
 //
-// The hot path of emb_mlir.torch in C++: embedding and embedding_bag as
-// torch::autograd::Functions whose forward and backward call the Engine on
-// the tensors' memory (zero-copy when contiguous). Outputs come from
-// at::empty; the graph node is a C++ node, as torch's own. This is what
-// makes a drop-in call cost about what torch's does at small sizes; the
-// pure-Python path of emb_mlir/torch.py computes the same and is used when
-// this module cannot be loaded (e.g. a different torch at run time).
+// emb_mlir's ops as torch operators (TORCH_LIBRARY(emb_mlir)), so that the
+// dispatcher, autograd, torch.jit.trace, torch.compile and torch.export see
+// them as they see torch's own:
 //
-// Built only when the project finds torch's C++ headers (Debian's
-// python3-torch ships them).
+//   embedding, embedding_bag                  the forwards (functional)
+//   embedding_renorm_                         max_norm: renormalises in place
+//   embedding_backward, embedding_bag_backward, embedding_sparse_backward,
+//   embedding_bag_sparse_backward, embedding_bag_per_sample_weights_backward
+//
+// Each has a CPU kernel that calls the Engine on the tensors' memory
+// (zero-copy when contiguous; outputs from at::empty). The forwards also
+// have an Autograd kernel: the one autograd implementation of emb_mlir.torch
+// (hand-made graph nodes, as torch's generated code makes them: cheaper
+// than torch::autograd::Function at small sizes), whose backward calls the
+// backward operators through the dispatcher, so that torch.compile traces
+// them too. Their fake (meta) kernels, for torch.compile and torch.export,
+// are registered from Python (emb_mlir/_torch_library.py).
+//
+// The module's Python functions `embedding` and `embedding_bag` have
+// torch.nn.functional's signatures and call the operators through the
+// dispatcher (no Python frame): emb_mlir.torch's eager path.
+//
+// Errors: the kernels raise emb_mlir.EmbIndexError, EmbTypeError and
+// EmbValueError (also RuntimeErrors, as torch's are) through torch's
+// python_error, which reaches Python unchanged from every caller.
+//
+// Built when the project finds torch's C++ headers (Debian: libtorch-dev;
+// pip wheels of torch 2.x ship them).
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,22 +35,25 @@
 
 #include "emb/Runtime/Engine.h"
 
-#include <torch/csrc/autograd/custom_function.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
 #include <torch/csrc/autograd/variable.h>
+#include <torch/library.h>
 #include <torch/python.h>
 
-#include <cmath>
 #include <optional>
 #include <string>
+#include <tuple>
 
 namespace py = pybind11;
-using emb::python::check;
+using at::Tensor;
+using c10::optional;
+using emb::python::Failure;
 using emb::python::ptr;
 using emb::python::ReleaseIfLarge;
-using emb::python::toMode;
-using emb::python::toProfile;
-using torch::autograd::AutogradContext;
+using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
 
 namespace {
@@ -41,7 +62,48 @@ emb::python::EngineGetter getEngine = nullptr;
 
 std::shared_ptr<emb::Engine> engine() { return getEngine(); }
 
-emb::DType toDType(const at::Tensor &t, const char *name) {
+//===----------------------------------------------------------------------===//
+// Errors: emb_mlir's Python exception classes, from any caller
+//===----------------------------------------------------------------------===//
+
+/// Raises the Python exception of `failure`'s kind (emb_mlir.EmbIndexError
+/// and the others, each also a RuntimeError) as torch's python_error: the
+/// dispatcher and the autograd engine pass it through unchanged, so that a
+/// kernel's error reaches Python with its class whether this module's
+/// functions, torch.ops, backward() or a compiled graph called the kernel.
+[[noreturn]] void throwTorch(const Failure &failure) {
+  py::gil_scoped_acquire gil;
+  PyErr_SetString(emb::python::pythonClassOf(failure), failure.what());
+  python_error error;
+  error.persist();
+  throw error;
+}
+
+void check(llvm::Error err) {
+  if (!err)
+    return;
+  try {
+    emb::python::raise(std::move(err));
+  } catch (const Failure &failure) {
+    throwTorch(failure);
+  }
+}
+
+int64_t check(llvm::Expected<int64_t> value) {
+  if (!value)
+    check(value.takeError());
+  return *value;
+}
+
+[[noreturn]] void failValue(const std::string &message) {
+  throwTorch(Failure(emb::ErrorKind::invalid_argument, message));
+}
+
+//===----------------------------------------------------------------------===//
+// Views of tensors
+//===----------------------------------------------------------------------===//
+
+emb::DType toDType(const Tensor &t, const char *name) {
   switch (t.scalar_type()) {
   case at::kFloat:
     return emb::DType::f32;
@@ -56,24 +118,33 @@ emb::DType toDType(const at::Tensor &t, const char *name) {
   case at::kLong:
     return emb::DType::i64;
   default:
-    throw py::type_error(std::string("'") + name +
-                         "' has unsupported dtype 'torch." +
-                         c10::toString(t.scalar_type()) +
-                         "' (expected f32, f64, f16, bf16, i32 or i64)");
+    throwTorch(Failure(emb::ErrorKind::wrong_dtype,
+                       std::string("'") + name +
+                           "' has unsupported dtype 'torch." +
+                           c10::toString(t.scalar_type()) +
+                           "' (expected f32, f64, f16, bf16, i32 or i64)"));
   }
 }
 
-/// A contiguous CPU tensor with the data of `t` (itself when it is one).
-at::Tensor prepare(const at::Tensor &t, const char *name) {
+/// A contiguous CPU tensor with the values of `t`: itself when it is one;
+/// a tensor with the negative or conjugate bit is resolved (its memory
+/// holds the values before negation).
+Tensor prepare(const Tensor &t, const char *name) {
   if (!t.device().is_cpu())
-    throw py::value_error(std::string("'") + name + "' is on " +
-                          t.device().str() +
-                          ": emb_mlir runs on the CPU (move the tensor "
-                          "with .cpu())");
+    failValue(std::string("'") + name + "' is on " + t.device().str() +
+              ": emb_mlir runs on the CPU (move the tensor with .cpu())");
+  if (t.is_neg() || t.is_conj())
+    return t.resolve_conj().resolve_neg().contiguous();
   return t.contiguous();
 }
 
-emb::Tensor view(const at::Tensor &t, const char *name) {
+optional<Tensor> prepare(const optional<Tensor> &t, const char *name) {
+  if (!t || !t->defined())
+    return c10::nullopt;
+  return prepare(*t, name);
+}
+
+emb::Tensor view(const Tensor &t, const char *name) {
   emb::Tensor v;
   v.dtype = toDType(t, name);
   v.data = t.data_ptr();
@@ -81,19 +152,297 @@ emb::Tensor view(const at::Tensor &t, const char *name) {
   return v;
 }
 
-std::optional<emb::Tensor> optView(const at::Tensor &t, const char *name) {
-  if (!t.defined())
+std::optional<emb::Tensor> optView(const optional<Tensor> &t,
+                                   const char *name) {
+  if (!t)
     return std::nullopt;
-  return view(t, name);
+  return view(*t, name);
 }
 
-at::ScalarType floatTypeOf(const at::Tensor &t) {
+at::ScalarType floatTypeOf(const Tensor &t) {
   return at::isFloatingType(t.scalar_type()) ? t.scalar_type() : at::kFloat;
 }
 
-int64_t dimOf(const at::Tensor &weight) {
+int64_t dimOf(const Tensor &weight) {
   return weight.dim() == 2 ? weight.size(1) : 0;
 }
+
+/// B from the input form, or 0 where the form is wrong (the Engine then
+/// raises its message before it looks at the output).
+int64_t numBags(const Tensor &input, const optional<Tensor> &offsets,
+                bool includeLastOffset) {
+  if (input.dim() == 2)
+    return input.size(0);
+  if (input.dim() == 1 && offsets && offsets->dim() == 1)
+    return std::max<int64_t>(offsets->size(0) - (includeLastOffset ? 1 : 0),
+                             0);
+  return 0;
+}
+
+std::string str(c10::string_view s) { return std::string(s.data(), s.size()); }
+
+emb::EmbeddingOptions embeddingOptions(optional<int64_t> paddingIdx,
+                                       bool scaleGradByFreq, bool sparse,
+                                       c10::string_view profile) {
+  emb::EmbeddingOptions o;
+  o.paddingIdx = paddingIdx ? std::optional<int64_t>(*paddingIdx)
+                            : std::nullopt;
+  o.scaleGradByFreq = scaleGradByFreq;
+  o.sparse = sparse;
+  try {
+    o.profile = emb::python::toProfile(str(profile));
+  } catch (const Failure &failure) {
+    throwTorch(failure);
+  }
+  return o;
+}
+
+emb::EmbeddingBagOptions bagOptions(c10::string_view mode,
+                                    optional<int64_t> paddingIdx,
+                                    bool scaleGradByFreq, bool sparse,
+                                    bool includeLastOffset,
+                                    c10::string_view profile) {
+  emb::EmbeddingBagOptions o;
+  try {
+    o.mode = emb::python::toMode(str(mode));
+    o.profile = emb::python::toProfile(str(profile));
+  } catch (const Failure &failure) {
+    throwTorch(failure);
+  }
+  o.paddingIdx = paddingIdx ? std::optional<int64_t>(*paddingIdx)
+                            : std::nullopt;
+  o.scaleGradByFreq = scaleGradByFreq;
+  o.sparse = sparse;
+  o.includeLastOffset = includeLastOffset;
+  return o;
+}
+
+//===----------------------------------------------------------------------===//
+// The operators, through the dispatcher
+//===----------------------------------------------------------------------===//
+
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> findOp(const char *name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "")
+      .typed<Signature>();
+}
+
+using EmbeddingSig = Tensor(const Tensor &, const Tensor &, optional<int64_t>,
+                            bool, bool, c10::string_view);
+using BagSig = std::tuple<Tensor, Tensor>(
+    const Tensor &, const Tensor &, const optional<Tensor> &, c10::string_view,
+    const optional<Tensor> &, bool, optional<int64_t>, bool, bool,
+    c10::string_view, bool);
+using RenormSig = void(const Tensor &, const Tensor &, double, double);
+using EmbeddingBackwardSig = Tensor(const Tensor &, const Tensor &, int64_t,
+                                    optional<int64_t>, bool, c10::string_view);
+using EmbeddingSparseBackwardSig = std::tuple<Tensor, Tensor>(
+    const Tensor &, const Tensor &, int64_t, optional<int64_t>, bool,
+    c10::string_view, bool);
+using BagBackwardSig = Tensor(const Tensor &, const Tensor &,
+                              const optional<Tensor> &, int64_t,
+                              c10::string_view, const optional<Tensor> &, bool,
+                              optional<int64_t>, bool, const optional<Tensor> &,
+                              c10::string_view);
+using BagSparseBackwardSig = std::tuple<Tensor, Tensor>(
+    const Tensor &, const Tensor &, const optional<Tensor> &, int64_t,
+    c10::string_view, const optional<Tensor> &, bool, optional<int64_t>, bool,
+    c10::string_view, bool);
+using PswBackwardSig = Tensor(const Tensor &, const Tensor &, const Tensor &,
+                              const optional<Tensor> &, c10::string_view, bool,
+                              optional<int64_t>, c10::string_view);
+
+#define EMB_OP(fn, name, Sig)                                                  \
+  const c10::TypedOperatorHandle<Sig> &fn() {                                  \
+    static const auto handle = findOp<Sig>("emb_mlir::" name);                 \
+    return handle;                                                             \
+  }
+EMB_OP(embeddingOp, "embedding", EmbeddingSig)
+EMB_OP(bagOp, "embedding_bag", BagSig)
+EMB_OP(renormOp, "embedding_renorm_", RenormSig)
+EMB_OP(embeddingBackwardOp, "embedding_backward", EmbeddingBackwardSig)
+EMB_OP(embeddingSparseBackwardOp, "embedding_sparse_backward",
+       EmbeddingSparseBackwardSig)
+EMB_OP(bagBackwardOp, "embedding_bag_backward", BagBackwardSig)
+EMB_OP(bagSparseBackwardOp, "embedding_bag_sparse_backward",
+       BagSparseBackwardSig)
+EMB_OP(pswBackwardOp, "embedding_bag_per_sample_weights_backward",
+       PswBackwardSig)
+#undef EMB_OP
+
+//===----------------------------------------------------------------------===//
+// CPU kernels: the Engine on the tensors' memory
+//===----------------------------------------------------------------------===//
+
+Tensor embeddingCPU(const Tensor &inputIn, const Tensor &weightIn,
+                    optional<int64_t> paddingIdx, bool scaleGradByFreq,
+                    bool sparse, c10::string_view profile) {
+  Tensor input = prepare(inputIn, "indices");
+  Tensor weight = prepare(weightIn, "weight");
+  std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
+  shape.push_back(dimOf(weight));
+  Tensor out = at::empty(shape, weight.options().dtype(floatTypeOf(weight)));
+  ReleaseIfLarge release(out.numel());
+  check(engine()->embedding(
+      view(input, "indices"), view(weight, "weight"), view(out, "out"),
+      embeddingOptions(paddingIdx, scaleGradByFreq, sparse, profile)));
+  return out;
+}
+
+std::tuple<Tensor, Tensor>
+bagCPU(const Tensor &inputIn, const Tensor &weightIn,
+       const optional<Tensor> &offsetsIn, c10::string_view mode,
+       const optional<Tensor> &pswIn, bool includeLastOffset,
+       optional<int64_t> paddingIdx, bool scaleGradByFreq, bool sparse,
+       c10::string_view profile, bool withMaxIndices) {
+  Tensor input = prepare(inputIn, "indices");
+  Tensor weight = prepare(weightIn, "weight");
+  optional<Tensor> offsets = prepare(offsetsIn, "offsets");
+  optional<Tensor> psw = prepare(pswIn, "per_sample_weights");
+  emb::EmbeddingBagOptions o = bagOptions(mode, paddingIdx, scaleGradByFreq,
+                                          sparse, includeLastOffset, profile);
+  int64_t bags = numBags(input, offsets, includeLastOffset);
+  auto opts = weight.options().dtype(floatTypeOf(weight));
+  Tensor out = at::empty({bags, dimOf(weight)}, opts);
+  bool max = withMaxIndices && o.mode == emb::BagMode::max;
+  Tensor maxIndices = at::empty({max ? bags : 0, max ? dimOf(weight) : 0},
+                                opts.dtype(at::kLong));
+  auto off = optView(offsets, "offsets");
+  auto p = optView(psw, "per_sample_weights");
+  std::optional<emb::Tensor> mi;
+  if (max)
+    mi = view(maxIndices, "max_indices");
+  ReleaseIfLarge release(input.numel() * dimOf(weight));
+  check(engine()->embeddingBag(view(input, "indices"), view(weight, "weight"),
+                               ptr(off), view(out, "out"), o, ptr(p), ptr(mi)));
+  return {out, maxIndices};
+}
+
+/// Renormalises the rows of `weightIn` that `input` references, in place
+/// (through a contiguous copy when it has none of its own layout).
+void renormCPU(const Tensor &weightIn, const Tensor &inputIn, double maxNorm,
+               double normType) {
+  Tensor weight = prepare(weightIn, "weight");
+  Tensor input = prepare(inputIn, "indices");
+  ReleaseIfLarge release(input.numel() * dimOf(weight));
+  check(engine()->renorm(view(weight, "weight"), view(input, "indices"),
+                         maxNorm, normType));
+  if (!weight.is_same(weightIn))
+    weightIn.copy_(weight);
+}
+
+Tensor embeddingBackwardCPU(const Tensor &gradIn, const Tensor &inputIn,
+                            int64_t numWeights, optional<int64_t> paddingIdx,
+                            bool scaleGradByFreq, c10::string_view profile) {
+  Tensor grad = prepare(gradIn, "grad");
+  Tensor input = prepare(inputIn, "indices");
+  if (numWeights < 0)
+    failValue("'num_embeddings' must be non-negative, got " +
+              std::to_string(numWeights));
+  Tensor gw = at::empty({numWeights, grad.dim() ? grad.size(-1) : 0},
+                        grad.options());
+  ReleaseIfLarge release(gw.numel());
+  check(engine()->embeddingBackward(
+      view(grad, "grad"), view(input, "indices"), view(gw, "grad_weight"),
+      embeddingOptions(paddingIdx, scaleGradByFreq, false, profile)));
+  return gw;
+}
+
+std::tuple<Tensor, Tensor>
+embeddingSparseBackwardCPU(const Tensor &gradIn, const Tensor &inputIn,
+                           int64_t numWeights, optional<int64_t> paddingIdx,
+                           bool scaleGradByFreq, c10::string_view profile,
+                           bool coalesced) {
+  Tensor grad = prepare(gradIn, "grad");
+  Tensor input = prepare(inputIn, "indices");
+  int64_t dim = grad.dim() ? grad.size(-1) : 0;
+  Tensor rows = at::empty({input.numel()}, grad.options().dtype(at::kLong));
+  Tensor values = at::empty({input.numel(), dim}, grad.options());
+  ReleaseIfLarge release(values.numel());
+  int64_t count = check(engine()->embeddingSparseBackward(
+      view(grad, "grad"), view(input, "indices"), numWeights,
+      view(rows, "rows"), view(values, "values"),
+      embeddingOptions(paddingIdx, scaleGradByFreq, true, profile),
+      coalesced));
+  return {rows.narrow(0, 0, count), values.narrow(0, 0, count)};
+}
+
+Tensor bagBackwardCPU(const Tensor &gradIn, const Tensor &inputIn,
+                      const optional<Tensor> &offsetsIn, int64_t numWeights,
+                      c10::string_view mode, const optional<Tensor> &pswIn,
+                      bool includeLastOffset, optional<int64_t> paddingIdx,
+                      bool scaleGradByFreq, const optional<Tensor> &maxIn,
+                      c10::string_view profile) {
+  Tensor grad = prepare(gradIn, "grad");
+  Tensor input = prepare(inputIn, "indices");
+  optional<Tensor> offsets = prepare(offsetsIn, "offsets");
+  optional<Tensor> psw = prepare(pswIn, "per_sample_weights");
+  optional<Tensor> maxIndices = prepare(maxIn, "max_indices");
+  if (numWeights < 0)
+    failValue("'num_embeddings' must be non-negative, got " +
+              std::to_string(numWeights));
+  Tensor gw = at::empty({numWeights, grad.dim() == 2 ? grad.size(1) : 0},
+                        grad.options());
+  auto off = optView(offsets, "offsets");
+  auto p = optView(psw, "per_sample_weights");
+  auto mi = optView(maxIndices, "max_indices");
+  ReleaseIfLarge release(gw.numel());
+  check(engine()->embeddingBagBackward(
+      view(grad, "grad"), view(input, "indices"), ptr(off),
+      view(gw, "grad_weight"),
+      bagOptions(mode, paddingIdx, scaleGradByFreq, false, includeLastOffset,
+                 profile),
+      ptr(p), ptr(mi)));
+  return gw;
+}
+
+std::tuple<Tensor, Tensor> bagSparseBackwardCPU(
+    const Tensor &gradIn, const Tensor &inputIn,
+    const optional<Tensor> &offsetsIn, int64_t numWeights,
+    c10::string_view mode, const optional<Tensor> &pswIn,
+    bool includeLastOffset, optional<int64_t> paddingIdx, bool scaleGradByFreq,
+    c10::string_view profile, bool coalesced) {
+  Tensor grad = prepare(gradIn, "grad");
+  Tensor input = prepare(inputIn, "indices");
+  optional<Tensor> offsets = prepare(offsetsIn, "offsets");
+  optional<Tensor> psw = prepare(pswIn, "per_sample_weights");
+  int64_t dim = grad.dim() == 2 ? grad.size(1) : 0;
+  Tensor rows = at::empty({input.numel()}, grad.options().dtype(at::kLong));
+  Tensor values = at::empty({input.numel(), dim}, grad.options());
+  auto off = optView(offsets, "offsets");
+  auto p = optView(psw, "per_sample_weights");
+  ReleaseIfLarge release(values.numel());
+  int64_t count = check(engine()->embeddingBagSparseBackward(
+      view(grad, "grad"), view(input, "indices"), ptr(off), numWeights,
+      view(rows, "rows"), view(values, "values"),
+      bagOptions(mode, paddingIdx, scaleGradByFreq, true, includeLastOffset,
+                 profile),
+      ptr(p), coalesced));
+  return {rows.narrow(0, 0, count), values.narrow(0, 0, count)};
+}
+
+Tensor pswBackwardCPU(const Tensor &gradIn, const Tensor &weightIn,
+                      const Tensor &inputIn, const optional<Tensor> &offsetsIn,
+                      c10::string_view mode, bool includeLastOffset,
+                      optional<int64_t> paddingIdx, c10::string_view profile) {
+  Tensor grad = prepare(gradIn, "grad");
+  Tensor weight = prepare(weightIn, "weight");
+  Tensor input = prepare(inputIn, "indices");
+  optional<Tensor> offsets = prepare(offsetsIn, "offsets");
+  Tensor out = at::empty(input.sizes(), weight.options().dtype(
+                                            floatTypeOf(weight)));
+  auto off = optView(offsets, "offsets");
+  ReleaseIfLarge release(input.numel() * dimOf(weight));
+  check(engine()->embeddingBagPerSampleWeightsBackward(
+      view(grad, "grad"), view(weight, "weight"), view(input, "indices"),
+      ptr(off), view(out, "grad_per_sample_weights"),
+      bagOptions(mode, paddingIdx, false, false, includeLastOffset, profile)));
+  return out;
+}
+
+//===----------------------------------------------------------------------===//
+// Autograd kernels
+//===----------------------------------------------------------------------===//
 
 /// The gradients are computed outside autograd: differentiating them again
 /// (create_graph with a gradient that itself requires grad) is an error,
@@ -104,335 +453,381 @@ void rejectDoubleBackward(const variable_list &grads) {
     throw std::runtime_error("emb_mlir.torch does not support double backward");
 }
 
-/// The caller's weight after an in-place renorm of `used`, its contiguous
-/// copy when it had none of its own layout.
-void writeBack(const at::Tensor &original, const at::Tensor &used) {
-  if (used.is_same(original))
-    return;
-  at::NoGradGuard noGrad;
-  original.copy_(used);
-}
-
 /// The COO gradient of a [numWeights, D] table.
-at::Tensor sparseGrad(const at::Tensor &rows, const at::Tensor &values,
-                      int64_t numWeights) {
+Tensor sparseGrad(const Tensor &rows, const Tensor &values,
+                  int64_t numWeights) {
   return at::_sparse_coo_tensor_unsafe(rows.unsqueeze(0), values,
                                        {numWeights, values.size(1)});
 }
 
-//===----------------------------------------------------------------------===//
-// embedding
-//===----------------------------------------------------------------------===//
-
-struct EmbeddingArgs {
-  std::optional<int64_t> paddingIdx;
-  bool scaleGradByFreq = false;
-  bool sparse = false;
-  std::string profile;
-  std::optional<double> maxNorm;
-  double normType = 2.0;
-
-  emb::EmbeddingOptions options() const {
-    emb::EmbeddingOptions o;
-    o.paddingIdx = paddingIdx;
-    o.maxNorm = maxNorm;
-    o.normType = normType;
-    o.scaleGradByFreq = scaleGradByFreq;
-    o.sparse = sparse;
-    o.profile = toProfile(profile);
-    return o;
-  }
-};
-
-at::Tensor embeddingForward(const at::Tensor &weight, const at::Tensor &input,
-                            const EmbeddingArgs &args) {
-  std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
-  shape.push_back(dimOf(weight));
-  at::Tensor out = at::empty(
-      shape, weight.options().dtype(floatTypeOf(weight)).requires_grad(false));
-  // With max_norm the Engine renormalises the weight in place after it has
-  // validated every argument; the version bump lets autograd see the write.
-  check(engine()->embedding(view(input, "indices"), view(weight, "weight"),
-                            view(out, "out"), args.options()));
-  if (args.maxNorm)
-    torch::autograd::impl::bump_version(weight);
-  return out;
+/// The forward-mode tangent of `t` (undefined without one).
+Tensor tangentOf(const Tensor &t) {
+  return t.defined() ? t._fw_grad(/*level=*/0) : Tensor();
 }
 
-/// The weight gradient of embedding as an autograd node made by hand, the
-/// way torch's generated code makes its own: torch::autograd::Function
-/// costs ~1.5 us more per call (input/output bookkeeping, a map of saved
-/// data), which at small sizes was more than torch's whole F.embedding.
+/// The weight gradient of embedding.
 struct EmbeddingBackward : torch::autograd::Node {
-  at::Tensor input; // indices: never requires grad, no reference cycle
+  SavedVariable input; // indices: never requires grad
   int64_t numWeights = 0;
-  EmbeddingArgs args;
+  optional<int64_t> paddingIdx;
+  bool scaleGradByFreq = false, sparse = false;
+  std::string profile;
 
   std::string name() const override { return "EmbeddingMlirBackward"; }
-  void release_variables() override { input.reset(); }
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    input.reset_data();
+  }
 
   variable_list apply(variable_list &&grads) override {
     rejectDoubleBackward(grads);
-    if (!input.defined())
+    Tensor x = input.unpack();
+    if (!x.defined())
       throw std::runtime_error(
           "emb_mlir.torch: trying to backward through the graph a second "
           "time (set retain_graph=True the first time)");
-    if (!should_compute_output(0))
-      return {at::Tensor()};
-    at::Tensor grad = grads[0].contiguous();
-    int64_t dim = grad.size(-1);
-    if (args.sparse && !args.paddingIdx && args.profile == "torch") {
-      // PyTorch's uncoalesced form is the incoming gradient itself: alias
-      // it, as PyTorch does (the forward checked the indices).
-      return {sparseGrad(input.reshape(-1).to(at::kLong),
-                         grad.reshape({input.numel(), dim}), numWeights)};
+    // An undefined gradient (a downstream backward returned None) is zero.
+    if (!should_compute_output(0) || !grads[0].defined())
+      return {Tensor()};
+    const Tensor &grad = grads[0];
+    if (sparse && !paddingIdx && profile == "torch" && !scaleGradByFreq) {
+      // PyTorch's uncoalesced form: every position's row of the incoming
+      // gradient, with a copy of the indices (never the caller's buffer,
+      // which the caller may refill after backward()).
+      int64_t dim = grad.size(-1);
+      Tensor rows = x.reshape(-1).to(at::kLong, /*non_blocking=*/false,
+                                     /*copy=*/true);
+      return {sparseGrad(rows, grad.reshape({x.numel(), dim}), numWeights)};
     }
-    if (args.sparse) {
-      at::Tensor rows =
-          at::empty({input.numel()}, grad.options().dtype(at::kLong));
-      at::Tensor values = at::empty({input.numel(), dim}, grad.options());
-      int64_t count = check(engine()->embeddingSparseBackward(
-          view(grad, "grad"), view(input, "indices"), numWeights,
-          view(rows, "rows"), view(values, "values"), args.options()));
-      return {sparseGrad(rows.narrow(0, 0, count), values.narrow(0, 0, count),
-                         numWeights)};
+    if (sparse) {
+      auto [rows, values] = embeddingSparseBackwardOp().call(
+          grad, x, numWeights, paddingIdx, scaleGradByFreq, profile, false);
+      return {sparseGrad(rows, values, numWeights)};
     }
-    at::Tensor gw = at::empty({numWeights, dim}, grad.options());
-    check(engine()->embeddingBackward(view(grad, "grad"),
-                                      view(input, "indices"),
-                                      view(gw, "grad_weight"), args.options()));
-    return {gw};
+    return {embeddingBackwardOp().call(grad, x, numWeights, paddingIdx,
+                                       scaleGradByFreq, profile)};
   }
 };
 
-/// The forward with a graph: the output's history is a new
-/// EmbeddingBackward whose next edge is the weight's.
-at::Tensor embeddingWithGraph(const at::Tensor &weight, const at::Tensor &input,
-                              const EmbeddingArgs &args) {
-  at::Tensor out;
+Tensor embeddingAutograd(const Tensor &input, const Tensor &weight,
+                         optional<int64_t> paddingIdx, bool scaleGradByFreq,
+                         bool sparse, c10::string_view profile) {
+  Tensor out;
   {
-    at::NoGradGuard noGrad;
-    out = embeddingForward(weight, input, args);
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    out = embeddingOp().call(input, weight, paddingIdx, scaleGradByFreq,
+                             sparse, profile);
   }
+  // Forward-mode AD: the lookup is linear in the weight.
+  if (Tensor tangent = tangentOf(weight); tangent.defined()) {
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    out._set_fw_grad(embeddingOp().call(input, tangent, paddingIdx,
+                                        scaleGradByFreq, sparse, profile),
+                     /*level=*/0, /*is_inplace_op=*/false);
+  }
+  if (!(at::GradMode::is_enabled() && weight.requires_grad()))
+    return out;
   auto node = std::shared_ptr<EmbeddingBackward>(new EmbeddingBackward(),
                                                  torch::autograd::deleteNode);
   node->set_next_edges(torch::autograd::collect_next_edges(weight));
-  node->input = input;
+  node->input = SavedVariable(input, /*is_output=*/false);
   node->numWeights = weight.size(0);
-  node->args = args;
+  node->paddingIdx = paddingIdx;
+  node->scaleGradByFreq = scaleGradByFreq;
+  node->sparse = sparse;
+  node->profile = str(profile);
   torch::autograd::set_history(out, node);
   return out;
 }
 
-at::Tensor embedding(const at::Tensor &inputIn, const at::Tensor &weightIn,
-                     std::optional<int64_t> paddingIdx,
-                     std::optional<double> maxNorm, double normType,
-                     bool scaleGradByFreq, bool sparse,
-                     const std::string &profile) {
-  at::Tensor input = prepare(inputIn, "indices");
-  at::Tensor weight = prepare(weightIn, "weight");
-  EmbeddingArgs args{paddingIdx, scaleGradByFreq, sparse,
-                     profile,    maxNorm,         normType};
-  ReleaseIfLarge release(input.numel() * dimOf(weight));
-  at::Tensor out;
-  if (!(at::GradMode::is_enabled() && weight.requires_grad())) {
-    at::NoGradGuard noGrad;
-    out = embeddingForward(weight, input, args);
-  } else {
-    out = embeddingWithGraph(weight, input, args);
-  }
-  if (maxNorm)
-    writeBack(weightIn, weight);
-  return out;
-}
-
-//===----------------------------------------------------------------------===//
-// embedding_bag
-//===----------------------------------------------------------------------===//
-
-struct BagArgs {
-  std::string mode;
-  bool scaleGradByFreq = false;
-  bool sparse = false;
-  bool includeLastOffset = false;
-  std::optional<int64_t> paddingIdx;
-  std::string profile;
-  /// torch 1.13's Function::apply rejects undefined tensor inputs: absent
-  /// offsets and per_sample_weights travel as empty placeholders.
+/// The gradients of embedding_bag: the weight's and per_sample_weights'.
+struct EmbeddingBagBackward : torch::autograd::Node {
+  SavedVariable weight, input, offsets, psw, maxIndices;
   bool hasOffsets = false, hasPsw = false;
-  std::optional<double> maxNorm;
-  double normType = 2.0;
+  int64_t numWeights = 0;
+  std::string mode, profile;
+  bool includeLastOffset = false, scaleGradByFreq = false, sparse = false;
+  optional<int64_t> paddingIdx;
 
-  emb::EmbeddingBagOptions options() const {
-    emb::EmbeddingBagOptions o;
-    o.maxNorm = maxNorm;
-    o.normType = normType;
-    o.mode = toMode(mode);
-    o.scaleGradByFreq = scaleGradByFreq;
-    o.sparse = sparse;
-    o.includeLastOffset = includeLastOffset;
-    o.paddingIdx = paddingIdx;
-    o.profile = toProfile(profile);
-    return o;
+  std::string name() const override { return "EmbeddingBagMlirBackward"; }
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    weight.reset_data();
+    input.reset_data();
+    offsets.reset_data();
+    psw.reset_data();
+    maxIndices.reset_data();
+  }
+
+  variable_list apply(variable_list &&grads) override {
+    rejectDoubleBackward(grads);
+    auto self = shared_from_this();
+    Tensor x = input.unpack(self);
+    if (!x.defined())
+      throw std::runtime_error(
+          "emb_mlir.torch: trying to backward through the graph a second "
+          "time (set retain_graph=True the first time)");
+    if (!grads[0].defined())
+      return {Tensor(), Tensor()};
+    const Tensor &grad = grads[0];
+    optional<Tensor> off, p;
+    if (hasOffsets)
+      off = offsets.unpack(self);
+    if (hasPsw)
+      p = psw.unpack(self);
+    Tensor gw, gpsw;
+    if (should_compute_output(0)) {
+      if (sparse) {
+        auto [rows, values] = bagSparseBackwardOp().call(
+            grad, x, off, numWeights, mode, p, includeLastOffset, paddingIdx,
+            scaleGradByFreq, profile, false);
+        gw = sparseGrad(rows, values, numWeights);
+      } else {
+        optional<Tensor> mi;
+        if (mode == "max")
+          mi = maxIndices.unpack(self);
+        gw = bagBackwardOp().call(grad, x, off, numWeights, mode, p,
+                                  includeLastOffset, paddingIdx,
+                                  scaleGradByFreq, mi, profile);
+      }
+    }
+    if (should_compute_output(1))
+      gpsw = pswBackwardOp().call(grad, weight.unpack(self), x, off, mode,
+                                  includeLastOffset, paddingIdx, profile);
+    return {gw, gpsw};
   }
 };
 
-/// B from the input form, or 0 where the form is wrong (the engine then
-/// raises its message before it looks at the output).
-int64_t numBags(const at::Tensor &input, const at::Tensor &offsets,
-                bool includeLastOffset) {
-  if (input.dim() == 2)
-    return input.size(0);
-  if (input.dim() == 1 && offsets.defined() && offsets.dim() == 1)
-    return std::max<int64_t>(offsets.size(0) - (includeLastOffset ? 1 : 0), 0);
-  return 0;
-}
-
-/// (out, max_indices) of the forward; max_indices only for mode max when
-/// `withMaxIndices`.
-std::pair<at::Tensor, at::Tensor>
-bagForward(const at::Tensor &weight, const at::Tensor &psw,
-           const at::Tensor &input, const at::Tensor &offsets,
-           const BagArgs &args, bool withMaxIndices) {
-  int64_t bags = numBags(input, offsets, args.includeLastOffset);
-  auto opts = weight.options().dtype(floatTypeOf(weight)).requires_grad(false);
-  at::Tensor out = at::empty({bags, dimOf(weight)}, opts);
-  at::Tensor maxIndices;
-  if (withMaxIndices && args.mode == "max")
-    maxIndices = at::empty({bags, dimOf(weight)}, opts.dtype(at::kLong));
-  auto off = optView(offsets, "offsets");
-  auto p = optView(psw, "per_sample_weights");
-  auto mi = optView(maxIndices, "max_indices");
-  // max_norm: renormalised in place after validation (see embeddingForward).
-  check(engine()->embeddingBag(view(input, "indices"), view(weight, "weight"),
-                               ptr(off), view(out, "out"), args.options(),
-                               ptr(p), ptr(mi)));
-  if (args.maxNorm)
-    torch::autograd::impl::bump_version(weight);
+std::tuple<Tensor, Tensor>
+bagAutograd(const Tensor &input, const Tensor &weight,
+            const optional<Tensor> &offsets, c10::string_view mode,
+            const optional<Tensor> &psw, bool includeLastOffset,
+            optional<int64_t> paddingIdx, bool scaleGradByFreq, bool sparse,
+            c10::string_view profile, bool withMaxIndices) {
+  bool pswRequiresGrad = psw && psw->defined() && psw->requires_grad();
+  bool needsGraph = at::GradMode::is_enabled() &&
+                    (weight.requires_grad() || pswRequiresGrad);
+  Tensor weightTangent = tangentOf(weight);
+  Tensor pswTangent = psw ? tangentOf(*psw) : Tensor();
+  bool forwardAD = weightTangent.defined() || pswTangent.defined();
+  bool isMax = str(mode) == "max";
+  Tensor out, maxIndices;
+  {
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    std::tie(out, maxIndices) =
+        bagOp().call(input, weight, offsets, mode, psw, includeLastOffset,
+                     paddingIdx, scaleGradByFreq, sparse, profile,
+                     withMaxIndices || (isMax && (needsGraph || forwardAD)));
+    if (forwardAD) {
+      // Linear in the weight for every mode (max: the tangent of the row
+      // each element came from) and in per_sample_weights.
+      Tensor tangent;
+      if (isMax) {
+        if (weightTangent.defined()) {
+          Tensor valid = maxIndices.ge(0);
+          tangent = weightTangent.gather(0, maxIndices.clamp_min(0))
+                        .mul(valid.to(weightTangent.scalar_type()));
+        }
+      } else {
+        if (weightTangent.defined())
+          tangent = std::get<0>(bagOp().call(
+              input, weightTangent, offsets, mode, psw, includeLastOffset,
+              paddingIdx, scaleGradByFreq, sparse, profile, false));
+        if (pswTangent.defined()) {
+          Tensor t = std::get<0>(bagOp().call(
+              input, weight, offsets, mode, pswTangent, includeLastOffset,
+              paddingIdx, scaleGradByFreq, sparse, profile, false));
+          tangent = tangent.defined() ? tangent.add(t) : t;
+        }
+      }
+      if (tangent.defined())
+        out._set_fw_grad(tangent, /*level=*/0, /*is_inplace_op=*/false);
+    }
+  }
+  if (needsGraph) {
+    auto node = std::shared_ptr<EmbeddingBagBackward>(
+        new EmbeddingBagBackward(), torch::autograd::deleteNode);
+    node->set_next_edges(torch::autograd::collect_next_edges(
+        weight, psw ? *psw : Tensor()));
+    node->weight = SavedVariable(weight, false);
+    node->input = SavedVariable(input, false);
+    node->hasOffsets = offsets && offsets->defined();
+    if (node->hasOffsets)
+      node->offsets = SavedVariable(*offsets, false);
+    node->hasPsw = psw && psw->defined();
+    if (node->hasPsw)
+      node->psw = SavedVariable(*psw, false);
+    if (isMax)
+      node->maxIndices = SavedVariable(maxIndices, false);
+    node->numWeights = weight.size(0);
+    node->mode = str(mode);
+    node->profile = str(profile);
+    node->includeLastOffset = includeLastOffset;
+    node->scaleGradByFreq = scaleGradByFreq;
+    node->sparse = sparse;
+    node->paddingIdx = paddingIdx;
+    torch::autograd::set_history(out, node);
+  }
+  if (!withMaxIndices) // computed for the graph only: not an output
+    maxIndices = at::empty({0, 0}, maxIndices.options());
   return {out, maxIndices};
 }
 
-struct EmbeddingBagFunction : torch::autograd::Function<EmbeddingBagFunction> {
-  static at::Tensor forward(AutogradContext *ctx, at::Tensor weight,
-                            at::Tensor psw, at::Tensor input,
-                            at::Tensor offsets, BagArgs args) {
-    if (!args.hasPsw)
-      psw = at::Tensor();
-    if (!args.hasOffsets)
-      offsets = at::Tensor();
-    auto [out, maxIndices] =
-        bagForward(weight, psw, input, offsets, args, /*withMaxIndices=*/true);
-    ctx->save_for_backward({weight, psw, input, offsets, maxIndices});
-    ctx->saved_data["mode"] = args.mode;
-    ctx->saved_data["scale_grad_by_freq"] = args.scaleGradByFreq;
-    ctx->saved_data["sparse"] = args.sparse;
-    ctx->saved_data["include_last_offset"] = args.includeLastOffset;
-    ctx->saved_data["padding_idx"] =
-        args.paddingIdx ? c10::IValue(*args.paddingIdx) : c10::IValue();
-    ctx->saved_data["profile"] = args.profile;
-    return out;
+/// renorm_ under autograd: a write torch's own renorm makes under no_grad;
+/// the version bump lets autograd see it (a saved weight then fails loudly
+/// in backward instead of silently using the new values).
+void renormAutograd(const Tensor &weight, const Tensor &input, double maxNorm,
+                    double normType) {
+  {
+    at::AutoDispatchBelowADInplaceOrView belowAutograd;
+    renormOp().call(weight, input, maxNorm, normType);
   }
+  torch::autograd::impl::bump_version(weight);
+}
 
-  static variable_list backward(AutogradContext *ctx, variable_list grads) {
-    rejectDoubleBackward(grads);
-    auto saved = ctx->get_saved_variables();
-    at::Tensor weight = saved[0], psw = saved[1], input = saved[2],
-               offsets = saved[3], maxIndices = saved[4];
-    BagArgs args;
-    args.mode = ctx->saved_data["mode"].toStringRef();
-    args.scaleGradByFreq = ctx->saved_data["scale_grad_by_freq"].toBool();
-    args.sparse = ctx->saved_data["sparse"].toBool();
-    args.includeLastOffset = ctx->saved_data["include_last_offset"].toBool();
-    c10::IValue pad = ctx->saved_data["padding_idx"];
-    if (!pad.isNone())
-      args.paddingIdx = pad.toInt();
-    args.profile = ctx->saved_data["profile"].toStringRef();
-    emb::EmbeddingBagOptions o = args.options();
+//===----------------------------------------------------------------------===//
+// The eager entry points: torch.nn.functional's signatures
+//===----------------------------------------------------------------------===//
 
-    at::Tensor grad = grads[0].contiguous();
-    emb::Tensor g = view(grad, "grad"), x = view(input, "indices");
-    auto off = optView(offsets, "offsets");
-    auto p = optView(psw, "per_sample_weights");
-    int64_t numWeights = weight.size(0), dim = grad.size(1);
-    at::Tensor gw, gpsw;
-    if (ctx->needs_input_grad(0)) {
-      if (args.sparse) {
-        at::Tensor rows =
-            at::empty({input.numel()}, grad.options().dtype(at::kLong));
-        at::Tensor values = at::empty({input.numel(), dim}, grad.options());
-        int64_t count = check(engine()->embeddingBagSparseBackward(
-            g, x, ptr(off), numWeights, view(rows, "rows"),
-            view(values, "values"), o, ptr(p)));
-        gw = sparseGrad(rows.narrow(0, 0, count), values.narrow(0, 0, count),
-                        numWeights);
-      } else {
-        gw = at::empty({numWeights, dim}, grad.options());
-        auto mi = optView(maxIndices, "max_indices");
-        check(engine()->embeddingBagBackward(
-            g, x, ptr(off), view(gw, "grad_weight"), o, ptr(p), ptr(mi)));
-      }
+/// With max_norm, the whole call is validated before the renorm writes the
+/// weight (the Engine plans it without running it), as the functional API
+/// guarantees; the operators then run.
+Tensor embedding(const Tensor &input, const Tensor &weight,
+                 optional<int64_t> paddingIdx, optional<double> maxNorm,
+                 double normType, bool scaleGradByFreq, bool sparse,
+                 const std::string &profile) {
+  {
+    if (maxNorm) {
+      Tensor x = prepare(input, "indices"), w = prepare(weight, "weight");
+      std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+      shape.push_back(dimOf(w));
+      emb::Tensor out{w.data_ptr(), toDType(w, "weight"), shape};
+      if (!at::isFloatingType(w.scalar_type()))
+        out.dtype = emb::DType::f32;
+      emb::EmbeddingOptions o =
+          embeddingOptions(paddingIdx, scaleGradByFreq, sparse, profile);
+      o.maxNorm = *maxNorm;
+      o.normType = normType;
+      auto planned = engine()->planSpecs([&](emb::Engine &e) {
+        return e.embedding(view(x, "indices"), view(w, "weight"), out, o);
+      });
+      if (!planned)
+        check(planned.takeError());
+      renormOp().call(weight, input, *maxNorm, normType);
     }
-    if (ctx->needs_input_grad(1)) {
-      gpsw = at::empty(input.sizes(), weight.options().requires_grad(false));
-      check(engine()->embeddingBagPerSampleWeightsBackward(
-          g, view(weight, "weight"), x, ptr(off),
-          view(gpsw, "grad_per_sample_weights"), o));
-    }
-    return {gw, gpsw, at::Tensor(), at::Tensor(), at::Tensor()};
+    return embeddingOp().call(input, weight, paddingIdx, scaleGradByFreq,
+                              sparse, profile);
   }
-};
+}
 
-at::Tensor embeddingBag(const at::Tensor &inputIn, const at::Tensor &weightIn,
-                        std::optional<at::Tensor> offsetsIn,
-                        std::optional<double> maxNorm, double normType,
-                        bool scaleGradByFreq, const std::string &mode,
-                        bool sparse, std::optional<at::Tensor> pswIn,
-                        bool includeLastOffset,
-                        std::optional<int64_t> paddingIdx,
-                        const std::string &profile) {
-  at::Tensor input = prepare(inputIn, "indices");
-  at::Tensor weight = prepare(weightIn, "weight");
-  at::Tensor offsets =
-      offsetsIn ? prepare(*offsetsIn, "offsets") : at::Tensor();
-  at::Tensor psw = pswIn ? prepare(*pswIn, "per_sample_weights") : at::Tensor();
-  BagArgs args{mode,       scaleGradByFreq, sparse, includeLastOffset,
-               paddingIdx, profile};
-  args.maxNorm = maxNorm;
-  args.normType = normType;
-  ReleaseIfLarge release(input.numel() * dimOf(weight));
-  bool needsGraph =
-      at::GradMode::is_enabled() &&
-      (weight.requires_grad() || (psw.defined() && psw.requires_grad()));
-  at::Tensor out;
-  if (!needsGraph) {
-    at::NoGradGuard noGrad;
-    out = bagForward(weight, psw, input, offsets, args, false).first;
-  } else {
-    args.hasOffsets = offsets.defined();
-    args.hasPsw = psw.defined();
-    at::Tensor placeholder =
-        at::empty({0}, weight.options().requires_grad(false));
-    out = EmbeddingBagFunction::apply(
-        weight, args.hasPsw ? psw : placeholder, input,
-        args.hasOffsets ? offsets : placeholder, args);
+Tensor embeddingBag(const Tensor &input, const Tensor &weight,
+                    optional<Tensor> offsets, optional<double> maxNorm,
+                    double normType, bool scaleGradByFreq,
+                    const std::string &mode, bool sparse,
+                    optional<Tensor> psw, bool includeLastOffset,
+                    optional<int64_t> paddingIdx, const std::string &profile) {
+  {
+    if (maxNorm) {
+      Tensor x = prepare(input, "indices"), w = prepare(weight, "weight");
+      optional<Tensor> off = prepare(offsets, "offsets");
+      optional<Tensor> p = prepare(psw, "per_sample_weights");
+      auto offView = optView(off, "offsets");
+      auto pView = optView(p, "per_sample_weights");
+      emb::Tensor out{w.data_ptr(), toDType(w, "weight"),
+                      {numBags(x, off, includeLastOffset), dimOf(w)}};
+      if (!at::isFloatingType(w.scalar_type()))
+        out.dtype = emb::DType::f32;
+      emb::EmbeddingBagOptions o = bagOptions(
+          mode, paddingIdx, scaleGradByFreq, sparse, includeLastOffset,
+          profile);
+      o.maxNorm = *maxNorm;
+      o.normType = normType;
+      auto planned = engine()->planSpecs([&](emb::Engine &e) {
+        return e.embeddingBag(view(x, "indices"), view(w, "weight"),
+                              ptr(offView), out, o, ptr(pView));
+      });
+      if (!planned)
+        check(planned.takeError());
+      renormOp().call(weight, input, *maxNorm, normType);
+    }
+    return std::get<0>(bagOp().call(input, weight, offsets, mode, psw,
+                                     includeLastOffset, paddingIdx,
+                                     scaleGradByFreq, sparse, profile, false));
   }
-  if (maxNorm)
-    writeBack(weightIn, weight);
-  return out;
 }
 
 } // namespace
 
+TORCH_LIBRARY(emb_mlir, m) {
+  m.def("embedding(Tensor input, Tensor weight, int? padding_idx=None, "
+        "bool scale_grad_by_freq=False, bool sparse=False, "
+        "str profile='torch') -> Tensor");
+  m.def("embedding_bag(Tensor input, Tensor weight, Tensor? offsets, "
+        "str mode, Tensor? per_sample_weights=None, "
+        "bool include_last_offset=False, int? padding_idx=None, "
+        "bool scale_grad_by_freq=False, bool sparse=False, "
+        "str profile='torch', bool max_indices=False) -> (Tensor, Tensor)");
+  m.def("embedding_renorm_(Tensor(a!) weight, Tensor input, float max_norm, "
+        "float norm_type=2.0) -> ()");
+  m.def("embedding_backward(Tensor grad, Tensor input, int num_weights, "
+        "int? padding_idx=None, bool scale_grad_by_freq=False, "
+        "str profile='torch') -> Tensor");
+  m.def("embedding_sparse_backward(Tensor grad, Tensor input, "
+        "int num_weights, int? padding_idx=None, "
+        "bool scale_grad_by_freq=False, str profile='torch', "
+        "bool coalesced=False) -> (Tensor, Tensor)");
+  m.def("embedding_bag_backward(Tensor grad, Tensor input, Tensor? offsets, "
+        "int num_weights, str mode, Tensor? per_sample_weights=None, "
+        "bool include_last_offset=False, int? padding_idx=None, "
+        "bool scale_grad_by_freq=False, Tensor? max_indices=None, "
+        "str profile='torch') -> Tensor");
+  m.def("embedding_bag_sparse_backward(Tensor grad, Tensor input, "
+        "Tensor? offsets, int num_weights, str mode, "
+        "Tensor? per_sample_weights=None, bool include_last_offset=False, "
+        "int? padding_idx=None, bool scale_grad_by_freq=False, "
+        "str profile='torch', bool coalesced=False) -> (Tensor, Tensor)");
+  m.def("embedding_bag_per_sample_weights_backward(Tensor grad, "
+        "Tensor weight, Tensor input, Tensor? offsets, str mode, "
+        "bool include_last_offset=False, int? padding_idx=None, "
+        "str profile='torch') -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(emb_mlir, CPU, m) {
+  m.impl("embedding", &embeddingCPU);
+  m.impl("embedding_bag", &bagCPU);
+  m.impl("embedding_renorm_", &renormCPU);
+  m.impl("embedding_backward", &embeddingBackwardCPU);
+  m.impl("embedding_sparse_backward", &embeddingSparseBackwardCPU);
+  m.impl("embedding_bag_backward", &bagBackwardCPU);
+  m.impl("embedding_bag_sparse_backward", &bagSparseBackwardCPU);
+  m.impl("embedding_bag_per_sample_weights_backward", &pswBackwardCPU);
+}
+
+TORCH_LIBRARY_IMPL(emb_mlir, Autograd, m) {
+  m.impl("embedding", &embeddingAutograd);
+  m.impl("embedding_bag", &bagAutograd);
+  m.impl("embedding_renorm_", &renormAutograd);
+}
+
 PYBIND11_MODULE(_emb_torch, m) {
-  m.doc() = "emb_mlir's torch autograd ops in C++; use emb_mlir.torch.";
+  m.doc() = "emb_mlir's torch operators (torch.ops.emb_mlir); use "
+            "emb_mlir.torch.";
+  emb::python::registerFailureTranslator();
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p)
+        std::rethrow_exception(p);
+    } catch (python_error &error) {
+      error.restore();
+    }
+  });
   py::module_ core = py::module_::import("emb_mlir._emb_mlir");
   auto capsule = core.attr("_engine_getter").cast<py::capsule>();
   getEngine =
       reinterpret_cast<emb::python::EngineGetter>(capsule.get_pointer());
 
   // torch's signatures, keyword names and defaults, so that
-  // emb_mlir.torch.embedding(_bag) can be these functions themselves (no
-  // Python frame in between).
+  // emb_mlir.torch.embedding(_bag) call these with no Python frame of ours.
   m.def("embedding", &embedding, py::arg("input"), py::arg("weight"),
         py::arg("padding_idx") = py::none(), py::arg("max_norm") = py::none(),
         py::arg("norm_type") = 2.0, py::arg("scale_grad_by_freq") = false,

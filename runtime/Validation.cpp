@@ -223,12 +223,13 @@ llvm::Error checkNorm(std::optional<double> maxNorm, double normType) {
   return llvm::Error::success();
 }
 
-/// The gradient options a forward call records: checked at the forward, as
-/// PyTorch does, so that a training step fails before it writes anything.
+/// The gradient options a forward call records that no backward accepts:
+/// checked at the forward, so that a training step fails before it writes
+/// anything. `scale_grad_by_freq` with `sparse` is not one of them: as in
+/// PyTorch, the forward (an eval or no_grad call of such a module) runs and
+/// the sparse backward raises (checkSparseOptions).
 llvm::Error checkGradientOptions(Profile profile, bool scaleGradByFreq,
                                  bool sparse) {
-  if (sparse && scaleGradByFreq)
-    return fail("'scale_grad_by_freq' is not supported with sparse gradients");
   if (profile != Profile::unit_scaling)
     return llvm::Error::success();
   if (scaleGradByFreq)

@@ -14,7 +14,7 @@ EMB_PACKAGES=(
   cmake ninja-build ccache libgtest-dev
   # The Python package and its tests (torch 1.13 is the test oracle), and
   # the benchmark's chart.
-  python3-dev python3-pybind11 python3-numpy python3-pytest python3-torch
+  python3-dev python3-pybind11 python3-numpy python3-pytest python3-torch libtorch-dev
   python3-matplotlib
 )
 

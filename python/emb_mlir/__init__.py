@@ -9,9 +9,12 @@ The functions here take numpy arrays (and return numpy arrays) or torch CPU
 tensors (and return torch tensors, without autograd: `emb_mlir.torch` has
 the autograd functions and the nn modules). Inputs are used in place when
 they are contiguous, copied otherwise. Every argument is checked before
-anything is written; errors are IndexError (an index out of range),
-TypeError (a dtype) or ValueError (anything else).
+anything is written; errors are EmbIndexError (an index out of range),
+EmbTypeError (a dtype) or EmbValueError (anything else): IndexError,
+TypeError and ValueError that are also RuntimeErrors, like torch's.
 """
+
+from ._errors import EmbError, EmbIndexError, EmbTypeError, EmbValueError
 
 from ._functional import (
     configure,
@@ -25,6 +28,10 @@ from ._functional import (
 )
 
 __all__ = [
+    "EmbError",
+    "EmbIndexError",
+    "EmbTypeError",
+    "EmbValueError",
     "configure",
     "embedding",
     "embedding_backward",

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from . import _emb_mlir
+from ._errors import EmbValueError
 
 _NUMPY_DTYPES = {
     np.dtype(np.float32): "f32",
@@ -53,9 +54,13 @@ def _view(x, name):
         if _TORCH_DTYPES is None:
             _torch_tables(sys.modules["torch"])
         if not x.is_cpu:
-            raise ValueError(
+            raise EmbValueError(
                 f"'{name}' is on {x.device}: emb_mlir runs on the CPU "
                 "(move the tensor with .cpu())")
+        # A tensor with the negative (or conjugate) bit is a lazy view: its
+        # memory holds the unresolved values.
+        if x.is_neg() or x.is_conj():
+            x = x.resolve_conj().resolve_neg()
         if not x.is_contiguous():
             x = x.contiguous()
         return x, (x.data_ptr(), _TORCH_DTYPES.get(x.dtype, str(x.dtype)),
@@ -115,10 +120,10 @@ def _writable(weight, name="weight"):
     tensor we can write (checked before anything runs)."""
     if isinstance(weight, np.ndarray):
         if not weight.flags.writeable:
-            raise ValueError(f"'{name}' is read-only, and max_norm "
+            raise EmbValueError(f"'{name}' is read-only, and max_norm "
                              "renormalises it in place")
     elif not _is_torch(weight):
-        raise ValueError(f"with max_norm, '{name}' must be a numpy array or a "
+        raise EmbValueError(f"with max_norm, '{name}' must be a numpy array or a "
                          f"torch tensor (it is renormalised in place), got "
                          f"{type(weight).__name__}")
 
@@ -143,7 +148,7 @@ def _write_back(original, used):
 
 def _mode(mode):
     if mode not in ("sum", "mean", "max"):
-        raise ValueError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+        raise EmbValueError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
     return mode
 
 
@@ -166,9 +171,9 @@ def _dim(view):
 def _num_weights(n):
     n = int(n)
     if n < 0:
-        raise ValueError(f"'num_embeddings' must be non-negative, got {n}")
+        raise EmbValueError(f"'num_embeddings' must be non-negative, got {n}")
     if n >= 2**63:
-        raise ValueError(f"'num_embeddings' {n} does not fit in a 64-bit "
+        raise EmbValueError(f"'num_embeddings' {n} does not fit in a 64-bit "
                          "size")
     return n
 
@@ -181,7 +186,7 @@ def _padding_idx(p):
         return None
     p = int(p)
     if not -2**63 <= p < 2**63:
-        raise ValueError(f"'padding_idx' {p} is out of range of any table "
+        raise EmbValueError(f"'padding_idx' {p} is out of range of any table "
                          "(it does not fit in 64 bits)")
     return p
 
@@ -259,7 +264,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
     argmax, argmaxv = None, None
     if return_max_indices:
         if mode != "max":
-            raise ValueError("return_max_indices needs mode 'max', got "
+            raise EmbValueError("return_max_indices needs mode 'max', got "
                              f"{mode!r}")
         argmax, argmaxv = outputs.empty(shape, "i64")
     _emb_mlir.embedding_bag(xv, wv, offv, ov, mode, padding_idx,

@@ -99,8 +99,8 @@ def test_embedding_arguments_are_checked_before_max_norm(weight):
     x = torch.tensor([1, 2, 3])
     cases = [
         (dict(padding_idx=10), "'padding_idx' 10 is out of range"),
-        (dict(sparse=True, scale_grad_by_freq=True),
-         "'scale_grad_by_freq' is not supported with sparse gradients"),
+        (dict(profile="unit-scaling", sparse=True),
+         "'sparse' is not supported by the unit-scaling profile"),
         (dict(norm_type=float("nan")), "'norm_type' must not be NaN"),
     ]
     for kwargs, message in cases:
@@ -110,10 +110,10 @@ def test_embedding_arguments_are_checked_before_max_norm(weight):
                 with pytest.raises(ValueError, match=message):
                     fn(x, w, max_norm=1.0, **kwargs)
                 untouched(w.detach(), before)
-    with pytest.raises(ValueError, match="'scale_grad_by_freq' is not "
-                                         "supported with sparse gradients"):
+    with pytest.raises(ValueError, match="'sparse' is not supported with "
+                                         "mode 'max'"):
         ET.embedding_bag(x, weight.requires_grad_(), torch.tensor([0]),
-                         mode="sum", sparse=True, scale_grad_by_freq=True)
+                         mode="max", sparse=True, max_norm=1.0)
 
 
 def test_max_norm_needs_an_array_or_tensor_weight():
