@@ -46,6 +46,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 
 namespace py = pybind11;
 using at::Tensor;
@@ -465,6 +466,26 @@ Tensor tangentOf(const Tensor &t) {
   return t.defined() ? t._fw_grad(/*level=*/0) : Tensor();
 }
 
+/// Graph nodes are held by std::shared_ptr in torch 1.x and by
+/// c10::intrusive_ptr in recent torch 2.x: make them the way set_history
+/// takes them.
+template <typename P, typename = void>
+struct TakesSharedNodes : std::false_type {};
+template <typename P>
+struct TakesSharedNodes<
+    P, std::void_t<decltype(torch::autograd::set_history(
+           std::declval<Tensor &>(), std::declval<const P &>()))>>
+    : std::true_type {};
+
+template <typename T,
+          typename SharedNode = std::shared_ptr<torch::autograd::Node>>
+auto makeNode() {
+  if constexpr (TakesSharedNodes<SharedNode>::value)
+    return std::make_shared<T>();
+  else
+    return c10::make_intrusive<T>();
+}
+
 /// The weight gradient of embedding.
 struct EmbeddingBackward : torch::autograd::Node {
   SavedVariable input; // indices: never requires grad
@@ -527,8 +548,7 @@ Tensor embeddingAutograd(const Tensor &input, const Tensor &weight,
   }
   if (!(at::GradMode::is_enabled() && weight.requires_grad()))
     return out;
-  auto node = std::shared_ptr<EmbeddingBackward>(new EmbeddingBackward(),
-                                                 torch::autograd::deleteNode);
+  auto node = makeNode<EmbeddingBackward>();
   node->set_next_edges(torch::autograd::collect_next_edges(weight));
   node->input = SavedVariable(input, /*is_output=*/false);
   node->numWeights = weight.size(0);
@@ -561,8 +581,7 @@ struct EmbeddingBagBackward : torch::autograd::Node {
 
   variable_list apply(variable_list &&grads) override {
     rejectDoubleBackward(grads);
-    auto self = shared_from_this();
-    Tensor x = input.unpack(self);
+    Tensor x = input.unpack();
     if (!x.defined())
       throw std::runtime_error(
           "emb_mlir.torch: trying to backward through the graph a second "
@@ -572,9 +591,9 @@ struct EmbeddingBagBackward : torch::autograd::Node {
     const Tensor &grad = grads[0];
     optional<Tensor> off, p;
     if (hasOffsets)
-      off = offsets.unpack(self);
+      off = offsets.unpack();
     if (hasPsw)
-      p = psw.unpack(self);
+      p = psw.unpack();
     Tensor gw, gpsw;
     if (should_compute_output(0)) {
       if (sparse) {
@@ -585,14 +604,14 @@ struct EmbeddingBagBackward : torch::autograd::Node {
       } else {
         optional<Tensor> mi;
         if (mode == "max")
-          mi = maxIndices.unpack(self);
+          mi = maxIndices.unpack();
         gw = bagBackwardOp().call(grad, x, off, numWeights, mode, p,
                                   includeLastOffset, paddingIdx,
                                   scaleGradByFreq, mi, profile);
       }
     }
     if (should_compute_output(1))
-      gpsw = pswBackwardOp().call(grad, weight.unpack(self), x, off, mode,
+      gpsw = pswBackwardOp().call(grad, weight.unpack(), x, off, mode,
                                   includeLastOffset, paddingIdx, profile);
     return {gw, gpsw};
   }
@@ -645,8 +664,7 @@ bagAutograd(const Tensor &input, const Tensor &weight,
     }
   }
   if (needsGraph) {
-    auto node = std::shared_ptr<EmbeddingBagBackward>(
-        new EmbeddingBagBackward(), torch::autograd::deleteNode);
+    auto node = makeNode<EmbeddingBagBackward>();
     node->set_next_edges(torch::autograd::collect_next_edges(
         weight, psw ? *psw : Tensor()));
     node->weight = SavedVariable(weight, false);

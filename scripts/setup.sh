@@ -16,6 +16,8 @@ EMB_PACKAGES=(
   # the benchmark's chart.
   python3-dev python3-pybind11 python3-numpy python3-pytest python3-torch libtorch-dev
   python3-matplotlib
+  # The torch 2.x world of the tests: a venv with torch from PyPI.
+  python3-venv
 )
 
 emb_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -52,6 +54,38 @@ emb_configure() {
 emb_build() {
   emb_log "building (incremental)"
   cmake --build "$EMB_BUILD" "$@"
+}
+
+# The torch 2.x world: a venv with torch >= 2.4 from PyPI (kept between runs
+# and clones; pip's cache), emb_mlir `pip install`ed into it as a user
+# would, and the whole pytest suite run there (both autograd paths, plus
+# the torch.compile / torch.export tests that 1.13 skips).
+EMB_TORCH2_VENV="${EMB_TORCH2_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/emb-mlir/venv-torch2}"
+
+emb_torch2_venv() {
+  if [ ! -x "$EMB_TORCH2_VENV/bin/python" ]; then
+    emb_log "creating $EMB_TORCH2_VENV (torch 2.x from PyPI: a few minutes)"
+    mkdir -p "$(dirname "$EMB_TORCH2_VENV")"
+    /usr/bin/python3 -m venv "$EMB_TORCH2_VENV"
+  fi
+  "$EMB_TORCH2_VENV/bin/pip" install -q "torch>=2.4" numpy pytest
+}
+
+emb_test_torch2() {
+  emb_torch2_venv
+  emb_log "pip install $EMB_ROOT into $EMB_TORCH2_VENV"
+  # Relative paths in ccache's keys: clones share the cache.
+  CCACHE_BASEDIR="$EMB_ROOT" "$EMB_TORCH2_VENV/bin/pip" install -q "$EMB_ROOT"
+  local py="$EMB_TORCH2_VENV/bin/python"
+  emb_log "pytest with torch $("$py" -c 'import torch; print(torch.__version__)')"
+  local cache="$EMB_BUILD/test/python-kernel-cache-torch2"
+  # From the tests' folder, so that the installed package is the one imported.
+  (cd "$EMB_ROOT/test/python" &&
+    EMB_MLIR_CACHE_DIR="$cache" PYTHONDONTWRITEBYTECODE=1 \
+      "$py" -m pytest -q -p no:cacheprovider . &&
+    EMB_MLIR_CACHE_DIR="$cache" PYTHONDONTWRITEBYTECODE=1 EMB_MLIR_PURE_PYTHON=1 \
+      "$py" -m pytest -q -p no:cacheprovider test_backward.py test_modules.py \
+        test_errors.py test_torch_semantics.py)
 }
 
 emb_setup() {
