@@ -140,10 +140,13 @@ inline emb::BagMode toMode(const std::string &name) {
   failValue("mode must be 'sum', 'mean' or 'max', got '" + name + "'");
 }
 
-/// The process-wide engine of _emb_mlir, handed to _emb_torch in a capsule
-/// so that emb_mlir.configure() applies to both.
+/// The engine of the torch operators (_emb_mlir's, sharing its kernel
+/// cache and configure()), handed to _emb_torch in a capsule.
 using EngineGetter = std::shared_ptr<emb::Engine> (*)();
 constexpr const char *kEngineCapsule = "emb_mlir._engine_getter";
+/// How _emb_torch gives that engine torch's executor (at::parallel_for).
+using ParallelForSetter = void (*)(emb::ParallelFor);
+constexpr const char *kParallelForCapsule = "emb_mlir._set_torch_parallel_for";
 
 } // namespace emb::python
 

@@ -97,14 +97,14 @@ int64_t lastDim(const emb::Tensor &t) {
 //===----------------------------------------------------------------------===//
 
 std::mutex engineMutex;
-std::shared_ptr<emb::Engine> theEngine;
+std::shared_ptr<emb::Engine> theEngine, theTorchEngine;
 emb::EngineOptions engineOptions;
 bool threadsConfigured = false;
+/// The executor of the torch operators' engine: at::parallel_for, set by
+/// _emb_torch when it loads.
+emb::ParallelFor torchParallelFor;
 
-/// The engine, created at first use; `EMB_MLIR_THREADS` sets the threads
-/// unless configure() did.
-std::shared_ptr<emb::Engine> engine() {
-  std::lock_guard<std::mutex> lock(engineMutex);
+std::shared_ptr<emb::Engine> engineLocked() {
   if (!theEngine) {
     emb::EngineOptions options = engineOptions;
     if (const char *threads = std::getenv("EMB_MLIR_THREADS");
@@ -113,6 +113,43 @@ std::shared_ptr<emb::Engine> engine() {
     theEngine = std::make_shared<emb::Engine>(options);
   }
   return theEngine;
+}
+
+/// The engine of numpy arrays and of emb_mlir's functions, created at first
+/// use, with a pool of its own; `EMB_MLIR_THREADS` sets its threads unless
+/// configure() did.
+std::shared_ptr<emb::Engine> engine() {
+  std::lock_guard<std::mutex> lock(engineMutex);
+  return engineLocked();
+}
+
+/// The engine of the torch operators: the same kernel cache, but its
+/// parallel work runs on torch's intra-op pool (at::parallel_for, so
+/// torch.set_num_threads applies) rather than a second pool competing with
+/// torch's for the same cores. Without _emb_torch, the engine above.
+std::shared_ptr<emb::Engine> torchEngine() {
+  std::lock_guard<std::mutex> lock(engineMutex);
+  if (!torchParallelFor)
+    return engineLocked();
+  if (!theTorchEngine) {
+    emb::EngineOptions options = engineOptions;
+    options.kernelCache = engineLocked()->sharedCache();
+    options.parallelFor = torchParallelFor;
+    theTorchEngine = std::make_shared<emb::Engine>(options);
+  }
+  return theTorchEngine;
+}
+
+/// The engine of a call: torch tensors (passed as triples) run on torch's
+/// pool, numpy arrays on the engine's own.
+std::shared_ptr<emb::Engine> engineFor(TensorArg arg) {
+  return py::isinstance<py::array>(arg) ? engine() : torchEngine();
+}
+
+void setTorchParallelFor(emb::ParallelFor parallelFor) {
+  std::lock_guard<std::mutex> lock(engineMutex);
+  torchParallelFor = std::move(parallelFor);
+  theTorchEngine.reset();
 }
 
 void configure(std::optional<int> threads, std::optional<std::string> cacheDir,
@@ -128,8 +165,9 @@ void configure(std::optional<int> threads, std::optional<std::string> cacheDir,
     engineOptions.cache.directory = *cacheDir;
   if (diskCache)
     engineOptions.cache.useDiskCache = *diskCache;
-  // Calls in flight keep the old engine alive through their shared_ptr.
+  // Calls in flight keep the old engines alive through their shared_ptr.
   theEngine.reset();
+  theTorchEngine.reset();
 }
 
 py::dict info() {
@@ -137,6 +175,10 @@ py::dict info() {
   const auto &s = e->cache().stats();
   py::dict d;
   d["threads"] = e->threads();
+  // Where the torch operators run their parallel work.
+  d["torch_executor"] = torchEngine()->threads() == 0
+                            ? "at::parallel_for (torch's intra-op pool)"
+                            : "the engine's own pool";
   d["cache_dir"] = e->cache().directory();
   d["memory_hits"] = s.memoryHits.load();
   d["disk_hits"] = s.diskHits.load();
@@ -192,8 +234,13 @@ PYBIND11_MODULE(_emb_mlir, m) {
         py::arg("cache_dir") = py::none(), py::arg("disk_cache") = py::none());
   m.def("info", &info);
   m.attr("_engine_getter") = py::capsule(
-      reinterpret_cast<void *>(static_cast<emb::python::EngineGetter>(&engine)),
+      reinterpret_cast<void *>(
+          static_cast<emb::python::EngineGetter>(&torchEngine)),
       emb::python::kEngineCapsule);
+  m.attr("_set_torch_parallel_for") = py::capsule(
+      reinterpret_cast<void *>(static_cast<emb::python::ParallelForSetter>(
+          &setTorchParallelFor)),
+      emb::python::kParallelForCapsule);
 
   m.def(
       "embedding",
@@ -205,7 +252,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
                                   scaleGradByFreq, sparse, profile);
         emb::Tensor x = toTensor(indices, "indices"),
                     w = toTensor(weight, "weight"), y = toTensor(out, "out");
-        auto e = engine();
+        auto e = engineFor(indices);
         ReleaseIfLarge release(maxNorm ? ReleaseIfLarge::kElements
                                        : x.numel() * lastDim(w));
         check(e->embedding(x, w, y, o));
@@ -229,7 +276,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
         auto off = toOptTensor(offsets, "offsets");
         auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
         auto argmax = toOptTensor(maxIndices, "max_indices");
-        auto e = engine();
+        auto e = engineFor(indices);
         ReleaseIfLarge release(maxNorm ? ReleaseIfLarge::kElements
                                        : x.numel() * lastDim(w));
         check(e->embeddingBag(x, w, ptr(off), y, o, ptr(psw), ptr(argmax)));
@@ -245,7 +292,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
       [](TensorArg weight, TensorArg indices, double maxNorm, double normType) {
         emb::Tensor w = toTensor(weight, "weight"),
                     x = toTensor(indices, "indices");
-        auto e = engine();
+        auto e = engineFor(weight);
         py::gil_scoped_release release;
         check(e->renorm(w, x, maxNorm, normType));
       },
@@ -262,7 +309,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
         emb::Tensor g = toTensor(grad, "grad"),
                     x = toTensor(indices, "indices"),
                     gw = toTensor(gradWeight, "grad_weight");
-        auto e = engine();
+        auto e = engineFor(grad);
         py::gil_scoped_release release;
         check(e->embeddingBackward(g, x, gw, o));
       },
@@ -285,7 +332,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
         auto off = toOptTensor(offsets, "offsets");
         auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
         auto argmax = toOptTensor(maxIndices, "max_indices");
-        auto e = engine();
+        auto e = engineFor(grad);
         py::gil_scoped_release release;
         check(e->embeddingBagBackward(g, x, ptr(off), gw, o, ptr(psw),
                                       ptr(argmax)));
@@ -308,7 +355,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
                     x = toTensor(indices, "indices"),
                     gp = toTensor(gradPsw, "grad_per_sample_weights");
         auto off = toOptTensor(offsets, "offsets");
-        auto e = engine();
+        auto e = engineFor(grad);
         py::gil_scoped_release release;
         check(
             e->embeddingBagPerSampleWeightsBackward(g, w, x, ptr(off), gp, o));
@@ -328,7 +375,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
         emb::Tensor g = toTensor(grad, "grad"),
                     x = toTensor(indices, "indices"),
                     r = toTensor(rows, "rows"), v = toTensor(values, "values");
-        auto e = engine();
+        auto e = engineFor(grad);
         py::gil_scoped_release release;
         return check(
             e->embeddingSparseBackward(g, x, numWeights, r, v, o, coalesced));
@@ -352,7 +399,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
                     r = toTensor(rows, "rows"), v = toTensor(values, "values");
         auto off = toOptTensor(offsets, "offsets");
         auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
-        auto e = engine();
+        auto e = engineFor(grad);
         py::gil_scoped_release release;
         return check(e->embeddingBagSparseBackward(
             g, x, ptr(off), numWeights, r, v, o, ptr(psw), coalesced));

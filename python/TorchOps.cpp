@@ -48,6 +48,16 @@
 #include <tuple>
 #include <type_traits>
 
+/// at::parallel_for compiled inside libtorch (torch >= 2.10 exports it in
+/// its stable C shim). at::parallel_for itself is a header template whose
+/// OpenMP backend is a `#pragma omp parallel` in the caller's code: here,
+/// compiled without torch's OpenMP runtime, it would run serially (and
+/// with clang's, it would be a second pool). Older torches lack the symbol
+/// (a weak reference: null) and the operators keep the engine's own pool.
+extern "C" __attribute__((weak)) int32_t
+torch_parallel_for(int64_t begin, int64_t end, int64_t grainSize,
+                   void (*func)(int64_t, int64_t, void *), void *context);
+
 namespace py = pybind11;
 using at::Tensor;
 using c10::optional;
@@ -843,6 +853,25 @@ PYBIND11_MODULE(_emb_torch, m) {
   auto capsule = core.attr("_engine_getter").cast<py::capsule>();
   getEngine =
       reinterpret_cast<emb::python::EngineGetter>(capsule.get_pointer());
+  // One thread pool in a torch process: the operators' parallel work runs
+  // on torch's intra-op pool (torch.set_num_threads applies), not on a
+  // second pool competing with torch's spinning workers for the cores.
+  if (torch_parallel_for) {
+    auto setter = reinterpret_cast<emb::python::ParallelForSetter>(
+        core.attr("_set_torch_parallel_for")
+            .cast<py::capsule>()
+            .get_pointer());
+    setter([](int64_t n, int64_t grain,
+              llvm::function_ref<void(int64_t, int64_t)> body) {
+      torch_parallel_for(
+          0, n, grain,
+          [](int64_t begin, int64_t end, void *context) {
+            (*static_cast<llvm::function_ref<void(int64_t, int64_t)> *>(
+                context))(begin, end);
+          },
+          &body);
+    });
+  }
 
   // torch's signatures, keyword names and defaults, so that
   // emb_mlir.torch.embedding(_bag) call these with no Python frame of ours.

@@ -86,7 +86,12 @@ Engine::Engine(EngineOptions options) : target(options.target) {
     gpu->stream = options.stream;
     gpu->validate = options.validateIndices;
   }
-  kernelCache = std::make_unique<KernelCache>(options.cache);
+  kernelCache = options.kernelCache
+                    ? options.kernelCache
+                    : std::make_shared<KernelCache>(options.cache);
+  executor = std::move(options.parallelFor);
+  if (executor)
+    return;
   int threads = options.threads > 0
                     ? options.threads
                     : std::max(1u, std::thread::hardware_concurrency());
@@ -95,7 +100,22 @@ Engine::Engine(EngineOptions options) : target(options.target) {
 
 Engine::~Engine() = default;
 
-int Engine::threads() const { return pool->size(); }
+int Engine::threads() const { return pool ? pool->size() : 0; }
+
+void Engine::parallelFor(int64_t n, int64_t grain,
+                         llvm::function_ref<void(int64_t, int64_t)> body) {
+  if (n <= 0)
+    return;
+  // One range needs no executor: small calls stay on the caller's thread.
+  if (n <= grain) {
+    body(0, n);
+    return;
+  }
+  if (executor)
+    executor(n, grain, body);
+  else
+    pool->parallelFor(n, grain, body);
+}
 
 llvm::Expected<KernelFn> Engine::kernel(const KernelSpec &spec) {
   return kernelCache->get(spec);
@@ -247,7 +267,7 @@ llvm::Expected<int64_t> Engine::run(Plan &plan) {
   // the GPU, where one launch covers everything and chunk bounds must not
   // be read from device memory.
   if (plan.split && target != Target::nvptx)
-    pool->parallelFor(plan.count, plan.grain, chunk);
+    parallelFor(plan.count, plan.grain, chunk);
   else if (plan.count > 0)
     chunk(0, plan.count);
   if (auto err = calls.finish())

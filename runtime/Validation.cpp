@@ -10,7 +10,6 @@
 
 #include "emb/Runtime/Numeric.h"
 
-#include "ThreadPool.h"
 
 #include <atomic>
 #include <cmath>
@@ -147,15 +146,15 @@ llvm::Error checkIndexTensor(const Tensor &t, const char *name) {
 }
 
 /// Every index must lie in [0, V): the message names the first bad one.
-/// The scan is split over the pool (it is a full pass over the indices on
-/// every call); each chunk finds its first bad position and the smallest
-/// wins, so the message does not depend on the thread count.
+/// The scan is split over the Engine's threads (it is a full pass over the
+/// indices on every call); each range finds its first bad position and the
+/// smallest wins, so the message does not depend on the split.
 llvm::Error checkIndexRange(const Tensor &indices, int64_t numEmbeddings,
-                            ThreadPool &pool) {
+                            SplitFn split) {
   int64_t n = indices.numel();
   std::atomic<int64_t> firstBad{n};
   auto scan = [&](auto *x) {
-    pool.parallelFor(n, 1 << 16, [&](int64_t b, int64_t e) {
+    split(n, 1 << 16, [&](int64_t b, int64_t e) {
       // An unsigned compare checks both bounds at once.
       for (int64_t i = b; i < e; ++i)
         if (static_cast<uint64_t>(x[i]) >=
@@ -409,7 +408,10 @@ llvm::Error Engine::checkIndices(const Tensor &indices, int64_t numEmbeddings) {
     return values.takeError();
   if (!*values)
     return llvm::Error::success();
-  return checkIndexRange(**values, numEmbeddings, *pool);
+  return checkIndexRange(**values, numEmbeddings, [this](int64_t n, int64_t grain,
+                                llvm::function_ref<void(int64_t, int64_t)> body) {
+    parallelFor(n, grain, body);
+  });
 }
 
 llvm::Expected<int64_t> Engine::bagInputs(const Tensor &indices,
@@ -456,7 +458,10 @@ llvm::Expected<int64_t> Engine::sparseRowsNeeded(const Tensor &indices,
   // Trusted device indices are not read: every position may be live.
   if (!*values)
     return indices.numel();
-  if (auto err = checkIndexRange(**values, numEmbeddings, *pool))
+  if (auto err = checkIndexRange(**values, numEmbeddings, [this](int64_t n, int64_t grain,
+                                llvm::function_ref<void(int64_t, int64_t)> body) {
+    parallelFor(n, grain, body);
+  }))
     return std::move(err);
   return liveCount(**values, padRow);
 }

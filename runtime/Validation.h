@@ -18,7 +18,6 @@
 
 namespace emb {
 
-class ThreadPool;
 
 namespace validation {
 
@@ -57,10 +56,15 @@ llvm::Error checkNumEmbeddings(int64_t numEmbeddings);
 llvm::Expected<int64_t> normalizePadding(std::optional<int64_t> paddingIdx,
                                          int64_t numEmbeddings);
 
+/// Splits [0, n) into ranges of at least `grain` and runs them, possibly
+/// in parallel (the Engine's executor).
+using SplitFn = llvm::function_ref<void(
+    int64_t n, int64_t grain, llvm::function_ref<void(int64_t, int64_t)>)>;
+
 /// Every index in [0, V); the message names the first bad one (the scan is
-/// split over `pool`, and its result does not depend on the thread count).
+/// split by `split`, and its result does not depend on the split).
 llvm::Error checkIndexRange(const Tensor &indices, int64_t numEmbeddings,
-                            ThreadPool &pool);
+                            SplitFn split);
 /// Non-padding entries of `indices`.
 int64_t liveCount(const Tensor &indices, int64_t padRow);
 /// Every max_indices value in [-1, V).

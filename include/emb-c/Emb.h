@@ -57,6 +57,20 @@ typedef struct EmbEngine EmbEngine;
  * `cacheDir` (NULL: the default; "" : memory only). */
 MLIR_CAPI_EXPORTED EmbEngine *embEngineCreate(int threads,
                                               const char *cacheDir);
+
+/* The caller's executor (emb::ParallelFor): run `body(bodyContext, begin,
+ * end)` on contiguous ranges that cover [0, n) exactly once, each at least
+ * `grain` long unless n is shorter, on any threads, and return when all
+ * have run. The results do not depend on the ranges. */
+typedef void (*EmbRangeBody)(void *bodyContext, int64_t begin, int64_t end);
+typedef void (*EmbParallelFor)(void *userData, int64_t n, int64_t grain,
+                               EmbRangeBody body, void *bodyContext);
+
+/* An engine that runs its parallel work through `parallelFor` (called with
+ * `userData`) instead of a pool of its own: the caller's thread pool. */
+MLIR_CAPI_EXPORTED EmbEngine *
+embEngineCreateWithExecutor(EmbParallelFor parallelFor, void *userData,
+                            const char *cacheDir);
 MLIR_CAPI_EXPORTED void embEngineDestroy(EmbEngine *engine);
 
 /* Each call returns 0 on success; otherwise a non-zero value, nothing

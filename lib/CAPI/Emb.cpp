@@ -40,13 +40,39 @@ struct EmbEngine {
   explicit EmbEngine(emb::EngineOptions o) : engine(std::move(o)) {}
 };
 
-EmbEngine *embEngineCreate(int threads, const char *cacheDir) {
-  emb::EngineOptions options;
-  options.threads = threads;
+namespace {
+void setCacheDir(emb::EngineOptions &options, const char *cacheDir) {
   if (cacheDir && !*cacheDir)
     options.cache.useDiskCache = false;
   else if (cacheDir)
     options.cache.directory = cacheDir;
+}
+} // namespace
+
+EmbEngine *embEngineCreate(int threads, const char *cacheDir) {
+  emb::EngineOptions options;
+  options.threads = threads;
+  setCacheDir(options, cacheDir);
+  return new EmbEngine(std::move(options));
+}
+
+EmbEngine *embEngineCreateWithExecutor(EmbParallelFor parallelFor,
+                                       void *userData, const char *cacheDir) {
+  if (!parallelFor)
+    return nullptr;
+  emb::EngineOptions options;
+  setCacheDir(options, cacheDir);
+  options.parallelFor =
+      [parallelFor, userData](int64_t n, int64_t grain,
+                              llvm::function_ref<void(int64_t, int64_t)> body) {
+        parallelFor(
+            userData, n, grain,
+            [](void *context, int64_t begin, int64_t end) {
+              (*static_cast<llvm::function_ref<void(int64_t, int64_t)> *>(
+                  context))(begin, end);
+            },
+            &body);
+      };
   return new EmbEngine(std::move(options));
 }
 

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int failures = 0;
@@ -50,6 +51,21 @@ static void countEmbOps(MlirOperation op, int *count) {
       for (MlirOperation o = mlirBlockGetFirstOperation(b);
            !mlirOperationIsNull(o); o = mlirOperationGetNextInBlock(o))
         countEmbOps(o, count);
+  }
+}
+
+/* A caller's executor for the test: runs the ranges one after another,
+ * each `grain` long (the last one shorter), counting them. */
+struct Ranges {
+  int calls, ranges;
+};
+static void serialInRanges(void *userData, int64_t n, int64_t grain,
+                           EmbRangeBody body, void *bodyContext) {
+  struct Ranges *r = userData;
+  ++r->calls;
+  for (int64_t b = 0; b < n; b += grain) {
+    ++r->ranges;
+    body(bodyContext, b, b + grain < n ? b + grain : n);
   }
 }
 
@@ -145,6 +161,44 @@ int main(void) {
   rc = embEmbedding(engine, noShape, w, l, 0, 0, error, sizeof(error));
   CHECK(rc != 0 && strstr(error, "rank 1 but no shape") != NULL,
         "a rank without a shape is an error");
+
+  /* The caller's executor: every range of a split call runs through it
+   * (here serially, in small ranges), and the values are the own pool's. */
+  enum { kBags = 1 << 17 };
+  int64_t *manyIds = malloc(sizeof(int64_t) * kBags);
+  int64_t *manyOffsets = malloc(sizeof(int64_t) * kBags);
+  float *byPool = malloc(sizeof(float) * kBags * 4);
+  float *byExecutor = malloc(sizeof(float) * kBags * 4);
+  CHECK(manyIds && manyOffsets && byPool && byExecutor, "allocation");
+  for (int64_t i = 0; i < kBags; ++i) {
+    manyIds[i] = (i * 7) % 3;
+    manyOffsets[i] = i;
+  }
+  int64_t nShape[1] = {kBags}, mShape[2] = {kBags, 4};
+  EmbTensor mx = {manyIds, EMB_I64, 1, nShape},
+            mo = {manyOffsets, EMB_I64, 1, nShape},
+            byPoolOut = {byPool, EMB_F32, 2, mShape},
+            byExecutorOut = {byExecutor, EMB_F32, 2, mShape};
+  rc = embEmbeddingBag(engine, mx, w, &mo, byPoolOut, EMB_SUM, 0, 0, 0, NULL,
+                       error, sizeof(error));
+  CHECK(rc == 0, error);
+  embEngineDestroy(engine);
+  struct Ranges ranges = {0, 0};
+  engine = embEngineCreateWithExecutor(serialInRanges, &ranges, "");
+  CHECK(engine != NULL, "an engine on the caller's executor");
+  rc = embEmbeddingBag(engine, mx, w, &mo, byExecutorOut, EMB_SUM, 0, 0, 0,
+                       NULL, error, sizeof(error));
+  CHECK(rc == 0, error);
+  CHECK(ranges.calls >= 1 && ranges.ranges > 1,
+        "the call was split through the executor");
+  CHECK(memcmp(byPool, byExecutor, sizeof(float) * kBags * 4) == 0,
+        "the executor's values are the pool's, bit for bit");
+  CHECK(embEngineCreateWithExecutor(NULL, NULL, "") == NULL,
+        "no executor, no engine");
+  free(manyIds);
+  free(manyOffsets);
+  free(byPool);
+  free(byExecutor);
   embEngineDestroy(engine);
 
   if (failures)

@@ -874,6 +874,65 @@ TEST(BackwardDiff, IdenticalBitsWithOneAndTwoThreads) {
   EXPECT_EQ(c.bytes, d.bytes);
 }
 
+// A caller's executor (EngineOptions::parallelFor) in place of the pool:
+// ranges of uneven lengths run in reverse order give the pool's bits, for
+// the forward and the split gradients, and the shared kernel cache
+// compiles nothing again.
+TEST(BackwardDiff, CallersExecutorGivesThePoolsBits) {
+  std::mt19937_64 gen(5);
+  const int64_t V = 30000, D = 32, N = 40000, B = 40000;
+  HostTensor indices(DType::i64, {N}), grad(DType::f32, {N, D}),
+      weight(DType::f32, {V, D}), offsets(DType::i64, {B});
+  for (int64_t i = 0; i < N; ++i)
+    indices.set(i, static_cast<double>(i % 2 ? gen() % 7 : gen() % V));
+  std::uniform_real_distribution<double> u(-1, 1);
+  for (int64_t i = 0; i < N * D; ++i)
+    grad.set(i, u(gen));
+  for (int64_t i = 0; i < V * D; ++i)
+    weight.set(i, u(gen));
+  for (int64_t b = 0; b < B; ++b)
+    offsets.set(b, b);
+  int ranges = 0;
+  EngineOptions options;
+  options.kernelCache = engine(2).sharedCache();
+  options.parallelFor = [&](int64_t n, int64_t grain,
+                            llvm::function_ref<void(int64_t, int64_t)> body) {
+    std::vector<std::pair<int64_t, int64_t>> split;
+    for (int64_t b = 0; b < n;) {
+      int64_t e = std::min(n, b + grain + static_cast<int64_t>(gen() % 97));
+      if (n - e < grain) // no range shorter than grain
+        e = n;
+      split.push_back({b, e});
+      b = e;
+    }
+    for (auto it = split.rbegin(); it != split.rend(); ++it, ++ranges)
+      body(it->first, it->second);
+  };
+  Engine callers(options);
+  EXPECT_EQ(callers.threads(), 0);
+
+  HostTensor poolOut(DType::f32, {B, D}), callerOut(DType::f32, {B, D});
+  EmbeddingBagOptions sum;
+  sum.mode = BagMode::sum;
+  ASSERT_FALSE(static_cast<bool>(engine(2).embeddingBag(
+      indices.view, weight.view, &offsets.view, poolOut.view, sum)));
+  HostTensor a(DType::f32, {V, D}), b(DType::f32, {V, D});
+  EmbeddingOptions freq;
+  freq.scaleGradByFreq = true;
+  ASSERT_FALSE(static_cast<bool>(
+      engine(2).embeddingBackward(grad.view, indices.view, a.view, freq)));
+  uint64_t compiles = engine(2).cache().stats().compiles.load();
+
+  ASSERT_FALSE(static_cast<bool>(callers.embeddingBag(
+      indices.view, weight.view, &offsets.view, callerOut.view, sum)));
+  ASSERT_FALSE(static_cast<bool>(
+      callers.embeddingBackward(grad.view, indices.view, b.view, freq)));
+  EXPECT_GT(ranges, 2) << "the calls were split through the executor";
+  EXPECT_EQ(poolOut.bytes, callerOut.bytes);
+  EXPECT_EQ(a.bytes, b.bytes);
+  EXPECT_EQ(callers.cache().stats().compiles.load(), compiles);
+}
+
 TEST(BackwardDiff, BadInputIsRejectedAndNothingWritten) {
   HostTensor indices(DType::i64, {4}), grad(DType::f32, {4, 3}),
       gw(DType::f32, {5, 3});

@@ -30,6 +30,7 @@
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -108,10 +109,29 @@ struct GPUState;
 /// it: each is an OS thread, and thousands of them only fail to start).
 constexpr int kMaxThreads = 1024;
 
+/// How an Engine runs the parts of a call in parallel: calls `body` on
+/// contiguous ranges that cover [0, n) exactly once, each at least `grain`
+/// long unless n is shorter, on any threads (the caller's included), and
+/// returns when all have run. The Engine's results do not depend on the
+/// ranges: every range computes rows (bags, gradient rows) that no other
+/// range touches, in a fixed order. A library that owns a thread pool
+/// passes its own here (emb_mlir's torch operators pass at::parallel_for),
+/// so that a process has one pool, not one per library.
+using ParallelFor = std::function<void(
+    int64_t n, int64_t grain, llvm::function_ref<void(int64_t, int64_t)> body)>;
+
 struct EngineOptions {
-  /// Worker threads (the caller's thread included); 0: all hardware threads;
-  /// at most kMaxThreads.
+  /// Worker threads of the Engine's own pool (the caller's thread
+  /// included); 0: all hardware threads; at most kMaxThreads. Unused with
+  /// `parallelFor`.
   int threads = 0;
+  /// Run the parallel parts of every call through the caller's executor
+  /// instead of the Engine's own pool (which is then not started).
+  ParallelFor parallelFor;
+  /// Share another Engine's kernel cache (Engine::sharedCache()): kernels
+  /// are compiled and held once for both. Null: a cache of its own, made
+  /// from `cache`.
+  std::shared_ptr<KernelCache> kernelCache;
   /// Where kernels run: `host` (default); `nvptx`: on an NVIDIA GPU, every
   /// Tensor's data being a device pointer (CUdeviceptr) of the current
   /// context's device; or `gpu_emulated`: the same GPU kernels run on the
@@ -241,6 +261,10 @@ public:
   planSpecs(llvm::function_ref<llvm::Error(Engine &)> call);
 
   KernelCache &cache() { return *kernelCache; }
+  /// The cache, for EngineOptions::kernelCache of another Engine.
+  std::shared_ptr<KernelCache> sharedCache() const { return kernelCache; }
+  /// The threads of the Engine's own pool; 0 when it runs on the caller's
+  /// executor (EngineOptions::parallelFor).
   int threads() const;
 
   /// nvptx: makes the stream of later calls `stream` (a CUstream); not to
@@ -286,8 +310,13 @@ private:
                                     const EmbeddingBagOptions &options,
                                     const Tensor *psw, DType floatType);
 
-  std::unique_ptr<KernelCache> kernelCache;
-  std::unique_ptr<ThreadPool> pool;
+  /// Runs `body` over [0, n) on the caller's executor or the own pool.
+  void parallelFor(int64_t n, int64_t grain,
+                   llvm::function_ref<void(int64_t, int64_t)> body);
+
+  std::shared_ptr<KernelCache> kernelCache;
+  ParallelFor executor;            // EngineOptions::parallelFor, or empty
+  std::unique_ptr<ThreadPool> pool; // without an executor
   Target target = Target::host;
   std::unique_ptr<GPUState> gpu; // nvptx only
 };
