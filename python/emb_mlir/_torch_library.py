@@ -28,10 +28,15 @@ def _num_bags(input, offsets, include_last_offset):
     return offsets.shape[0] - (1 if include_last_offset else 0)
 
 
-def _sparse_outputs(grad, dim):
-    """(rows, values) of a sparse gradient: how many rows it has depends on
-    the data (padding entries are dropped, `coalesced` merges rows)."""
-    count = torch.library.get_ctx().new_dynamic_size()
+def _sparse_outputs(grad, input, dim, padding_idx, coalesced):
+    """(rows, values) of a sparse gradient: one row per entry of `input`
+    when nothing is dropped or merged; otherwise how many depends on the
+    data (padding entries are dropped, `coalesced` merges rows), a size
+    inductor cannot build a sparse tensor from (aot_eager can)."""
+    if padding_idx is None and not coalesced:
+        count = input.numel()
+    else:
+        count = torch.library.get_ctx().new_dynamic_size()
     return (grad.new_empty((count,), dtype=torch.int64),
             grad.new_empty((count, dim)))
 
@@ -77,7 +82,8 @@ def register_fake_kernels():
     def _embedding_sparse_backward(grad, input, num_weights, padding_idx=None,
                                    scale_grad_by_freq=False, profile="torch",
                                    coalesced=False):
-        return _sparse_outputs(grad, grad.shape[-1])
+        return _sparse_outputs(grad, input, grad.shape[-1], padding_idx,
+                               coalesced)
 
     @register("emb_mlir::embedding_bag_backward")
     def _embedding_bag_backward(grad, input, offsets, num_weights, mode,
@@ -94,7 +100,8 @@ def register_fake_kernels():
                                        padding_idx=None,
                                        scale_grad_by_freq=False,
                                        profile="torch", coalesced=False):
-        return _sparse_outputs(grad, grad.shape[-1])
+        return _sparse_outputs(grad, input, grad.shape[-1], padding_idx,
+                               coalesced)
 
     @register("emb_mlir::embedding_bag_per_sample_weights_backward")
     def _embedding_bag_per_sample_weights_backward(grad, weight, input,

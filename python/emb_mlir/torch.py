@@ -200,10 +200,24 @@ def _python_embedding_bag(input, weight, offsets, max_norm, norm_type,
                                profile)
 
 
+def _check_traceable(weight, sparse, padding_idx):
+    """A sparse gradient that drops padding entries has a size that depends
+    on the data; torch.compile cannot build a sparse tensor of such a size.
+    Said here, at trace time, rather than as a symbolic-shape error."""
+    if sparse and padding_idx is not None and weight.requires_grad and \
+            torch.is_grad_enabled():
+        raise EmbValueError(
+            "sparse=True with padding_idx is not supported under "
+            "torch.compile / torch.export (the sparse gradient's size "
+            "depends on the data): use sparse=False, no padding_idx, or "
+            "eager mode")
+
+
 def _traced_embedding(input, weight, padding_idx, max_norm, norm_type,
                       scale_grad_by_freq, sparse, profile):
     """What torch.compile / torch.export trace: the operators themselves
     (the renorm, a mutation, under no_grad as torch's own)."""
+    _check_traceable(weight, sparse, padding_idx)
     if max_norm is not None:
         with torch.no_grad():
             torch.ops.emb_mlir.embedding_renorm_(weight, input,
@@ -217,6 +231,7 @@ def _traced_embedding_bag(input, weight, offsets, max_norm, norm_type,
                           scale_grad_by_freq, mode, sparse,
                           per_sample_weights, include_last_offset,
                           padding_idx, profile):
+    _check_traceable(weight, sparse, padding_idx)
     if max_norm is not None:
         with torch.no_grad():
             torch.ops.emb_mlir.embedding_renorm_(weight, input,

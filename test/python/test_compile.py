@@ -155,3 +155,44 @@ def _samples():
 def test_opcheck(index):
     op, args = _samples()[index]
     torch.library.opcheck(op, args)
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_sparse_gradients_under_compile(backend):
+    torch._dynamo.reset()
+    padding_idx = None
+    x = torch.tensor([[1, 2, 3], [4, 4, 0]])
+    for ours_cls, torch_cls, kw in (
+            (ET.Embedding, torch.nn.Embedding, {}),
+            (ET.EmbeddingBag, torch.nn.EmbeddingBag, {"mode": "sum"})):
+        torch.manual_seed(0)
+        ours = ours_cls(10, 4, sparse=True, padding_idx=padding_idx, **kw)
+        ref = torch_cls(10, 4, sparse=True, padding_idx=padding_idx, **kw)
+        ref.load_state_dict(ours.state_dict())
+        compiled = torch.compile(ours, fullgraph=True, backend=backend)
+        compiled(x).square().sum().backward()
+        ref(x).square().sum().backward()
+        assert ours.weight.grad.is_sparse
+        torch.testing.assert_close(ours.weight.grad.to_dense(),
+                                   ref.weight.grad.to_dense())
+
+
+def test_sparse_gradients_with_padding_under_compile_are_a_clear_error():
+    # Padding entries are dropped: a size that depends on the data, which
+    # torch.compile cannot give a sparse tensor. Inference still compiles.
+    torch._dynamo.reset()
+    module = ET.EmbeddingBag(10, 4, sparse=True, padding_idx=0, mode="sum")
+    compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+    x = torch.tensor([[1, 2, 0]])
+    with pytest.raises(Exception, match="sparse=True with padding_idx is not "
+                                        "supported under torch.compile"):
+        compiled(x)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), module(x))
+
+
+def test_vmap_uses_the_per_example_fallback():
+    x = torch.tensor([1, 2, 3])
+    weights = torch.randn(3, 10, 4)
+    out = torch.vmap(lambda w: ET.embedding(x, w))(weights)
+    torch.testing.assert_close(out, weights[:, x])
