@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the build into a fresh prefix, builds examples/consumer against
-# it with its own CMake project (find_package(EmbMLIR)), and runs it.
+# Installs the build into a fresh prefix, runs the installed tools, builds
+# examples/consumer against it with its own CMake project
+# (find_package(EmbMLIR)), and runs it.
 # Usage: consume.sh <build dir> <source dir>
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -8,6 +9,10 @@ src=$(cd "$2" && pwd)
 prefix=$build/install-test
 rm -rf "$prefix" "$build/consumer-test"
 cmake --install "$build" --prefix "$prefix" > /dev/null
+# The installed tools start (their RUNPATH finds LLVM's libraries) and work.
+"$prefix/bin/emb-opt" "$src/examples/demo.mlir" > /dev/null
+EMB_MLIR_CACHE_DIR="$build/install-test-cache" \
+  "$prefix/bin/emb-run" --op embedding_bag --mode max --check > /dev/null
 cmake -G Ninja -S "$src/examples/consumer" -B "$build/consumer-test" \
   -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_CXX_COMPILER="$(grep "^CMAKE_CXX_COMPILER:" "$build/CMakeCache.txt" | cut -d= -f2)" \
   -DCMAKE_BUILD_TYPE=Release > /dev/null
