@@ -31,6 +31,16 @@ config.substitutions.append(
     ("%stock_mlir_opt", os.path.join(config.llvm_tools_dir, "mlir-opt")))
 config.substitutions.append(("%emb_libs", os.path.join(config.emb_obj_root, "lib")))
 
+# Stock mlir-runner and its runtime libraries (printMemrefF32), to run
+# whole lowered modules.
+llvm_lib_dir = os.path.normpath(os.path.join(config.llvm_tools_dir, "..", "lib"))
+config.substitutions.append(
+    ("%stock_mlir_runner", os.path.join(config.llvm_tools_dir, "mlir-runner")))
+config.substitutions.append(
+    ("%runner_utils_lib", os.path.join(llvm_lib_dir, "libmlir_runner_utils.so")))
+config.substitutions.append(
+    ("%c_runner_utils_lib", os.path.join(llvm_lib_dir, "libmlir_c_runner_utils.so")))
+
 # ptxas (CUDA toolkit) checks the generated PTX when it is installed.
 for ptxas in [os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "ptxas"),
               "/usr/local/cuda/bin/ptxas"]:

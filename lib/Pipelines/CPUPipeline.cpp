@@ -10,6 +10,7 @@
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -30,7 +31,12 @@ void mlir::emb::buildEmbCPUPipeline(OpPassManager &pm) {
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   pm.addPass(createCanonicalizerPass());
-  // Only scratch buffers are allocated (renorm with p = 0): free them.
+  // What else a whole model holds (linalg named ops and generics around the
+  // raised emb ops: matmuls, reductions, elementwise) becomes loops too; a
+  // module of emb ops alone has no linalg left, and is unchanged.
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // Only scratch buffers are allocated (renorm with p = 0; a model's
+  // intermediate tensors): free them.
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   // Hide the latency of random row reads.
