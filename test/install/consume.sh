@@ -13,6 +13,12 @@ cmake --install "$build" --prefix "$prefix" > /dev/null
 "$prefix/bin/emb-opt" "$src/examples/demo.mlir" > /dev/null
 EMB_MLIR_CACHE_DIR="$build/install-test-cache" \
   "$prefix/bin/emb-run" --op embedding_bag --mode max --check > /dev/null
+# The installed plugins load into LLVM's stock mlir-opt and lower emb IR.
+mlir_opt="$(dirname "$(grep "^LLVM_DIR:" "$build/CMakeCache.txt" | cut -d= -f2)")/../../bin/mlir-opt"
+"$mlir_opt" --load-dialect-plugin="$prefix/lib/EmbDialectPlugin.so" \
+  --load-pass-plugin="$prefix/lib/EmbPassPlugin.so" \
+  "$src/test/Pipelines/cpu_pipeline.mlir" \
+  --pass-pipeline="builtin.module(emb-cpu-pipeline)" | grep "llvm.func" > /dev/null
 cmake -G Ninja -S "$src/examples/consumer" -B "$build/consumer-test" \
   -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_CXX_COMPILER="$(grep "^CMAKE_CXX_COMPILER:" "$build/CMakeCache.txt" | cut -d= -f2)" \
   -DCMAKE_BUILD_TYPE=Release > /dev/null
