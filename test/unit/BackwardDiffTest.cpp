@@ -4,7 +4,8 @@
 // f64 reference: dtypes x index dtypes x D in {1, 3, 16, 17, 64, 128, 1000}
 // x padding x scale_grad_by_freq x per_sample_weights x 1-D/2-D x
 // include_last_offset x profiles, with heavy repetition of few rows, empty
-// bags and all-padding bags; identical bits with 1 and 2 threads; bad input
+// bags and all-padding bags; rows long enough for the loop over D-blocks
+// (D = 5000, 70000); identical bits with 1 and 2 threads; bad input
 // rejected with nothing written.
 //
 //===----------------------------------------------------------------------===//
@@ -770,6 +771,32 @@ TEST(GPUEmulated, SparseGradientsMatchTheHostBitwise) {
 
 // Empty offsets with indices: no bag, so no contribution: gW and the psw
 // gradient are zeros (not stale memory), the sparse gradient is empty.
+// Past cpu::kMaxUnrolledDBlocks D-blocks (lib/Conversion/EmbCommon/
+// CPUConfig.h) the gradient kernels loop over a row's full blocks at run time
+// and unroll the partial tail: D = 5000 (9 blocks of 512 f32 lanes + 392)
+// and 70000 (136 + 368), every gradient.
+TEST(BackwardDiff, LongRowsLoopOverDBlocks) {
+  const int64_t dims[] = {5000, 70000};
+  int k = 0;
+  for (int64_t dim : dims) {
+    DType w = kFloats[k % 4], other = kFloats[(k + 1) % 4];
+    ++k;
+    runEmbeddingGrad({w, DType::i64, dim, true, true, Profile::torch},
+                     31 * k);
+    runBagGrad({other, DType::i32, DType::i64, dim, BagMode::mean, false,
+                false, false, true, false},
+               37 * k);
+    runBagGrad({w, DType::i64, DType::i64, dim, BagMode::sum, true, false,
+                true, false, true},
+               41 * k);
+    runMaxGrad(k, DType::f32, dim, Target::host); // gW += g in bag order
+    if (HasFatalFailure())
+      return;
+  }
+  runPswGrads(dims, Target::host);
+  runSparseGrads(dims, Target::host);
+}
+
 TEST(BackwardDiff, NoBagsGiveZeroGradients) {
   HostTensor indices(DType::i64, {2}), offsets(DType::i64, {0}),
       grad(DType::f32, {0, 8}), gw(DType::f32, {4, 8}),

@@ -4,7 +4,8 @@
 // and the GPU kernels emulated on the host) against the f64 reference: every
 // mode x padding x per_sample_weights x include_last_offset x 1-D/2-D x dtype x
 // index/offset dtype x D in {1, 3, 16, 17, 64, 128, 1000}, with empty bags,
-// empty inputs, all-padding bags, repeated indices and ties in max. Also:
+// empty inputs, all-padding bags, repeated indices and ties in max; rows
+// long enough for the loop over D-blocks (D = 5000, 70000, 2^20). Also:
 // identical bits with 1 and 2 threads, every bad input of docs/semantics.md
 // §5 rejected with a clear message and nothing written, and the kernels
 // Engine::planSpecs reports for a call.
@@ -391,6 +392,66 @@ TEST(ForwardDiff, MaxNormWithoutBagsStillRenormalises) {
   EXPECT_EQ(weight.at(0), 10.0) << "row 0 is not referenced";
   EXPECT_NEAR(std::hypot(weight.at(2), weight.at(3)), 1.0, 1e-6);
   EXPECT_NEAR(std::hypot(weight.at(4), weight.at(5)), 1.0, 1e-6);
+}
+
+//===----------------------------------------------------------------------===//
+// Long rows: a run-time loop over the D-blocks
+//===----------------------------------------------------------------------===//
+
+// Past cpu::kMaxUnrolledDBlocks D-blocks (lib/Conversion/EmbCommon/
+// CPUConfig.h) a row is processed by a loop over its full blocks and the
+// partial tail block: D = 5000 (9 blocks of 512 f32 lanes + 392; 39 + 8 for
+// max with its argmax) and 70000 (136 + 368), every mode and renorm.
+const int64_t kLongDims[] = {5000, 70000};
+
+TEST(ForwardDiff, LongRowsLoopOverDBlocks) {
+  std::vector<BagCase> variants = bagVariants();
+  int k = 0;
+  for (int64_t dim : kLongDims)
+    // sum psw + pad, mean + pad, mean + last, max argmax + pad + last,
+    // max argmax 2-D (bagVariants' order)
+    for (int v : {3, 5, 12, 15, 22}) {
+      BagCase c = withDtypes(variants[v], v, k++);
+      c.dim = dim;
+      runBagCase(c, 4242 + k);
+      if (HasFatalFailure())
+        return;
+    }
+  for (int64_t dim : kLongDims)
+    for (double p : {2.0, double(INFINITY)}) {
+      DType w = kFloats[k++ % 4];
+      runEmbeddingCase(w, DType::i64, dim, Profile::torch, true, 0.3, p,
+                       77 + k);
+      if (HasFatalFailure())
+        return;
+    }
+}
+
+// D = 2^20 (2048 blocks of 512 f32 lanes): compiles in about the time of
+// any other kernel (unrolled, D = 65536 took 11 s) and gives the reference.
+TEST(ForwardDiff, HugeRowCompilesAndMatches) {
+  const int64_t D = int64_t(1) << 20, V = 2;
+  Random rng(2020);
+  Host weight = randomTable(rng, DType::f32, V, D, true);
+  Host indices(DType::i64, {1}), offsets(DType::i64, {1});
+  indices.set(0, 1);
+  offsets.set(0, 0);
+  Host out(DType::f32, {1, D}), argmax(DType::i64, {1, D});
+  EmbeddingBagOptions o;
+  o.mode = BagMode::max;
+  ASSERT_FALSE(static_cast<bool>(engine().embeddingBag(
+      indices.view, weight.view, &offsets.view, out.view, o, nullptr,
+      &argmax.view)));
+  std::vector<double> w = weight.toDouble();
+  for (int64_t d = 0; d < D; ++d) {
+    ASSERT_EQ(out.at(d), w[D + d]) << "element " << d;
+    ASSERT_EQ(static_cast<int64_t *>(argmax.view.data)[d], 1) << d;
+  }
+  Host rows(DType::f16, {1, D}), table = randomTable(rng, DType::f16, V, D, false);
+  ASSERT_FALSE(static_cast<bool>(
+      engine().embedding(indices.view, table.view, rows.view, {})));
+  EXPECT_EQ(std::memcmp(rows.bytes.data(), table.bytes.data() + D * 2, D * 2),
+            0);
 }
 
 //===----------------------------------------------------------------------===//

@@ -13,7 +13,10 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
     rows (or D-blocks of rows: 2 KiB of loop-carried state per block, see
     `lib/Conversion/EmbCommon/CPUConfig.h`) with `vector.transfer_read` / `vector.transfer_write`: D
     is static in a specialised kernel, so a row of accumulators stays in
-    registers and there are no per-element gathers. f16 / bf16 accumulate
+    registers and there are no per-element gathers. Up to 4 D-blocks are
+    unrolled; a longer row is an `scf.for` over its full blocks (LLVM told
+    not to unroll it) plus the partial tail block, so the IR and the compile
+    time do not grow with D. f16 / bf16 accumulate
     in f32; f64 in f64. The output `tensor.empty` is a candidate for
     empty-tensor elimination, so a kernel writes straight into its
     destination.
@@ -38,9 +41,9 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
            "0: the CPU heuristic (lib/Conversion/EmbCommon/CPUConfig.h)">,
   ];
   let dependentDialects = [
-    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
-    "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect",
-    "::mlir::vector::VectorDialect"
+    "::mlir::arith::ArithDialect", "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect", "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect", "::mlir::vector::VectorDialect"
   ];
 }
 

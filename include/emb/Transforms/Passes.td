@@ -12,9 +12,13 @@ def EmbPrefetchRows : Pass<"emb-prefetch-rows"> {
     bufferised code, this pass finds every `scf.for` whose body reads a row
     of a 2-D table with `vector.transfer_read %table[%row, %col]`, where
     `%row` is loaded from a 1-D index buffer at the loop's induction
-    variable, and inserts at the top of the body a `memref.prefetch` of
-    each cache line of the same columns of the row `distance` indices
-    ahead (clamped to the last index, so it never reads out of bounds). The
+    variable and `%col` is a constant or defined outside the loop (the
+    D-block loop of a long row around a bag's index loop), and inserts at
+    the top of the body a `memref.prefetch` of each cache line of the same
+    columns of the row `distance` indices ahead (clamped to the last index,
+    so it never reads out of bounds). Where `%col` is (a constant plus) the
+    induction variable of a D-block loop inside the loop, with constant
+    bounds, a loop of prefetches covers the columns that loop reads. The
     offsets of a bag are absolute positions in the index buffer, so the
     prefetch runs ahead across bag boundaries too.
   }];
@@ -29,7 +33,8 @@ def EmbPrefetchRows : Pass<"emb-prefetch-rows"> {
            "in flight (at most 64 indices)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
-                           "::mlir::memref::MemRefDialect"];
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
 }
 
 def EmbEmulateGPUOnHost : Pass<"emb-emulate-gpu-on-host", "::mlir::ModuleOp"> {

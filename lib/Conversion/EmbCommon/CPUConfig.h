@@ -34,6 +34,29 @@ constexpr int64_t blockLanes(int64_t bytesPerLane,
   return lanes;
 }
 
+/// D-blocks of a row emitted one after another (unrolled, static offsets);
+/// a row of more blocks is processed by an scf.for over its full blocks
+/// plus the partial tail block, so that the IR, and the compile time, stop
+/// growing with D (issue 16: D = 65536 took 11 s to compile, 2^27 f16 did
+/// not finish in 10 minutes). Four keeps every D up to 2048 f32 sums (512
+/// for max with its argmax) exactly as before; past it, unrolling buys
+/// nothing measurable: a block is 2 KiB of state (the whole register file),
+/// the block loop adds one compare-and-branch per block, and a bag reruns
+/// its index loop per block anyway. Unrolled blocks cost LLVM time, more
+/// than linearly (bag sum, D = 1024 / 8192 / 65536: 44 / 129 / 7400 ms; max
+/// with argmax 200 / 3030 / over 300000 ms).
+constexpr int64_t kMaxUnrolledDBlocks = 4;
+
+/// D-blocks per iteration of such a block loop when each block ends in an
+/// ordered reduction (renorm's norms, the per_sample_weights gradient's dot
+/// products), so that several chains of adds overlap as they do unrolled.
+/// Renorm, p = 2, 16384 indices on one thread: at D = 4096 eight per
+/// iteration are as fast as the unrolled blocks (one per iteration: 10-20%
+/// slower); at D = 16384 (64 blocks) still 1.9x slower (p = 1: 1.3x) than
+/// unrolled blocks, which took 2.2 s to compile. p = inf and the other ops
+/// are as fast as unrolled, or faster.
+constexpr int64_t kReductionBlocksPerIteration = 8;
+
 /// The choices of convert-emb-to-scf a caller (or a lit test) may pin
 /// through the pass's options; each defaults to the heuristic above.
 struct CPULoweringConfig {

@@ -86,12 +86,15 @@ struct BagGradMaxScatterToSCF final : CPUPattern<BagGradOp> {
              b, c0, numRows, c1, ValueRange{gw},
              [&](OpBuilder &nb, Location loc, Value r, ValueRange it) {
                ImplicitLocOpBuilder ib(loc, nb);
-               Value t = it[0];
-               for (auto [d0, lanes] : dBlocks(dim, bytesOf(element), config))
-                 t = writeRow(ib,
-                              splat(ib, VectorType::get({lanes}, element), 0.0),
-                              t, r, d0);
-               scf::YieldOp::create(ib, ValueRange{t});
+               auto zero = [&](ImplicitLocOpBuilder &db, OpFoldResult d0,
+                               int64_t lanes,
+                               ValueRange t) -> SmallVector<Value> {
+                 return {writeRow(
+                     db, splat(db, VectorType::get({lanes}, element), 0.0),
+                     t[0], r, d0)};
+               };
+               scf::YieldOp::create(ib, forEachDBlock(ib, dim, bytesOf(element),
+                                                      config, it[0], zero));
              })
              .getResult(0);
     Value numBags = tensor::DimOp::create(b, op.getGrad(), 0);
@@ -316,17 +319,22 @@ struct BagPswGradToSCF final : CPUPattern<BagPswGradOp> {
               [&](OpBuilder &jb, Location jl, Value j, ValueRange t) {
                 ImplicitLocOpBuilder xb(jl, jb);
                 Value r = loadIndex(xb, flat, j);
+                // The blocks' dot products, summed left to right.
+                auto block = [&](ImplicitLocOpBuilder &db, OpFoldResult d0,
+                                 int64_t lanes,
+                                 ValueRange sum) -> SmallVector<Value> {
+                  Value g = readRow(db, op.getGrad(), bag, d0, lanes, accType);
+                  Value w = readRow(db, weight, r, d0, lanes, accType);
+                  Value part = vector::ReductionOp::create(
+                      db, vector::CombiningKind::ADD,
+                      arith::MulFOp::create(db, g, w));
+                  return {arith::AddFOp::create(db, sum[0], part)};
+                };
                 Value acc = arith::ConstantOp::create(
                     xb, xb.getFloatAttr(accType, 0.0));
-                for (auto [d0, lanes] :
-                     dBlocks(dim, bytesOf(accType), config)) {
-                  Value g = readRow(xb, op.getGrad(), bag, d0, lanes, accType);
-                  Value w = readRow(xb, weight, r, d0, lanes, accType);
-                  Value part = vector::ReductionOp::create(
-                      xb, vector::CombiningKind::ADD,
-                      arith::MulFOp::create(xb, g, w));
-                  acc = arith::AddFOp::create(xb, acc, part);
-                }
+                acc =
+                    forEachDBlock(xb, dim, bytesOf(accType), config, acc, block,
+                                  0, cpu::kReductionBlocksPerIteration)[0];
                 if (pad) {
                   Value isPad = arith::CmpIOp::create(
                       xb, arith::CmpIPredicate::eq, r, pad);

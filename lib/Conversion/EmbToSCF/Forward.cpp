@@ -6,7 +6,9 @@
 // is static in a specialised kernel, so the accumulators of a row live in
 // vector registers and the hot loop has no per-element gather. The output is
 // built from a tensor.empty that empty-tensor elimination can replace with
-// the kernel's destination buffer.
+// the kernel's destination buffer. "for each D-block" below is unrolled up
+// to cpu::kMaxUnrolledDBlocks blocks, and an scf.for over the full blocks
+// plus the tail block past it (forEachDBlock, Utils.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,7 +32,7 @@ namespace {
 // %flat = collapse %x to [N]
 // %o = scf.for %i = 0 to N iter_args(%o = tensor.empty(N) : [N, D]) {
 //   %r = index_cast %flat[%i]
-//   for each D-block [d0, d0+n):           (unrolled: D is static)
+//   for each D-block [d0, d0+n):
 //     %row = vector.transfer_read %w[%r, d0] : vector<n x T>
 //     %row = select(%r == P, 0, %row)       (padding_mode = zero only)
 //     %o = vector.transfer_write %row, %o[%i, d0]
@@ -98,25 +100,31 @@ struct LookupToSCF final : CPUPattern<LookupOp> {
                 rest = arith::DivUIOp::create(ib, rest, positions[k]);
             }
           }
-          for (auto [d0, lanes] : dBlocks(dim, bytesOf(element), config)) {
+          auto block = [&](ImplicitLocOpBuilder &db, OpFoldResult d0,
+                           int64_t lanes,
+                           ValueRange state) -> SmallVector<Value> {
+            Value o = state[0];
             for (auto [at, pieceLanes] : rowPieces(lanes, element)) {
-              Value row = readRow(ib, weight, r, d0 + at, pieceLanes, element);
+              OpFoldResult col = addOffset(db, d0, at);
+              Value row = readRow(db, weight, r, col, pieceLanes, element);
               if (isPad) {
                 // Select the bits, not the floats: x86 has no f16/bf16 select.
                 auto bits = VectorType::get(
                     {pieceLanes},
-                    ib.getIntegerType(element.getIntOrFloatBitWidth()));
-                Value raw = arith::BitcastOp::create(ib, bits, row);
+                    db.getIntegerType(element.getIntOrFloatBitWidth()));
+                Value raw = arith::BitcastOp::create(db, bits, row);
                 Value zero = arith::ConstantOp::create(
-                    ib, DenseElementsAttr::get(
-                            bits, ib.getIntegerAttr(bits.getElementType(), 0)));
+                    db, DenseElementsAttr::get(
+                            bits, db.getIntegerAttr(bits.getElementType(), 0)));
                 row = arith::BitcastOp::create(
-                    ib, row.getType(),
-                    arith::SelectOp::create(ib, isPad, zero, raw));
+                    db, row.getType(),
+                    arith::SelectOp::create(db, isPad, zero, raw));
               }
-              out = writeRowAt(ib, row, out, pos, d0 + at);
+              o = writeRowAt(db, row, o, pos, col);
             }
-          }
+            return {o};
+          };
+          out = forEachDBlock(ib, dim, bytesOf(element), config, out, block)[0];
           scf::YieldOp::create(ib, out);
         });
     Value result =
@@ -280,15 +288,17 @@ struct BagToSCF final : CPUPattern<BagOp> {
         [&](OpBuilder &nb, Location loc, Value bag, ValueRange iters) {
           ImplicitLocOpBuilder ib(loc, nb);
           Value c1 = cIndex(ib, 1);
-          auto [start, end] = bags.bounds(ib, bag);
-          Value out = iters[0];
-          Value argOut = withArgmax ? iters[1] : Value();
+          auto bounds = bags.bounds(ib, bag);
+          Value start = bounds.first, end = bounds.second;
           int64_t stateBytes = bytesOf(accType) + (withArgmax ? 8 : 0);
-          for (auto block : dBlocks(dim, stateBytes, config)) {
-            int64_t d0 = block.first, lanes = block.second;
+          auto block = [&](ImplicitLocOpBuilder &db, OpFoldResult d0,
+                           int64_t lanes,
+                           ValueRange state) -> SmallVector<Value> {
+            Value out = state[0];
+            Value argOut = withArgmax ? state[1] : Value();
             // The entries of the bag, padding skipped, into the block's state.
             auto inner = scf::ForOp::create(
-                ib, start, end, c1, accumulator.init(ib, lanes),
+                db, start, end, c1, accumulator.init(db, lanes),
                 [&](OpBuilder &jb, Location jloc, Value j, ValueRange acc) {
                   ImplicitLocOpBuilder lb(jloc, jb);
                   Value r = loadIndex(lb, flat, j);
@@ -310,15 +320,18 @@ struct BagToSCF final : CPUPattern<BagOp> {
                       });
                   scf::YieldOp::create(lb, ifOp.getResults());
                 });
-            out = writeRow(ib, accumulator.finish(ib, inner.getResults(), c1),
+            out = writeRow(db, accumulator.finish(db, inner.getResults(), c1),
                            out, bag, d0);
+            SmallVector<Value> next{out};
             if (withArgmax)
-              argOut = writeRow(ib, inner.getResult(2), argOut, bag, d0);
-          }
-          SmallVector<Value> yields{out};
+              next.push_back(writeRow(db, inner.getResult(2), argOut, bag, d0));
+            return next;
+          };
+          SmallVector<Value> outs{iters[0]};
           if (withArgmax)
-            yields.push_back(argOut);
-          scf::YieldOp::create(ib, yields);
+            outs.push_back(iters[1]);
+          scf::YieldOp::create(
+              ib, forEachDBlock(ib, dim, stateBytes, config, outs, block));
         });
     rewriter.replaceOp(op, bagLoop.getResults());
     return success();
@@ -352,30 +365,44 @@ Value pNorm(ImplicitLocOpBuilder &b, Value row, double p) {
 // Each distinct row is considered once, as PyTorch does: a V-byte scratch
 // (zeroed first) marks the rows already visited.
 /// The p-norm (f64) of row `r` of `table`, one D-block at a time, the
-/// blocks' norms combined per p.
+/// blocks' norms combined per p, left to right.
 Value rowNorm(ImplicitLocOpBuilder &b, Value table, Value r, int64_t dim,
               double p, const cpu::CPULoweringConfig &config) {
-  SmallVector<Value> partial;
-  for (auto [d0, lanes] : dBlocks(dim, 8, config))
-    partial.push_back(
-        pNorm(b, readRow(b, table, r, d0, lanes, b.getF64Type()), p));
-  Value norm = partial[0];
-  for (Value part : ArrayRef<Value>(partial).drop_front()) {
+  auto combine = [&](ImplicitLocOpBuilder &cb, Value norm,
+                     Value part) -> Value {
     if (std::isinf(p))
-      norm = p > 0 ? (Value)arith::MaximumFOp::create(b, norm, part)
-                   : (Value)arith::MinimumFOp::create(b, norm, part);
-    else if (p == 0 || p == 1)
-      norm = arith::AddFOp::create(b, norm, part);
-    else {
-      // ||a,b||_p = (||a||^p + ||b||^p)^(1/p)
-      Value cp = arith::ConstantOp::create(b, b.getF64FloatAttr(p));
-      Value ci = arith::ConstantOp::create(b, b.getF64FloatAttr(1.0 / p));
-      Value s = arith::AddFOp::create(b, math::PowFOp::create(b, norm, cp),
-                                      math::PowFOp::create(b, part, cp));
-      norm = math::PowFOp::create(b, s, ci);
-    }
+      return p > 0 ? (Value)arith::MaximumFOp::create(cb, norm, part)
+                   : (Value)arith::MinimumFOp::create(cb, norm, part);
+    if (p == 0 || p == 1)
+      return arith::AddFOp::create(cb, norm, part);
+    // ||a,b||_p = (||a||^p + ||b||^p)^(1/p)
+    Value cp = arith::ConstantOp::create(cb, cb.getF64FloatAttr(p));
+    Value ci = arith::ConstantOp::create(cb, cb.getF64FloatAttr(1.0 / p));
+    Value s = arith::AddFOp::create(cb, math::PowFOp::create(cb, norm, cp),
+                                    math::PowFOp::create(cb, part, cp));
+    return math::PowFOp::create(cb, s, ci);
+  };
+  if (unrolledDBlocks(dim, 8, config)) {
+    SmallVector<Value> partial;
+    for (auto [d0, lanes] : dBlocks(dim, 8, config))
+      partial.push_back(
+          pNorm(b, readRow(b, table, r, d0, lanes, b.getF64Type()), p));
+    Value norm = partial[0];
+    for (Value part : ArrayRef<Value>(partial).drop_front())
+      norm = combine(b, norm, part);
+    return norm;
   }
-  return norm;
+  // Many blocks: the first block's norm, then each later block's combined
+  // into the running norm in order (the same fold, hence the same bits).
+  int64_t lanes = cpu::blockLanes(8, config.accumulatorBlockBytes);
+  Value first = pNorm(b, readRow(b, table, r, 0, lanes, b.getF64Type()), p);
+  auto block = [&](ImplicitLocOpBuilder &db, OpFoldResult d0, int64_t n,
+                   ValueRange norm) -> SmallVector<Value> {
+    Value part = pNorm(db, readRow(db, table, r, d0, n, db.getF64Type()), p);
+    return {combine(db, norm[0], part)};
+  };
+  return forEachDBlock(b, dim, 8, config, first, block, /*firstBlock=*/1,
+                       cpu::kReductionBlocksPerIteration)[0];
 }
 
 /// `table` with row `r` scaled by limit / (norm + 1e-7) (in the
@@ -390,13 +417,14 @@ Value rescaleRow(ImplicitLocOpBuilder &b, Value table, Value r, Value norm,
       arith::DivFOp::create(b, limit, arith::AddFOp::create(b, norm, eps));
   if (accType != b.getF64Type())
     scale = arith::TruncFOp::create(b, accType, scale);
-  for (auto [d0, lanes] : dBlocks(dim, bytesOf(accType), config)) {
-    Value row = readRow(b, table, r, d0, lanes, accType);
-    Value s = vector::BroadcastOp::create(b, VectorType::get({lanes}, accType),
+  auto block = [&](ImplicitLocOpBuilder &db, OpFoldResult d0, int64_t lanes,
+                   ValueRange t) -> SmallVector<Value> {
+    Value row = readRow(db, t[0], r, d0, lanes, accType);
+    Value s = vector::BroadcastOp::create(db, VectorType::get({lanes}, accType),
                                           scale);
-    table = writeRow(b, arith::MulFOp::create(b, row, s), table, r, d0);
-  }
-  return table;
+    return {writeRow(db, arith::MulFOp::create(db, row, s), t[0], r, d0)};
+  };
+  return forEachDBlock(b, dim, bytesOf(accType), config, table, block)[0];
 }
 
 struct RenormToSCF final : CPUPattern<RenormOp> {

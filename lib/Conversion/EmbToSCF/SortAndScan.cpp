@@ -168,26 +168,31 @@ Value accumulateRuns(ImplicitLocOpBuilder &b,
     numRows = cIndex(b, numEmbeddings);
   }
   Value c1 = cIndex(b, 1);
-  auto blocks = dBlocks(dim, bytesOf(accType), config);
-  gw = scf::ForOp::create(
-           b, cIndex(b, 0), numRows, c1, ValueRange{gw},
-           [&](OpBuilder &nb, Location loc, Value r, ValueRange it) {
-             ImplicitLocOpBuilder ib(loc, nb);
-             Value t = it[0];
-             for (auto [d0, lanes] : blocks)
-               t = writeRow(ib,
-                            splat(ib, VectorType::get({lanes}, accType), 0.0),
-                            t, r, d0);
-             scf::YieldOp::create(ib, ValueRange{t});
-           })
-           .getResult(0);
+  int64_t blockBytes = bytesOf(accType);
+  gw =
+      scf::ForOp::create(
+          b, cIndex(b, 0), numRows, c1, ValueRange{gw},
+          [&](OpBuilder &nb, Location loc, Value r, ValueRange it) {
+            ImplicitLocOpBuilder ib(loc, nb);
+            auto zero = [&](ImplicitLocOpBuilder &db, OpFoldResult d0,
+                            int64_t lanes, ValueRange t) -> SmallVector<Value> {
+              return {writeRow(
+                  db, splat(db, VectorType::get({lanes}, accType), 0.0), t[0],
+                  r, d0)};
+            };
+            scf::YieldOp::create(
+                ib, forEachDBlock(ib, dim, blockBytes, config, it[0], zero));
+          })
+          .getResult(0);
   Value live = sorted.live;
-  for (auto block : blocks) {
-    int64_t d0 = block.first, lanes = block.second;
+  // One ordered pass over the runs per D-block.
+  auto block = [&](ImplicitLocOpBuilder &db, OpFoldResult d0, int64_t lanes,
+                   ValueRange state) -> SmallVector<Value> {
+    Value gw = state[0];
     auto accVec = VectorType::get({lanes}, accType);
     auto outer = scf::WhileOp::create(
-        b, TypeRange{b.getIndexType(), gw.getType()},
-        ValueRange{cIndex(b, 0), gw},
+        db, TypeRange{db.getIndexType(), gw.getType()},
+        ValueRange{cIndex(db, 0), gw},
         [&](OpBuilder &nb, Location loc, ValueRange args) {
           ImplicitLocOpBuilder ib(loc, nb);
           Value more = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult,
@@ -245,9 +250,9 @@ Value accumulateRuns(ImplicitLocOpBuilder &b,
           Value t = writeRow(ib, acc, args[1], r, d0);
           scf::YieldOp::create(ib, ValueRange{end, t});
         });
-    gw = outer.getResult(1);
-  }
-  return gw;
+    return {outer.getResult(1)};
+  };
+  return forEachDBlock(b, dim, blockBytes, config, gw, block)[0];
 }
 
 Value castToResult(ImplicitLocOpBuilder &b, Value v, Type resultType) {

@@ -23,7 +23,7 @@ namespace {
 /// The contribution row of position p: grad[source(p)] * factor(p) * scale,
 /// D-block [d0, d0 + lanes), in the accumulator type.
 Value contribution(ImplicitLocOpBuilder &b, Value gradRows, Value sourceOf,
-                   Value factorOf, Value p, int64_t d0, int64_t lanes,
+                   Value factorOf, Value p, OpFoldResult d0, int64_t lanes,
                    Type accType) {
   Value src = sourceOf ? loadIndex(b, sourceOf, p) : p;
   Value g = readRow(b, gradRows, src, d0, lanes, accType);
@@ -49,7 +49,6 @@ sparseGrad(ImplicitLocOpBuilder &b, const cpu::CPULoweringConfig &config,
   Type i64 = b.getI64Type();
   Value c0 = cIndex(b, 0), c1 = cIndex(b, 1);
   Value n = tensor::DimOp::create(b, flat, 0);
-  auto blocks = dBlocks(dim, bytesOf(accType), config);
   Value scale =
       arith::ConstantOp::create(b, b.getFloatAttr(accType, gradScale));
   auto scaled = [&](ImplicitLocOpBuilder &xb, Value v, int64_t lanes) {
@@ -92,15 +91,15 @@ sparseGrad(ImplicitLocOpBuilder &b, const cpu::CPULoweringConfig &config,
             Value k = it[0];
             Value rows = tensor::InsertOp::create(
                 xb, arith::IndexCastOp::create(xb, i64, x), it[1], k);
-            Value values = it[2];
-            for (auto [d0, lanes] : blocks)
-              values =
-                  writeRow(xb,
-                           scaled(xb,
-                                  contribution(xb, gradRows, sourceOf, factorOf,
-                                               j, d0, lanes, accType),
-                                  lanes),
-                           values, k, d0);
+            auto block = [&](ImplicitLocOpBuilder &db, OpFoldResult d0,
+                             int64_t lanes,
+                             ValueRange v) -> SmallVector<Value> {
+              Value g = contribution(db, gradRows, sourceOf, factorOf, j, d0,
+                                     lanes, accType);
+              return {writeRow(db, scaled(db, g, lanes), v[0], k, d0)};
+            };
+            Value values = forEachDBlock(xb, dim, bytesOf(accType), config,
+                                         it[2], block)[0];
             scf::YieldOp::create(
                 xb, ValueRange{arith::AddIOp::create(xb, k, cIndex(xb, 1)),
                                rows, values});
@@ -145,12 +144,15 @@ sparseGrad(ImplicitLocOpBuilder &b, const cpu::CPULoweringConfig &config,
   auto [rows, values] = empties(distinct);
   Value lastLive =
       arith::SubIOp::create(b, arith::MaxUIOp::create(b, live, c1), c1);
-  for (auto block : blocks) {
-    int64_t d0 = block.first, lanes = block.second;
+  // One ordered pass over the runs per D-block (rows rewritten with the
+  // same values by each).
+  auto block = [&](ImplicitLocOpBuilder &db, OpFoldResult d0, int64_t lanes,
+                   ValueRange out) -> SmallVector<Value> {
+    Value rows = out[0], values = out[1];
     auto accVec = VectorType::get({lanes}, accType);
     auto outer = scf::WhileOp::create(
-        b,
-        TypeRange{b.getIndexType(), b.getIndexType(), rows.getType(),
+        db,
+        TypeRange{db.getIndexType(), db.getIndexType(), rows.getType(),
                   values.getType()},
         ValueRange{c0, c0, rows, values},
         [&](OpBuilder &nb, Location loc, ValueRange a) {
@@ -198,10 +200,11 @@ sparseGrad(ImplicitLocOpBuilder &b, const cpu::CPULoweringConfig &config,
                              arith::AddIOp::create(ib, k, cIndex(ib, 1)),
                              newRows, newValues});
         });
-    rows = outer.getResult(2);
-    values = outer.getResult(3);
-  }
-  return {rows, values};
+    return {outer.getResult(2), outer.getResult(3)};
+  };
+  SmallVector<Value> out = forEachDBlock(b, dim, bytesOf(accType), config,
+                                         ValueRange{rows, values}, block);
+  return {out[0], out[1]};
 }
 
 struct LookupSparseGradToSCF final : CPUPattern<LookupSparseGradOp> {
