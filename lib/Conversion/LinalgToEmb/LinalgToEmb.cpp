@@ -51,6 +51,94 @@ struct GatherMatch {
   SmallVector<cf::AssertOp> asserts;
 };
 
+/// Whether `v` is the gathered index `in`, or a cast of it.
+bool isGatheredIndex(Value v, BlockArgument in) {
+  while (Operation *op = v.getDefiningOp()) {
+    if (!isa<arith::IndexCastOp, arith::ExtSIOp>(op))
+      break;
+    v = op->getOperand(0);
+  }
+  return v == in;
+}
+
+/// Whether `v` is the table's row count: its static size, or tensor.dim of
+/// it along 0.
+bool isRowCount(Value v, Value weight) {
+  while (Operation *op = v.getDefiningOp()) {
+    if (!isa<arith::IndexCastOp, arith::ExtSIOp>(op))
+      break;
+    v = op->getOperand(0);
+  }
+  APInt c;
+  auto wType = cast<RankedTensorType>(weight.getType());
+  if (matchPattern(v, m_ConstantInt(&c)))
+    return !wType.isDynamicDim(0) && c.getSExtValue() == wType.getDimSize(0);
+  auto dim = v.getDefiningOp<tensor::DimOp>();
+  std::optional<int64_t> d = dim ? dim.getConstantIndex() : std::nullopt;
+  return dim && dim.getSource() == weight && d && *d == 0;
+}
+
+bool isConstant(Value v, int64_t value) {
+  APInt c;
+  return matchPattern(v, m_ConstantInt(&c)) && c.getSExtValue() == value;
+}
+
+/// Whether `cmp` is true exactly when the index is in its half of [0, V):
+/// x < V, x >= 0, x > -1, or x <u V (both at once); either operand order.
+bool isBoundCheck(arith::CmpIOp cmp, BlockArgument in, Value weight) {
+  using P = arith::CmpIPredicate;
+  Value lhs = cmp.getLhs(), rhs = cmp.getRhs();
+  P pred = cmp.getPredicate();
+  if (!isGatheredIndex(lhs, in)) { // c <op> x: as x <swapped op> c
+    std::swap(lhs, rhs);
+    switch (pred) {
+    case P::sgt: pred = P::slt; break;
+    case P::ugt: pred = P::ult; break;
+    case P::sle: pred = P::sge; break;
+    case P::slt: pred = P::sgt; break;
+    default: return false;
+    }
+    if (!isGatheredIndex(lhs, in))
+      return false;
+  }
+  switch (pred) {
+  case P::slt:
+  case P::ult:
+    return isRowCount(rhs, weight);
+  case P::sge:
+    return isConstant(rhs, 0);
+  case P::sgt:
+    return isConstant(rhs, -1);
+  default:
+    return false;
+  }
+}
+
+/// Adds to `checks` the ops computing an assert's condition when it is a
+/// conjunction (arith.andi) of bound checks of the gathered index.
+LogicalResult collectBoundChecks(Value condition, BlockArgument in,
+                                 Value weight,
+                                 llvm::SmallPtrSetImpl<Operation *> &checks) {
+  Operation *op = condition.getDefiningOp();
+  if (auto andi = dyn_cast_or_null<arith::AndIOp>(op)) {
+    checks.insert(andi);
+    return success(succeeded(collectBoundChecks(andi.getLhs(), in, weight,
+                                                checks)) &&
+                   succeeded(collectBoundChecks(andi.getRhs(), in, weight,
+                                                checks)));
+  }
+  auto cmp = dyn_cast_or_null<arith::CmpIOp>(op);
+  if (!cmp || !isBoundCheck(cmp, in, weight))
+    return failure();
+  checks.insert(cmp);
+  for (Value operand : cmp->getOperands()) // the casts of x and of V
+    for (Operation *def = operand.getDefiningOp();
+         def && isa<arith::IndexCastOp, arith::ExtSIOp>(def);
+         def = def->getOperand(0).getDefiningOp())
+      checks.insert(def);
+  return success();
+}
+
 FailureOr<GatherMatch> matchGather(linalg::GenericOp op) {
   if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 1 ||
       op.getNumDpsInits() != 1 || op->getNumResults() != 1)
@@ -97,20 +185,23 @@ FailureOr<GatherMatch> matchGather(linalg::GenericOp op) {
       index.getDim() != static_cast<uint64_t>(k))
     return failure();
 
-  // Nothing else in the body but bounds checks.
+  // Nothing else in the body but bounds checks of that index, each one of
+  // 0 <= x, x < V (or both, as one unsigned compare), in any of their usual
+  // forms: one assert per compare (torch-mlir), or compares joined by
+  // arith.andi under one assert (IREE). A check of any other bound is not
+  // an embedding's: the generic is left alone.
   GatherMatch match{weight, {}};
+  llvm::SmallPtrSet<Operation *, 8> checks;
+  for (Operation &o : body)
+    if (auto a = dyn_cast<cf::AssertOp>(o)) {
+      if (failed(collectBoundChecks(a.getArg(), in, weight, checks)))
+        return failure();
+      match.asserts.push_back(a);
+    }
   for (Operation &o : body) {
     if (&o == extract.getOperation() || &o == cast.getOperation() ||
         &o == index.getOperation() || &o == yield.getOperation() ||
-        isa<arith::ConstantOp>(o))
-      continue;
-    if (auto a = dyn_cast<cf::AssertOp>(o)) {
-      match.asserts.push_back(a);
-      continue;
-    }
-    auto cmp = dyn_cast<arith::CmpIOp>(o);
-    if (cmp && llvm::all_of(cmp->getUsers(),
-                            [](Operation *u) { return isa<cf::AssertOp>(u); }))
+        isa<arith::ConstantOp, cf::AssertOp>(o) || checks.contains(&o))
       continue;
     return failure();
   }
