@@ -57,6 +57,17 @@ void rejectDoubleBackward(const variable_list &grads) {
     throw std::runtime_error("emb_mlir.torch does not support double backward");
 }
 
+/// The saved indices of a node; released after a first backward without
+/// retain_graph, which is then the error torch's own nodes give.
+Tensor unpackIndices(SavedVariable &indices) {
+  Tensor x = indices.unpack();
+  if (!x.defined())
+    throw std::runtime_error(
+        "emb_mlir.torch: trying to backward through the graph a second "
+        "time (set retain_graph=True the first time)");
+  return x;
+}
+
 /// The COO gradient of a [numWeights, D] table.
 Tensor sparseGrad(const Tensor &rows, const Tensor &values,
                   int64_t numWeights) {
@@ -105,11 +116,7 @@ struct EmbeddingBackward : torch::autograd::Node {
 
   variable_list apply(variable_list &&grads) override {
     rejectDoubleBackward(grads);
-    Tensor x = input.unpack();
-    if (!x.defined())
-      throw std::runtime_error(
-          "emb_mlir.torch: trying to backward through the graph a second "
-          "time (set retain_graph=True the first time)");
+    Tensor x = unpackIndices(input);
     // An undefined gradient (a downstream backward returned None) is zero.
     if (!should_compute_output(0) || !grads[0].defined())
       return {Tensor()};
@@ -184,11 +191,7 @@ struct EmbeddingBagBackward : torch::autograd::Node {
 
   variable_list apply(variable_list &&grads) override {
     rejectDoubleBackward(grads);
-    Tensor x = input.unpack();
-    if (!x.defined())
-      throw std::runtime_error(
-          "emb_mlir.torch: trying to backward through the graph a second "
-          "time (set retain_graph=True the first time)");
+    Tensor x = unpackIndices(input);
     if (!grads[0].defined())
       return {Tensor(), Tensor()};
     const Tensor &grad = grads[0];

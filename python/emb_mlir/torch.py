@@ -213,16 +213,22 @@ def _check_traceable(weight, sparse, padding_idx):
             "eager mode")
 
 
-def _traced_embedding(input, weight, padding_idx, max_norm, norm_type,
-                      scale_grad_by_freq, sparse, profile):
-    """What torch.compile / torch.export trace: the operators themselves
-    (the renorm, a mutation, under no_grad as torch's own)."""
+def _traced_prelude(input, weight, padding_idx, max_norm, norm_type, sparse):
+    """What torch.compile / torch.export trace before a forward operator:
+    the check above, and the renorm (a mutation) under no_grad, as torch's
+    own embedding does it."""
     _check_traceable(weight, sparse, padding_idx)
     if max_norm is not None:
         with torch.no_grad():
             torch.ops.emb_mlir.embedding_renorm_(weight, input,
                                                  float(max_norm),
                                                  float(norm_type))
+
+
+def _traced_embedding(input, weight, padding_idx, max_norm, norm_type,
+                      scale_grad_by_freq, sparse, profile):
+    """What torch.compile / torch.export trace: the operators themselves."""
+    _traced_prelude(input, weight, padding_idx, max_norm, norm_type, sparse)
     return torch.ops.emb_mlir.embedding(input, weight, padding_idx,
                                         scale_grad_by_freq, sparse, profile)
 
@@ -231,12 +237,7 @@ def _traced_embedding_bag(input, weight, offsets, max_norm, norm_type,
                           scale_grad_by_freq, mode, sparse,
                           per_sample_weights, include_last_offset,
                           padding_idx, profile):
-    _check_traceable(weight, sparse, padding_idx)
-    if max_norm is not None:
-        with torch.no_grad():
-            torch.ops.emb_mlir.embedding_renorm_(weight, input,
-                                                 float(max_norm),
-                                                 float(norm_type))
+    _traced_prelude(input, weight, padding_idx, max_norm, norm_type, sparse)
     out, _ = torch.ops.emb_mlir.embedding_bag(
         input, weight, offsets, mode, per_sample_weights,
         include_last_offset, padding_idx, scale_grad_by_freq, sparse,
