@@ -3,7 +3,8 @@
 // Throughput as GB/s of compulsory traffic (rows read, indices and bag
 // structure read, results written) and its ratio to a copy probe run in the
 // same process: a multi-threaded memcpy on the host, a device-to-device
-// copy timed with CUDA events on a GPU.
+// copy timed with CUDA events on a GPU; and, for host forward calls, to a
+// random-row gather probe of the same rows (GatherProbe.cpp).
 //
 //===----------------------------------------------------------------------===//
 
@@ -104,15 +105,26 @@ BenchResult benchCall(const Setup &s, Instance &inst, int nthreads,
       die(llvm::toString(t.takeError()));
     r.ms = *t;
   } else {
-    std::vector<double> times;
+    // The call and the gather probe in turn, so that both see the same
+    // machine (these machines are shared: bandwidth drifts within seconds).
+    std::function<void()> probe = gatherProbe(s, inst, nthreads);
+    std::vector<double> times, probeTimes;
     for (int it = 0; it < iters + 2; ++it) {
       auto a = Clock::now();
       if (llvm::Error err = call())
         die(llvm::toString(std::move(err)));
-      if (it >= 2)
-        times.push_back(seconds(a, Clock::now()));
+      auto b = Clock::now();
+      if (probe)
+        probe();
+      if (it >= 2) {
+        times.push_back(seconds(a, b));
+        if (probe)
+          probeTimes.push_back(seconds(b, Clock::now()));
+      }
     }
     r.ms = median(times) * 1e3;
+    if (probe)
+      r.gatherMs = median(probeTimes) * 1e3;
   }
   r.bytes = trafficBytes(s, inst);
   r.gbps = r.bytes / (r.ms * 1e-3) / 1e9;

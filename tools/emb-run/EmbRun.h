@@ -108,10 +108,22 @@ CheckResult checkResults(const Setup &s, const Instance &inst,
 
 struct BenchResult {
   double ms = 0, bytes = 0, gbps = 0, probe = 0;
+  /// The random-row gather probe's median time for the same rows (host
+  /// forward calls on an AVX-512 machine only).
+  std::optional<double> gatherMs;
 };
-/// --bench: median time of repeated calls and the ratio to a copy probe.
+/// --bench: median time of repeated calls and the ratios to a copy probe
+/// and (host forward) to a gather probe of the same rows, timed in turn
+/// with the calls.
+
 BenchResult benchCall(const Setup &s, Instance &inst, int nthreads,
                       const std::function<llvm::Error()> &call);
+/// The gather probe of a host forward call (GatherProbe.cpp): each call
+/// of the result reads the instance's rows, as the kernel does, at the
+/// hardware's limit. Empty where there is none (backward, GPU, no
+/// AVX-512).
+std::function<void()> gatherProbe(const Setup &s, Instance &inst,
+                                  int nthreads);
 /// --op jit: the JIT's own costs.
 int benchJit(const Flags &f);
 

@@ -80,6 +80,10 @@ void report(const Setup &s, const std::string &kernel, int nthreads,
       os << ",\"time_ms\":" << bench->ms << ",\"bytes\":" << bench->bytes
          << ",\"gbps\":" << bench->gbps << ",\"memcpy_gbps\":" << bench->probe
          << ",\"ratio_to_memcpy\":" << bench->gbps / bench->probe;
+    if (bench && bench->gatherMs)
+      os << ",\"gather_ms\":" << *bench->gatherMs
+         << ",\"gather_gbps\":" << bench->bytes / (*bench->gatherMs * 1e-3) / 1e9
+         << ",\"ratio_to_gather\":" << *bench->gatherMs / bench->ms;
     os << "}\n";
     return;
   }
@@ -98,6 +102,10 @@ void report(const Setup &s, const std::string &kernel, int nthreads,
        << "memcpy probe " << llvm::format("%.1f", bench->probe)
        << " GB/s; ratio " << llvm::format("%.2f", bench->gbps / bench->probe)
        << "\n";
+  if (bench && bench->gatherMs)
+    os << "gather      " << llvm::format("%.3f", *bench->gatherMs)
+       << " ms for the same rows (the random-row gather probe); ratio "
+       << llvm::format("%.2f", *bench->gatherMs / bench->ms) << "\n";
 }
 
 } // namespace
