@@ -1,22 +1,30 @@
 #!/usr/bin/python3
-"""Forward benchmark of emb-mlir against PyTorch and a memcpy probe.
+"""Forward benchmark of emb-mlir against PyTorch, a gather and a memcpy probe.
 
 Runs the DESIGN.md §7 shapes (V = 1M rows, B = 16384 bags, D in
 {32, 64, 128, 256}, L in {1, 8, 32, 100}, uniform random indices) through
-`emb-run --bench --json` (which also runs a memcpy probe with the same thread
-count in the same process) and through PyTorch in this process, and prints a
-markdown table of GB/s of compulsory traffic (rows read + indices + offsets +
-weights + output written) and ratios. Absolute numbers are noise on shared
-machines; the ratios measured in one run are the figures that count.
+`emb-run --bench --json` (which also runs, in the same process and with the
+same thread count, a random-row gather probe of the same rows, timed in turn
+with the kernel, and a memcpy probe) and through PyTorch in this process,
+right after each other, and prints a markdown table of GB/s of compulsory
+traffic (rows read + indices + offsets + weights + output written) and
+ratios. Absolute numbers are noise on shared machines; the ratios measured
+in one run are the figures that count.
+
+Run it once per torch (`scripts/bench.sh` does: Debian's torch 1.13 and
+torch 2.x from PyPI, FBGEMM inside, in a venv). `--grid` runs the whole
+sum / mean x f32 / f16 / bf16 x D x L grid and prints the geometric mean of
+the ratios.
 
 Then the dense backward of the same shapes (D = 128, L = 32) against
 PyTorch's autograd backward, in milliseconds per call.
 
-Usage: /usr/bin/python3 bench/bench.py [--build build] [--threads 2] [--quick]
-Needs Debian's python3-torch (`apt-get install python3-torch`).
+Usage: /usr/bin/python3 bench/bench.py [--build build] [--threads 2] [--quick | --grid]
+Needs a torch: Debian's python3-torch, or a venv's (scripts/bench.sh).
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -112,6 +120,14 @@ def emb_args(case, V, B):
     return a
 
 
+def grid_cases():
+    """Every sum / mean bag of the issue 13 targets."""
+    return [{"name": f"bag {mode}", "op": "embedding_bag", "mode": mode, "D": D,
+             "L": L, "dtype": dt}
+            for dt in ("f32", "f16", "bf16") for mode in ("sum", "mean")
+            for D in (32, 64, 128, 256) for L in (1, 8, 32, 100)]
+
+
 def cases(quick):
     dims = [64, 128] if quick else [32, 64, 128, 256]
     lens = [8, 32] if quick else [1, 8, 32, 100]
@@ -152,38 +168,58 @@ def main():
     p.add_argument("--batch", type=int, default=16384)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--quick", action="store_true", help="fewer shapes")
+    p.add_argument("--grid", action="store_true",
+                   help="the sum / mean x dtype x D x L grid only")
+    p.add_argument("--no-backward", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     V, B = args.num_embeddings, args.batch
 
     print(f"# emb-mlir forward benchmark: V={V}, B={B}, {args.threads} threads, "
           f"torch {torch.__version__}\n")
-    print("| case | D | L | dtype | emb-mlir GB/s | memcpy GB/s | emb / memcpy | "
-          "torch GB/s | emb / torch |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    sum_gbps = {}
-    for case in cases(args.quick):
+    print("| case | D | L | dtype | emb-mlir GB/s | gather GB/s | emb / gather | "
+          "memcpy GB/s | emb / memcpy | torch GB/s | emb / torch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    sum_gbps, over_torch, over_gather = {}, [], []
+    for case in grid_cases() if args.grid else cases(args.quick):
         ours = emb_run(args.build, args.threads, emb_args(case, V, B), args.iters)
         t_ours = ours["time_ms"] / 1e3
         try:
             t_torch = torch_case(case, V, B, max(3, args.iters // 3))
             torch_cols = (f"{ours['bytes'] / t_torch / 1e9:.2f} | "
-                          f"{t_torch / t_ours:.1f}x")
+                          f"{t_torch / t_ours:.2f}x")
+            over_torch.append(t_torch / t_ours)
         except RuntimeError as e:  # e.g. bf16 embedding_bag in torch 1.13
             torch_cols = "n/a | n/a"
             print(f"<!-- torch: {str(e).splitlines()[0][:100]} -->", file=sys.stderr)
-        if case["name"] == "bag sum":
+        gather_cols = "- | -"
+        if "gather_gbps" in ours:
+            gather_cols = f"{ours['gather_gbps']:.1f} | {ours['ratio_to_gather']:.2f}"
+            over_gather.append(ours["ratio_to_gather"])
+        if case["name"] == "bag sum" and case.get("dtype", "f32") == "f32":
             sum_gbps[(case["D"], case["L"])] = ours["gbps"]
         print(f"| {case['name']} | {case['D']} | {case['L']} | {case.get('dtype', 'f32')} | "
-              f"{ours['gbps']:.1f} | {ours['memcpy_gbps']:.1f} | "
+              f"{ours['gbps']:.1f} | {gather_cols} | {ours['memcpy_gbps']:.1f} | "
               f"{ours['ratio_to_memcpy']:.2f} | {torch_cols} |", flush=True)
-    print("\n| backward (dense gradient) | D | L | emb-mlir ms | torch ms | emb / torch |")
-    print("|---|---|---|---|---|---|")
-    for case in backward_cases():
-        ours = emb_run(args.build, args.threads, emb_args(case, V, B), max(3, args.iters // 2))
-        t_torch = torch_backward(case, V, B, 3)
-        print(f"| {case['name']} | {case['D']} | {case['L']} | {ours['time_ms']:.1f} | "
-              f"{t_torch * 1e3:.1f} | {t_torch * 1e3 / ours['time_ms']:.1f}x |", flush=True)
+
+    def geomean(xs):
+        return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else float("nan")
+    print(f"\ngeometric mean: emb / torch {geomean(over_torch):.2f}x over "
+          f"{len(over_torch)} rows (min {min(over_torch, default=0):.2f}), "
+          f"emb / gather {geomean(over_gather):.2f} (min "
+          f"{min(over_gather, default=0):.2f})")
+    if not args.grid and not args.no_backward:
+        print("\n| backward (dense gradient) | D | L | emb-mlir ms | torch ms | emb / torch |")
+        print("|---|---|---|---|---|---|")
+        for case in backward_cases():
+            ours = emb_run(args.build, args.threads, emb_args(case, V, B),
+                           max(3, args.iters // 2))
+            t_torch = torch_backward(case, V, B, 3)
+            print(f"| {case['name']} | {case['D']} | {case['L']} | {ours['time_ms']:.1f} | "
+                  f"{t_torch * 1e3:.1f} | {t_torch * 1e3 / ours['time_ms']:.1f}x |",
+                  flush=True)
+    if args.grid:
+        return 0
 
     ref = sum_gbps.get((128, 32))
     if ref:
