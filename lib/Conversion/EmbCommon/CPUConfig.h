@@ -69,8 +69,12 @@ constexpr int64_t kPrefetchDistance = 16;
 
 /// ...and enough to keep this many bytes of rows in flight per thread, so
 /// that short rows (f16, small D) get a longer distance: DRAM latency is
-/// paid per row, whatever its size.
-constexpr int64_t kPrefetchBytesAhead = 8192;
+/// paid per row, whatever its size. Measured against the gather probe
+/// (emb-run --bench, V = 1M, 2 threads, issue 13): 8192 bytes (64 rows of
+/// 128 B ahead) ran D = 32 f32 at 0.77-0.87 of the probe and bf16 D = 32 at
+/// 0.43-0.87; too many rows ahead and the prefetches stall on full miss
+/// buffers and TLB walks. 2048: 0.96-1.1; 1024: 0.91-1.0.
+constexpr int64_t kPrefetchBytesAhead = 2048;
 
 /// Cache line size of the host, for one prefetch per line of a row.
 constexpr int64_t kCacheLineBytes = 64;
