@@ -39,6 +39,10 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
     Option<"blockBytes", "block-bytes", "int64_t", /*default=*/"0",
            "Bytes of loop-carried state (accumulators, argmax) per D-block; "
            "0: the CPU heuristic (lib/Conversion/EmbCommon/CPUConfig.h)">,
+    Option<"argmaxSegment", "argmax-segment", "int64_t", /*default=*/"0",
+           "Entries of a max bag whose argmax is tracked as i32 positions "
+           "(a longer bag is taken in segments of this many); 0: 2^31 - 1. "
+           "Tests pin it small">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::LLVM::LLVMDialect",

@@ -61,6 +61,11 @@ constexpr int64_t kReductionBlocksPerIteration = 8;
 /// through the pass's options; each defaults to the heuristic above.
 struct CPULoweringConfig {
   int64_t accumulatorBlockBytes = kAccumulatorBlockBytes;
+  /// Entries of a max bag per segment whose argmax lanes hold i32
+  /// positions in the segment (half the registers and selects of i64 row
+  /// numbers; D = 128 spilled its mask registers); the rows are gathered
+  /// from the indices once per segment. Every real bag is one segment.
+  int64_t argmaxSegment = INT32_MAX;
 };
 
 /// Indices ahead of the current one whose rows are prefetched

@@ -29,6 +29,8 @@ void mlir::emb::populateEmbToSCFPatterns(
   cpu::CPULoweringConfig config;
   if (options.blockBytes > 0)
     config.accumulatorBlockBytes = options.blockBytes;
+  if (options.argmaxSegment > 0)
+    config.argmaxSegment = options.argmaxSegment;
   cpu_lowering::populateForwardPatterns(patterns, config);
   cpu_lowering::populateDenseGradPatterns(patterns, config);
   cpu_lowering::populateSparseGradPatterns(patterns, config);
@@ -40,13 +42,14 @@ struct ConvertEmbToSCFPass
   using Base::Base;
 
   void runOnOperation() override {
-    if (blockBytes < 0) {
-      getOperation()->emitError("convert-emb-to-scf: block-bytes must be "
-                                "positive (or 0: the heuristic)");
+    if (blockBytes < 0 || argmaxSegment < 0 || argmaxSegment > INT32_MAX) {
+      getOperation()->emitError(
+          "convert-emb-to-scf: block-bytes must be positive and "
+          "argmax-segment in [1, 2^31 - 1] (or 0: the default)");
       return signalPassFailure();
     }
     RewritePatternSet patterns(&getContext());
-    emb::populateEmbToSCFPatterns(patterns, {blockBytes});
+    emb::populateEmbToSCFPatterns(patterns, {blockBytes, argmaxSegment});
     if (failed(emb::lowering::applyEmbLowering(
             getOperation(), FrozenRewritePatternSet(std::move(patterns)),
             "CPU")))

@@ -149,24 +149,28 @@ struct BagBlockAccumulator {
   bool withArgmax;
   Type accType;
 
-  /// acc = 0, count = 0 (and argmax = -1) for a block of `lanes`.
+  /// acc = 0, count = 0 for a block of `lanes` (the argmax positions of a
+  /// segment start in the segment loop).
   SmallVector<Value> init(ImplicitLocOpBuilder &b, int64_t lanes) const {
-    SmallVector<Value> state{splat(b, VectorType::get({lanes}, accType), 0.0),
-                             cIndex(b, 0)};
-    if (withArgmax)
-      state.push_back(arith::ConstantOp::create(
-          b, DenseElementsAttr::get(VectorType::get({lanes}, b.getI64Type()),
-                                    b.getI64IntegerAttr(-1))));
-    return state;
+    return {splat(b, VectorType::get({lanes}, accType), 0.0), cIndex(b, 0)};
   }
 
-  /// The state after entry `j`, whose row `r` reads `row` (in accType).
+  /// Constant vector<lanes x type> of `value`.
+  static Value intSplat(ImplicitLocOpBuilder &b, int64_t lanes, Type type,
+                        int64_t value) {
+    return arith::ConstantOp::create(
+        b, DenseElementsAttr::get(VectorType::get({lanes}, type),
+                                  b.getIntegerAttr(type, value)));
+  }
+
+  /// The state after entry `j`, whose row reads `row` (in accType); with an
+  /// argmax, `pos` is j's i32 position in its segment.
   SmallVector<Value> update(ImplicitLocOpBuilder &b, ValueRange acc, Value row,
-                            Value r, Value j) const {
+                            Value pos, Value j) const {
     auto accVec = cast<VectorType>(row.getType());
     Value cnt = arith::AddIOp::create(b, acc[1], cIndex(b, 1));
     if (mode == BagMode::max)
-      return updateMax(b, acc, row, r, cnt);
+      return updateMax(b, acc, row, pos, cnt);
     if (psw) {
       Value w = loadFloat(b, psw, j, accType);
       Value wV = vector::BroadcastOp::create(b, accVec, w);
@@ -179,15 +183,14 @@ struct BagBlockAccumulator {
   /// branch); later ones lane by lane when strictly greater, so ties go to
   /// the first.
   SmallVector<Value> updateMax(ImplicitLocOpBuilder &b, ValueRange acc,
-                               Value row, Value r, Value cnt) const {
+                               Value row, Value pos, Value cnt) const {
     auto accVec = cast<VectorType>(row.getType());
-    auto argVec = VectorType::get(accVec.getShape(), b.getI64Type());
+    auto argVec = VectorType::get(accVec.getShape(), b.getI32Type());
     Value first = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, acc[1],
                                         cIndex(b, 0));
     Value rV;
     if (withArgmax)
-      rV = vector::BroadcastOp::create(
-          b, argVec, arith::IndexCastOp::create(b, b.getI64Type(), r));
+      rV = vector::BroadcastOp::create(b, argVec, pos);
     SmallVector<Type> types{accVec};
     if (withArgmax)
       types.push_back(argVec);
@@ -239,8 +242,10 @@ struct BagBlockAccumulator {
 //         %row = ext(vector.transfer_read %w[%r, d0])
 //         sum:  %acc + %row (* %p[%j])      mean: %acc + %row
 //         max:  %take = (%cnt == 0) | (%row > %acc)  (ties: first wins)
-//               %acc = select(%take, %row, %acc); %arg = select(%take, %r,
-//               %arg)
+//               %acc = select(%take, %row, %acc); %pos = select(%take,
+//               i32(%j - %start), %pos)   (with max_indices: i32 positions,
+//               the rows gathered from %x[%start + %pos] after the loop, in
+//               segments of 2^31 - 1 entries)
 //         %cnt + 1
 //       }
 //     }
@@ -296,35 +301,107 @@ struct BagToSCF final : CPUPattern<BagOp> {
                            ValueRange state) -> SmallVector<Value> {
             Value out = state[0];
             Value argOut = withArgmax ? state[1] : Value();
-            // The entries of the bag, padding skipped, into the block's state.
-            auto inner = scf::ForOp::create(
-                db, start, end, c1, accumulator.init(db, lanes),
-                [&](OpBuilder &jb, Location jloc, Value j, ValueRange acc) {
-                  ImplicitLocOpBuilder lb(jloc, jb);
-                  Value r = loadIndex(lb, flat, j);
-                  auto update = [&](OpBuilder &ub, Location uloc) {
-                    ImplicitLocOpBuilder xb(uloc, ub);
-                    Value row = readRow(xb, weight, r, d0, lanes, accType);
-                    scf::YieldOp::create(
-                        xb, accumulator.update(xb, acc, row, r, j));
-                  };
-                  if (!pad) {
-                    update(jb, jloc);
-                    return;
-                  }
-                  Value notPad = arith::CmpIOp::create(
-                      lb, arith::CmpIPredicate::ne, r, pad);
-                  auto ifOp = scf::IfOp::create(
-                      lb, notPad, update, [&](OpBuilder &eb, Location eloc) {
-                        scf::YieldOp::create(eb, eloc, acc);
-                      });
-                  scf::YieldOp::create(lb, ifOp.getResults());
-                });
-            out = writeRow(db, accumulator.finish(db, inner.getResults(), c1),
-                           out, bag, d0);
+            // The entries [from, to) of the bag, padding skipped, into the
+            // block's state (with an argmax, i32 positions from `from`).
+            auto entries = [&](ImplicitLocOpBuilder &eb, Value from, Value to,
+                               ValueRange init) {
+              return scf::ForOp::create(
+                  eb, from, to, c1, init,
+                  [&](OpBuilder &jb, Location jloc, Value j, ValueRange acc) {
+                    ImplicitLocOpBuilder lb(jloc, jb);
+                    Value r = loadIndex(lb, flat, j);
+                    Value pos;
+                    if (withArgmax)
+                      pos = arith::IndexCastOp::create(
+                          lb, lb.getI32Type(),
+                          arith::SubIOp::create(lb, j, from));
+                    auto update = [&](OpBuilder &ub, Location uloc) {
+                      ImplicitLocOpBuilder xb(uloc, ub);
+                      Value row = readRow(xb, weight, r, d0, lanes, accType);
+                      scf::YieldOp::create(
+                          xb, accumulator.update(xb, acc, row, pos, j));
+                    };
+                    if (!pad) {
+                      update(jb, jloc);
+                      return;
+                    }
+                    Value notPad = arith::CmpIOp::create(
+                        lb, arith::CmpIPredicate::ne, r, pad);
+                    auto ifOp = scf::IfOp::create(
+                        lb, notPad, update, [&](OpBuilder &eb2, Location eloc) {
+                          scf::YieldOp::create(eb2, eloc, acc);
+                        });
+                    scf::YieldOp::create(lb, ifOp.getResults());
+                  });
+            };
+            SmallVector<Value> result;
+            if (!withArgmax) {
+              auto inner = entries(db, start, end, accumulator.init(db, lanes));
+              result.assign(inner.getResults().begin(),
+                            inner.getResults().end());
+            } else {
+              // Segments of at most argmaxSegment entries, so that positions
+              // fit in i32; the rows they took are gathered from the indices
+              // after each segment. Every real bag is one segment, taken
+              // without the segment loop (whose state LLVM spills).
+              Type i32 = db.getI32Type(), i64 = db.getI64Type();
+              Value segment = cIndex(db, config.argmaxSegment);
+              auto oneSegment = [&](ImplicitLocOpBuilder &gb, Value from,
+                                    Value to,
+                                    ValueRange st) -> SmallVector<Value> {
+                auto inner = entries(
+                    gb, from, to,
+                    {st[0], st[1],
+                     BagBlockAccumulator::intSplat(gb, lanes, i32, -1)});
+                Value pos = inner.getResult(2);
+                Value taken = arith::CmpIOp::create(
+                    gb, arith::CmpIPredicate::sge, pos,
+                    BagBlockAccumulator::intSplat(gb, lanes, i32, 0));
+                Type indexElement =
+                    cast<ShapedType>(flat.getType()).getElementType();
+                Value rows = vector::GatherOp::create(
+                    gb, VectorType::get({lanes}, indexElement), flat,
+                    ValueRange{from}, pos, taken,
+                    BagBlockAccumulator::intSplat(gb, lanes, indexElement, 0));
+                if (indexElement != i64)
+                  rows = arith::ExtSIOp::create(
+                      gb, VectorType::get({lanes}, i64), rows);
+                return {inner.getResult(0), inner.getResult(1),
+                        arith::SelectOp::create(gb, taken, rows, st[2])};
+              };
+              SmallVector<Value> init = accumulator.init(db, lanes);
+              init.push_back(BagBlockAccumulator::intSplat(db, lanes, i64, -1));
+              Value fits = arith::CmpIOp::create(
+                  db, arith::CmpIPredicate::sle,
+                  arith::SubIOp::create(db, end, start), segment);
+              auto pick = scf::IfOp::create(
+                  db, fits,
+                  [&](OpBuilder &tb, Location tloc) {
+                    ImplicitLocOpBuilder gb(tloc, tb);
+                    scf::YieldOp::create(gb, oneSegment(gb, start, end, init));
+                  },
+                  [&](OpBuilder &eb, Location eloc) {
+                    ImplicitLocOpBuilder gb(eloc, eb);
+                    auto segments = scf::ForOp::create(
+                        gb, start, end, segment, init,
+                        [&](OpBuilder &sb, Location sloc, Value from,
+                            ValueRange st) {
+                          ImplicitLocOpBuilder lb(sloc, sb);
+                          Value to = arith::MinSIOp::create(
+                              lb, arith::AddIOp::create(lb, from, segment),
+                              end);
+                          scf::YieldOp::create(lb,
+                                               oneSegment(lb, from, to, st));
+                        });
+                    scf::YieldOp::create(gb, segments.getResults());
+                  });
+              result.assign(pick.getResults().begin(), pick.getResults().end());
+            }
+            out = writeRow(db, accumulator.finish(db, result, c1), out, bag,
+                           d0);
             SmallVector<Value> next{out};
             if (withArgmax)
-              next.push_back(writeRow(db, inner.getResult(2), argOut, bag, d0));
+              next.push_back(writeRow(db, result[2], argOut, bag, d0));
             return next;
           };
           SmallVector<Value> outs{iters[0]};

@@ -80,21 +80,38 @@ func.func @bag_mean_padding(%w: tensor<100x32xf32>, %x: tensor<?xi64>, %off: ten
 // -----
 
 // Max: the first entry of a bag is taken as it is (a scalar branch), later
-// ones lane by lane when strictly greater (ties to the first); max_indices
-// start at -1.
+// ones lane by lane when strictly greater (ties to the first). The argmax
+// lanes hold i32 positions in the bag, -1 while nothing is taken; after the
+// loop the rows taken are gathered from the indices. A bag longer than
+// 2^31 - 1 entries is taken in segments of that many (the else branch;
+// test/Pipelines/max_segments.mlir runs it).
 // CHECK-LABEL: func @bag_max_2d
 // CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (tensor<?x8xf64>, tensor<?x8xi64>)
-// CHECK:   arith.muli
-// CHECK:   %[[NEG:.*]] = arith.constant dense<-1> : vector<8xi64>
-// CHECK:   scf.for {{.*}} iter_args(%[[A:.*]] = %{{.*}}, %[[C:.*]] = %{{.*}}, %[[ARG:.*]] = %[[NEG]])
-// CHECK:     %[[FIRST:.*]] = arith.cmpi eq, %[[C]], %{{.*}} : index
-// CHECK:     %[[RV:.*]] = vector.broadcast %{{.*}} : i64 to vector<8xi64>
-// CHECK:     scf.if %[[FIRST]] -> (vector<8xf64>, vector<8xi64>)
-// CHECK:       scf.yield %{{.*}}, %[[RV]]
-// CHECK:     } else {
-// CHECK:       %[[GT:.*]] = arith.cmpf ogt, %{{.*}}, %[[A]] : vector<8xf64>
-// CHECK:       arith.select %[[GT]], %{{.*}}, %[[A]]
-// CHECK:       arith.select %[[GT]], %[[RV]], %[[ARG]]
+// CHECK:   %[[START:.*]] = arith.muli
+// CHECK:   %[[END:.*]] = arith.addi %[[START]]
+// CHECK:   %[[SEG:.*]] = arith.constant 2147483647 : index
+// CHECK:   %[[NONE:.*]] = arith.constant dense<-1> : vector<8xi64>
+// CHECK:   %[[LEN:.*]] = arith.subi %[[END]], %[[START]]
+// CHECK:   %[[FITS:.*]] = arith.cmpi sle, %[[LEN]], %[[SEG]]
+// CHECK:   scf.if %[[FITS]] -> (vector<8xf64>, index, vector<8xi64>)
+// CHECK:     %[[NEG:.*]] = arith.constant dense<-1> : vector<8xi32>
+// CHECK:     %[[POSS:.*]]:3 = scf.for %[[J:.*]] = %[[START]] to %[[END]] {{.*}} iter_args(%[[A:.*]] = %{{.*}}, %[[C:.*]] = %{{.*}}, %[[ARG:.*]] = %[[NEG]])
+// CHECK:       %[[REL:.*]] = arith.subi %[[J]], %[[START]] : index
+// CHECK:       %[[POS:.*]] = arith.index_cast %[[REL]] : index to i32
+// CHECK:       %[[FIRST:.*]] = arith.cmpi eq, %[[C]], %{{.*}} : index
+// CHECK:       %[[RV:.*]] = vector.broadcast %[[POS]] : i32 to vector<8xi32>
+// CHECK:       scf.if %[[FIRST]] -> (vector<8xf64>, vector<8xi32>)
+// CHECK:         scf.yield %{{.*}}, %[[RV]]
+// CHECK:       } else {
+// CHECK:         %[[GT:.*]] = arith.cmpf ogt, %{{.*}}, %[[A]] : vector<8xf64>
+// CHECK:         arith.select %[[GT]], %{{.*}}, %[[A]]
+// CHECK:         arith.select %[[GT]], %[[RV]], %[[ARG]]
+// CHECK:     %[[TAKEN:.*]] = arith.cmpi sge, %[[POSS]]#2, %{{.*}} : vector<8xi32>
+// CHECK:     %[[G:.*]] = vector.gather %{{.*}}[%[[START]]] [%[[POSS]]#2], %[[TAKEN]], %{{.*}} : tensor<?xi64>, vector<8xi32>, vector<8xi1>, vector<8xi64> into vector<8xi64>
+// CHECK:     arith.select %[[TAKEN]], %[[G]], %[[NONE]] : vector<8xi1>, vector<8xi64>
+// CHECK:   } else {
+// CHECK:     scf.for %{{.*}} = %[[START]] to %[[END]] step %[[SEG]]
+// CHECK:       vector.gather
 // CHECK:   vector.transfer_write {{.*}} : vector<8xf64>, tensor<?x8xf64>
 // CHECK:   vector.transfer_write {{.*}} : vector<8xi64>, tensor<?x8xi64>
 func.func @bag_max_2d(%w: tensor<?x8xf64>, %x: tensor<?x5xi64>) -> (tensor<?x8xf64>, tensor<?x8xi64>) {
