@@ -18,6 +18,8 @@
 
 #include "TorchCommon.h"
 
+#include "emb/Runtime/TableMemory.h"
+
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
@@ -392,7 +394,7 @@ Tensor emptyTable(int64_t rows, int64_t dim, const std::string &dtype,
   emb::python::tableBytes(rows, dim, c10::elementSize(type)); // checks
   Tensor table;
   if (hugePages)
-    table = hugePageTensor({rows, dim}, type);
+    table = hugePageTensor({rows, dim}, type, emb::kHugePageBytes);
   if (!table.defined())
     table = at::zeros({rows, dim}, at::TensorOptions().dtype(type));
   return table;
