@@ -140,6 +140,22 @@ inline emb::BagMode toMode(const std::string &name) {
   failValue("mode must be 'sum', 'mean' or 'max', got '" + name + "'");
 }
 
+/// The bytes of a [rows, dim] table of `itemSize`-byte elements (the
+/// empty_table functions of both modules); fails on negative sizes and on
+/// sizes no memory holds.
+inline size_t tableBytes(int64_t rows, int64_t dim, size_t itemSize) {
+  if (rows < 0 || dim < 0)
+    failValue("a table's sizes must be non-negative, got [" +
+              std::to_string(rows) + ", " + std::to_string(dim) + "]");
+  size_t elements, bytes;
+  if (__builtin_mul_overflow(size_t(rows), size_t(dim), &elements) ||
+      __builtin_mul_overflow(elements, itemSize, &bytes) ||
+      bytes > size_t(INT64_MAX))
+    failValue("a table of [" + std::to_string(rows) + ", " +
+              std::to_string(dim) + "] does not fit in memory");
+  return bytes;
+}
+
 /// The engine of the torch operators (_emb_mlir's, sharing its kernel
 /// cache and configure()), handed to _emb_torch in a capsule.
 using EngineGetter = std::shared_ptr<emb::Engine> (*)();

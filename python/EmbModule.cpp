@@ -15,6 +15,7 @@
 #include "BindingsCommon.h"
 
 #include "emb/Runtime/Engine.h"
+#include "emb/Runtime/TableMemory.h"
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -24,6 +25,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -223,6 +225,38 @@ bagOptions(const std::string &mode, std::optional<int64_t> paddingIdx,
   return o;
 }
 
+//===----------------------------------------------------------------------===//
+// Tables on huge pages
+//===----------------------------------------------------------------------===//
+
+/// A writable C-contiguous [rows, dim] array over emb::allocateTable memory
+/// (zero-filled; from 2 MiB with `hugePages`, on transparent huge pages),
+/// freed when the array and every view of it are gone: its base is a
+/// capsule that owns the block. `dtype` is f32, f64 or f16 (the Python
+/// side has checked).
+py::array emptyTable(int64_t rows, int64_t dim, const std::string &dtype,
+                     bool hugePages) {
+  const char *format = dtype == "f64" ? "float64"
+                       : dtype == "f16" ? "float16"
+                                        : "float32";
+  py::dtype npType(format);
+  size_t bytes = emb::python::tableBytes(rows, dim, npType.itemsize());
+  struct Block {
+    void *data;
+    size_t bytes;
+    ~Block() { emb::freeTable(data, bytes); }
+  };
+  std::unique_ptr<Block> block(
+      new Block{emb::allocateTable(bytes, hugePages), bytes});
+  if (!block->data)
+    throw std::bad_alloc(); // MemoryError
+  void *data = block->data;
+  py::capsule owner(block.get(),
+                    [](void *p) { delete static_cast<Block *>(p); });
+  block.release();
+  return py::array(npType, {rows, dim}, data, owner);
+}
+
 } // namespace
 
 PYBIND11_MODULE(_emb_mlir, m) {
@@ -233,6 +267,8 @@ PYBIND11_MODULE(_emb_mlir, m) {
   m.def("configure", &configure, py::arg("threads") = py::none(),
         py::arg("cache_dir") = py::none(), py::arg("disk_cache") = py::none());
   m.def("info", &info);
+  m.def("empty_table", &emptyTable, py::arg("num_embeddings"),
+        py::arg("embedding_dim"), py::arg("dtype"), py::arg("huge_pages"));
   m.attr("_engine_getter") = py::capsule(
       reinterpret_cast<void *>(
           static_cast<emb::python::EngineGetter>(&torchEngine)),

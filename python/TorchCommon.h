@@ -61,6 +61,13 @@ emb::EmbeddingBagOptions bagOptions(c10::string_view mode,
                                     bool includeLastOffset,
                                     c10::string_view profile);
 
+/// A zero-filled contiguous CPU tensor of `sizes` on transparent huge pages
+/// (emb::allocateTable: 2 MiB aligned, advised MADV_HUGEPAGE before the
+/// first touch), the memory freed with its storage; undefined when it would
+/// be smaller than `minBytes` or the memory cannot be had.
+Tensor hugePageTensor(at::IntArrayRef sizes, at::ScalarType dtype,
+                      size_t minBytes);
+
 // The operators' C++ signatures, and their dispatcher handles.
 using EmbeddingSig = Tensor(const Tensor &, const Tensor &, optional<int64_t>,
                             bool, bool, c10::string_view);

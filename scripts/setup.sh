@@ -85,7 +85,7 @@ emb_test_torch2() {
       "$py" -m pytest -q -p no:cacheprovider . &&
     EMB_MLIR_CACHE_DIR="$cache" PYTHONDONTWRITEBYTECODE=1 EMB_MLIR_PURE_PYTHON=1 \
       "$py" -m pytest -q -p no:cacheprovider test_backward.py test_modules.py \
-        test_errors.py test_torch_semantics.py)
+        test_errors.py test_torch_semantics.py test_huge_pages.py)
 }
 
 emb_setup() {

@@ -2,13 +2,15 @@
 //
 // Registers the emb dialect in its own context, parses an emb program, runs
 // the CPU pipeline on it, then calls the JIT through emb::Engine and checks
-// the result. Prints "emb-consumer: ok" on success.
+// the result, and allocates a table on huge pages. Prints "emb-consumer: ok"
+// on success.
 //
 //===----------------------------------------------------------------------===//
 
 #include "emb/Dialect/EmbDialect.h"
 #include "emb/Pipelines/Pipelines.h"
 #include "emb/Runtime/Engine.h"
+#include "emb/Runtime/TableMemory.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -18,6 +20,7 @@
 #include "mlir/Pass/PassManager.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <vector>
 
@@ -97,6 +100,14 @@ int main() {
   for (float v : out)
     if (v != 0)
       return fail("the output was written despite the error");
+
+  // 4. A table on transparent huge pages (2 MiB aligned, zero-filled).
+  size_t bytes = 8 << 20;
+  auto *big = static_cast<float *>(emb::allocateTable(bytes));
+  if (!big || reinterpret_cast<uintptr_t>(big) % emb::kHugePageBytes != 0 ||
+      big[bytes / sizeof(float) - 1] != 0)
+    return fail("emb::allocateTable");
+  emb::freeTable(big, bytes);
   std::printf("emb-consumer: ok\n");
   return 0;
 }

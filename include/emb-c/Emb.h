@@ -1,7 +1,8 @@
 /*===- emb-c/Emb.h - C API of emb-mlir ----------------------------*- C -*-===*\
 |*                                                                            *|
 |* The MLIR-convention C API: the dialect handle and pass registration, plus  *|
-|* a C entry point to the JIT (embedding and embedding_bag on host buffers). *|
+|* a C entry point to the JIT (embedding and embedding_bag on host buffers),  *|
+|* and table memory on transparent huge pages.                                *|
 |* libEmbMLIR-C.so also exports MLIR's own C API for IR and passes            *|
 |* (mlir-c/IR.h, mlir-c/Pass.h), so a C program needs only this library.     *|
 |*                                                                            *|
@@ -89,6 +90,19 @@ MLIR_CAPI_EXPORTED int embEmbeddingBag(EmbEngine *engine, EmbTensor indices,
                                        int hasPaddingIdx, int64_t paddingIdx,
                                        const EmbTensor *perSampleWeights,
                                        char *error, size_t errorSize);
+
+/* Zero-filled memory for a table (or a large output) of `bytes`, 64-byte
+ * aligned; NULL when it cannot be had. With `hugePages` non-zero and bytes
+ * >= 2 MiB: 2 MiB aligned, advised MADV_HUGEPAGE before the first touch,
+ * so that Linux backs it with transparent huge pages (fewer TLB misses in
+ * random-row gathers). Free it with embFreeTable and the same `bytes`.
+ * (emb::allocateTable, emb/Runtime/TableMemory.h.) */
+MLIR_CAPI_EXPORTED void *embAllocateTable(size_t bytes, int hugePages);
+MLIR_CAPI_EXPORTED void embFreeTable(void *table, size_t bytes);
+
+/* 1 when the mapping that holds `p` is advised MADV_HUGEPAGE (it reads
+ * /proc/self/smaps: for tests and diagnostics), else 0. */
+MLIR_CAPI_EXPORTED int embHugePagesAdvised(const void *p);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 #include "emb/Dialect/EmbDialect.h"
 #include "emb/Pipelines/Pipelines.h"
 #include "emb/Runtime/Engine.h"
+#include "emb/Runtime/TableMemory.h"
 #include "emb/Transforms/Passes.h"
 
 #include "mlir/CAPI/IR.h"
@@ -176,3 +177,11 @@ int embEmbeddingBag(EmbEngine *engine, EmbTensor indices, EmbTensor weight,
                     view(out), options, perSampleWeights ? &psw : nullptr),
                 error, errorSize);
 }
+
+void *embAllocateTable(size_t bytes, int hugePages) {
+  return emb::allocateTable(bytes, hugePages != 0);
+}
+
+void embFreeTable(void *table, size_t bytes) { emb::freeTable(table, bytes); }
+
+int embHugePagesAdvised(const void *p) { return emb::hugePagesAdvised(p); }

@@ -12,6 +12,9 @@ they are contiguous, copied otherwise. Every argument is checked before
 anything is written; errors are EmbIndexError (an index out of range),
 EmbTypeError (a dtype) or EmbValueError (anything else): IndexError,
 TypeError and ValueError that are also RuntimeErrors, like torch's.
+
+`empty_table` allocates a numpy table on transparent huge pages (faster
+random-row gathers from large tables).
 """
 
 from ._errors import EmbError, EmbIndexError, EmbTypeError, EmbValueError
@@ -26,6 +29,7 @@ from ._functional import (
     info,
     renorm_,
 )
+from ._tables import empty_table
 
 __all__ = [
     "EmbError",
@@ -38,6 +42,7 @@ __all__ = [
     "embedding_bag",
     "embedding_bag_backward",
     "embedding_bag_per_sample_weights_backward",
+    "empty_table",
     "info",
     "renorm_",
 ]

@@ -22,15 +22,24 @@ Where the extension cannot be loaded (a torch built with the pre-C++11
 string ABI, such as torch 1.x wheels from PyPI), or with
 EMB_MLIR_PURE_PYTHON=1, the same kernels run through a pure-Python
 autograd.Function (eager mode only).
+
+Tables on transparent huge pages: `empty_table`, and the modules' weights of
+2 MiB or more (huge_pages=True, the default), are 2 MiB aligned and advised
+MADV_HUGEPAGE before their first touch, which makes random-row gathers from
+large tables faster (fewer TLB misses). The pure-Python path allocates with
+torch (ordinary pages).
 """
 
+import inspect
+import operator
 import os
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from . import _functional as F
-from ._errors import EmbValueError
+from ._errors import EmbTypeError, EmbValueError
+from ._tables import HUGE_PAGE_BYTES, _table_size
 
 _ops = None
 if os.environ.get("EMB_MLIR_PURE_PYTHON", "") in ("", "0"):
@@ -48,7 +57,8 @@ if _ops is not None:
 _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling",
                         None) or (lambda: False)
 
-__all__ = ["embedding", "embedding_bag", "Embedding", "EmbeddingBag"]
+__all__ = ["embedding", "embedding_bag", "Embedding", "EmbeddingBag",
+           "empty_table"]
 
 _PROFILES = ("torch", "zero-padding", "unit-scaling")
 
@@ -284,6 +294,84 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
                               padding_idx, profile=profile)
 
 
+# Tables on huge pages -------------------------------------------------------
+
+# dtype: (name, bytes per element)
+_TABLE_DTYPES = {
+    torch.float32: ("f32", 4),
+    torch.float64: ("f64", 8),
+    torch.float16: ("f16", 2),
+    torch.bfloat16: ("bf16", 2),
+}
+
+
+def empty_table(num_embeddings, embedding_dim, dtype=torch.float32,
+                huge_pages=True):
+    """A zero-filled [num_embeddings, embedding_dim] CPU tensor for an
+    embedding table. With `huge_pages`, one of 2 MiB or more is 2 MiB
+    aligned and advised MADV_HUGEPAGE before its first touch, so that Linux
+    backs it with transparent huge pages (fewer TLB misses in random-row
+    gathers); its memory is freed with the tensor's storage, which cannot
+    be resized. Smaller tables, huge_pages=False, and the pure-Python path
+    (no C++ extension) get torch.zeros. dtype: float32, float64, float16 or
+    bfloat16."""
+    rows = _table_size(num_embeddings, "num_embeddings")
+    cols = _table_size(embedding_dim, "embedding_dim")
+    if dtype not in _TABLE_DTYPES:
+        raise EmbTypeError("a table's dtype must be torch.float32, float64, "
+                           f"float16 or bfloat16, got {dtype}")
+    if _ops is None or not huge_pages:
+        return torch.zeros(rows, cols, dtype=dtype)
+    return _ops.empty_table(rows, cols, _TABLE_DTYPES[dtype][0], True)
+
+
+def _on_huge_pages(rows, cols, dtype, device):
+    """Whether a weight of this kind goes on huge pages: a table of 2 MiB or
+    more of a dtype we take, on the CPU, with the C++ extension."""
+    if _ops is None or dtype not in _TABLE_DTYPES:
+        return False
+    if device is None:  # the default device (torch.set_default_device, ...)
+        device = torch.empty(0).device
+    if torch.device(device).type != "cpu":
+        return False
+    return rows * cols * _TABLE_DTYPES[dtype][1] >= HUGE_PAGE_BYTES
+
+
+def _huge_page_init_args(init, module, args, kwargs):
+    """(args, kwargs) for torch's constructor `init` with `_weight` an
+    empty_table, where torch would allocate a weight that belongs on huge
+    pages; None where it would not (or the arguments are torch's to
+    reject). The caller then initialises the weight as torch does."""
+    try:
+        bound = inspect.signature(init).bind(module, *args, **kwargs)
+        arguments = bound.arguments
+        rows = operator.index(arguments["num_embeddings"])
+        cols = operator.index(arguments["embedding_dim"])
+    except (TypeError, KeyError):
+        return None
+    if arguments.get("_weight") is not None or rows < 0 or cols < 0:
+        return None
+    dtype = arguments.get("dtype") or torch.get_default_dtype()
+    if not _on_huge_pages(rows, cols, dtype, arguments.get("device")):
+        return None
+    arguments["_weight"] = empty_table(rows, cols, dtype)
+    return bound.args[1:], bound.kwargs
+
+
+def _pretrained_weight(embeddings, huge_pages):
+    """from_pretrained's weight: with `huge_pages`, a copy of `embeddings`
+    (in an empty_table where it belongs on huge pages); else `embeddings`
+    itself, shared as torch shares it."""
+    if not huge_pages:
+        return embeddings
+    with torch.no_grad():
+        rows, cols = embeddings.shape
+        if embeddings.layout == torch.strided and _on_huge_pages(
+                rows, cols, embeddings.dtype, embeddings.device):
+            return empty_table(rows, cols, embeddings.dtype).copy_(embeddings)
+        return embeddings.detach().clone()
+
+
 # torch.fx.symbolic_trace records calls of these two as graph nodes (the
 # modules below call them) instead of tracing into them with proxies.
 torch.fx.wrap("embedding")
@@ -292,10 +380,21 @@ torch.fx.wrap("embedding_bag")
 
 class Embedding(torch.nn.Embedding):
     """torch.nn.Embedding (same constructor, parameters, state_dict and
-    from_pretrained) whose forward and backward run emb-mlir kernels."""
+    from_pretrained) whose forward and backward run emb-mlir kernels.
 
-    def __init__(self, *args, profile="torch", **kwargs):
-        super().__init__(*args, **kwargs)
+    huge_pages (default True): a weight of 2 MiB or more that the module
+    allocates (no `_weight`) lives in empty_table memory, on transparent
+    huge pages, initialised as torch initialises it (the same values for
+    the same seed)."""
+
+    def __init__(self, *args, profile="torch", huge_pages=True, **kwargs):
+        table_args = _huge_page_init_args(torch.nn.Embedding.__init__, self,
+                                          args, kwargs) if huge_pages else None
+        if table_args is None:
+            super().__init__(*args, **kwargs)
+        else:
+            super().__init__(*table_args[0], **table_args[1])
+            self.reset_parameters()  # as torch does for a weight it makes
         _check_profile(profile, self.scale_grad_by_freq, self.sparse)
         self.profile = profile
 
@@ -310,12 +409,17 @@ class Embedding(torch.nn.Embedding):
     @classmethod
     def from_pretrained(cls, embeddings, freeze=True, padding_idx=None,
                         max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
-                        sparse=False, *, profile="torch"):
+                        sparse=False, *, profile="torch", huge_pages=True):
+        """torch's from_pretrained. With huge_pages (the default) the weight
+        is a copy of `embeddings` (on huge pages from 2 MiB): the module
+        does not share memory with it. huge_pages=False shares it, as
+        torch does."""
         if embeddings.dim() != 2:
             raise EmbValueError("Embeddings parameter is expected to be 2-dimensional")
         rows, cols = embeddings.shape
         module = cls(num_embeddings=rows, embedding_dim=cols,
-                     _weight=embeddings, padding_idx=padding_idx,
+                     _weight=_pretrained_weight(embeddings, huge_pages),
+                     padding_idx=padding_idx,
                      max_norm=max_norm, norm_type=norm_type,
                      scale_grad_by_freq=scale_grad_by_freq, sparse=sparse,
                      profile=profile)
@@ -325,10 +429,18 @@ class Embedding(torch.nn.Embedding):
 
 class EmbeddingBag(torch.nn.EmbeddingBag):
     """torch.nn.EmbeddingBag (same constructor, parameters, state_dict and
-    from_pretrained) whose forward and backward run emb-mlir kernels."""
+    from_pretrained) whose forward and backward run emb-mlir kernels.
+    huge_pages: as for Embedding."""
 
-    def __init__(self, *args, profile="torch", **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, profile="torch", huge_pages=True, **kwargs):
+        table_args = _huge_page_init_args(torch.nn.EmbeddingBag.__init__,
+                                          self, args, kwargs) \
+            if huge_pages else None
+        if table_args is None:
+            super().__init__(*args, **kwargs)
+        else:
+            super().__init__(*table_args[0], **table_args[1])
+            self.reset_parameters()  # as torch does for a weight it makes
         _check_profile(profile, self.scale_grad_by_freq, self.sparse)
         self.profile = profile
 
@@ -346,12 +458,15 @@ class EmbeddingBag(torch.nn.EmbeddingBag):
     def from_pretrained(cls, embeddings, freeze=True, max_norm=None,
                         norm_type=2.0, scale_grad_by_freq=False, mode="mean",
                         sparse=False, include_last_offset=False,
-                        padding_idx=None, *, profile="torch"):
+                        padding_idx=None, *, profile="torch", huge_pages=True):
+        """torch's from_pretrained; huge_pages as for
+        Embedding.from_pretrained (True: a copy, False: shared)."""
         if embeddings.dim() != 2:
             raise EmbValueError("Embeddings parameter is expected to be 2-dimensional")
         rows, cols = embeddings.shape
         module = cls(num_embeddings=rows, embedding_dim=cols,
-                     _weight=embeddings, max_norm=max_norm,
+                     _weight=_pretrained_weight(embeddings, huge_pages),
+                     max_norm=max_norm,
                      norm_type=norm_type,
                      scale_grad_by_freq=scale_grad_by_freq, mode=mode,
                      sparse=sparse, include_last_offset=include_last_offset,
