@@ -38,9 +38,12 @@ DTYPES = {"f32": torch.float32, "f64": torch.float64, "f16": torch.float16,
 SIZES = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2}
 
 
+HUGE_PAGES = []
+
+
 def emb_run(build, threads, args, iters):
     cmd = [os.path.join(build, "bin", "emb-run"), "--threads", str(threads),
-           "--bench", "--json", "--iters", str(iters)] + args
+           "--bench", "--json", "--iters", str(iters)] + HUGE_PAGES + args
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -171,12 +174,18 @@ def main():
     p.add_argument("--grid", action="store_true",
                    help="the sum / mean x dtype x D x L grid only")
     p.add_argument("--no-backward", action="store_true")
+    p.add_argument("--huge-pages", action="store_true",
+                   help="our table (and the gather probe's) on 2 MiB pages; "
+                        "torch's stays where torch puts it")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     V, B = args.num_embeddings, args.batch
+    if args.huge_pages:
+        HUGE_PAGES.append("--huge-pages")
 
+    pages = "2 MiB" if args.huge_pages else "4 KiB"
     print(f"# emb-mlir forward benchmark: V={V}, B={B}, {args.threads} threads, "
-          f"torch {torch.__version__}\n")
+          f"torch {torch.__version__}, our table on {pages} pages\n")
     print("| case | D | L | dtype | emb-mlir GB/s | gather GB/s | emb / gather | "
           "memcpy GB/s | emb / memcpy | torch GB/s | emb / torch |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

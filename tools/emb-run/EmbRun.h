@@ -41,7 +41,7 @@ struct Flags {
   bool perSampleWeights = false, includeLastOffset = false, twoD = false;
   bool scaleGradByFreq = false, check = false, bench = false, json = false;
   bool printIR = false, noDiskCache = false, sparse = false, coalesced = false;
-  bool trustIndices = false, deterministic = false;
+  bool trustIndices = false, deterministic = false, hugePages = false;
   int threads = 0, iters = 20;
   uint64_t seed = 1;
 };
@@ -85,13 +85,19 @@ struct Instance {
       vSparseRows, vSparseValues;
   int64_t sparseCount = 0;
   std::unique_ptr<cuda::Device> device; ///< on a GPU only
+  /// --huge-pages: the table the calls use, on 2 MiB pages (a copy of
+  /// `weight`, copied back after the call).
+  std::shared_ptr<char> hugeWeight;
 
   /// Every buffer with the view the calls use.
   std::vector<std::pair<Buffer *, Tensor *>> mirrors();
 };
 /// Device copies of every buffer (the views then point to them).
 void mirrorToDevice(Instance &inst);
-/// The results back into the host buffers, after the GPU is done.
+/// --huge-pages: the calls' table on transparent huge pages (allocateTable).
+void moveWeightToHugePages(Instance &inst);
+/// The results back into the host buffers, after the GPU is done (and the
+/// table from its huge pages).
 void fetchFromDevice(Instance &inst);
 /// The call of the flags' op, as a user writes it.
 llvm::Error callOp(Engine &engine, const Setup &s, Instance &inst);

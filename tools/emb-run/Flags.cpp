@@ -35,7 +35,9 @@ const char *kUsage = R"(usage: emb-run [flags]
   --threads N                           threads (default: all)
   --seed S                              random instance (default 1)
   --check                               compare with the f64 reference; exit 1 on mismatch
-  --bench [--iters K]                   GB/s of compulsory traffic and the ratio to memcpy
+  --bench [--iters K]                   GB/s of compulsory traffic and the ratios to a memcpy
+                                        probe and (host forward) a gather probe of the same rows
+  --huge-pages                          the table on 2 MiB transparent huge pages (emb::allocateTable)
   --json                                one machine-readable line
   --print-ir                            the specialised IR, at every stage, of the kernels the call runs
   --cache-dir DIR, --no-disk-cache      the kernel disk cache
@@ -83,7 +85,8 @@ struct FlagTable {
       {"coalesced", &f->coalesced},
       {"emulate", &f->emulate},
       {"trust-indices", &f->trustIndices},
-      {"deterministic", &f->deterministic}};
+      {"deterministic", &f->deterministic},
+      {"huge-pages", &f->hugePages}};
   std::map<std::string, std::string *> strings{
       {"op", &f->opName},
       {"mode", &f->modeName},
@@ -230,6 +233,8 @@ Setup resolve(const Flags &flags) {
     usageError("--target must be host or nvptx");
   if (flags.emulate && !s.nvptx)
     usageError("--emulate needs --target nvptx");
+  if (flags.hugePages && s.nvptx)
+    usageError("--huge-pages is for host tables");
   s.onDevice = s.nvptx && !flags.emulate && !flags.printIR;
   const std::string &op = flags.opName;
   s.backward = op == "embedding_backward" || op == "embedding_bag_backward";

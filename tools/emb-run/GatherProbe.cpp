@@ -277,9 +277,9 @@ std::function<void()> gatherProbe(const Setup &s, Instance &inst,
   if (!fn)
     return {};
   auto job = std::make_shared<Job>();
-  job->table = inst.weight.bytes.data();
-  job->indices = inst.indices.view.data;
-  job->out = inst.out.bytes.data();
+  job->table = static_cast<const char *>(inst.vWeight.data);
+  job->indices = inst.vIndices.data;
+  job->out = static_cast<char *>(inst.vOut.data);
   job->numIndices = s.N;
   job->D = s.D;
   job->rowBytes = s.D * static_cast<int64_t>(dtypeSize(s.dtype));

@@ -3,6 +3,9 @@
 #include "EmbRun.h"
 
 #include "emb/Runtime/Numeric.h"
+#include "emb/Runtime/TableMemory.h"
+
+#include <cstring>
 
 namespace emb::run {
 
@@ -91,7 +94,20 @@ void mirrorToDevice(Instance &inst) {
   }
 }
 
+void moveWeightToHugePages(Instance &inst) {
+  size_t bytes = inst.weight.size();
+  char *table = static_cast<char *>(allocateTable(bytes, /*hugePages=*/true));
+  if (!table)
+    die("cannot allocate " + std::to_string(bytes) + " bytes on huge pages");
+  std::memcpy(table, inst.weight.view.data, bytes);
+  inst.hugeWeight.reset(table, [bytes](char *p) { freeTable(p, bytes); });
+  inst.vWeight.data = table;
+}
+
 void fetchFromDevice(Instance &inst) {
+  if (inst.hugeWeight)
+    std::memcpy(inst.weight.view.data, inst.hugeWeight.get(),
+                inst.weight.size());
   if (!inst.device)
     return;
   if (llvm::Error err = inst.device->synchronize())

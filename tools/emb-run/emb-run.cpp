@@ -118,6 +118,8 @@ int main(int argc, char **argv) {
   Instance inst(s);
   if (s.onDevice)
     mirrorToDevice(inst);
+  if (s.flags.hugePages)
+    moveWeightToHugePages(inst);
   runForwardOfMaxGradient(engine, s, inst);
 
   // The call, as a user writes it, and the kernels the Engine plans for it
