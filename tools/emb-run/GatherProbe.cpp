@@ -5,7 +5,8 @@
 // software prefetch 16 indices ahead (every cache line of the row), summed
 // per bag in AVX-512 registers (f16 / bf16 widened to f32) and written
 // once; embedding copies each row to its output slot. Bags are split
-// evenly over the same number of threads, kept alive between repetitions
+// evenly over the same number of threads (where there is 1 MiB of rows
+// for each, as in the Engine), kept alive between repetitions
 // (and woken as the Engine's pool is) so that small calls do not time
 // thread creation.
 //
@@ -293,7 +294,12 @@ std::function<void()> gatherProbe(const Setup &s, Instance &inst,
   if (s.bag && !s.flags.twoD && s.flags.includeLastOffset)
     job->starts[bags] = inst.offsets.intAt(bags);
 
-  nthreads = std::max(1, nthreads);
+  // As many threads as the Engine would wake: at least 1 MiB of rows each
+  // (kMinBytesPerChunk in runtime/EngineInternal.h); waking a thread costs
+  // more than a small call.
+  int64_t rowBytes = s.N * job->rowBytes;
+  nthreads = static_cast<int>(std::clamp<int64_t>(rowBytes >> 20, 1,
+                                                  std::max(1, nthreads)));
   size_t chunks = static_cast<size_t>((s.D + 7) / 8);
   auto s32 = std::make_shared<std::vector<std::vector<__m512>>>(
       nthreads, std::vector<__m512>(chunks));
