@@ -8,7 +8,7 @@
 //   embedding_bag_sparse_backward, embedding_bag_per_sample_weights_backward
 //
 // and registers their CPU kernels: the Engine on the tensors' memory
-// (zero-copy when contiguous; outputs from at::empty, embedding's from 32
+// (zero-copy when contiguous; outputs from at::empty, large ones from 32
 // MiB on transparent huge pages). Their autograd is in
 // TorchOps.cpp; their fake (meta) kernels, for torch.compile and
 // torch.export, are registered from Python (emb_mlir/_torch_library.py).
@@ -247,6 +247,15 @@ using namespace emb::torch_ops;
 /// the heap, 1.7 ms on fresh huge pages; 32 MiB 13.6 ms vs 2.5 ms).
 constexpr size_t kHugePageOutputBytes = size_t(32) << 20;
 
+/// An uninitialised result of `sizes`: from kHugePageOutputBytes on huge
+/// pages (embedding's rows, the [V, D] dense gradients, sparse values),
+/// else (or where no mapping can be had) at::empty.
+Tensor largeResult(at::IntArrayRef sizes, const at::TensorOptions &options) {
+  Tensor t = hugePageTensor(sizes, c10::typeMetaToScalarType(options.dtype()),
+                            kHugePageOutputBytes);
+  return t.defined() ? t : at::empty(sizes, options);
+}
+
 //===----------------------------------------------------------------------===//
 // CPU kernels: the Engine on the tensors' memory
 //===----------------------------------------------------------------------===//
@@ -258,10 +267,8 @@ Tensor embeddingCPU(const Tensor &inputIn, const Tensor &weightIn,
   Tensor weight = prepare(weightIn, "weight");
   std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
   shape.push_back(dimOf(weight));
-  Tensor out = hugePageTensor(shape, floatTypeOf(weight),
-                              kHugePageOutputBytes);
-  if (!out.defined())
-    out = at::empty(shape, weight.options().dtype(floatTypeOf(weight)));
+  Tensor out =
+      largeResult(shape, weight.options().dtype(floatTypeOf(weight)));
   ReleaseIfLarge release(out.numel());
   check(engine()->embedding(
       view(input, "indices"), view(weight, "weight"), view(out, "out"),
@@ -319,8 +326,8 @@ Tensor embeddingBackwardCPU(const Tensor &gradIn, const Tensor &inputIn,
   if (numWeights < 0)
     failValue("'num_embeddings' must be non-negative, got " +
               std::to_string(numWeights));
-  Tensor gw = at::empty({numWeights, grad.dim() ? grad.size(-1) : 0},
-                        grad.options());
+  Tensor gw = largeResult({numWeights, grad.dim() ? grad.size(-1) : 0},
+                          grad.options());
   ReleaseIfLarge release(gw.numel());
   check(engine()->embeddingBackward(
       view(grad, "grad"), view(input, "indices"), view(gw, "grad_weight"),
@@ -337,7 +344,7 @@ embeddingSparseBackwardCPU(const Tensor &gradIn, const Tensor &inputIn,
   Tensor input = prepare(inputIn, "indices");
   int64_t dim = grad.dim() ? grad.size(-1) : 0;
   Tensor rows = at::empty({input.numel()}, grad.options().dtype(at::kLong));
-  Tensor values = at::empty({input.numel(), dim}, grad.options());
+  Tensor values = largeResult({input.numel(), dim}, grad.options());
   ReleaseIfLarge release(values.numel());
   int64_t count = check(engine()->embeddingSparseBackward(
       view(grad, "grad"), view(input, "indices"), numWeights,
@@ -361,7 +368,7 @@ Tensor bagBackwardCPU(const Tensor &gradIn, const Tensor &inputIn,
   if (numWeights < 0)
     failValue("'num_embeddings' must be non-negative, got " +
               std::to_string(numWeights));
-  Tensor gw = at::empty({numWeights, grad.dim() == 2 ? grad.size(1) : 0},
+  Tensor gw = largeResult({numWeights, grad.dim() == 2 ? grad.size(1) : 0},
                         grad.options());
   auto off = optView(offsets, "offsets");
   auto p = optView(psw, "per_sample_weights");
@@ -388,7 +395,7 @@ std::tuple<Tensor, Tensor> bagSparseBackwardCPU(
   optional<Tensor> psw = prepare(pswIn, "per_sample_weights");
   int64_t dim = grad.dim() == 2 ? grad.size(1) : 0;
   Tensor rows = at::empty({input.numel()}, grad.options().dtype(at::kLong));
-  Tensor values = at::empty({input.numel(), dim}, grad.options());
+  Tensor values = largeResult({input.numel(), dim}, grad.options());
   auto off = optView(offsets, "offsets");
   auto p = optView(psw, "per_sample_weights");
   ReleaseIfLarge release(values.numel());

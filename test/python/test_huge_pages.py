@@ -1,6 +1,6 @@
 """Tables on transparent huge pages: emb_mlir.empty_table (numpy),
 emb_mlir.torch.empty_table, the modules' weights (from 2 MiB) and
-embedding's outputs (from 32 MiB) are 2 MiB aligned and advised MADV_HUGEPAGE (as /proc/self/smaps
+embedding's outputs and the gradients (from 32 MiB) are 2 MiB aligned and advised MADV_HUGEPAGE (as /proc/self/smaps
 says: "hg" in the mapping's VmFlags), hold the values torch's would, and
 give their memory back. Runs on both autograd paths; the pure-Python one
 allocates with torch (ordinary pages)."""
@@ -257,6 +257,44 @@ def test_large_embedding_output_on_huge_pages():
     for _ in range(50):
         ET.embedding(x, w)
     assert count_mappings() <= before + 2
+
+
+@needs_smaps
+@pytest.mark.parametrize("op", ["embedding", "bag"])
+def test_large_gradients_on_huge_pages(op):
+    """The [V, D] dense gradient and the sparse gradient's values from 32
+    MiB go on huge pages too (their first touch is the backward's cost)."""
+    V, D, N = 65536, 128, 16384  # 32 MiB dense gradient, 8 MiB values
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(V, D, generator=g)
+    x = torch.randint(0, V, (N,), generator=g)
+    offsets = torch.arange(0, N, 4)
+
+    def grads(fn, sparse):
+        wg = w.clone().requires_grad_()
+        ref = w.clone().requires_grad_()
+        out = fn(ET, wg, sparse)
+        seed = torch.randn(out.shape, generator=g)
+        out.backward(seed)
+        fn(torch.nn.functional, ref, sparse).backward(seed)
+        return wg.grad, ref.grad
+
+    if op == "embedding":
+        fn = lambda m, weight, sparse: m.embedding(x, weight, sparse=sparse)
+    else:
+        fn = lambda m, weight, sparse: m.embedding_bag(
+            x, weight, offsets, mode="sum", sparse=sparse)
+    dense, ref = grads(fn, False)
+    assert on_huge_pages(dense.data_ptr()) == CPP
+    torch.testing.assert_close(dense, ref)
+    sparse, ref = grads(fn, True)
+    torch.testing.assert_close(sparse.to_dense(), ref.to_dense())
+    if op == "bag":  # 32 MiB of values (embedding's are the incoming grad)
+        x2 = torch.randint(0, V, (65536,), generator=g)
+        wg = w.clone().requires_grad_()
+        ET.embedding_bag(x2, wg, torch.arange(0, 65536, 4), mode="sum",
+                         sparse=True).sum().backward()
+        assert on_huge_pages(wg.grad._values().data_ptr()) == CPP
 
 
 @needs_smaps
