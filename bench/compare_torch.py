@@ -10,6 +10,9 @@ count) measured in the same run. Prints markdown tables and saves a chart:
 - forward: GB/s of compulsory traffic (rows read + indices + offsets +
   weights + output written), emb_mlir / copy probe, emb_mlir / torch;
 - backward (D = 128, L = 32): milliseconds of autograd.grad, and the ratio;
+- modules (D = 128, L = 32; D = 32, L = 8): emb_mlir.torch's, with the
+  weight on huge pages (the default) and without, against torch.nn's:
+  forward and a training step (forward + backward);
 - call overhead (B = 1..64, L = 8, D = 64): microseconds per call, with a
   weight that does not and one that does require grad.
 
@@ -197,6 +200,43 @@ def run_backward(iters):
     return rows
 
 
+def run_modules(iters):
+    """The modules as a model holds them: emb_mlir.torch's (weight on huge
+    pages, the default; and with huge_pages=False) against torch.nn's, the
+    forward without autograd and a training step (forward + backward into
+    a fresh dense .grad)."""
+    rows = []
+    for op, D, L in (("bag", 128, 32), ("embedding", 128, 32), ("bag", 32, 8)):
+        g = torch.Generator().manual_seed(2)
+        idx = torch.randint(0, V, (B * L,), generator=g)
+        offsets = torch.arange(0, B * L, L)
+        if op == "bag":
+            make = lambda cls, **kw: cls(V, D, mode="sum", **kw)
+            classes = (torch.nn.EmbeddingBag, ET.EmbeddingBag)
+            fwd = lambda m: m(idx, offsets)
+        else:
+            make = lambda cls, **kw: cls(V, D, **kw)
+            classes = (torch.nn.Embedding, ET.Embedding)
+            fwd = lambda m: m(idx.view(B, L))
+        mods = {"torch": make(classes[0]), "ours": make(classes[1]),
+                "ours_4k": make(classes[1], huge_pages=False)}
+        row = dict(name=f"{'EmbeddingBag sum' if op == 'bag' else 'Embedding'}"
+                        f" D={D} L={L}")
+        for key, m in mods.items():
+            with torch.no_grad():
+                row[f"{key}_fwd_ms"] = median_seconds(lambda: fwd(m), iters) * 1e3
+            seed = torch.rand_like(fwd(m))
+
+            def step():
+                m.weight.grad = None
+                fwd(m).backward(seed)
+            row[f"{key}_step_ms"] = median_seconds(step, max(3, iters // 2)) * 1e3
+        del mods
+        rows.append(row)
+        print(f"  modules {row['name']}: {row['ours_fwd_ms']:.2f} ms", file=sys.stderr)
+    return rows
+
+
 def run_overhead():
     """Microseconds per forward call, without and with a weight that
     requires grad (the call then records an autograd node)."""
@@ -289,6 +329,7 @@ def main():
     probe = copy_probe(iters)
     fwd = run_forward(forward_cases(args.quick), iters)
     bwd = run_backward(iters)
+    mods = run_modules(iters)
     over = run_overhead()
 
     print(f"\nemb_mlir against torch {torch.__version__}, {threads} threads "
@@ -308,6 +349,17 @@ def main():
     for r in bwd:
         print(f"| {r['name']} | {r['ours_ms']:.2f} | {r['torch_ms']:.2f} | "
               f"{ratio(r['torch_ms'], r['ours_ms'])} |")
+    print("\n| module (forward: no_grad; step: forward + backward) | "
+          "emb_mlir ms (huge pages) | emb_mlir ms (4 KiB) | torch ms | "
+          "speed-up over torch (huge pages) | (4 KiB) |")
+    print("|---|---|---|---|---|---|")
+    for r in mods:
+        for what in ("fwd", "step"):
+            print(f"| {r['name']} {'forward' if what == 'fwd' else 'step'} | "
+                  f"{r['ours_' + what + '_ms']:.2f} | {r['ours_4k_' + what + '_ms']:.2f} | "
+                  f"{r['torch_' + what + '_ms']:.2f} | "
+                  f"{ratio(r['torch_' + what + '_ms'], r['ours_' + what + '_ms'])} | "
+                  f"{ratio(r['torch_' + what + '_ms'], r['ours_4k_' + what + '_ms'])} |")
     print("\n| call overhead (D=64, L=8) | emb_mlir us | torch us | "
           "torch / emb_mlir | with autograd: emb_mlir us | torch us | "
           "torch / emb_mlir |")
