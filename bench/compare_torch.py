@@ -17,12 +17,15 @@ count) measured in the same run. Prints markdown tables and saves a chart:
   weight that does not and one that does require grad.
 
 Absolute numbers are noise on shared machines; the ratios measured in one
-run are the figures that count.
+run are the figures that count: the forward calls of both sides alternate,
+so that both see the same machine. `--grid`: the forward sum / mean x
+f32 / f16 / bf16 x D x L grid only, and the geometric mean.
 
 Usage: PYTHONPATH=build/python /usr/bin/python3 bench/compare_torch.py
            [--quick] [--threads N] [--chart docs/images/compare_torch.png]
 """
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -50,6 +53,23 @@ def median_seconds(fn, iters, min_time=0.0):
     return statistics.median(times)
 
 
+def paired_seconds(fa, fb, iters, min_time=0.0):
+    """Median seconds of fa and of fb, called in turn, so that both see the
+    same machine (a shared machine's bandwidth drifts within seconds)."""
+    fa()
+    fb()
+    ta, tb = [], []
+    start = time.perf_counter()
+    while len(ta) < iters or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fa()
+        t1 = time.perf_counter()
+        fb()
+        ta.append(t1 - t0)
+        tb.append(time.perf_counter() - t1)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def copy_probe(iters):
     """GB/s (read + write) of torch's copy_ of 256 MiB."""
     src = torch.rand(64 << 20)
@@ -68,6 +88,13 @@ def table(D, dtype):
         g = torch.Generator().manual_seed(D)
         _tables[key] = (torch.rand(V, D, generator=g) * 2 - 1).to(dtype)
     return _tables[key]
+
+
+def grid_cases():
+    """Every sum / mean bag of the issue 13 targets."""
+    return [dict(op="bag", mode=m, D=D, L=L, dtype=dt)
+            for dt in ("f32", "f16", "bf16") for m in ("sum", "mean")
+            for D in (32, 64, 128, 256) for L in (1, 8, 32, 100)]
 
 
 def forward_cases(quick):
@@ -145,11 +172,15 @@ def run_forward(cases, iters):
     for case in cases:
         W, x, offsets, kw = inputs(case)
         bytes_ = traffic(case, W, x, offsets, kw)
-        ours = median_seconds(call(ET, case, W, x, offsets, kw), iters)
         theirs = None
-        if not (W.dtype == torch.bfloat16 and case["op"] == "bag"):
+        if W.dtype == torch.bfloat16 and case["op"] == "bag" and \
+                torch.__version__ < "2":
             # torch 1.13 has no CPU bf16 embedding_bag.
-            theirs = median_seconds(call(TF, case, W, x, offsets, kw), iters)
+            ours = median_seconds(call(ET, case, W, x, offsets, kw), iters)
+        else:
+            ours, theirs = paired_seconds(call(ET, case, W, x, offsets, kw),
+                                          call(TF, case, W, x, offsets, kw),
+                                          iters)
         rows.append(dict(case=case, name=label(case), gbps=bytes_ / ours / 1e9,
                          ours_ms=ours * 1e3,
                          torch_ms=None if theirs is None else theirs * 1e3))
@@ -318,6 +349,9 @@ def main():
     ap.add_argument("--threads", type=int, default=0,
                     help="threads for both (0: all hardware threads)")
     ap.add_argument("--iters", type=int, default=0)
+    ap.add_argument("--grid", action="store_true",
+                    help="only the forward sum / mean x dtype x D x L grid, "
+                         "with the geometric mean of the speed-ups")
     ap.add_argument("--chart", default="docs/images/compare_torch.png",
                     help="where to save the PNG chart ('' for none)")
     args = ap.parse_args()
@@ -327,10 +361,15 @@ def main():
     iters = args.iters or (3 if args.quick else 7)
 
     probe = copy_probe(iters)
-    fwd = run_forward(forward_cases(args.quick), iters)
-    bwd = run_backward(iters)
-    mods = run_modules(iters)
-    over = run_overhead()
+    if args.grid:
+        fwd = run_forward(grid_cases(), iters)
+        bwd, mods, over = [], [], []
+        args.chart = ""
+    else:
+        fwd = run_forward(forward_cases(args.quick), iters)
+        bwd = run_backward(iters)
+        mods = run_modules(iters)
+        over = run_overhead()
 
     print(f"\nemb_mlir against torch {torch.__version__}, {threads} threads "
           f"each, V={V}, B={B}; copy probe {probe:.1f} GB/s\n")
@@ -343,6 +382,13 @@ def main():
         print(f"| {r['name']} | {c['D']} | {c['L']} | {c.get('dtype', 'f32')} "
               f"| {r['ours_ms']:.2f} | {torch_ms} | {r['gbps']:.1f} | "
               f"{r['gbps'] / probe:.2f} | {ratio(r['torch_ms'], r['ours_ms'])} |")
+    speedups = [r["torch_ms"] / r["ours_ms"] for r in fwd if r["torch_ms"]]
+    if speedups:
+        print(f"\ngeometric mean of the forward speed-ups: "
+              f"{math.exp(sum(map(math.log, speedups)) / len(speedups)):.2f} "
+              f"over {len(speedups)} rows (min {min(speedups):.2f})")
+    if args.grid:
+        return
     print("\n| backward (D=128, L=32, autograd.grad) | emb_mlir ms | torch ms "
           "| speed-up over torch |")
     print("|---|---|---|---|")
