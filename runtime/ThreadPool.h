@@ -3,13 +3,16 @@
 // parallelFor splits [0, n) into one contiguous chunk per thread (the
 // caller's thread takes the first). The split depends only on n and the
 // thread count, and the forward kernels write disjoint rows, so results are
-// bit-identical for any thread count.
+// bit-identical for any thread count. Workers (and the caller, for the
+// workers) spin for a few microseconds before sleeping: calls are often
+// jobs back to back.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef EMB_RUNTIME_THREADPOOL_H
 #define EMB_RUNTIME_THREADPOOL_H
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -37,12 +40,15 @@ private:
   std::vector<std::thread> workers;
   std::mutex mutex;
   std::condition_variable wake, done;
+  // The job: written under `mutex` before `generation` moves; workers that
+  // spin read it after seeing the new generation, sleeping ones under the
+  // mutex.
   const std::function<void(int64_t, int64_t)> *job = nullptr;
   int64_t jobN = 0;
   int jobChunks = 0;
-  uint64_t generation = 0;
-  int pending = 0;
-  bool stopping = false;
+  std::atomic<uint64_t> generation{0};
+  std::atomic<int> pending{0};
+  std::atomic<bool> stopping{false};
   std::mutex callMutex; // one parallelFor at a time
 };
 
