@@ -234,54 +234,39 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
     Value countOut = arg(Slot::sparseCount);
     Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
     Value m = tensor::DimOp::create(b, loc, rowsR, c0);
-    if (spec.target != Target::host) {
-      // GPU: the results (whose size the kernels read back from the
-      // device) are copied into the front of the caller's buffers (device
-      // memory, of any capacity), and their number stored into `count`
-      // (host memory).
-      auto front = [&](Value buffer) -> Value {
-        auto type = cast<MemRefType>(buffer.getType());
-        SmallVector<OpFoldResult> sizes{m}, strides;
-        if (type.getRank() == 2) {
-          sizes.push_back(b.getIndexAttr(spec.dim));
-          strides.push_back(b.getIndexAttr(spec.dim));
-        }
-        strides.push_back(b.getIndexAttr(1));
-        return memref::ReinterpretCastOp::create(
-            b, loc, type, buffer, b.getIndexAttr(0), sizes, strides);
-      };
-      materialize(rowsR, front(rowsOut));
-      materialize(valuesR, front(valuesOut));
-      memref::StoreOp::create(
-          b, loc, arith::IndexCastOp::create(b, loc, b.getI64Type(), m),
-          countOut, ValueRange{c0});
-      func::ReturnOp::create(b, loc);
-      return module;
-    }
     Value m64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), m);
-    Value count = tensor::FromElementsOp::create(
-        b, loc, RankedTensorType::get({1}, b.getI64Type()), ValueRange{m64});
-    if (!spec.coalesced) {
+    if (spec.target == Target::host && !spec.coalesced) {
       // The caller passes buffers of exactly the uncoalesced size (the
       // non-padding entries): the results bufferise straight into them.
+      Value count = tensor::FromElementsOp::create(
+          b, loc, RankedTensorType::get({1}, b.getI64Type()), ValueRange{m64});
       materialize(rowsR, rowsOut);
       materialize(valuesR, valuesOut);
       materialize(count, countOut);
       func::ReturnOp::create(b, loc);
       return module;
     }
-    OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
-    Value rowsAll = tensor::InsertSliceOp::create(
-        b, loc, rowsR, toTensor(rowsOut, true), ArrayRef<OpFoldResult>{zero},
-        ArrayRef<OpFoldResult>{m}, ArrayRef<OpFoldResult>{one});
-    Value valuesAll = tensor::InsertSliceOp::create(
-        b, loc, valuesR, toTensor(valuesOut, true),
-        ArrayRef<OpFoldResult>{zero, zero},
-        ArrayRef<OpFoldResult>{m, b.getIndexAttr(spec.dim)},
-        ArrayRef<OpFoldResult>{one, one});
-    materialize(rowsAll, rowsOut);
-    materialize(valuesAll, valuesOut);
-    materialize(count, countOut);
+    // Coalesced, and on the GPU: the results (whose size only the kernel
+    // knows) are copied into the front of the caller's buffers (of any
+    // capacity; device memory on the GPU), seen as identity-layout memrefs
+    // of m rows so that the copy is one memcpy (a subview's strided copy
+    // went element by element through memrefCopy: half of a coalesced
+    // gradient's time), and their number stored into `count` (host memory).
+    auto front = [&](Value buffer) -> Value {
+      auto type = cast<MemRefType>(buffer.getType());
+      SmallVector<OpFoldResult> sizes{m}, strides;
+      if (type.getRank() == 2) {
+        sizes.push_back(b.getIndexAttr(spec.dim));
+        strides.push_back(b.getIndexAttr(spec.dim));
+      }
+      strides.push_back(b.getIndexAttr(1));
+      return memref::ReinterpretCastOp::create(b, loc, type, buffer,
+                                               b.getIndexAttr(0), sizes,
+                                               strides);
+    };
+    materialize(rowsR, front(rowsOut));
+    materialize(valuesR, front(valuesOut));
+    memref::StoreOp::create(b, loc, m64, countOut, ValueRange{c0});
     func::ReturnOp::create(b, loc);
     return module;
   }
