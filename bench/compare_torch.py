@@ -228,6 +228,17 @@ def run_backward(iters):
         rows.append(dict(name=name, ours_ms=times["ours"] * 1e3,
                          torch_ms=times["torch"] * 1e3))
         print(f"  backward {name}: {times['ours'] * 1e3:.2f} ms", file=sys.stderr)
+    # Coalesced: ours in one call, torch's sparse gradient then coalesce().
+    W0, x, offsets, kw = inputs(dict(op="bag", mode="sum", D=128, L=32))
+    W = W0.detach().requires_grad_()
+    out = TF.embedding_bag(x, W, offsets, mode="sum", sparse=True)
+    grad = torch.rand_like(out)
+    ours = median_seconds(lambda: emb_mlir.embedding_bag_backward(
+        grad, x, offsets, V, mode="sum", sparse=True, coalesced=True), iters)
+    theirs = median_seconds(lambda: torch.autograd.grad(
+        out, [W], grad, retain_graph=True)[0].coalesce(), iters)
+    rows.append(dict(name="bag sum coalesced (torch: sparse grad + coalesce())",
+                     ours_ms=ours * 1e3, torch_ms=theirs * 1e3))
     return rows
 
 

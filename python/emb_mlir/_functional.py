@@ -79,6 +79,28 @@ def _opt_view(x, name):
     return _view(x, name)
 
 
+# Float outputs from this size (a [V, D] gradient, sparse values, lookup
+# rows) go on transparent huge pages: malloc maps blocks this large afresh
+# on every call, and their first touch then costs a fault per 4 KiB page
+# (see the torch operators' kHugePageOutputBytes).
+_HUGE_OUTPUT_BYTES = 32 << 20
+_ITEM_BYTES = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2}
+
+
+def _huge_output(shape, dtype, torch):
+    """A zero-filled 2-D output on huge pages, or None (small, 1-D, a dtype
+    the allocator does not take, or no torch extension for torch)."""
+    if len(shape) != 2 or dtype not in _ITEM_BYTES or \
+            shape[0] * shape[1] * _ITEM_BYTES[dtype] < _HUGE_OUTPUT_BYTES:
+        return None
+    if torch is None:
+        return None if dtype == "bf16" else \
+            _emb_mlir.empty_table(shape[0], shape[1], dtype, True)
+    ops = getattr(sys.modules.get("emb_mlir.torch"), "_ops", None)
+    return None if ops is None else ops.empty_table(shape[0], shape[1],
+                                                    dtype, True)
+
+
 class _Outputs:
     """Allocates outputs of the same kind (numpy or torch) as `like`."""
 
@@ -92,9 +114,13 @@ class _Outputs:
         if self.torch is not None:
             if _TORCH_OF is None:
                 _torch_tables(self.torch)
-            t = self.torch.empty(shape, dtype=_TORCH_OF[dtype])
+            t = _huge_output(shape, dtype, self.torch)
+            if t is None:
+                t = self.torch.empty(shape, dtype=_TORCH_OF[dtype])
             return t, (t.data_ptr(), dtype, shape)
-        a = np.empty(shape, dtype=_NUMPY_OF[dtype])
+        a = _huge_output(shape, dtype, None)
+        if a is None:
+            a = np.empty(shape, dtype=_NUMPY_OF[dtype])
         return a, a
 
 

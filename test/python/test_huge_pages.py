@@ -309,3 +309,27 @@ def test_large_output_under_torch_compile():
     torch.testing.assert_close(out, emb.weight[x])
     out.sum().backward()
     assert emb.weight.grad is not None
+
+
+@needs_smaps
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_functional_large_outputs_on_huge_pages(kind):
+    """The functional API's outputs from 32 MiB (a [V, D] gradient, sparse
+    values) go on huge pages too, for numpy and torch callers alike."""
+    V, D, N = 65536, 128, 8192  # 32 MiB gradient
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((N // 4, D)).astype(np.float32)
+    x = rng.integers(0, V, N)
+    off = np.arange(0, N, 4)
+    ref = np.zeros((V, D), np.float32)
+    np.add.at(ref, x, np.repeat(g, 4, axis=0))
+    if kind == "torch":
+        g, x, off = map(torch.from_numpy, (g, x, off))
+    gw = emb_mlir.embedding_bag_backward(g, x, off, V, mode="sum")
+    address = gw.data_ptr() if kind == "torch" else gw.ctypes.data
+    assert on_huge_pages(address) == (kind == "numpy" or CPP)
+    np.testing.assert_allclose(np.asarray(gw), ref, rtol=1e-5, atol=1e-5)
+    # 4 MiB: an ordinary allocation.
+    small = emb_mlir.embedding_bag_backward(g, x % 8192, off, 8192, mode="sum")
+    assert not advised(small.data_ptr() if kind == "torch"
+                       else small.ctypes.data)
