@@ -246,7 +246,7 @@ def run_modules(iters):
     """The modules as a model holds them: emb_mlir.torch's (weight on huge
     pages, the default; and with huge_pages=False) against torch.nn's, the
     forward without autograd and a training step (forward + backward into
-    a fresh dense .grad)."""
+    a fresh dense .grad), the three called in turn."""
     rows = []
     for op, D, L in (("bag", 128, 32), ("embedding", 128, 32), ("bag", 32, 8)):
         g = torch.Generator().manual_seed(2)
@@ -264,15 +264,27 @@ def run_modules(iters):
                 "ours_4k": make(classes[1], huge_pages=False)}
         row = dict(name=f"{'EmbeddingBag sum' if op == 'bag' else 'Embedding'}"
                         f" D={D} L={L}")
-        for key, m in mods.items():
-            with torch.no_grad():
-                row[f"{key}_fwd_ms"] = median_seconds(lambda: fwd(m), iters) * 1e3
-            seed = torch.rand_like(fwd(m))
+        seed = torch.rand_like(fwd(mods["torch"]))
 
-            def step():
-                m.weight.grad = None
-                fwd(m).backward(seed)
-            row[f"{key}_step_ms"] = median_seconds(step, max(3, iters // 2)) * 1e3
+        def step(m):
+            m.weight.grad = None
+            fwd(m).backward(seed)
+
+        # The three in turn, every round, so that all see the same machine.
+        for what, reps in (("fwd", 2 * iters), ("step", iters)):
+            times = {key: [] for key in mods}
+            for r in range(reps + 1):
+                for key, m in mods.items():
+                    t0 = time.perf_counter()
+                    if what == "fwd":
+                        with torch.no_grad():
+                            fwd(m)
+                    else:
+                        step(m)
+                    if r:  # the first round warms up
+                        times[key].append(time.perf_counter() - t0)
+            for key in mods:
+                row[f"{key}_{what}_ms"] = statistics.median(times[key]) * 1e3
         del mods
         rows.append(row)
         print(f"  modules {row['name']}: {row['ours_fwd_ms']:.2f} ms", file=sys.stderr)
