@@ -7,6 +7,7 @@ shape-and-option combination. Validation lives in the engine, in one place:
 this module only shapes the outputs.
 """
 
+import importlib
 import sys
 
 import numpy as np
@@ -96,7 +97,9 @@ def _huge_output(shape, dtype, torch):
     if torch is None:
         return None if dtype == "bf16" else \
             _emb_mlir.empty_table(shape[0], shape[1], dtype, True)
-    ops = getattr(sys.modules.get("emb_mlir.torch"), "_ops", None)
+    # The torch extension, loaded with emb_mlir.torch (torch is imported
+    # already: the caller passed a tensor).
+    ops = getattr(importlib.import_module(__package__ + ".torch"), "_ops", None)
     return None if ops is None else ops.empty_table(shape[0], shape[1],
                                                     dtype, True)
 

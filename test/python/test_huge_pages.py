@@ -334,3 +334,21 @@ def test_functional_large_outputs_on_huge_pages(kind):
     small = emb_mlir.embedding_bag_backward(g, x % 8192, off, 8192, mode="sum")
     if kind == "numpy":
         assert small.base is None and gw.base is not None
+
+
+@needs_smaps
+@pytest.mark.skipif(not CPP, reason="the torch extension allocates them")
+def test_functional_torch_outputs_without_importing_emb_mlir_torch():
+    """A torch caller of the functional API who never imported
+    emb_mlir.torch still gets huge-page outputs (a fresh process)."""
+    import subprocess
+    import sys
+    code = (
+        "import sys, torch, emb_mlir\n"
+        "g = torch.rand(2048, 128); x = torch.randint(0, 65536, (8192,))\n"
+        "gw = emb_mlir.embedding_bag_backward(g, x, torch.arange(0, 8192, 4),"
+        " 65536, mode='sum')\n"
+        "print(gw.data_ptr() % (2 << 20))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "0"
