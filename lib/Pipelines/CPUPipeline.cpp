@@ -35,6 +35,9 @@ void mlir::emb::buildEmbCPUPipeline(OpPassManager &pm) {
   // raised emb ops: matmuls, reductions, elementwise) becomes loops too; a
   // module of emb ops alone has no linalg left, and is unchanged.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // Results whose size only the kernel knows (coalesced sparse gradients)
+  // are built in the caller's buffer, not in scratch memory copied there.
+  pm.addNestedPass<func::FuncOp>(emb::createEmbForwardAllocsToCopyTargets());
   // Only scratch buffers are allocated (renorm with p = 0; a model's
   // intermediate tensors): free them.
   bufferization::BufferDeallocationPipelineOptions dealloc;
