@@ -41,6 +41,15 @@ config.substitutions.append(
 config.substitutions.append(
     ("%c_runner_utils_lib", os.path.join(llvm_lib_dir, "libmlir_c_runner_utils.so")))
 
+# AVX-512 hosts run emb-run's gather probe (tools/emb-run/GatherProbe.cpp).
+try:
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = set(cpuinfo.read().split())
+    if {"avx512f", "avx512bw", "avx512vl"} <= flags:
+        config.available_features.add("avx512")
+except OSError:
+    pass
+
 # ptxas (CUDA toolkit) checks the generated PTX when it is installed.
 for ptxas in [os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "ptxas"),
               "/usr/local/cuda/bin/ptxas"]:

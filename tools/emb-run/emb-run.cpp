@@ -64,9 +64,17 @@ bool printIR(const Setup &s, const std::vector<KernelSpec> &specs) {
   return false;
 }
 
+/// Whether the gather probe computes what the call does (a plain sum bag or
+/// a lookup), so that --check --bench checks the probe's result too.
+bool probeComputesTheCall(const Setup &s) {
+  return !s.backward && !s.norm && s.padRow < 0 &&
+         (s.lookup || (s.bag && s.mode == BagMode::sum &&
+                       !s.flags.perSampleWeights));
+}
+
 void report(const Setup &s, const std::string &kernel, int nthreads,
             double firstCallMs, const CheckResult *check,
-            const BenchResult *bench) {
+            const BenchResult *bench, const CheckResult *probeCheck) {
   llvm::raw_ostream &os = llvm::outs();
   if (s.flags.json) {
     os << "{\"op\":\"" << s.flags.opName << "\",\"spec\":\"" << kernel
@@ -80,6 +88,9 @@ void report(const Setup &s, const std::string &kernel, int nthreads,
       os << ",\"time_ms\":" << bench->ms << ",\"bytes\":" << bench->bytes
          << ",\"gbps\":" << bench->gbps << ",\"memcpy_gbps\":" << bench->probe
          << ",\"ratio_to_memcpy\":" << bench->gbps / bench->probe;
+    if (probeCheck)
+      os << ",\"probe_check\":\"" << (probeCheck->ok ? "pass" : "fail")
+         << "\"";
     if (bench && bench->gatherMs)
       os << ",\"gather_ms\":" << *bench->gatherMs
          << ",\"gather_gbps\":" << bench->bytes / (*bench->gatherMs * 1e-3) / 1e9
@@ -106,6 +117,10 @@ void report(const Setup &s, const std::string &kernel, int nthreads,
     os << "gather      " << llvm::format("%.3f", *bench->gatherMs)
        << " ms for the same rows (the random-row gather probe); ratio "
        << llvm::format("%.2f", *bench->gatherMs / bench->ms) << "\n";
+  if (probeCheck)
+    os << "probe check " << (probeCheck->ok ? "PASS" : "FAIL")
+       << " (the gather probe's result; max relative error "
+       << llvm::format("%.2e", probeCheck->worst) << ")\n";
 }
 
 } // namespace
@@ -156,7 +171,14 @@ int main(int argc, char **argv) {
   std::optional<BenchResult> bench;
   if (s.flags.bench)
     bench = benchCall(s, inst, engine.threads(), call);
+  // The probe ran last: where it computes the call, its result is checked
+  // too (a wrong probe would make every ratio to it wrong).
+  std::optional<CheckResult> probeCheck;
+  if (check && bench && bench->gatherMs && probeComputesTheCall(s))
+    probeCheck =
+        checkResults(s, inst, weightBefore, spec ? spec->gradScale : 1.0);
   report(s, spec ? spec->str() : "(none: nothing to compute)", engine.threads(),
-         firstCallMs, check ? &*check : nullptr, bench ? &*bench : nullptr);
-  return !check || check->ok ? 0 : 1;
+         firstCallMs, check ? &*check : nullptr, bench ? &*bench : nullptr,
+         probeCheck ? &*probeCheck : nullptr);
+  return (!check || check->ok) && (!probeCheck || probeCheck->ok) ? 0 : 1;
 }
