@@ -145,7 +145,6 @@ llvm::Error checkIndexTensor(const Tensor &t, const char *name) {
   return llvm::Error::success();
 }
 
-/// Every index must lie in [0, V): the message names the first bad one.
 namespace {
 /// Whether any of x[0, n) is outside [0, bound): a loop without an early
 /// exit, cloned for AVX2 / AVX-512 (x86-64's baseline SSE2 has no 64-bit
@@ -173,6 +172,7 @@ EMB_VECTOR_CLONES bool anyOutOfRange(const int32_t *x, int64_t n,
 }
 } // namespace
 
+/// Every index must lie in [0, V): the message names the first bad one.
 /// The scan is split over the Engine's threads (it is a full pass over the
 /// indices on every call); each range finds its first bad position and the
 /// smallest wins, so the message does not depend on the split.
