@@ -42,6 +42,7 @@ struct Flags {
   bool scaleGradByFreq = false, check = false, bench = false, json = false;
   bool printIR = false, noDiskCache = false, sparse = false, coalesced = false;
   bool trustIndices = false, deterministic = false, hugePages = false;
+  bool resources = false;
   int threads = 0, iters = 20;
   uint64_t seed = 1;
 };

@@ -38,6 +38,8 @@ const char *kUsage = R"(usage: emb-run [flags]
   --bench [--iters K]                   GB/s of compulsory traffic and the ratios to a memcpy
                                         probe and (host forward) a gather probe of the same rows
   --huge-pages                          the table on 2 MiB transparent huge pages (emb::allocateTable)
+  --resources                           nvptx: each kernel's registers, stack, spills, shared memory
+                                        and theoretical occupancy (ptxas -v) on --chip, or sm_80 and sm_90
   --json                                one machine-readable line
   --print-ir                            the specialised IR, at every stage, of the kernels the call runs
   --cache-dir DIR, --no-disk-cache      the kernel disk cache
@@ -86,7 +88,8 @@ struct FlagTable {
       {"emulate", &f->emulate},
       {"trust-indices", &f->trustIndices},
       {"deterministic", &f->deterministic},
-      {"huge-pages", &f->hugePages}};
+      {"huge-pages", &f->hugePages},
+      {"resources", &f->resources}};
   std::map<std::string, std::string *> strings{
       {"op", &f->opName},
       {"mode", &f->modeName},
@@ -235,7 +238,9 @@ Setup resolve(const Flags &flags) {
     usageError("--emulate needs --target nvptx");
   if (flags.hugePages && s.nvptx)
     usageError("--huge-pages is for host tables");
-  s.onDevice = s.nvptx && !flags.emulate && !flags.printIR;
+  if (flags.resources && !s.nvptx)
+    usageError("--resources needs --target nvptx");
+  s.onDevice = s.nvptx && !flags.emulate && !flags.printIR && !flags.resources;
   const std::string &op = flags.opName;
   s.backward = op == "embedding_backward" || op == "embedding_bag_backward";
   s.bag = op == "embedding_bag" || op == "embedding_bag_backward";

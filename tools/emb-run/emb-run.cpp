@@ -12,6 +12,8 @@
 
 #include "EmbRun.h"
 
+#include "emb/JIT/GPUResources.h"
+
 #include "emb/JIT/JIT.h"
 
 #include "llvm/Support/Format.h"
@@ -62,6 +64,57 @@ bool printIR(const Setup &s, const std::vector<KernelSpec> &specs) {
     if (auto obj = compileToObject(spec, &llvm::outs()); !obj)
       die(llvm::toString(obj.takeError()));
   return false;
+}
+
+/// --resources: what each GPU kernel of the call asks of an SM (ptxas -v)
+/// and the occupancy that allows, on --chip or on sm_80 and sm_90.
+void printResources(const Setup &s, const std::vector<KernelSpec> &specs) {
+  std::vector<std::string> chips;
+  if (s.flags.chip.empty())
+    chips = {"sm_80", "sm_90"};
+  else
+    chips = {s.flags.chip};
+  for (const std::string &chip : chips)
+    if (auto limits = smLimits(chip); !limits)
+      die(llvm::toString(limits.takeError()));
+  llvm::raw_ostream &os = llvm::outs();
+  if (!s.flags.json)
+    os << "| kernel | chip | threads / block | registers | stack B | spill "
+          "stores B | spill loads B | shared B | blocks / SM | occupancy | "
+          "bound by |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (KernelSpec spec : specs)
+    for (const std::string &chip : chips) {
+      // The same GPU kernels as the device's (planned without one, the
+      // spec says emulated).
+      spec.target = Target::nvptx;
+      spec.chip = chip;
+      auto reports = gpuKernelResources(spec, chip);
+      if (!reports)
+        die(llvm::toString(reports.takeError()));
+      for (const GPUKernelResources &r : *reports) {
+        if (s.flags.json) {
+          os << "{\"spec\":\"" << spec.str() << "\",\"kernel\":\""
+             << r.kernel << "\",\"chip\":\"" << r.chip
+             << "\",\"threads_per_block\":" << r.threadsPerBlock
+             << ",\"registers\":" << r.registers
+             << ",\"stack_bytes\":" << r.stackBytes
+             << ",\"spill_store_bytes\":" << r.spillStoreBytes
+             << ",\"spill_load_bytes\":" << r.spillLoadBytes
+             << ",\"shared_bytes\":" << r.sharedBytes
+             << ",\"blocks_per_sm\":" << r.blocksPerSM
+             << ",\"occupancy\":" << r.occupancy << ",\"limiter\":\""
+             << r.limiter << "\"}\n";
+          continue;
+        }
+        os << "| " << r.kernel << " | " << r.chip << " | "
+           << r.threadsPerBlock << " | " << r.registers << " | "
+           << r.stackBytes << " | " << r.spillStoreBytes << " | "
+           << r.spillLoadBytes << " | " << r.sharedBytes << " | "
+           << r.blocksPerSM << " | "
+           << llvm::format("%.0f%%", r.occupancy * 100) << " | " << r.limiter
+           << " |\n";
+      }
+    }
 }
 
 /// Whether the gather probe computes what the call does (a plain sum bag or
@@ -148,6 +201,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   const KernelSpec *spec = specs->empty() ? nullptr : &specs->back();
+  if (s.flags.resources) {
+    printResources(s, *specs);
+    return 0;
+  }
   if (s.flags.printIR && printIR(s, *specs))
     return 0;
 
