@@ -16,10 +16,14 @@ One script that builds, checks and times, for a machine with an NVIDIA GPU:
    of the same traffic (the probe). GB/s count compulsory traffic: rows
    read + indices + offsets + output written (backward: gradient rows read
    + indices + the V x D gradient written).
-4. prints a short table last, with the ratio to the probe and the targets
+4. prints a short table, with the ratio to the probe and the targets
    of issue 5: bag sum / mean / max at D = 128, L = 32, f32 at >= 0.80 of
    the copy on an H100; dense backward at >= 0.50. The deterministic and
-   sparse gradients are timed too (no target: they sort or compact first).
+   sparse gradients are timed too (no target: they sort or compact first);
+5. prints, last, what each timed forward kernel asks of an SM (registers,
+   spills, theoretical occupancy on sm_80 / sm_90: `emb-run --resources`,
+   ptxas), next to the bandwidth (`--resources`: that table alone, no GPU
+   needed).
 
 Timed calls use --trust-indices (no index copy to the host, no stream
 synchronisation: a caller with trusted indices); one row shows the cost of
@@ -118,6 +122,37 @@ def describe(op, mode, dtype, d, l, b, extra):
     return f"{name:<33} {dtype:<4} D={d:<3} L={l:<3} B={b}"
 
 
+def print_resources(build, plan):
+    """What each timed forward kernel asks of an SM (`emb-run --resources`:
+    ptxas -v and the theoretical occupancy, sm_80 / sm_90), so that a device
+    run shows it next to the bandwidth. Needs ptxas, not a GPU."""
+    seen = set()
+    print("\nresources (ptxas -v): registers / spill bytes / occupancy "
+          "(bound by), first kernel of each")
+    print(f"| {'kernel':<33} | {'sm_80':<28} | {'sm_90':<28} |")
+    print(f"|{'-' * 35}|{'-' * 30}|{'-' * 30}|")
+    for kind, case in plan:
+        op, mode, dtype, d, l, b, extra = case
+        if kind != "forward" or (op, mode, dtype, d) in seen:
+            continue
+        seen.add((op, mode, dtype, d))
+        r = emb_run(build, shape_args(op, mode, dtype, d, l, b, extra) +
+                    ["--resources", "--json"])
+        if r.returncode != 0:
+            print("  " + (r.stderr.strip().splitlines() or ["failed"])[-1])
+            return
+        first = {}
+        for line in r.stdout.strip().splitlines():
+            rep = json.loads(line)
+            first.setdefault(rep["chip"], rep)
+        cells = [f"{x['registers']} / {x['spill_store_bytes']} / "
+                 f"{x['occupancy'] * 100:.0f}% ({x['limiter']})"
+                 for x in (first.get("sm_80"), first.get("sm_90")) if x]
+        name = " ".join(describe(op, mode, dtype, d, l, b, extra)
+                        .split(" L=")[0].split())
+        print(f"| {name:<33} | " + " | ".join(f"{c:<28}" for c in cells) + " |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", default="build")
@@ -127,6 +162,8 @@ def main():
     parser.add_argument("--list", action="store_true",
                         help="print what would be measured and exit")
     parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--resources", action="store_true",
+                        help="only the ptxas resource table (no GPU needed)")
     args = parser.parse_args()
 
     plan = [("forward", c) for c in forward_cases(args.quick)] + \
@@ -142,6 +179,9 @@ def main():
 
     if args.list:
         print_plan()
+        return 0
+    if args.resources:
+        print_resources(args.build, plan)
         return 0
 
     if not args.no_build:
@@ -227,6 +267,7 @@ def main():
               f"{validated['time_ms']:8.3f} | {validated['gbps']:7.1f} | "
               f"{validated['memcpy_gbps']:7.1f} | "
               f"{validated['ratio_to_memcpy']:5.2f} | {'':<9} |")
+    print_resources(args.build, plan)
     return 1 if failures else 0
 
 
