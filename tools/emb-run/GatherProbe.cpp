@@ -41,12 +41,15 @@ constexpr int64_t kPrefetchDistance = 16;
 
 /// One element type's 512-bit vector: loads widen to the accumulator
 /// (f32 lanes for f32 / f16 / bf16, f64 lanes for f64), stores narrow back.
-struct F32 {
-  using T = float;
+/// F32Lanes is what the three 16-lane types share.
+struct F32Lanes {
   using V = __m512;
   static constexpr int lanes = 16;
   EMB_PROBE_TARGET static V zero() { return _mm512_setzero_ps(); }
   EMB_PROBE_TARGET static V add(V a, V b) { return _mm512_add_ps(a, b); }
+};
+struct F32 : F32Lanes {
+  using T = float;
   EMB_PROBE_TARGET static V load(const T *p, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, p);
   }
@@ -54,12 +57,8 @@ struct F32 {
     _mm512_mask_storeu_ps(p, m, v);
   }
 };
-struct F16 {
+struct F16 : F32Lanes {
   using T = uint16_t;
-  using V = __m512;
-  static constexpr int lanes = 16;
-  EMB_PROBE_TARGET static V zero() { return _mm512_setzero_ps(); }
-  EMB_PROBE_TARGET static V add(V a, V b) { return _mm512_add_ps(a, b); }
   EMB_PROBE_TARGET static V load(const T *p, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
   }
@@ -67,12 +66,8 @@ struct F16 {
     _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
   }
 };
-struct BF16 {
+struct BF16 : F32Lanes {
   using T = uint16_t;
-  using V = __m512;
-  static constexpr int lanes = 16;
-  EMB_PROBE_TARGET static V zero() { return _mm512_setzero_ps(); }
-  EMB_PROBE_TARGET static V add(V a, V b) { return _mm512_add_ps(a, b); }
   EMB_PROBE_TARGET static V load(const T *p, __mmask16 m) {
     __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
