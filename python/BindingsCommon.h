@@ -137,7 +137,10 @@ inline emb::BagMode toMode(const std::string &name) {
     return emb::BagMode::mean;
   if (name == "max")
     return emb::BagMode::max;
-  failValue("mode must be 'sum', 'mean' or 'max', got '" + name + "'");
+  if (name == "sqrtn")
+    return emb::BagMode::sqrtn;
+  failValue("mode must be 'sum', 'mean', 'max' or 'sqrtn', got '" + name +
+            "'");
 }
 
 /// The bytes of a [rows, dim] table of `itemSize`-byte elements (the

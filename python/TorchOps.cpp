@@ -238,6 +238,13 @@ bagAutograd(const Tensor &input, const Tensor &weight,
   Tensor pswTangent = psw ? tangentOf(*psw) : Tensor();
   bool forwardAD = weightTangent.defined() || pswTangent.defined();
   bool isMax = str(mode) == "max";
+  // mean and sqrtn divide by a function of the weights (docs/semantics.md
+  // §6.1): their tangent is not the bag of the weights' tangent, and their
+  // per_sample_weights gradient is not defined.
+  if (pswTangent.defined() && str(mode) != "sum")
+    failValue("the forward-mode tangent of per_sample_weights needs mode "
+              "'sum', got '" +
+              str(mode) + "'");
   Tensor out, maxIndices;
   {
     at::AutoDispatchBelowADInplaceOrView belowAutograd;
@@ -247,7 +254,7 @@ bagAutograd(const Tensor &input, const Tensor &weight,
                      withMaxIndices || (isMax && (needsGraph || forwardAD)));
     if (forwardAD) {
       // Linear in the weight for every mode (max: the tangent of the row
-      // each element came from) and in per_sample_weights.
+      // each element came from) and, with sum, in per_sample_weights.
       Tensor tangent;
       if (isMax) {
         if (weightTangent.defined()) {

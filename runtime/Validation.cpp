@@ -327,7 +327,6 @@ llvm::Expected<int64_t> checkBagInputs(const Tensor &indices,
                                        const EmbeddingBagOptions &options,
                                        const Tensor *psw, DType floatType,
                                        const Tensor *offsetValues) {
-  const char *modeName = bagModeName(options.mode);
   bool twoD = indices.rank() == 2;
   if (indices.rank() != 1 && !twoD)
     return fail("'indices' of embedding_bag must be 1-D (with 'offsets') or "
@@ -345,10 +344,8 @@ llvm::Expected<int64_t> checkBagInputs(const Tensor &indices,
       return fail("'offsets' must be 1-D, got " + describe(*offsets));
   }
   if (psw) {
-    if (options.mode != BagMode::sum)
-      return fail(std::string("'per_sample_weights' is only allowed with mode "
-                              "'sum', got '") +
-                  modeName + "'");
+    if (options.mode == BagMode::max)
+      return fail("'per_sample_weights' is not allowed with mode 'max'");
     if (auto err =
             checkOutput(*psw, "per_sample_weights", indices.shape, floatType))
       return err;

@@ -42,7 +42,15 @@ typedef enum {
   EMB_I64 = 5
 } EmbDType;
 
-typedef enum { EMB_SUM = 0, EMB_MEAN = 1, EMB_MAX = 2 } EmbBagMode;
+/* EMB_SQRTN: the weighted sum over sqrt(sum of squared weights), TensorFlow's
+ * combiner; EMB_MEAN with per_sample_weights is the weighted mean
+ * (docs/semantics.md §6.1). */
+typedef enum {
+  EMB_SUM = 0,
+  EMB_MEAN = 1,
+  EMB_MAX = 2,
+  EMB_SQRTN = 3
+} EmbBagMode;
 
 /* A view of contiguous row-major memory. */
 typedef struct {
@@ -82,7 +90,8 @@ MLIR_CAPI_EXPORTED int embEmbedding(EmbEngine *engine, EmbTensor indices,
                                     int hasPaddingIdx, int64_t paddingIdx,
                                     char *error, size_t errorSize);
 
-/* `offsets` and `perSampleWeights` may be NULL (2-D indices; no weights). */
+/* `offsets` and `perSampleWeights` may be NULL (2-D indices; no weights).
+ * perSampleWeights weigh every mode but EMB_MAX. */
 MLIR_CAPI_EXPORTED int embEmbeddingBag(EmbEngine *engine, EmbTensor indices,
                                        EmbTensor weight,
                                        const EmbTensor *offsets, EmbTensor out,

@@ -159,7 +159,7 @@ int embEmbeddingBag(EmbEngine *engine, EmbTensor indices, EmbTensor weight,
       (perSampleWeights && checkDtype(*perSampleWeights, error, errorSize)))
     return 1;
   int rawMode = rawValue(mode);
-  if (rawMode < EMB_SUM || rawMode > EMB_MAX)
+  if (rawMode < EMB_SUM || rawMode > EMB_SQRTN)
     return fail("invalid bag mode " + std::to_string(rawMode), error,
                 errorSize);
   emb::EmbeddingBagOptions options;

@@ -28,7 +28,7 @@ static ParseResult parseBagMode(OpAsmParser &parser, BagModeAttr &mode) {
   std::optional<BagMode> value = symbolizeBagMode(keyword);
   if (!value)
     return parser.emitError(loc)
-           << "expected bag mode 'sum', 'mean' or 'max', got '" << keyword
+           << "expected bag mode 'sum', 'mean', 'max' or 'sqrtn', got '" << keyword
            << "'";
   mode = BagModeAttr::get(parser.getContext(), *value);
   return success();
@@ -228,17 +228,16 @@ FailureOr<int64_t> checkBagStructure(Operation *op, RankedTensorType indices,
   return includeLastOffset ? n - 1 : n;
 }
 
-/// Checks `per_sample_weights`: sum mode only, the shape of `indices`, the
-/// element type of the table.
+/// Checks `per_sample_weights`: not with max (sum, mean and sqrtn weigh
+/// their entries), the shape of `indices`, the element type of the table.
 LogicalResult checkPerSampleWeights(Operation *op, RankedTensorType psw,
                                     BagMode mode, RankedTensorType indices,
                                     StringRef elementName, Type element) {
   if (!psw)
     return success();
-  if (mode != BagMode::sum)
+  if (mode == BagMode::max)
     return op->emitOpError()
-           << "'per_sample_weights' is only allowed with mode 'sum', got '"
-           << stringifyBagMode(mode) << "'";
+           << "'per_sample_weights' is not allowed with mode 'max'";
   if (failed(checkFloatTensor(op, "per_sample_weights", psw)) ||
       failed(checkSameElement(op, "per_sample_weights", psw.getElementType(),
                               elementName, element)))

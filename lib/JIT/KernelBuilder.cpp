@@ -77,6 +77,8 @@ mlir::emb::BagMode toMlir(::emb::BagMode m) {
     return mlir::emb::BagMode::mean;
   case ::emb::BagMode::max:
     return mlir::emb::BagMode::max;
+  case ::emb::BagMode::sqrtn:
+    return mlir::emb::BagMode::sqrtn;
   }
   return mlir::emb::BagMode::sum;
 }

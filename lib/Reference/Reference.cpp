@@ -68,6 +68,39 @@ void renorm(std::vector<double> &weight, int64_t dim,
   }
 }
 
+namespace {
+/// The denominator of bag [start, end) for mean and sqrtn (§3, §6.1): the
+/// count of live entries or, with weights, sum psw (mean) / sum psw^2
+/// (sqrtn), square-rooted for sqrtn. 1 for sum and max.
+double bagDenominator(BagMode mode, const std::vector<int64_t> &indices,
+                      const std::vector<double> &perSampleWeights,
+                      int64_t start, int64_t end,
+                      std::optional<int64_t> paddingIdx) {
+  if (mode != BagMode::mean && mode != BagMode::sqrtn)
+    return 1.0;
+  double den = 0;
+  for (int64_t j = start; j < end; ++j) {
+    if (paddingIdx && indices[j] == *paddingIdx)
+      continue;
+    double w = perSampleWeights.empty() ? 1.0 : perSampleWeights[j];
+    den += mode == BagMode::sqrtn ? w * w : w;
+  }
+  return mode == BagMode::sqrtn ? std::sqrt(den) : den;
+}
+
+/// What each entry of a bag contributes to the weight gradient with (times
+/// its psw): 1 / the denominator, 0 where that is 0 (the forward's zero
+/// row does not depend on the weights).
+double gradientFactor(BagMode mode, const std::vector<int64_t> &indices,
+                      const std::vector<double> &perSampleWeights,
+                      int64_t start, int64_t end,
+                      std::optional<int64_t> paddingIdx) {
+  double den = bagDenominator(mode, indices, perSampleWeights, start, end,
+                              paddingIdx);
+  return den == 0 ? 0.0 : 1.0 / den;
+}
+} // namespace
+
 BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
                        const std::vector<int64_t> &indices,
                        const std::vector<int64_t> &offsets, int64_t numBags2D,
@@ -117,9 +150,12 @@ BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
       }
       ++count;
     }
-    if (mode == BagMode::mean && count > 0)
+    if (mode == BagMode::mean || mode == BagMode::sqrtn) {
+      double den = bagDenominator(mode, indices, perSampleWeights, start, end,
+                                  paddingIdx);
       for (int64_t d = 0; d < dim; ++d)
-        out[d] /= count;
+        out[d] = den == 0 ? 0.0 : out[d] / den;
+    }
   }
   return result;
 }
@@ -191,18 +227,15 @@ embeddingBagBackward(const std::vector<double> &grad, int64_t dim,
   std::vector<int64_t> c = counts(indices, numEmbeddings);
   for (int64_t b = 0; b < bags.count(); ++b) {
     auto [start, end] = bags.bounds(b, n);
-    int64_t live = 0;
-    for (int64_t j = start; j < end; ++j)
-      live += !(paddingIdx && indices[j] == *paddingIdx);
+    double m = gradientFactor(mode, indices, perSampleWeights, start, end,
+                              paddingIdx);
     for (int64_t j = start; j < end; ++j) {
       int64_t r = indices[j];
       if (paddingIdx && r == *paddingIdx)
         continue;
-      double f = gradScale;
+      double f = gradScale * m;
       if (!perSampleWeights.empty())
         f *= perSampleWeights[j];
-      if (mode == BagMode::mean)
-        f /= live;
       if (scaleGradByFreq)
         f /= c[r];
       for (int64_t d = 0; d < dim; ++d)
@@ -253,17 +286,14 @@ SparseGrad sparseBackward(const std::vector<double> &grad, int64_t dim,
   }
   for (int64_t b = 0; b < bags->count(); ++b) {
     auto [start, end] = bags->bounds(b, n);
-    int64_t live = 0;
-    for (int64_t j = start; j < end; ++j)
-      live += !(paddingIdx && indices[j] == *paddingIdx);
+    double m = gradientFactor(mode, indices, perSampleWeights, start, end,
+                              paddingIdx);
     for (int64_t j = start; j < end; ++j) {
       if (paddingIdx && indices[j] == *paddingIdx)
         continue;
-      double f = gradScale;
+      double f = gradScale * m;
       if (!perSampleWeights.empty())
         f *= perSampleWeights[j];
-      if (mode == BagMode::mean)
-        f /= live;
       emit(j, grad.data() + b * dim, f);
     }
   }

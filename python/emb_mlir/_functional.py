@@ -176,8 +176,9 @@ def _write_back(original, used):
 
 
 def _mode(mode):
-    if mode not in ("sum", "mean", "max"):
-        raise EmbValueError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    if mode not in ("sum", "mean", "max", "sqrtn"):
+        raise EmbValueError(
+            f"mode must be 'sum', 'mean', 'max' or 'sqrtn', got {mode!r}")
     return mode
 
 
@@ -275,10 +276,14 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
     """The pooled rows of each bag, shape [B, D]
     (torch.nn.functional.embedding_bag).
 
-    1-D `input` with `offsets` or 2-D `input` (every row a bag). With
-    `return_max_indices` (mode "max"), returns (out, max_indices): the row
-    each output element came from, -1 for empty bags; the backward of mode
-    max needs it."""
+    1-D `input` with `offsets` or 2-D `input` (every row a bag). `mode` is
+    "sum", "mean", "max" or "sqrtn" (TensorFlow's combiner: the weighted
+    sum over sqrt(sum of squared weights), sum / sqrt(n) without weights);
+    with "mean", `per_sample_weights` give the weighted mean (sum of w * row
+    over sum of w). A bag whose divisor is 0 is a zero row
+    (docs/semantics.md §6.1). With `return_max_indices` (mode "max"),
+    returns (out, max_indices): the row each output element came from, -1
+    for empty bags; the backward of mode max needs it."""
     padding_idx = _padding_idx(padding_idx)
     _mode(mode)
     if max_norm is not None:
@@ -344,9 +349,10 @@ def embedding_bag_backward(grad, input, offsets, num_weights, mode="mean",
                            profile="torch", coalesced=False):
     """The weight gradient of embedding_bag for the output gradient `grad`
     ([B, D]), with the bag structure and options of the forward call. Mode
-    "max" needs the forward's `max_indices`. Dense: [num_weights, D];
-    `sparse` (sum and mean): (rows, values) as in embedding_backward, one
-    row per non-padding entry."""
+    "max" needs the forward's `max_indices`; mean and sqrtn scale each
+    entry by psw / its bag's divisor (the divisor a constant of the
+    weights). Dense: [num_weights, D]; `sparse` (not max): (rows, values) as
+    in embedding_backward, one row per non-padding entry."""
     padding_idx = _padding_idx(padding_idx)
     _mode(mode)
     g, gv = _view(grad, "grad")
@@ -379,7 +385,8 @@ def embedding_bag_per_sample_weights_backward(grad, weight, input,
                                               include_last_offset=False,
                                               padding_idx=None, *,
                                               profile="torch"):
-    """The gradient of per_sample_weights (mode "sum"), shape of `input`:
+    """The gradient of per_sample_weights (mode "sum" only: for the
+    weighted mean and sqrtn it is not defined), shape of `input`:
     dot(grad[bag of j], weight[input[j]]) for every entry j, 0 for padding
     entries."""
     padding_idx = _padding_idx(padding_idx)

@@ -110,7 +110,7 @@ int main(void) {
   mlirModuleDestroy(module);
   mlirContextDestroy(ctx);
 
-  /* The JIT from C: embedding_bag(mode=sum) and embedding. */
+  /* The JIT from C: embedding_bag(mode=sum, sqrtn) and embedding. */
   float table[12] = {1, 2, 3, 4, 10, 20, 30, 40, -1, -2, -3, -4};
   int64_t ids[3] = {0, 1, 2}, offsets[2] = {0, 2};
   float out[8];
@@ -126,6 +126,18 @@ int main(void) {
   const float want[8] = {11, 22, 33, 44, -1, -2, -3, -4};
   for (int i = 0; i < 8; ++i)
     CHECK(fabsf(out[i] - want[i]) < 1e-6f, "embedding_bag value");
+
+  /* sqrtn with weights (docs/semantics.md §6.1): bag 0 is (3 * row 0 +
+   * 4 * row 1) / 5, bag 1 is row 2 * 2 / 2. */
+  float weights[3] = {3, 4, 2};
+  EmbTensor p = {weights, EMB_F32, 1, xShape};
+  rc = embEmbeddingBag(engine, x, w, &o, r, EMB_SQRTN, 0, 0, 0, &p, error,
+                       sizeof(error));
+  CHECK(rc == 0, error);
+  const float wantSqrtn[8] = {43 / 5.f, 86 / 5.f, 129 / 5.f, 172 / 5.f,
+                              -1,       -2,       -3,        -4};
+  for (int i = 0; i < 8; ++i)
+    CHECK(fabsf(out[i] - wantSqrtn[i]) < 1e-5f, "sqrtn value");
 
   float rows[12];
   int64_t lShape[2] = {3, 4};

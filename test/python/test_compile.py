@@ -26,12 +26,14 @@ class Model(torch.nn.Module):
         self.tokens = ET.Embedding(V, D, padding_idx=0, max_norm=max_norm)
         self.bags = ET.EmbeddingBag(V, D, mode="sum")
         self.maxes = ET.EmbeddingBag(V, D, mode="max")
+        self.roots = ET.EmbeddingBag(V, D, mode="sqrtn")  # semantics §6.1
         self.linear = torch.nn.Linear(D, 1)
 
     def forward(self, tokens, ids, offsets, psw):
         x = self.tokens(tokens).mean(1)
         x = x + self.bags(ids, offsets, per_sample_weights=psw)
         x = x + self.maxes(ids, offsets)
+        x = x + self.roots(ids, offsets, per_sample_weights=psw)
         return self.linear(x).squeeze(1)
 
 

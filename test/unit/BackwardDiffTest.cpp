@@ -189,9 +189,14 @@ void runBagGrad(const BagGradCase &c, uint64_t seed,
   HostTensor offsets(c.offsets, {static_cast<int64_t>(offs.size())});
   for (size_t i = 0; i < offs.size(); ++i)
     offsets.set(i, offs[i]);
+  // A weighted mean's weights are positive (no divisor cancels to almost
+  // 0); a bag whose weights are all 0 has factor 0 (docs/semantics.md §6.1).
   HostTensor psw(c.weight, indices.view.shape);
   for (int64_t i = 0; i < n; ++i)
-    psw.set(i, u(gen));
+    psw.set(i, c.mode == BagMode::mean ? std::abs(u(gen)) + 0.25 : u(gen));
+  if (numBags > 1)
+    for (int64_t i = offs[1]; i < offs[1] + lengths[1]; ++i)
+      psw.set(i, 0.0);
   HostTensor grad(c.weight, {numBags, c.dim});
   for (int64_t i = 0; i < grad.view.numel(); ++i)
     grad.set(i, u(gen));
@@ -224,11 +229,11 @@ void runBagGrad(const BagGradCase &c, uint64_t seed,
   EXPECT_TRUE(close(gw, want));
 }
 
-TEST(BackwardDiff, EmbeddingBagSumMeanEveryDtypeDimAndOption) {
+TEST(BackwardDiff, EmbeddingBagSumMeanSqrtnEveryDtypeDimAndOption) {
   int k = 0;
   for (int64_t dim : kDims)
     for (int form = 0; form < 3; ++form)
-      for (BagMode mode : {BagMode::sum, BagMode::mean})
+      for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::sqrtn})
         for (int opt = 0; opt < 2; ++opt) {
           BagGradCase c{kFloats[k % 4],
                         (k / 4) % 2 ? DType::i32 : DType::i64,
@@ -237,7 +242,7 @@ TEST(BackwardDiff, EmbeddingBagSumMeanEveryDtypeDimAndOption) {
                         mode,
                         form == 2,
                         form == 1,
-                        mode == BagMode::sum && opt == 1,
+                        opt == 1,
                         (k + opt) % 2 == 0,
                         (k / 3) % 2 == 1};
           ++k;
@@ -318,13 +323,13 @@ TEST(GPUEmulated, EmbeddingGradEveryDtypeDimAndOption) {
     }
 }
 
-TEST(GPUEmulated, EmbeddingBagSumMeanGradEveryDtypeDimAndOption) {
+TEST(GPUEmulated, EmbeddingBagSumMeanSqrtnGradEveryDtypeDimAndOption) {
   int d = 0;
   for (int64_t dim : kGPUDims) {
     int v = 0;
     for (int form = 0; form < 3; ++form)
-      for (BagMode mode : {BagMode::sum, BagMode::mean})
-        for (int psw = 0; psw < (mode == BagMode::sum ? 2 : 1); ++psw)
+      for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::sqrtn})
+        for (int psw = 0; psw < 2; ++psw)
           for (int pad = 0; pad < 2; ++pad, ++v) {
             BagGradCase c{kFloats[(v + d) % 4],
                           (v / 2 + d) % 2 ? DType::i32 : DType::i64,
@@ -371,8 +376,8 @@ TEST(GPUEmulated, DeterministicGradientsEveryVariant) {
     }
     int v = 0;
     for (int form = 0; form < 3; ++form)
-      for (BagMode mode : {BagMode::sum, BagMode::mean})
-        for (int psw = 0; psw < (mode == BagMode::sum ? 2 : 1); ++psw)
+      for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::sqrtn})
+        for (int psw = 0; psw < 2; ++psw)
           for (int pad = 0; pad < 2; ++pad, ++v, ++k) {
             BagGradCase c{kFloats[(v + k) % 4],
                           (v / 2 + k) % 2 ? DType::i32 : DType::i64,
@@ -616,15 +621,18 @@ void expectSparse(const HostTensor &rows, const HostTensor &values,
 void runSparseGrads(llvm::ArrayRef<int64_t> dims, Target target) {
   int k = 0;
   for (int64_t dim : dims)
-    for (int variant = 0; variant < 8; ++variant) {
+    for (int variant = 0; variant < 10; ++variant) {
       DType w = kFloats[k % 4];
       DType idx = (k / 4) % 2 ? DType::i32 : DType::i64;
       ++k;
       bool coalesced = variant % 2 == 1;
       bool bagForm = variant >= 2;
-      BagMode mode = variant >= 6 ? BagMode::mean : BagMode::sum;
+      // 6, 7: mean; 8: weighted sqrtn; 9: weighted mean.
+      BagMode mode = variant == 8                     ? BagMode::sqrtn
+                     : variant == 9 || variant >= 6 ? BagMode::mean
+                                                    : BagMode::sum;
       bool twoD = variant == 4 || variant == 5;
-      bool psw = mode == BagMode::sum && variant == 3;
+      bool psw = variant == 3 || variant >= 8;
       std::mt19937_64 gen(k * 7717);
       std::uniform_real_distribution<double> u(-1, 1);
       int64_t V = 1 + gen() % 25, numBags = gen() % 9, bagLen = gen() % 5;
@@ -659,7 +667,8 @@ void runSparseGrads(llvm::ArrayRef<int64_t> dims, Target target) {
         offsets.set(i, offs[i]);
       HostTensor weights(w, shape);
       for (int64_t i = 0; i < n; ++i)
-        weights.set(i, u(gen));
+        weights.set(i, mode == BagMode::mean ? std::abs(u(gen)) + 0.25
+                                             : u(gen));
       llvm::Expected<int64_t> count = 0;
       ref::SparseGrad want;
       if (!bagForm) {
@@ -1004,13 +1013,24 @@ TEST(BackwardDiff, BadInputIsRejectedAndNothingWritten) {
                                             &offsets.view, gw.view, max,
                                             nullptr, &badMax.view),
               "max_indices value 5 at position 4 is out of range [-1, 5)");
-  EmbeddingBagOptions mean;
-  mean.mode = BagMode::mean;
   HostTensor psw(DType::f32, {4});
-  expectError(
-      engine().embeddingBagBackward(bagGrad.view, indices.view, &offsets.view,
-                                    gw.view, mean, &psw.view),
-      "'per_sample_weights' is only allowed with mode 'sum', got 'mean'");
+  expectError(engine().embeddingBagBackward(bagGrad.view, indices.view,
+                                            &offsets.view, gw.view, max,
+                                            &psw.view, &badMax.view),
+              "'per_sample_weights' is not allowed with mode 'max'");
+  // The per_sample_weights gradient of a weighted mean or sqrtn is not
+  // defined (docs/semantics.md §6.1).
+  for (BagMode mode : {BagMode::mean, BagMode::sqrtn}) {
+    EmbeddingBagOptions o;
+    o.mode = mode;
+    HostTensor weight(DType::f32, {5, 3}), gpsw(DType::f32, {4});
+    expectError(engine().embeddingBagPerSampleWeightsBackward(
+                    bagGrad.view, weight.view, indices.view, &offsets.view,
+                    gpsw.view, o),
+                std::string("the per_sample_weights gradient needs mode "
+                            "'sum', got '") +
+                    bagModeName(mode) + "'");
+  }
 }
 
 } // namespace

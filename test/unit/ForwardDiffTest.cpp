@@ -171,6 +171,11 @@ void runBagCase(const BagCase &c, uint64_t seed, Target target = Target::host) {
   Host psw(c.weight, indices.view.shape);
   for (int64_t i = 0; i < n; ++i)
     psw.set(i, rng.uniform());
+  // A bag whose weights are all 0: a weighted mean or sqrtn divides by 0
+  // and gives a zero row (docs/semantics.md §6.1).
+  if (numBags > 1)
+    for (int64_t i = offs[1]; i < offs[1] + lengths[1]; ++i)
+      psw.set(i, 0.0);
   Host out(c.weight, {numBags, c.dim});
   Host argmax(DType::i64, {numBags, c.dim});
 
@@ -209,8 +214,9 @@ void runBagCase(const BagCase &c, uint64_t seed, Target target = Target::host) {
 std::vector<BagCase> bagVariants() {
   std::vector<BagCase> v;
   for (int form = 0; form < 3; ++form) // 1-D, 1-D + last, 2-D
-    for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::max})
-      for (int psw = 0; psw < (mode == BagMode::sum ? 2 : 1); ++psw)
+    for (BagMode mode :
+         {BagMode::sum, BagMode::mean, BagMode::max, BagMode::sqrtn})
+      for (int psw = 0; psw < (mode == BagMode::max ? 1 : 2); ++psw)
         for (int pad = 0; pad < 2; ++pad)
           v.push_back({DType::f32, DType::i64, DType::i64, 0, mode, form == 2,
                        psw == 1, form == 1, pad == 1,
@@ -220,8 +226,8 @@ std::vector<BagCase> bagVariants() {
 
 /// Rotates the dtypes of variant `v` at the `d`-th D so that, over the D
 /// values, every variant meets every weight dtype and both index and offset
-/// dtypes. (A rotation by a running counter would not: 24 variants is a
-/// multiple of 4 and 8, so each variant would keep one dtype.)
+/// dtypes. (A rotation by a running counter would not when the number of
+/// variants is a multiple of 4 and 8: each variant would keep one dtype.)
 BagCase withDtypes(BagCase c, int v, int d) {
   c.weight = kFloats[(v + d) % 4];
   c.indices = (v / 2 + d) % 2 ? DType::i32 : DType::i64;
@@ -406,11 +412,28 @@ const int64_t kLongDims[] = {5000, 70000};
 
 TEST(ForwardDiff, LongRowsLoopOverDBlocks) {
   std::vector<BagCase> variants = bagVariants();
+  // The variant of `mode` in `form` (0: 1-D, 1: 1-D + last, 2: 2-D).
+  auto find = [&](BagMode mode, int form, bool psw, bool pad) {
+    for (int v = 0; v < static_cast<int>(variants.size()); ++v) {
+      const BagCase &c = variants[v];
+      if (c.mode == mode && c.twoD == (form == 2) &&
+          c.includeLast == (form == 1) && c.psw == psw && c.padding == pad)
+        return v;
+    }
+    ADD_FAILURE() << "no such variant";
+    return 0;
+  };
   int k = 0;
   for (int64_t dim : kLongDims)
     // sum psw + pad, mean + pad, mean + last, max argmax + pad + last,
-    // max argmax 2-D (bagVariants' order)
-    for (int v : {3, 5, 12, 15, 22}) {
+    // max argmax 2-D, sqrtn psw + pad, weighted mean 2-D
+    for (int v : {find(BagMode::sum, 0, true, true),
+                  find(BagMode::mean, 0, false, true),
+                  find(BagMode::mean, 1, false, false),
+                  find(BagMode::max, 1, false, true),
+                  find(BagMode::max, 2, false, false),
+                  find(BagMode::sqrtn, 0, true, true),
+                  find(BagMode::mean, 2, true, false)}) {
       BagCase c = withDtypes(variants[v], v, k++);
       c.dim = dim;
       runBagCase(c, 4242 + k);
@@ -746,12 +769,9 @@ TEST_F(BadInput, OptionCombinations) {
   Host before = weight;
   Host psw(DType::f32, {6});
   EmbeddingBagOptions o;
-  o.mode = BagMode::mean;
-  expectRejected(
-      bag(o, &psw.view),
-      "'per_sample_weights' is only allowed with mode 'sum', got 'mean'",
-      before);
   o.mode = BagMode::max;
+  expectRejected(bag(o, &psw.view),
+                 "'per_sample_weights' is not allowed with mode 'max'", before);
   o.scaleGradByFreq = true;
   expectRejected(
       bag(o), "'scale_grad_by_freq' is not supported with mode 'max'", before);

@@ -218,9 +218,7 @@ int benchJit(const Flags &f) {
   Engine engine(eo);
   Buffer w(wt, {4, f.dim}), x(it, {1}), o(it, {1}), out(wt, {1, f.dim});
   EmbeddingBagOptions bo;
-  bo.mode = f.modeName == "max"    ? BagMode::max
-            : f.modeName == "mean" ? BagMode::mean
-                                   : BagMode::sum;
+  bo.mode = parseBagMode(f.modeName).value_or(BagMode::sum);
   auto call = [&] {
     return engine.embeddingBag(x.view, w.view, &o.view, out.view, bo);
   };

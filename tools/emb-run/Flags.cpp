@@ -20,11 +20,11 @@ const char *kUsage = R"(usage: emb-run [flags]
                                         the dense weight gradient (max: from the forward's max_indices)
   --sparse [--coalesced]                the sparse (COO) gradient; coalesced: distinct rows, summed
   --op jit                              time the JIT: cold compile, disk and memory hits
-  --mode sum|mean|max                   bag reduction (default sum)
+  --mode sum|mean|max|sqrtn             bag reduction (default sum; sqrtn: sum / sqrt(n))
   --num-embeddings V --dim D            the table [V, D] (default 100000 x 128)
   --batch B --bag-size L                B bags of L indices (embedding: [B, L] indices)
   --padding-idx P                       padding row (may be negative); 5% of indices hit it
-  --per-sample-weights                  sum mode with weights
+  --per-sample-weights                  weights (sum; mean: weighted mean; sqrtn)
   --include-last-offset                 offsets of length B + 1
   --two-d                               embedding_bag with 2-D indices [B, L]
   --max-norm X --norm-type p            renormalise referenced rows first (renorm: required)
@@ -215,12 +215,10 @@ Setup resolve(const Flags &flags) {
   auto profile = parseProfile(flags.profileFlag);
   if (!profile)
     die("--profile must be torch, zero-padding or unit-scaling");
-  const std::string &modeName = flags.modeName;
-  s.mode = modeName == "sum"    ? BagMode::sum
-           : modeName == "mean" ? BagMode::mean
-           : modeName == "max"
-               ? BagMode::max
-               : (usageError("--mode must be sum, mean or max"), BagMode::sum);
+  std::optional<BagMode> mode = parseBagMode(flags.modeName);
+  if (!mode)
+    usageError("--mode must be sum, mean, max or sqrtn");
+  s.mode = *mode;
   if (flags.numEmbeddings < 0 || flags.dim < 0 || flags.batch < 0 ||
       flags.bagSize < 0)
     die("sizes must be non-negative");

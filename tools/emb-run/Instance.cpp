@@ -55,8 +55,11 @@ Instance::Instance(const Setup &s)
   }
   for (int64_t b = 0; b < s.numOffsets; ++b)
     offsets.set(b, static_cast<double>(b * s.L));
+  // A weighted mean's weights are positive, so that no bag's divisor
+  // cancels to almost 0 (where any rounding is a large relative error).
   for (int64_t i = 0; i < s.N; ++i)
-    psw.set(i, rng.uniform() * 2 - 1);
+    psw.set(i, s.mode == BagMode::mean ? rng.uniform() + 0.25
+                                       : rng.uniform() * 2 - 1);
   if (s.backward)
     for (int64_t i = 0; i < out.view.numel(); ++i)
       out.set(i, rng.uniform() * 2 - 1);

@@ -24,7 +24,9 @@ enum class DType : uint8_t { f32, f64, f16, bf16, i32, i64 };
 inline bool isFloat(DType d) { return d <= DType::bf16; }
 inline bool isIndex(DType d) { return d == DType::i32 || d == DType::i64; }
 
-enum class BagMode : uint8_t { sum, mean, max };
+/// sqrtn and the weighted mean (mean with per_sample_weights) are
+/// docs/semantics.md §6.1.
+enum class BagMode : uint8_t { sum, mean, max, sqrtn };
 
 enum class OpKind : uint8_t {
   embedding,
@@ -97,8 +99,19 @@ inline const char *bagModeName(BagMode mode) {
     return "mean";
   case BagMode::max:
     return "max";
+  case BagMode::sqrtn:
+    return "sqrtn";
   }
   return "?";
+}
+
+/// The mode named `name` ("sum", "mean", "max", "sqrtn"), if any.
+inline std::optional<BagMode> parseBagMode(std::string_view name) {
+  for (BagMode mode :
+       {BagMode::sum, BagMode::mean, BagMode::max, BagMode::sqrtn})
+    if (name == bagModeName(mode))
+      return mode;
+  return std::nullopt;
 }
 
 inline const char *opKindName(OpKind op) {

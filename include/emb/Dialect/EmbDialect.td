@@ -19,10 +19,10 @@ def Emb_Dialect : Dialect {
     The `emb` dialect describes the embedding family of ops at tensor level,
     with value semantics, so that any MLIR-based compiler can emit them:
     `emb.lookup` (`torch.nn.functional.embedding`), `emb.bag`
-    (`embedding_bag` in `sum` / `mean` / `max` mode), `emb.renorm` (the
-    in-place `max_norm` renormalisation), and the gradients `emb.lookup_grad`,
-    `emb.bag_grad`, `emb.bag_psw_grad`, `emb.lookup_sparse_grad` and
-    `emb.bag_sparse_grad`.
+    (`embedding_bag` in `sum` / `mean` / `max` mode, and TensorFlow's `sqrtn`),
+    `emb.renorm` (the in-place `max_norm` renormalisation), and the gradients
+    `emb.lookup_grad`, `emb.bag_grad`, `emb.bag_psw_grad`,
+    `emb.lookup_sparse_grad` and `emb.bag_sparse_grad`.
 
     Notation: the table (weight) is `[V, D]` with V = num_embeddings and D =
     embedding_dim; indices are i32 or i64; weights and gradients are f32, f64,
@@ -48,8 +48,10 @@ class Emb_Op<string mnemonic, list<Trait> traits = []>
 def Emb_BagMode_Sum  : I32EnumAttrCase<"sum", 0>;
 def Emb_BagMode_Mean : I32EnumAttrCase<"mean", 1>;
 def Emb_BagMode_Max  : I32EnumAttrCase<"max", 2>;
+// TensorFlow's combiner: the weighted sum over sqrt(sum of squared weights).
+def Emb_BagMode_Sqrtn : I32EnumAttrCase<"sqrtn", 3>;
 def Emb_BagMode : I32EnumAttr<"BagMode", "reduction of an embedding bag",
-    [Emb_BagMode_Sum, Emb_BagMode_Mean, Emb_BagMode_Max]> {
+    [Emb_BagMode_Sum, Emb_BagMode_Mean, Emb_BagMode_Max, Emb_BagMode_Sqrtn]> {
   let cppNamespace = "::mlir::emb";
   let genSpecializedAttr = 0;
 }

@@ -58,7 +58,7 @@ def Emb_LookupOp : Emb_Op<"lookup", [Pure]> {
 }
 
 def Emb_BagOp : Emb_Op<"bag", [Pure, AttrSizedOperandSegments]> {
-  let summary = "pooled embedding lookup (embedding_bag): sum, mean or max per bag";
+  let summary = "pooled embedding lookup (embedding_bag): sum, mean, sqrtn or max per bag";
   let description = [{
     Reduces the rows of `weight` (`[V, D]`) selected by each bag of
     `indices` into one row of the `[B, D]` result.
@@ -71,15 +71,19 @@ def Emb_BagOp : Emb_Op<"bag", [Pure, AttrSizedOperandSegments]> {
     - 2-D `indices` `[B, L]` and no `offsets`: every row is a bag of length
       L (`include_last_offset` has no effect).
 
-    `mode` is `sum` (`sum_j psw_j * W[x_j]`), `mean` (sum over the
-    non-padding entries divided by their count) or `max` (element-wise,
-    ties to the first entry in bag order). Entries equal to `padding_idx`
-    are skipped; an empty or all-padding bag gives a zero row (and
-    `max_indices` of -1).
+    `mode` is `sum` (`sum_j psw_j * W[x_j]`), `mean` (that sum divided by
+    the count of non-padding entries, or with `per_sample_weights` by
+    `sum_j psw_j`), `sqrtn` (the sum divided by `sqrt(sum_j psw_j^2)`, i.e.
+    by `sqrt(count)` without weights; TensorFlow's combiner) or `max`
+    (element-wise, ties to the first entry in bag order). Entries equal to
+    `padding_idx` are skipped; an empty or all-padding bag, or a mean /
+    sqrtn bag whose denominator is 0, gives a zero row (an empty bag's
+    `max_indices` are -1).
 
     `per_sample_weights` (same shape as `indices`, element type of `weight`)
-    is allowed with `sum` only. The optional second result `max_indices`
-    (`[B, D]`, i64) is allowed with `max` only; `emb.bag_grad` uses it.
+    is allowed with every mode but `max` (`psw_j = 1` without them). The
+    optional second result `max_indices` (`[B, D]`, i64) is allowed with
+    `max` only; `emb.bag_grad` uses it.
 
     Example:
 
@@ -213,10 +217,13 @@ def Emb_BagGradOp : Emb_Op<"bag_grad", [Pure, AttrSizedOperandSegments]> {
     (`indices`, `offsets`, `include_last_offset`, `padding_idx`) is the one
     of the forward `emb.bag`.
 
-    - `sum` / `mean`: `gW[x_j] += grad[bag(j)] * psw_j * m_j * s_j *
-      grad_scale` for every non-padding entry `j`, with `m_j = 1 / n_bag(j)`
-      (count of non-padding entries of the bag) for `mean`, 1 for `sum`, and
-      `s_j = 1 / count(x_j)` over all indices when `scale_grad_by_freq`.
+    - `sum` / `mean` / `sqrtn`: `gW[x_j] += grad[bag(j)] * psw_j * m_j *
+      s_j * grad_scale` for every non-padding entry `j`, with `m_j` the
+      inverse of the forward's denominator of bag(j) (0 where it is 0): 1
+      for `sum`, the count of non-padding entries or `sum psw` for `mean`,
+      `sqrt` of the count or of `sum psw^2` for `sqrtn` (the denominator is
+      a constant of the weights), and `s_j = 1 / count(x_j)` over all
+      indices when `scale_grad_by_freq`.
     - `max`: `gW[max_indices[b, d], d] += grad[b, d] * grad_scale` for every
       `b, d` whose `max_indices` entry is not -1; needs the `max_indices`
       operand (the forward's second result). `scale_grad_by_freq` and
@@ -338,7 +345,7 @@ def Emb_BagSparseGradOp : Emb_Op<"bag_sparse_grad",
                                  [Pure, AttrSizedOperandSegments]> {
   let summary = "sparse (row indices + rows) weight gradient of emb.bag";
   let description = [{
-    The contributions of `emb.bag_grad` (`sum` or `mean`; `max` has no
+    The contributions of `emb.bag_grad` (`sum`, `mean` or `sqrtn`; `max` has no
     sparse gradient) in COO form: `rows` (i64, `[N]`) and `values`
     (`[N, D]`). Without `coalesced`: one row per non-padding entry of
     `indices`, in input order, `values[k] = grad[bag(j_k)] * psw_j * m_j *

@@ -39,9 +39,10 @@ struct BagResult {
   std::vector<int64_t> maxIndices; ///< [B, D], max mode only
 };
 
-/// embedding_bag. For 2-D indices `[numBags, bagLength]` (flattened
-/// row-major) pass empty `offsets`; for 1-D indices `numBags` and
-/// `bagLength` are ignored. `perSampleWeights` is empty when absent.
+/// embedding_bag (sum, mean, max, and §6.1's sqrtn and weighted mean). For
+/// 2-D indices `[numBags, bagLength]` (flattened row-major) pass empty
+/// `offsets`; for 1-D indices `numBags` and `bagLength` are ignored.
+/// `perSampleWeights` is empty when absent.
 BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
                        const std::vector<int64_t> &indices,
                        const std::vector<int64_t> &offsets, int64_t numBags,
@@ -75,8 +76,9 @@ std::vector<double> embeddingBackward(const std::vector<double> &grad,
                                       std::optional<int64_t> paddingIdx,
                                       bool scaleGradByFreq, double gradScale);
 
-/// Dense [V, D] gradient of embedding_bag. sum / mean: gW[x_j] += g[bag j] *
-/// psw_j * m_j * s_j * gradScale; max: gW[maxIndices[b, d], d] += g[b, d] *
+/// Dense [V, D] gradient of embedding_bag. sum / mean / sqrtn: gW[x_j] +=
+/// g[bag j] * psw_j * m_j * s_j * gradScale, m_j = 1 / the bag's forward
+/// denominator (0 where it is 0); max: gW[maxIndices[b, d], d] += g[b, d] *
 /// gradScale where the index is not -1.
 std::vector<double>
 embeddingBagBackward(const std::vector<double> &grad, int64_t dim,
@@ -102,7 +104,7 @@ struct SparseGrad {
 
 /// PyTorch's uncoalesced form: one row per non-padding position, in input
 /// order. For embedding pass empty `bags` (count() == 0 means "no bags":
-/// position j's gradient row is grad[j]); for embedding_bag (sum or mean)
+/// position j's gradient row is grad[j]); for embedding_bag (sum, mean, sqrtn)
 /// the row of position j is grad[bag j] * psw_j * m_j. Values * gradScale.
 SparseGrad sparseBackward(const std::vector<double> &grad, int64_t dim,
                           const std::vector<int64_t> &indices, const Bags *bags,

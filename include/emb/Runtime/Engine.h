@@ -183,8 +183,9 @@ public:
                         const EmbeddingOptions &options = {});
 
   /// `out` ([B, D]) = the pooled rows of each bag. `offsets` is null for 2-D
-  /// indices; `perSampleWeights` (sum only) and `maxIndices` ([B, D] i64,
-  /// max only) may be null.
+  /// indices; `perSampleWeights` (not with max: with mean it is the
+  /// weighted mean, with sqrtn the divisor is sqrt(sum psw^2)) and
+  /// `maxIndices` ([B, D] i64, max only) may be null.
   llvm::Error embeddingBag(const Tensor &indices, const Tensor &weight,
                            const Tensor *offsets, const Tensor &out,
                            const EmbeddingBagOptions &options = {},
@@ -218,7 +219,8 @@ public:
                                    const Tensor *perSampleWeights = nullptr,
                                    const Tensor *maxIndices = nullptr);
 
-  /// Gradient of per_sample_weights (mode sum): `gradPerSampleWeights` (the
+  /// Gradient of per_sample_weights (mode sum only: not defined for the
+  /// weighted mean and sqrtn): `gradPerSampleWeights` (the
   /// shape of `indices`, the dtype of `weight`) = dot(grad[bag j],
   /// weight[x_j]) for every entry j, 0 for padding entries.
   llvm::Error embeddingBagPerSampleWeightsBackward(

@@ -6,6 +6,8 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 #include <cmath>
@@ -98,6 +100,84 @@ std::pair<Value, Value> BagStructure::bounds(ImplicitLocOpBuilder &b,
   Value hasNext =
       arith::CmpIOp::create(b, arith::CmpIPredicate::ult, next, numOffsets);
   return {start, arith::SelectOp::create(b, hasNext, nextOff, numIndices)};
+}
+
+static Value constantLike(ImplicitLocOpBuilder &b, Value x, double v);
+
+Value mlir::emb::lowering::weightSumTerm(ImplicitLocOpBuilder &b,
+                                         BagMode mode, Value w) {
+  return mode == BagMode::sqrtn ? (Value)arith::MulFOp::create(b, w, w) : w;
+}
+
+Value mlir::emb::lowering::bagDenominator(ImplicitLocOpBuilder &b,
+                                          BagMode mode, Value count,
+                                          Value weightSum, Type accElement) {
+  Value den = weightSum;
+  if (!den)
+    den = arith::UIToFPOp::create(
+        b, accElement, arith::IndexCastOp::create(b, b.getI64Type(), count));
+  if (mode == BagMode::sqrtn)
+    den = math::SqrtOp::create(b, den);
+  return den;
+}
+
+Value mlir::emb::lowering::divideByDenominator(ImplicitLocOpBuilder &b,
+                                               Value acc, Value denominator) {
+  Type element = denominator.getType();
+  Value zero = arith::ConstantOp::create(b, b.getFloatAttr(element, 0.0));
+  Value one = arith::ConstantOp::create(b, b.getFloatAttr(element, 1.0));
+  Value isZero = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
+                                       denominator, zero);
+  Value divisor = arith::SelectOp::create(b, isZero, one, denominator);
+  Value zeros = constantLike(b, acc, 0.0);
+  if (auto vt = dyn_cast<VectorType>(acc.getType()))
+    divisor = vector::BroadcastOp::create(b, vt, divisor);
+  return arith::SelectOp::create(b, isZero, zeros,
+                                 arith::DivFOp::create(b, acc, divisor));
+}
+
+Value mlir::emb::lowering::bagGradientFactor(ImplicitLocOpBuilder &b,
+                                             BagMode mode, Value indices,
+                                             Value psw, Value start, Value end,
+                                             Value pad, Type accElement) {
+  bool weighted = needsWeightSum(mode, static_cast<bool>(psw));
+  Value count, weightSum;
+  if (!pad && !weighted) {
+    count = arith::SubIOp::create(b, end, start);
+  } else {
+    SmallVector<Value> init{cIndex(b, 0)};
+    if (weighted)
+      init.push_back(
+          arith::ConstantOp::create(b, b.getFloatAttr(accElement, 0.0)));
+    auto loop = scf::ForOp::create(
+        b, start, end, cIndex(b, 1), init,
+        [&](OpBuilder &nb, Location loc, Value j, ValueRange it) {
+          ImplicitLocOpBuilder lb(loc, nb);
+          Value live = pad ? (Value)arith::CmpIOp::create(
+                                 lb, arith::CmpIPredicate::ne,
+                                 loadIndex(lb, indices, j), pad)
+                           : Value();
+          Value n = arith::AddIOp::create(lb, it[0], cIndex(lb, 1));
+          if (live)
+            n = arith::SelectOp::create(lb, live, n, it[0]);
+          SmallVector<Value> next{n};
+          if (weighted) {
+            Value s = arith::AddFOp::create(
+                lb, it[1],
+                weightSumTerm(lb, mode, loadFloat(lb, psw, j, accElement)));
+            next.push_back(live ? (Value)arith::SelectOp::create(lb, live, s,
+                                                                 it[1])
+                                : s);
+          }
+          scf::YieldOp::create(lb, next);
+        });
+    count = loop.getResult(0);
+    if (weighted)
+      weightSum = loop.getResult(1);
+  }
+  Value one = arith::ConstantOp::create(b, b.getFloatAttr(accElement, 1.0));
+  return divideByDenominator(
+      b, one, bagDenominator(b, mode, count, weightSum, accElement));
 }
 
 Value mlir::emb::lowering::gradientAsRows(ImplicitLocOpBuilder &b, Value grad,

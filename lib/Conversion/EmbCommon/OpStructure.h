@@ -11,6 +11,8 @@
 #ifndef EMB_LIB_CONVERSION_EMBCOMMON_OPSTRUCTURE_H
 #define EMB_LIB_CONVERSION_EMBCOMMON_OPSTRUCTURE_H
 
+#include "emb/Dialect/EmbDialect.h"
+
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 #include <optional>
@@ -63,6 +65,43 @@ struct BagStructure {
 inline Value indices2D(Value indices) {
   return cast<ShapedType>(indices.getType()).getRank() == 2 ? indices : Value();
 }
+
+/// The bag combiners that divide their (weighted) sum by a denominator:
+/// PyTorch's mean and docs/semantics.md §6.1's sqrtn and weighted mean.
+/// Every lowering, forward and gradient, takes the denominator from here.
+inline bool dividesBag(BagMode mode) {
+  return mode == BagMode::mean || mode == BagMode::sqrtn;
+}
+
+/// Whether a bag of `mode` with (`weighted`) or without per_sample_weights
+/// needs the sum of its live entries' weight terms (weightSumTerm), not
+/// only their count, for its denominator.
+inline bool needsWeightSum(BagMode mode, bool weighted) {
+  return weighted && dividesBag(mode);
+}
+
+/// What one live entry of weight `w` adds to its bag's weight sum: `w` for
+/// mean, `w * w` for sqrtn.
+Value weightSumTerm(ImplicitLocOpBuilder &b, BagMode mode, Value w);
+
+/// The denominator of a mean or sqrtn bag (a scalar `accElement`) from its
+/// count of live entries `count` (an index) or, when needsWeightSum, its
+/// weight sum: the count or the sum for mean, their square root for sqrtn.
+Value bagDenominator(ImplicitLocOpBuilder &b, BagMode mode, Value count,
+                     Value weightSum, Type accElement);
+
+/// `acc` (a vector or scalar) divided by the scalar `denominator`; a zero
+/// denominator gives zero (an empty bag, or weights that sum to 0).
+Value divideByDenominator(ImplicitLocOpBuilder &b, Value acc,
+                          Value denominator);
+
+/// The factor each entry of a mean or sqrtn bag contributes to the weight
+/// gradient with (times its psw): 1 / denominator, 0 where it is 0. A pass
+/// over the bag's entries [start, end) of `indices` (and `psw`, or null)
+/// counts the live ones. Tensors or buffers.
+Value bagGradientFactor(ImplicitLocOpBuilder &b, BagMode mode, Value indices,
+                        Value psw, Value start, Value end, Value pad,
+                        Type accElement);
 
 /// The incoming gradient `grad` ([..., D]) as a [N, D] tensor; `rowsHint`
 /// is N when the caller knows it statically and `grad`'s shape does not.

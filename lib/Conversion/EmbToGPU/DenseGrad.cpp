@@ -131,8 +131,8 @@ struct BagGradScatter {
         });
   }
 
-  /// sum / mean: m = 1 / (live entries of the bag) for mean, else 1; for
-  /// each live entry j, each chunk c of the lane:
+  /// sum / mean / sqrtn: m = 1 / (the bag's denominator) for mean and
+  /// sqrtn, else 1; for each live entry j, each chunk c of the lane:
   ///   atomic acc[x[j] - f, c + e] += s * m * psw[j] * g[bag, c + e]
   void sumOrMean(ImplicitLocOpBuilder &b, BagMode mode) {
     int64_t vec = target.vec, tpr = target.tpr;
@@ -147,9 +147,10 @@ struct BagGradScatter {
               return Value();
             return arith::CmpIOp::create(eb, arith::CmpIPredicate::ne, r, pad);
           };
-          // mean: 1 / (live entries), computed once per bag.
-          Value factor = mode == BagMode::mean
-                             ? meanFactor(ib, form, start, end, pad, accElement)
+          // mean / sqrtn: 1 / the bag's denominator, computed once per bag.
+          Value factor = dividesBag(mode)
+                             ? bagGradientFactor(ib, mode, form.indices, psw,
+                                                 start, end, pad, accElement)
                              : Value();
           forEachChunk(
               ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
@@ -189,8 +190,8 @@ struct BagGradScatter {
 // %gw = emb.bag_grad <mode> %g[%x] offsets(%o) per_sample_weights(%p)
 //   ==>  as lookup_grad (zeros, counts, f16 / bf16 scratch), with the
 // scatter in the shape of the forward:
-// sum / mean: a thread group per bag:
-//   m = 1 / (live entries of the bag) for mean, else 1
+// sum / mean / sqrtn: a thread group per bag:
+//   m = 1 / (the bag's denominator) for mean and sqrtn, else 1
 //   for each live entry j, each chunk c of the lane:
 //     atomic acc[x[j] - f, c + e] += s * m * psw[j] * g[bag, c + e] (/ count)
 // max: a thread group per bag: for each chunk c, lane element e:

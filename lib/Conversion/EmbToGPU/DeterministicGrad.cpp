@@ -127,9 +127,9 @@ void sortedMaxGrad(ImplicitLocOpBuilder &b, const GPULaunchConfig &config,
 
 // %gw = emb.bag_grad <mode> ... rows(f, n) {deterministic, ...}
 //   ==>
-// sum / mean: keys[e] = n (entries outside every bag); then a thread per
-//   bag: for its entries j: keys[j] = x[j] - f (or n), vals[j] = j,
-//   bag[j] = the bag, w[j] = 1 / live (mean) * psw[j];
+// sum / mean / sqrtn: keys[e] = n (entries outside every bag); then a
+//   thread per bag: for its entries j: keys[j] = x[j] - f (or n), vals[j] =
+//   j, bag[j] = the bag, w[j] = 1 / denominator (mean, sqrtn) * psw[j];
 //   sort; a thread group per row sums w[e] * g[bag[e], c..] in input
 //   order, then scales (as lookup_grad).
 // max: an entry per (bag, column) e = bag * D + col, keyed by

@@ -90,13 +90,29 @@ struct LookupToGPU final : GPUPattern<LookupOp> {
 //===----------------------------------------------------------------------===//
 
 /// The state of one chunk of a bag's row in a thread's registers, and how
-/// each live entry updates it: a sum (times per_sample_weights), a mean (a
-/// sum and a count) or a max (with its argmax, ties to the first entry).
-/// The state is (acc, count[, argmax]).
+/// each live entry updates it: a sum (times per_sample_weights), a mean or
+/// sqrtn (a sum and a count, or the sum of the weight terms when weighted)
+/// or a max (with its argmax, ties to the first entry). The state is
+/// (acc, count[, weight sum | argmax]).
 struct BagChunkAccumulator {
   BagMode mode;
   Value psw; // the flat per_sample_weights buffer, or null
   VectorType accType, argType;
+
+  bool weighted() const { return needsWeightSum(mode, (bool)psw); }
+
+  /// The state of a chunk before its bag's first entry.
+  SmallVector<Value> init(ImplicitLocOpBuilder &b) const {
+    Type accElement = accType.getElementType();
+    SmallVector<Value> state{splat(b, accType, b.getFloatAttr(accElement, 0.0)),
+                             cIndex(b, 0)};
+    if (mode == BagMode::max)
+      state.push_back(splat(b, argType, b.getI64IntegerAttr(-1)));
+    if (weighted())
+      state.push_back(
+          arith::ConstantOp::create(b, b.getFloatAttr(accElement, 0.0)));
+    return state;
+  }
 
   /// The state after entry `j`, whose row `r` reads `v` (in accType).
   SmallVector<Value> update(ImplicitLocOpBuilder &b, ValueRange it, Value v,
@@ -115,30 +131,26 @@ struct BagChunkAccumulator {
       return {arith::SelectOp::create(b, take, v, it[0]), count,
               arith::SelectOp::create(b, take, rowVec, it[2])};
     }
-    if (psw) {
-      Value w = loadFloat(b, psw, j, accType.getElementType());
-      v = arith::MulFOp::create(b, v,
-                                vector::BroadcastOp::create(b, accType, w));
-    }
-    return {arith::AddFOp::create(b, it[0], v), count};
+    if (!psw)
+      return {arith::AddFOp::create(b, it[0], v), count};
+    Value w = loadFloat(b, psw, j, accType.getElementType());
+    v = arith::MulFOp::create(b, v, vector::BroadcastOp::create(b, accType, w));
+    SmallVector<Value> next{arith::AddFOp::create(b, it[0], v), count};
+    if (weighted())
+      next.push_back(arith::AddFOp::create(b, it[2], weightSumTerm(b, mode, w)));
+    return next;
   }
 
-  /// The chunk's result from the final state: the mean divides by the live
-  /// entries (an empty bag by 1). `zero` is the index 0.
-  Value finish(ImplicitLocOpBuilder &b, ValueRange state, Value zero) const {
-    Value acc = state[0], count = state[1];
-    if (mode != BagMode::mean)
+  /// The chunk's result from the final state: mean and sqrtn divide by
+  /// their denominator (zeros where it is 0: an empty bag).
+  Value finish(ImplicitLocOpBuilder &b, ValueRange state) const {
+    Value acc = state[0];
+    if (!dividesBag(mode))
       return acc;
-    Type accElement = accType.getElementType();
-    Value cnt = arith::IndexCastOp::create(b, b.getI64Type(), count);
-    Value cntF = arith::SIToFPOp::create(b, accElement, cnt);
-    Value isEmpty =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, count, zero);
-    Value divisor = arith::SelectOp::create(
-        b, isEmpty,
-        arith::ConstantOp::create(b, b.getFloatAttr(accElement, 1.0)), cntF);
-    return arith::DivFOp::create(
-        b, acc, vector::BroadcastOp::create(b, accType, divisor));
+    return divideByDenominator(
+        b, acc,
+        bagDenominator(b, mode, state[1], weighted() ? state[2] : Value(),
+                       accType.getElementType()));
   }
 };
 
@@ -150,11 +162,13 @@ struct BagChunkAccumulator {
 //       for j in [start, end):
 //         r = x[j]; if r != P:
 //           v = ext(vector.load %w[r, c])
-//           sum / mean: acc += v * psw[j]
+//           sum / mean / sqrtn: acc += v * psw[j]
+//           (weighted mean: wsum += psw[j]; weighted sqrtn: += psw[j]^2)
 //           max: first entry sets acc; later ones replace where v > acc
 //                (ties keep the first), argmax likewise
 //           n += 1
-//       mean: acc /= n; an empty bag stores zeros (argmax -1)
+//       mean: acc /= n (or wsum); sqrtn: acc /= sqrt(n) (or sqrt(wsum));
+//       a zero denominator or an empty bag stores zeros (argmax -1)
 //       vector.store trunc(acc), %out[bag, c]
 struct BagToGPU final : GPUPattern<BagOp> {
   using GPUPattern::GPUPattern;
@@ -207,13 +221,8 @@ struct BagToGPU final : GPUPattern<BagOp> {
           std::tie(start, end) = form.bounds(ib, bag);
           forEachChunk(
               ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
-                Value zero =
-                    splat(cb, accType, cb.getFloatAttr(accElement, 0.0));
-                Value noArg = splat(cb, argType, cb.getI64IntegerAttr(-1));
-                Value c0 = cIndex(cb, 0), c1 = cIndex(cb, 1);
-                SmallVector<Value> inits{zero, c0};
-                if (mode == BagMode::max)
-                  inits.push_back(noArg);
+                Value c1 = cIndex(cb, 1);
+                SmallVector<Value> inits = accumulator.init(cb);
                 auto loop = scf::ForOp::create(
                     cb, start, end, c1, inits,
                     [&](OpBuilder &lb, Location ll, Value j, ValueRange it) {
@@ -242,7 +251,7 @@ struct BagToGPU final : GPUPattern<BagOp> {
                           });
                       scf::YieldOp::create(eb, ifOp.getResults());
                     });
-                Value acc = accumulator.finish(cb, loop.getResults(), c0);
+                Value acc = accumulator.finish(cb, loop.getResults());
                 // An empty or all-padding bag: zeros (acc is still 0), and
                 // -1 for max_indices.
                 storeRow(cb, truncate(cb, acc, vecType), out,

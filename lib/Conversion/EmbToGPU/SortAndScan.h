@@ -192,8 +192,9 @@ struct SortedEntries {
 };
 
 /// What the sorted and compacted gradients need of each entry of a bag op:
-/// its bag and, for mean or per_sample_weights, its factor (1 / the live
-/// entries of its bag for mean, times psw[j]) in the accumulator type, as
+/// its bag and, for mean, sqrtn or per_sample_weights, its factor (1 / its
+/// bag's denominator for mean and sqrtn, times psw[j]) in the accumulator
+/// type, as
 /// the atomic scatter computes them. In scratch of one element per entry.
 struct BagEntries {
   GPULaunchConfig config;
@@ -209,7 +210,7 @@ struct BagEntries {
       : config(config), form(form), mode(mode), pad(pad), psw(psw),
         element(element), accElement(accumulatorType(element)) {
     bags = allocScratch(b, i64Buffer(b.getContext()), form.numIndices);
-    if (mode == BagMode::mean || psw)
+    if (dividesBag(mode) || psw)
       weights =
           allocScratch(b, MemRefType::get({ShapedType::kDynamic}, accElement),
                        form.numIndices);
@@ -223,8 +224,9 @@ struct BagEntries {
                [&](ImplicitLocOpBuilder &ib, Value bag, Value) {
                  auto [start, end] = form.bounds(ib, bag);
                  Value factor =
-                     mode == BagMode::mean
-                         ? meanFactor(ib, form, start, end, pad, accElement)
+                     dividesBag(mode)
+                         ? bagGradientFactor(ib, mode, form.indices, psw,
+                                             start, end, pad, accElement)
                          : Value();
                  scf::ForOp::create(
                      ib, start, end, cIndex(ib, 1), ValueRange{},
@@ -266,8 +268,8 @@ struct BagEntries {
 void storeEntryKey(ImplicitLocOpBuilder &b, Value r, Value e, Value first,
                    Value count, Value pad, Value keys, Value vals);
 
-/// The rows of a deterministic lookup or bag sum / mean gradient, as the
-/// host kernels compute them: a thread group per row of the window sums
+/// The rows of a deterministic lookup or bag sum / mean / sqrtn gradient, as
+/// the host kernels compute them: a thread group per row of the window sums
 /// `contribution(e, c)` (a row piece in the accumulator type, unscaled)
 /// over its entries in input order, then multiplies the sum by `scale`
 /// (divided by the number of entries with scale_grad_by_freq) and stores

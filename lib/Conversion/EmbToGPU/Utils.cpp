@@ -126,30 +126,6 @@ BagStructure bagOnBuffers(ImplicitLocOpBuilder &b, Value indices, Value offsets,
   return BagStructure(b, flat, twoD, offsetsBuffer, includeLastOffset);
 }
 
-Value meanFactor(ImplicitLocOpBuilder &b, const BagStructure &form, Value start,
-                 Value end, Value pad, Type accElement) {
-  Value live = arith::SubIOp::create(b, end, start);
-  if (pad)
-    live = scf::ForOp::create(
-               b, start, end, cIndex(b, 1), ValueRange{cIndex(b, 0)},
-               [&](OpBuilder &nb, Location loc, Value j, ValueRange it) {
-                 ImplicitLocOpBuilder lb(loc, nb);
-                 Value isLive =
-                     arith::CmpIOp::create(lb, arith::CmpIPredicate::ne,
-                                           loadIndex(lb, form.indices, j), pad);
-                 Value one = arith::SelectOp::create(lb, isLive, cIndex(lb, 1),
-                                                     cIndex(lb, 0));
-                 scf::YieldOp::create(
-                     lb, ValueRange{arith::AddIOp::create(lb, it[0], one)});
-               })
-               .getResult(0);
-  Value liveF = arith::SIToFPOp::create(
-      b, accElement, arith::IndexCastOp::create(b, b.getI64Type(), live));
-  Value one = arith::ConstantOp::create(b, b.getFloatAttr(accElement, 1.0));
-  return arith::DivFOp::create(b, one,
-                               arith::MaximumFOp::create(b, liveF, one));
-}
-
 Value allocScratch(ImplicitLocOpBuilder &b, MemRefType type,
                    ValueRange dynSizes) {
   return gpu::AllocOp::create(b, type, /*asyncToken=*/Type(), ValueRange{},

@@ -167,12 +167,6 @@ void forEachChunk(ImplicitLocOpBuilder &b, Value lane, int64_t dim, int64_t vec,
 BagStructure bagOnBuffers(ImplicitLocOpBuilder &b, Value indices, Value offsets,
                           bool includeLastOffset);
 
-/// 1 / (the live entries of the bag [start, end)), in `accElement`: the
-/// mean's factor, counted once per bag (padding entries are not live). An
-/// empty bag has no entries to scale: its divisor is 1.
-Value meanFactor(ImplicitLocOpBuilder &b, const BagStructure &form, Value start,
-                 Value end, Value pad, Type accElement);
-
 /// Device memory for the kernels of one op, freed after them (the host
 /// emulation turns it into host memory).
 Value allocScratch(ImplicitLocOpBuilder &b, MemRefType type,

@@ -1,7 +1,7 @@
-//===- DenseGrad.cpp - dense gradients to scf
-//-------------------------------===//
+//===- DenseGrad.cpp - dense gradients to scf -----------------------------===//
 //
-// emb.lookup_grad, emb.bag_grad (sum / mean, and max) and emb.bag_psw_grad:
+// emb.lookup_grad, emb.bag_grad (sum / mean / sqrtn, and max) and
+// emb.bag_psw_grad:
 // a stable radix sort of the positions by row, then one f32 accumulation
 // per row in input order (SortAndScan.h): deterministic, no V-sized
 // scratch (docs/backward-design.md).
@@ -239,9 +239,10 @@ struct BagGradMaxSortedToSCF final : CPUPattern<BagGradOp> {
   }
 };
 
-// %gw = emb.bag_grad sum|mean %g[%x] offsets(...) per_sample_weights(...)
-//   ==>  per position j: source[j] = bag(j), factor[j] = psw_j / n_bag(j)
-//        (mean), then sortByRow + accumulateRuns over the bag gradients.
+// %gw = emb.bag_grad sum|mean|sqrtn %g[%x] offsets(...) per_sample_weights(...)
+//   ==>  per position j: source[j] = bag(j), factor[j] = psw_j /
+//        denominator(bag(j)) (mean, sqrtn), then sortByRow + accumulateRuns
+//        over the bag gradients.
 struct BagGradToSCF final : CPUPattern<BagGradOp> {
   using CPUPattern::CPUPattern;
   LogicalResult matchAndRewrite(BagGradOp op,

@@ -3,7 +3,7 @@
 // The pass only collects the CPU patterns and applies them; each op's
 // lowering lives in the file of its family:
 //   Forward.cpp     emb.lookup, emb.bag, emb.renorm
-//   DenseGrad.cpp   emb.lookup_grad, emb.bag_grad (sum / mean; max by
+//   DenseGrad.cpp   emb.lookup_grad, emb.bag_grad (sum / mean / sqrtn; max by
 //                   dtype), emb.bag_psw_grad
 //   SparseGrad.cpp  emb.lookup_sparse_grad, emb.bag_sparse_grad
 // with the builders they share in Utils.h and SortAndScan.h.

@@ -141,18 +141,26 @@ struct LookupToSCF final : CPUPattern<LookupOp> {
 //===----------------------------------------------------------------------===//
 
 /// The loop-carried state of one D-block of a bag, and how each live entry
-/// updates it: a sum (times per_sample_weights), a mean (a sum and a
-/// count) or a max (with its argmax). The state is (acc, count[, argmax]).
+/// updates it: a sum (times per_sample_weights), a mean or sqrtn (a sum and
+/// a count, or the sum of the weight terms when weighted) or a max (with
+/// its argmax). The state is (acc, count[, weight sum | argmax]).
 struct BagBlockAccumulator {
   BagMode mode;
   Value psw; // the flat per_sample_weights, or null
   bool withArgmax;
   Type accType;
 
-  /// acc = 0, count = 0 for a block of `lanes` (the argmax positions of a
-  /// segment start in the segment loop).
+  bool weighted() const { return needsWeightSum(mode, (bool)psw); }
+
+  /// acc = 0, count = 0 (, weight sum = 0) for a block of `lanes` (the
+  /// argmax positions of a segment start in the segment loop).
   SmallVector<Value> init(ImplicitLocOpBuilder &b, int64_t lanes) const {
-    return {splat(b, VectorType::get({lanes}, accType), 0.0), cIndex(b, 0)};
+    SmallVector<Value> state{splat(b, VectorType::get({lanes}, accType), 0.0),
+                             cIndex(b, 0)};
+    if (weighted())
+      state.push_back(
+          arith::ConstantOp::create(b, b.getFloatAttr(accType, 0.0)));
+    return state;
   }
 
   /// Constant vector<lanes x type> of `value`.
@@ -174,7 +182,11 @@ struct BagBlockAccumulator {
     if (psw) {
       Value w = loadFloat(b, psw, j, accType);
       Value wV = vector::BroadcastOp::create(b, accVec, w);
-      return {vector::FMAOp::create(b, row, wV, acc[0]), cnt};
+      SmallVector<Value> next{vector::FMAOp::create(b, row, wV, acc[0]), cnt};
+      if (weighted())
+        next.push_back(
+            arith::AddFOp::create(b, acc[2], weightSumTerm(b, mode, w)));
+      return next;
     }
     return {arith::AddFOp::create(b, acc[0], row), cnt};
   }
@@ -216,17 +228,16 @@ struct BagBlockAccumulator {
     return next;
   }
 
-  /// The block's result from the final state: the mean divides by the
-  /// live entries (an empty bag stays 0). `one` is the index 1.
-  Value finish(ImplicitLocOpBuilder &b, ValueRange state, Value one) const {
+  /// The block's result from the final state: mean and sqrtn divide by
+  /// their denominator (zero rows where it is 0).
+  Value finish(ImplicitLocOpBuilder &b, ValueRange state) const {
     Value acc = state[0];
-    if (mode != BagMode::mean)
+    if (!dividesBag(mode))
       return acc;
-    Value cnt = arith::MaxUIOp::create(b, state[1], one);
-    Value cnt64 = arith::IndexCastOp::create(b, b.getI64Type(), cnt);
-    Value cntF = arith::UIToFPOp::create(b, accType, cnt64);
-    return arith::DivFOp::create(
-        b, acc, vector::BroadcastOp::create(b, acc.getType(), cntF));
+    return divideByDenominator(
+        b, acc,
+        bagDenominator(b, mode, state[1], weighted() ? state[2] : Value(),
+                       accType));
   }
 };
 
@@ -240,7 +251,8 @@ struct BagBlockAccumulator {
 //       %r = index_cast %x[%j]
 //       scf.if %r != P {                    (with padding_idx only)
 //         %row = ext(vector.transfer_read %w[%r, d0])
-//         sum:  %acc + %row (* %p[%j])      mean: %acc + %row
+//         sum / mean / sqrtn:  %acc + %row (* %p[%j]);
+//               weighted mean: %wsum + %p[%j], weighted sqrtn: + %p[%j]^2
 //         max:  %take = (%cnt == 0) | (%row > %acc)  (ties: first wins)
 //               %acc = select(%take, %row, %acc); %pos = select(%take,
 //               i32(%j - %start), %pos)   (with max_indices: i32 positions,
@@ -249,7 +261,8 @@ struct BagBlockAccumulator {
 //         %cnt + 1
 //       }
 //     }
-//     mean: %acc = %acc / max(%cnt, 1)
+//     mean: %acc = %acc / %cnt (or / %wsum)
+//     sqrtn: %acc = %acc / sqrt(%cnt) (or / sqrt(%wsum)); 0 when that is 0
 //     %o = vector.transfer_write trunc(%acc), %o[%b, d0]  (and %arg into %m)
 // }
 struct BagToSCF final : CPUPattern<BagOp> {
@@ -397,7 +410,7 @@ struct BagToSCF final : CPUPattern<BagOp> {
                   });
               result.assign(pick.getResults().begin(), pick.getResults().end());
             }
-            out = writeRow(db, accumulator.finish(db, result, c1), out, bag,
+            out = writeRow(db, accumulator.finish(db, result), out, bag,
                            d0);
             SmallVector<Value> next{out};
             if (withArgmax)

@@ -262,16 +262,16 @@ Value castToResult(ImplicitLocOpBuilder &b, Value v, Type resultType) {
 }
 
 /// Per position j of a bag op: the bag it belongs to (`source`) and, with
-/// per_sample_weights or mean, the factor psw_j / n_bag(j) (`factor`, else
-/// null). Shared by the dense and sparse bag gradients.
+/// per_sample_weights, mean or sqrtn, the factor psw_j / denominator of the
+/// bag (`factor`, else null). Shared by the dense and sparse bag gradients.
 std::pair<Value, Value> bagPositions(ImplicitLocOpBuilder &b, Value indices,
                                      Value flat, Value offsets, Value psw,
                                      bool includeLast, BagMode mode, Value pad,
                                      Type accType) {
-  bool mean = mode == BagMode::mean;
+  bool divides = dividesBag(mode);
   BagStructure bags(b, flat, indices2D(indices), offsets, includeLast);
   Value n = bags.numIndices, numBags = bags.numBags;
-  bool withFactor = mean || psw;
+  bool withFactor = divides || psw;
   SmallVector<Value> inits{
       tensor::EmptyOp::create(b, ArrayRef<int64_t>{ShapedType::kDynamic},
                               b.getI64Type(), ValueRange{n})};
@@ -285,31 +285,9 @@ std::pair<Value, Value> bagPositions(ImplicitLocOpBuilder &b, Value indices,
         ImplicitLocOpBuilder ib(loc, nb);
         auto bounds = bags.bounds(ib, bag);
         Value start = bounds.first, end = bounds.second;
-        Value inv;
-        if (mean) {
-          Value live =
-              scf::ForOp::create(
-                  ib, start, end, c1, ValueRange{cIndex(ib, 0)},
-                  [&](OpBuilder &cb, Location cl, Value j, ValueRange c) {
-                    ImplicitLocOpBuilder xb(cl, cb);
-                    Value next = arith::AddIOp::create(xb, c[0], cIndex(xb, 1));
-                    if (pad) {
-                      Value isPad =
-                          arith::CmpIOp::create(xb, arith::CmpIPredicate::eq,
-                                                loadIndex(xb, flat, j), pad);
-                      next = arith::SelectOp::create(xb, isPad, c[0], next);
-                    }
-                    scf::YieldOp::create(xb, ValueRange{next});
-                  })
-                  .getResult(0);
-          Value cnt = arith::MaxUIOp::create(ib, live, c1);
-          Value cntF = arith::UIToFPOp::create(
-              ib, accType,
-              arith::IndexCastOp::create(ib, ib.getI64Type(), cnt));
-          inv = arith::DivFOp::create(
-              ib, arith::ConstantOp::create(ib, ib.getFloatAttr(accType, 1.0)),
-              cntF);
-        }
+        Value inv = divides ? bagGradientFactor(ib, mode, flat, psw, start,
+                                                end, pad, accType)
+                            : Value();
         auto fill = scf::ForOp::create(
             ib, start, end, c1, it,
             [&](OpBuilder &fb, Location fl, Value j, ValueRange t) {

@@ -49,8 +49,8 @@ Value accumulateRuns(ImplicitLocOpBuilder &b,
 Value castToResult(ImplicitLocOpBuilder &b, Value v, Type resultType);
 
 /// Per position j of a bag op: the bag it belongs to (`source`) and, with
-/// per_sample_weights or mean, the factor psw_j / n_bag(j) (`factor`, else
-/// null). Shared by the dense and sparse bag gradients.
+/// per_sample_weights, mean or sqrtn, the factor psw_j / denominator of the
+/// bag (`factor`, else null). Shared by the dense and sparse bag gradients.
 std::pair<Value, Value> bagPositions(ImplicitLocOpBuilder &b, Value indices,
                                      Value flat, Value offsets, Value psw,
                                      bool includeLast, BagMode mode, Value pad,

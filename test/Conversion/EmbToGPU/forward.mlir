@@ -62,6 +62,26 @@ func.func @bag_mean_f16(%w: tensor<1000x64xf16>, %x: tensor<?xi64>, %o: tensor<?
 
 // -----
 
+// sqrtn with weights (docs/semantics.md §6.1): each thread sums its chunk
+// and the squared weights, then divides by their square root (zeros when
+// it is 0).
+// CHECK-LABEL: func.func @bag_sqrtn_psw
+// CHECK: gpu.launch
+// CHECK: scf.for {{.*}} -> (vector<4xf32>, index, f32)
+// CHECK:   %[[P:.*]] = memref.load {{.*}} : memref<?xf32>
+// CHECK:   arith.mulf %[[P]], %[[P]] : f32
+// CHECK: %[[ROOT:.*]] = math.sqrt %{{.*}} : f32
+// CHECK: %[[ZERO:.*]] = arith.cmpf oeq, %[[ROOT]]
+// CHECK: %[[Q:.*]] = arith.divf %{{.*}} : vector<4xf32>
+// CHECK: arith.select %[[ZERO]], %{{.*}}, %[[Q]] : vector<4xf32>
+// CHECK: vector.store
+func.func @bag_sqrtn_psw(%w: tensor<1000x64xf32>, %x: tensor<?xi64>, %o: tensor<?xi64>, %p: tensor<?xf32>) -> tensor<?x64xf32> {
+  %r = emb.bag sqrtn %w[%x] offsets(%o : tensor<?xi64>) per_sample_weights(%p : tensor<?xf32>) : tensor<1000x64xf32>[tensor<?xi64>] -> tensor<?x64xf32>
+  return %r : tensor<?x64xf32>
+}
+
+// -----
+
 // Max with max_indices: the first entry sets, later ones replace where
 // greater (ties keep the first).
 // CHECK-LABEL: func.func @bag_max_2d

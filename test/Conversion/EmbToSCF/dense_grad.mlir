@@ -39,6 +39,27 @@ func.func @bag_grad_mean(%g: tensor<?x4xf16>, %x: tensor<?xi32>, %o: tensor<?xi6
 
 // -----
 
+// sqrtn with weights: the factor of each position is psw / sqrt(sum of the
+// bag's squared live weights), 0 when that is 0 (docs/semantics.md §6.1).
+// CHECK-LABEL: func @bag_grad_sqrtn_psw
+// CHECK: scf.for {{.*}} -> (tensor<?xi64>, tensor<?xf32>)
+// CHECK:   scf.for {{.*}} -> (index, f32)
+// CHECK:     arith.mulf {{.*}} : f32
+// CHECK:   %[[ROOT:.*]] = math.sqrt %{{.*}} : f32
+// CHECK:   %[[ZERO:.*]] = arith.cmpf oeq, %[[ROOT]]
+// CHECK:   %[[INV:.*]] = arith.divf
+// CHECK:   arith.select %[[ZERO]], %{{.*}}, %[[INV]] : f32
+// CHECK: arith.shrui
+// CHECK: scf.while
+func.func @bag_grad_sqrtn_psw(%g: tensor<?x4xf32>, %x: tensor<?xi32>, %o: tensor<?xi64>, %p: tensor<?xf32>) -> tensor<50x4xf32> {
+  %0 = emb.bag_grad sqrtn %g[%x] offsets(%o : tensor<?xi64>) per_sample_weights(%p : tensor<?xf32>)
+      {num_embeddings = 50 : i64, padding_idx = 1 : i64}
+      : tensor<?x4xf32>[tensor<?xi32>] -> tensor<50x4xf32>
+  return %0 : tensor<50x4xf32>
+}
+
+// -----
+
 // Max, f32: gW is its own accumulator: zeroed, then each element of the
 // gradient added to gW[max_indices[b, d], d] in bag order (-1: nothing).
 // CHECK-LABEL: func @bag_grad_max

@@ -68,13 +68,58 @@ func.func @bag_sum_psw_f16(%w: tensor<?x64xf16>, %x: tensor<?xi64>, %off: tensor
 // CHECK:   scf.for %{{.*}} = %{{.*}} to %[[END]]
 // CHECK:     %[[NOTPAD:.*]] = arith.cmpi ne, %{{.*}}, %{{.*}} : index
 // CHECK:     scf.if %[[NOTPAD]] -> (vector<32xf32>, index)
-// CHECK:   arith.maxui %{{.*}}, %{{.*}} : index
-// CHECK:   arith.uitofp
-// CHECK:   arith.divf %{{.*}}, %{{.*}} : vector<32xf32>
+// CHECK:   %[[N:.*]] = arith.uitofp
+// CHECK:   %[[EMPTY:.*]] = arith.cmpf oeq, %[[N]], %{{.*}} : f32
+// CHECK:   %[[Q:.*]] = arith.divf %{{.*}}, %{{.*}} : vector<32xf32>
+// CHECK:   arith.select %[[EMPTY]], %{{.*}}, %[[Q]] : vector<32xf32>
 func.func @bag_mean_padding(%w: tensor<100x32xf32>, %x: tensor<?xi64>, %off: tensor<?xi32>) -> tensor<?x32xf32> {
   %0 = emb.bag mean %w[%x] offsets(%off : tensor<?xi32>) {padding_idx = 0 : i64}
       : tensor<100x32xf32>[tensor<?xi64>] -> tensor<?x32xf32>
   return %0 : tensor<?x32xf32>
+}
+
+// -----
+
+// sqrtn with weights (docs/semantics.md §6.1): the squared weights are summed
+// next to the row sum, and the bag is divided by their square root once; a
+// zero divisor stores zeros.
+// CHECK-LABEL: func @bag_sqrtn_weighted
+// CHECK: %[[SUMS:.*]]:3 = scf.for {{.*}} -> (vector<32xf32>, index, f32) {
+// CHECK:   %[[P:.*]] = tensor.extract %{{.*}}[%{{.*}}] : tensor<?xf32>
+// CHECK:   vector.fma
+// CHECK:   %[[SQ:.*]] = arith.mulf %[[P]], %[[P]] : f32
+// CHECK:   %[[S:.*]] = arith.addf %{{.*}}, %[[SQ]] : f32
+// CHECK:   scf.yield %{{.*}}, %{{.*}}, %[[S]]
+// CHECK: %[[ROOT:.*]] = math.sqrt %[[SUMS]]#2 : f32
+// CHECK: %[[ZERO:.*]] = arith.cmpf oeq, %[[ROOT]], %{{.*}} : f32
+// CHECK: %[[DIV:.*]] = arith.select %[[ZERO]], %{{.*}}, %[[ROOT]] : f32
+// CHECK: %[[DV:.*]] = vector.broadcast %[[DIV]] : f32 to vector<32xf32>
+// CHECK: %[[Q:.*]] = arith.divf %[[SUMS]]#0, %[[DV]] : vector<32xf32>
+// CHECK: arith.select %[[ZERO]], %{{.*}}, %[[Q]] : vector<32xf32>
+func.func @bag_sqrtn_weighted(%w: tensor<100x32xf32>, %x: tensor<?xi64>, %off: tensor<?xi64>, %p: tensor<?xf32>) -> tensor<?x32xf32> {
+  %0 = emb.bag sqrtn %w[%x] offsets(%off : tensor<?xi64>) per_sample_weights(%p : tensor<?xf32>)
+      : tensor<100x32xf32>[tensor<?xi64>] -> tensor<?x32xf32>
+  return %0 : tensor<?x32xf32>
+}
+
+// -----
+
+// The weighted mean divides by the summed weights; sqrtn without weights by
+// the square root of the count of live entries.
+// CHECK-LABEL: func @bag_weighted_mean_and_sqrtn
+// CHECK: scf.for {{.*}} -> (vector<16xf32>, index, f32) {
+// CHECK:   %[[P:.*]] = arith.extf %{{.*}} : bf16 to f32
+// CHECK:   arith.addf %{{.*}}, %[[P]] : f32
+// CHECK: arith.divf %{{.*}} : vector<16xf32>
+// CHECK: scf.for {{.*}} -> (vector<16xf32>, index) {
+// CHECK: %[[N:.*]] = arith.uitofp %{{.*}} : i64 to f32
+// CHECK: math.sqrt %[[N]] : f32
+func.func @bag_weighted_mean_and_sqrtn(%w: tensor<100x16xbf16>, %x: tensor<?x4xi32>, %p: tensor<?x4xbf16>)
+    -> (tensor<?x16xbf16>, tensor<?x16xbf16>) {
+  %0 = emb.bag mean %w[%x] per_sample_weights(%p : tensor<?x4xbf16>)
+      : tensor<100x16xbf16>[tensor<?x4xi32>] -> tensor<?x16xbf16>
+  %1 = emb.bag sqrtn %w[%x] : tensor<100x16xbf16>[tensor<?x4xi32>] -> tensor<?x16xbf16>
+  return %0, %1 : tensor<?x16xbf16>, tensor<?x16xbf16>
 }
 
 // -----

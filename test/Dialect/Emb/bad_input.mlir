@@ -11,7 +11,7 @@
 // GENERIC: <stdin>:1:1: error: 'emb.bag' op
 
 func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
-  // expected-error @+1 {{expected bag mode 'sum', 'mean' or 'max', got 'median'}}
+  // expected-error @+1 {{expected bag mode 'sum', 'mean', 'max' or 'sqrtn', got 'median'}}
   %0 = emb.bag median %w[%i] : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
   return
 }

@@ -227,10 +227,10 @@ func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>) {
 
 // -----
 
-// bag: per_sample_weights only with sum
+// bag: per_sample_weights weigh sum, mean and sqrtn, not max
 func.func @f(%w: tensor<10x4xf32>, %i: tensor<2x3xi64>, %p: tensor<2x3xf32>) {
-  // expected-error @+1 {{'emb.bag' op 'per_sample_weights' is only allowed with mode 'sum', got 'mean'}}
-  %0 = emb.bag mean %w[%i] per_sample_weights(%p : tensor<2x3xf32>) : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  // expected-error @+1 {{'emb.bag' op 'per_sample_weights' is not allowed with mode 'max'}}
+  %0 = emb.bag max %w[%i] per_sample_weights(%p : tensor<2x3xf32>) : tensor<10x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
   return
 }
 
@@ -461,9 +461,9 @@ func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>, %m: tensor<2x3xi64>) {
 
 // -----
 
-// bag_grad: per_sample_weights only with sum
+// bag_grad: per_sample_weights not with max
 func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>, %p: tensor<2x3xf32>, %m: tensor<2x4xi64>) {
-  // expected-error @+1 {{'emb.bag_grad' op 'per_sample_weights' is only allowed with mode 'sum', got 'max'}}
+  // expected-error @+1 {{'emb.bag_grad' op 'per_sample_weights' is not allowed with mode 'max'}}
   %0 = emb.bag_grad max %g[%i] per_sample_weights(%p : tensor<2x3xf32>) max_indices(%m : tensor<2x4xi64>) {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<10x4xf32>
   return
 }
@@ -645,15 +645,6 @@ func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>) {
 func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>) {
   // expected-error @+1 {{'emb.bag_sparse_grad' op sparse gradients are not supported with mode 'max'}}
   %0, %1 = emb.bag_sparse_grad max %g[%i] {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<?xi64>, tensor<?x4xf32>
-  return
-}
-
-// -----
-
-// bag_sparse_grad: per_sample_weights only with sum
-func.func @f(%g: tensor<2x4xf32>, %i: tensor<2x3xi64>, %p: tensor<2x3xf32>) {
-  // expected-error @+1 {{'emb.bag_sparse_grad' op 'per_sample_weights' is only allowed with mode 'sum', got 'mean'}}
-  %0, %1 = emb.bag_sparse_grad mean %g[%i] per_sample_weights(%p : tensor<2x3xf32>) {num_embeddings = 10 : i64} : tensor<2x4xf32>[tensor<2x3xi64>] -> tensor<?xi64>, tensor<?x4xf32>
   return
 }
 

@@ -39,6 +39,33 @@ func.func @bag_offsets(%w: tensor<?x128xf32>, %ids: tensor<?xi64>, %offs: tensor
 
 // -----
 
+// The combiners of docs/semantics.md §6.1: sqrtn, with or without weights,
+// and the weighted mean.
+// CHECK-LABEL: func @bag_sqrtn_weighted_mean
+func.func @bag_sqrtn_weighted_mean(%w: tensor<?x16xbf16>, %ids: tensor<?x4xi32>,
+                                   %psw: tensor<?x4xbf16>, %g: tensor<?x16xbf16>)
+    -> (tensor<?x16xbf16>, tensor<?x16xbf16>, tensor<?x16xbf16>, tensor<100x16xbf16>,
+        tensor<?xi64>, tensor<?x16xbf16>) {
+  // CHECK: emb.bag sqrtn %{{.*}}[%{{.*}}] : tensor<?x16xbf16>[tensor<?x4xi32>] -> tensor<?x16xbf16>
+  %0 = emb.bag sqrtn %w[%ids] : tensor<?x16xbf16>[tensor<?x4xi32>] -> tensor<?x16xbf16>
+  // CHECK: emb.bag sqrtn %{{.*}}[%{{.*}}] per_sample_weights(%{{.*}} : tensor<?x4xbf16>) {padding_idx = 2 : i64}
+  %1 = emb.bag sqrtn %w[%ids] per_sample_weights(%psw : tensor<?x4xbf16>) {padding_idx = 2 : i64}
+      : tensor<?x16xbf16>[tensor<?x4xi32>] -> tensor<?x16xbf16>
+  // CHECK: emb.bag mean %{{.*}}[%{{.*}}] per_sample_weights(%{{.*}} : tensor<?x4xbf16>) :
+  %2 = emb.bag mean %w[%ids] per_sample_weights(%psw : tensor<?x4xbf16>)
+      : tensor<?x16xbf16>[tensor<?x4xi32>] -> tensor<?x16xbf16>
+  // CHECK: emb.bag_grad sqrtn %{{.*}}[%{{.*}}] per_sample_weights(%{{.*}} : tensor<?x4xbf16>) {num_embeddings = 100 : i64}
+  %3 = emb.bag_grad sqrtn %g[%ids] per_sample_weights(%psw : tensor<?x4xbf16>) {num_embeddings = 100 : i64}
+      : tensor<?x16xbf16>[tensor<?x4xi32>] -> tensor<100x16xbf16>
+  // CHECK: emb.bag_sparse_grad mean %{{.*}}[%{{.*}}] per_sample_weights(%{{.*}} : tensor<?x4xbf16>) {num_embeddings = 100 : i64}
+  %4, %5 = emb.bag_sparse_grad mean %g[%ids] per_sample_weights(%psw : tensor<?x4xbf16>) {num_embeddings = 100 : i64}
+      : tensor<?x16xbf16>[tensor<?x4xi32>] -> tensor<?xi64>, tensor<?x16xbf16>
+  return %0, %1, %2, %3, %4, %5 : tensor<?x16xbf16>, tensor<?x16xbf16>, tensor<?x16xbf16>,
+      tensor<100x16xbf16>, tensor<?xi64>, tensor<?x16xbf16>
+}
+
+// -----
+
 // CHECK-LABEL: func @bag_2d_max_indices
 func.func @bag_2d_max_indices(%w: tensor<50x3xf16>, %ids: tensor<4x6xi32>)
     -> (tensor<4x3xf16>, tensor<4x3xi64>) {
