@@ -180,6 +180,8 @@ size_t elementBytes(const KernelSpec &spec, ArgElement element) {
     return dtypeSize(spec.offsets);
   case ArgElement::i64:
     return 8;
+  case ArgElement::bytes:
+    return 1;
   }
   return 8;
 }
@@ -519,6 +521,56 @@ Planner::embeddingBag(const Tensor &indices, const Tensor &weight,
   return plan;
 }
 
+llvm::Expected<Plan> Planner::embeddingBagQuantized(
+    const Tensor &indices, const Tensor &table, Quantization quant,
+    const Tensor *offsets, const Tensor &out,
+    const EmbeddingBagOptions &options, const Tensor *psw) {
+  if (quant == Quantization::none)
+    return fail("a quantised bag needs int8 or int4 rows");
+  if (auto err = begin(nullptr, nullptr, indices))
+    return std::move(err);
+  if (auto err = checkQuantizedTable(table, quant, out, options))
+    return std::move(err);
+  int64_t numEmbeddings = table.shape[0], dim = out.shape[1];
+  auto checkedBags =
+      bags(indices, offsets, options, psw, out, "out", dim, out.dtype);
+  if (!checkedBags)
+    return checkedBags.takeError();
+  int64_t numBags = *checkedBags;
+  auto pad = padAndIndices(options.paddingIdx, indices, numEmbeddings);
+  if (!pad)
+    return pad.takeError();
+  if (numBags == 0 || dim == 0)
+    return Plan::nothing();
+  // The table's rows are D + 8 or ceil(D / 2) + 4 bytes: the GPU kernels
+  // load them at the alignment the row layout gives from a 16-byte aligned
+  // start, and store output chunks that divide D.
+  if (engine.target != Target::host)
+    for (const Tensor *t : {&table, &out})
+      if (reinterpret_cast<uintptr_t>(t->data) % 16 != 0)
+        return fail("GPU kernels of quantised tables need the table and the "
+                    "output to start at a multiple of 16 bytes");
+  Plan plan;
+  plan.spec = bagSpec(OpKind::embedding_bag, out.dtype, indices, offsets, dim,
+                      options, psw);
+  plan.spec.quant = quant;
+  plan.spec.paddingIdx = *pad;
+  int64_t rowBytes = quantizedRowBytes(quant, dim);
+  int64_t n = indices.numel();
+  plan.count = numBags;
+  plan.grain = grainFor((n / numBags + 1) * rowBytes);
+  plan.split = true;
+  bool includeLast = plan.spec.includeLastOffset;
+  plan.fill = [&table, &indices, &out, offsets, psw, numBags, dim, rowBytes,
+               includeLast](KernelArgs &args, int64_t b, int64_t e) {
+    args.set(ArgSlot::weight, table.data, table.shape[0], rowBytes);
+    fillBags(args, indices, offsets, ArgSlot::perSampleWeights, psw, b, e,
+             numBags, includeLast);
+    args.set(ArgSlot::out, advance(out.data, b * dim, out.dtype), e - b, dim);
+  };
+  return plan;
+}
+
 //===----------------------------------------------------------------------===//
 // Entry points
 //===----------------------------------------------------------------------===//
@@ -542,6 +594,18 @@ llvm::Error Engine::embeddingBag(const Tensor &indices, const Tensor &weight,
                                  const Tensor *psw, const Tensor *maxIndices) {
   return run(Planner{*this}.embeddingBag(indices, weight, offsets, out, options,
                                          psw, maxIndices))
+      .takeError();
+}
+
+llvm::Error Engine::embeddingBagQuantized(const Tensor &indices,
+                                          const Tensor &table,
+                                          Quantization quant,
+                                          const Tensor *offsets,
+                                          const Tensor &out,
+                                          const EmbeddingBagOptions &options,
+                                          const Tensor *psw) {
+  return run(Planner{*this}.embeddingBagQuantized(indices, table, quant,
+                                                  offsets, out, options, psw))
       .takeError();
 }
 

@@ -173,6 +173,10 @@ struct Planner {
                                     const EmbeddingBagOptions &options,
                                     const Tensor *psw,
                                     const Tensor *maxIndices);
+  llvm::Expected<Plan> embeddingBagQuantized(
+      const Tensor &indices, const Tensor &table, Quantization quant,
+      const Tensor *offsets, const Tensor &out,
+      const EmbeddingBagOptions &options, const Tensor *psw);
   llvm::Expected<Plan> embeddingBackward(const Tensor &grad,
                                          const Tensor &indices,
                                          const Tensor &gradWeight,

@@ -136,6 +136,41 @@ llvm::Error checkWeight(const Tensor &w, const char *name) {
   return llvm::Error::success();
 }
 
+llvm::Error checkQuantizedTable(const Tensor &table, Quantization quant,
+                                const Tensor &out,
+                                const EmbeddingBagOptions &options) {
+  if (auto err = checkView(table, "table"))
+    return err;
+  if (table.rank() != 2 || table.dtype != DType::u8)
+    return fail("'table' of a quantised bag must be a 2-D tensor of u8 (the "
+                "packed rows), got " +
+                    describe(table),
+                table.dtype == DType::u8 ? ErrorKind::invalid_argument
+                                         : ErrorKind::wrong_dtype);
+  if (auto err = checkView(out, "out"))
+    return err;
+  if (out.rank() != 2 || (out.dtype != DType::f32 && out.dtype != DType::f16))
+    return fail("'out' of a quantised bag must be a 2-D tensor of f32 or "
+                "f16, got " +
+                    describe(out),
+                out.rank() == 2 ? ErrorKind::wrong_dtype
+                                : ErrorKind::invalid_argument);
+  int64_t dim = out.shape[1];
+  int64_t rowBytes = quantizedRowBytes(quant, dim);
+  if (table.shape[1] != rowBytes)
+    return fail("'table' rows are " + std::to_string(table.shape[1]) +
+                " bytes, but " + quantizationName(quant) + " rows of D = " +
+                std::to_string(dim) + " (out's dimension 1) are " +
+                std::to_string(rowBytes) +
+                (quant == Quantization::int8 ? " (D + 8)" : " (ceil(D/2) + 4)"));
+  if (options.maxNorm)
+    return fail("'max_norm' is not supported with a quantised table");
+  if (options.scaleGradByFreq || options.sparse)
+    return fail("a quantised table has no gradient: 'scale_grad_by_freq' "
+                "and 'sparse' are not supported");
+  return llvm::Error::success();
+}
+
 llvm::Error checkIndexTensor(const Tensor &t, const char *name) {
   if (auto err = checkView(t, name))
     return err;

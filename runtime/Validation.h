@@ -32,6 +32,12 @@ std::string describe(const Tensor &t);
 llvm::Error checkView(const Tensor &t, const char *name);
 /// A 2-D float table.
 llvm::Error checkWeight(const Tensor &w, const char *name = "weight");
+/// The packed table of a quantised bag ([V, quantizedRowBytes(quant, D)] u8,
+/// D = out's dimension 1), `out` (2-D f32 or f16) and the options a
+/// quantised table refuses (max_norm; the gradient options).
+llvm::Error checkQuantizedTable(const Tensor &table, Quantization quant,
+                                const Tensor &out,
+                                const EmbeddingBagOptions &options);
 llvm::Error checkIndexTensor(const Tensor &t, const char *name);
 /// `t` has exactly `shape` and `dtype`.
 llvm::Error checkOutput(const Tensor &t, const char *name,

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "emb/Dialect/EmbDialect.h"
+#include "emb/Core/Types.h"
 
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/TypeUtilities.h"
@@ -312,9 +313,71 @@ LogicalResult LookupOp::canonicalize(LookupOp op, PatternRewriter &rewriter) {
 // BagOp
 //===----------------------------------------------------------------------===//
 
+int64_t BagOp::getEmbeddingDim() {
+  if (getQuantized())
+    return getOutput().getType().getDimSize(1);
+  return getWeight().getType().getDimSize(1);
+}
+
+/// The bytes of a quantised row of `dim` elements (docs/semantics.md §6.2),
+/// as the runtime's vocabulary defines them.
+int64_t mlir::emb::quantizedRowBytes(Quantization q, int64_t dim) {
+  return ::emb::quantizedRowBytes(q == Quantization::int8
+                                      ? ::emb::Quantization::int8
+                                      : ::emb::Quantization::int4,
+                                  dim);
+}
+
+/// The rules of a quantised table: i8 rows of the bytes D needs, an f32 or
+/// f16 output and per_sample_weights, no max_indices.
+static LogicalResult verifyQuantizedBag(BagOp op, Quantization q) {
+  RankedTensorType weight = op.getWeight().getType(),
+                   output = op.getOutput().getType();
+  if (weight.getRank() != 2 || !weight.getElementType().isSignlessInteger(8))
+    return op.emitOpError() << "'weight' of a quantised bag must be a 2-D "
+                               "tensor of i8 (the packed rows), got "
+                            << weight;
+  Type element = output.getElementType();
+  if (output.getRank() != 2 || !(element.isF32() || element.isF16()))
+    return op.emitOpError() << "'output' of a quantised bag must be a 2-D "
+                               "tensor of f32 or f16, got "
+                            << output;
+  int64_t dim = output.getDimSize(1);
+  if (ShapedType::isDynamic(dim))
+    return op.emitOpError()
+           << "a quantised bag needs a static embedding dimension (the "
+              "output's dimension 1)";
+  int64_t rowBytes = quantizedRowBytes(q, dim);
+  if (failed(checkDim(op, "'weight' dimension 1 (bytes per row)",
+                      weight.getDimSize(1),
+                      (std::string(stringifyQuantization(q)) +
+                       " rows of D = " + std::to_string(dim))
+                          .c_str(),
+                      rowBytes)))
+    return failure();
+  if (op.getMaxIndices())
+    return op.emitOpError()
+           << "'max_indices' is not allowed with a quantised table (it has "
+              "no gradient)";
+  return success();
+}
+
 LogicalResult BagOp::verify() {
   RankedTensorType weight = getWeight().getType(),
                    output = getOutput().getType();
+  if (std::optional<Quantization> q = getQuantized()) {
+    FailureOr<int64_t> numBags =
+        checkBagStructure(*this, getIndices().getType(),
+                          rankedOrNull(getOffsets()), getIncludeLastOffset());
+    if (failed(numBags) || failed(verifyQuantizedBag(*this, *q)) ||
+        failed(checkPerSampleWeights(
+            *this, rankedOrNull(getPerSampleWeights()), getMode(),
+            getIndices().getType(), "output", output.getElementType())) ||
+        failed(checkBagRows(*this, "output", output, *numBags,
+                            output.getDimSize(1), "its embedding dimension")))
+      return failure();
+    return checkPaddingIdx(*this, getPaddingIdx(), weight.getDimSize(0));
+  }
   if (failed(checkFloatTensor(*this, "weight", weight, 2)))
     return failure();
   FailureOr<int64_t> numBags =

@@ -44,8 +44,10 @@ const char *argSlotName(ArgSlot slot) {
 
 void KernelABI::add(ArgSlot slot, ArgElement element, ArgShape shape,
                     bool twoD) {
-  unsigned rank =
-      shape == ArgShape::rows || (shape == ArgShape::indexed && twoD) ? 2 : 1;
+  unsigned rank = shape == ArgShape::rows || shape == ArgShape::packedRows ||
+                          (shape == ArgShape::indexed && twoD)
+                      ? 2
+                      : 1;
   positions[unsigned(slot)] = static_cast<int>(count);
   arguments[count++] = {slot, element, shape, rank};
 }
@@ -90,8 +92,12 @@ KernelABI::KernelABI(const KernelSpec &spec) {
     arg(ArgSlot::out, E::weight, S::rows);
     break;
   case OpKind::embedding_bag:
-    // (weight, indices, [offsets], [psw], out, [max_indices])
-    arg(ArgSlot::weight, E::weight, S::rows);
+    // (weight, indices, [offsets], [psw], out, [max_indices]); a quantised
+    // table is bytes.
+    if (spec.quant != Quantization::none)
+      arg(ArgSlot::weight, E::bytes, S::packedRows);
+    else
+      arg(ArgSlot::weight, E::weight, S::rows);
     arg(ArgSlot::indices, E::indices, S::indexed);
     bagInputs(spec.perSampleWeights);
     arg(ArgSlot::out, E::weight, S::rows);

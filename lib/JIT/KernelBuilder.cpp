@@ -65,6 +65,8 @@ Type elementType(MLIRContext &ctx, DType d) {
     return b.getI32Type();
   case DType::i64:
     return b.getI64Type();
+  case DType::u8: // the bytes of a quantised table (signless: MLIR's byte)
+    return b.getI8Type();
   }
   return Type();
 }
@@ -101,11 +103,17 @@ MemRefType memrefType(MLIRContext &ctx, const KernelSpec &spec,
   case ArgElement::i64:
     elt = elementType(ctx, DType::i64);
     break;
+  case ArgElement::bytes:
+    elt = elementType(ctx, DType::u8);
+    break;
   }
   SmallVector<int64_t> shape;
   switch (arg.shape) {
   case ArgShape::rows:
     shape = {dyn, spec.dim};
+    break;
+  case ArgShape::packedRows:
+    shape = {dyn, quantizedRowBytes(spec.quant, spec.dim)};
     break;
   case ArgShape::list:
     shape = {dyn};
@@ -339,7 +347,13 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
         mlir::emb::BagModeAttr::get(&ctx, toMlir(spec.mode)), toTensor(weight),
         toTensor(indices), offsets, psw,
         spec.includeLastOffset && !spec.twoD ? b.getUnitAttr() : UnitAttr(),
-        pad);
+        pad,
+        spec.quant == Quantization::none
+            ? mlir::emb::QuantizationAttr()
+            : mlir::emb::QuantizationAttr::get(
+                  &ctx, spec.quant == Quantization::int8
+                            ? mlir::emb::Quantization::int8
+                            : mlir::emb::Quantization::int4));
     materialize(op.getOutput(), out);
     if (argmax)
       materialize(op.getMaxIndices(), argmax);

@@ -42,6 +42,10 @@ std::string KernelSpec::str() const {
       s += ":last";
     if (maxIndices)
       s += ":argmax";
+    if (quant != Quantization::none) {
+      s += ":q=";
+      s += quantizationName(quant);
+    }
   }
   if (backward) {
     char buf[64];

@@ -1,9 +1,11 @@
 //===- Reference.cpp - plain C++ reference of docs/semantics.md -----------===//
 
 #include "emb/Reference/Reference.h"
+#include "emb/Runtime/Numeric.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <set>
@@ -158,6 +160,94 @@ BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
     }
   }
   return result;
+}
+
+//===----------------------------------------------------------------------===//
+// Quantised tables
+//===----------------------------------------------------------------------===//
+
+namespace {
+float roundToHalf(float f) { return halfToFloat(floatToHalf(f)); }
+
+void storeF32(uint8_t *at, float v) { std::memcpy(at, &v, 4); }
+void storeF16(uint8_t *at, float v) {
+  uint16_t h = floatToHalf(v);
+  std::memcpy(at, &h, 2);
+}
+float loadF32(const uint8_t *at) {
+  float v;
+  std::memcpy(&v, at, 4);
+  return v;
+}
+float loadF16(const uint8_t *at) {
+  uint16_t h;
+  std::memcpy(&h, at, 2);
+  return halfToFloat(h);
+}
+} // namespace
+
+std::vector<uint8_t> quantizeRows(const std::vector<float> &weight,
+                                  int64_t numRows, int64_t dim,
+                                  Quantization q) {
+  int64_t rowBytes = quantizedRowBytes(q, dim);
+  std::vector<uint8_t> packed(numRows * rowBytes, 0);
+  for (int64_t r = 0; r < numRows; ++r) {
+    const float *row = weight.data() + r * dim;
+    uint8_t *out = packed.data() + r * rowBytes;
+    float lo = dim ? *std::min_element(row, row + dim) : 0.0f;
+    float hi = dim ? *std::max_element(row, row + dim) : 0.0f;
+    if (q == Quantization::int8) {
+      // FBGEMM's FloatOrHalfToFused8BitRowwiseQuantizedSBFloat, in f32.
+      float range = hi - lo;
+      float inverse = 255.0f / (range + 1e-8f);
+      for (int64_t d = 0; d < dim; ++d)
+        out[d] = static_cast<uint8_t>(std::lrintf((row[d] - lo) * inverse));
+      storeF32(out + dim, range / 255.0f);
+      storeF32(out + dim + 4, lo);
+      continue;
+    }
+    // FusedNBitRowwise with 4 bits: the minimum is rounded to f16 first, the
+    // scale to f16 (1 for a constant row, or where it rounds to 0 or its
+    // inverse overflows).
+    lo = roundToHalf(lo);
+    float range = hi - lo;
+    float scale = roundToHalf(range == 0 ? 1.0f : range / 15.0f);
+    if (scale == 0)
+      scale = 1.0f;
+    float inverse = 1.0f / scale;
+    if (std::isinf(inverse)) {
+      scale = 1.0f;
+      inverse = 1.0f;
+    }
+    for (int64_t d = 0; d < dim; ++d) {
+      long v = std::lrintf((row[d] - lo) * inverse);
+      auto nibble = static_cast<uint8_t>(std::clamp<long>(v, 0, 15));
+      out[d / 2] |= d % 2 ? nibble << 4 : nibble;
+    }
+    int64_t tail = (dim + 1) / 2;
+    storeF16(out + tail, scale);
+    storeF16(out + tail + 2, lo);
+  }
+  return packed;
+}
+
+std::vector<double> dequantizeRows(const std::vector<uint8_t> &packed,
+                                   int64_t numRows, int64_t dim,
+                                   Quantization q) {
+  int64_t rowBytes = quantizedRowBytes(q, dim);
+  std::vector<double> values(numRows * dim);
+  for (int64_t r = 0; r < numRows; ++r) {
+    const uint8_t *row = packed.data() + r * rowBytes;
+    bool int8 = q == Quantization::int8;
+    int64_t tail = int8 ? dim : (dim + 1) / 2;
+    double scale = int8 ? loadF32(row + tail) : loadF16(row + tail);
+    double bias = int8 ? loadF32(row + tail + 4) : loadF16(row + tail + 2);
+    for (int64_t d = 0; d < dim; ++d) {
+      int v = int8 ? row[d] : (row[d / 2] >> (d % 2 ? 4 : 0)) & 15;
+      values[r * dim + d] = v * scale + bias;
+    }
+  }
+  return values;
 }
 
 //===----------------------------------------------------------------------===//

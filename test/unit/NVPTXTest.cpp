@@ -88,9 +88,12 @@ void compileEverywhere(const KernelSpec &spec, bool ptxas) {
     // its gradient rows so in the scatter.
     // (The deterministic max gradient reads single elements: a thread per
     // (row, column).)
+    // (Quantised rows are D + 8 or ceil(D/2) + 4 bytes: no 16-byte
+    // alignment; QuantizedBagEveryFormatModeAndDim checks their loads.)
     int64_t vec = 16 / dtypeBytes(spec.weight);
-    bool scalar = spec.deterministic && spec.mode == BagMode::max &&
-                  spec.op == OpKind::embedding_bag_backward;
+    bool scalar = (spec.deterministic && spec.mode == BagMode::max &&
+                   spec.op == OpKind::embedding_bag_backward) ||
+                  spec.quant != Quantization::none;
     if (spec.dim % vec == 0 && !scalar) {
       const char *load =
           spec.weight == DType::f64 ? "ld.global.v2.b64" : "ld.global.v4.b32";
@@ -146,8 +149,9 @@ TEST(NVPTX, BagEveryVariantDtypeAndDim) {
   for (int d = 0; d < static_cast<int>(std::size(kDims)); ++d) {
     int v = 0; // the variant; its dtypes rotate with D (see ForwardDiffTests)
     for (int form = 0; form < 3; ++form) // 1-D, 1-D + last, 2-D
-      for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::max})
-        for (int psw = 0; psw < (mode == BagMode::sum ? 2 : 1); ++psw)
+      for (BagMode mode :
+           {BagMode::sum, BagMode::mean, BagMode::max, BagMode::sqrtn})
+        for (int psw = 0; psw < (mode == BagMode::max ? 1 : 2); ++psw)
           for (int pad = 0; pad < 2; ++pad, ++v) {
             KernelSpec spec;
             spec.op = OpKind::embedding_bag;
@@ -167,6 +171,48 @@ TEST(NVPTX, BagEveryVariantDtypeAndDim) {
               return;
           }
   }
+  if (!ptxas)
+    GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
+}
+
+// Bags of quantised tables (docs/semantics.md §6.2): every format, mode,
+// output dtype and D; where the row layout allows, a chunk's bytes are one
+// wide load (int8 rows of D = 128 are 136 bytes: 8-byte loads; int4 rows
+// are 68: 4-byte loads), never byte by byte.
+TEST(NVPTX, QuantizedBagEveryFormatModeAndDim) {
+  bool ptxas = havePtxas();
+  int k = 0;
+  for (Quantization q : {Quantization::int8, Quantization::int4})
+    for (int64_t dim : {1, 3, 16, 17, 64, 128})
+      for (BagMode mode :
+           {BagMode::sum, BagMode::mean, BagMode::max, BagMode::sqrtn}) {
+        KernelSpec spec;
+        spec.op = OpKind::embedding_bag;
+        spec.target = Target::gpu_emulated;
+        spec.quant = q;
+        spec.weight = k % 2 ? DType::f16 : DType::f32;
+        spec.dim = dim;
+        spec.mode = mode;
+        spec.twoD = k % 3 == 2;
+        spec.perSampleWeights = mode != BagMode::max && k % 2 == 0;
+        spec.paddingIdx = k % 4 == 0 ? 0 : -1;
+        ++k;
+        compileEverywhere(spec, ptxas);
+        if (HasFatalFailure())
+          return;
+        if (dim == 128) {
+          // int8: 8 bytes of q at once; int4 (68-byte rows): 4 bytes.
+          auto ptx = compileForNVPTX(spec, "sm_90", 0, "isa");
+          ASSERT_TRUE(static_cast<bool>(ptx));
+          const std::string &text = (*ptx)[0].data;
+          EXPECT_EQ(text.find("ld.global.b8"), std::string::npos) << text;
+          EXPECT_EQ(text.find("ld.global.u8"), std::string::npos) << text;
+          EXPECT_NE(text.find(q == Quantization::int8 ? "ld.global.b64"
+                                                      : "ld.global.b32"),
+                    std::string::npos)
+              << text;
+        }
+      }
   if (!ptxas)
     GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
 }

@@ -74,6 +74,10 @@ double trafficBytes(const Setup &s, const Instance &inst) {
   double es = dtypeSize(s.dtype), is = dtypeSize(s.idxType);
   const Flags &f = s.flags;
   double N = static_cast<double>(s.N), D = static_cast<double>(s.D);
+  // A row read: D elements, or a quantised table's packed row.
+  double rowBytes = s.quant == Quantization::none
+                        ? D * es
+                        : static_cast<double>(quantizedRowBytes(s.quant, s.D));
   if (f.opName == "renorm")
     return N * is + 2.0 * N * D * es; // rows read (and, worst case, written)
   // Backward: gradient rows read, indices (and bag structure) read, gW
@@ -82,7 +86,7 @@ double trafficBytes(const Setup &s, const Instance &inst) {
   double bytes = s.backward ? inst.out.size() + N * is +
                                   (f.sparse ? inst.sparseCount * (8.0 + D * es)
                                             : inst.gradWeight.size())
-                            : N * (D * es + is) + inst.out.size();
+                            : N * (rowBytes + is) + inst.out.size();
   if (s.bag && !f.twoD)
     bytes += s.numOffsets * dtypeSize(s.offType);
   if (s.bag && f.perSampleWeights)

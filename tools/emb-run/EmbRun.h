@@ -33,6 +33,7 @@ struct Flags {
   std::string opName = "embedding_bag", modeName = "sum", profileFlag = "torch";
   std::string dtypeName_ = "f32", indexDtype = "i64", offsetDtype, cacheDir;
   std::string targetFlag = "host", chip; // chip: empty = the device's
+  std::string quantized = "none";
   int64_t ptx = 0;
   bool emulate = false;
   int64_t numEmbeddings = 100000, dim = 128, batch = 4096, bagSize = 32;
@@ -57,6 +58,8 @@ struct Setup {
   DType dtype = DType::f32, idxType = DType::i64, offType = DType::i64;
   Profile profile = Profile::torch;
   BagMode mode = BagMode::sum;
+  /// --quantized: the table is packed rows; `dtype` is the output's.
+  Quantization quant = Quantization::none;
   bool nvptx = false, onDevice = false;
   bool backward = false, bag = false, lookup = false;
   int64_t V = 0, D = 0, B = 0, L = 0, N = 0, numOffsets = 0;
@@ -82,8 +85,11 @@ struct Instance {
   /// Backward: `out` is the incoming gradient, `gradWeight` the result
   /// (dense), or `sparseRows` / `sparseValues` with `sparseCount` rows.
   Buffer gradWeight, sparseRows, sparseValues;
+  /// With --quantized, `weight` holds the packed table's values (f64,
+  /// dequantised exactly: the reference's table) and `packed` its rows.
+  Buffer packed;
   Tensor vWeight, vIndices, vOffsets, vPsw, vOut, vArgmax, vPooled, vGradWeight,
-      vSparseRows, vSparseValues;
+      vSparseRows, vSparseValues, vPacked;
   int64_t sparseCount = 0;
   std::unique_ptr<cuda::Device> device; ///< on a GPU only
   /// --huge-pages: the table the calls use, on 2 MiB pages (a copy of

@@ -25,6 +25,8 @@ const char *kUsage = R"(usage: emb-run [flags]
   --batch B --bag-size L                B bags of L indices (embedding: [B, L] indices)
   --padding-idx P                       padding row (may be negative); 5% of indices hit it
   --per-sample-weights                  weights (sum; mean: weighted mean; sqrtn)
+  --quantized int8|int4                 embedding_bag of a row-wise quantised table (packed as
+                                        torch's prepack ops do); --dtype f32|f16 is the output's
   --include-last-offset                 offsets of length B + 1
   --two-d                               embedding_bag with 2-D indices [B, L]
   --max-norm X --norm-type p            renormalise referenced rows first (renorm: required)
@@ -99,7 +101,8 @@ struct FlagTable {
       {"offset-dtype", &f->offsetDtype},
       {"cache-dir", &f->cacheDir},
       {"target", &f->targetFlag},
-      {"chip", &f->chip}};
+      {"chip", &f->chip},
+      {"quantized", &f->quantized}};
   std::map<std::string, int64_t *> ints{{"num-embeddings", &f->numEmbeddings},
                                         {"dim", &f->dim},
                                         {"batch", &f->batch},
@@ -219,6 +222,18 @@ Setup resolve(const Flags &flags) {
   if (!mode)
     usageError("--mode must be sum, mean, max or sqrtn");
   s.mode = *mode;
+  if (flags.quantized == "int8" || flags.quantized == "int4") {
+    s.quant = flags.quantized == "int8" ? Quantization::int8
+                                        : Quantization::int4;
+    if (flags.opName != "embedding_bag")
+      usageError("--quantized is for --op embedding_bag");
+    if (*dtype != DType::f32 && *dtype != DType::f16)
+      usageError("--quantized needs --dtype f32 or f16 (the output's)");
+    if (!std::isnan(flags.maxNorm))
+      usageError("--quantized tables take no --max-norm");
+  } else if (flags.quantized != "none") {
+    usageError("--quantized must be int8 or int4");
+  }
   if (flags.numEmbeddings < 0 || flags.dim < 0 || flags.batch < 0 ||
       flags.bagSize < 0)
     die("sizes must be non-negative");

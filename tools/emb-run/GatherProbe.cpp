@@ -3,7 +3,8 @@
 // What the memory system gives for the access pattern of a forward call:
 // the same rows, at the same addresses, in the same order, read with a
 // software prefetch 16 indices ahead (every cache line of the row), summed
-// per bag in AVX-512 registers (f16 / bf16 widened to f32) and written
+// per bag in AVX-512 registers (f16 / bf16 widened to f32; an int8
+// table's D bytes widened, its whole packed row prefetched) and written
 // once; embedding copies each row to its output slot. Bags are split
 // evenly over the same number of threads (where there is 1 MiB of rows
 // for each, as in the Engine), kept alive between repetitions
@@ -50,6 +51,7 @@ struct F32Lanes {
 };
 struct F32 : F32Lanes {
   using T = float;
+  using O = T;
   EMB_PROBE_TARGET static V load(const T *p, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, p);
   }
@@ -59,6 +61,7 @@ struct F32 : F32Lanes {
 };
 struct F16 : F32Lanes {
   using T = uint16_t;
+  using O = T;
   EMB_PROBE_TARGET static V load(const T *p, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
   }
@@ -68,6 +71,7 @@ struct F16 : F32Lanes {
 };
 struct BF16 : F32Lanes {
   using T = uint16_t;
+  using O = T;
   EMB_PROBE_TARGET static V load(const T *p, __mmask16 m) {
     __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
@@ -77,8 +81,22 @@ struct BF16 : F32Lanes {
     _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(high));
   }
 };
+/// A quantised table's bytes (int8 rows: the D bytes of a row, widened; the
+/// scale and bias are only read, by the prefetch of the whole row), summed
+/// into the output type `Out` (F32 or F16).
+template <class Out> struct U8 : F32Lanes {
+  using T = uint8_t;
+  using O = typename Out::T;
+  EMB_PROBE_TARGET static V load(const T *p, __mmask16 m) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p)));
+  }
+  EMB_PROBE_TARGET static void store(O *p, V v, __mmask16 m) {
+    Out::store(p, v, m);
+  }
+};
 struct F64 {
   using T = double;
+  using O = T;
   using V = __m512d;
   static constexpr int lanes = 8;
   EMB_PROBE_TARGET static V zero() { return _mm512_setzero_pd(); }
@@ -113,6 +131,7 @@ template <class E, class I, int NV>
 EMB_PROBE_TARGET void runBags(const Job &job, int64_t first, int64_t last,
                               std::vector<typename E::V> &spill) {
   using T = typename E::T;
+  using O = typename E::O;
   const I *idx = static_cast<const I *>(job.indices);
   const int64_t D = job.D, lastIndex = job.numIndices - 1;
   const int64_t chunks = NV ? NV : (D + E::lanes - 1) / E::lanes;
@@ -131,7 +150,7 @@ EMB_PROBE_TARGET void runBags(const Job &job, int64_t first, int64_t last,
   };
   typename E::V acc[NV ? NV : 1];
   for (int64_t b = first; b < last; ++b) {
-    T *out = reinterpret_cast<T *>(job.out) + b * D;
+    O *out = reinterpret_cast<O *>(job.out) + b * D;
     const int64_t begin = job.starts[b], end = job.starts[b + 1];
     if (job.lookup) { // a bag of one, copied
       prefetchAhead(begin);
@@ -196,7 +215,12 @@ template <class E> BagsFn pickIndex(DType idx, int64_t D) {
   return idx == DType::i32 ? pickWidth<E, int32_t>(D)
                            : pickWidth<E, int64_t>(D);
 }
-BagsFn pick(DType dtype, DType idx, int64_t D) {
+BagsFn pick(DType dtype, DType idx, int64_t D, Quantization quant) {
+  if (quant == Quantization::int8)
+    return dtype == DType::f16 ? pickIndex<U8<F16>>(idx, D)
+                               : pickIndex<U8<F32>>(idx, D);
+  if (quant != Quantization::none) // int4: no probe of nibbles
+    return nullptr;
   switch (dtype) {
   case DType::f32: return pickIndex<F32>(idx, D);
   case DType::f16: return pickIndex<F16>(idx, D);
@@ -269,16 +293,19 @@ std::function<void()> gatherProbe(const Setup &s, Instance &inst,
       !__builtin_cpu_supports("avx512bw") ||
       !__builtin_cpu_supports("avx512vl"))
     return {};
-  BagsFn fn = pick(s.dtype, s.idxType, s.D);
+  BagsFn fn = pick(s.dtype, s.idxType, s.D, s.quant);
   if (!fn)
     return {};
+  bool quantized = s.quant != Quantization::none;
   auto job = std::make_shared<Job>();
-  job->table = static_cast<const char *>(inst.vWeight.data);
+  job->table = static_cast<const char *>(quantized ? inst.vPacked.data
+                                                   : inst.vWeight.data);
   job->indices = inst.vIndices.data;
   job->out = static_cast<char *>(inst.vOut.data);
   job->numIndices = s.N;
   job->D = s.D;
-  job->rowBytes = s.D * static_cast<int64_t>(dtypeSize(s.dtype));
+  job->rowBytes = quantized ? quantizedRowBytes(s.quant, s.D)
+                            : s.D * static_cast<int64_t>(dtypeSize(s.dtype));
   job->lookup = s.lookup;
   const int64_t bags = s.lookup ? s.N : s.B;
   job->starts.resize(bags + 1);

@@ -2,6 +2,7 @@
 
 #include "EmbRun.h"
 
+#include "emb/Reference/Reference.h"
 #include "emb/Runtime/Numeric.h"
 #include "emb/Runtime/TableMemory.h"
 
@@ -30,7 +31,7 @@ std::vector<int64_t> shape(std::initializer_list<int64_t> dims) {
 } // namespace
 
 Instance::Instance(const Setup &s)
-    : weight(s.dtype, {s.V, s.D}),
+    : weight(s.quant == Quantization::none ? s.dtype : DType::f64, {s.V, s.D}),
       indices(s.idxType, (s.bag && s.flags.twoD) || s.lookup ? shape({s.B, s.L})
                                                              : shape({s.N})),
       offsets(s.offType, {s.numOffsets}), psw(s.dtype, indices.view.shape),
@@ -41,12 +42,26 @@ Instance::Instance(const Setup &s)
       gradWeight(s.dtype, s.backward && !s.flags.sparse ? shape({s.V, s.D})
                                                         : shape({0})),
       sparseRows(DType::i64, {s.backward && s.flags.sparse ? s.N : 0}),
-      sparseValues(s.dtype, {s.backward && s.flags.sparse ? s.N : 0, s.D}) {
+      sparseValues(s.dtype, {s.backward && s.flags.sparse ? s.N : 0, s.D}),
+      packed(DType::u8, s.quant == Quantization::none
+                            ? shape({0, 0})
+                            : shape({s.V, quantizedRowBytes(s.quant, s.D)})) {
   // A random table, uniform random indices (5% padding), bags of L, random
   // per-sample weights and (backward) incoming gradients.
   Rng rng{s.flags.seed * 0x9E3779B97F4A7C15ull + 1};
   for (int64_t i = 0; i < s.V * s.D; ++i)
     weight.set(i, rng.uniform() * 2 - 1);
+  if (s.quant != Quantization::none) {
+    // The table packed as torch packs it; the reference reads its values.
+    std::vector<float> f32(s.V * s.D);
+    for (int64_t i = 0; i < s.V * s.D; ++i)
+      f32[i] = static_cast<float>(weight.at(i));
+    std::vector<uint8_t> bytes = ref::quantizeRows(f32, s.V, s.D, s.quant);
+    std::memcpy(packed.view.data, bytes.data(), bytes.size());
+    std::vector<double> values =
+        ref::dequantizeRows(bytes, s.V, s.D, s.quant);
+    std::memcpy(weight.view.data, values.data(), values.size() * 8);
+  }
   for (int64_t i = 0; i < s.N; ++i) {
     int64_t r = rng.below(s.V);
     if (s.padRow >= 0 && s.padRow < s.V && rng.below(20) == 0)
@@ -77,7 +92,8 @@ std::vector<std::pair<Buffer *, Tensor *>> Instance::mirrors() {
           {&pooled, &vPooled},
           {&gradWeight, &vGradWeight},
           {&sparseRows, &vSparseRows},
-          {&sparseValues, &vSparseValues}};
+          {&sparseValues, &vSparseValues},
+          {&packed, &vPacked}};
 }
 
 void mirrorToDevice(Instance &inst) {
@@ -97,20 +113,30 @@ void mirrorToDevice(Instance &inst) {
   }
 }
 
+/// The table the calls read: the packed rows of a quantised table, else
+/// the weight.
+static std::pair<Buffer *, Tensor *> callTable(Instance &inst) {
+  if (inst.packed.size() > 0)
+    return {&inst.packed, &inst.vPacked};
+  return {&inst.weight, &inst.vWeight};
+}
+
 void moveWeightToHugePages(Instance &inst) {
-  size_t bytes = inst.weight.size();
+  auto [host, view] = callTable(inst);
+  size_t bytes = host->size();
   char *table = static_cast<char *>(allocateTable(bytes, /*hugePages=*/true));
   if (!table)
     die("cannot allocate " + std::to_string(bytes) + " bytes on huge pages");
-  std::memcpy(table, inst.weight.view.data, bytes);
+  std::memcpy(table, host->view.data, bytes);
   inst.hugeWeight.reset(table, [bytes](char *p) { freeTable(p, bytes); });
-  inst.vWeight.data = table;
+  view->data = table;
 }
 
 void fetchFromDevice(Instance &inst) {
-  if (inst.hugeWeight)
-    std::memcpy(inst.weight.view.data, inst.hugeWeight.get(),
-                inst.weight.size());
+  if (inst.hugeWeight) {
+    Buffer *host = callTable(inst).first;
+    std::memcpy(host->view.data, inst.hugeWeight.get(), host->size());
+  }
   if (!inst.device)
     return;
   if (llvm::Error err = inst.device->synchronize())
@@ -185,6 +211,10 @@ llvm::Error callOp(Engine &engine, const Setup &s, Instance &inst) {
     o.normType = f.normType;
     return engine.embedding(inst.vIndices, inst.vWeight, inst.vOut, o);
   }
+  if (s.bag && s.quant != Quantization::none)
+    return engine.embeddingBagQuantized(inst.vIndices, inst.vPacked, s.quant,
+                                        offsets, inst.vOut, bagOptions(s),
+                                        psw);
   if (s.bag) {
     EmbeddingBagOptions o = bagOptions(s);
     o.maxNorm = s.norm;

@@ -121,6 +121,7 @@ void printResources(const Setup &s, const std::vector<KernelSpec> &specs) {
 /// a lookup), so that --check --bench checks the probe's result too.
 bool probeComputesTheCall(const Setup &s) {
   return !s.backward && !s.norm && s.padRow < 0 &&
+         s.quant == Quantization::none &&
          (s.lookup || (s.bag && s.mode == BagMode::sum &&
                        !s.flags.perSampleWeights));
 }

@@ -18,8 +18,9 @@
 
 namespace emb {
 
-/// Element types of weights, gradients, indices and offsets.
-enum class DType : uint8_t { f32, f64, f16, bf16, i32, i64 };
+/// Element types of weights, gradients, indices and offsets; u8 is the
+/// bytes of a row-wise quantised table.
+enum class DType : uint8_t { f32, f64, f16, bf16, i32, i64, u8 };
 
 inline bool isFloat(DType d) { return d <= DType::bf16; }
 inline bool isIndex(DType d) { return d == DType::i32 || d == DType::i64; }
@@ -27,6 +28,10 @@ inline bool isIndex(DType d) { return d == DType::i32 || d == DType::i64; }
 /// sqrtn and the weighted mean (mean with per_sample_weights) are
 /// docs/semantics.md §6.1.
 enum class BagMode : uint8_t { sum, mean, max, sqrtn };
+
+/// The format of a table's rows: floats, or row-wise quantised bytes
+/// (docs/semantics.md §6.2: FBGEMM's fused 8-bit and 4-bit rows).
+enum class Quantization : uint8_t { none, int8, int4 };
 
 enum class OpKind : uint8_t {
   embedding,
@@ -64,13 +69,15 @@ inline const char *dtypeName(DType dtype) {
     return "i32";
   case DType::i64:
     return "i64";
+  case DType::u8:
+    return "u8";
   }
   return "?";
 }
 
 inline std::optional<DType> parseDType(std::string_view name) {
   for (DType d : {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32,
-                  DType::i64})
+                  DType::i64, DType::u8})
     if (name == dtypeName(d))
       return d;
   return std::nullopt;
@@ -87,6 +94,8 @@ inline size_t dtypeSize(DType dtype) {
   case DType::f16:
   case DType::bf16:
     return 2;
+  case DType::u8:
+    return 1;
   }
   return 0;
 }
@@ -103,6 +112,34 @@ inline const char *bagModeName(BagMode mode) {
     return "sqrtn";
   }
   return "?";
+}
+
+inline const char *quantizationName(Quantization q) {
+  switch (q) {
+  case Quantization::none:
+    return "none";
+  case Quantization::int8:
+    return "int8";
+  case Quantization::int4:
+    return "int4";
+  }
+  return "?";
+}
+
+/// The bytes of one quantised row of `dim` elements: `dim + 8` for int8 (the
+/// bytes, then scale and bias as f32), `ceil(dim / 2) + 4` for int4 (two
+/// elements a byte, then scale and bias as f16); `dim` floats' worth of
+/// nothing for none (0).
+inline int64_t quantizedRowBytes(Quantization q, int64_t dim) {
+  switch (q) {
+  case Quantization::int8:
+    return dim + 8;
+  case Quantization::int4:
+    return (dim + 1) / 2 + 4;
+  case Quantization::none:
+    break;
+  }
+  return 0;
 }
 
 /// The mode named `name` ("sum", "mean", "max", "sqrtn"), if any.

@@ -25,6 +25,12 @@
 #define GET_ATTRDEF_CLASSES
 #include "emb/Dialect/EmbAttrs.h.inc"
 
+namespace mlir::emb {
+/// The bytes of one row of `dim` elements in the quantised format `q`:
+/// `dim + 8` for int8, `ceil(dim / 2) + 4` for int4 (docs/semantics.md §6.2).
+int64_t quantizedRowBytes(Quantization q, int64_t dim);
+} // namespace mlir::emb
+
 #define GET_OP_CLASSES
 #include "emb/Dialect/EmbOps.h.inc"
 

@@ -73,4 +73,18 @@ def Emb_PaddingModeAttr : EnumAttr<Emb_Dialect, Emb_PaddingMode, "padding_mode">
   let assemblyFormat = "`<` $value `>`";
 }
 
+// Row-wise quantised tables (docs/semantics.md §6.2): FBGEMM's fused formats,
+// as torch's embedding_bag_byte_prepack / embedding_bag_4bit_prepack make them.
+def Emb_Quantization_Int8 : I32EnumAttrCase<"int8", 8>;
+def Emb_Quantization_Int4 : I32EnumAttrCase<"int4", 4>;
+def Emb_Quantization : I32EnumAttr<"Quantization",
+    "the byte layout of a row-wise quantised table",
+    [Emb_Quantization_Int8, Emb_Quantization_Int4]> {
+  let cppNamespace = "::mlir::emb";
+  let genSpecializedAttr = 0;
+}
+def Emb_QuantizationAttr : EnumAttr<Emb_Dialect, Emb_Quantization, "quantized"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
 #endif // EMB_DIALECT_EMBDIALECT_TD

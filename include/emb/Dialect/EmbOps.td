@@ -58,7 +58,7 @@ def Emb_LookupOp : Emb_Op<"lookup", [Pure]> {
 }
 
 def Emb_BagOp : Emb_Op<"bag", [Pure, AttrSizedOperandSegments]> {
-  let summary = "pooled embedding lookup (embedding_bag): sum, mean, sqrtn or max per bag";
+  let summary = "pooled embedding lookup (embedding_bag): sum, mean, sqrtn or max per bag, of a float or a quantised table";
   let description = [{
     Reduces the rows of `weight` (`[V, D]`) selected by each bag of
     `indices` into one row of the `[B, D]` result.
@@ -85,6 +85,16 @@ def Emb_BagOp : Emb_Op<"bag", [Pure, AttrSizedOperandSegments]> {
     optional second result `max_indices` (`[B, D]`, i64) is allowed with
     `max` only; `emb.bag_grad` uses it.
 
+    With `quantized` (docs/semantics.md §6.2) `weight` is a row-wise
+    quantised table of bytes, `[V, D + 8]` i8 for `int8` (D unsigned bytes
+    `q`, then `scale` and `bias` as little-endian f32) or `[V, ceil(D/2) +
+    4]` i8 for `int4` (element `2k` in the low nibble of byte `k`, `2k+1`
+    in the high one, then `scale` and `bias` as f16): exactly what torch's
+    `embedding_bag_byte_prepack` / `embedding_bag_4bit_prepack` produce.
+    Each element is `q * scale + bias` in f32; D is the output's (static)
+    dimension, and the output and `per_sample_weights` are f32 or f16. No
+    `max_indices` (quantised tables have no gradient).
+
     Example:
 
     ```mlir
@@ -93,6 +103,9 @@ def Emb_BagOp : Emb_Op<"bag", [Pure, AttrSizedOperandSegments]> {
         : tensor<1000000x128xf32>[tensor<?xi64>] -> tensor<?x128xf32>
     %m, %argmax = emb.bag max %weight[%ids2d]
         : tensor<?x128xf16>[tensor<?x32xi32>] -> tensor<?x128xf16>, tensor<?x128xi64>
+    %q = emb.bag sum %packed[%ids] offsets(%offs : tensor<?xi64>)
+        {quantized = #emb.quantized<int8>}
+        : tensor<1000000x136xi8>[tensor<?xi64>] -> tensor<?x128xf32>
     ```
   }];
   let arguments = (ins
@@ -102,7 +115,8 @@ def Emb_BagOp : Emb_Op<"bag", [Pure, AttrSizedOperandSegments]> {
     Optional<AnyRankedTensor>:$offsets,
     Optional<AnyRankedTensor>:$per_sample_weights,
     UnitAttr:$include_last_offset,
-    OptionalAttr<I64Attr>:$padding_idx
+    OptionalAttr<I64Attr>:$padding_idx,
+    OptionalAttr<Emb_QuantizationAttr>:$quantized
   );
   let results = (outs AnyRankedTensor:$output,
                       Optional<AnyRankedTensor>:$max_indices);
@@ -112,6 +126,11 @@ def Emb_BagOp : Emb_Op<"bag", [Pure, AttrSizedOperandSegments]> {
     (`per_sample_weights` `(` $per_sample_weights^ `:` type($per_sample_weights) `)`)?
     attr-dict `:` type($weight) `[` type($indices) `]`
     `->` type($output) (`,` type($max_indices)^)?
+  }];
+  let extraClassDeclaration = [{
+    /// The embedding dimension D: the weight's, or for a quantised table
+    /// the output's.
+    int64_t getEmbeddingDim();
   }];
   let hasVerifier = 1;
   let hasCanonicalizeMethod = 1;

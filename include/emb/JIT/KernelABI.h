@@ -47,12 +47,14 @@ enum class ArgSlot : uint8_t {
 constexpr unsigned kNumArgSlots = 13;
 const char *argSlotName(ArgSlot slot);
 
-/// The element type of an argument: one of the spec's dtypes, or i64.
-enum class ArgElement : uint8_t { weight, indices, offsets, i64 };
+/// The element type of an argument: one of the spec's dtypes, i64, or the
+/// bytes (i8) of a quantised table.
+enum class ArgElement : uint8_t { weight, indices, offsets, i64, bytes };
 
 /// The shape of an argument.
 enum class ArgShape : uint8_t {
   rows,    ///< [?, D]
+  packedRows, ///< [?, quantizedRowBytes(quant, D)]: a quantised table
   list,    ///< [?]
   indexed, ///< the shape of the kernel's indices: [?] or, 2-D bags, [?, ?]
   pair,    ///< [2]

@@ -40,6 +40,10 @@ struct KernelSpec {
   bool includeLastOffset = false;
   /// max mode: also write max_indices.
   bool maxIndices = false;
+  /// A row-wise quantised table (docs/semantics.md §6.2): its rows are
+  /// quantizedRowBytes(quant, dim) bytes, and `weight` is the float type of
+  /// the output and the per_sample_weights (f32 or f16).
+  Quantization quant = Quantization::none;
 
   // embedding and embedding_bag: the padding row, normalised to [0, V), or
   // -1 for none. `zeroPadding` is the `zero-padding` profile's lookup.

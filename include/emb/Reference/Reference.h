@@ -52,6 +52,25 @@ BagResult embeddingBag(const std::vector<double> &weight, int64_t dim,
                        std::optional<int64_t> paddingIdx);
 
 //===----------------------------------------------------------------------===//
+// Row-wise quantised tables (docs/semantics.md §6.2)
+//===----------------------------------------------------------------------===//
+
+/// Packs an f32 table [numRows, dim] into quantised rows of
+/// quantizedRowBytes(q, dim) bytes, bit for bit as torch's
+/// embedding_bag_byte_prepack (int8) / embedding_bag_4bit_prepack (int4)
+/// do (FBGEMM's Fused8BitRowwise / FusedNBitRowwise); any dim for int4 (the
+/// last high nibble of an odd row is 0).
+std::vector<uint8_t> quantizeRows(const std::vector<float> &weight,
+                                  int64_t numRows, int64_t dim,
+                                  Quantization q);
+
+/// The values `q * scale + bias` (exact, in f64) of a packed table:
+/// [numRows, dim].
+std::vector<double> dequantizeRows(const std::vector<uint8_t> &packed,
+                                   int64_t numRows, int64_t dim,
+                                   Quantization q);
+
+//===----------------------------------------------------------------------===//
 // Gradients (docs/semantics.md §4)
 //===----------------------------------------------------------------------===//
 

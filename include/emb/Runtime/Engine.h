@@ -192,6 +192,19 @@ public:
                            const Tensor *perSampleWeights = nullptr,
                            const Tensor *maxIndices = nullptr);
 
+  /// embedding_bag of a row-wise quantised table (docs/semantics.md §6.2):
+  /// `table` is [V, quantizedRowBytes(quant, D)] u8, as torch's
+  /// embedding_bag_byte_prepack / embedding_bag_4bit_prepack make it; `out`
+  /// is [B, D] f32 or f16 (D is out's) and `perSampleWeights` has out's
+  /// dtype. Every mode, padding_idx and include_last_offset work as in
+  /// embeddingBag; max_norm, scale_grad_by_freq and sparse are errors (a
+  /// quantised table has no gradient).
+  llvm::Error embeddingBagQuantized(const Tensor &indices, const Tensor &table,
+                                    Quantization quant, const Tensor *offsets,
+                                    const Tensor &out,
+                                    const EmbeddingBagOptions &options = {},
+                                    const Tensor *perSampleWeights = nullptr);
+
   /// Renormalises in place every distinct row of `weight` referenced by
   /// `indices` whose p-norm exceeds `maxNorm`.
   llvm::Error renorm(const Tensor &weight, const Tensor &indices,

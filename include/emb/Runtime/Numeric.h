@@ -97,6 +97,8 @@ inline double loadDouble(const void *data, DType dtype, int64_t i) {
     return static_cast<const int32_t *>(data)[i];
   case DType::i64:
     return static_cast<double>(static_cast<const int64_t *>(data)[i]);
+  case DType::u8:
+    return static_cast<const uint8_t *>(data)[i];
   }
   return 0;
 }
@@ -127,6 +129,9 @@ inline void storeDouble(void *data, DType dtype, int64_t i, double v) {
     break;
   case DType::i64:
     static_cast<int64_t *>(data)[i] = static_cast<int64_t>(v);
+    break;
+  case DType::u8:
+    static_cast<uint8_t *>(data)[i] = static_cast<uint8_t>(v);
     break;
   }
 }

@@ -7,6 +7,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -178,6 +179,59 @@ Value mlir::emb::lowering::bagGradientFactor(ImplicitLocOpBuilder &b,
   Value one = arith::ConstantOp::create(b, b.getFloatAttr(accElement, 1.0));
   return divideByDenominator(
       b, one, bagDenominator(b, mode, count, weightSum, accElement));
+}
+
+Value mlir::emb::lowering::quantizedByteOffset(ImplicitLocOpBuilder &b,
+                                               Quantization q, Value d0) {
+  if (q == Quantization::int8)
+    return d0;
+  if (std::optional<int64_t> c = getConstantIntValue(d0))
+    return cIndex(b, *c / 2);
+  return arith::DivUIOp::create(b, d0, cIndex(b, 2));
+}
+
+std::pair<Value, Value>
+mlir::emb::lowering::quantizedScaleBias(ImplicitLocOpBuilder &b,
+                                        Quantization q, Value tail) {
+  Type f32 = b.getF32Type();
+  Type stored = q == Quantization::int8 ? f32 : (Type)b.getF16Type();
+  Value pair =
+      vector::BitCastOp::create(b, VectorType::get({2}, stored), tail);
+  auto element = [&](int64_t i) -> Value {
+    Value v = vector::ExtractOp::create(b, pair, ArrayRef<int64_t>{i});
+    return stored == f32 ? v : (Value)arith::ExtFOp::create(b, f32, v);
+  };
+  return {element(0), element(1)};
+}
+
+Value mlir::emb::lowering::dequantize(ImplicitLocOpBuilder &b, Quantization q,
+                                      Value bytes, int64_t lanes, Value scale,
+                                      Value bias) {
+  auto byteType = cast<VectorType>(bytes.getType());
+  Value values = bytes;
+  if (q == Quantization::int4) {
+    // Byte k holds element 2k in its low nibble and 2k + 1 in its high one.
+    int64_t n = byteType.getNumElements();
+    Type i8 = b.getI8Type();
+    auto nibbles = [&](int64_t v) {
+      return arith::ConstantOp::create(
+          b, DenseElementsAttr::get(byteType, b.getIntegerAttr(i8, v)));
+    };
+    Value low = arith::AndIOp::create(b, bytes, nibbles(15));
+    Value high = arith::ShRUIOp::create(b, bytes, nibbles(4));
+    SmallVector<int64_t> mask;
+    for (int64_t k = 0; k < n && (int64_t)mask.size() < lanes; ++k) {
+      mask.push_back(k);
+      if ((int64_t)mask.size() < lanes)
+        mask.push_back(n + k);
+    }
+    values = vector::ShuffleOp::create(b, low, high, mask);
+  }
+  auto f32Type = VectorType::get({lanes}, b.getF32Type());
+  Value qf = arith::UIToFPOp::create(b, f32Type, values);
+  return vector::FMAOp::create(b, qf,
+                               vector::BroadcastOp::create(b, f32Type, scale),
+                               vector::BroadcastOp::create(b, f32Type, bias));
 }
 
 Value mlir::emb::lowering::gradientAsRows(ImplicitLocOpBuilder &b, Value grad,

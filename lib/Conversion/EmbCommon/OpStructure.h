@@ -103,6 +103,37 @@ Value bagGradientFactor(ImplicitLocOpBuilder &b, BagMode mode, Value indices,
                         Value psw, Value start, Value end, Value pad,
                         Type accElement);
 
+/// Row-wise quantised tables (docs/semantics.md §6.2), the part both
+/// targets share: where the bytes of a row are, and their arithmetic. Each
+/// target loads the bytes its own way (a transfer_read of a tensor, a
+/// vector.load of a buffer).
+///
+/// The offset of the row's tail (scale, bias) in bytes: D for int8, ceil(D /
+/// 2) for int4; and its size: two f32 (8 bytes) or two f16 (4 bytes).
+inline int64_t quantizedTailOffset(Quantization q, int64_t dim) {
+  return q == Quantization::int8 ? dim : (dim + 1) / 2;
+}
+inline int64_t quantizedTailBytes(Quantization q) {
+  return q == Quantization::int8 ? 8 : 4;
+}
+/// The bytes that hold `lanes` elements (from an even element for int4).
+inline int64_t quantizedBytesOf(Quantization q, int64_t lanes) {
+  return q == Quantization::int8 ? lanes : (lanes + 1) / 2;
+}
+/// The byte of element `d0` (even for int4): d0, or d0 / 2.
+Value quantizedByteOffset(ImplicitLocOpBuilder &b, Quantization q, Value d0);
+
+/// (scale, bias) as f32 from the row's tail bytes (vector<8xi8> for int8,
+/// vector<4xi8> for int4).
+std::pair<Value, Value> quantizedScaleBias(ImplicitLocOpBuilder &b,
+                                           Quantization q, Value tail);
+
+/// The f32 values of `lanes` elements (vector<lanes x f32>) from their
+/// bytes (vector<quantizedBytesOf(lanes) x i8>): q * scale + bias, q the
+/// unsigned byte (int8) or nibble (int4: low nibble first).
+Value dequantize(ImplicitLocOpBuilder &b, Quantization q, Value bytes,
+                 int64_t lanes, Value scale, Value bias);
+
 /// The incoming gradient `grad` ([..., D]) as a [N, D] tensor; `rowsHint`
 /// is N when the caller knows it statically and `grad`'s shape does not.
 Value gradientAsRows(ImplicitLocOpBuilder &b, Value grad,

@@ -154,6 +154,77 @@ struct BagChunkAccumulator {
   }
 };
 
+/// The rows of a quantised table (docs/semantics.md §6.2), read by chunks
+/// of `lanes` elements: the bytes of a chunk and the row's tail (scale,
+/// bias), each loaded at the alignment the row layout guarantees (rows of
+/// D + 8 or ceil(D/2) + 4 bytes start at any multiple of that), dequantised
+/// to f32 by the arithmetic both targets share (OpStructure.h).
+struct QuantizedRows {
+  Value table; // memref<? x rowBytes x i8>
+  Quantization quant;
+  int64_t dim, lanes;
+
+  /// The largest power of two up to `cap` that divides every value.
+  static int64_t alignment(std::initializer_list<int64_t> values,
+                           int64_t cap) {
+    int64_t a = cap;
+    for (int64_t v : values)
+      while (a > 1 && v % a != 0)
+        a /= 2;
+    return a;
+  }
+
+  /// Elements per chunk: as many as 8-byte loads allow, dividing D (int4:
+  /// pairs of elements, one byte; odd D: one element at a time).
+  static int64_t chooseLanes(Quantization q, int64_t dim) {
+    int64_t rowBytes = quantizedRowBytes(q, dim);
+    if (q == Quantization::int8)
+      return alignment({dim, rowBytes}, 8);
+    if (dim % 2 != 0)
+      return 1;
+    return 2 * alignment({dim / 2, rowBytes}, 8);
+  }
+
+  Value loadBytes(ImplicitLocOpBuilder &b, Value r, Value at, int64_t n,
+                  int64_t align) const {
+    return vector::LoadOp::create(b, VectorType::get({n}, b.getI8Type()), table,
+                                  ValueRange{r, at}, /*nontemporal=*/false,
+                                  llvm::MaybeAlign(align));
+  }
+
+  /// Elements [c, c + lanes) of row r, in f32.
+  Value read(ImplicitLocOpBuilder &b, Value r, Value c) const {
+    int64_t rowBytes = quantizedRowBytes(quant, dim);
+    int64_t tailAt = quantizedTailOffset(quant, dim);
+    int64_t tailBytes = quantizedTailBytes(quant);
+    Value tail = loadBytes(b, r, cIndex(b, tailAt), tailBytes,
+                           alignment({rowBytes, tailAt}, tailBytes));
+    auto [scale, bias] = quantizedScaleBias(b, quant, tail);
+    if (quant == Quantization::int4 && lanes == 1) {
+      // One element of an odd row: its nibble of byte c / 2.
+      Value byte = memref::LoadOp::create(
+          b, table, ValueRange{r, quantizedByteOffset(b, quant, c)});
+      Value odd = arith::AndIOp::create(
+          b, arith::IndexCastOp::create(b, b.getI8Type(), c),
+          arith::ConstantOp::create(b, b.getI8IntegerAttr(1)));
+      Value shift = arith::MulIOp::create(
+          b, odd, arith::ConstantOp::create(b, b.getI8IntegerAttr(4)));
+      Value nibble = arith::AndIOp::create(
+          b, arith::ShRUIOp::create(b, byte, shift),
+          arith::ConstantOp::create(b, b.getI8IntegerAttr(15)));
+      auto f32Type = VectorType::get({1}, b.getF32Type());
+      Value q = arith::UIToFPOp::create(b, b.getF32Type(), nibble);
+      return vector::BroadcastOp::create(
+          b, f32Type,
+          math::FmaOp::create(b, q, scale, bias));
+    }
+    int64_t n = quantizedBytesOf(quant, lanes);
+    Value bytes = loadBytes(b, r, quantizedByteOffset(b, quant, c), n,
+                            alignment({rowBytes, n}, n));
+    return dequantize(b, quant, bytes, lanes, scale, bias);
+  }
+};
+
 // %out = emb.bag <mode> %w[%x] offsets(%o) per_sample_weights(%p)
 //   ==>  gpu.launch as above, one thread group per bag:
 //     [start, end) = bounds(bag)
@@ -161,7 +232,8 @@ struct BagChunkAccumulator {
 //       acc = 0 (f32 for f16 / bf16), n = 0, argmax = -1
 //       for j in [start, end):
 //         r = x[j]; if r != P:
-//           v = ext(vector.load %w[r, c])
+//           v = ext(vector.load %w[r, c])   (quantised: the chunk's bytes
+//               and the row's scale and bias, q * scale + bias in f32)
 //           sum / mean / sqrtn: acc += v * psw[j]
 //           (weighted mean: wsum += psw[j]; weighted sqrtn: += psw[j]^2)
 //           max: first entry sets acc; later ones replace where v > acc
@@ -175,15 +247,21 @@ struct BagToGPU final : GPUPattern<BagOp> {
   LogicalResult matchAndRewrite(BagOp op,
                                 PatternRewriter &rewriter) const override {
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-    auto wType = cast<RankedTensorType>(op.getWeight().getType());
-    Type element = wType.getElementType();
+    std::optional<Quantization> quant = op.getQuantized();
+    // A quantised table's rows are bytes: D and the element are the output's.
+    Value rowsOf = quant ? op.getOutput() : op.getWeight();
+    Type element = cast<RankedTensorType>(rowsOf.getType()).getElementType();
     Type accElement = accumulatorType(element);
-    FailureOr<int64_t> staticD = staticDim(op, op.getWeight(), "GPU");
+    FailureOr<int64_t> staticD = staticDim(op, rowsOf, "GPU");
     if (failed(staticD))
       return failure();
     int64_t dim = *staticD;
     int64_t vec, tpr;
     std::tie(vec, tpr) = rowLayout(dim, element, config);
+    if (quant) {
+      vec = QuantizedRows::chooseLanes(*quant, dim);
+      tpr = gpu_config::threadsPerRow(dim, vec, config.maxThreadsPerRow);
+    }
     BagMode mode = op.getMode();
     bool withArgmax = static_cast<bool>(op.getMaxIndices());
 
@@ -213,6 +291,9 @@ struct BagToGPU final : GPUPattern<BagOp> {
     auto accType = VectorType::get({vec}, accElement);
     auto argType = VectorType::get({vec}, b.getI64Type());
     BagChunkAccumulator accumulator{mode, psw, accType, argType};
+    std::optional<QuantizedRows> quantized;
+    if (quant)
+      quantized = QuantizedRows{weight, *quant, dim, vec};
 
     launchRows(
         b, config, numBags, tpr,
@@ -230,10 +311,13 @@ struct BagToGPU final : GPUPattern<BagOp> {
                       Value r = loadIndex(eb, indices, j);
                       auto update = [&](OpBuilder &ub, Location ul) {
                         ImplicitLocOpBuilder ueb(ul, ub);
-                        Value v = extend(
-                            ueb,
-                            loadRow(ueb, vecType, weight, ValueRange{r, c}),
-                            accType);
+                        Value v =
+                            quantized
+                                ? quantized->read(ueb, r, c)
+                                : extend(ueb,
+                                         loadRow(ueb, vecType, weight,
+                                                 ValueRange{r, c}),
+                                         accType);
                         scf::YieldOp::create(
                             ueb, accumulator.update(ueb, it, v, r, j));
                       };

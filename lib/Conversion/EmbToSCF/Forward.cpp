@@ -241,6 +241,36 @@ struct BagBlockAccumulator {
   }
 };
 
+/// The rows a bag reads: lanes [d0, d0 + lanes) of a row of a float table
+/// (in the accumulator type), or of a quantised one, dequantised to f32
+/// from its bytes and its tail's scale and bias (docs/semantics.md §6.2).
+struct TableRows {
+  Value table;
+  Type accType;
+  std::optional<Quantization> quant;
+  int64_t dim;
+
+  Value read(ImplicitLocOpBuilder &b, Value r, OpFoldResult d0,
+             int64_t lanes) const {
+    if (!quant)
+      return readRow(b, table, r, d0, lanes, accType);
+    Type i8 = b.getI8Type();
+    Value zero = arith::ConstantOp::create(b, b.getIntegerAttr(i8, 0));
+    auto bytesAt = [&](Value at, int64_t n) -> Value {
+      return vector::TransferReadOp::create(b, VectorType::get({n}, i8), table,
+                                            ValueRange{r, at}, zero,
+                                            ArrayRef<bool>{true});
+    };
+    Value tail = bytesAt(cIndex(b, quantizedTailOffset(*quant, dim)),
+                         quantizedTailBytes(*quant));
+    auto [scale, bias] = quantizedScaleBias(b, *quant, tail);
+    Value at = quantizedByteOffset(b, *quant, blockOffset(b, d0, 0));
+    return dequantize(b, *quant,
+                      bytesAt(at, quantizedBytesOf(*quant, lanes)), lanes,
+                      scale, bias);
+  }
+};
+
 // %out[, %argmax] = emb.bag MODE %w[%x] offsets(%off) per_sample_weights(%p)
 //   ==>
 // %o = scf.for %b = 0 to B iter_args(%o = tensor.empty(B)[, %m = ...]) {
@@ -271,13 +301,16 @@ struct BagToSCF final : CPUPattern<BagOp> {
                                 PatternRewriter &rewriter) const override {
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     Value weight = op.getWeight();
-    auto wType = cast<RankedTensorType>(weight.getType());
-    Type element = wType.getElementType();
+    std::optional<Quantization> quant = op.getQuantized();
+    // A quantised table's rows are bytes: D and the element are the output's.
+    Value rowsOf = quant ? op.getOutput() : weight;
+    Type element = cast<RankedTensorType>(rowsOf.getType()).getElementType();
     Type accType = accumulatorType(element);
-    FailureOr<int64_t> staticD = staticDim(op, weight, "CPU");
+    FailureOr<int64_t> staticD = staticDim(op, rowsOf, "CPU");
     if (failed(staticD))
       return failure();
     int64_t dim = *staticD;
+    TableRows rows{weight, accType, quant, dim};
     BagMode mode = op.getMode();
     bool includeLast = op.getIncludeLastOffset();
     Value flat = flatten(b, op.getIndices());
@@ -330,7 +363,7 @@ struct BagToSCF final : CPUPattern<BagOp> {
                           arith::SubIOp::create(lb, j, from));
                     auto update = [&](OpBuilder &ub, Location uloc) {
                       ImplicitLocOpBuilder xb(uloc, ub);
-                      Value row = readRow(xb, weight, r, d0, lanes, accType);
+                      Value row = rows.read(xb, r, d0, lanes);
                       scf::YieldOp::create(
                           xb, accumulator.update(xb, acc, row, pos, j));
                     };

@@ -410,7 +410,8 @@ struct RaiseEmbeddingBagSum : OpRewritePattern<linalg::GenericOp> {
 
     rewriter.replaceOpWithNewOp<emb::BagOp>(
         op, outType, Type(), emb::BagModeAttr::get(ctx, emb::BagMode::sum),
-        weight, indices, offsets, Value(), UnitAttr(), IntegerAttr());
+        weight, indices, offsets, Value(), UnitAttr(), IntegerAttr(),
+        emb::QuantizationAttr());
     return success();
   }
 };

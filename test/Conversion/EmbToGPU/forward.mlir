@@ -181,3 +181,22 @@ func.func @renorm_copy(%w: tensor<100x8xf32>, %x: tensor<?xi64>) -> tensor<100x8
   %r = emb.renorm %w[%x] {max_norm = 1.0 : f64, norm_type = 3.0 : f64} : tensor<100x8xf32>[tensor<?xi64>] -> tensor<100x8xf32>
   return %r : tensor<100x8xf32>
 }
+
+// -----
+
+// A quantised int8 table, D = 128: rows of 136 bytes are 8-byte aligned, so
+// a thread reads 8 elements as one 8-byte load (16 threads per row), and
+// the row's scale and bias as one 8-byte load after its D bytes.
+// CHECK-LABEL: func.func @bag_int8
+// CHECK: gpu.launch
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, index)
+// CHECK:   %[[TAIL:.*]] = vector.load %{{.*}}[%{{.*}}, %c128{{.*}}] {alignment = 8 : i64} : memref<1000x136xi8>, vector<8xi8>
+// CHECK:   vector.bitcast %[[TAIL]] : vector<8xi8> to vector<2xf32>
+// CHECK:   %[[Q:.*]] = vector.load %{{.*}} {alignment = 8 : i64} : memref<1000x136xi8>, vector<8xi8>
+// CHECK:   arith.uitofp %[[Q]] : vector<8xi8> to vector<8xf32>
+// CHECK:   vector.fma
+// CHECK: vector.store {{.*}} : memref<?x128xf32>, vector<8xf32>
+func.func @bag_int8(%w: tensor<1000x136xi8>, %x: tensor<?xi64>, %o: tensor<?xi64>) -> tensor<?x128xf32> {
+  %r = emb.bag sum %w[%x] offsets(%o : tensor<?xi64>) {quantized = #emb.quantized<int8>} : tensor<1000x136xi8>[tensor<?xi64>] -> tensor<?x128xf32>
+  return %r : tensor<?x128xf32>
+}

@@ -234,3 +234,41 @@ func.func @bag_max_values_only(%w: tensor<?x8xf32>, %x: tensor<?x5xi32>) -> tens
   %0 = emb.bag max %w[%x] : tensor<?x8xf32>[tensor<?x5xi32>] -> tensor<?x8xf32>
   return %0 : tensor<?x8xf32>
 }
+
+// -----
+
+// A quantised int8 table (docs/semantics.md §6.2): per entry, the row's
+// scale and bias (two f32 after its D bytes) and its bytes, widened and
+// scaled by one fma, feed the accumulator as a float row would.
+// CHECK-LABEL: func @bag_int8
+// CHECK: scf.for {{.*}} -> (vector<32xf32>, index) {
+// CHECK:   %[[TAIL:.*]] = vector.transfer_read %{{.*}}[%[[R:.*]], %c32{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<100x40xi8>, vector<8xi8>
+// CHECK:   %[[SB:.*]] = vector.bitcast %[[TAIL]] : vector<8xi8> to vector<2xf32>
+// CHECK:   %[[Q:.*]] = vector.transfer_read %{{.*}}[%[[R]], %c0{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<100x40xi8>, vector<32xi8>
+// CHECK:   %[[QF:.*]] = arith.uitofp %[[Q]] : vector<32xi8> to vector<32xf32>
+// CHECK:   %[[V:.*]] = vector.fma %[[QF]], %{{.*}}, %{{.*}} : vector<32xf32>
+// CHECK:   arith.addf %{{.*}}, %[[V]] : vector<32xf32>
+func.func @bag_int8(%w: tensor<100x40xi8>, %x: tensor<?xi64>, %off: tensor<?xi64>) -> tensor<?x32xf32> {
+  %0 = emb.bag sum %w[%x] offsets(%off : tensor<?xi64>) {quantized = #emb.quantized<int8>}
+      : tensor<100x40xi8>[tensor<?xi64>] -> tensor<?x32xf32>
+  return %0 : tensor<?x32xf32>
+}
+
+// -----
+
+// int4, odd D = 15: the scale and bias are f16 after the ceil(15/2) = 8
+// bytes; element 2k is the low nibble of byte k, 2k+1 the high one (the
+// last high nibble is unused).
+// CHECK-LABEL: func @bag_int4_odd
+// CHECK:   %[[TAIL:.*]] = vector.transfer_read %{{.*}}[%{{.*}}, %c8{{.*}}], %{{.*}} : tensor<100x12xi8>, vector<4xi8>
+// CHECK:   vector.bitcast %[[TAIL]] : vector<4xi8> to vector<2xf16>
+// CHECK:   %[[B:.*]] = vector.transfer_read %{{.*}}[%{{.*}}, %c0{{.*}}], %{{.*}} : tensor<100x12xi8>, vector<8xi8>
+// CHECK:   %[[LO:.*]] = arith.andi %[[B]], %{{.*}} : vector<8xi8>
+// CHECK:   %[[HI:.*]] = arith.shrui %[[B]], %{{.*}} : vector<8xi8>
+// CHECK:   %[[E:.*]] = vector.shuffle %[[LO]], %[[HI]] [0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7] : vector<8xi8>, vector<8xi8>
+// CHECK:   arith.uitofp %[[E]] : vector<15xi8> to vector<15xf32>
+func.func @bag_int4_odd(%w: tensor<100x12xi8>, %x: tensor<?x3xi32>) -> tensor<?x15xf16> {
+  %0 = emb.bag max %w[%x] {quantized = #emb.quantized<int4>}
+      : tensor<100x12xi8>[tensor<?x3xi32>] -> tensor<?x15xf16>
+  return %0 : tensor<?x15xf16>
+}

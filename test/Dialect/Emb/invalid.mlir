@@ -683,3 +683,75 @@ func.func @f(%g: tensor<3x4xf32>, %i: tensor<3xi64>, %a: index) {
   %0 = "emb.lookup_grad"(%g, %i, %a) <{num_embeddings = 10 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0>}> : (tensor<3x4xf32>, tensor<3xi64>, index) -> tensor<?x4xf32>
   return
 }
+
+// -----
+
+// bag, quantised: the table is bytes
+func.func @f(%w: tensor<10x12xf32>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'weight' of a quantised bag must be a 2-D tensor of i8 (the packed rows), got 'tensor<10x12xf32>'}}
+  %0 = emb.bag sum %w[%i] {quantized = #emb.quantized<int8>} : tensor<10x12xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag, quantised: int8 rows of D = 4 are D + 8 = 12 bytes
+func.func @f(%w: tensor<10x13xi8>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'weight' dimension 1 (bytes per row) (13) does not match int8 rows of D = 4 (12)}}
+  %0 = emb.bag sum %w[%i] {quantized = #emb.quantized<int8>} : tensor<10x13xi8>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+// bag, quantised: int4 rows of D = 5 are ceil(D/2) + 4 = 7 bytes
+func.func @f(%w: tensor<10x8xi8>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'weight' dimension 1 (bytes per row) (8) does not match int4 rows of D = 5 (7)}}
+  %0 = emb.bag sum %w[%i] {quantized = #emb.quantized<int4>} : tensor<10x8xi8>[tensor<2x3xi64>] -> tensor<2x5xf32>
+  return
+}
+
+// -----
+
+// bag, quantised: the output is f32 or f16
+func.func @f(%w: tensor<10x12xi8>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'output' of a quantised bag must be a 2-D tensor of f32 or f16, got 'tensor<2x4xbf16>'}}
+  %0 = emb.bag sum %w[%i] {quantized = #emb.quantized<int8>} : tensor<10x12xi8>[tensor<2x3xi64>] -> tensor<2x4xbf16>
+  return
+}
+
+// -----
+
+// bag, quantised: D must be static (it decides the row's bytes)
+func.func @f(%w: tensor<10x12xi8>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op a quantised bag needs a static embedding dimension (the output's dimension 1)}}
+  %0 = emb.bag sum %w[%i] {quantized = #emb.quantized<int8>} : tensor<10x12xi8>[tensor<2x3xi64>] -> tensor<2x?xf32>
+  return
+}
+
+// -----
+
+// bag, quantised: per_sample_weights have the output's element type
+func.func @f(%w: tensor<10x12xi8>, %i: tensor<2x3xi64>, %p: tensor<2x3xf32>) {
+  // expected-error @+1 {{'emb.bag' op 'per_sample_weights' element type 'f32' does not match 'output' element type 'f16'}}
+  %0 = emb.bag sum %w[%i] per_sample_weights(%p : tensor<2x3xf32>) {quantized = #emb.quantized<int8>} : tensor<10x12xi8>[tensor<2x3xi64>] -> tensor<2x4xf16>
+  return
+}
+
+// -----
+
+// bag, quantised: no max_indices (no gradient)
+func.func @f(%w: tensor<10x12xi8>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'max_indices' is not allowed with a quantised table (it has no gradient)}}
+  %0, %1 = emb.bag max %w[%i] {quantized = #emb.quantized<int8>} : tensor<10x12xi8>[tensor<2x3xi64>] -> tensor<2x4xf32>, tensor<2x4xi64>
+  return
+}
+
+// -----
+
+// bag, quantised: padding_idx is a row of the table
+func.func @f(%w: tensor<10x12xi8>, %i: tensor<2x3xi64>) {
+  // expected-error @+1 {{'emb.bag' op 'padding_idx' 10 is out of range [-10, 10)}}
+  %0 = emb.bag sum %w[%i] {padding_idx = 10 : i64, quantized = #emb.quantized<int8>} : tensor<10x12xi8>[tensor<2x3xi64>] -> tensor<2x4xf32>
+  return
+}

@@ -174,3 +174,18 @@ func.func @grad_row_window(%g: tensor<?x64xf32>, %ids: tensor<?xi64>, %first: in
       : tensor<?x64xf32>[tensor<?x5xi32>] -> tensor<?x64xf32>
   return %0, %1 : tensor<?x64xf32>, tensor<?x64xf32>
 }
+
+// -----
+
+// Row-wise quantised tables (docs/semantics.md §6.2): bytes in, f32 / f16 out.
+// CHECK-LABEL: func @bag_quantized
+func.func @bag_quantized(%w8: tensor<1000x136xi8>, %w4: tensor<?x11xi8>, %ids: tensor<?xi64>,
+                         %offs: tensor<?xi32>, %psw: tensor<?xf16>) -> (tensor<?x128xf32>, tensor<?x13xf16>) {
+  // CHECK: emb.bag sum %{{.*}}[%{{.*}}] offsets(%{{.*}} : tensor<?xi32>) {padding_idx = 0 : i64, quantized = #emb.quantized<int8>} : tensor<1000x136xi8>[tensor<?xi64>] -> tensor<?x128xf32>
+  %0 = emb.bag sum %w8[%ids] offsets(%offs : tensor<?xi32>) {padding_idx = 0 : i64, quantized = #emb.quantized<int8>}
+      : tensor<1000x136xi8>[tensor<?xi64>] -> tensor<?x128xf32>
+  // CHECK: emb.bag sqrtn %{{.*}}[%{{.*}}] offsets(%{{.*}} : tensor<?xi32>) per_sample_weights(%{{.*}} : tensor<?xf16>) {quantized = #emb.quantized<int4>} : tensor<?x11xi8>[tensor<?xi64>] -> tensor<?x13xf16>
+  %1 = emb.bag sqrtn %w4[%ids] offsets(%offs : tensor<?xi32>) per_sample_weights(%psw : tensor<?xf16>)
+      {quantized = #emb.quantized<int4>} : tensor<?x11xi8>[tensor<?xi64>] -> tensor<?x13xf16>
+  return %0, %1 : tensor<?x128xf32>, tensor<?x13xf16>
+}
