@@ -54,6 +54,8 @@ const char *numpyDType(const py::dtype &dtype) {
     return size == 4 ? "f32" : size == 8 ? "f64" : size == 2 ? "f16" : nullptr;
   if (kind == 'i')
     return size == 4 ? "i32" : size == 8 ? "i64" : nullptr;
+  if (kind == 'u' && size == 1) // the bytes of a quantised table
+    return "u8";
   return nullptr;
 }
 
@@ -79,7 +81,8 @@ emb::Tensor toTensor(TensorArg arg, const char *name) {
   if (!dtype)
     emb::python::failType(std::string("'") + name + "' has unsupported dtype '" +
                           dtypeName +
-                          "' (expected f32, f64, f16, bf16, i32 or i64)");
+                          "' (expected f32, f64, f16, bf16, i32, i64, or u8 "
+                          "for a quantised table)");
   t.dtype = *dtype;
   return t;
 }
@@ -322,6 +325,33 @@ PYBIND11_MODULE(_emb_mlir, m) {
       py::arg("norm_type"), py::arg("scale_grad_by_freq"), py::arg("sparse"),
       py::arg("include_last_offset"), py::arg("per_sample_weights"),
       py::arg("max_indices"), py::arg("profile"));
+
+  m.def(
+      "embedding_bag_quantized",
+      [](TensorArg indices, TensorArg table, const std::string &format,
+         TensorArg offsets, TensorArg out, const std::string &mode,
+         std::optional<int64_t> paddingIdx, bool includeLastOffset,
+         TensorArg perSampleWeights) {
+        emb::EmbeddingBagOptions o;
+        o.mode = toMode(mode);
+        o.paddingIdx = paddingIdx;
+        o.includeLastOffset = includeLastOffset;
+        if (format != "int8" && format != "int4")
+          emb::python::failValue("bits must be 8 or 4");
+        emb::Quantization q = format == "int8" ? emb::Quantization::int8
+                                               : emb::Quantization::int4;
+        emb::Tensor x = toTensor(indices, "indices"),
+                    t = toTensor(table, "table"), y = toTensor(out, "out");
+        auto off = toOptTensor(offsets, "offsets");
+        auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
+        auto e = engineFor(indices);
+        ReleaseIfLarge release(x.numel() * lastDim(y));
+        check(e->embeddingBagQuantized(x, t, q, ptr(off), y, o, ptr(psw)));
+      },
+      py::arg("indices"), py::arg("table"), py::arg("format"),
+      py::arg("offsets"), py::arg("out"), py::arg("mode"),
+      py::arg("padding_idx"), py::arg("include_last_offset"),
+      py::arg("per_sample_weights"));
 
   m.def(
       "renorm",

@@ -39,7 +39,8 @@ typedef enum {
   EMB_F16 = 2,
   EMB_BF16 = 3,
   EMB_I32 = 4,
-  EMB_I64 = 5
+  EMB_I64 = 5,
+  EMB_U8 = 6 /* the bytes of a quantised table */
 } EmbDType;
 
 /* EMB_SQRTN: the weighted sum over sqrt(sum of squared weights), TensorFlow's
@@ -99,6 +100,22 @@ MLIR_CAPI_EXPORTED int embEmbeddingBag(EmbEngine *engine, EmbTensor indices,
                                        int hasPaddingIdx, int64_t paddingIdx,
                                        const EmbTensor *perSampleWeights,
                                        char *error, size_t errorSize);
+
+/* Row-wise quantised tables (docs/semantics.md §6.2): FBGEMM's fused rows,
+ * as torch's embedding_bag_byte_prepack / _4bit_prepack make them. */
+typedef enum { EMB_INT8 = 1, EMB_INT4 = 2 } EmbQuantization;
+
+/* embedding_bag over `table`, EMB_U8 [V, quantised row bytes of D]
+ * (D + 8 for EMB_INT8, ceil(D/2) + 4 for EMB_INT4); `out` is [B, D] EMB_F32
+ * or EMB_F16 (D is out's); `perSampleWeights` (or NULL) has out's dtype.
+ * Every mode, include_last_offset and padding_idx as in embEmbeddingBag. */
+MLIR_CAPI_EXPORTED int
+embEmbeddingBagQuantized(EmbEngine *engine, EmbTensor indices, EmbTensor table,
+                         EmbQuantization format, const EmbTensor *offsets,
+                         EmbTensor out, EmbBagMode mode, int includeLastOffset,
+                         int hasPaddingIdx, int64_t paddingIdx,
+                         const EmbTensor *perSampleWeights, char *error,
+                         size_t errorSize);
 
 /* Zero-filled memory for a table (or a large output) of `bytes`, 64-byte
  * aligned; NULL when it cannot be had. With `hugePages` non-zero and bytes

@@ -119,7 +119,7 @@ int fail(const std::string &message, char *error, size_t size) {
 
 int checkDtype(const EmbTensor &t, char *error, size_t size) {
   int dtype = rawValue(t.dtype);
-  if (dtype < EMB_F32 || dtype > EMB_I64)
+  if (dtype < EMB_F32 || dtype > EMB_U8)
     return fail("invalid dtype " + std::to_string(dtype) + " in a tensor",
                 error, size);
   if (t.rank < 0)
@@ -147,13 +147,17 @@ int embEmbedding(EmbEngine *engine, EmbTensor indices, EmbTensor weight,
       error, errorSize);
 }
 
-int embEmbeddingBag(EmbEngine *engine, EmbTensor indices, EmbTensor weight,
-                    const EmbTensor *offsets, EmbTensor out, EmbBagMode mode,
-                    int includeLastOffset, int hasPaddingIdx,
-                    int64_t paddingIdx, const EmbTensor *perSampleWeights,
-                    char *error, size_t errorSize) {
+namespace {
+/// The checks and options both bag entry points share: every tensor's
+/// dtype and rank, the mode; 0 when they are fine.
+int bagOptions(EmbTensor indices, EmbTensor table, const EmbTensor *offsets,
+               EmbTensor out, EmbBagMode mode, int includeLastOffset,
+               int hasPaddingIdx, int64_t paddingIdx,
+               const EmbTensor *perSampleWeights,
+               emb::EmbeddingBagOptions &options, char *error,
+               size_t errorSize) {
   if (checkDtype(indices, error, errorSize) ||
-      checkDtype(weight, error, errorSize) ||
+      checkDtype(table, error, errorSize) ||
       checkDtype(out, error, errorSize) ||
       (offsets && checkDtype(*offsets, error, errorSize)) ||
       (perSampleWeights && checkDtype(*perSampleWeights, error, errorSize)))
@@ -162,11 +166,24 @@ int embEmbeddingBag(EmbEngine *engine, EmbTensor indices, EmbTensor weight,
   if (rawMode < EMB_SUM || rawMode > EMB_SQRTN)
     return fail("invalid bag mode " + std::to_string(rawMode), error,
                 errorSize);
-  emb::EmbeddingBagOptions options;
   options.mode = static_cast<emb::BagMode>(rawMode);
   options.includeLastOffset = includeLastOffset != 0;
   if (hasPaddingIdx)
     options.paddingIdx = paddingIdx;
+  return 0;
+}
+} // namespace
+
+int embEmbeddingBag(EmbEngine *engine, EmbTensor indices, EmbTensor weight,
+                    const EmbTensor *offsets, EmbTensor out, EmbBagMode mode,
+                    int includeLastOffset, int hasPaddingIdx,
+                    int64_t paddingIdx, const EmbTensor *perSampleWeights,
+                    char *error, size_t errorSize) {
+  emb::EmbeddingBagOptions options;
+  if (bagOptions(indices, weight, offsets, out, mode, includeLastOffset,
+                 hasPaddingIdx, paddingIdx, perSampleWeights, options, error,
+                 errorSize))
+    return 1;
   emb::Tensor off, psw;
   if (offsets)
     off = view(*offsets);
@@ -175,6 +192,36 @@ int embEmbeddingBag(EmbEngine *engine, EmbTensor indices, EmbTensor weight,
   return report(engine->engine.embeddingBag(
                     view(indices), view(weight), offsets ? &off : nullptr,
                     view(out), options, perSampleWeights ? &psw : nullptr),
+                error, errorSize);
+}
+
+int embEmbeddingBagQuantized(EmbEngine *engine, EmbTensor indices,
+                             EmbTensor table, EmbQuantization format,
+                             const EmbTensor *offsets, EmbTensor out,
+                             EmbBagMode mode, int includeLastOffset,
+                             int hasPaddingIdx, int64_t paddingIdx,
+                             const EmbTensor *perSampleWeights, char *error,
+                             size_t errorSize) {
+  emb::EmbeddingBagOptions options;
+  if (bagOptions(indices, table, offsets, out, mode, includeLastOffset,
+                 hasPaddingIdx, paddingIdx, perSampleWeights, options, error,
+                 errorSize))
+    return 1;
+  int rawFormat = rawValue(format);
+  if (rawFormat != EMB_INT8 && rawFormat != EMB_INT4)
+    return fail("invalid quantised format " + std::to_string(rawFormat), error,
+                errorSize);
+  emb::Tensor off, psw;
+  if (offsets)
+    off = view(*offsets);
+  if (perSampleWeights)
+    psw = view(*perSampleWeights);
+  return report(engine->engine.embeddingBagQuantized(
+                    view(indices), view(table),
+                    rawFormat == EMB_INT8 ? emb::Quantization::int8
+                                          : emb::Quantization::int4,
+                    offsets ? &off : nullptr, view(out), options,
+                    perSampleWeights ? &psw : nullptr),
                 error, errorSize);
 }
 

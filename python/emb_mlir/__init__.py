@@ -14,7 +14,10 @@ EmbTypeError (a dtype) or EmbValueError (anything else): IndexError,
 TypeError and ValueError that are also RuntimeErrors, like torch's.
 
 `empty_table` allocates a numpy table on transparent huge pages (faster
-random-row gathers from large tables).
+random-row gathers from large tables). `quantize_rows` packs a float table
+into int8 / int4 rows as torch's prepack ops do, and
+`embedding_bag_quantized` pools bags of such a table (docs/semantics.md
+§6.2).
 """
 
 from ._errors import EmbError, EmbIndexError, EmbTypeError, EmbValueError
@@ -29,6 +32,8 @@ from ._functional import (
     info,
     renorm_,
 )
+from ._quantized import (dequantize_rows, embedding_bag_quantized,
+                         quantize_rows, row_bytes)
 from ._tables import empty_table
 
 __all__ = [
@@ -37,12 +42,16 @@ __all__ = [
     "EmbTypeError",
     "EmbValueError",
     "configure",
+    "dequantize_rows",
     "embedding",
     "embedding_backward",
     "embedding_bag",
     "embedding_bag_backward",
     "embedding_bag_per_sample_weights_backward",
+    "embedding_bag_quantized",
     "empty_table",
     "info",
+    "quantize_rows",
     "renorm_",
+    "row_bytes",
 ]

@@ -21,6 +21,7 @@ _NUMPY_DTYPES = {
     np.dtype(np.float16): "f16",
     np.dtype(np.int32): "i32",
     np.dtype(np.int64): "i64",
+    np.dtype(np.uint8): "u8",
 }
 _NUMPY_OF = {name: dtype for dtype, name in _NUMPY_DTYPES.items()}
 _TORCH_DTYPES = None  # filled at the first torch tensor
@@ -36,6 +37,7 @@ def _torch_tables(torch):
         torch.bfloat16: "bf16",
         torch.int32: "i32",
         torch.int64: "i64",
+        torch.uint8: "u8",  # the bytes of a quantised table
     }
     _TORCH_OF = {name: dtype for dtype, name in _TORCH_DTYPES.items()}
 

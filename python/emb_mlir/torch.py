@@ -28,6 +28,10 @@ Tables on transparent huge pages: `empty_table`, and the modules' weights of
 MADV_HUGEPAGE before their first touch, which makes random-row gathers from
 large tables faster (fewer TLB misses). The pure-Python path allocates with
 torch (ordinary pages).
+
+`QuantizedEmbeddingBag` is an inference EmbeddingBag over int8 / int4 rows
+packed as torch's prepack ops pack them (docs/semantics.md §6.2), built from
+a float module with `from_float` or from packed rows with `from_packed`.
 """
 
 import inspect
@@ -38,6 +42,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from . import _functional as F
+from . import _quantized as Q
 from ._errors import EmbTypeError, EmbValueError
 from ._tables import HUGE_PAGE_BYTES, _table_size
 
@@ -58,7 +63,7 @@ _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling",
                         None) or (lambda: False)
 
 __all__ = ["embedding", "embedding_bag", "Embedding", "EmbeddingBag",
-           "empty_table"]
+           "QuantizedEmbeddingBag", "empty_table"]
 
 _PROFILES = ("torch", "zero-padding", "unit-scaling")
 
@@ -473,3 +478,85 @@ class EmbeddingBag(torch.nn.EmbeddingBag):
                      padding_idx=padding_idx, profile=profile)
         module.weight.requires_grad = not freeze
         return module
+
+
+class QuantizedEmbeddingBag(torch.nn.Module):
+    """An inference-only EmbeddingBag over a row-wise quantised table
+    (docs/semantics.md §6.2): `packed` (a uint8 buffer [V, row_bytes], in
+    state_dict) holds each row's int8 bytes or int4 nibbles and its scale
+    and bias, exactly as torch's `embedding_bag_byte_prepack` /
+    `embedding_bag_4bit_prepack` make them, so tables packed by torch load
+    as they are. forward takes EmbeddingBag's arguments (input, offsets,
+    per_sample_weights) and returns `output_dtype` (float32 or float16)
+    rows; every mode ("sum", "mean", "max", "sqrtn"), padding_idx and
+    include_last_offset work as for a float table. There is no gradient."""
+
+    def __init__(self, num_embeddings, embedding_dim, mode="mean", bits=8,
+                 padding_idx=None, include_last_offset=False,
+                 output_dtype=torch.float32, _packed=None):
+        super().__init__()
+        F._mode(mode)
+        self.bits = 8 if Q._format(bits) == "int8" else 4
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        if padding_idx is not None and not \
+                -self.num_embeddings <= padding_idx < self.num_embeddings:
+            raise EmbValueError(f"'padding_idx' {padding_idx} is out of "
+                                f"range [-{self.num_embeddings}, "
+                                f"{self.num_embeddings})")
+        self.mode = mode
+        self.padding_idx = padding_idx
+        self.include_last_offset = include_last_offset
+        self.output_dtype = output_dtype
+        shape = (self.num_embeddings, Q.row_bytes(self.embedding_dim, bits))
+        if _packed is None:
+            _packed = torch.zeros(shape, dtype=torch.uint8)
+        elif tuple(_packed.shape) != shape or _packed.dtype != torch.uint8:
+            raise EmbValueError(f"'packed' must be uint8 {list(shape)}, got "
+                                f"{_packed.dtype} {list(_packed.shape)}")
+        self.register_buffer("packed", _packed)
+
+    @classmethod
+    def from_float(cls, module, bits=8, output_dtype=torch.float32):
+        """The quantised twin of a float torch.nn.EmbeddingBag (or ours):
+        its rows packed by quantize_rows, its mode, padding_idx and
+        include_last_offset kept. max_norm has no quantised meaning (the
+        rows are fixed): such a module is an error."""
+        if getattr(module, "max_norm", None) is not None:
+            raise EmbValueError("max_norm is not supported with a quantised "
+                                "table (renormalise before quantising)")
+        weight = module.weight.detach()
+        return cls(weight.shape[0], weight.shape[1], mode=module.mode,
+                   bits=bits, padding_idx=module.padding_idx,
+                   include_last_offset=module.include_last_offset,
+                   output_dtype=output_dtype,
+                   _packed=Q.quantize_rows(weight, bits))
+
+    @classmethod
+    def from_packed(cls, packed, bits=8, mode="mean", embedding_dim=None,
+                    padding_idx=None, include_last_offset=False,
+                    output_dtype=torch.float32):
+        """Over rows packed already (by torch's prepack ops, or
+        quantize_rows); `embedding_dim` for an odd int4 D."""
+        fmt = Q._format(bits)
+        dim = Q._embedding_dim(packed.shape[1], fmt, embedding_dim)
+        return cls(packed.shape[0], dim, mode=mode, bits=bits,
+                   padding_idx=padding_idx,
+                   include_last_offset=include_last_offset,
+                   output_dtype=output_dtype,
+                   _packed=packed.contiguous())
+
+    def forward(self, input, offsets=None, per_sample_weights=None):
+        return Q.embedding_bag_quantized(
+            input, self.packed, offsets, self.mode, self.bits,
+            per_sample_weights, self.padding_idx, self.include_last_offset,
+            self.output_dtype, self.embedding_dim)
+
+    def extra_repr(self):
+        s = (f"{self.num_embeddings}, {self.embedding_dim}, "
+             f"mode={self.mode!r}, bits={self.bits}")
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.include_last_offset:
+            s += ", include_last_offset=True"
+        return s + f", output_dtype={self.output_dtype}"

@@ -139,6 +139,29 @@ int main(void) {
   for (int i = 0; i < 8; ++i)
     CHECK(fabsf(out[i] - wantSqrtn[i]) < 1e-5f, "sqrtn value");
 
+  /* An int8 table of 3 rows of D = 4 (q, then scale 0.5 and bias -1 as
+   * f32): row r is q * 0.5 - 1. */
+  unsigned char packed[3][12];
+  const float scaleBias[2] = {0.5f, -1.0f};
+  for (int r = 0; r < 3; ++r) {
+    for (int d = 0; d < 4; ++d)
+      packed[r][d] = (unsigned char)(10 * r + d);
+    memcpy(&packed[r][4], scaleBias, sizeof(scaleBias));
+  }
+  int64_t qShape[2] = {3, 12};
+  EmbTensor q = {packed, EMB_U8, 2, qShape};
+  rc = embEmbeddingBagQuantized(engine, x, q, EMB_INT8, &o, r, EMB_SUM, 0, 0,
+                                0, NULL, error, sizeof(error));
+  CHECK(rc == 0, error);
+  /* bag 0: rows 0 and 1, bag 1: row 2 */
+  const float wantQ[8] = {3, 4, 5, 6, 9, 9.5f, 10, 10.5f};
+  for (int i = 0; i < 8; ++i)
+    CHECK(fabsf(out[i] - wantQ[i]) < 1e-6f, "quantised bag value");
+  rc = embEmbeddingBagQuantized(engine, x, q, EMB_INT4, &o, r, EMB_SUM, 0, 0,
+                                0, NULL, error, sizeof(error));
+  CHECK(rc != 0 && strstr(error, "'table' rows are 12 bytes") != NULL,
+        "a table of the wrong row size is an error");
+
   float rows[12];
   int64_t lShape[2] = {3, 4};
   EmbTensor l = {rows, EMB_F32, 2, lShape};
