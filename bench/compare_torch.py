@@ -19,7 +19,9 @@ count) measured in the same run. Prints markdown tables and saves a chart:
 Absolute numbers are noise on shared machines; the ratios measured in one
 run are the figures that count: the forward calls of both sides alternate,
 so that both see the same machine. `--grid`: the forward sum / mean x
-f32 / f16 / bf16 x D x L grid only, and the geometric mean.
+f32 / f16 / bf16 x D x L grid only, and the geometric mean. `--beyond`:
+int8 / int4 bags against torch's quantised bag operators, and sqrtn /
+weighted-mean bags against our plain sum (docs/semantics.md §6).
 
 Usage: PYTHONPATH=build/python /usr/bin/python3 bench/compare_torch.py
            [--quick] [--threads N] [--chart docs/images/compare_torch.png]
@@ -186,6 +188,50 @@ def run_forward(cases, iters):
                          torch_ms=None if theirs is None else theirs * 1e3))
         print(f"  {label(case)} D={case['D']} L={case['L']} "
               f"{case.get('dtype', 'f32')}: {ours * 1e3:.2f} ms", file=sys.stderr)
+    return rows
+
+
+def run_beyond(iters):
+    """Issue 17's table (docs/semantics.md §6.1, §6.2), D = 128, L = 32:
+    bags of int8 / int4 tables against torch's quantised bag operators
+    (FBGEMM's kernels) on the same packed rows, and sqrtn / weighted-mean
+    bags against our own plain sum, each pair called in turn."""
+    D, L = 128, 32
+    W = table(D, torch.float32)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, V, (B * L,), generator=g)
+    offsets = torch.arange(0, B * L, L)
+    rows = []
+    torch_ops = {8: torch.ops.quantized.embedding_bag_byte_rowwise_offsets,
+                 4: torch.ops.quantized.embedding_bag_4bit_rowwise_offsets}
+    for bits in (8, 4):
+        packed = emb_mlir.quantize_rows(W, bits)
+        ours, theirs = paired_seconds(
+            lambda: emb_mlir.embedding_bag_quantized(x, packed, offsets,
+                                                     mode="sum", bits=bits),
+            lambda: torch_ops[bits](packed, x, offsets, mode=0), iters)
+        row_bytes = packed.shape[1]
+        gbps = (x.numel() * (row_bytes + 8) + B * D * 4) / ours / 1e9
+        rows.append(dict(name=f"int{bits} sum", ours_ms=ours * 1e3,
+                         ref_ms=theirs * 1e3, gbps=gbps,
+                         ref=f"torch {torch_ops[bits].__name__.split('.')[-1]}"))
+        print(f"  int{bits}: {ours * 1e3:.2f} ms", file=sys.stderr)
+        del packed
+    psw = torch.rand(B * L, generator=g) + 0.25
+    plain = lambda: ET.embedding_bag(x, W, offsets, mode="sum")  # noqa: E731
+    for name, kw in (("sqrtn", dict(mode="sqrtn")),
+                     ("sqrtn weighted", dict(mode="sqrtn",
+                                             per_sample_weights=psw)),
+                     ("weighted mean", dict(mode="mean",
+                                            per_sample_weights=psw)),
+                     ("sum weighted", dict(mode="sum",
+                                           per_sample_weights=psw))):
+        ours, base = paired_seconds(
+            lambda: ET.embedding_bag(x, W, offsets, **kw), plain, iters)
+        gbps = (x.numel() * (D * 4 + 8) + B * D * 4) / ours / 1e9
+        rows.append(dict(name=name, ours_ms=ours * 1e3, ref_ms=base * 1e3,
+                         gbps=gbps, ref="emb_mlir sum"))
+        print(f"  {name}: {ours * 1e3:.2f} ms", file=sys.stderr)
     return rows
 
 
@@ -375,6 +421,10 @@ def main():
     ap.add_argument("--grid", action="store_true",
                     help="only the forward sum / mean x dtype x D x L grid, "
                          "with the geometric mean of the speed-ups")
+    ap.add_argument("--beyond", action="store_true",
+                    help="only the table of issue 17: int8 / int4 bags "
+                         "against torch's quantised operators, sqrtn and "
+                         "weighted mean against our sum")
     ap.add_argument("--chart", default="docs/images/compare_torch.png",
                     help="where to save the PNG chart ('' for none)")
     args = ap.parse_args()
@@ -384,6 +434,18 @@ def main():
     iters = args.iters or (3 if args.quick else 7)
 
     probe = copy_probe(iters)
+    if args.beyond:
+        rows = run_beyond(iters)
+        print(f"\nemb_mlir {torch.__version__}, {threads} threads each, "
+              f"V={V}, B={B}, D=128, L=32; copy probe {probe:.1f} GB/s\n")
+        print("| bag | emb_mlir ms | reference ms | reference | "
+              "reference / emb_mlir | emb_mlir GB/s |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['name']} | {r['ours_ms']:.2f} | {r['ref_ms']:.2f} | "
+                  f"{r['ref']} | {ratio(r['ref_ms'], r['ours_ms'])} | "
+                  f"{r['gbps']:.1f} |")
+        return
     if args.grid:
         fwd = run_forward(grid_cases(), iters)
         bwd, mods, over = [], [], []

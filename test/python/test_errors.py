@@ -45,8 +45,11 @@ def test_dtypes_raise_type_error(weight):
         emb_mlir.embedding_bag(torch.tensor([1, 2]), weight, torch.tensor([0]),
                                mode="sum",
                                per_sample_weights=torch.ones(2, dtype=torch.float64))
-    with pytest.raises(TypeError, match="unsupported dtype 'torch.uint8'"):
+    with pytest.raises(TypeError, match="'indices' must be a tensor of i32 "
+                                        "or i64, got \\[1\\] u8"):
         emb_mlir.embedding(torch.tensor([1], dtype=torch.uint8), weight)
+    with pytest.raises(TypeError, match="unsupported dtype 'torch.int16'"):
+        emb_mlir.embedding(torch.tensor([1], dtype=torch.int16), weight)
     with pytest.raises(TypeError, match="unsupported dtype 'complex128'"):
         emb_mlir.embedding(np.array([1]), np.ones((V, D), np.complex128))
 
