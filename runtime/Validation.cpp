@@ -445,17 +445,24 @@ llvm::Error checkSparseOutputs(const Tensor &rows, const Tensor &values,
   return llvm::Error::success();
 }
 
-/// GPU kernels move a row as 16-byte vectors when D allows: the buffers
-/// they read and write rows of must then be 16-byte aligned (thread views
-/// start at whole rows, so they stay aligned).
+/// GPU kernels move a row as vectors of the largest power-of-two bytes, up
+/// to 16, that divides the row's bytes (gpu_config::vectorWidth): the
+/// buffers they read and write rows of must start at a multiple of that
+/// (thread views start at whole rows, so they stay aligned).
 llvm::Error checkGPUAlignment(Target target, int64_t dim, DType dtype,
                               std::initializer_list<const Tensor *> rows) {
-  if (target == Target::host || (dim * dtypeSize(dtype)) % 16 != 0)
+  int64_t element = static_cast<int64_t>(dtypeSize(dtype));
+  int64_t align = 16;
+  while (align > element && (dim * element) % align != 0)
+    align /= 2;
+  if (target == Target::host || align <= element)
     return llvm::Error::success();
   for (const Tensor *t : rows)
-    if (t && t->data && reinterpret_cast<uintptr_t>(t->data) % 16 != 0)
-      return fail("GPU kernels need 16-byte aligned rows: a buffer of rows "
-                  "starts at an address that is not a multiple of 16");
+    if (t && t->data && reinterpret_cast<uintptr_t>(t->data) % align != 0)
+      return fail("GPU kernels need " + std::to_string(align) +
+                  "-byte aligned rows: a buffer of rows starts at an "
+                  "address that is not a multiple of " +
+                  std::to_string(align));
   return llvm::Error::success();
 }
 

@@ -303,7 +303,7 @@ TEST(BackwardDiff, EmbeddingBagMaxEveryDtypeAndDim) {
 // emulated on the host
 //===----------------------------------------------------------------------===//
 
-const int64_t kGPUDims[] = {1, 3, 16, 17, 33, 64, 100, 128, 1000};
+const int64_t kGPUDims[] = {1, 3, 6, 16, 17, 33, 36, 64, 100, 128, 1000};
 
 TEST(GPUEmulated, EmbeddingGradEveryDtypeDimAndOption) {
   int k = 0;

@@ -507,11 +507,11 @@ TEST(ForwardDiff, IdenticalBitsWithOneAndTwoThreads) {
 // GPU kernels, emulated on the host (emb-emulate-gpu-on-host)
 //===----------------------------------------------------------------------===//
 
-/// D values for the GPU kernels: the scalar path (D not a multiple of the
-/// 16-byte vector) with one chunk per thread (1, 3, 17) and with several
-/// (33; 100 for f16 / bf16), the vector path with one (16, 64, 128) and
-/// with several (1000).
-const int64_t kGPUDims[] = {1, 3, 16, 17, 33, 64, 100, 128, 1000};
+/// D values for the GPU kernels: the scalar path (odd D) with one chunk per
+/// thread (1, 3, 17) and with several (33), vectors narrower than 16 bytes
+/// (6; 36 and 100 for f16 / bf16), the 16-byte path with one chunk (16, 64,
+/// 128) and with several (1000).
+const int64_t kGPUDims[] = {1, 3, 6, 16, 17, 33, 36, 64, 100, 128, 1000};
 
 // The same cases as the host kernels: every variant meets every dtype over
 // the D values.
@@ -593,6 +593,18 @@ TEST(GPUEmulated, MisalignedRowsAreRejected) {
   // The host kernels take any alignment.
   EXPECT_FALSE(static_cast<bool>(
       engine().embedding(indices.view, weight.view, shifted)));
+  // D = 6 f16 rows are 12 bytes: moved as 4-byte vectors (pairs), so
+  // buffers must start at a multiple of 4.
+  Host halfWeight(DType::f16, {4, 6}), halfOut(DType::f16, {3, 6});
+  Tensor halfShifted = halfOut.view;
+  halfShifted.data = static_cast<uint16_t *>(halfOut.view.data) + 1;
+  halfShifted.shape = {2, 6};
+  llvm::Error halfErr = engine(2, Target::gpu_emulated)
+                            .embedding(indices.view, halfWeight.view,
+                                       halfShifted);
+  ASSERT_TRUE(static_cast<bool>(halfErr));
+  EXPECT_NE(llvm::toString(std::move(halfErr)).find("4-byte aligned"),
+            std::string::npos);
 }
 
 //===----------------------------------------------------------------------===//

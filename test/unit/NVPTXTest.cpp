@@ -26,9 +26,9 @@ using namespace emb;
 
 namespace {
 
-// As GPUEmulated.* in ForwardDiffTests: the scalar and vector paths, with
-// one and with several chunks per thread.
-const int64_t kDims[] = {1, 3, 16, 17, 33, 64, 100, 128, 1000};
+// As GPUEmulated.* in ForwardDiffTests: the scalar, narrow-vector and
+// 16-byte paths, with one and with several chunks per thread.
+const int64_t kDims[] = {1, 3, 6, 16, 17, 33, 36, 64, 100, 128, 1000};
 const DType kFloats[] = {DType::f32, DType::f64, DType::f16, DType::bf16};
 const char *kChips[] = {"sm_80", "sm_90"};
 

@@ -24,11 +24,16 @@ constexpr int64_t kVectorBytes = 16;
 
 constexpr int64_t kWarpSize = 32;
 
-/// Elements per access: a 16-byte vector when D is a multiple of it, else
-/// one element (every row then starts aligned for the vector too).
+/// Elements per access: the widest vector of up to 16 bytes whose length
+/// divides D (D = 128 f32: 4; D = 36 f16: 4, 8 bytes; odd D: 1), so that
+/// every row, and every chunk of it, starts aligned for the vector.
+/// runtime/Validation.cpp's checkGPUAlignment asks the same of the buffers
+/// (gpuRowAlignment).
 constexpr int64_t vectorWidth(int64_t dim, int64_t elementBytes) {
   int64_t vec = kVectorBytes / elementBytes;
-  return dim % vec == 0 ? vec : 1;
+  while (vec > 1 && dim % vec != 0)
+    vec /= 2;
+  return vec;
 }
 
 /// Threads per row: enough to cover D with vectors in one pass, a power of

@@ -200,3 +200,16 @@ func.func @bag_int8(%w: tensor<1000x136xi8>, %x: tensor<?xi64>, %o: tensor<?xi64
   %r = emb.bag sum %w[%x] offsets(%o : tensor<?xi64>) {quantized = #emb.quantized<int8>} : tensor<1000x136xi8>[tensor<?xi64>] -> tensor<?x128xf32>
   return %r : tensor<?x128xf32>
 }
+
+// -----
+
+// D = 36 f16 (72-byte rows): not a multiple of 16 bytes, so each thread
+// moves 4 halves (8 bytes) at a time, not single elements.
+// CHECK-LABEL: func.func @lookup_f16_narrow_vectors
+// CHECK: gpu.launch
+// CHECK: vector.load {{.*}} {alignment = 8 : i64} : memref<100x36xf16>, vector<4xf16>
+// CHECK: vector.store {{.*}} {alignment = 8 : i64} : memref<?x36xf16>, vector<4xf16>
+func.func @lookup_f16_narrow_vectors(%w: tensor<100x36xf16>, %x: tensor<?xi64>) -> tensor<?x36xf16> {
+  %r = emb.lookup %w[%x] : tensor<100x36xf16>[tensor<?xi64>] -> tensor<?x36xf16>
+  return %r : tensor<?x36xf16>
+}
