@@ -109,6 +109,7 @@ struct EmbPrefetchRowsPass
   using Base::Base;
 
   void runOnOperation() override {
+    rowLanes.clear();
     SmallVector<RowRead> reads;
     getOperation()->walk([&](vector::TransferReadOp read) {
       if (auto match = matchRowRead(read))
@@ -125,6 +126,16 @@ struct EmbPrefetchRowsPass
       return Key{r.loop.getOperation(), r.indexBuffer.getAsOpaquePointer(),
                  r.table.getAsOpaquePointer()};
     };
+    // The lanes each loop reads of a table's row, over all its reads: a
+    // quantised row is its bytes and, at another column, its scale and
+    // bias; every prefetch of the row looks as far ahead as the whole row
+    // needs.
+    llvm::SmallSetVector<std::tuple<Operation *, void *, void *, void *>, 8>
+        counted;
+    for (const RowRead &r : reads)
+      if (!r.span && counted.insert(std::tuple_cat(
+                         keyOf(r), std::make_tuple(r.col.getOpaqueValue()))))
+        rowLanes[keyOf(r)] += r.lanes;
     for (const RowRead &r : reads) {
       if (!r.span)
         continue;
@@ -153,6 +164,10 @@ struct EmbPrefetchRowsPass
       insertPrefetch(r);
   }
 
+  /// The lanes of a row each iteration reads, by (loop, index buffer,
+  /// table), over its reads at distinct columns.
+  llvm::DenseMap<std::tuple<Operation *, void *, void *>, int64_t> rowLanes;
+
   void insertPrefetch(RowRead r) {
     Block *body = r.loop.getBody();
     ImplicitLocOpBuilder b(r.loop.getLoc(), body, body->begin());
@@ -161,6 +176,12 @@ struct EmbPrefetchRowsPass
         !r.indexBuffer.getParentRegion()->isAncestor(r.loop->getParentRegion()))
       return;
     int64_t lanes = r.span ? r.span->second - r.span->first : r.lanes;
+    // How far ahead: by the bytes of the whole row this loop reads.
+    auto total = rowLanes.find({r.loop.getOperation(),
+                                r.indexBuffer.getAsOpaquePointer(),
+                                r.table.getAsOpaquePointer()});
+    int64_t aheadLanes =
+        r.span || total == rowLanes.end() ? lanes : total->second;
     Value iv = r.loop.getInductionVar();
     Value c0 = arith::ConstantIndexOp::create(b, 0);
     Value c1 = arith::ConstantIndexOp::create(b, 1);
@@ -172,8 +193,8 @@ struct EmbPrefetchRowsPass
     int64_t minAhead = distance > 0 ? distance : emb::cpu::kPrefetchDistance;
     int64_t ahead64 = minAhead;
     if (bytesAhead > 0)
-      ahead64 = std::clamp<int64_t>(bytesAhead / (lanes * bytes), minAhead,
-                                    std::max<int64_t>(minAhead, 64));
+      ahead64 = std::clamp<int64_t>(bytesAhead / (aheadLanes * bytes),
+                                    minAhead, std::max<int64_t>(minAhead, 64));
     Value ahead = arith::AddIOp::create(
         b, iv, arith::ConstantIndexOp::create(b, ahead64));
     Value next = arith::MinSIOp::create(b, ahead, last);

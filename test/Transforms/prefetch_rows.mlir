@@ -144,3 +144,34 @@ func.func @block_loop_inside(%w: memref<?x4096xf32>, %idx: memref<?xi64>, %lo: i
   }
   return
 }
+
+// -----
+
+// A quantised int8 row (D = 128 bytes, then 8 bytes of scale and bias) is
+// read at two columns; both prefetches look ahead by the whole row's 136
+// bytes: 2048 / 136 = 15 rows (bytes-ahead=2048), not 2048 / 8 (the tail
+// alone, clamped to 64) for the tail's.
+// RUN: emb-opt %s -emb-prefetch-rows="distance=4 bytes-ahead=2048" -split-input-file | FileCheck %s --check-prefix=PACKED
+// PACKED-LABEL: func @quantized_row
+// PACKED-DAG: %[[C15:.*]] = arith.constant 15 : index
+// PACKED-DAG: %[[C15B:.*]] = arith.constant 15 : index
+// PACKED-NOT: arith.constant 64 : index
+// PACKED: vector.transfer_read
+func.func @quantized_row(%w: memref<?x136xi8>, %idx: memref<?xi64>, %lo: index, %hi: index) -> vector<8xi8> {
+  %c1 = arith.constant 1 : index
+  %c0 = arith.constant 0 : index
+  %c128 = arith.constant 128 : index
+  %pad = arith.constant 0 : i8
+  %zero = arith.constant dense<0> : vector<8xi8>
+  %r = scf.for %j = %lo to %hi step %c1 iter_args(%acc = %zero) -> vector<8xi8> {
+    %x = memref.load %idx[%j] : memref<?xi64>
+    %row = arith.index_cast %x : i64 to index
+    %tail = vector.transfer_read %w[%row, %c128], %pad {in_bounds = [true]} : memref<?x136xi8>, vector<8xi8>
+    %q = vector.transfer_read %w[%row, %c0], %pad {in_bounds = [true]} : memref<?x136xi8>, vector<128xi8>
+    %part = vector.extract_strided_slice %q {offsets = [0], sizes = [8], strides = [1]} : vector<128xi8> to vector<8xi8>
+    %s = arith.addi %acc, %tail : vector<8xi8>
+    %t = arith.addi %s, %part : vector<8xi8>
+    scf.yield %t : vector<8xi8>
+  }
+  return %r : vector<8xi8>
+}
