@@ -89,6 +89,8 @@ emb::DType toDType(const Tensor &t, const char *name) {
     return emb::DType::i32;
   case at::kLong:
     return emb::DType::i64;
+  case at::kByte: // the packed rows of a quantised table
+    return emb::DType::u8;
   default:
     throwTorch(Failure(emb::ErrorKind::wrong_dtype,
                        std::string("'") + name +
@@ -305,6 +307,38 @@ bagCPU(const Tensor &inputIn, const Tensor &weightIn,
   return {out, maxIndices};
 }
 
+/// embedding_bag of a row-wise quantised table (docs/semantics.md §6.2):
+/// `packed` as torch's prepack ops make it, D given (an odd int4 D is not
+/// in the row bytes), the output of `outputDtype` (float or half).
+Tensor bagQuantizedCPU(const Tensor &inputIn, const Tensor &packedIn,
+                       const optional<Tensor> &offsetsIn, c10::string_view mode,
+                       int64_t bits, int64_t embeddingDim,
+                       const optional<Tensor> &pswIn, bool includeLastOffset,
+                       optional<int64_t> paddingIdx, at::ScalarType outDtype) {
+  if (bits != 8 && bits != 4)
+    failValue("bits must be 8 or 4, got " + std::to_string(bits));
+  if (embeddingDim < 0)
+    failValue("'embedding_dim' must be non-negative, got " +
+              std::to_string(embeddingDim));
+  Tensor input = prepare(inputIn, "indices");
+  Tensor packed = prepare(packedIn, "packed");
+  optional<Tensor> offsets = prepare(offsetsIn, "offsets");
+  optional<Tensor> psw = prepare(pswIn, "per_sample_weights");
+  emb::EmbeddingBagOptions o =
+      bagOptions(mode, paddingIdx, false, false, includeLastOffset, "torch");
+  Tensor out = at::empty({numBags(input, offsets, includeLastOffset),
+                          embeddingDim},
+                         packed.options().dtype(outDtype));
+  auto off = optView(offsets, "offsets");
+  auto p = optView(psw, "per_sample_weights");
+  ReleaseIfLarge release(input.numel() * embeddingDim);
+  check(engine()->embeddingBagQuantized(
+      view(input, "indices"), view(packed, "table"),
+      bits == 8 ? emb::Quantization::int8 : emb::Quantization::int4, ptr(off),
+      view(out, "out"), o, ptr(p)));
+  return out;
+}
+
 /// Renormalises the rows of `weightIn` that `input` references, in place
 /// (through a contiguous copy when it has none of its own layout).
 void renormCPU(const Tensor &weightIn, const Tensor &inputIn, double maxNorm,
@@ -439,6 +473,10 @@ TORCH_LIBRARY(emb_mlir, m) {
         "bool include_last_offset=False, int? padding_idx=None, "
         "bool scale_grad_by_freq=False, bool sparse=False, "
         "str profile='torch', bool max_indices=False) -> (Tensor, Tensor)");
+  m.def("embedding_bag_quantized(Tensor input, Tensor packed, "
+        "Tensor? offsets, str mode, int bits, int embedding_dim, "
+        "Tensor? per_sample_weights=None, bool include_last_offset=False, "
+        "int? padding_idx=None, ScalarType output_dtype=float) -> Tensor");
   m.def("embedding_renorm_(Tensor(a!) weight, Tensor input, float max_norm, "
         "float norm_type=2.0) -> ()");
   m.def("embedding_backward(Tensor grad, Tensor input, int num_weights, "
@@ -467,6 +505,7 @@ TORCH_LIBRARY(emb_mlir, m) {
 TORCH_LIBRARY_IMPL(emb_mlir, CPU, m) {
   m.impl("embedding", &embeddingCPU);
   m.impl("embedding_bag", &bagCPU);
+  m.impl("embedding_bag_quantized", &bagQuantizedCPU);
   m.impl("embedding_renorm_", &renormCPU);
   m.impl("embedding_backward", &embeddingBackwardCPU);
   m.impl("embedding_sparse_backward", &embeddingSparseBackwardCPU);

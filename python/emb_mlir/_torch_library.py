@@ -69,6 +69,15 @@ def register_fake_kernels():
             dtype=torch.int64)
         return out, argmax
 
+    @register("emb_mlir::embedding_bag_quantized")
+    def _embedding_bag_quantized(input, packed, offsets, mode, bits,
+                                 embedding_dim, per_sample_weights=None,
+                                 include_last_offset=False, padding_idx=None,
+                                 output_dtype=torch.float32):
+        return packed.new_empty(
+            (_num_bags(input, offsets, include_last_offset), embedding_dim),
+            dtype=output_dtype)
+
     @register("emb_mlir::embedding_renorm_")
     def _embedding_renorm_(weight, input, max_norm, norm_type=2.0):
         return None

@@ -489,7 +489,10 @@ class QuantizedEmbeddingBag(torch.nn.Module):
     as they are. forward takes EmbeddingBag's arguments (input, offsets,
     per_sample_weights) and returns `output_dtype` (float32 or float16)
     rows; every mode ("sum", "mean", "max", "sqrtn"), padding_idx and
-    include_last_offset work as for a float table. There is no gradient."""
+    include_last_offset work as for a float table. There is no gradient.
+    With the C++ operators, forward is the torch operator
+    `torch.ops.emb_mlir.embedding_bag_quantized` (it has a fake kernel, so
+    torch.compile(fullgraph=True) and torch.export trace it)."""
 
     def __init__(self, num_embeddings, embedding_dim, mode="mean", bits=8,
                  padding_idx=None, include_last_offset=False,
@@ -547,6 +550,12 @@ class QuantizedEmbeddingBag(torch.nn.Module):
                    _packed=packed.contiguous())
 
     def forward(self, input, offsets=None, per_sample_weights=None):
+        if _ops is not None:
+            # The torch operator: torch.compile / torch.export see it.
+            return torch.ops.emb_mlir.embedding_bag_quantized(
+                input, self.packed, offsets, self.mode, self.bits,
+                self.embedding_dim, per_sample_weights,
+                self.include_last_offset, self.padding_idx, self.output_dtype)
         return Q.embedding_bag_quantized(
             input, self.packed, offsets, self.mode, self.bits,
             per_sample_weights, self.padding_idx, self.include_last_offset,

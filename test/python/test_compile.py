@@ -9,6 +9,7 @@ import io
 import pytest
 import torch
 
+import emb_mlir
 import emb_mlir.torch as ET
 
 pytestmark = [
@@ -198,3 +199,26 @@ def test_vmap_uses_the_per_example_fallback():
     weights = torch.randn(3, 10, 4)
     out = torch.vmap(lambda w: ET.embedding(x, w))(weights)
     torch.testing.assert_close(out, weights[:, x])
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_quantized_bag_compiles_fullgraph(backend):
+    """QuantizedEmbeddingBag's forward is a torch operator with a fake
+    kernel: no graph break, eager's values, dynamic bag counts."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    q = ET.QuantizedEmbeddingBag.from_float(
+        torch.nn.EmbeddingBag(V, D, mode="sqrtn", padding_idx=0), bits=4)
+    compiled = torch.compile(q, fullgraph=True, backend=backend, dynamic=True)
+    for batch in (3, 5):
+        ids, offsets = inputs(batch)[1:3]
+        torch.testing.assert_close(compiled(ids, offsets), q(ids, offsets))
+
+
+def test_opcheck_quantized_bag():
+    packed = emb_mlir.quantize_rows(torch.randn(V, D), 8)
+    ids, offsets = torch.tensor([1, 2, 3, 4]), torch.tensor([0, 1, 1])
+    torch.library.opcheck(
+        torch.ops.emb_mlir.embedding_bag_quantized.default,
+        (ids, packed, offsets, "sum", 8, D, torch.rand(4), False, None,
+         torch.float32))
