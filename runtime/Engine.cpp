@@ -571,6 +571,116 @@ llvm::Expected<Plan> Planner::embeddingBagQuantized(
   return plan;
 }
 
+llvm::Expected<Plan> Planner::embeddingBagTables(
+    const Tensor &indices, const Tensor &weights,
+    llvm::ArrayRef<TableOptions> tables, const Tensor &offsets,
+    const Tensor &out, const Tensor *psw) {
+  if (auto err = begin(nullptr, nullptr, indices))
+    return std::move(err);
+  int64_t numTables = static_cast<int64_t>(tables.size());
+  if (numTables == 0)
+    return fail("a many-table bag needs at least one table");
+  if (auto err = checkView(weights, "weights"))
+    return std::move(err);
+  if (weights.rank() != 1 || !isFloat(weights.dtype))
+    return fail("'weights' must be a 1-D tensor of f32, f64, f16 or bf16 "
+                "(every table, flat), got " +
+                    describe(weights),
+                isFloat(weights.dtype) ? ErrorKind::invalid_argument
+                                       : ErrorKind::wrong_dtype);
+  DType dtype = weights.dtype;
+  std::vector<TableSpec> specs;
+  std::vector<int64_t> rows;
+  int64_t elements = 0, totalDim = 0;
+  const TableOptions *maxTable = nullptr;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    const TableOptions &table = tables[t];
+    if (table.numEmbeddings < 0 || table.embeddingDim < 0)
+      return fail("table " + std::to_string(t) + ": negative size [" +
+                  std::to_string(table.numEmbeddings) + ", " +
+                  std::to_string(table.embeddingDim) + "]");
+    auto pad = normalizePadding(table.paddingIdx, table.numEmbeddings);
+    if (!pad)
+      return fail("table " + std::to_string(t) + ": " +
+                  llvm::toString(pad.takeError()));
+    int64_t size;
+    if (__builtin_mul_overflow(table.numEmbeddings, table.embeddingDim,
+                               &size) ||
+        __builtin_add_overflow(elements, size, &elements))
+      return fail("the tables are too large");
+    totalDim += table.embeddingDim;
+    if (table.mode == BagMode::max && !maxTable)
+      maxTable = &table;
+    specs.push_back(
+        {table.numEmbeddings, table.embeddingDim, table.mode, *pad});
+    rows.push_back(table.numEmbeddings);
+  }
+  if (weights.shape[0] != elements)
+    return fail("'weights' has " + std::to_string(weights.shape[0]) +
+                " elements, the tables need " + std::to_string(elements) +
+                " (the sum of V_t * D_t)");
+  if (indices.rank() != 1)
+    return fail("'indices' of a many-table bag must be 1-D, got " +
+                describe(indices));
+  if (psw && maxTable)
+    return fail("'per_sample_weights' are not allowed with mode 'max' (table " +
+                std::to_string(maxTable - tables.data()) + ")");
+  if (auto err = checkIndexTensor(offsets, "offsets"))
+    return std::move(err);
+  int64_t numOffsets = offsets.numel();
+  if (offsets.rank() != 1 || numOffsets < 1 ||
+      (numOffsets - 1) % numTables != 0)
+    return fail("'offsets' must be 1-D with T * B + 1 entries for T = " +
+                std::to_string(numTables) + " tables, got " +
+                describe(offsets));
+  int64_t numBags = (numOffsets - 1) / numTables;
+  // Every table's bags as one list of T * B bags closed by the last offset
+  // (0 first, non-decreasing, the last len(indices)); per_sample_weights.
+  EmbeddingBagOptions asOneList;
+  asOneList.includeLastOffset = true;
+  auto bags = engine.bagInputs(indices, &offsets, asOneList, psw, dtype);
+  if (!bags)
+    return bags.takeError();
+  if (auto err = checkOutput(out, "out", {numBags, totalDim}, dtype))
+    return std::move(err);
+  if (auto err = engine.checkTableIndices(indices, offsets, rows, numBags))
+    return std::move(err);
+  if (numBags == 0 || totalDim == 0)
+    return Plan::nothing();
+  // On a GPU each table's rows move as the vectors its D allows: its start
+  // in `weights` must be aligned for them.
+  int64_t at = 0;
+  for (const TableSpec &t : specs) {
+    Tensor part = weights;
+    part.data = advance(weights.data, at, dtype);
+    if (auto err = checkGPUAlignment(engine.target, t.dim, dtype, {&part}))
+      return std::move(err);
+    at += t.rows * t.dim;
+  }
+  Plan plan;
+  plan.spec = spec(OpKind::embedding_bag_tables, dtype, indices, totalDim);
+  plan.spec.offsets = offsets.dtype;
+  plan.spec.perSampleWeights = psw != nullptr;
+  plan.spec.tables = std::move(specs);
+  // Threads own ranges of bags, of every table (the kernel's window).
+  int64_t n = indices.numel();
+  plan.count = numBags;
+  plan.grain = grainFor((n / numBags + 1) * totalDim *
+                        static_cast<int64_t>(dtypeSize(dtype)));
+  plan.split = true;
+  plan.fill = [&weights, &indices, &offsets, &out, psw,
+               totalDim](KernelArgs &args, int64_t b, int64_t e) {
+    args.set(ArgSlot::weight, weights.data, weights.shape[0]);
+    args.set(ArgSlot::indices, indices.data, indices.numel());
+    args.set(ArgSlot::offsets, offsets.data, offsets.numel());
+    if (psw)
+      args.set(ArgSlot::perSampleWeights, psw->data, psw->numel());
+    args.set(ArgSlot::out, advance(out.data, b * totalDim, out.dtype), e - b,
+             totalDim);
+  };
+  return plan;
+}
+
 //===----------------------------------------------------------------------===//
 // Entry points
 //===----------------------------------------------------------------------===//
@@ -606,6 +716,16 @@ llvm::Error Engine::embeddingBagQuantized(const Tensor &indices,
                                           const Tensor *psw) {
   return run(Planner{*this}.embeddingBagQuantized(indices, table, quant,
                                                   offsets, out, options, psw))
+      .takeError();
+}
+
+llvm::Error Engine::embeddingBagTables(const Tensor &indices,
+                                       const Tensor &weights,
+                                       llvm::ArrayRef<TableOptions> tables,
+                                       const Tensor &offsets,
+                                       const Tensor &out, const Tensor *psw) {
+  return run(Planner{*this}.embeddingBagTables(indices, weights, tables,
+                                               offsets, out, psw))
       .takeError();
 }
 

@@ -177,6 +177,12 @@ struct Planner {
       const Tensor &indices, const Tensor &table, Quantization quant,
       const Tensor *offsets, const Tensor &out,
       const EmbeddingBagOptions &options, const Tensor *psw);
+  llvm::Expected<Plan> embeddingBagTables(const Tensor &indices,
+                                          const Tensor &weights,
+                                          llvm::ArrayRef<TableOptions> tables,
+                                          const Tensor &offsets,
+                                          const Tensor &out,
+                                          const Tensor *psw);
   llvm::Expected<Plan> embeddingBackward(const Tensor &grad,
                                          const Tensor &indices,
                                          const Tensor &gradWeight,

@@ -488,6 +488,50 @@ llvm::Error Engine::checkIndices(const Tensor &indices, int64_t numEmbeddings) {
   });
 }
 
+/// `err` with "table t: " before its message (and its kind kept).
+static llvm::Error inTable(llvm::Error err, size_t t) {
+  std::error_code code;
+  std::string message;
+  llvm::handleAllErrors(std::move(err), [&](const llvm::ErrorInfoBase &e) {
+    code = e.convertToErrorCode();
+    message = e.message();
+  });
+  return llvm::createStringError(code, "table " + std::to_string(t) + ": " +
+                                           message);
+}
+
+llvm::Error Engine::checkTableIndices(const Tensor &indices,
+                                      const Tensor &offsets,
+                                      llvm::ArrayRef<int64_t> numEmbeddings,
+                                      int64_t numBags) {
+  Tensor indexCopy, offsetCopy;
+  std::vector<char> indexStorage, offsetStorage;
+  auto x = readable(&indices, indexCopy, indexStorage);
+  if (!x)
+    return x.takeError();
+  auto o = readable(&offsets, offsetCopy, offsetStorage);
+  if (!o)
+    return o.takeError();
+  if (!*x || !*o)
+    return llvm::Error::success(); // trusted device indices
+  for (size_t t = 0; t < numEmbeddings.size(); ++t) {
+    int64_t begin = loadInt((*o)->data, (*o)->dtype, t * numBags);
+    int64_t end = loadInt((*o)->data, (*o)->dtype, (t + 1) * numBags);
+    Tensor part = **x;
+    part.data = static_cast<char *>(part.data) +
+                begin * static_cast<int64_t>(dtypeSize(part.dtype));
+    part.shape = {end - begin};
+    if (auto err = checkIndexRange(
+            part, numEmbeddings[t],
+            [this](int64_t n, int64_t grain,
+                   llvm::function_ref<void(int64_t, int64_t)> body) {
+              parallelFor(n, grain, body);
+            }))
+      return inTable(std::move(err), t);
+  }
+  return llvm::Error::success();
+}
+
 llvm::Expected<int64_t> Engine::bagInputs(const Tensor &indices,
                                           const Tensor *offsets,
                                           const EmbeddingBagOptions &options,

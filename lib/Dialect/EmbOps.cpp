@@ -412,6 +412,81 @@ LogicalResult BagOp::canonicalize(BagOp op, PatternRewriter &rewriter) {
 }
 
 //===----------------------------------------------------------------------===//
+// MultiBagOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult MultiBagOp::verify() {
+  int64_t numTables = getTables().size();
+  if (numTables == 0)
+    return emitOpError() << "needs at least one table";
+  if (static_cast<int64_t>(getModes().size()) != numTables ||
+      static_cast<int64_t>(getPaddingIdx().size()) != numTables)
+    return emitOpError() << "needs one mode and one padding_idx per table ("
+                         << numTables << "), got " << getModes().size()
+                         << " and " << getPaddingIdx().size();
+  Type element;
+  int64_t totalDim = 0;
+  bool anyMax = false;
+  for (auto [t, table] : llvm::enumerate(getTables())) {
+    auto type = cast<RankedTensorType>(table.getType());
+    std::string name = "table " + std::to_string(t);
+    if (failed(checkFloatTensor(*this, name, type, 2)))
+      return failure();
+    if (!element)
+      element = type.getElementType();
+    else if (failed(checkSameElement(*this, name, type.getElementType(),
+                                     "table 0", element)))
+      return failure();
+    if (type.isDynamicDim(1))
+      return emitOpError() << "'" << name
+                           << "' needs a static embedding dimension";
+    totalDim += type.getDimSize(1);
+    int64_t pad = getPaddingIdx()[t];
+    int64_t rows = type.getDimSize(0);
+    if (pad < -1 || (!ShapedType::isDynamic(rows) && pad >= rows))
+      return emitOpError() << "'padding_idx' of table " << t << " (" << pad
+                           << ") is not -1 or a row of the table";
+    anyMax |= cast<BagModeAttr>(getModes()[t]).getValue() == BagMode::max;
+  }
+  RankedTensorType indices = getIndices().getType(),
+                   offsets = getOffsets().getType(),
+                   output = getOutput().getType();
+  if (failed(checkIndexTensor(*this, "indices", indices, 1)) ||
+      failed(checkIndexTensor(*this, "offsets", offsets, 1)))
+    return failure();
+  int64_t numOffsets = offsets.getDimSize(0);
+  if (!ShapedType::isDynamic(numOffsets) &&
+      (numOffsets < 1 || (numOffsets - 1) % numTables != 0))
+    return emitOpError() << "'offsets' has " << numOffsets
+                         << " entries, not T * B + 1 for T = " << numTables;
+  if (RankedTensorType psw = rankedOrNull(getPerSampleWeights())) {
+    if (anyMax)
+      return emitOpError() << "'per_sample_weights' are not allowed when a "
+                              "table's mode is 'max'";
+    if (failed(checkFloatTensor(*this, "per_sample_weights", psw)) ||
+        failed(checkSameElement(*this, "per_sample_weights",
+                                psw.getElementType(), "table 0", element)))
+      return failure();
+    if (failed(verifyCompatibleShape(psw, indices)))
+      return emitOpError() << "'per_sample_weights' type " << psw
+                           << " must have the shape of 'indices' ("
+                           << indices << ")";
+  }
+  if (static_cast<bool>(getBagOffset()) != static_cast<bool>(getBagCount()))
+    return emitOpError() << "'bag_offset' and 'bag_count' go together";
+  int64_t numBags = ShapedType::kDynamic;
+  if (!getBagOffset() && !ShapedType::isDynamic(numOffsets))
+    numBags = (numOffsets - 1) / numTables;
+  if (failed(checkFloatTensor(*this, "output", output, 2)) ||
+      failed(checkSameElement(*this, "output", output.getElementType(),
+                              "table 0", element)) ||
+      failed(checkBagRows(*this, "output", output, numBags, totalDim,
+                          "the sum of the tables' embedding dimensions")))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // RenormOp
 //===----------------------------------------------------------------------===//
 

@@ -104,6 +104,17 @@ KernelABI::KernelABI(const KernelSpec &spec) {
     if (spec.maxIndices)
       arg(ArgSlot::maxIndices, E::i64, S::rows);
     break;
+  case OpKind::embedding_bag_tables:
+    // (every table in one buffer, indices, offsets, [psw], the window of
+    // bags, out)
+    arg(ArgSlot::weight, E::weight, S::list);
+    arg(ArgSlot::indices, E::indices, S::list);
+    arg(ArgSlot::offsets, E::offsets, S::list);
+    if (spec.perSampleWeights)
+      arg(ArgSlot::perSampleWeights, E::weight, S::list);
+    arg(ArgSlot::window, E::i64, S::pair);
+    arg(ArgSlot::out, E::weight, S::rows);
+    break;
   case OpKind::renorm: // (weight, indices): the weight is written in place
     arg(ArgSlot::weight, E::weight, S::rows);
     arg(ArgSlot::indices, E::indices, S::list);

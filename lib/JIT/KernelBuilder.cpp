@@ -359,6 +359,41 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
       materialize(op.getMaxIndices(), argmax);
     break;
   }
+  case OpKind::embedding_bag_tables: {
+    // Each table a [rows, dim] view of its part of the flat buffer.
+    Value flat = toTensor(weight);
+    SmallVector<Value> tables;
+    SmallVector<Attribute> modes;
+    SmallVector<int64_t> pads;
+    int64_t at = 0;
+    for (const TableSpec &t : spec.tables) {
+      auto part = RankedTensorType::get({t.rows * t.dim}, wElt);
+      Value slice = tensor::ExtractSliceOp::create(
+          b, loc, part, flat, ValueRange{}, ValueRange{}, ValueRange{},
+          b.getDenseI64ArrayAttr({at}), b.getDenseI64ArrayAttr({t.rows * t.dim}),
+          b.getDenseI64ArrayAttr({1}));
+      tables.push_back(tensor::ExpandShapeOp::create(
+          b, loc, RankedTensorType::get({t.rows, t.dim}, wElt), slice,
+          ArrayRef<ReassociationIndices>{{0, 1}}));
+      modes.push_back(mlir::emb::BagModeAttr::get(&ctx, toMlir(t.mode)));
+      pads.push_back(t.paddingIdx);
+      at += t.rows * t.dim;
+    }
+    Value window = tensorArg(Slot::window);
+    auto windowValue = [&](int64_t i) -> Value {
+      Value v = tensor::ExtractOp::create(
+          b, loc, window,
+          ValueRange{arith::ConstantIndexOp::create(b, loc, i)});
+      return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+    };
+    Value r = mlir::emb::MultiBagOp::create(
+        b, loc, tensorOf(rows), tables, toTensor(indices),
+        tensorArg(Slot::offsets), tensorArg(Slot::perSampleWeights),
+        windowValue(0), windowValue(1), b.getArrayAttr(modes),
+        b.getDenseI64ArrayAttr(pads));
+    materialize(r, arg(Slot::out));
+    break;
+  }
   case OpKind::renorm: {
     Value tw = toTensor(weight, /*writable=*/true);
     Value r = mlir::emb::RenormOp::create(

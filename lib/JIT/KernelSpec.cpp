@@ -27,7 +27,7 @@ std::string KernelSpec::str() const {
                 op == OpKind::embedding_bag_sparse_backward;
   bool backward = op == OpKind::embedding_backward ||
                   op == OpKind::embedding_bag_backward || sparse;
-  if (bag && !twoD) {
+  if ((bag && !twoD) || op == OpKind::embedding_bag_tables) {
     s += ":o=";
     s += dtypeName(offsets);
   }
@@ -45,6 +45,16 @@ std::string KernelSpec::str() const {
     if (quant != Quantization::none) {
       s += ":q=";
       s += quantizationName(quant);
+    }
+  }
+  if (op == OpKind::embedding_bag_tables) {
+    s += perSampleWeights ? ":psw:tables=" : ":tables=";
+    for (const TableSpec &t : tables) {
+      s += std::to_string(t.rows) + "x" + std::to_string(t.dim) + "-" +
+           bagModeName(t.mode);
+      if (t.paddingIdx >= 0)
+        s += "-pad" + std::to_string(t.paddingIdx);
+      s += ",";
     }
   }
   if (backward) {

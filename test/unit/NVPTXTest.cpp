@@ -48,6 +48,8 @@ size_t dtypeBytes(DType d) { return dtypeSize(d); }
 size_t expectedKernels(const KernelSpec &spec) {
   if (spec.op == OpKind::renorm) // zero the row flags, then renormalise
     return 2;
+  if (spec.op == OpKind::embedding_bag_tables) // a launch per table
+    return spec.tables.size();
   // Sparse: the compaction (chunk counts, the scan's three, its writes),
   // then the values; coalesced: the keys and the radix pass first, and a
   // sum per distinct row last. Bags: the bags' entries (and initial keys).
@@ -93,7 +95,8 @@ void compileEverywhere(const KernelSpec &spec, bool ptxas) {
     int64_t vec = 16 / dtypeBytes(spec.weight);
     bool scalar = (spec.deterministic && spec.mode == BagMode::max &&
                    spec.op == OpKind::embedding_bag_backward) ||
-                  spec.quant != Quantization::none;
+                  spec.quant != Quantization::none ||
+                  spec.op == OpKind::embedding_bag_tables;
     if (spec.dim % vec == 0 && !scalar) {
       const char *load =
           spec.weight == DType::f64 ? "ld.global.v2.b64" : "ld.global.v4.b32";
@@ -213,6 +216,28 @@ TEST(NVPTX, QuantizedBagEveryFormatModeAndDim) {
               << text;
         }
       }
+  if (!ptxas)
+    GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
+}
+
+// Many tables in one call (docs/semantics.md §6.3): one host function, a
+// launch per table (each with its D's thread layout), every dtype.
+TEST(NVPTX, TablesEveryDtype) {
+  bool ptxas = havePtxas();
+  for (DType w : kFloats) {
+    KernelSpec spec;
+    spec.op = OpKind::embedding_bag_tables;
+    spec.target = Target::gpu_emulated;
+    spec.weight = w;
+    spec.tables = {{1000, 64, BagMode::sum, -1},
+                   {10, 3, BagMode::max, 0},
+                   {50, 36, BagMode::sqrtn, -1}};
+    spec.dim = 64 + 3 + 36;
+    spec.perSampleWeights = false;
+    compileEverywhere(spec, ptxas);
+    if (HasFatalFailure())
+      return;
+  }
   if (!ptxas)
     GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
 }

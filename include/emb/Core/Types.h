@@ -41,7 +41,9 @@ enum class OpKind : uint8_t {
   embedding_bag_backward,
   embedding_bag_psw_backward,
   embedding_sparse_backward,
-  embedding_bag_sparse_backward
+  embedding_bag_sparse_backward,
+  /// Many tables in one call (docs/semantics.md §6.3).
+  embedding_bag_tables
 };
 
 /// Where a kernel runs. `gpu_emulated` is the GPU kernel of
@@ -169,6 +171,8 @@ inline const char *opKindName(OpKind op) {
     return "embedding_sparse_backward";
   case OpKind::embedding_bag_sparse_backward:
     return "embedding_bag_sparse_backward";
+  case OpKind::embedding_bag_tables:
+    return "embedding_bag_tables";
   }
   return "?";
 }

@@ -136,6 +136,55 @@ def Emb_BagOp : Emb_Op<"bag", [Pure, AttrSizedOperandSegments]> {
   let hasCanonicalizeMethod = 1;
 }
 
+def Emb_MultiBagOp : Emb_Op<"multi_bag", [Pure, AttrSizedOperandSegments]> {
+  let summary = "many tables in one call: FBGEMM's table-batched embedding_bag";
+  let description = [{
+    Pools the bags of `T` tables in one op (docs/semantics.md §6.3,
+    TorchRec's KJT layout): `tables` are `T` tables `[V_t, D_t]` of one
+    float type (static D_t), `indices` the indices of all tables
+    concatenated, `offsets` (`T * B + 1` entries, table-major) the bags:
+    bag `b` of table `t` is `indices[offsets[t*B + b] : offsets[t*B + b +
+    1]]`. The result is `[B, sum_t D_t]`: table `t`'s pooled row lands in
+    columns `[sum_{s<t} D_s, sum_{s<=t} D_s)`.
+
+    `modes` gives each table's mode (`sum`, `mean`, `max`, `sqrtn`, as in
+    `emb.bag`) and `padding_idx` each table's padding row, in `[0, V_t)`,
+    or -1 for none. The optional `per_sample_weights` (the indices' shape,
+    the tables' element type) weigh every table's entries; no table's mode
+    may then be `max`.
+
+    With `bags(%first, %count)`, the op pools bags `[first, first + count)`
+    of every table (the result is `[count, sum D_t]`): a runtime splits the
+    bags over threads this way.
+
+    Example:
+
+    ```mlir
+    %out = emb.multi_bag %t0, %t1[%ids] offsets(%offs : tensor<?xi64>)
+        {modes = [#emb.mode<sum>, #emb.mode<mean>], padding_idx = array<i64: -1, 0>}
+        : (tensor<1000x64xf32>, tensor<50x16xf32>)[tensor<?xi64>] -> tensor<?x80xf32>
+    ```
+  }];
+  let arguments = (ins
+    Variadic<AnyRankedTensor>:$tables,
+    AnyRankedTensor:$indices,
+    AnyRankedTensor:$offsets,
+    Optional<AnyRankedTensor>:$per_sample_weights,
+    Optional<Index>:$bag_offset,
+    Optional<Index>:$bag_count,
+    TypedArrayAttrBase<Emb_BagModeAttr, "one bag mode per table">:$modes,
+    DenseI64ArrayAttr:$padding_idx
+  );
+  let results = (outs AnyRankedTensor:$output);
+  let assemblyFormat = [{
+    $tables `[` $indices `]` `offsets` `(` $offsets `:` type($offsets) `)`
+    (`per_sample_weights` `(` $per_sample_weights^ `:` type($per_sample_weights) `)`)?
+    (`bags` `(` $bag_offset^ `,` $bag_count `)`)?
+    attr-dict `:` `(` type($tables) `)` `[` type($indices) `]` `->` type($output)
+  }];
+  let hasVerifier = 1;
+}
+
 def Emb_RenormOp : Emb_Op<"renorm", [Pure, DestinationStyleOpInterface]> {
   let summary = "max_norm renormalisation of the rows referenced by indices";
   let description = [{

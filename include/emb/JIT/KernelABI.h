@@ -30,7 +30,8 @@ namespace emb {
 
 /// What an argument of a kernel is.
 enum class ArgSlot : uint8_t {
-  weight,           ///< the table [V, D] (renorm: written in place)
+  weight,           ///< the table [V, D] (renorm: written in place; a
+                    ///< many-table bag: every table, flat, one after another)
   indices,          ///< 1-D, or [B, L] for 2-D bags
   offsets,          ///< bag starts (1-D bags)
   perSampleWeights, ///< the shape of indices
@@ -38,6 +39,7 @@ enum class ArgSlot : uint8_t {
   out,              ///< the forward result's rows
   maxIndices,       ///< [B, D] i64: the forward's argmax of mode max
   window,           ///< i64[2]: first row and row count of gradWeight
+                    ///< (a many-table bag: first bag and bag count)
   gradWeight,       ///< the rows [first, first + count) of the dense gradient
   gradPerSampleWeights, ///< the per_sample_weights gradient (indices' shape)
   sparseRows,           ///< i64[capacity]: the COO rows

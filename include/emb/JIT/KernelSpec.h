@@ -16,8 +16,17 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace emb {
+
+/// One table of a many-table bag (OpKind::embedding_bag_tables): its rows
+/// and columns, its mode and its padding row (in [0, rows), or -1).
+struct TableSpec {
+  int64_t rows = 0, dim = 0;
+  BagMode mode = BagMode::sum;
+  int64_t paddingIdx = -1;
+};
 
 struct KernelSpec {
   OpKind op = OpKind::embedding;
@@ -44,6 +53,10 @@ struct KernelSpec {
   /// quantizedRowBytes(quant, dim) bytes, and `weight` is the float type of
   /// the output and the per_sample_weights (f32 or f16).
   Quantization quant = Quantization::none;
+  /// embedding_bag_tables: the tables, in the order of their columns; they
+  /// lie one after another in one buffer of `weight` elements, and `dim`
+  /// is the sum of their dims (the output's columns).
+  std::vector<TableSpec> tables;
 
   // embedding and embedding_bag: the padding row, normalised to [0, V), or
   // -1 for none. `zeroPadding` is the `zero-padding` profile's lookup.

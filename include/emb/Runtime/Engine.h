@@ -27,6 +27,7 @@
 #include "emb/JIT/JIT.h"
 #include "emb/JIT/KernelSpec.h"
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"
 
@@ -170,6 +171,14 @@ struct EngineOptions {
 class ThreadPool;
 struct Plan;
 
+/// One table of Engine::embeddingBagTables (docs/semantics.md §6.3).
+struct TableOptions {
+  int64_t numEmbeddings = 0, embeddingDim = 0;
+  BagMode mode = BagMode::sum;
+  /// In [-V, V) (a negative value counts from V), or none.
+  std::optional<int64_t> paddingIdx;
+};
+
 class Engine {
 public:
   explicit Engine(EngineOptions options = {});
@@ -204,6 +213,22 @@ public:
                                     const Tensor &out,
                                     const EmbeddingBagOptions &options = {},
                                     const Tensor *perSampleWeights = nullptr);
+
+  /// Many tables in one call (docs/semantics.md §6.3; FBGEMM's
+  /// table-batched embedding_bag, TorchRec's KJT layout): `weights` holds
+  /// every table of `tables`, flat and one after another (table t's
+  /// [V_t, D_t] rows, row-major); `indices` (1-D) the indices of every
+  /// table, concatenated; `offsets` (T * B + 1 entries, table-major) the
+  /// bags: bag b of table t is indices[offsets[t*B + b] : offsets[t*B + b +
+  /// 1]], offsets[0] = 0, non-decreasing, the last = len(indices). `out`
+  /// ([B, sum D_t], the weights' dtype) receives table t's pooled rows in
+  /// columns [sum_{s<t} D_s, sum_{s<=t} D_s). `perSampleWeights` (the
+  /// indices' shape) weigh every table's entries; no table may then be max.
+  /// One kernel runs every table; errors name the table.
+  llvm::Error embeddingBagTables(const Tensor &indices, const Tensor &weights,
+                                 llvm::ArrayRef<TableOptions> tables,
+                                 const Tensor &offsets, const Tensor &out,
+                                 const Tensor *perSampleWeights = nullptr);
 
   /// Renormalises in place every distinct row of `weight` referenced by
   /// `indices` whose p-norm exceeds `maxNorm`.
@@ -316,6 +341,11 @@ private:
   llvm::Error gpuReady();
   /// Every index in [0, V), read through readable().
   llvm::Error checkIndices(const Tensor &indices, int64_t numEmbeddings);
+  /// Every index of table t (positions offsets[t*B] to offsets[(t+1)*B])
+  /// in [0, V_t), read through readable(); errors name the table.
+  llvm::Error checkTableIndices(const Tensor &indices, const Tensor &offsets,
+                                llvm::ArrayRef<int64_t> numEmbeddings,
+                                int64_t numBags);
   /// Every max_indices value in [-1, V), read through readable().
   llvm::Error checkMaxIndices(const Tensor &maxIndices, int64_t numEmbeddings);
   /// The bag checks, offsets' values read through readable(); the number

@@ -15,11 +15,6 @@ LogicalResult
 mlir::emb::lowering::applyEmbLowering(Operation *root,
                                       const FrozenRewritePatternSet &patterns,
                                       StringRef target) {
-  SmallVector<Operation *> ops;
-  root->walk([&](Operation *op) {
-    if (isa<EmbDialect>(op->getDialect()))
-      ops.push_back(op);
-  });
   PatternApplicator applicator(patterns);
   applicator.applyDefaultCostModel();
   // A pattern reports why it cannot lower its op (a dynamic D, say); an op
@@ -36,21 +31,32 @@ mlir::emb::lowering::applyEmbLowering(Operation *root,
     return failure(); // still shown by the handlers before this one
   });
   PatternRewriter rewriter(root->getContext());
-  for (Operation *op : ops) {
-    rewriter.setInsertionPoint(op);
-    reported = false;
-    bool tried = false;
-    auto canApply = [&](const Pattern &) {
-      tried = true;
-      return true;
-    };
-    if (succeeded(applicator.matchAndRewrite(op, rewriter, canApply)))
-      continue;
-    if (!tried)
-      op->emitOpError() << "has no " << target << " lowering";
-    else if (!reported)
-      op->emitOpError() << "is not lowered by any " << target << " pattern";
-    return failure();
+  // Rounds: a decomposition (emb.multi_bag into emb.bag ops) leaves emb ops
+  // for the next round to lower; every other pattern leaves none.
+  for (int round = 0; round < 3; ++round) {
+    SmallVector<Operation *> ops;
+    root->walk([&](Operation *op) {
+      if (isa<EmbDialect>(op->getDialect()))
+        ops.push_back(op);
+    });
+    if (ops.empty())
+      return success();
+    for (Operation *op : ops) {
+      rewriter.setInsertionPoint(op);
+      reported = false;
+      bool tried = false;
+      auto canApply = [&](const Pattern &) {
+        tried = true;
+        return true;
+      };
+      if (succeeded(applicator.matchAndRewrite(op, rewriter, canApply)))
+        continue;
+      if (!tried)
+        op->emitOpError() << "has no " << target << " lowering";
+      else if (!reported)
+        op->emitOpError() << "is not lowered by any " << target << " pattern";
+      return failure();
+    }
   }
   return success();
 }

@@ -2,8 +2,8 @@
 //
 // convert-emb-to-scf and convert-emb-to-gpu are thin: they collect their
 // patterns (populateEmbTo{SCF,GPU}Patterns) and call applyEmbLowering,
-// which rewrites every emb op once, in walk order, and fails the pass on
-// any op left (private to lib/Conversion).
+// which rewrites every emb op, in walk order, and fails the pass on any op
+// left (private to lib/Conversion).
 //
 //===----------------------------------------------------------------------===//
 
@@ -16,7 +16,9 @@ namespace mlir::emb::lowering {
 
 /// Applies `patterns` once to each op of the emb dialect under `root` (in
 /// post-order, ops collected before any rewrite, so a pattern may erase
-/// ops that follow it). An op no pattern rewrites is an error: the
+/// ops that follow it), in rounds while emb ops remain (a decomposition,
+/// such as emb.multi_bag into emb.bag ops, leaves ops for the next round;
+/// at most 3). An op no pattern rewrites is an error: the
 /// pattern's own diagnostic if it emitted one, else "has no <target>
 /// lowering". Returns failure after the first such op.
 ///

@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Conversion/EmbCommon/ApplyLowering.h"
+#include "Conversion/EmbCommon/MultiBagToBags.h"
 #include "Conversion/EmbCommon/GPUConfig.h"
 #include "PopulatePatterns.h"
 #include "emb/Conversion/Passes.h"
@@ -37,6 +38,7 @@ void mlir::emb::populateEmbToGPUPatterns(
   if (options.maxThreadsPerRow > 0)
     config.maxThreadsPerRow = options.maxThreadsPerRow;
   gpu_lowering::populateForwardPatterns(patterns, config);
+  lowering::populateMultiBagDecompositionPatterns(patterns);
   gpu_lowering::populateDenseGradPatterns(patterns, config);
   gpu_lowering::populateDeterministicGradPatterns(patterns, config);
   gpu_lowering::populateSparseGradPatterns(patterns, config);

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Conversion/EmbCommon/ApplyLowering.h"
+#include "Conversion/EmbCommon/MultiBagToBags.h"
 #include "Conversion/EmbCommon/CPUConfig.h"
 #include "PopulatePatterns.h"
 #include "emb/Conversion/Passes.h"
@@ -32,6 +33,7 @@ void mlir::emb::populateEmbToSCFPatterns(
   if (options.argmaxSegment > 0)
     config.argmaxSegment = options.argmaxSegment;
   cpu_lowering::populateForwardPatterns(patterns, config);
+  lowering::populateMultiBagDecompositionPatterns(patterns);
   cpu_lowering::populateDenseGradPatterns(patterns, config);
   cpu_lowering::populateSparseGradPatterns(patterns, config);
 }

@@ -755,3 +755,57 @@ func.func @f(%w: tensor<10x12xi8>, %i: tensor<2x3xi64>) {
   %0 = emb.bag sum %w[%i] {padding_idx = 10 : i64, quantized = #emb.quantized<int8>} : tensor<10x12xi8>[tensor<2x3xi64>] -> tensor<2x4xf32>
   return
 }
+
+// -----
+
+// multi_bag: one mode and one padding_idx per table
+func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op needs one mode and one padding_idx per table (2), got 1 and 2}}
+  %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<sum>], padding_idx = array<i64: -1, -1>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<?x6xf32>
+  return
+}
+
+// -----
+
+// multi_bag: the tables share one element type
+func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf16>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'table 1' element type 'f16' does not match 'table 0' element type 'f32'}}
+  %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<sum>, #emb.mode<sum>], padding_idx = array<i64: -1, -1>} : (tensor<10x4xf32>, tensor<5x2xf16>)[tensor<?xi64>] -> tensor<?x6xf32>
+  return
+}
+
+// -----
+
+// multi_bag: the output has the sum of the tables' columns
+func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'output' dimension 1 (5) does not match the sum of the tables' embedding dimensions (6)}}
+  %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<sum>, #emb.mode<sum>], padding_idx = array<i64: -1, -1>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<?x5xf32>
+  return
+}
+
+// -----
+
+// multi_bag: T * B + 1 offsets
+func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o: tensor<4xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'offsets' has 4 entries, not T * B + 1 for T = 2}}
+  %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<4xi64>) {modes = [#emb.mode<sum>, #emb.mode<sum>], padding_idx = array<i64: -1, -1>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<?x6xf32>
+  return
+}
+
+// -----
+
+// multi_bag: no per_sample_weights with a max table
+func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %p: tensor<?xf32>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'per_sample_weights' are not allowed when a table's mode is 'max'}}
+  %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<?xi64>) per_sample_weights(%p : tensor<?xf32>) {modes = [#emb.mode<sum>, #emb.mode<max>], padding_idx = array<i64: -1, -1>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<?x6xf32>
+  return
+}
+
+// -----
+
+// multi_bag: padding rows are normalised: -1 or a row of the table
+func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'padding_idx' of table 1 (5) is not -1 or a row of the table}}
+  %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<sum>, #emb.mode<sum>], padding_idx = array<i64: -1, 5>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<?x6xf32>
+  return
+}

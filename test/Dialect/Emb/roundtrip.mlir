@@ -189,3 +189,21 @@ func.func @bag_quantized(%w8: tensor<1000x136xi8>, %w4: tensor<?x11xi8>, %ids: t
       {quantized = #emb.quantized<int4>} : tensor<?x11xi8>[tensor<?xi64>] -> tensor<?x13xf16>
   return %0, %1 : tensor<?x128xf32>, tensor<?x13xf16>
 }
+
+// -----
+
+// Many tables in one call (docs/semantics.md §6.3).
+// CHECK-LABEL: func @multi_bag
+func.func @multi_bag(%t0: tensor<1000x64xf32>, %t1: tensor<?x16xf32>, %ids: tensor<?xi64>,
+                     %offs: tensor<?xi32>, %psw: tensor<?xf32>, %a: index, %n: index)
+    -> (tensor<?x80xf32>, tensor<?x80xf32>) {
+  // CHECK: emb.multi_bag %{{.*}}, %{{.*}}[%{{.*}}] offsets(%{{.*}} : tensor<?xi32>) {modes = [#emb.mode<sum>, #emb.mode<max>], padding_idx = array<i64: -1, 0>} : (tensor<1000x64xf32>, tensor<?x16xf32>) [tensor<?xi64>] -> tensor<?x80xf32>
+  %0 = emb.multi_bag %t0, %t1[%ids] offsets(%offs : tensor<?xi32>)
+      {modes = [#emb.mode<sum>, #emb.mode<max>], padding_idx = array<i64: -1, 0>}
+      : (tensor<1000x64xf32>, tensor<?x16xf32>)[tensor<?xi64>] -> tensor<?x80xf32>
+  // CHECK: emb.multi_bag {{.*}} per_sample_weights(%{{.*}} : tensor<?xf32>) bags(%{{.*}}, %{{.*}}) {modes = [#emb.mode<sqrtn>, #emb.mode<mean>]
+  %1 = emb.multi_bag %t0, %t1[%ids] offsets(%offs : tensor<?xi32>) per_sample_weights(%psw : tensor<?xf32>) bags(%a, %n)
+      {modes = [#emb.mode<sqrtn>, #emb.mode<mean>], padding_idx = array<i64: 3, -1>}
+      : (tensor<1000x64xf32>, tensor<?x16xf32>)[tensor<?xi64>] -> tensor<?x80xf32>
+  return %0, %1 : tensor<?x80xf32>, tensor<?x80xf32>
+}
