@@ -101,6 +101,25 @@ MLIR_CAPI_EXPORTED int embEmbeddingBag(EmbEngine *engine, EmbTensor indices,
                                        const EmbTensor *perSampleWeights,
                                        char *error, size_t errorSize);
 
+/* One table of embEmbeddingBagTables. */
+typedef struct {
+  int64_t numEmbeddings, embeddingDim;
+  EmbBagMode mode;
+  int hasPaddingIdx;
+  int64_t paddingIdx;
+} EmbTable;
+
+/* Many tables in one call (docs/semantics.md §6.3): `weights` (1-D) holds
+ * every table, flat, one after another; `indices` (1-D) every table's
+ * indices concatenated; `offsets` (T * B + 1, table-major) the bags; `out`
+ * [B, sum of the tables' D] of the weights' dtype; `perSampleWeights` (or
+ * NULL) the indices' shape. (emb::Engine::embeddingBagTables.) */
+MLIR_CAPI_EXPORTED int
+embEmbeddingBagTables(EmbEngine *engine, EmbTensor indices, EmbTensor weights,
+                      const EmbTable *tables, int numTables, EmbTensor offsets,
+                      EmbTensor out, const EmbTensor *perSampleWeights,
+                      char *error, size_t errorSize);
+
 /* Row-wise quantised tables (docs/semantics.md §6.2): FBGEMM's fused rows,
  * as torch's embedding_bag_byte_prepack / _4bit_prepack make them. */
 typedef enum { EMB_INT8 = 1, EMB_INT4 = 2 } EmbQuantization;

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <vector>
 
 MLIR_DEFINE_CAPI_DIALECT_REGISTRATION(Emb, emb, mlir::emb::EmbDialect)
 
@@ -222,6 +223,41 @@ int embEmbeddingBagQuantized(EmbEngine *engine, EmbTensor indices,
                                           : emb::Quantization::int4,
                     offsets ? &off : nullptr, view(out), options,
                     perSampleWeights ? &psw : nullptr),
+                error, errorSize);
+}
+
+int embEmbeddingBagTables(EmbEngine *engine, EmbTensor indices,
+                          EmbTensor weights, const EmbTable *tables,
+                          int numTables, EmbTensor offsets, EmbTensor out,
+                          const EmbTensor *perSampleWeights, char *error,
+                          size_t errorSize) {
+  if (checkDtype(indices, error, errorSize) ||
+      checkDtype(weights, error, errorSize) ||
+      checkDtype(offsets, error, errorSize) ||
+      checkDtype(out, error, errorSize) ||
+      (perSampleWeights && checkDtype(*perSampleWeights, error, errorSize)))
+    return 1;
+  if (numTables < 0 || (numTables > 0 && !tables))
+    return fail("invalid table list", error, errorSize);
+  std::vector<emb::TableOptions> options(numTables);
+  for (int t = 0; t < numTables; ++t) {
+    int rawMode = rawValue(tables[t].mode);
+    if (rawMode < EMB_SUM || rawMode > EMB_SQRTN)
+      return fail("table " + std::to_string(t) + ": invalid bag mode " +
+                      std::to_string(rawMode),
+                  error, errorSize);
+    options[t].numEmbeddings = tables[t].numEmbeddings;
+    options[t].embeddingDim = tables[t].embeddingDim;
+    options[t].mode = static_cast<emb::BagMode>(rawMode);
+    if (tables[t].hasPaddingIdx)
+      options[t].paddingIdx = tables[t].paddingIdx;
+  }
+  emb::Tensor psw;
+  if (perSampleWeights)
+    psw = view(*perSampleWeights);
+  return report(engine->engine.embeddingBagTables(
+                    view(indices), view(weights), options, view(offsets),
+                    view(out), perSampleWeights ? &psw : nullptr),
                 error, errorSize);
 }
 

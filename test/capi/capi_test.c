@@ -162,6 +162,31 @@ int main(void) {
   CHECK(rc != 0 && strstr(error, "'table' rows are 12 bytes") != NULL,
         "a table of the wrong row size is an error");
 
+  /* Two tables in one call, one bag each: table 0 is the 3 x 4 table above
+   * (sum of rows 0 and 2), table 1 a 2 x 2 table (max of its rows). */
+  float both[12 + 4] = {1, 2, 3, 4, 10, 20, 30, 40, -1, -2, -3, -4,
+                        5, -6, -7, 8};
+  int64_t tIds[4] = {0, 2, 0, 1}, tOffs[3] = {0, 2, 4};
+  int64_t bothShape[1] = {16}, tIdShape[1] = {4}, tOffShape[1] = {3},
+          tOutShape[2] = {1, 6};
+  float tOut[6];
+  EmbTensor bw = {both, EMB_F32, 1, bothShape},
+            tx = {tIds, EMB_I64, 1, tIdShape},
+            to = {tOffs, EMB_I64, 1, tOffShape},
+            ty = {tOut, EMB_F32, 2, tOutShape};
+  EmbTable tables[2] = {{3, 4, EMB_SUM, 0, 0}, {2, 2, EMB_MAX, 0, 0}};
+  rc = embEmbeddingBagTables(engine, tx, bw, tables, 2, to, ty, NULL, error,
+                             sizeof(error));
+  CHECK(rc == 0, error);
+  const float wantT[6] = {0, 0, 0, 0, 5, 8};
+  for (int i = 0; i < 6; ++i)
+    CHECK(fabsf(tOut[i] - wantT[i]) < 1e-6f, "many-table bag value");
+  tables[1].numEmbeddings = 1; /* index 1 of table 1 is now out of range */
+  rc = embEmbeddingBagTables(engine, tx, bw, tables, 2, to, ty, NULL, error,
+                             sizeof(error));
+  CHECK(rc != 0 && strstr(error, "'weights' has 16 elements") != NULL,
+        "the tables must fill the weights");
+
   float rows[12];
   int64_t lShape[2] = {3, 4};
   EmbTensor l = {rows, EMB_F32, 2, lShape};

@@ -87,11 +87,14 @@ double trafficBytes(const Setup &s, const Instance &inst) {
                                   (f.sparse ? inst.sparseCount * (8.0 + D * es)
                                             : inst.gradWeight.size())
                             : N * (rowBytes + is) + inst.out.size();
-  if (s.bag && !f.twoD)
+  if (!s.tables.empty()) // B * L rows of every table, indices, offsets, out
+    bytes = N * is + N / static_cast<double>(s.tables.size()) * D * es +
+            inst.out.size() + s.numOffsets * dtypeSize(s.offType);
+  else if (s.bag && !f.twoD)
     bytes += s.numOffsets * dtypeSize(s.offType);
   if (s.bag && f.perSampleWeights)
     bytes += N * es;
-  if (s.bag && s.mode == BagMode::max)
+  if (s.bag && s.mode == BagMode::max && s.tables.empty())
     bytes += inst.argmax.size();
   return bytes;
 }

@@ -34,6 +34,7 @@ struct Flags {
   std::string dtypeName_ = "f32", indexDtype = "i64", offsetDtype, cacheDir;
   std::string targetFlag = "host", chip; // chip: empty = the device's
   std::string quantized = "none";
+  std::string tables; // --tables "V1xD1:mode,V2xD2:mode"
   int64_t ptx = 0;
   bool emulate = false;
   int64_t numEmbeddings = 100000, dim = 128, batch = 4096, bagSize = 32;
@@ -60,6 +61,9 @@ struct Setup {
   BagMode mode = BagMode::sum;
   /// --quantized: the table is packed rows; `dtype` is the output's.
   Quantization quant = Quantization::none;
+  /// --tables: many tables in one call, flat in `weight` (of `V` elements,
+  /// D = the sum of their dims); B bags of L per table (N = T * B * L).
+  std::vector<TableOptions> tables;
   bool nvptx = false, onDevice = false;
   bool backward = false, bag = false, lookup = false;
   int64_t V = 0, D = 0, B = 0, L = 0, N = 0, numOffsets = 0;

@@ -2,6 +2,9 @@
 
 #include "EmbRun.h"
 
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringRef.h"
+
 #include <cmath>
 #include <unistd.h>
 
@@ -25,6 +28,8 @@ const char *kUsage = R"(usage: emb-run [flags]
   --batch B --bag-size L                B bags of L indices (embedding: [B, L] indices)
   --padding-idx P                       padding row (may be negative); 5% of indices hit it
   --per-sample-weights                  weights (sum; mean: weighted mean; sqrtn)
+  --tables "V1xD1:mode,V2xD2:mode,..."  embedding_bag of many tables in one call (B bags of L per
+                                        table; --padding-idx applies to each)
   --quantized int8|int4                 embedding_bag of a row-wise quantised table (packed as
                                         torch's prepack ops do); --dtype f32|f16 is the output's
   --include-last-offset                 offsets of length B + 1
@@ -102,7 +107,8 @@ struct FlagTable {
       {"cache-dir", &f->cacheDir},
       {"target", &f->targetFlag},
       {"chip", &f->chip},
-      {"quantized", &f->quantized}};
+      {"quantized", &f->quantized},
+      {"tables", &f->tables}};
   std::map<std::string, int64_t *> ints{{"num-embeddings", &f->numEmbeddings},
                                         {"dim", &f->dim},
                                         {"batch", &f->batch},
@@ -262,6 +268,37 @@ Setup resolve(const Flags &flags) {
   s.D = flags.dim;
   s.B = flags.batch;
   s.L = flags.bagSize;
+  if (!flags.tables.empty()) {
+    if (op != "embedding_bag" || s.quant != Quantization::none ||
+        flags.twoD || flags.includeLastOffset || !std::isnan(flags.maxNorm))
+      usageError("--tables is for --op embedding_bag, without --quantized, "
+                 "--two-d, --include-last-offset or --max-norm");
+    s.V = s.D = 0;
+    llvm::SmallVector<llvm::StringRef> items;
+    llvm::StringRef(flags.tables).split(items, ',');
+    for (llvm::StringRef item : items) {
+      auto [shape, modeName] = item.split(':');
+      auto [rows, cols] = shape.split('x');
+      TableOptions t;
+      std::optional<BagMode> mode =
+          parseBagMode(modeName.empty() ? flags.modeName : modeName.str());
+      if (rows.getAsInteger(10, t.numEmbeddings) ||
+          cols.getAsInteger(10, t.embeddingDim) || !mode ||
+          t.numEmbeddings <= 0 || t.embeddingDim < 0)
+        usageError("--tables wants V x D : mode items, got '" + item.str() +
+                   "'");
+      t.mode = *mode;
+      if (flags.paddingIdx != INT64_MIN)
+        t.paddingIdx = flags.paddingIdx;
+      s.V += t.numEmbeddings * t.embeddingDim; // the flat buffer
+      s.D += t.embeddingDim;
+      s.tables.push_back(t);
+    }
+    int64_t T = static_cast<int64_t>(s.tables.size());
+    s.N = T * s.B * s.L;
+    s.numOffsets = T * s.B + 1;
+    return s;
+  }
   checkSizes(s);
   s.N = s.B * s.L;
   s.numOffsets = flags.includeLastOffset ? s.B + 1 : s.B;

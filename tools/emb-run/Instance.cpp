@@ -31,7 +31,8 @@ std::vector<int64_t> shape(std::initializer_list<int64_t> dims) {
 } // namespace
 
 Instance::Instance(const Setup &s)
-    : weight(s.quant == Quantization::none ? s.dtype : DType::f64, {s.V, s.D}),
+    : weight(s.quant == Quantization::none ? s.dtype : DType::f64,
+             s.tables.empty() ? shape({s.V, s.D}) : shape({s.V})),
       indices(s.idxType, (s.bag && s.flags.twoD) || s.lookup ? shape({s.B, s.L})
                                                              : shape({s.N})),
       offsets(s.offType, {s.numOffsets}), psw(s.dtype, indices.view.shape),
@@ -49,7 +50,7 @@ Instance::Instance(const Setup &s)
   // A random table, uniform random indices (5% padding), bags of L, random
   // per-sample weights and (backward) incoming gradients.
   Rng rng{s.flags.seed * 0x9E3779B97F4A7C15ull + 1};
-  for (int64_t i = 0; i < s.V * s.D; ++i)
+  for (int64_t i = 0; i < weight.view.numel(); ++i)
     weight.set(i, rng.uniform() * 2 - 1);
   if (s.quant != Quantization::none) {
     // The table packed as torch packs it; the reference reads its values.
@@ -63,9 +64,17 @@ Instance::Instance(const Setup &s)
     std::memcpy(weight.view.data, values.data(), values.size() * 8);
   }
   for (int64_t i = 0; i < s.N; ++i) {
-    int64_t r = rng.below(s.V);
+    // Many tables: position i is in table i / (B * L), of its rows.
+    int64_t rows = s.tables.empty() ? s.V
+                                    : s.tables[i / std::max<int64_t>(
+                                                   s.B * s.L, 1)]
+                                          .numEmbeddings;
+    int64_t r = rng.below(rows);
     if (s.padRow >= 0 && s.padRow < s.V && rng.below(20) == 0)
       r = s.padRow;
+    if (!s.tables.empty() && s.flags.paddingIdx != INT64_MIN &&
+        rng.below(20) == 0)
+      r = (s.flags.paddingIdx % rows + rows) % rows;
     indices.set(i, static_cast<double>(r));
   }
   for (int64_t b = 0; b < s.numOffsets; ++b)
@@ -211,6 +220,9 @@ llvm::Error callOp(Engine &engine, const Setup &s, Instance &inst) {
     o.normType = f.normType;
     return engine.embedding(inst.vIndices, inst.vWeight, inst.vOut, o);
   }
+  if (!s.tables.empty())
+    return engine.embeddingBagTables(inst.vIndices, inst.vWeight, s.tables,
+                                     inst.vOffsets, inst.vOut, psw);
   if (s.bag && s.quant != Quantization::none)
     return engine.embeddingBagQuantized(inst.vIndices, inst.vPacked, s.quant,
                                         offsets, inst.vOut, bagOptions(s),
