@@ -327,6 +327,32 @@ PYBIND11_MODULE(_emb_mlir, m) {
       py::arg("max_indices"), py::arg("profile"));
 
   m.def(
+      "embedding_bag_tables",
+      [](TensorArg indices, TensorArg weights,
+         const std::vector<std::tuple<int64_t, int64_t, std::string,
+                                      std::optional<int64_t>>> &tables,
+         TensorArg offsets, TensorArg out, TensorArg perSampleWeights) {
+        std::vector<emb::TableOptions> options;
+        for (const auto &[rows, dim, mode, pad] : tables) {
+          emb::TableOptions t;
+          t.numEmbeddings = rows;
+          t.embeddingDim = dim;
+          t.mode = toMode(mode);
+          t.paddingIdx = pad;
+          options.push_back(t);
+        }
+        emb::Tensor x = toTensor(indices, "indices"),
+                    w = toTensor(weights, "weights"),
+                    off = toTensor(offsets, "offsets"), y = toTensor(out, "out");
+        auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
+        auto e = engineFor(indices);
+        ReleaseIfLarge release(x.numel() * lastDim(y));
+        check(e->embeddingBagTables(x, w, options, off, y, ptr(psw)));
+      },
+      py::arg("indices"), py::arg("weights"), py::arg("tables"),
+      py::arg("offsets"), py::arg("out"), py::arg("per_sample_weights"));
+
+  m.def(
       "embedding_bag_quantized",
       [](TensorArg indices, TensorArg table, const std::string &format,
          TensorArg offsets, TensorArg out, const std::string &mode,

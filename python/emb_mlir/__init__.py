@@ -17,7 +17,7 @@ TypeError and ValueError that are also RuntimeErrors, like torch's.
 random-row gathers from large tables). `quantize_rows` packs a float table
 into int8 / int4 rows as torch's prepack ops do, and
 `embedding_bag_quantized` pools bags of such a table (docs/semantics.md
-§6.2).
+§6.2); `embedding_bag_tables` pools many tables in one call (§6.3).
 """
 
 from ._errors import EmbError, EmbIndexError, EmbTypeError, EmbValueError
@@ -32,6 +32,7 @@ from ._functional import (
     info,
     renorm_,
 )
+from ._multi import Table, embedding_bag_tables
 from ._quantized import (dequantize_rows, embedding_bag_quantized,
                          quantize_rows, row_bytes)
 from ._tables import empty_table
@@ -41,6 +42,7 @@ __all__ = [
     "EmbIndexError",
     "EmbTypeError",
     "EmbValueError",
+    "Table",
     "configure",
     "dequantize_rows",
     "embedding",
@@ -49,6 +51,7 @@ __all__ = [
     "embedding_bag_backward",
     "embedding_bag_per_sample_weights_backward",
     "embedding_bag_quantized",
+    "embedding_bag_tables",
     "empty_table",
     "info",
     "quantize_rows",

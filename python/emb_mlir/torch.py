@@ -29,7 +29,9 @@ MADV_HUGEPAGE before their first touch, which makes random-row gathers from
 large tables faster (fewer TLB misses). The pure-Python path allocates with
 torch (ordinary pages).
 
-`QuantizedEmbeddingBag` is an inference EmbeddingBag over int8 / int4 rows
+`EmbeddingBagCollection` pools many tables in one call (docs/semantics.md
+§6.3; values and offsets as TorchRec's KeyedJaggedTensor holds them), with
+autograd. `QuantizedEmbeddingBag` is an inference EmbeddingBag over int8 / int4 rows
 packed as torch's prepack ops pack them (docs/semantics.md §6.2), built from
 a float module with `from_float` or from packed rows with `from_packed`.
 """
@@ -42,6 +44,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from . import _functional as F
+from . import _multi as M
 from . import _quantized as Q
 from ._errors import EmbTypeError, EmbValueError
 from ._tables import HUGE_PAGE_BYTES, _table_size
@@ -62,8 +65,9 @@ if _ops is not None:
 _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling",
                         None) or (lambda: False)
 
-__all__ = ["embedding", "embedding_bag", "Embedding", "EmbeddingBag",
-           "QuantizedEmbeddingBag", "empty_table"]
+__all__ = ["embedding", "embedding_bag", "embedding_bag_tables", "Embedding",
+           "EmbeddingBag", "EmbeddingBagCollection", "QuantizedEmbeddingBag",
+           "empty_table"]
 
 _PROFILES = ("torch", "zero-padding", "unit-scaling")
 
@@ -569,3 +573,141 @@ class QuantizedEmbeddingBag(torch.nn.Module):
         if self.include_last_offset:
             s += ", include_last_offset=True"
         return s + f", output_dtype={self.output_dtype}"
+
+
+class _EmbeddingBagTables(torch.autograd.Function):
+    """The many-table bag with the weights' (and per_sample_weights')
+    gradient: each table's part of the flat gradient from its columns of
+    the output gradient, by the single-table backward kernels (a max
+    table's max_indices recomputed by its forward)."""
+
+    @staticmethod
+    def forward(ctx, weights, per_sample_weights, input, offsets, tables):
+        out = M.embedding_bag_tables(input, offsets, weights, tables,
+                                     per_sample_weights)
+        ctx.save_for_backward(weights, per_sample_weights, input, offsets)
+        ctx.tables = tables
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        weights, psw, input, offsets = ctx.saved_tensors
+        tables = ctx.tables
+        num_bags = (offsets.numel() - 1) // len(tables)
+        grad = grad.contiguous()
+        gw = torch.zeros_like(weights) if ctx.needs_input_grad[0] else None
+        gpsw = torch.zeros_like(psw) if ctx.needs_input_grad[1] else None
+        at = column = 0
+        for t, table in enumerate(tables):
+            rows, dim = table.num_embeddings, table.embedding_dim
+            lo = int(offsets[t * num_bags])
+            hi = int(offsets[(t + 1) * num_bags])
+            x = input[lo:hi]
+            off = offsets[t * num_bags:(t + 1) * num_bags + 1] - lo
+            g = grad[:, column:column + dim].contiguous()
+            w = weights[at:at + rows * dim].view(rows, dim)
+            p = None if psw is None else psw[lo:hi]
+            if gw is not None and rows * dim > 0:
+                max_indices = None
+                if table.mode == "max":
+                    _, max_indices = F.embedding_bag(
+                        x, w, off, mode="max", include_last_offset=True,
+                        padding_idx=table.padding_idx,
+                        return_max_indices=True)
+                gw[at:at + rows * dim].view(rows, dim).copy_(
+                    F.embedding_bag_backward(
+                        g, x, off, rows, mode=table.mode,
+                        per_sample_weights=p, include_last_offset=True,
+                        padding_idx=table.padding_idx,
+                        max_indices=max_indices))
+            if gpsw is not None and hi > lo:
+                gpsw[lo:hi] = F.embedding_bag_per_sample_weights_backward(
+                    g, w, x, off, mode=table.mode, include_last_offset=True,
+                    padding_idx=table.padding_idx)
+            at += rows * dim
+            column += dim
+        return gw, gpsw, None, None, None
+
+
+def embedding_bag_tables(input, offsets, weights, tables,
+                         per_sample_weights=None):
+    """emb_mlir.embedding_bag_tables with autograd: the gradient of the flat
+    `weights` (and of per_sample_weights, for sum tables)."""
+    tables = M.tables_of(tables)
+    if torch.is_grad_enabled() and (
+            weights.requires_grad or (per_sample_weights is not None and
+                                      per_sample_weights.requires_grad)):
+        return _EmbeddingBagTables.apply(weights, per_sample_weights, input,
+                                         offsets, tables)
+    return M.embedding_bag_tables(input, offsets, weights, tables,
+                                  per_sample_weights)
+
+
+class EmbeddingBagCollection(torch.nn.Module):
+    """Many EmbeddingBag tables pooled in one call (docs/semantics.md §6.3;
+    TorchRec's EmbeddingBagCollection with a KeyedJaggedTensor's values and
+    offsets): `tables` lists each table as (num_embeddings, embedding_dim,
+    mode="sum", padding_idx=None), a dict of those keys or an
+    emb_mlir.Table. The tables lie one after another in one flat parameter
+    `weight` (`table_weights()` gives their [V_t, D_t] views), initialised
+    as torch.nn.EmbeddingBag initialises a table (N(0, 1), padding rows
+    zero). forward(values, offsets, per_sample_weights=None): `values` the
+    indices of every table concatenated, `offsets` T * B + 1 table-major
+    bag bounds; returns [B, sum D_t], table t in its columns. The weight
+    gradient is dense; there is no max_norm."""
+
+    def __init__(self, tables, dtype=torch.float32):
+        super().__init__()
+        self.tables = M.tables_of(tables)
+        total = sum(t.num_embeddings * t.embedding_dim for t in self.tables)
+        self.weight = torch.nn.Parameter(torch.empty(total, dtype=dtype))
+        self.reset_parameters()
+
+    def table_weights(self):
+        """The [V_t, D_t] view of each table in `weight`."""
+        views, at = [], 0
+        for t in self.tables:
+            n = t.num_embeddings * t.embedding_dim
+            views.append(self.weight[at:at + n].view(t.num_embeddings,
+                                                     t.embedding_dim))
+            at += n
+        return views
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.weight.normal_()
+            for t, view in zip(self.tables, self.table_weights()):
+                if t.padding_idx is not None:
+                    view[t.padding_idx].zero_()
+
+    @classmethod
+    def from_modules(cls, bags):
+        """One collection of the tables of torch.nn.EmbeddingBag modules
+        (copies of their weights, their modes and padding_idx)."""
+        tables = []
+        for bag in bags:
+            if getattr(bag, "max_norm", None) is not None:
+                raise EmbValueError("max_norm is not supported by "
+                                    "EmbeddingBagCollection")
+            tables.append(M.Table(bag.num_embeddings, bag.embedding_dim,
+                                  bag.mode, bag.padding_idx))
+        dtypes = {bag.weight.dtype for bag in bags}
+        if len(dtypes) != 1:
+            raise EmbValueError("the tables must share one dtype, got "
+                                f"{sorted(map(str, dtypes))}")
+        module = cls(tables, dtype=dtypes.pop())
+        with torch.no_grad():
+            for view, bag in zip(module.table_weights(), bags):
+                view.copy_(bag.weight)
+        return module
+
+    def forward(self, values, offsets, per_sample_weights=None):
+        return embedding_bag_tables(values, offsets, self.weight, self.tables,
+                                    per_sample_weights)
+
+    def extra_repr(self):
+        return ", ".join(
+            f"({t.num_embeddings}, {t.embedding_dim}, {t.mode!r}"
+            + (f", padding_idx={t.padding_idx}" if t.padding_idx is not None
+               else "") + ")" for t in self.tables)
