@@ -20,8 +20,9 @@ Absolute numbers are noise on shared machines; the ratios measured in one
 run are the figures that count: the forward calls of both sides alternate,
 so that both see the same machine. `--grid`: the forward sum / mean x
 f32 / f16 / bf16 x D x L grid only, and the geometric mean. `--beyond`:
-int8 / int4 bags against torch's quantised bag operators, and sqrtn /
-weighted-mean bags against our plain sum (docs/semantics.md §6).
+int8 / int4 bags against torch's quantised bag operators, sqrtn /
+weighted-mean bags against our plain sum, and 26 tables in one call against
+loops of 26 single-table calls (docs/semantics.md §6).
 
 Usage: PYTHONPATH=build/python /usr/bin/python3 bench/compare_torch.py
            [--quick] [--threads N] [--chart docs/images/compare_torch.png]
@@ -235,6 +236,54 @@ def run_beyond(iters):
     return rows
 
 
+def run_tables(iters, batch=4096):
+    """26 tables in one call (docs/semantics.md §6.3), DLRM's Criteo shape:
+    D = 64, V from 10 to 1M, L from 1 to 100, against a Python loop of 26
+    torch.nn.functional.embedding_bag calls and of 26 calls of our own
+    single-table op (each loop concatenating its outputs, as a model
+    would)."""
+    sizes = [1_000_000] * 3 + [100_000] * 5 + [10_000] * 8 + [1000] * 5 + \
+        [100] * 3 + [10] * 2
+    lengths = [1, 2, 5, 10, 20, 50, 100]
+    D = 64
+    g = torch.Generator().manual_seed(3)
+    tables = [emb_mlir.Table(v, D, "sum") for v in sizes]
+    weights = torch.rand(sum(v * D for v in sizes), generator=g) * 2 - 1
+    views, values, offsets, at = [], [], [0], 0
+    per_table = []
+    for t, v in enumerate(sizes):
+        views.append(weights[at:at + v * D].view(v, D))
+        at += v * D
+        L = lengths[t % len(lengths)]
+        x = torch.randint(0, v, (batch * L,), generator=g)
+        values.append(x)
+        starts = offsets[-1] + torch.arange(0, batch * L, L)
+        offsets.extend(starts[1:].tolist() + [offsets[-1] + batch * L])
+        per_table.append((x, torch.arange(0, batch * L, L)))
+    values = torch.cat(values)
+    offsets = torch.tensor(offsets)
+
+    def ours():
+        return emb_mlir.embedding_bag_tables(values, offsets, weights, tables)
+
+    def loop(fns):
+        return lambda: torch.cat(
+            [fns.embedding_bag(x, w, o, mode="sum")
+             for (x, o), w in zip(per_table, views)], 1)
+
+    assert torch.allclose(ours(), loop(TF)(), rtol=1e-4, atol=1e-4)
+    rows = []
+    for name, other in (("torch loop", loop(TF)), ("emb_mlir loop", loop(ET))):
+        t_ours, t_other = paired_seconds(ours, other, iters)
+        rows.append(dict(name=f"26 tables (B={batch})", ours_ms=t_ours * 1e3,
+                         ref_ms=t_other * 1e3, ref=f"26 calls: {name}",
+                         gbps=(values.numel() * (D * 4 + 8) +
+                               batch * D * 26 * 4) / t_ours / 1e9))
+        print(f"  26 tables vs {name}: {t_ours * 1e3:.2f} / "
+              f"{t_other * 1e3:.2f} ms", file=sys.stderr)
+    return rows
+
+
 def backward_cases():
     return [
         ("bag sum", dict(op="bag", mode="sum", D=128, L=32), {}),
@@ -436,8 +485,11 @@ def main():
     probe = copy_probe(iters)
     if args.beyond:
         rows = run_beyond(iters)
+        for batch in (64, 256, 4096):  # serving to training batches
+            rows += run_tables(iters, batch)
         print(f"\nemb_mlir {torch.__version__}, {threads} threads each, "
-              f"V={V}, B={B}, D=128, L=32; copy probe {probe:.1f} GB/s\n")
+              f"V={V}, B={B}, D=128, L=32 (the 26 tables: see run_tables); "
+              f"copy probe {probe:.1f} GB/s\n")
         print("| bag | emb_mlir ms | reference ms | reference | "
               "reference / emb_mlir | emb_mlir GB/s |")
         print("|---|---|---|---|---|---|")
