@@ -19,8 +19,9 @@ def Emb_Dialect : Dialect {
     The `emb` dialect describes the embedding family of ops at tensor level,
     with value semantics, so that any MLIR-based compiler can emit them:
     `emb.lookup` (`torch.nn.functional.embedding`), `emb.bag`
-    (`embedding_bag` in `sum` / `mean` / `max` mode, and TensorFlow's `sqrtn`),
-    `emb.renorm` (the in-place `max_norm` renormalisation), and the gradients
+    (`embedding_bag` in `sum` / `mean` / `max` mode, and TensorFlow's `sqrtn`;
+    float or row-wise quantised tables), `emb.multi_bag` (many tables in one
+    op), `emb.renorm` (the in-place `max_norm` renormalisation), and the gradients
     `emb.lookup_grad`, `emb.bag_grad`, `emb.bag_psw_grad`,
     `emb.lookup_sparse_grad` and `emb.bag_sparse_grad`.
 
