@@ -489,7 +489,12 @@ Planner::embeddingBag(const Tensor &indices, const Tensor &weight,
     return Plan::nothing();
   }
   if (auto err = checkGPUAlignment(engine.target, dim, weight.dtype,
-                                   {&weight, &out, maxIndices}))
+                                   {&weight, &out}))
+    return std::move(err);
+  // max_indices move as i64 vectors as long as the weight's: rows of D i64
+  // ask at least that alignment.
+  if (auto err =
+          checkGPUAlignment(engine.target, dim, DType::i64, {maxIndices}))
     return std::move(err);
   Plan plan;
   plan.spec = bagSpec(OpKind::embedding_bag, weight.dtype, indices, offsets,
@@ -575,6 +580,13 @@ llvm::Expected<Plan> Planner::embeddingBagTables(
     const Tensor &indices, const Tensor &weights,
     llvm::ArrayRef<TableOptions> tables, const Tensor &offsets,
     const Tensor &out, const Tensor *psw) {
+  // On a device each table's bag writes into its columns of `out` through
+  // a host buffer and a strided copy, which the CUDA runtime lowering
+  // rejects; the emulated GPU kernels are the same and run.
+  if (engine.target == Target::nvptx)
+    return fail("many tables in one call do not run on a GPU device yet (the "
+                "host and gpu_emulated targets run them): call "
+                "embeddingBag once per table");
   if (auto err = begin(nullptr, nullptr, indices))
     return std::move(err);
   int64_t numTables = static_cast<int64_t>(tables.size());
@@ -608,7 +620,8 @@ llvm::Expected<Plan> Planner::embeddingBagTables(
                                &size) ||
         __builtin_add_overflow(elements, size, &elements))
       return fail("the tables are too large");
-    totalDim += table.embeddingDim;
+    if (__builtin_add_overflow(totalDim, table.embeddingDim, &totalDim))
+      return fail("the tables' embedding dimensions are too large");
     if (table.mode == BagMode::max && !maxTable)
       maxTable = &table;
     specs.push_back(
@@ -634,6 +647,13 @@ llvm::Expected<Plan> Planner::embeddingBagTables(
                 std::to_string(numTables) + " tables, got " +
                 describe(offsets));
   int64_t numBags = (numOffsets - 1) / numTables;
+  if (offsets.data && indices.numel() >= 0 &&
+      loadInt(offsets.data, offsets.dtype, numOffsets - 1) != indices.numel())
+    return fail("the last offset (offsets[T * B] = " +
+                std::to_string(
+                    loadInt(offsets.data, offsets.dtype, numOffsets - 1)) +
+                ") must equal the number of indices " +
+                std::to_string(indices.numel()));
   // Every table's bags as one list of T * B bags closed by the last offset
   // (0 first, non-decreasing, the last len(indices)); per_sample_weights.
   EmbeddingBagOptions asOneList;
@@ -650,12 +670,15 @@ llvm::Expected<Plan> Planner::embeddingBagTables(
   // On a GPU each table's rows move as the vectors its D allows: its start
   // in `weights` must be aligned for them.
   int64_t at = 0;
-  for (const TableSpec &t : specs) {
+  for (size_t t = 0; t < specs.size(); ++t) {
     Tensor part = weights;
     part.data = advance(weights.data, at, dtype);
-    if (auto err = checkGPUAlignment(engine.target, t.dim, dtype, {&part}))
-      return std::move(err);
-    at += t.rows * t.dim;
+    if (specs[t].rows * specs[t].dim > 0)
+      if (auto err =
+              checkGPUAlignment(engine.target, specs[t].dim, dtype, {&part}))
+        return fail("table " + std::to_string(t) + " (its first element in "
+                    "'weights'): " + llvm::toString(std::move(err)));
+    at += specs[t].rows * specs[t].dim;
   }
   Plan plan;
   plan.spec = spec(OpKind::embedding_bag_tables, dtype, indices, totalDim);

@@ -241,13 +241,29 @@ TEST(Tables, BadInputNamesTheTableAndWritesNothing) {
   offsets.set(2, 3);
   expectError(engine().embeddingBagTables(indices.view, weights.view, tables,
                                           offsets.view, out.view),
-              "the last offset must equal the number of indices 4");
+              "the last offset (offsets[T * B] = 3) must equal the number "
+              "of indices 4");
   offsets.set(2, 4);
   std::vector<TableOptions> badPad = tables;
   badPad[0].paddingIdx = 5;
   expectError(engine().embeddingBagTables(indices.view, weights.view, badPad,
                                           offsets.view, out.view),
               "table 0: 'padding_idx' 5 is out of range [-5, 5)");
+  // Tables of no rows add no elements, but their dims still add up.
+  std::vector<TableOptions> huge(4, {0, int64_t(1) << 62, BagMode::sum,
+                                     std::nullopt});
+  Host none(DType::f32, {0}), noIndices(DType::i64, {0}),
+      fiveOffsets(DType::i64, {5});
+  expectError(engine().embeddingBagTables(noIndices.view, none.view, huge,
+                                          fiveOffsets.view, out.view),
+              "the tables' embedding dimensions are too large");
+  // Not on a device yet (the emulated GPU kernels run).
+  EngineOptions gpuOptions;
+  gpuOptions.target = Target::nvptx;
+  Engine gpu(gpuOptions);
+  expectError(gpu.embeddingBagTables(indices.view, weights.view, tables,
+                                     offsets.view, out.view),
+              "many tables in one call do not run on a GPU device yet");
   Host wide(DType::f32, {1, 7});
   expectError(engine().embeddingBagTables(indices.view, weights.view, tables,
                                           offsets.view, wide.view),

@@ -58,5 +58,13 @@ mlir::emb::lowering::applyEmbLowering(Operation *root,
       return failure();
     }
   }
-  return success();
+  bool left = false;
+  root->walk([&](Operation *op) {
+    if (!left && isa<EmbDialect>(op->getDialect())) {
+      op->emitOpError() << "is still left after the " << target
+                        << " lowering's rounds";
+      left = true;
+    }
+  });
+  return failure(left);
 }

@@ -27,8 +27,8 @@ constexpr int64_t kWarpSize = 32;
 /// Elements per access: the widest vector of up to 16 bytes whose length
 /// divides D (D = 128 f32: 4; D = 36 f16: 4, 8 bytes; odd D: 1), so that
 /// every row, and every chunk of it, starts aligned for the vector.
-/// runtime/Validation.cpp's checkGPUAlignment asks the same of the buffers
-/// (gpuRowAlignment).
+/// runtime/Validation.cpp's checkGPUAlignment asks the buffers for the
+/// alignment this gives.
 constexpr int64_t vectorWidth(int64_t dim, int64_t elementBytes) {
   int64_t vec = kVectorBytes / elementBytes;
   while (vec > 1 && dim % vec != 0)

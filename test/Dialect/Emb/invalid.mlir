@@ -809,3 +809,48 @@ func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o:
   %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<sum>, #emb.mode<sum>], padding_idx = array<i64: -1, 5>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<?x6xf32>
   return
 }
+
+// -----
+
+// multi_bag: per_sample_weights have the tables' element type
+func.func @f(%t0: tensor<10x4xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %p: tensor<?xf16>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'per_sample_weights' element type 'f16' does not match 'table 0' element type 'f32'}}
+  %0 = emb.multi_bag %t0[%i] offsets(%o : tensor<?xi64>) per_sample_weights(%p : tensor<?xf16>) {modes = [#emb.mode<sum>], padding_idx = array<i64: -1>} : (tensor<10x4xf32>)[tensor<?xi64>] -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// multi_bag: B = (len(offsets) - 1) / T rows
+func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o: tensor<7xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'output' dimension 0 (2) does not match the number of bags (3)}}
+  %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<7xi64>) {modes = [#emb.mode<sum>, #emb.mode<sum>], padding_idx = array<i64: -1, -1>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<2x6xf32>
+  return
+}
+
+// -----
+
+// multi_bag: every table's D is static
+func.func @f(%t0: tensor<10x?xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'table 0' needs a static embedding dimension}}
+  %0 = emb.multi_bag %t0[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<sum>], padding_idx = array<i64: -1>} : (tensor<10x?xf32>)[tensor<?xi64>] -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// multi_bag: at least one table (generic form)
+func.func @f(%i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op needs at least one table}}
+  %0 = "emb.multi_bag"(%i, %o) <{modes = [], padding_idx = array<i64>, operandSegmentSizes = array<i32: 0, 1, 1, 0, 0, 0>}> : (tensor<?xi64>, tensor<?xi64>) -> tensor<?x0xf32>
+  return
+}
+
+// -----
+
+// multi_bag: bag_offset without bag_count (generic form)
+func.func @f(%t0: tensor<10x4xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %a: index) {
+  // expected-error @+1 {{'emb.multi_bag' op 'bag_offset' and 'bag_count' go together}}
+  %0 = "emb.multi_bag"(%t0, %i, %o, %a) <{modes = [#emb.mode<sum>], padding_idx = array<i64: -1>, operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 0>}> : (tensor<10x4xf32>, tensor<?xi64>, tensor<?xi64>, index) -> tensor<?x4xf32>
+  return
+}
