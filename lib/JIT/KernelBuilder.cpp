@@ -189,6 +189,17 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
   };
 
   using Slot = ArgSlot;
+  // Element i of the window argument (first row / bag, count) as an index
+  // (one restrict to_tensor of the argument for both).
+  Value window;
+  auto windowValue = [&](int64_t i) -> Value {
+    if (!window)
+      window = tensorArg(Slot::window);
+    Value v = tensor::ExtractOp::create(
+        b, loc, window,
+        ValueRange{arith::ConstantIndexOp::create(b, loc, i)});
+    return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+  };
   if (pswGrad) {
     Value grad = tensorArg(Slot::grad);
     Value weight = tensorArg(Slot::weight);
@@ -289,13 +300,6 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
                           : IntegerAttr();
     UnitAttr byFreq = spec.scaleGradByFreq ? b.getUnitAttr() : UnitAttr();
     Value gw = arg(Slot::gradWeight);
-    Value window = tensorArg(Slot::window);
-    auto windowValue = [&](int64_t i) -> Value {
-      Value v = tensor::ExtractOp::create(
-          b, loc, window,
-          ValueRange{arith::ConstantIndexOp::create(b, loc, i)});
-      return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
-    };
     Value first = windowValue(0), count = windowValue(1);
     UnitAttr deterministic = spec.deterministic ? b.getUnitAttr() : UnitAttr();
     auto gwType = tensorOf(cast<MemRefType>(gw.getType()));
@@ -379,13 +383,6 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
       pads.push_back(t.paddingIdx);
       at += t.rows * t.dim;
     }
-    Value window = tensorArg(Slot::window);
-    auto windowValue = [&](int64_t i) -> Value {
-      Value v = tensor::ExtractOp::create(
-          b, loc, window,
-          ValueRange{arith::ConstantIndexOp::create(b, loc, i)});
-      return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
-    };
     Value r = mlir::emb::MultiBagOp::create(
         b, loc, tensorOf(rows), tables, toTensor(indices),
         tensorArg(Slot::offsets), tensorArg(Slot::perSampleWeights),
