@@ -163,8 +163,11 @@ bool writes(OpKind op, ArgSlot slot) {
     return true;
   case ArgSlot::maxIndices: // the forward's result, the backward's input
     return op == OpKind::embedding_bag;
-  case ArgSlot::weight: // renorm rescales rows in place
-    return op == OpKind::renorm;
+  case ArgSlot::weight: // renorm and the optimizer update rows in place
+    return op == OpKind::renorm || op == OpKind::embedding_bag_update;
+  case ArgSlot::optimizerState:
+  case ArgSlot::optimizerState2:
+    return true;
   default:
     return false;
   }
@@ -182,6 +185,10 @@ size_t elementBytes(const KernelSpec &spec, ArgElement element) {
     return 8;
   case ArgElement::bytes:
     return 1;
+  case ArgElement::state:
+    return spec.weight == DType::f64 ? 8 : 4;
+  case ArgElement::f64:
+    return 8;
   }
   return 8;
 }

@@ -340,3 +340,187 @@ Planner::sparseOutputs(const Tensor &indices, int64_t numEmbeddings,
 }
 
 } // namespace emb
+
+//===----------------------------------------------------------------------===//
+// The backward fused with an optimizer (docs/semantics.md §6.4)
+//===----------------------------------------------------------------------===//
+
+namespace emb {
+
+using namespace validation;
+
+namespace {
+
+/// The optimizer's hyper-parameters, then its states: [V, D] (rowwise
+/// adagrad: [V]) of f32 (f64 for an f64 table), named as torch names them.
+llvm::Error checkOptimizer(const OptimizerOptions &o,
+                           llvm::ArrayRef<Tensor> states, const Tensor &weight) {
+  auto finiteAtLeastZero = [](const char *name, double v) -> llvm::Error {
+    if (std::isfinite(v) && v >= 0)
+      return llvm::Error::success();
+    return fail(std::string("'") + name +
+                "' must be a finite non-negative number, got " +
+                std::to_string(v));
+  };
+  if (auto err = finiteAtLeastZero("lr", o.lr))
+    return err;
+  if (auto err = finiteAtLeastZero("eps", o.eps))
+    return err;
+  if (auto err = finiteAtLeastZero("weight_decay", o.weightDecay))
+    return err;
+  for (auto [name, beta] : {std::pair<const char *, double>{"beta1", o.beta1},
+                            {"beta2", o.beta2}})
+    if (!(beta >= 0 && beta < 1))
+      return fail(std::string("'") + name + "' must be in [0, 1), got " +
+                  std::to_string(beta));
+  if (o.optimizer == Optimizer::adam && (o.step < 1 || o.step > (1LL << 53)))
+    return fail("adam's 'step' must be in [1, 2^53], got " +
+                std::to_string(o.step));
+  static const char *const names[][2] = {
+      {nullptr, nullptr}, {"sum", nullptr}, {"sum", nullptr},
+      {"exp_avg", "exp_avg_sq"}};
+  int want = numOptimizerStates(o.optimizer);
+  const char *const *stateNames = names[static_cast<int>(o.optimizer)];
+  if (static_cast<int>(states.size()) != want) {
+    std::string list;
+    for (int k = 0; k < want; ++k)
+      list += std::string(k ? ", " : " (") + stateNames[k] + (k + 1 == want ? ")" : "");
+    return fail(std::string("optimizer '") + optimizerName(o.optimizer) +
+                "' keeps " + std::to_string(want) + " state tensor(s)" + list +
+                ", got " + std::to_string(states.size()));
+  }
+  DType stateType = weight.dtype == DType::f64 ? DType::f64 : DType::f32;
+  std::vector<int64_t> shape{weight.shape[0]};
+  if (o.optimizer != Optimizer::rowwise_adagrad)
+    shape.push_back(weight.shape[1]);
+  for (int k = 0; k < want; ++k)
+    if (auto err = checkOutput(states[k], stateNames[k], shape, stateType))
+      return err;
+  return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Expected<Plan> Planner::embeddingBagUpdate(
+    const Tensor &grad, const Tensor &indices, const Tensor *offsets,
+    const Tensor &weight, llvm::ArrayRef<Tensor> states,
+    const OptimizerOptions &optimizer, const EmbeddingBagOptions &options,
+    const Tensor *psw, const Tensor *maxIndices) {
+  if (engine.target != Target::host)
+    return fail("the fused optimizer step has no GPU kernels yet: on a GPU "
+                "target compute the gradient (embeddingBagBackward) and "
+                "update the table yourself");
+  auto checkedBags = bagInputs(weight, "weight", indices, offsets, options, psw,
+                               grad, "grad");
+  if (!checkedBags)
+    return checkedBags.takeError();
+  int64_t numBags = *checkedBags;
+  int64_t numEmbeddings = weight.shape[0], dim = weight.shape[1];
+  if (auto err = checkGradientOptions(options.profile, options.scaleGradByFreq,
+                                      /*sparse=*/false))
+    return std::move(err);
+  if (auto err = checkOptimizer(optimizer, states, weight))
+    return std::move(err);
+  bool max = options.mode == BagMode::max;
+  if (max && !maxIndices)
+    return fail("the gradient of mode 'max' needs 'max_indices'");
+  if (!max && maxIndices)
+    return fail(std::string("'max_indices' is only used with mode 'max', "
+                            "got '") +
+                bagModeName(options.mode) + "'");
+  if (max) {
+    if (auto err =
+            checkOutput(*maxIndices, "max_indices", {numBags, dim}, DType::i64))
+      return std::move(err);
+    if (auto err = engine.checkMaxIndices(*maxIndices, numEmbeddings))
+      return std::move(err);
+  }
+  auto pad = padAndIndices(options.paddingIdx, indices, numEmbeddings);
+  if (!pad)
+    return pad.takeError();
+  if (numBags == 0 || numEmbeddings == 0 || dim == 0)
+    return Plan::nothing(); // no row is touched
+  int64_t n = indices.numel();
+  KernelSpec s = bagSpec(OpKind::embedding_bag_update, weight.dtype, indices,
+                         offsets, dim, options, psw);
+  s.maxIndices = max;
+  s.numEmbeddings = numEmbeddings;
+  s.paddingIdx = max ? -1 : *pad;
+  setDenseGradOptions(s, engine.target, n, options.profile,
+                      options.scaleGradByFreq, /*deterministic=*/false);
+  s.optimizer = optimizer.optimizer;
+  s.eps = optimizer.eps;
+  s.weightDecay = optimizer.weightDecay;
+  s.beta1 = optimizer.beta1;
+  s.beta2 = optimizer.beta2;
+  Plan plan;
+  plan.spec = std::move(s);
+  // Rows of the table split over threads, as the dense gradient's.
+  plan.count = numEmbeddings;
+  plan.grain = kMinGradRowsPerChunk;
+  plan.split = true;
+  auto hyper = std::make_shared<std::array<double, 2>>(std::array<double, 2>{
+      optimizer.lr, static_cast<double>(optimizer.step)});
+  std::array<Tensor, 2> stateViews;
+  std::copy(states.begin(), states.end(), stateViews.begin());
+  size_t numStates = states.size();
+  bool includeLast = plan.spec.includeLastOffset;
+  plan.fill = [&grad, &indices, &weight, offsets, psw, maxIndices, numBags,
+               dim, includeLast, hyper, stateViews,
+               numStates](KernelArgs &args, int64_t r0, int64_t r1) {
+    args.set(ArgSlot::grad, grad.data, numBags, dim);
+    fillBags(args, indices, offsets, ArgSlot::perSampleWeights, psw, 0,
+             numBags, numBags, includeLast);
+    if (maxIndices)
+      args.set(ArgSlot::maxIndices, maxIndices->data, numBags, dim);
+    args.set(ArgSlot::weight, advance(weight.data, r0 * dim, weight.dtype),
+             r1 - r0, dim);
+    ArgSlot slots[2] = {ArgSlot::optimizerState, ArgSlot::optimizerState2};
+    for (size_t k = 0; k < numStates; ++k) {
+      const Tensor &t = stateViews[k];
+      if (t.rank() == 1)
+        args.set(slots[k], advance(t.data, r0, t.dtype), r1 - r0);
+      else
+        args.set(slots[k], advance(t.data, r0 * dim, t.dtype), r1 - r0, dim);
+    }
+    args.set(ArgSlot::hyper, hyper->data(), 2);
+  };
+  return plan;
+}
+
+llvm::Error Engine::embeddingBagUpdate(
+    const Tensor &grad, const Tensor &indices, const Tensor *offsets,
+    const Tensor &weight, llvm::ArrayRef<Tensor> states,
+    const OptimizerOptions &optimizer, const EmbeddingBagOptions &options,
+    const Tensor *psw, const Tensor *maxIndices) {
+  return run(Planner{*this}.embeddingBagUpdate(grad, indices, offsets, weight,
+                                               states, optimizer, options, psw,
+                                               maxIndices))
+      .takeError();
+}
+
+llvm::Error Engine::embeddingUpdate(const Tensor &grad, const Tensor &indices,
+                                    const Tensor &weight,
+                                    llvm::ArrayRef<Tensor> states,
+                                    const OptimizerOptions &optimizer,
+                                    const EmbeddingOptions &options) {
+  // The lookup's own checks (its messages), then the sum bag of [N, 1].
+  if (auto err = Planner{*this}.lookupInputs(weight, "weight", indices, grad,
+                                             "grad", options))
+    return err;
+  int64_t n = indices.numel(), dim = weight.shape[1];
+  Tensor bagIndices = indices, bagGrad = grad;
+  bagIndices.shape = {n, 1};
+  bagGrad.shape = {n, dim};
+  EmbeddingBagOptions bag;
+  bag.mode = BagMode::sum;
+  bag.paddingIdx = options.paddingIdx;
+  bag.scaleGradByFreq = options.scaleGradByFreq;
+  bag.profile = options.profile;
+  return run(Planner{*this}.embeddingBagUpdate(bagGrad, bagIndices, nullptr,
+                                               weight, states, optimizer, bag,
+                                               nullptr, nullptr))
+      .takeError();
+}
+
+} // namespace emb

@@ -207,6 +207,16 @@ struct Planner {
       int64_t numEmbeddings, const Tensor &rows, const Tensor &values,
       const EmbeddingBagOptions &options, const Tensor *psw, bool coalesced);
 
+  /// The fused optimizer step (runtime/EngineGradients.cpp); `what` names
+  /// the gradient's input in errors ("grad").
+  llvm::Expected<Plan>
+  embeddingBagUpdate(const Tensor &grad, const Tensor &indices,
+                     const Tensor *offsets, const Tensor &weight,
+                     llvm::ArrayRef<Tensor> states,
+                     const OptimizerOptions &optimizer,
+                     const EmbeddingBagOptions &options, const Tensor *psw,
+                     const Tensor *maxIndices);
+
   /// A sparse gradient's padding row, and the number of rows the
   /// uncoalesced gradient needs (the indices are checked on the way),
   /// after the checks of num_embeddings and the outputs.

@@ -38,6 +38,12 @@ const char *argSlotName(ArgSlot slot) {
     return "values";
   case ArgSlot::sparseCount:
     return "count";
+  case ArgSlot::optimizerState:
+    return "state";
+  case ArgSlot::optimizerState2:
+    return "state2";
+  case ArgSlot::hyper:
+    return "hyper";
   }
   return "?";
 }
@@ -58,7 +64,8 @@ KernelABI::KernelABI(const KernelSpec &spec) {
   bool bag = spec.op == OpKind::embedding_bag ||
              spec.op == OpKind::embedding_bag_backward ||
              spec.op == OpKind::embedding_bag_psw_backward ||
-             spec.op == OpKind::embedding_bag_sparse_backward;
+             spec.op == OpKind::embedding_bag_sparse_backward ||
+             spec.op == OpKind::embedding_bag_update;
   bool twoD = bag && spec.twoD;
   using E = ArgElement;
   using S = ArgShape;
@@ -141,6 +148,26 @@ KernelABI::KernelABI(const KernelSpec &spec) {
     bagInputs(/*psw=*/false);
     arg(ArgSlot::gradPerSampleWeights, E::weight, S::indexed);
     break;
+  case OpKind::embedding_bag_update: {
+    // (grad, indices, [offsets], [psw], [max_indices], window, weight rows,
+    //  [state rows], [state2 rows], hyper): the weight and the states are
+    //  the window's rows, updated in place.
+    arg(ArgSlot::grad, E::weight, S::rows);
+    arg(ArgSlot::indices, E::indices, S::indexed);
+    bagInputs(spec.perSampleWeights);
+    if (spec.maxIndices)
+      arg(ArgSlot::maxIndices, E::i64, S::rows);
+    arg(ArgSlot::window, E::i64, S::pair);
+    arg(ArgSlot::weight, E::weight, S::rows);
+    int states = numOptimizerStates(spec.optimizer);
+    S stateShape = spec.optimizer == Optimizer::rowwise_adagrad ? S::list : S::rows;
+    if (states > 0)
+      arg(ArgSlot::optimizerState, E::state, stateShape);
+    if (states > 1)
+      arg(ArgSlot::optimizerState2, E::state, stateShape);
+    arg(ArgSlot::hyper, E::f64, S::pair);
+    break;
+  }
   case OpKind::embedding_sparse_backward: // (grad, indices, rows, values, n)
     arg(ArgSlot::grad, E::weight, S::rows);
     arg(ArgSlot::indices, E::indices, S::list);

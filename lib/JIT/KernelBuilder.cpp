@@ -71,6 +71,20 @@ Type elementType(MLIRContext &ctx, DType d) {
   return Type();
 }
 
+mlir::emb::Optimizer toMlir(::emb::Optimizer o) {
+  switch (o) {
+  case ::emb::Optimizer::sgd:
+    return mlir::emb::Optimizer::sgd;
+  case ::emb::Optimizer::adagrad:
+    return mlir::emb::Optimizer::adagrad;
+  case ::emb::Optimizer::rowwise_adagrad:
+    return mlir::emb::Optimizer::rowwise_adagrad;
+  case ::emb::Optimizer::adam:
+    return mlir::emb::Optimizer::adam;
+  }
+  return mlir::emb::Optimizer::sgd;
+}
+
 mlir::emb::BagMode toMlir(::emb::BagMode m) {
   switch (m) {
   case ::emb::BagMode::sum:
@@ -105,6 +119,12 @@ MemRefType memrefType(MLIRContext &ctx, const KernelSpec &spec,
     break;
   case ArgElement::bytes:
     elt = elementType(ctx, DType::u8);
+    break;
+  case ArgElement::state:
+    elt = elementType(ctx, spec.weight == DType::f64 ? DType::f64 : DType::f32);
+    break;
+  case ArgElement::f64:
+    elt = elementType(ctx, DType::f64);
     break;
   }
   SmallVector<int64_t> shape;
@@ -291,6 +311,53 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
     func::ReturnOp::create(b, loc);
     return module;
   }
+  if (spec.op == OpKind::embedding_bag_update) {
+    // The window's rows of the weight and the states, updated in place.
+    Value grad = tensorArg(Slot::grad);
+    Value indices = tensorArg(Slot::indices);
+    Value first = windowValue(0), count = windowValue(1);
+    Value weightArg = arg(Slot::weight);
+    SmallVector<Value> stateArgs, states;
+    for (Slot slot : {Slot::optimizerState, Slot::optimizerState2})
+      if (Value m = arg(slot)) {
+        stateArgs.push_back(m);
+        states.push_back(toTensor(m, /*writable=*/true));
+      }
+    // hyper = (lr, step): host memory, read once.
+    Value hyper = tensorArg(Slot::hyper);
+    auto hyperValue = [&](int64_t i) -> Value {
+      return tensor::ExtractOp::create(
+          b, loc, hyper, ValueRange{arith::ConstantIndexOp::create(b, loc, i)});
+    };
+    Value lr = hyperValue(0);
+    Value step;
+    if (spec.optimizer == ::emb::Optimizer::adam)
+      step = arith::FPToSIOp::create(b, loc, b.getI64Type(), hyperValue(1));
+    SmallVector<Type> resultTypes{tensorOf(rows)};
+    for (Value t : states)
+      resultTypes.push_back(t.getType());
+    IntegerAttr pad = spec.paddingIdx >= 0
+                          ? b.getI64IntegerAttr(spec.paddingIdx)
+                          : IntegerAttr();
+    auto op = mlir::emb::BagUpdateOp::create(
+        b, loc, resultTypes,
+        mlir::emb::OptimizerAttr::get(&ctx, toMlir(spec.optimizer)),
+        mlir::emb::BagModeAttr::get(&ctx, toMlir(spec.mode)), grad, indices,
+        tensorArg(Slot::offsets), tensorArg(Slot::perSampleWeights),
+        tensorArg(Slot::maxIndices), first, count,
+        toTensor(weightArg, /*writable=*/true), states, lr, step,
+        b.getI64IntegerAttr(spec.numEmbeddings),
+        spec.includeLastOffset && !spec.twoD ? b.getUnitAttr() : UnitAttr(),
+        pad, spec.scaleGradByFreq ? b.getUnitAttr() : UnitAttr(),
+        b.getF64FloatAttr(spec.gradScale), b.getF64FloatAttr(spec.weightDecay),
+        b.getF64FloatAttr(spec.eps), b.getF64FloatAttr(spec.beta1),
+        b.getF64FloatAttr(spec.beta2));
+    materialize(op.getResult(0), weightArg);
+    for (auto [k, m] : llvm::enumerate(stateArgs))
+      materialize(op.getResult(k + 1), m);
+    func::ReturnOp::create(b, loc);
+    return module;
+  }
   if (backward) {
     // (grad rows, indices, [offsets], [per_sample_weights], gW)
     Value grad = tensorArg(Slot::grad);
@@ -404,6 +471,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
   case OpKind::embedding_bag_psw_backward:
   case OpKind::embedding_sparse_backward:
   case OpKind::embedding_bag_sparse_backward:
+  case OpKind::embedding_bag_update:
     break; // built above
   }
   func::ReturnOp::create(b, loc);

@@ -22,11 +22,13 @@ std::string KernelSpec::str() const {
   bool bag = op == OpKind::embedding_bag ||
              op == OpKind::embedding_bag_backward ||
              op == OpKind::embedding_bag_psw_backward ||
-             op == OpKind::embedding_bag_sparse_backward;
+             op == OpKind::embedding_bag_sparse_backward ||
+             op == OpKind::embedding_bag_update;
   bool sparse = op == OpKind::embedding_sparse_backward ||
                 op == OpKind::embedding_bag_sparse_backward;
+  bool update = op == OpKind::embedding_bag_update;
   bool backward = op == OpKind::embedding_backward ||
-                  op == OpKind::embedding_bag_backward || sparse;
+                  op == OpKind::embedding_bag_backward || sparse || update;
   if ((bag && !twoD) || op == OpKind::embedding_bag_tables) {
     s += ":o=";
     s += dtypeName(offsets);
@@ -68,6 +70,12 @@ std::string KernelSpec::str() const {
       s += coalesced ? ":coalesced" : ":sparse";
     else if (deterministic)
       s += ":det";
+  }
+  if (update) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), ":opt=%s:eps=%a:wd=%a:b1=%a:b2=%a",
+                  optimizerName(optimizer), eps, weightDecay, beta1, beta2);
+    s += buf;
   }
   if (op != OpKind::renorm && paddingIdx >= 0) {
     s += ":pad=" + std::to_string(paddingIdx);

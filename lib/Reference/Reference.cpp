@@ -406,4 +406,71 @@ SparseGrad coalesce(const SparseGrad &sparse, int64_t dim) {
   return out;
 }
 
+std::vector<bool> touchedRows(const std::vector<int64_t> &indices,
+                              BagMode mode,
+                              const std::vector<int64_t> &maxIndices,
+                              int64_t numEmbeddings,
+                              std::optional<int64_t> paddingIdx) {
+  std::vector<bool> touched(numEmbeddings, false);
+  if (mode == BagMode::max) {
+    for (int64_t r : maxIndices)
+      if (r >= 0)
+        touched[r] = true;
+    return touched;
+  }
+  for (int64_t r : indices)
+    if (!(paddingIdx && r == *paddingIdx))
+      touched[r] = true;
+  return touched;
+}
+
+void optimizerStep(std::vector<double> &weight,
+                   std::vector<std::vector<double>> &states,
+                   const std::vector<double> &grad,
+                   const std::vector<bool> &touched, int64_t dim,
+                   const OptimizerOptions &o) {
+  int64_t numEmbeddings = static_cast<int64_t>(touched.size());
+  double c1 = 1 - std::pow(o.beta1, static_cast<double>(o.step));
+  double c2 = 1 - std::pow(o.beta2, static_cast<double>(o.step));
+  std::vector<double> g(dim);
+  for (int64_t r = 0; r < numEmbeddings; ++r) {
+    if (!touched[r])
+      continue;
+    double *w = &weight[r * dim];
+    for (int64_t d = 0; d < dim; ++d)
+      g[d] = grad[r * dim + d] + o.weightDecay * w[d];
+    switch (o.optimizer) {
+    case Optimizer::sgd:
+      for (int64_t d = 0; d < dim; ++d)
+        w[d] -= o.lr * g[d];
+      break;
+    case Optimizer::adagrad:
+      for (int64_t d = 0; d < dim; ++d) {
+        double &h = states[0][r * dim + d];
+        h += g[d] * g[d];
+        w[d] -= o.lr * g[d] / (std::sqrt(h) + o.eps);
+      }
+      break;
+    case Optimizer::rowwise_adagrad: {
+      double squares = 0;
+      for (int64_t d = 0; d < dim; ++d)
+        squares += g[d] * g[d];
+      double &h = states[0][r];
+      h += dim > 0 ? squares / dim : 0.0;
+      for (int64_t d = 0; d < dim; ++d)
+        w[d] -= o.lr * g[d] / (std::sqrt(h) + o.eps);
+      break;
+    }
+    case Optimizer::adam:
+      for (int64_t d = 0; d < dim; ++d) {
+        double &m = states[0][r * dim + d], &v = states[1][r * dim + d];
+        m = o.beta1 * m + (1 - o.beta1) * g[d];
+        v = o.beta2 * v + (1 - o.beta2) * g[d] * g[d];
+        w[d] -= o.lr * (m / c1) / (std::sqrt(v / c2) + o.eps);
+      }
+      break;
+    }
+  }
+}
+
 } // namespace emb::ref

@@ -43,8 +43,15 @@ enum class OpKind : uint8_t {
   embedding_sparse_backward,
   embedding_bag_sparse_backward,
   /// Many tables in one call (docs/semantics.md §6.3).
-  embedding_bag_tables
+  embedding_bag_tables,
+  /// The weight gradient of a bag fused with an optimizer step that
+  /// updates the table in place (docs/semantics.md §6.4; a lookup is a
+  /// bag of 2-D indices [N, 1]).
+  embedding_bag_update
 };
+
+/// The optimizer of a fused backward step (docs/semantics.md §6.4).
+enum class Optimizer : uint8_t { sgd, adagrad, rowwise_adagrad, adam };
 
 /// Where a kernel runs. `gpu_emulated` is the GPU kernel of
 /// emb-nvptx-pipeline run on the host by emb-emulate-gpu-on-host: the GPU
@@ -173,8 +180,65 @@ inline const char *opKindName(OpKind op) {
     return "embedding_bag_sparse_backward";
   case OpKind::embedding_bag_tables:
     return "embedding_bag_tables";
+  case OpKind::embedding_bag_update:
+    return "embedding_bag_update";
   }
   return "?";
+}
+
+inline const char *optimizerName(Optimizer optimizer) {
+  switch (optimizer) {
+  case Optimizer::sgd:
+    return "sgd";
+  case Optimizer::adagrad:
+    return "adagrad";
+  case Optimizer::rowwise_adagrad:
+    return "rowwise_adagrad";
+  case Optimizer::adam:
+    return "adam";
+  }
+  return "?";
+}
+
+/// The optimizer named `name` ("sgd", "adagrad", "rowwise_adagrad",
+/// "adam"), if any.
+inline std::optional<Optimizer> parseOptimizer(std::string_view name) {
+  for (Optimizer o : {Optimizer::sgd, Optimizer::adagrad,
+                      Optimizer::rowwise_adagrad, Optimizer::adam})
+    if (name == optimizerName(o))
+      return o;
+  return std::nullopt;
+}
+
+/// The optimizer of a fused backward step and its hyper-parameters
+/// (docs/semantics.md §6.4). lr and step change from call to call without
+/// a new kernel; the others are baked into it.
+struct OptimizerOptions {
+  Optimizer optimizer = Optimizer::sgd;
+  double lr = 0.01;
+  /// adagrad, rowwise_adagrad, adam.
+  double eps = 1e-8;
+  /// L2: added to the gradient as weightDecay * W[r].
+  double weightDecay = 0.0;
+  /// adam.
+  double beta1 = 0.9, beta2 = 0.999;
+  /// adam: the step t >= 1 of the bias corrections 1 - beta^t.
+  int64_t step = 1;
+};
+
+/// How many state tensors `optimizer` keeps per table: adagrad its sum of
+/// squares [V, D], rowwise_adagrad its [V] one, adam its two moments.
+inline int numOptimizerStates(Optimizer optimizer) {
+  switch (optimizer) {
+  case Optimizer::sgd:
+    return 0;
+  case Optimizer::adagrad:
+  case Optimizer::rowwise_adagrad:
+    return 1;
+  case Optimizer::adam:
+    return 2;
+  }
+  return 0;
 }
 
 inline const char *targetName(Target target) {

@@ -23,7 +23,8 @@ def Emb_Dialect : Dialect {
     float or row-wise quantised tables), `emb.multi_bag` (many tables in one
     op), `emb.renorm` (the in-place `max_norm` renormalisation), and the gradients
     `emb.lookup_grad`, `emb.bag_grad`, `emb.bag_psw_grad`,
-    `emb.lookup_sparse_grad` and `emb.bag_sparse_grad`.
+    `emb.lookup_sparse_grad` and `emb.bag_sparse_grad`, and `emb.bag_update`
+    (the gradient fused with an optimizer step that updates the table).
 
     Notation: the table (weight) is `[V, D]` with V = num_embeddings and D =
     embedding_dim; indices are i32 or i64; weights and gradients are f32, f64,
@@ -85,6 +86,24 @@ def Emb_Quantization : I32EnumAttr<"Quantization",
   let genSpecializedAttr = 0;
 }
 def Emb_QuantizationAttr : EnumAttr<Emb_Dialect, Emb_Quantization, "quantized"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+// The optimizer of a fused backward step (docs/semantics.md §6.4).
+def Emb_Optimizer_Sgd : I32EnumAttrCase<"sgd", 0>;
+def Emb_Optimizer_Adagrad : I32EnumAttrCase<"adagrad", 1>;
+def Emb_Optimizer_RowwiseAdagrad : I32EnumAttrCase<"rowwise_adagrad", 2>;
+def Emb_Optimizer_Adam : I32EnumAttrCase<"adam", 3>;
+def Emb_Optimizer : I32EnumAttr<"Optimizer",
+    "the optimizer fused into a backward step",
+    [Emb_Optimizer_Sgd, Emb_Optimizer_Adagrad, Emb_Optimizer_RowwiseAdagrad,
+     Emb_Optimizer_Adam]> {
+  let cppNamespace = "::mlir::emb";
+  let genSpecializedAttr = 0;
+}
+// A bare keyword in op assembly (custom<Optimizer>), `#emb.optimizer<adam>`
+// on its own.
+def Emb_OptimizerAttr : EnumAttr<Emb_Dialect, Emb_Optimizer, "optimizer"> {
   let assemblyFormat = "`<` $value `>`";
 }
 

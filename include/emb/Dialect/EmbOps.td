@@ -452,4 +452,96 @@ def Emb_BagSparseGradOp : Emb_Op<"bag_sparse_grad",
   let hasCanonicalizeMethod = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// The backward fused with an optimizer
+//===----------------------------------------------------------------------===//
+
+def Emb_BagUpdateOp : Emb_Op<"bag_update", [Pure, AttrSizedOperandSegments]> {
+  let summary = "the weight gradient of emb.bag fused with an optimizer step (training without a dense gradient)";
+  let description = [{
+    Applies one optimizer step to the rows of `weight` that the gradient of
+    `emb.bag` touches, without materialising that gradient
+    (docs/semantics.md §6.4). The bag structure (`indices`, `offsets`,
+    `per_sample_weights`, `max_indices`, `include_last_offset`,
+    `padding_idx`, `scale_grad_by_freq`, `grad_scale`) is the one of
+    `emb.bag_grad`; an embedding lookup is the `sum` bag of 2-D indices
+    `[N, 1]`.
+
+    First the contributions to each touched row `r` are summed in input
+    order into `g_r` (in f32, f64 for f64 tables); a row is touched when
+    some non-padding entry (with `max`: some `max_indices` element) names
+    it. Then, with `g = g_r + weight_decay * W[r]`, once per touched row:
+    - `sgd`: `W[r] -= lr * g` (no state);
+    - `adagrad` (state `H`, `[V, D]`): `H[r] += g^2`,
+      `W[r] -= lr * g / (sqrt(H[r]) + eps)`;
+    - `rowwise_adagrad` (state `h`, `[V]`): `h[r] += mean_d(g^2)`,
+      `W[r] -= lr * g / (sqrt(h[r]) + eps)`;
+    - `adam` (states `M`, `S`, `[V, D]`; `step` = t >= 1, lazy like
+      `torch.optim.SparseAdam`): `M[r] = beta1 M[r] + (1 - beta1) g`,
+      `S[r] = beta2 S[r] + (1 - beta2) g^2`,
+      `W[r] -= lr * (M[r] / (1 - beta1^t)) / (sqrt(S[r] / (1 - beta2^t)) + eps)`.
+    Untouched rows and their state are unchanged. States are f32 (f64 for
+    f64 tables); W is rounded once to its type. The results are the new
+    `weight` and `states`, in that order: a kernel whose buffers are
+    writable bufferises them in place.
+
+    `lr` (f64) and `step` (i64, `adam` only) are operands, so that a
+    schedule does not change the code; the other hyper-parameters are
+    attributes. With `rows(%first, %count)`, `weight` and the states are
+    the rows `[%first, %first + %count)` of the table and only those rows
+    are updated: a runtime splits the table over threads this way.
+
+    Example:
+
+    ```mlir
+    %w2, %h2 = emb.bag_update rowwise_adagrad sum %g[%ids] offsets(%offs : tensor<?xi64>)
+        weight(%w : tensor<1000x64xf32>) states(%h : tensor<1000xf32>) lr(%lr)
+        {num_embeddings = 1000 : i64, eps = 1.0e-08 : f64}
+        : tensor<?x64xf32>[tensor<?xi64>] -> tensor<1000x64xf32>, tensor<1000xf32>
+    ```
+  }];
+  let arguments = (ins
+    Emb_OptimizerAttr:$optimizer,
+    Emb_BagModeAttr:$mode,
+    AnyRankedTensor:$grad,
+    AnyRankedTensor:$indices,
+    Optional<AnyRankedTensor>:$offsets,
+    Optional<AnyRankedTensor>:$per_sample_weights,
+    Optional<AnyRankedTensor>:$max_indices,
+    Optional<Index>:$row_offset,
+    Optional<Index>:$row_count,
+    AnyRankedTensor:$weight,
+    Variadic<AnyRankedTensor>:$states,
+    F64:$lr,
+    Optional<I64>:$step,
+    I64Attr:$num_embeddings,
+    UnitAttr:$include_last_offset,
+    OptionalAttr<I64Attr>:$padding_idx,
+    UnitAttr:$scale_grad_by_freq,
+    DefaultValuedAttr<F64Attr, "1.0">:$grad_scale,
+    DefaultValuedAttr<F64Attr, "0.0">:$weight_decay,
+    DefaultValuedAttr<F64Attr, "1.0e-8">:$eps,
+    DefaultValuedAttr<F64Attr, "0.9">:$beta1,
+    DefaultValuedAttr<F64Attr, "0.999">:$beta2
+  );
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    custom<Optimizer>($optimizer) custom<BagMode>($mode) $grad `[` $indices `]`
+    (`offsets` `(` $offsets^ `:` type($offsets) `)`)?
+    (`per_sample_weights` `(` $per_sample_weights^ `:` type($per_sample_weights) `)`)?
+    (`max_indices` `(` $max_indices^ `:` type($max_indices) `)`)?
+    (`rows` `(` $row_offset^ `,` $row_count `)`)?
+    `weight` `(` $weight `:` type($weight) `)`
+    (`states` `(` $states^ `:` type($states) `)`)?
+    `lr` `(` $lr `)` (`step` `(` $step^ `)`)?
+    attr-dict `:` type($grad) `[` type($indices) `]` `->` type($results)
+  }];
+  let extraClassDeclaration = [{
+    /// How many state tensors `optimizer` keeps (0, 1 or 2).
+    static unsigned numStates(Optimizer optimizer);
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizeMethod = 1;
+}
+
 #endif // EMB_DIALECT_EMBOPS_TD

@@ -44,14 +44,19 @@ enum class ArgSlot : uint8_t {
   gradPerSampleWeights, ///< the per_sample_weights gradient (indices' shape)
   sparseRows,           ///< i64[capacity]: the COO rows
   sparseValues,         ///< [capacity, D]: the COO values
-  sparseCount           ///< i64[1], host memory: the number of COO rows
+  sparseCount,          ///< i64[1], host memory: the number of COO rows
+  optimizerState,       ///< an optimizer's first state (adagrad's sum of
+                        ///< squares, adam's first moment), the window's rows
+  optimizerState2,      ///< adam's second moment, the window's rows
+  hyper                 ///< f64[2], host memory: lr, and adam's step
 };
-constexpr unsigned kNumArgSlots = 13;
+constexpr unsigned kNumArgSlots = 16;
 const char *argSlotName(ArgSlot slot);
 
-/// The element type of an argument: one of the spec's dtypes, i64, or the
-/// bytes (i8) of a quantised table.
-enum class ArgElement : uint8_t { weight, indices, offsets, i64, bytes };
+/// The element type of an argument: one of the spec's dtypes, i64, the
+/// bytes (i8) of a quantised table, an optimizer state's (f32, f64 for an
+/// f64 table) or f64.
+enum class ArgElement : uint8_t { weight, indices, offsets, i64, bytes, state, f64 };
 
 /// The shape of an argument.
 enum class ArgShape : uint8_t {
@@ -72,7 +77,7 @@ struct KernelArg {
 };
 
 /// The most arguments a kernel has.
-constexpr unsigned kMaxKernelArgs = 8;
+constexpr unsigned kMaxKernelArgs = 10;
 
 /// The arguments of a kernel, in order (a view into its KernelABI).
 class KernelArgList {

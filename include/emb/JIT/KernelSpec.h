@@ -73,6 +73,10 @@ struct KernelSpec {
   double gradScale = 1.0;
   /// Sparse gradients: distinct rows, summed (else one row per position).
   bool coalesced = false;
+  /// embedding_bag_update: the optimizer and its hyper-parameters that are
+  /// baked in (lr and the step are the kernel's `hyper` argument).
+  Optimizer optimizer = Optimizer::sgd;
+  double eps = 1e-8, weightDecay = 0.0, beta1 = 0.9, beta2 = 0.999;
   /// Dense gradients on a GPU: bit-reproducible (a stable sort by row and
   /// an ordered sum per row) instead of atomics.
   bool deterministic = false;

@@ -134,6 +134,25 @@ SparseGrad sparseBackward(const std::vector<double> &grad, int64_t dim,
 /// Distinct rows in ascending order, their values summed in input order.
 SparseGrad coalesce(const SparseGrad &sparse, int64_t dim);
 
+/// The rows a bag gradient touches (docs/semantics.md §6.4): every
+/// non-padding index, or with mode max every max_indices entry but -1.
+std::vector<bool> touchedRows(const std::vector<int64_t> &indices,
+                              BagMode mode,
+                              const std::vector<int64_t> &maxIndices,
+                              int64_t numEmbeddings,
+                              std::optional<int64_t> paddingIdx);
+
+/// One optimizer step (§6.4) on the `touched` rows of `weight` [V, D] from
+/// the dense gradient `grad` [V, D] (embeddingBackward /
+/// embeddingBagBackward): the unfused composition. `states` holds
+/// numOptimizerStates(optimizer) tables ([V, D], rowwise_adagrad [V]),
+/// updated in place with the weight.
+void optimizerStep(std::vector<double> &weight,
+                   std::vector<std::vector<double>> &states,
+                   const std::vector<double> &grad,
+                   const std::vector<bool> &touched, int64_t dim,
+                   const OptimizerOptions &options);
+
 } // namespace emb::ref
 
 #endif // EMB_REFERENCE_REFERENCE_H

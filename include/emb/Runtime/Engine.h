@@ -287,6 +287,31 @@ public:
       const EmbeddingBagOptions &options = {},
       const Tensor *perSampleWeights = nullptr, bool coalesced = false);
 
+  /// The weight gradient of embedding_bag fused with an optimizer step
+  /// (docs/semantics.md §6.4; FBGEMM's split-table update): the rows of
+  /// `weight` ([V, D]) that the gradient touches are updated in place, with
+  /// `states` (numOptimizerStates(optimizer.optimizer) tensors: adagrad's
+  /// sum of squares [V, D], rowwise_adagrad's [V], adam's exp_avg and
+  /// exp_avg_sq [V, D]; f32, f64 for an f64 weight); no [V, D] gradient is
+  /// made. The bag structure and options (mode, padding_idx,
+  /// scale_grad_by_freq, include_last_offset, profile) are the forward
+  /// call's; `maxIndices` is the forward's argmax of mode max. Each row is
+  /// summed in input order and updated once: the same bits for any thread
+  /// count. Every argument is checked before anything is written.
+  llvm::Error embeddingBagUpdate(const Tensor &grad, const Tensor &indices,
+                                 const Tensor *offsets, const Tensor &weight,
+                                 llvm::ArrayRef<Tensor> states,
+                                 const OptimizerOptions &optimizer,
+                                 const EmbeddingBagOptions &options = {},
+                                 const Tensor *perSampleWeights = nullptr,
+                                 const Tensor *maxIndices = nullptr);
+  /// The same for embedding: `grad` is [*indices.shape, D] (the lookup is
+  /// run as the sum bag of 2-D indices [N, 1]).
+  llvm::Error embeddingUpdate(const Tensor &grad, const Tensor &indices,
+                              const Tensor &weight,
+                              llvm::ArrayRef<Tensor> states,
+                              const OptimizerOptions &optimizer,
+                              const EmbeddingOptions &options = {});
   /// The kernel for `spec` (compiling it if needed): for benchmarks and tools.
   llvm::Expected<KernelFn> kernel(const KernelSpec &spec);
 

@@ -36,6 +36,7 @@ void mlir::emb::populateEmbToSCFPatterns(
   lowering::populateMultiBagDecompositionPatterns(patterns);
   cpu_lowering::populateDenseGradPatterns(patterns, config);
   cpu_lowering::populateSparseGradPatterns(patterns, config);
+  cpu_lowering::populateBagUpdatePatterns(patterns, config);
 }
 
 namespace {

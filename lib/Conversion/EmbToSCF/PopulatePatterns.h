@@ -25,6 +25,10 @@ void populateDenseGradPatterns(RewritePatternSet &patterns,
 void populateSparseGradPatterns(RewritePatternSet &patterns,
                                 const cpu::CPULoweringConfig &config);
 
+/// BagUpdate.cpp: emb.bag_update.
+void populateBagUpdatePatterns(RewritePatternSet &patterns,
+                               const cpu::CPULoweringConfig &config);
+
 } // namespace emb::cpu_lowering
 } // namespace mlir
 

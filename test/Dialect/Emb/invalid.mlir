@@ -854,3 +854,93 @@ func.func @f(%t0: tensor<10x4xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %a: in
   %0 = "emb.multi_bag"(%t0, %i, %o, %a) <{modes = [#emb.mode<sum>], padding_idx = array<i64: -1>, operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 0>}> : (tensor<10x4xf32>, tensor<?xi64>, tensor<?xi64>, index) -> tensor<?x4xf32>
   return
 }
+
+// -----
+
+// bag_update: an unknown optimizer keyword
+func.func @f(%g: tensor<?x4xf32>, %i: tensor<?x2xi64>, %w: tensor<10x4xf32>, %lr: f64) {
+  // expected-error @+1 {{expected optimizer 'sgd', 'adagrad', 'rowwise_adagrad' or 'adam', got 'lamb'}}
+  %0 = emb.bag_update lamb sum %g[%i] weight(%w : tensor<10x4xf32>) lr(%lr) {num_embeddings = 10 : i64} : tensor<?x4xf32>[tensor<?x2xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_update: the number of states follows the optimizer
+func.func @f(%g: tensor<?x4xf32>, %i: tensor<?x2xi64>, %w: tensor<10x4xf32>, %lr: f64) {
+  // expected-error @+1 {{'emb.bag_update' op optimizer 'adagrad' keeps 1 state tensor(s), got 0}}
+  %0 = emb.bag_update adagrad sum %g[%i] weight(%w : tensor<10x4xf32>) lr(%lr) {num_embeddings = 10 : i64} : tensor<?x4xf32>[tensor<?x2xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_update: rowwise_adagrad keeps one f32 per row
+func.func @f(%g: tensor<?x4xf32>, %i: tensor<?x2xi64>, %w: tensor<10x4xf32>, %h: tensor<10x4xf32>, %lr: f64) {
+  // expected-error @+1 {{'emb.bag_update' op the state of 'rowwise_adagrad' must be 'tensor<10xf32>', got 'tensor<10x4xf32>'}}
+  %0:2 = emb.bag_update rowwise_adagrad sum %g[%i] weight(%w : tensor<10x4xf32>) states(%h : tensor<10x4xf32>) lr(%lr) {num_embeddings = 10 : i64} : tensor<?x4xf32>[tensor<?x2xi64>] -> tensor<10x4xf32>, tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_update: the state of an f16 table is f32
+func.func @f(%g: tensor<?x4xf16>, %i: tensor<?x2xi64>, %w: tensor<10x4xf16>, %h: tensor<10x4xf16>, %lr: f64) {
+  // expected-error @+1 {{'emb.bag_update' op the state of 'adagrad' must be 'tensor<10x4xf32>', got 'tensor<10x4xf16>'}}
+  %0:2 = emb.bag_update adagrad sum %g[%i] weight(%w : tensor<10x4xf16>) states(%h : tensor<10x4xf16>) lr(%lr) {num_embeddings = 10 : i64} : tensor<?x4xf16>[tensor<?x2xi64>] -> tensor<10x4xf16>, tensor<10x4xf16>
+  return
+}
+
+// -----
+
+// bag_update: step is adam's
+func.func @f(%g: tensor<?x4xf32>, %i: tensor<?x2xi64>, %w: tensor<10x4xf32>, %lr: f64, %t: i64) {
+  // expected-error @+1 {{'emb.bag_update' op 'step' is an operand of 'adam' only}}
+  %0 = emb.bag_update sgd sum %g[%i] weight(%w : tensor<10x4xf32>) lr(%lr) step(%t) {num_embeddings = 10 : i64} : tensor<?x4xf32>[tensor<?x2xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_update: betas in [0, 1)
+func.func @f(%g: tensor<?x4xf32>, %i: tensor<?x2xi64>, %w: tensor<10x4xf32>, %m: tensor<10x4xf32>, %lr: f64, %t: i64) {
+  // expected-error @+1 {{'emb.bag_update' op 'beta1' and 'beta2' must be in [0, 1), got 1.000000e+00}}
+  %0:3 = emb.bag_update adam sum %g[%i] weight(%w : tensor<10x4xf32>) states(%m, %m : tensor<10x4xf32>, tensor<10x4xf32>) lr(%lr) step(%t) {num_embeddings = 10 : i64, beta2 = 1.0 : f64} : tensor<?x4xf32>[tensor<?x2xi64>] -> tensor<10x4xf32>, tensor<10x4xf32>, tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_update: weight_decay and eps non-negative
+func.func @f(%g: tensor<?x4xf32>, %i: tensor<?x2xi64>, %w: tensor<10x4xf32>, %lr: f64) {
+  // expected-error @+1 {{'emb.bag_update' op 'weight_decay' and 'eps' must be non-negative}}
+  %0 = emb.bag_update sgd sum %g[%i] weight(%w : tensor<10x4xf32>) lr(%lr) {num_embeddings = 10 : i64, weight_decay = -0.5 : f64} : tensor<?x4xf32>[tensor<?x2xi64>] -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+// bag_update: the weight has the table's rows without a window
+func.func @f(%g: tensor<?x4xf32>, %i: tensor<?x2xi64>, %w: tensor<9x4xf32>, %lr: f64) {
+  // expected-error @+1 {{'emb.bag_update' op 'weight' dimension 0 (9) does not match 'num_embeddings' (10)}}
+  %0 = emb.bag_update sgd sum %g[%i] weight(%w : tensor<9x4xf32>) lr(%lr) {num_embeddings = 10 : i64} : tensor<?x4xf32>[tensor<?x2xi64>] -> tensor<9x4xf32>
+  return
+}
+
+// -----
+
+// bag_update: the results are the weight's and the states' types
+func.func @f(%g: tensor<?x4xf32>, %i: tensor<?x2xi64>, %w: tensor<10x4xf32>, %lr: f64) {
+  // expected-error @+1 {{'emb.bag_update' op the results must have the types of 'weight' and the states}}
+  %0 = emb.bag_update sgd sum %g[%i] weight(%w : tensor<10x4xf32>) lr(%lr) {num_embeddings = 10 : i64} : tensor<?x4xf32>[tensor<?x2xi64>] -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// bag_update: max needs max_indices
+func.func @f(%g: tensor<?x4xf32>, %i: tensor<?x2xi64>, %w: tensor<10x4xf32>, %lr: f64) {
+  // expected-error @+1 {{'emb.bag_update' op mode 'max' needs the 'max_indices' operand}}
+  %0 = emb.bag_update sgd max %g[%i] weight(%w : tensor<10x4xf32>) lr(%lr) {num_embeddings = 10 : i64} : tensor<?x4xf32>[tensor<?x2xi64>] -> tensor<10x4xf32>
+  return
+}

@@ -207,3 +207,29 @@ func.func @multi_bag(%t0: tensor<1000x64xf32>, %t1: tensor<?x16xf32>, %ids: tens
       : (tensor<1000x64xf32>, tensor<?x16xf32>)[tensor<?xi64>] -> tensor<?x80xf32>
   return %0, %1 : tensor<?x80xf32>, tensor<?x80xf32>
 }
+
+// -----
+
+// The backward fused with an optimizer (docs/semantics.md §6.4).
+// CHECK-LABEL: func @bag_update
+func.func @bag_update(%g: tensor<?x16xf32>, %ids: tensor<?xi64>, %offs: tensor<?xi64>,
+                      %psw: tensor<?xf32>, %w: tensor<100x16xf32>, %h: tensor<100xf32>,
+                      %m: tensor<?x16xf32>, %s: tensor<?x16xf32>, %wd: tensor<?x16xf32>,
+                      %am: tensor<?x16xi64>, %lr: f64, %t: i64, %a: index, %n: index)
+    -> (tensor<100x16xf32>, tensor<100xf32>, tensor<?x16xf32>, tensor<?x16xf32>, tensor<?x16xf32>, tensor<100x16xf32>) {
+  // CHECK: emb.bag_update rowwise_adagrad mean %{{.*}}[%{{.*}}] offsets(%{{.*}} : tensor<?xi64>) per_sample_weights(%{{.*}} : tensor<?xf32>) weight(%{{.*}} : tensor<100x16xf32>) states(%{{.*}} : tensor<100xf32>) lr(%{{.*}}) {eps = 1.000000e-10 : f64, num_embeddings = 100 : i64, padding_idx = 0 : i64, weight_decay = 1.000000e-02 : f64} : tensor<?x16xf32>[tensor<?xi64>] -> tensor<100x16xf32>, tensor<100xf32>
+  %0:2 = emb.bag_update rowwise_adagrad mean %g[%ids] offsets(%offs : tensor<?xi64>) per_sample_weights(%psw : tensor<?xf32>)
+      weight(%w : tensor<100x16xf32>) states(%h : tensor<100xf32>) lr(%lr)
+      {num_embeddings = 100 : i64, padding_idx = 0 : i64, eps = 1.0e-10 : f64, weight_decay = 0.01 : f64}
+      : tensor<?x16xf32>[tensor<?xi64>] -> tensor<100x16xf32>, tensor<100xf32>
+  // CHECK: emb.bag_update adam sum %{{.*}} rows(%{{.*}}, %{{.*}}) weight(%{{.*}} : tensor<?x16xf32>) states(%{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x16xf32>) lr(%{{.*}}) step(%{{.*}}) {beta1 = 8.000000e-01 : f64, num_embeddings = 100 : i64, scale_grad_by_freq}
+  %1:3 = emb.bag_update adam sum %g[%ids] offsets(%offs : tensor<?xi64>) rows(%a, %n)
+      weight(%wd : tensor<?x16xf32>) states(%m, %s : tensor<?x16xf32>, tensor<?x16xf32>) lr(%lr) step(%t)
+      {num_embeddings = 100 : i64, scale_grad_by_freq, beta1 = 0.8 : f64}
+      : tensor<?x16xf32>[tensor<?xi64>] -> tensor<?x16xf32>, tensor<?x16xf32>, tensor<?x16xf32>
+  // CHECK: emb.bag_update sgd max %{{.*}} max_indices(%{{.*}} : tensor<?x16xi64>) weight(%{{.*}} : tensor<100x16xf32>) lr(%{{.*}}) {num_embeddings = 100 : i64}
+  %2 = emb.bag_update sgd max %g[%ids] offsets(%offs : tensor<?xi64>) max_indices(%am : tensor<?x16xi64>)
+      weight(%w : tensor<100x16xf32>) lr(%lr) {num_embeddings = 100 : i64}
+      : tensor<?x16xf32>[tensor<?xi64>] -> tensor<100x16xf32>
+  return %0#0, %0#1, %1#0, %1#1, %1#2, %2 : tensor<100x16xf32>, tensor<100xf32>, tensor<?x16xf32>, tensor<?x16xf32>, tensor<?x16xf32>, tensor<100x16xf32>
+}
