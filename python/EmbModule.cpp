@@ -501,4 +501,58 @@ PYBIND11_MODULE(_emb_mlir, m) {
       py::arg("mode"), py::arg("padding_idx"), py::arg("scale_grad_by_freq"),
       py::arg("include_last_offset"), py::arg("per_sample_weights"),
       py::arg("profile"), py::arg("coalesced"));
+
+  m.def(
+      "embedding_bag_update",
+      [](TensorArg grad, TensorArg indices, TensorArg offsets, TensorArg weight,
+         py::list states, const std::string &optimizer, double lr, double eps,
+         double weightDecay, double beta1, double beta2, int64_t step,
+         const std::string &mode, std::optional<int64_t> paddingIdx,
+         bool scaleGradByFreq, bool includeLastOffset,
+         TensorArg perSampleWeights, TensorArg maxIndices,
+         const std::string &profile, bool lookup) {
+        std::optional<emb::Optimizer> opt = emb::parseOptimizer(optimizer);
+        if (!opt)
+          emb::python::failValue("optimizer must be 'sgd', 'adagrad', "
+                                 "'rowwise_adagrad' or 'adam', got '" +
+                                 optimizer + "'");
+        emb::OptimizerOptions o;
+        o.optimizer = *opt;
+        o.lr = lr;
+        o.eps = eps;
+        o.weightDecay = weightDecay;
+        o.beta1 = beta1;
+        o.beta2 = beta2;
+        o.step = step;
+        emb::Tensor g = toTensor(grad, "grad"),
+                    x = toTensor(indices, "indices"),
+                    w = toTensor(weight, "weight");
+        std::vector<emb::Tensor> stateViews;
+        static const char *const names[] = {"state 0", "state 1"};
+        for (size_t k = 0; k < states.size(); ++k)
+          stateViews.push_back(toTensor(states[k], names[std::min<size_t>(k, 1)]));
+        auto off = toOptTensor(offsets, "offsets");
+        auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
+        auto argmax = toOptTensor(maxIndices, "max_indices");
+        auto e = engineFor(grad);
+        if (lookup) {
+          auto eo = embeddingOptions(paddingIdx, std::nullopt, 2.0,
+                                     scaleGradByFreq, false, profile);
+          py::gil_scoped_release release;
+          check(e->embeddingUpdate(g, x, w, stateViews, o, eo));
+          return;
+        }
+        auto bo = bagOptions(mode, paddingIdx, std::nullopt, 2.0,
+                             scaleGradByFreq, false, includeLastOffset, profile);
+        py::gil_scoped_release release;
+        check(e->embeddingBagUpdate(g, x, ptr(off), w, stateViews, o, bo,
+                                    ptr(psw), ptr(argmax)));
+      },
+      py::arg("grad"), py::arg("indices"), py::arg("offsets"),
+      py::arg("weight"), py::arg("states"), py::arg("optimizer"),
+      py::arg("lr"), py::arg("eps"), py::arg("weight_decay"), py::arg("beta1"),
+      py::arg("beta2"), py::arg("step"), py::arg("mode"),
+      py::arg("padding_idx"), py::arg("scale_grad_by_freq"),
+      py::arg("include_last_offset"), py::arg("per_sample_weights"),
+      py::arg("max_indices"), py::arg("profile"), py::arg("lookup"));
 }

@@ -448,11 +448,16 @@ llvm::Expected<Plan> Planner::embeddingBagUpdate(
   s.paddingIdx = max ? -1 : *pad;
   setDenseGradOptions(s, engine.target, n, options.profile,
                       options.scaleGradByFreq, /*deterministic=*/false);
+  // Only the hyper-parameters the optimizer reads name the kernel (an
+  // SGD step's eps does not make a new one).
   s.optimizer = optimizer.optimizer;
-  s.eps = optimizer.eps;
   s.weightDecay = optimizer.weightDecay;
-  s.beta1 = optimizer.beta1;
-  s.beta2 = optimizer.beta2;
+  if (optimizer.optimizer != Optimizer::sgd)
+    s.eps = optimizer.eps;
+  if (optimizer.optimizer == Optimizer::adam) {
+    s.beta1 = optimizer.beta1;
+    s.beta2 = optimizer.beta2;
+  }
   Plan plan;
   plan.spec = std::move(s);
   // Rows of the table split over threads, as the dense gradient's.

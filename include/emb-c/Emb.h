@@ -136,6 +136,37 @@ embEmbeddingBagQuantized(EmbEngine *engine, EmbTensor indices, EmbTensor table,
                          const EmbTensor *perSampleWeights, char *error,
                          size_t errorSize);
 
+/* The optimizer of a fused backward step (docs/semantics.md §6.4; values
+ * match emb::Optimizer) and its hyper-parameters (emb::OptimizerOptions). */
+typedef enum {
+  EMB_SGD = 0,
+  EMB_ADAGRAD = 1,
+  EMB_ROWWISE_ADAGRAD = 2,
+  EMB_ADAM = 3
+} EmbOptimizer;
+
+typedef struct {
+  EmbOptimizer optimizer;
+  double lr, eps, weightDecay, beta1, beta2;
+  int64_t step; /* adam: t >= 1 */
+} EmbOptimizerOptions;
+
+/* The weight gradient of embedding_bag fused with an optimizer step: the
+ * rows of `weight` [V, D] the gradient `grad` [B, D] touches are updated in
+ * place, with `states` (`numStates` tensors: none for EMB_SGD; the sum of
+ * squares [V, D] for EMB_ADAGRAD, [V] for EMB_ROWWISE_ADAGRAD; exp_avg and
+ * exp_avg_sq [V, D] for EMB_ADAM; EMB_F32, EMB_F64 for an f64 weight). The
+ * bag structure and options are the forward's; `maxIndices` is the
+ * forward's argmax for EMB_MAX, else NULL. A lookup is the EMB_SUM bag of
+ * 2-D indices [N, 1]. (emb::Engine::embeddingBagUpdate.) */
+MLIR_CAPI_EXPORTED int embEmbeddingBagUpdate(
+    EmbEngine *engine, EmbTensor grad, EmbTensor indices,
+    const EmbTensor *offsets, EmbTensor weight, const EmbTensor *states,
+    int numStates, const EmbOptimizerOptions *optimizer, EmbBagMode mode,
+    int includeLastOffset, int hasPaddingIdx, int64_t paddingIdx,
+    int scaleGradByFreq, const EmbTensor *perSampleWeights,
+    const EmbTensor *maxIndices, char *error, size_t errorSize);
+
 /* Zero-filled memory for a table (or a large output) of `bytes`, 64-byte
  * aligned; NULL when it cannot be had. With `hugePages` non-zero and bytes
  * >= 2 MiB: 2 MiB aligned, advised MADV_HUGEPAGE before the first touch,

@@ -261,6 +261,59 @@ int embEmbeddingBagTables(EmbEngine *engine, EmbTensor indices,
                 error, errorSize);
 }
 
+int embEmbeddingBagUpdate(EmbEngine *engine, EmbTensor grad, EmbTensor indices,
+                          const EmbTensor *offsets, EmbTensor weight,
+                          const EmbTensor *states, int numStates,
+                          const EmbOptimizerOptions *optimizer, EmbBagMode mode,
+                          int includeLastOffset, int hasPaddingIdx,
+                          int64_t paddingIdx, int scaleGradByFreq,
+                          const EmbTensor *perSampleWeights,
+                          const EmbTensor *maxIndices, char *error,
+                          size_t errorSize) {
+  emb::EmbeddingBagOptions options;
+  if (bagOptions(indices, weight, offsets, grad, mode, includeLastOffset,
+                 hasPaddingIdx, paddingIdx, perSampleWeights, options, error,
+                 errorSize) ||
+      (maxIndices && checkDtype(*maxIndices, error, errorSize)))
+    return 1;
+  options.scaleGradByFreq = scaleGradByFreq != 0;
+  if (!optimizer)
+    return fail("no optimizer options", error, errorSize);
+  int rawOptimizer = rawValue(optimizer->optimizer);
+  if (rawOptimizer < EMB_SGD || rawOptimizer > EMB_ADAM)
+    return fail("invalid optimizer " + std::to_string(rawOptimizer), error,
+                errorSize);
+  if (numStates < 0 || numStates > 2 || (numStates > 0 && !states))
+    return fail("invalid state list", error, errorSize);
+  std::vector<emb::Tensor> stateViews;
+  for (int k = 0; k < numStates; ++k) {
+    if (checkDtype(states[k], error, errorSize))
+      return 1;
+    stateViews.push_back(view(states[k]));
+  }
+  emb::OptimizerOptions o;
+  o.optimizer = static_cast<emb::Optimizer>(rawOptimizer);
+  o.lr = optimizer->lr;
+  o.eps = optimizer->eps;
+  o.weightDecay = optimizer->weightDecay;
+  o.beta1 = optimizer->beta1;
+  o.beta2 = optimizer->beta2;
+  o.step = optimizer->step;
+  emb::Tensor off, psw, argmax;
+  if (offsets)
+    off = view(*offsets);
+  if (perSampleWeights)
+    psw = view(*perSampleWeights);
+  if (maxIndices)
+    argmax = view(*maxIndices);
+  return report(engine->engine.embeddingBagUpdate(
+                    view(grad), view(indices), offsets ? &off : nullptr,
+                    view(weight), stateViews, o, options,
+                    perSampleWeights ? &psw : nullptr,
+                    maxIndices ? &argmax : nullptr),
+                error, errorSize);
+}
+
 void *embAllocateTable(size_t bytes, int hugePages) {
   return emb::allocateTable(bytes, hugePages != 0);
 }

@@ -73,9 +73,17 @@ std::string KernelSpec::str() const {
   }
   if (update) {
     char buf[160];
-    std::snprintf(buf, sizeof(buf), ":opt=%s:eps=%a:wd=%a:b1=%a:b2=%a",
-                  optimizerName(optimizer), eps, weightDecay, beta1, beta2);
+    std::snprintf(buf, sizeof(buf), ":opt=%s:wd=%a", optimizerName(optimizer),
+                  weightDecay);
     s += buf;
+    if (optimizer != Optimizer::sgd) {
+      std::snprintf(buf, sizeof(buf), ":eps=%a", eps);
+      s += buf;
+    }
+    if (optimizer == Optimizer::adam) {
+      std::snprintf(buf, sizeof(buf), ":b1=%a:b2=%a", beta1, beta2);
+      s += buf;
+    }
   }
   if (op != OpKind::renorm && paddingIdx >= 0) {
     s += ":pad=" + std::to_string(paddingIdx);

@@ -17,7 +17,10 @@ TypeError and ValueError that are also RuntimeErrors, like torch's.
 random-row gathers from large tables). `quantize_rows` packs a float table
 into int8 / int4 rows as torch's prepack ops do, and
 `embedding_bag_quantized` pools bags of such a table (docs/semantics.md
-§6.2); `embedding_bag_tables` pools many tables in one call (§6.3).
+§6.2); `embedding_bag_tables` pools many tables in one call (§6.3);
+`embedding_bag_update` / `embedding_update` apply the backward fused with an
+optimizer step (SGD, Adagrad, row-wise Adagrad, Adam) to a table and its
+`init_states` in place (§6.4).
 """
 
 from ._errors import EmbError, EmbIndexError, EmbTypeError, EmbValueError
@@ -32,6 +35,7 @@ from ._functional import (
     info,
     renorm_,
 )
+from ._fused import embedding_bag_update, embedding_update, init_states
 from ._multi import Table, embedding_bag_tables
 from ._quantized import (dequantize_rows, embedding_bag_quantized,
                          quantize_rows, row_bytes)
@@ -52,8 +56,11 @@ __all__ = [
     "embedding_bag_per_sample_weights_backward",
     "embedding_bag_quantized",
     "embedding_bag_tables",
+    "embedding_bag_update",
+    "embedding_update",
     "empty_table",
     "info",
+    "init_states",
     "quantize_rows",
     "renorm_",
     "row_bytes",

@@ -34,6 +34,10 @@ torch (ordinary pages).
 autograd. `QuantizedEmbeddingBag` is an inference EmbeddingBag over int8 / int4 rows
 packed as torch's prepack ops pack them (docs/semantics.md §6.2), built from
 a float module with `from_float` or from packed rows with `from_packed`.
+`FusedEmbeddingBag` / `FusedEmbedding` fuse the backward with an optimizer
+step (SGD, Adagrad, row-wise Adagrad, Adam; docs/semantics.md §6.4): the
+backward updates the weight and the optimizer state in place, like FBGEMM's
+split-table kernels, and no gradient is made.
 """
 
 import inspect
@@ -66,8 +70,8 @@ _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling",
                         None) or (lambda: False)
 
 __all__ = ["embedding", "embedding_bag", "embedding_bag_tables", "Embedding",
-           "EmbeddingBag", "EmbeddingBagCollection", "QuantizedEmbeddingBag",
-           "empty_table"]
+           "EmbeddingBag", "EmbeddingBagCollection", "FusedEmbedding",
+           "FusedEmbeddingBag", "QuantizedEmbeddingBag", "empty_table"]
 
 _PROFILES = ("torch", "zero-padding", "unit-scaling")
 
@@ -711,3 +715,6 @@ class EmbeddingBagCollection(torch.nn.Module):
             f"({t.num_embeddings}, {t.embedding_dim}, {t.mode!r}"
             + (f", padding_idx={t.padding_idx}" if t.padding_idx is not None
                else "") + ")" for t in self.tables)
+
+
+from ._torch_fused import FusedEmbedding, FusedEmbeddingBag  # noqa: E402

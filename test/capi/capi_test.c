@@ -187,6 +187,35 @@ int main(void) {
   CHECK(rc != 0 && strstr(error, "'weights' has 16 elements") != NULL,
         "the tables must fill the weights");
 
+  /* The fused optimizer step: one bag (rows 0 and 2) with gradient 1, SGD
+   * with lr 0.5 moves both rows by -0.5 and leaves row 1; row-wise Adagrad
+   * checks its state's shape before anything is written. */
+  float trained[12] = {1, 2, 3, 4, 10, 20, 30, 40, -1, -2, -3, -4};
+  float ones[4] = {1, 1, 1, 1}, rowState[3] = {0, 0, 0};
+  int64_t uIds[2] = {0, 2}, uOffs[1] = {0};
+  int64_t uwShape[2] = {3, 4}, ugShape[2] = {1, 4}, uxShape[1] = {2},
+          uoShape[1] = {1}, badStateShape[1] = {2};
+  EmbTensor uw = {trained, EMB_F32, 2, uwShape},
+            ug = {ones, EMB_F32, 2, ugShape}, ux = {uIds, EMB_I64, 1, uxShape},
+            uo = {uOffs, EMB_I64, 1, uoShape},
+            badState = {rowState, EMB_F32, 1, badStateShape};
+  EmbOptimizerOptions sgd = {EMB_SGD, 0.5, 1e-8, 0.0, 0.9, 0.999, 1};
+  rc = embEmbeddingBagUpdate(engine, ug, ux, &uo, uw, NULL, 0, &sgd, EMB_SUM,
+                             0, 0, 0, 0, NULL, NULL, error, sizeof(error));
+  CHECK(rc == 0, error);
+  const float wantU[12] = {0.5f, 1.5f, 2.5f, 3.5f, 10, 20, 30, 40,
+                           -1.5f, -2.5f, -3.5f, -4.5f};
+  for (int i = 0; i < 12; ++i)
+    CHECK(trained[i] == wantU[i], "fused SGD step value");
+  EmbOptimizerOptions rowwise = {EMB_ROWWISE_ADAGRAD, 0.5, 1e-8, 0.0, 0.9,
+                                 0.999, 1};
+  rc = embEmbeddingBagUpdate(engine, ug, ux, &uo, uw, &badState, 1, &rowwise,
+                             EMB_SUM, 0, 0, 0, 0, NULL, NULL, error,
+                             sizeof(error));
+  CHECK(rc != 0 && strstr(error, "'sum' must be [3] f32") != NULL,
+        "a state of the wrong shape is an error");
+  CHECK(trained[0] == 0.5f, "nothing written after an error");
+
   float rows[12];
   int64_t lShape[2] = {3, 4};
   EmbTensor l = {rows, EMB_F32, 2, lShape};

@@ -87,6 +87,14 @@ double trafficBytes(const Setup &s, const Instance &inst) {
                                   (f.sparse ? inst.sparseCount * (8.0 + D * es)
                                             : inst.gradWeight.size())
                             : N * (rowBytes + is) + inst.out.size();
+  if (s.optimizer) {
+    // The touched rows of the table and of the states, read and written
+    // once (at most N of them).
+    double touched = std::min<double>(N, static_cast<double>(s.V));
+    double stateBytes = inst.state0.size() + inst.state1.size();
+    bytes = inst.out.size() + N * is +
+            2.0 * touched * (D * es + stateBytes / std::max<double>(s.V, 1));
+  }
   if (!s.tables.empty()) // B * L rows of every table, indices, offsets, out
     bytes = N * is + N / static_cast<double>(s.tables.size()) * D * es +
             inst.out.size() + s.numOffsets * dtypeSize(s.offType);

@@ -14,6 +14,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 namespace emb::run {
@@ -106,26 +107,96 @@ bool checkSparse(const Setup &s, const Instance &inst, double &worst) {
   return compare("sparse values", got.view.data, s.dtype, want.values, worst);
 }
 
+/// max_indices in compact rows.
+std::vector<int64_t> compactMaxIndices(const Setup &s, const Instance &inst,
+                                       const Compact &c) {
+  std::vector<int64_t> mi;
+  if (s.bag && s.mode == BagMode::max)
+    for (int64_t r : inst.argmax.toInt()) {
+      auto it = c.rows.find(r);
+      mi.push_back(r < 0 ? -1 : it == c.rows.end() ? 0 : it->second);
+    }
+  return mi;
+}
+
+/// The reference dense gradient of the referenced rows (compact).
+std::vector<double> referenceGradient(const Setup &s, const Instance &inst,
+                                      const Compact &c, double gradScale) {
+  bool byFreq = s.flags.scaleGradByFreq;
+  if (!s.bag)
+    return ref::embeddingBackward(inst.out.toDouble(), s.D, c.x, c.size(),
+                                  c.pad, byFreq, gradScale);
+  return ref::embeddingBagBackward(
+      inst.out.toDouble(), s.D, c.x, bagsOf(s, inst), s.mode,
+      perSampleWeights(s, inst), compactMaxIndices(s, inst, c), c.size(),
+      s.mode == BagMode::max ? std::nullopt : c.pad, byFreq, gradScale);
+}
+
+/// --optimizer: the referenced rows and their states after the unfused
+/// step (the reference gradient, then the update of the touched rows);
+/// every other row and its state unchanged.
+bool checkUpdate(const Setup &s, const Instance &inst, const Compact &c,
+                 double gradScale, const Buffer &weightBefore,
+                 const std::vector<Buffer> &statesBefore, double &worst) {
+  std::vector<double> grad = referenceGradient(s, inst, c, gradScale);
+  std::vector<bool> touched =
+      ref::touchedRows(c.x, s.bag ? s.mode : BagMode::sum,
+                       compactMaxIndices(s, inst, c), c.size(),
+                       s.bag && s.mode == BagMode::max ? std::nullopt : c.pad);
+  bool rowwise = s.optimizer->optimizer == Optimizer::rowwise_adagrad;
+  int64_t perRow = rowwise ? 1 : s.D;
+  std::vector<std::vector<double>> states;
+  const Buffer *after[2] = {&inst.state0, &inst.state1};
+  for (const Buffer &before : statesBefore) {
+    std::vector<double> compact(c.size() * perRow);
+    for (auto [row, k] : c.rows)
+      for (int64_t d = 0; d < perRow; ++d)
+        compact[k * perRow + d] = before.at(row * perRow + d);
+    states.push_back(compact);
+  }
+  std::vector<double> w = c.w;
+  ref::optimizerStep(w, states, grad, touched, s.D, *s.optimizer);
+  auto gather = [&](const Buffer &b, DType dtype, int64_t cols) {
+    Buffer got(dtype, {c.size() * cols});
+    for (auto [row, k] : c.rows)
+      for (int64_t d = 0; d < cols; ++d)
+        got.set(k * cols + d, b.at(row * cols + d));
+    return got;
+  };
+  if (!compare("updated weight", gather(inst.weight, s.dtype, s.D).view.data,
+               s.dtype, w, worst))
+    return false;
+  for (size_t k = 0; k < states.size(); ++k) {
+    DType dtype = after[k]->view.dtype;
+    if (!compare("optimizer state", gather(*after[k], dtype, perRow).view.data,
+                 dtype, states[k], worst))
+      return false;
+  }
+  for (int64_t r = 0; r < s.V; ++r) {
+    if (c.rows.count(r))
+      continue;
+    bool same = std::memcmp(static_cast<const char *>(inst.weight.view.data) +
+                                r * s.D * dtypeSize(s.dtype),
+                            static_cast<const char *>(weightBefore.view.data) +
+                                r * s.D * dtypeSize(s.dtype),
+                            s.D * dtypeSize(s.dtype)) == 0;
+    for (size_t k = 0; k < statesBefore.size(); ++k)
+      for (int64_t d = 0; d < perRow; ++d)
+        same &= after[k]->at(r * perRow + d) ==
+                statesBefore[k].at(r * perRow + d);
+    if (!same) {
+      llvm::errs() << "emb-run: row " << r
+                   << " is not referenced but the step changed it\n";
+      return false;
+    }
+  }
+  return true;
+}
+
 /// The dense gradient on the referenced rows; every other row is zero.
 bool checkDense(const Setup &s, const Instance &inst, const Compact &c,
                 double gradScale, double &worst) {
-  bool byFreq = s.flags.scaleGradByFreq;
-  std::vector<double> want;
-  if (!s.bag) {
-    want = ref::embeddingBackward(inst.out.toDouble(), s.D, c.x, c.size(),
-                                  c.pad, byFreq, gradScale);
-  } else {
-    std::vector<int64_t> mi;
-    if (s.mode == BagMode::max)
-      for (int64_t r : inst.argmax.toInt()) {
-        auto it = c.rows.find(r);
-        mi.push_back(r < 0 ? -1 : it == c.rows.end() ? 0 : it->second);
-      }
-    want = ref::embeddingBagBackward(
-        inst.out.toDouble(), s.D, c.x, bagsOf(s, inst), s.mode,
-        perSampleWeights(s, inst), mi, c.size(),
-        s.mode == BagMode::max ? std::nullopt : c.pad, byFreq, gradScale);
-  }
+  std::vector<double> want = referenceGradient(s, inst, c, gradScale);
   Buffer got(s.dtype, {c.size(), s.D});
   for (auto [row, k] : c.rows)
     for (int64_t d = 0; d < s.D; ++d)
@@ -220,14 +291,18 @@ bool checkTables(const Setup &s, const Instance &inst, double &worst) {
 } // namespace
 
 CheckResult checkResults(const Setup &s, const Instance &inst,
-                         const Buffer &weightBefore, double gradScale) {
+                         const Buffer &weightBefore, double gradScale,
+                         const std::vector<Buffer> &statesBefore) {
   CheckResult r;
   if (!s.tables.empty()) {
     r.ok = checkTables(s, inst, r.worst);
     return r;
   }
   Compact c(s, inst, weightBefore);
-  if (s.backward && s.flags.sparse)
+  if (s.optimizer)
+    r.ok = checkUpdate(s, inst, c, gradScale, weightBefore, statesBefore,
+                       r.worst);
+  else if (s.backward && s.flags.sparse)
     r.ok = checkSparse(s, inst, r.worst);
   else if (s.backward)
     r.ok = checkDense(s, inst, c, gradScale, r.worst);

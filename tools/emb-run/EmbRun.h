@@ -35,6 +35,8 @@ struct Flags {
   std::string targetFlag = "host", chip; // chip: empty = the device's
   std::string quantized = "none";
   std::string tables; // --tables "V1xD1:mode,V2xD2:mode"
+  std::string optimizer; // --optimizer: the backward fused with a step
+  double lr = 0.01, weightDecay = 0.0, eps = 1e-8;
   int64_t ptx = 0;
   bool emulate = false;
   int64_t numEmbeddings = 100000, dim = 128, batch = 4096, bagSize = 32;
@@ -64,6 +66,9 @@ struct Setup {
   /// --tables: many tables in one call, flat in `weight` (of `V` elements,
   /// D = the sum of their dims); B bags of L per table (N = T * B * L).
   std::vector<TableOptions> tables;
+  /// --optimizer: the gradient of the backward op fused with this step
+  /// (docs/semantics.md §6.4) instead of written out.
+  std::optional<OptimizerOptions> optimizer;
   bool nvptx = false, onDevice = false;
   bool backward = false, bag = false, lookup = false;
   int64_t V = 0, D = 0, B = 0, L = 0, N = 0, numOffsets = 0;
@@ -92,6 +97,9 @@ struct Instance {
   /// With --quantized, `weight` holds the packed table's values (f64,
   /// dequantised exactly: the reference's table) and `packed` its rows.
   Buffer packed;
+  /// --optimizer: its states (adagrad's sum, adam's moments).
+  Buffer state0, state1;
+  Tensor vState0, vState1;
   Tensor vWeight, vIndices, vOffsets, vPsw, vOut, vArgmax, vPooled, vGradWeight,
       vSparseRows, vSparseValues, vPacked;
   int64_t sparseCount = 0;
@@ -118,10 +126,11 @@ struct CheckResult {
   double worst = 0; ///< the largest relative error
 };
 /// --check: the outputs against the f64 reference, computed on
-/// `weightBefore` (the table before the call); `gradScale` is the planned
-/// kernel's.
+/// `weightBefore` (the table before the call; with --optimizer also the
+/// states before it); `gradScale` is the planned kernel's.
 CheckResult checkResults(const Setup &s, const Instance &inst,
-                         const Buffer &weightBefore, double gradScale);
+                         const Buffer &weightBefore, double gradScale,
+                         const std::vector<Buffer> &statesBefore = {});
 
 struct BenchResult {
   double ms = 0, bytes = 0, gbps = 0, probe = 0;

@@ -22,6 +22,9 @@ const char *kUsage = R"(usage: emb-run [flags]
   --op embedding_backward|embedding_bag_backward
                                         the dense weight gradient (max: from the forward's max_indices)
   --sparse [--coalesced]                the sparse (COO) gradient; coalesced: distinct rows, summed
+  --optimizer sgd|adagrad|rowwise_adagrad|adam
+                                        the backward fused with an optimizer step that updates the
+                                        table in place (no gradient); --lr X, --weight-decay X, --eps X
   --op jit                              time the JIT: cold compile, disk and memory hits
   --mode sum|mean|max|sqrtn             bag reduction (default sum; sqrtn: sum / sqrt(n))
   --num-embeddings V --dim D            the table [V, D] (default 100000 x 128)
@@ -108,7 +111,8 @@ struct FlagTable {
       {"target", &f->targetFlag},
       {"chip", &f->chip},
       {"quantized", &f->quantized},
-      {"tables", &f->tables}};
+      {"tables", &f->tables},
+      {"optimizer", &f->optimizer}};
   std::map<std::string, int64_t *> ints{{"num-embeddings", &f->numEmbeddings},
                                         {"dim", &f->dim},
                                         {"batch", &f->batch},
@@ -116,7 +120,10 @@ struct FlagTable {
                                         {"padding-idx", &f->paddingIdx},
                                         {"ptx", &f->ptx}};
   std::map<std::string, double *> reals{{"max-norm", &f->maxNorm},
-                                        {"norm-type", &f->normType}};
+                                        {"norm-type", &f->normType},
+                                        {"lr", &f->lr},
+                                        {"weight-decay", &f->weightDecay},
+                                        {"eps", &f->eps}};
 };
 
 /// Sets the flag `name` (not a boolean) from `value`.
@@ -298,6 +305,20 @@ Setup resolve(const Flags &flags) {
     s.N = T * s.B * s.L;
     s.numOffsets = T * s.B + 1;
     return s;
+  }
+  if (!flags.optimizer.empty()) {
+    std::optional<Optimizer> opt = parseOptimizer(flags.optimizer);
+    if (!opt)
+      usageError("--optimizer must be sgd, adagrad, rowwise_adagrad or adam");
+    if (!s.backward || flags.sparse)
+      usageError("--optimizer is for --op embedding_backward or "
+                 "embedding_bag_backward, without --sparse");
+    OptimizerOptions o;
+    o.optimizer = *opt;
+    o.lr = flags.lr;
+    o.weightDecay = flags.weightDecay;
+    o.eps = flags.eps;
+    s.optimizer = o;
   }
   checkSizes(s);
   s.N = s.B * s.L;

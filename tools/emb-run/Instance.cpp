@@ -28,6 +28,19 @@ std::vector<int64_t> shape(std::initializer_list<int64_t> dims) {
   return std::vector<int64_t>(dims);
 }
 
+/// The dtype and shape of state `k` (1 or 2) of --optimizer, empty when
+/// the optimizer keeps fewer.
+DType stateType(const Setup &s) {
+  return s.dtype == DType::f64 ? DType::f64 : DType::f32;
+}
+std::vector<int64_t> stateShape(const Setup &s, int k) {
+  if (!s.optimizer || numOptimizerStates(s.optimizer->optimizer) < k)
+    return {0};
+  if (s.optimizer->optimizer == Optimizer::rowwise_adagrad)
+    return {s.V};
+  return {s.V, s.D};
+}
+
 } // namespace
 
 Instance::Instance(const Setup &s)
@@ -40,13 +53,16 @@ Instance::Instance(const Setup &s)
                    : s.lookup ? shape({s.B, s.L, s.D})
                               : shape({0})),
       argmax(DType::i64, {s.B, s.D}), pooled(s.dtype, {s.B, s.D}),
-      gradWeight(s.dtype, s.backward && !s.flags.sparse ? shape({s.V, s.D})
-                                                        : shape({0})),
+      gradWeight(s.dtype, s.backward && !s.flags.sparse && !s.optimizer
+                              ? shape({s.V, s.D})
+                              : shape({0})),
       sparseRows(DType::i64, {s.backward && s.flags.sparse ? s.N : 0}),
       sparseValues(s.dtype, {s.backward && s.flags.sparse ? s.N : 0, s.D}),
       packed(DType::u8, s.quant == Quantization::none
                             ? shape({0, 0})
-                            : shape({s.V, quantizedRowBytes(s.quant, s.D)})) {
+                            : shape({s.V, quantizedRowBytes(s.quant, s.D)})),
+      state0(stateType(s), stateShape(s, 1)),
+      state1(stateType(s), stateShape(s, 2)) {
   // A random table, uniform random indices (5% padding), bags of L, random
   // per-sample weights and (backward) incoming gradients.
   Rng rng{s.flags.seed * 0x9E3779B97F4A7C15ull + 1};
@@ -87,6 +103,13 @@ Instance::Instance(const Setup &s)
   if (s.backward)
     for (int64_t i = 0; i < out.view.numel(); ++i)
       out.set(i, rng.uniform() * 2 - 1);
+  // Optimizer states as after some steps: sums of squares positive.
+  for (int64_t i = 0; i < state0.view.numel(); ++i)
+    state0.set(i, s.optimizer->optimizer == Optimizer::adam
+                      ? (rng.uniform() * 2 - 1) * 0.1
+                      : rng.uniform() * 0.1);
+  for (int64_t i = 0; i < state1.view.numel(); ++i)
+    state1.set(i, rng.uniform() * 0.01);
   for (auto [host, view] : mirrors())
     *view = host->view;
 }
@@ -102,7 +125,9 @@ std::vector<std::pair<Buffer *, Tensor *>> Instance::mirrors() {
           {&gradWeight, &vGradWeight},
           {&sparseRows, &vSparseRows},
           {&sparseValues, &vSparseValues},
-          {&packed, &vPacked}};
+          {&packed, &vPacked},
+          {&state0, &vState0},
+          {&state1, &vState1}};
 }
 
 void mirrorToDevice(Instance &inst) {
@@ -192,6 +217,18 @@ llvm::Error callOp(Engine &engine, const Setup &s, Instance &inst) {
   const Tensor *offsets = f.twoD ? nullptr : &inst.vOffsets;
   const Tensor *psw = f.perSampleWeights ? &inst.vPsw : nullptr;
   const Tensor *argmax = s.mode == BagMode::max ? &inst.vArgmax : nullptr;
+  if (s.optimizer) {
+    std::vector<Tensor> states;
+    for (const Tensor *t : {&inst.vState0, &inst.vState1})
+      if (t->numel() > 0)
+        states.push_back(*t);
+    if (s.lookup)
+      return engine.embeddingUpdate(inst.vOut, inst.vIndices, inst.vWeight,
+                                    states, *s.optimizer, lookupOptions(s));
+    return engine.embeddingBagUpdate(inst.vOut, inst.vIndices, offsets,
+                                     inst.vWeight, states, *s.optimizer,
+                                     bagOptions(s), psw, argmax);
+  }
   if (f.opName == "embedding_backward") {
     EmbeddingOptions o = lookupOptions(s);
     o.deterministic = f.deterministic;

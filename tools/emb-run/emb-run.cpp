@@ -194,6 +194,11 @@ int main(int argc, char **argv) {
   // The call, as a user writes it, and the kernels the Engine plans for it
   // (the op's is the last: max_norm renormalises first).
   Buffer weightBefore = inst.weight;
+  std::vector<Buffer> statesBefore;
+  if (s.optimizer)
+    for (Buffer *b : {&inst.state0, &inst.state1})
+      if (b->view.numel() > 0)
+        statesBefore.push_back(*b);
   auto call = [&]() -> llvm::Error { return callOp(engine, s, inst); };
   auto specs = engine.planSpecs([&](Engine &) { return call(); });
   if (!specs) {
@@ -225,7 +230,8 @@ int main(int argc, char **argv) {
 
   std::optional<CheckResult> check;
   if (s.flags.check)
-    check = checkResults(s, inst, weightBefore, spec ? spec->gradScale : 1.0);
+    check = checkResults(s, inst, weightBefore, spec ? spec->gradScale : 1.0,
+                         statesBefore);
   std::optional<BenchResult> bench;
   if (s.flags.bench)
     bench = benchCall(s, inst, engine.threads(), call);
