@@ -29,10 +29,15 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
     deterministic, f32 accumulation for f16 / bf16, no scratch proportional
     to V. `emb.bag_psw_grad` is one dot product per entry. The sparse forms
     compact the non-padding positions in input order (uncoalesced) or write
-    one summed row per run of the same sort (coalesced).
+    one summed row per run of the same sort (coalesced). `emb.bag_update`
+    (the gradient fused with an optimizer step) walks the same sort's runs:
+    each row's contributions summed into one scratch row, then the row of
+    the table and of its state updated once, in place; the incoming
+    gradient's rows are prefetched (`memref.prefetch` on a read-only
+    `bufferization.to_buffer` of it) a few entries ahead.
 
     Each op is one rewrite pattern (lib/Conversion/EmbToSCF/Forward.cpp,
-    DenseGrad.cpp, SparseGrad.cpp); `populateEmbToSCFPatterns` adds them
+    DenseGrad.cpp, SparseGrad.cpp, BagUpdate.cpp); `populateEmbToSCFPatterns` adds them
     to another compiler's pattern set.
   }];
   let options = [
@@ -46,7 +51,9 @@ def ConvertEmbToSCF : Pass<"convert-emb-to-scf"> {
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::LLVM::LLVMDialect",
-    "::mlir::math::MathDialect", "::mlir::scf::SCFDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect", "::mlir::vector::VectorDialect"
   ];
 }

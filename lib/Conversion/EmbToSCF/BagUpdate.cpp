@@ -13,11 +13,21 @@
 #include "PopulatePatterns.h"
 #include "SortAndScan.h"
 
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
 using namespace mlir;
 using namespace mlir::emb;
 using namespace mlir::emb::cpu_lowering;
 
 namespace {
+
+/// Entries ahead whose incoming-gradient row is prefetched: the rows of a
+/// run's entries are random rows of the gradient (their bags).
+constexpr int64_t kPrefetchEntries = 8;
+/// Sorted entries ahead whose table row (and state rows) are prefetched:
+/// the table's rows are read once each, in ascending order with gaps.
+constexpr int64_t kPrefetchRowsAhead = 16;
 
 // %w', %s' = emb.bag_update <opt> <mode> %g[%x] ... weight(%w) states(%s) lr(%lr)
 //   ==>
@@ -48,6 +58,7 @@ struct BagUpdateToSCF final : CPUPattern<BagUpdateOp> {
 
     // The entries and their order.
     Value source, factor;
+    bool sourceIsSorted = false; // sorted.positions holds the bags
     SortedRows sorted;
     if (max) {
       // One entry per element of max_indices (-1: none).
@@ -62,8 +73,31 @@ struct BagUpdateToSCF final : CPUPattern<BagUpdateOp> {
       std::tie(source, factor) =
           bagPositions(b, op.getIndices(), flat, op.getOffsets(), psw,
                        op.getIncludeLastOffset(), op.getMode(), pad, acc);
+      // Without factors an entry needs only its bag: sort the bags along
+      // (one random load less per entry).
       sorted = sortByRow(b, flat, pad, numEmbeddings, op.getRowOffset(),
-                         op.getRowCount());
+                         op.getRowCount(), factor ? Value() : source);
+      if (!factor)
+        sourceIsSorted = true;
+    }
+    // The gradient as a read-only buffer, for prefetches only (it
+    // bufferises to the caller's buffer).
+    Value gradBuffer;
+    if (!max)
+      gradBuffer = bufferization::ToBufferOp::create(
+          b, MemRefType::get(gType.getShape(), element), op.getGrad(),
+          b.getUnitAttr());
+    // The table and the states' [rows, D] tables as buffers for the
+    // prefetches of the rows a few runs ahead (taken before the loop, whose
+    // in-place writes they do not see: a prefetch reads nothing).
+    SmallVector<Value> rowTables;
+    for (Value t : llvm::concat<Value>(ValueRange{op.getWeight()},
+                                       op.getStates())) {
+      auto tt = cast<RankedTensorType>(t.getType());
+      if (tt.getRank() == 2)
+        rowTables.push_back(bufferization::ToBufferOp::create(
+            b, MemRefType::get(tt.getShape(), tt.getElementType()), t,
+            b.getUnitAttr()));
     }
     OptimizerScalars scalars(b, op, op.getLr(), op.getStep(), acc);
     Value gradScale = arith::ConstantOp::create(
@@ -98,6 +132,26 @@ struct BagUpdateToSCF final : CPUPattern<BagUpdateOp> {
           Value scratch = a.back();
           Value row = tensor::ExtractOp::create(ib, sorted.keys, i);
           Value r = arith::IndexCastOp::create(ib, ib.getIndexType(), row);
+          // The rows of the entry kPrefetchRowsAhead ahead (a run a few
+          // ahead: runs are short), for writing.
+          Value rowAhead = arith::IndexCastOp::create(
+              ib, ib.getIndexType(),
+              tensor::ExtractOp::create(
+                  ib, sorted.keys,
+                  ValueRange{arith::MinUIOp::create(
+                      ib,
+                      arith::AddIOp::create(ib, i,
+                                            cIndex(ib, kPrefetchRowsAhead)),
+                      lastLive)}));
+          for (Value t : rowTables) {
+            auto mt = cast<MemRefType>(t.getType());
+            int64_t lineLanes =
+                std::max<int64_t>(1, 64 / bytesOf(mt.getElementType()));
+            for (int64_t c = 0; c < dim; c += lineLanes)
+              memref::PrefetchOp::create(ib, t, ValueRange{rowAhead, cIndex(ib, c)},
+                                         /*isWrite=*/true, /*localityHint=*/3,
+                                         /*isDataCache=*/true);
+          }
           // scratch = 0
           scratch = forEachDBlock(
               ib, dim, blockBytes, config, scratch,
@@ -142,7 +196,28 @@ struct BagUpdateToSCF final : CPUPattern<BagUpdateOp> {
                       xb, arith::AddFOp::create(xb, old, g), s[1],
                       ValueRange{cIndex(xb, 0), d});
                 } else {
-                  Value src = source ? loadIndex(xb, source, p) : p;
+                  auto bagOf = [&](Value position) -> Value {
+                    return source && !sourceIsSorted
+                               ? loadIndex(xb, source, position)
+                               : position;
+                  };
+                  Value src = bagOf(p);
+                  // The row of the entry kPrefetchEntries ahead, line by
+                  // line.
+                  Value ahead = arith::MinUIOp::create(
+                      xb,
+                      arith::AddIOp::create(xb, s[0],
+                                            cIndex(xb, kPrefetchEntries)),
+                      lastLive);
+                  Value srcAhead = bagOf(arith::IndexCastOp::create(
+                      xb, xb.getIndexType(),
+                      tensor::ExtractOp::create(xb, sorted.positions, ahead)));
+                  int64_t lineLanes = std::max<int64_t>(1, 64 / bytesOf(element));
+                  for (int64_t c = 0; c < dim; c += lineLanes)
+                    memref::PrefetchOp::create(
+                        xb, gradBuffer, ValueRange{srcAhead, cIndex(xb, c)},
+                        /*isWrite=*/false, /*localityHint=*/3,
+                        /*isDataCache=*/true);
                   Value f = factor ? tensor::ExtractOp::create(xb, factor, p)
                                    : Value();
                   next = forEachDBlock(
@@ -193,9 +268,14 @@ struct BagUpdateToSCF final : CPUPattern<BagUpdateOp> {
                         int64_t lanes, ValueRange t) -> SmallVector<Value> {
                       Value w = readRow(db, weight, r, d0, lanes, acc);
                       Value g = gradient(db, d0, lanes, w);
+                      // A tree within the block (reassoc), blocks in
+                      // order: fixed, so the same bits every time; an
+                      // ordered chain of D adds per row took half the
+                      // step's time.
                       Value part = vector::ReductionOp::create(
                           db, vector::CombiningKind::ADD,
-                          arith::MulFOp::create(db, g, g));
+                          arith::MulFOp::create(db, g, g),
+                          arith::FastMathFlags::reassoc);
                       return {arith::AddFOp::create(db, t[0], part)};
                     })[0];
             Value h = tensor::ExtractOp::create(ib, states[0], r);

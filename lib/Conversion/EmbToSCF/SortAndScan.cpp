@@ -28,7 +28,8 @@ Value c64(ImplicitLocOpBuilder &b, int64_t v) {
 //     for i in order: q = start[digit]++; keys'[q] = keys[i]; positions'[q] =
 //     positions[i]
 SortedRows sortByRow(ImplicitLocOpBuilder &b, Value flatIdx, Value pad,
-                     int64_t numEmbeddings, Value rowOffset, Value rowCount) {
+                     int64_t numEmbeddings, Value rowOffset, Value rowCount,
+                     Value payload) {
   Type i64 = b.getI64Type();
   Value n = tensor::DimOp::create(b, flatIdx, 0);
   auto vecType = RankedTensorType::get({ShapedType::kDynamic}, i64);
@@ -70,8 +71,10 @@ SortedRows sortByRow(ImplicitLocOpBuilder &b, Value flatIdx, Value pad,
               ImplicitLocOpBuilder xb(tl, tb);
               Value k = it[2];
               Value keys = tensor::InsertOp::create(xb, key, it[0], k);
-              Value pos = tensor::InsertOp::create(
-                  xb, arith::IndexCastOp::create(xb, i64, i), it[1], k);
+              Value value =
+                  payload ? (Value)tensor::ExtractOp::create(xb, payload, i)
+                          : (Value)arith::IndexCastOp::create(xb, i64, i);
+              Value pos = tensor::InsertOp::create(xb, value, it[1], k);
               scf::YieldOp::create(
                   xb, ValueRange{keys, pos,
                                  arith::AddIOp::create(xb, k, cIndex(xb, 1))});

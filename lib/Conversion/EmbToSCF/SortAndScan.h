@@ -29,10 +29,12 @@ Value c64(ImplicitLocOpBuilder &b, int64_t v);
 
 /// The positions of `flatIdx` sorted by row (stable radix sort, 8-bit
 /// digits, as many passes as V needs), padding positions and rows outside
-/// the window [rowOffset, rowOffset + rowCount) left out.
+/// the window [rowOffset, rowOffset + rowCount) left out. With `payload`
+/// (an i64 tensor of flatIdx's length), `positions` holds payload[i]
+/// instead of i: what the consumer reads next, without a random load.
 SortedRows sortByRow(ImplicitLocOpBuilder &b, Value flatIdx, Value pad,
                      int64_t numEmbeddings, Value rowOffset = Value(),
-                     Value rowCount = Value());
+                     Value rowCount = Value(), Value payload = Value());
 
 /// gW = zeros, then for each run of equal rows r in the sorted order:
 ///   gW[r] = gradScale (/ run length with scale_grad_by_freq) *

@@ -5,14 +5,18 @@
 // RUN: emb-opt %s -convert-emb-to-scf -split-input-file | FileCheck %s
 
 // rowwise_adagrad: h[r] += mean((g + wd W[r])^2) (one reduction per row),
-// then W[r] -= lr g / (sqrt(h[r]) + eps).
+// then W[r] -= lr g / (sqrt(h[r]) + eps). The table's row a few runs ahead
+// and each entry's gradient row a few entries ahead are prefetched; the
+// sort carries the entries' bags (sum, no weights).
 // CHECK-LABEL: func @rowwise
 // CHECK-SAME: %[[W:arg2]]: tensor<300x8xf32>, %[[H:arg3]]: tensor<300xf32>
 // CHECK-COUNT-2: arith.shrui
 // CHECK: %[[SCRATCH:.*]] = tensor.empty() : tensor<1x8xf32>
 // CHECK-NOT: tensor<300x8xf32> = tensor.empty
 // CHECK: scf.while ({{.*}} = %[[W]], {{.*}} = %[[H]], {{.*}} = %[[SCRATCH]]) : (index, tensor<300x8xf32>, tensor<300xf32>, tensor<1x8xf32>)
+// CHECK:   memref.prefetch {{.*}}[{{.*}}], write, locality<3>, data : memref<300x8xf32>
 // CHECK:   scf.while {{.*}} : (index, tensor<1x8xf32>) -> (index, tensor<1x8xf32>)
+// CHECK:     memref.prefetch {{.*}}[{{.*}}], read, locality<3>, data : memref<?x8xf32>
 // CHECK:     vector.transfer_read {{.*}} : tensor<?x8xf32>, vector<8xf32>
 // CHECK:   vector.reduction <add>
 // CHECK:   tensor.insert {{.*}} : tensor<300xf32>
