@@ -406,10 +406,6 @@ llvm::Expected<Plan> Planner::embeddingBagUpdate(
     const Tensor &weight, llvm::ArrayRef<Tensor> states,
     const OptimizerOptions &optimizer, const EmbeddingBagOptions &options,
     const Tensor *psw, const Tensor *maxIndices) {
-  if (engine.target != Target::host)
-    return fail("the fused optimizer step has no GPU kernels yet: on a GPU "
-                "target compute the gradient (embeddingBagBackward) and "
-                "update the table yourself");
   auto checkedBags = bagInputs(weight, "weight", indices, offsets, options, psw,
                                grad, "grad");
   if (!checkedBags)
@@ -440,6 +436,16 @@ llvm::Expected<Plan> Planner::embeddingBagUpdate(
     return pad.takeError();
   if (numBags == 0 || numEmbeddings == 0 || dim == 0)
     return Plan::nothing(); // no row is touched
+  // GPU kernels move the rows of the gradient, the table and [V, D] states
+  // as vectors.
+  if (auto err = checkGPUAlignment(engine.target, dim, weight.dtype,
+                                   {&grad, &weight}))
+    return std::move(err);
+  for (const Tensor &state : states)
+    if (state.rank() == 2)
+      if (auto err = checkGPUAlignment(engine.target, dim, state.dtype,
+                                       {&state}))
+        return std::move(err);
   int64_t n = indices.numel();
   KernelSpec s = bagSpec(OpKind::embedding_bag_update, weight.dtype, indices,
                          offsets, dim, options, psw);

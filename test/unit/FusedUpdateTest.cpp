@@ -30,14 +30,15 @@ namespace {
 
 using Host = HostTensor;
 
-Engine &engine(int threads = 2) {
-  static std::map<int, std::unique_ptr<Engine>> engines;
-  auto &e = engines[threads];
+Engine &engine(int threads = 2, Target target = Target::host) {
+  static std::map<std::pair<int, Target>, std::unique_ptr<Engine>> engines;
+  auto &e = engines[{threads, target}];
   if (!e) {
     llvm::SmallString<128> dir;
     llvm::sys::fs::current_path(dir);
     EngineOptions o;
     o.threads = threads;
+    o.target = target;
     o.cache.directory = std::string(dir) + "/emb-test-kernel-cache";
     e = std::make_unique<Engine>(o);
   }
@@ -61,6 +62,7 @@ struct Case {
   double weightDecay = 0.0;
   int64_t V = 40, D = 8, B = 6;
   uint64_t seed = 1;
+  Target target = Target::host;
 };
 
 std::string describe(const Case &c) {
@@ -70,7 +72,7 @@ std::string describe(const Case &c) {
          (c.padding ? " pad" : "") + (c.byFreq ? " freq" : "") +
          (c.twoD ? " 2d" : "") + " wd=" + std::to_string(c.weightDecay) +
          " V=" + std::to_string(c.V) + " D=" + std::to_string(c.D) +
-         " seed=" + std::to_string(c.seed);
+         " seed=" + std::to_string(c.seed) + " " + targetName(c.target);
 }
 
 void runCase(const Case &c) {
@@ -168,15 +170,15 @@ void runCase(const Case &c) {
     EmbeddingOptions eo;
     eo.paddingIdx = pad;
     eo.scaleGradByFreq = c.byFreq;
-    err = engine().embeddingUpdate(grad.view, indices.view, weight.view,
-                                   stateViews, o, eo);
+    err = engine(2, c.target).embeddingUpdate(grad.view, indices.view,
+                                              weight.view, stateViews, o, eo);
     gw = ref::embeddingBackward(grad.toDouble(), D, ids, V, pad, c.byFreq, 1.0);
   } else {
     EmbeddingBagOptions bo;
     bo.mode = c.mode;
     bo.paddingIdx = pad;
     bo.scaleGradByFreq = c.byFreq;
-    err = engine().embeddingBagUpdate(
+    err = engine(2, c.target).embeddingBagUpdate(
         grad.view, indices.view, twoD ? nullptr : &offsets.view, weight.view,
         stateViews, o, bo, c.psw ? &psw.view : nullptr,
         c.mode == BagMode::max ? &maxIdx.view : nullptr);
@@ -208,7 +210,7 @@ void runCase(const Case &c) {
 const Optimizer kOptimizers[] = {Optimizer::sgd, Optimizer::adagrad,
                                  Optimizer::rowwise_adagrad, Optimizer::adam};
 
-TEST(FusedUpdate, EveryOptimizerModeAndDtypeAgainstTheUnfusedStep) {
+void runMatrix(Target target) {
   const DType dtypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16};
   const BagMode modes[] = {BagMode::sum, BagMode::mean, BagMode::sqrtn,
                            BagMode::max};
@@ -228,10 +230,37 @@ TEST(FusedUpdate, EveryOptimizerModeAndDtypeAgainstTheUnfusedStep) {
         c.weightDecay = k == 1 ? 0.01 : 0.0;
         c.D = (int64_t[]){8, 5, 16, 1, 33}[variant % 5];
         c.seed = 11 + variant;
+        c.target = target;
         runCase(c);
-        if (HasFatalFailure())
+        if (::testing::Test::HasFatalFailure())
           return;
       }
+}
+
+TEST(FusedUpdate, EveryOptimizerModeAndDtypeAgainstTheUnfusedStep) {
+  runMatrix(Target::host);
+}
+
+// The GPU kernels, run on the host by emb-emulate-gpu-on-host.
+TEST(GPUEmulated, FusedUpdateEveryOptimizerModeAndDtype) {
+  runMatrix(Target::gpu_emulated);
+}
+
+TEST(GPUEmulated, FusedUpdateLookupAndLargeDim) {
+  for (Optimizer opt : kOptimizers) {
+    Case c;
+    c.lookup = true;
+    c.optimizer = opt;
+    c.padding = true;
+    c.byFreq = true;
+    c.weightDecay = 0.1;
+    c.D = 300;
+    c.seed = 77;
+    c.target = Target::gpu_emulated;
+    runCase(c);
+    if (HasFatalFailure())
+      return;
+  }
 }
 
 TEST(FusedUpdate, LookupWithPaddingAndFrequencyScaling) {

@@ -50,6 +50,10 @@ size_t expectedKernels(const KernelSpec &spec) {
     return 2;
   if (spec.op == OpKind::embedding_bag_tables) // a launch per table
     return spec.tables.size();
+  // The fused optimizer step: the sort of a deterministic gradient, then
+  // the update of every row.
+  if (spec.op == OpKind::embedding_bag_update)
+    return spec.mode == BagMode::max ? 7 : 8;
   // Sparse: the compaction (chunk counts, the scan's three, its writes),
   // then the values; coalesced: the keys and the radix pass first, and a
   // sum per distinct row last. Bags: the bags' entries (and initial keys).
@@ -104,7 +108,8 @@ void compileEverywhere(const KernelSpec &spec, bool ptxas) {
     }
     bool sparse = spec.op == OpKind::embedding_sparse_backward ||
                   spec.op == OpKind::embedding_bag_sparse_backward;
-    if (sparse || (gradient && spec.deterministic)) {
+    if (sparse || (gradient && spec.deterministic) ||
+        spec.op == OpKind::embedding_bag_update) {
       EXPECT_EQ(all.find("atom."), std::string::npos) << chip;
     } else if (gradient) {
       const char *atom = spec.weight == DType::f64 ? "atom.global.add.f64"
@@ -458,6 +463,37 @@ TEST(NVPTX, SparseGradientsEveryVariant) {
     }
   if (!ptxas)
     GTEST_SKIP() << "PTX checked; ptxas not found: cubins not built";
+}
+
+// The backward fused with an optimizer: every optimizer, mode and dtype;
+// no atomics (one thread group owns a row).
+TEST(NVPTX, FusedUpdateEveryOptimizerModeAndDtype) {
+  bool ptxas = havePtxas();
+  const Optimizer optimizers[] = {Optimizer::sgd, Optimizer::adagrad,
+                                  Optimizer::rowwise_adagrad, Optimizer::adam};
+  const BagMode modes[] = {BagMode::sum, BagMode::mean, BagMode::max};
+  int k = 0;
+  for (Optimizer opt : optimizers)
+    for (BagMode mode : modes) {
+      KernelSpec spec;
+      spec.op = OpKind::embedding_bag_update;
+      spec.target = Target::gpu_emulated;
+      spec.optimizer = opt;
+      spec.mode = mode;
+      spec.weight = kFloats[k % 4];
+      spec.dim = kDims[(k * 3) % std::size(kDims)];
+      spec.twoD = k % 3 == 1;
+      spec.perSampleWeights = mode != BagMode::max && k % 2 == 0;
+      spec.maxIndices = mode == BagMode::max;
+      spec.numEmbeddings = 1000;
+      spec.paddingIdx = mode == BagMode::max ? -1 : 0;
+      spec.scaleGradByFreq = mode == BagMode::sum && k % 2 == 1;
+      spec.weightDecay = k % 2 ? 0.01 : 0.0;
+      ++k;
+      compileEverywhere(spec, ptxas);
+      if (HasFatalFailure())
+        return;
+    }
 }
 
 } // namespace

@@ -42,6 +42,7 @@ void mlir::emb::populateEmbToGPUPatterns(
   gpu_lowering::populateDenseGradPatterns(patterns, config);
   gpu_lowering::populateDeterministicGradPatterns(patterns, config);
   gpu_lowering::populateSparseGradPatterns(patterns, config);
+  gpu_lowering::populateBagUpdatePatterns(patterns, config);
 }
 
 namespace {

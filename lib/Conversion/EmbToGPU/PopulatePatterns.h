@@ -30,6 +30,9 @@ void populateDeterministicGradPatterns(
 /// SparseGrad.cpp: emb.lookup_sparse_grad, emb.bag_sparse_grad.
 void populateSparseGradPatterns(RewritePatternSet &patterns,
                                 const gpu_config::GPULaunchConfig &config);
+/// BagUpdate.cpp: emb.bag_update.
+void populateBagUpdatePatterns(RewritePatternSet &patterns,
+                               const gpu_config::GPULaunchConfig &config);
 
 } // namespace emb::gpu_lowering
 } // namespace mlir
