@@ -7,7 +7,8 @@ One script that builds, checks and times, for a machine with an NVIDIA GPU:
 2. checks every kernel family on the device against the f64 reference
    (`emb-run --target nvptx --check`: forward sum / mean / max, lookup,
    renorm, dense backward of lookup and bags (atomic and deterministic),
-   sparse gradients, f32 / f16 / bf16 / f64);
+   sparse gradients, the backward fused with an optimizer step,
+   f32 / f16 / bf16 / f64);
 3. times the DESIGN.md section 7 shapes (V = 1M rows, B = 16384 bags,
    D in {32, 64, 128, 256}, L in {1, 8, 32, 100}, uniform random indices)
    plus B = 65536, the forward bags in f32 (and f16 / bf16 at D = 128,
@@ -70,6 +71,10 @@ def backward_cases(quick):
                   ["--sparse", "--coalesced"]))
     if not quick:
         cases.append(("embedding_bag_backward", "sum", "f16", 128, 32, B, []))
+    # The backward fused with the optimizer (docs/semantics.md §6.4).
+    for optimizer in ["sgd", "rowwise_adagrad", "adam"]:
+        cases.append(("embedding_bag_backward", "sum", "f32", 128, 32, B,
+                      ["--optimizer", optimizer]))
     return cases
 
 
@@ -92,6 +97,10 @@ CHECKS = [
     ("embedding_backward", ["--sparse", "--padding-idx", "3"]),
     ("embedding_bag_backward", ["--mode", "mean", "--sparse",
                                 "--coalesced", "--dtype", "f16"]),
+    ("embedding_bag_backward", ["--mode", "mean", "--optimizer",
+                                "rowwise_adagrad", "--padding-idx", "3"]),
+    ("embedding_bag_backward", ["--mode", "max", "--optimizer", "adam"]),
+    ("embedding_backward", ["--optimizer", "adagrad", "--dtype", "bf16"]),
 ]
 
 TARGETS = {"embedding_bag": 0.80, "embedding_bag_backward": 0.50,

@@ -677,6 +677,58 @@ TEST_F(GPUDevice, RenormAndPerSampleWeightGradient) {
   EXPECT_TRUE(same(gotPsw, wantPsw));
 }
 
+// The fused optimizer step on the device updates the table and its state
+// as the host kernel does (same sums in the same order; the row-wise sum of
+// squares may round differently).
+TEST_F(GPUDevice, FusedUpdateMatchesTheHostKernel) {
+  const int64_t V = 3000, B = 200, L = 7;
+  for (Optimizer opt : {Optimizer::sgd, Optimizer::adagrad,
+                        Optimizer::rowwise_adagrad, Optimizer::adam})
+    for (int64_t dim : {5, 128}) {
+      SCOPED_TRACE(std::string(optimizerName(opt)) + " D=" +
+                   std::to_string(dim));
+      HostTensor w = randomTable(DType::f32, V, dim, 21 + dim);
+      HostTensor g = randomTable(DType::f32, B, dim, 22 + dim);
+      HostTensor x = indicesOf(B * L, V);
+      for (int64_t i = 0; i < B * L; i += 5)
+        x.set(i, 17); // a hot row
+      HostTensor offsets(DType::i64, {B});
+      for (int64_t b = 0; b < B; ++b)
+        offsets.set(b, static_cast<double>(b * L));
+      std::vector<HostTensor> states;
+      for (int k = 0; k < numOptimizerStates(opt); ++k)
+        states.push_back(opt == Optimizer::rowwise_adagrad
+                             ? HostTensor(DType::f32, {V})
+                             : HostTensor(DType::f32, {V, dim}));
+      OptimizerOptions oo;
+      oo.optimizer = opt;
+      oo.lr = 0.05;
+      oo.step = 2;
+      EmbeddingBagOptions o;
+      o.mode = BagMode::mean;
+      o.paddingIdx = 3;
+      HostTensor wantW = w;
+      std::vector<HostTensor> wantStates = states;
+      std::vector<Tensor> hostViews, deviceViews;
+      for (HostTensor &t : wantStates)
+        hostViews.push_back(t.view);
+      ASSERT_FALSE(static_cast<bool>(host().embeddingBagUpdate(
+          g.view, x.view, &offsets.view, wantW.view, hostViews, oo, o)));
+      Tensor dw = upload(w), dg = upload(g), dx = upload(x),
+             doff = upload(offsets);
+      for (HostTensor &t : states)
+        deviceViews.push_back(upload(t));
+      ASSERT_FALSE(static_cast<bool>(gpu().embeddingBagUpdate(
+          dg, dx, &doff, dw, deviceViews, oo, o)));
+      download(w, dw);
+      EXPECT_TRUE(same(w, wantW));
+      for (size_t k = 0; k < states.size(); ++k) {
+        download(states[k], deviceViews[k]);
+        EXPECT_TRUE(same(states[k], wantStates[k]));
+      }
+    }
+}
+
 // The deterministic and the sparse gradients compute what the host kernels
 // compute, in the same order: equal to the bit.
 TEST_F(GPUDevice, DeterministicAndSparseGradientsEqualTheHostKernels) {
