@@ -128,6 +128,8 @@ def describe(op, mode, dtype, d, l, b, extra):
                         ("--deterministic", " deterministic")]:
         if flag in extra:
             name += short
+    if "--optimizer" in extra:
+        name += " + " + extra[extra.index("--optimizer") + 1]
     return f"{name:<33} {dtype:<4} D={d:<3} L={l:<3} B={b}"
 
 
