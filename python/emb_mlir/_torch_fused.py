@@ -231,3 +231,141 @@ class FusedEmbedding(_FusedBase):
             grad, input, self.weight.data, self._states(), self.optimizer,
             padding_idx=self.padding_idx,
             scale_grad_by_freq=self.scale_grad_by_freq, **self._hyper())
+
+
+class FusedEmbeddingBagCollection(_FusedBase):
+    """emb_mlir.torch.EmbeddingBagCollection (the same `tables`, flat
+    `weight`, `table_weights()`, KJT-like values and table-major offsets;
+    the forward pools every table in one call) whose backward is fused with
+    the optimizer, as FusedEmbeddingBag's: each table's rows and state are
+    updated in place, table by table (a kernel call per table), and no
+    gradient is made. The states are flat buffers like `weight` (`state_sum`
+    of sum V_t * D_t elements, or sum V_t for rowwise_adagrad; Adam's two
+    and `state_step`)."""
+
+    def __init__(self, tables, dtype=torch.float32, *,
+                 optimizer="rowwise_adagrad", lr=0.01, eps=None,
+                 weight_decay=0.0, betas=(0.9, 0.999),
+                 initial_accumulator_value=0.0):
+        super().__init__()
+        from ._multi import tables_of
+        _fused._optimizer(optimizer)
+        self.tables = tables_of(tables)
+        self.optimizer = optimizer
+        self.lr = lr
+        self.eps = _DEFAULT_EPS[optimizer] if eps is None else eps
+        self.weight_decay = weight_decay
+        self.betas = tuple(betas)
+        self.profile = "torch"
+        total = sum(t.num_embeddings * t.embedding_dim for t in self.tables)
+        weight = torch.empty(total, dtype=dtype)
+        with torch.no_grad():
+            weight.normal_()
+        self.weight = torch.nn.Parameter(weight, requires_grad=False)
+        for t, view in zip(self.tables, self.table_weights()):
+            if t.padding_idx is not None:
+                with torch.no_grad():
+                    view[t.padding_idx].zero_()
+        rows = sum(t.num_embeddings for t in self.tables)
+        state_dtype = torch.float64 if dtype == torch.float64 else \
+            torch.float32
+        size = rows if optimizer == "rowwise_adagrad" else total
+        fill = initial_accumulator_value if optimizer != "adam" else 0.0
+        for name in _fused.STATE_NAMES[optimizer]:
+            self.register_buffer("state_" + name,
+                                 torch.full((size,), float(fill),
+                                            dtype=state_dtype))
+        if optimizer == "adam":
+            self.register_buffer("state_step",
+                                 torch.zeros((), dtype=torch.int64))
+        self._placeholder = torch.zeros((), requires_grad=True)
+
+    @classmethod
+    def from_modules(cls, bags, **kwargs):
+        """One collection of the tables of torch.nn.EmbeddingBag modules
+        (copies of their weights, modes and padding_idx)."""
+        from ._multi import Table
+        tables = [Table(b.num_embeddings, b.embedding_dim, b.mode,
+                        b.padding_idx) for b in bags]
+        dtypes = {b.weight.dtype for b in bags}
+        if len(dtypes) != 1:
+            raise EmbValueError("the tables must share one dtype, got "
+                                f"{sorted(map(str, dtypes))}")
+        module = cls(tables, dtype=dtypes.pop(), **kwargs)
+        with torch.no_grad():
+            for view, bag in zip(module.table_weights(), bags):
+                view.copy_(bag.weight)
+        return module
+
+    def _parts(self, flat, per_row):
+        """The [V_t, D_t] (or [V_t] with per_row) views of a flat buffer."""
+        views, at = [], 0
+        for t in self.tables:
+            n = t.num_embeddings * (1 if per_row else t.embedding_dim)
+            view = flat[at:at + n]
+            views.append(view if per_row else
+                         view.view(t.num_embeddings, t.embedding_dim))
+            at += n
+        return views
+
+    def table_weights(self):
+        """The [V_t, D_t] view of each table in `weight`."""
+        return self._parts(self.weight, False)
+
+    def forward(self, values, offsets, per_sample_weights=None):
+        return self._run(values, offsets, per_sample_weights)
+
+    def _pool(self, input, offsets, per_sample_weights):
+        from ._multi import embedding_bag_tables
+        return embedding_bag_tables(input, offsets, self.weight, self.tables,
+                                    per_sample_weights), None
+
+    def _slices(self, grad, input, offsets, psw):
+        """Per table: (table, its grad columns, indices, offsets, psw)."""
+        num_bags = (offsets.numel() - 1) // len(self.tables)
+        column = 0
+        for t, table in enumerate(self.tables):
+            lo = int(offsets[t * num_bags])
+            hi = int(offsets[(t + 1) * num_bags])
+            off = offsets[t * num_bags:(t + 1) * num_bags + 1] - lo
+            g = grad[:, column:column + table.embedding_dim].contiguous()
+            yield (t, table, g, input[lo:hi], off,
+                   None if psw is None else psw[lo:hi], lo, hi)
+            column += table.embedding_dim
+
+    def _psw_grad(self, grad, input, offsets):
+        gpsw = torch.zeros(input.shape, dtype=grad.dtype)
+        weights = self.table_weights()
+        for t, table, g, x, off, _, lo, hi in self._slices(grad, input,
+                                                          offsets, None):
+            if hi > lo:
+                gpsw[lo:hi] = F.embedding_bag_per_sample_weights_backward(
+                    g, weights[t], x, off, mode=table.mode,
+                    include_last_offset=True, padding_idx=table.padding_idx)
+        return gpsw
+
+    def _step(self, grad, input, offsets, psw, max_indices):
+        rowwise = self.optimizer == "rowwise_adagrad"
+        weights = self.table_weights()
+        states = [self._parts(s, rowwise) for s in self._states()]
+        hyper = self._hyper()  # one step (Adam's counter) for every table
+        for t, table, g, x, off, p, lo, hi in self._slices(grad, input,
+                                                          offsets, psw):
+            if table.num_embeddings * table.embedding_dim == 0:
+                continue
+            argmax = None
+            if table.mode == "max":
+                _, argmax = F.embedding_bag(
+                    x, weights[t], off, mode="max", include_last_offset=True,
+                    padding_idx=table.padding_idx, return_max_indices=True)
+            _fused.embedding_bag_update(
+                g, x, off, weights[t], [s[t] for s in states], self.optimizer,
+                mode=table.mode, per_sample_weights=p,
+                include_last_offset=True, padding_idx=table.padding_idx,
+                max_indices=argmax, **hyper)
+
+    def extra_repr(self):
+        s = ", ".join(f"({t.num_embeddings}, {t.embedding_dim}, {t.mode!r})"
+                      for t in self.tables)
+        return (f"[{s}], optimizer={self.optimizer!r}, lr={self.lr}, "
+                f"eps={self.eps}")

@@ -34,8 +34,8 @@ torch (ordinary pages).
 autograd. `QuantizedEmbeddingBag` is an inference EmbeddingBag over int8 / int4 rows
 packed as torch's prepack ops pack them (docs/semantics.md §6.2), built from
 a float module with `from_float` or from packed rows with `from_packed`.
-`FusedEmbeddingBag` / `FusedEmbedding` fuse the backward with an optimizer
-step (SGD, Adagrad, row-wise Adagrad, Adam; docs/semantics.md §6.4): the
+`FusedEmbeddingBag` / `FusedEmbedding` / `FusedEmbeddingBagCollection`
+fuse the backward with an optimizer step (SGD, Adagrad, row-wise Adagrad, Adam; docs/semantics.md §6.4): the
 backward updates the weight and the optimizer state in place, like FBGEMM's
 split-table kernels, and no gradient is made.
 """
@@ -71,7 +71,8 @@ _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling",
 
 __all__ = ["embedding", "embedding_bag", "embedding_bag_tables", "Embedding",
            "EmbeddingBag", "EmbeddingBagCollection", "FusedEmbedding",
-           "FusedEmbeddingBag", "QuantizedEmbeddingBag", "empty_table"]
+           "FusedEmbeddingBag", "FusedEmbeddingBagCollection",
+           "QuantizedEmbeddingBag", "empty_table"]
 
 _PROFILES = ("torch", "zero-padding", "unit-scaling")
 
@@ -717,4 +718,5 @@ class EmbeddingBagCollection(torch.nn.Module):
                else "") + ")" for t in self.tables)
 
 
-from ._torch_fused import FusedEmbedding, FusedEmbeddingBag  # noqa: E402
+from ._torch_fused import (FusedEmbedding, FusedEmbeddingBag,  # noqa: E402
+                           FusedEmbeddingBagCollection)

@@ -255,3 +255,42 @@ def test_numpy_functional_step_and_state_errors():
         emb_mlir.embedding_update(np.ones((1, 4), np.float32), np.array([1]),
                                   w, [], "adam")
     np.testing.assert_array_equal(w, before)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "rowwise_adagrad", "adam"])
+def test_collection_steps_like_one_fused_bag_per_table(optimizer):
+    """FusedEmbeddingBagCollection (one forward call for every table, a
+    fused step per table) against one FusedEmbeddingBag per table."""
+    tables = [(40, 8, "sum", None), (30, 4, "max", None), (20, 6, "mean", 2)]
+    bags = [torch.nn.EmbeddingBag(v, d, mode=m, padding_idx=p)
+            for v, d, m, p in tables]
+    coll = ET.FusedEmbeddingBagCollection.from_modules(
+        bags, optimizer=optimizer, lr=0.05)
+    singles = [ET.FusedEmbeddingBag.from_pretrained(
+        b.weight, mode=b.mode, padding_idx=b.padding_idx,
+        include_last_offset=True, optimizer=optimizer, lr=0.05)
+        for b in bags]
+    g = torch.Generator().manual_seed(9)
+    for step in range(5):
+        values, offsets = [], [0]
+        for v, *_ in tables:
+            for _ in range(B):
+                n = int(torch.randint(0, 4, (1,), generator=g))
+                values.append(torch.randint(0, v, (n,), generator=g))
+                offsets.append(offsets[-1] + n)
+        values, offsets = torch.cat(values), torch.tensor(offsets)
+        target = torch.randn(B, 18, generator=g)
+        ((coll(values, offsets) - target) ** 2).sum().backward()
+        column = 0
+        for t, (single, (v, d, *_)) in enumerate(zip(singles, tables)):
+            lo, hi = int(offsets[t * B]), int(offsets[(t + 1) * B])
+            off = offsets[t * B:(t + 1) * B + 1] - lo
+            out = single(values[lo:hi], off)
+            ((out - target[:, column:column + d]) ** 2).sum().backward()
+            column += d
+    for view, single in zip(coll.table_weights(), singles):
+        assert torch.equal(view, single.weight)
+    assert coll.weight.grad is None
+    keys = set(coll.state_dict())
+    assert "weight" in keys and all(
+        k.startswith("state_") for k in keys - {"weight"})
