@@ -364,15 +364,18 @@ llvm::Error checkOptimizer(const OptimizerOptions &o,
   };
   if (auto err = finiteAtLeastZero("lr", o.lr))
     return err;
-  if (auto err = finiteAtLeastZero("eps", o.eps))
-    return err;
+  // Only what the optimizer reads (an SGD step ignores eps and betas).
+  if (o.optimizer != Optimizer::sgd)
+    if (auto err = finiteAtLeastZero("eps", o.eps))
+      return err;
   if (auto err = finiteAtLeastZero("weight_decay", o.weightDecay))
     return err;
-  for (auto [name, beta] : {std::pair<const char *, double>{"beta1", o.beta1},
-                            {"beta2", o.beta2}})
-    if (!(beta >= 0 && beta < 1))
-      return fail(std::string("'") + name + "' must be in [0, 1), got " +
-                  std::to_string(beta));
+  if (o.optimizer == Optimizer::adam)
+    for (auto [name, beta] :
+         {std::pair<const char *, double>{"beta1", o.beta1}, {"beta2", o.beta2}})
+      if (!(beta >= 0 && beta < 1))
+        return fail(std::string("'") + name + "' must be in [0, 1), got " +
+                    std::to_string(beta));
   if (o.optimizer == Optimizer::adam && (o.step < 1 || o.step > (1LL << 53)))
     return fail("adam's 'step' must be in [1, 2^53], got " +
                 std::to_string(o.step));

@@ -146,17 +146,17 @@ def _float_dtype(view):
     return name if name in ("f32", "f64", "f16", "bf16") else "f32"
 
 
-def _writable(weight, name="weight"):
-    """max_norm renormalises `weight` in place: it must be an array or a
-    tensor we can write (checked before anything runs)."""
+def _writable(weight, name="weight", why="max_norm renormalises it"):
+    """`weight` is updated in place (by max_norm's renorm, or `why`): it
+    must be an array or a tensor we can write (checked before anything
+    runs)."""
     if isinstance(weight, np.ndarray):
         if not weight.flags.writeable:
-            raise EmbValueError(f"'{name}' is read-only, and max_norm "
-                             "renormalises it in place")
+            raise EmbValueError(f"'{name}' is read-only, and {why} in place")
     elif not _is_torch(weight):
-        raise EmbValueError(f"with max_norm, '{name}' must be a numpy array or a "
-                         f"torch tensor (it is renormalised in place), got "
-                         f"{type(weight).__name__}")
+        raise EmbValueError(f"'{name}' must be a numpy array or a torch "
+                            f"tensor ({why} in place), got "
+                            f"{type(weight).__name__}")
 
 
 def _write_back(original, used):

@@ -51,10 +51,11 @@ def _step(grad, input, offsets, weight, states, optimizer, lr, eps,
           include_last_offset, padding_idx, scale_grad_by_freq, max_indices,
           profile, lookup):
     _optimizer(optimizer)
-    _writable(weight)
+    why = "the optimizer step updates it"
+    _writable(weight, "weight", why)
     states = list(states)
     for k, s in enumerate(states):
-        _writable(s, f"state {k}")
+        _writable(s, f"state {k}", why)
     if len(betas) != 2:
         raise EmbValueError(f"'betas' must be two numbers, got {betas!r}")
     g, gv = _view(grad, "grad")

@@ -8,8 +8,12 @@ leaves no `.grad`; no [V, D] gradient is ever made.
     loss = model(bag(ids, offsets)).sum(); loss.backward()  # the step is done
     bag.lr = 0.005                                           # a schedule
 
-The weight is a Parameter that does not require grad (torch optimizers and
-clip_grad see nothing to do); the states are buffers (`state_sum`, or
+Each forward call is one step: a module called twice in one graph (a table
+shared by two features, gradient accumulation over calls) takes two steps in
+the backward, each from its own call's gradient, not one step of their sum
+(as FBGEMM's modules do). The weight is a Parameter that does not require
+grad (torch optimizers and clip_grad see nothing to do); the states are
+buffers (`state_sum`, or
 `state_exp_avg`, `state_exp_avg_sq` and `state_step` for Adam), so
 `state_dict` checkpoints the whole training state.
 """
@@ -49,12 +53,26 @@ class _FusedStep(torch.autograd.Function):
         return None, gpsw, None, None, None
 
 
+def _check_hyper(optimizer, lr, eps, weight_decay, betas):
+    """torch's constructor checks (the Engine checks again at each step:
+    `lr` may change between steps)."""
+    _fused._optimizer(optimizer)
+    for name, value in (("lr", lr), ("eps", eps),
+                        ("weight_decay", weight_decay)):
+        if value is not None and not 0.0 <= value < float("inf"):
+            raise EmbValueError(f"'{name}' must be a finite non-negative "
+                                f"number, got {value}")
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise EmbValueError(f"'betas' must be two numbers in [0, 1), got "
+                            f"{betas!r}")
+
+
 class _FusedBase(torch.nn.Module):
     def _init_fused(self, num_embeddings, embedding_dim, padding_idx,
                     max_norm, norm_type, scale_grad_by_freq, _weight, dtype,
                     optimizer, lr, eps, weight_decay, betas,
                     initial_accumulator_value, profile, huge_pages):
-        _fused._optimizer(optimizer)
+        _check_hyper(optimizer, lr, eps, weight_decay, betas)
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise EmbValueError("padding_idx must be within "
@@ -102,17 +120,28 @@ class _FusedBase(torch.nn.Module):
                 for name in _fused.STATE_NAMES[self.optimizer]]
 
     def _hyper(self):
-        """The step's hyper-parameters; Adam's counter moves first."""
+        """The step's hyper-parameters: Adam's next step t (its counter is
+        moved by _stepped, once the step is done)."""
         step = 1
         if self.optimizer == "adam":
-            self.state_step += 1
-            step = int(self.state_step)
+            step = int(self.state_step) + 1
         return dict(lr=self.lr, eps=self.eps, weight_decay=self.weight_decay,
                     betas=self.betas, step=step, profile=self.profile)
 
+    def _stepped(self, hyper):
+        if self.optimizer == "adam":
+            self.state_step.fill_(hyper["step"])
+
     def _apply(self, fn, *args, **kwargs):
+        # .half() and the like cast the float buffers too: the states stay
+        # f32 (f64 for an f64 table), as the step needs them.
         out = super()._apply(fn, *args, **kwargs)
-        self._placeholder = torch.zeros((), requires_grad=True)
+        dtype = torch.float64 if self.weight.dtype == torch.float64 else \
+            torch.float32
+        for name in _fused.STATE_NAMES[self.optimizer]:
+            state = getattr(self, "state_" + name)
+            if state.dtype != dtype:
+                setattr(self, "state_" + name, state.to(dtype))
         return out
 
     def extra_repr(self):
@@ -164,7 +193,8 @@ class FusedEmbeddingBag(_FusedBase):
     def from_pretrained(cls, embeddings, **kwargs):
         """A module over a copy of `embeddings` ([V, D])."""
         rows, cols = embeddings.shape
-        return cls(rows, cols, _weight=embeddings.detach().clone(), **kwargs)
+        return cls(rows, cols, _weight=embeddings.detach().clone(
+            memory_format=torch.contiguous_format), **kwargs)
 
     def forward(self, input, offsets=None, per_sample_weights=None):
         return self._run(input, offsets, per_sample_weights)
@@ -183,13 +213,16 @@ class FusedEmbeddingBag(_FusedBase):
             self.include_last_offset, self.padding_idx, profile=self.profile)
 
     def _step(self, grad, input, offsets, psw, max_indices):
+        # (detach(): the Parameter's version counter sees the write.)
+        hyper = self._hyper()
         _fused.embedding_bag_update(
-            grad, input, offsets, self.weight.data, self._states(),
+            grad, input, offsets, self.weight.detach(), self._states(),
             self.optimizer, mode=self.mode, per_sample_weights=psw,
             include_last_offset=self.include_last_offset,
             padding_idx=self.padding_idx,
             scale_grad_by_freq=self.scale_grad_by_freq,
-            max_indices=max_indices, **self._hyper())
+            max_indices=max_indices, **hyper)
+        self._stepped(hyper)
 
     def extra_repr(self):
         return super().extra_repr() + f", mode={self.mode!r}"
@@ -215,7 +248,8 @@ class FusedEmbedding(_FusedBase):
     def from_pretrained(cls, embeddings, **kwargs):
         """A module over a copy of `embeddings` ([V, D])."""
         rows, cols = embeddings.shape
-        return cls(rows, cols, _weight=embeddings.detach().clone(), **kwargs)
+        return cls(rows, cols, _weight=embeddings.detach().clone(
+            memory_format=torch.contiguous_format), **kwargs)
 
     def forward(self, input):
         return self._run(input, None, None)
@@ -227,10 +261,12 @@ class FusedEmbedding(_FusedBase):
                            profile=self.profile), None
 
     def _step(self, grad, input, offsets, psw, max_indices):
+        hyper = self._hyper()
         _fused.embedding_update(
-            grad, input, self.weight.data, self._states(), self.optimizer,
+            grad, input, self.weight.detach(), self._states(), self.optimizer,
             padding_idx=self.padding_idx,
-            scale_grad_by_freq=self.scale_grad_by_freq, **self._hyper())
+            scale_grad_by_freq=self.scale_grad_by_freq, **hyper)
+        self._stepped(hyper)
 
 
 class FusedEmbeddingBagCollection(_FusedBase):
@@ -249,7 +285,7 @@ class FusedEmbeddingBagCollection(_FusedBase):
                  initial_accumulator_value=0.0):
         super().__init__()
         from ._multi import tables_of
-        _fused._optimizer(optimizer)
+        _check_hyper(optimizer, lr, eps, weight_decay, betas)
         self.tables = tables_of(tables)
         self.optimizer = optimizer
         self.lr = lr
@@ -285,6 +321,11 @@ class FusedEmbeddingBagCollection(_FusedBase):
         """One collection of the tables of torch.nn.EmbeddingBag modules
         (copies of their weights, modes and padding_idx)."""
         from ._multi import Table
+        for b in bags:
+            if getattr(b, "max_norm", None) is not None or getattr(
+                    b, "scale_grad_by_freq", False):
+                raise EmbValueError("max_norm and scale_grad_by_freq are not "
+                                    "supported by FusedEmbeddingBagCollection")
         tables = [Table(b.num_embeddings, b.embedding_dim, b.mode,
                         b.padding_idx) for b in bags]
         dtypes = {b.weight.dtype for b in bags}
@@ -348,7 +389,7 @@ class FusedEmbeddingBagCollection(_FusedBase):
         rowwise = self.optimizer == "rowwise_adagrad"
         weights = self.table_weights()
         states = [self._parts(s, rowwise) for s in self._states()]
-        hyper = self._hyper()  # one step (Adam's counter) for every table
+        hyper = self._hyper()  # one step (Adam's t) for every table
         for t, table, g, x, off, p, lo, hi in self._slices(grad, input,
                                                           offsets, psw):
             if table.num_embeddings * table.embedding_dim == 0:
@@ -363,6 +404,7 @@ class FusedEmbeddingBagCollection(_FusedBase):
                 mode=table.mode, per_sample_weights=p,
                 include_last_offset=True, padding_idx=table.padding_idx,
                 max_indices=argmax, **hyper)
+        self._stepped(hyper)
 
     def extra_repr(self):
         s = ", ".join(f"({t.num_embeddings}, {t.embedding_dim}, {t.mode!r})"

@@ -227,7 +227,10 @@ def test_per_sample_weights_get_their_gradient_before_the_step():
 def test_bad_hyper_parameters_are_errors_that_write_nothing():
     with pytest.raises(ValueError, match="optimizer must be"):
         ET.FusedEmbeddingBag(V, D, optimizer="lamb")
-    m = ET.FusedEmbeddingBag(V, D, mode="sum", optimizer="adagrad", lr=-1.0)
+    with pytest.raises(ValueError, match="'lr' must be a finite"):
+        ET.FusedEmbeddingBag(V, D, optimizer="adagrad", lr=-1.0)
+    m = ET.FusedEmbeddingBag(V, D, mode="sum", optimizer="adagrad")
+    m.lr = -1.0
     w0 = m.weight.clone()
     out = m(torch.tensor([1, 2]), torch.tensor([0]))
     with pytest.raises(ValueError, match="'lr' must be a finite non-negative"):
@@ -294,3 +297,37 @@ def test_collection_steps_like_one_fused_bag_per_table(optimizer):
     keys = set(coll.state_dict())
     assert "weight" in keys and all(
         k.startswith("state_") for k in keys - {"weight"})
+
+
+def test_a_failed_adam_step_moves_nothing_not_even_the_counter():
+    with pytest.raises(ValueError, match="'betas' must be two numbers"):
+        ET.FusedEmbeddingBag(V, D, optimizer="adam", betas=(0.9, 1.0))
+    m = ET.FusedEmbeddingBag(V, D, mode="sum", optimizer="adam")
+    m.betas = (0.9, 1.0)  # as a schedule could set it
+    w0 = m.weight.clone()
+    out = m(torch.tensor([1, 2]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="'beta2' must be in"):
+        out.sum().backward()
+    assert int(m.state_step) == 0 and torch.equal(m.weight, w0)
+    m.betas = (0.9, 0.999)
+    m(torch.tensor([1, 2]), torch.tensor([0])).sum().backward()
+    assert int(m.state_step) == 1
+
+
+def test_half_module_keeps_f32_states_and_steps():
+    m = ET.FusedEmbeddingBag(V, D, mode="sum", optimizer="adagrad").half()
+    assert m.weight.dtype == torch.float16
+    assert m.state_sum.dtype == torch.float32
+    w0 = m.weight.clone()
+    m(torch.tensor([1, 2]), torch.tensor([0])).float().sum().backward()
+    assert not torch.equal(m.weight, w0)
+    assert m.state_sum[1].sum() > 0
+
+
+def test_the_step_is_an_in_place_write_autograd_sees():
+    """The weight's version moves: a graph that saved the weight (weight
+    tying) raises instead of using the updated table."""
+    m = ET.FusedEmbeddingBag(V, D, mode="sum", optimizer="sgd")
+    version = m.weight._version
+    m(torch.tensor([1, 2]), torch.tensor([0])).sum().backward()
+    assert m.weight._version > version
