@@ -25,13 +25,29 @@ double profileGradScale(Profile profile, int64_t numEmbeddings, int64_t n) {
   return std::sqrt(static_cast<double>(numEmbeddings) / static_cast<double>(n));
 }
 
-/// The gradient options of a dense gradient's spec.
+/// The V a windowed gradient kernel is made for. Its code depends on V
+/// only through the number of 8-bit digits of a row (the passes of its
+/// radix sort; every size it writes is the window's): every V with as many
+/// digits shares one kernel, made for the largest of them. A table of a
+/// new size then costs no compile (issue 16: each distinct V was one).
+int64_t radixBound(int64_t numEmbeddings) {
+  if (numEmbeddings <= 0)
+    return 0;
+  for (int shift = 8; shift < 63; shift += 8)
+    if ((numEmbeddings >> shift) == 0)
+      return (int64_t(1) << shift) - 1;
+  return INT64_MAX;
+}
+
+/// The gradient options of a dense gradient's (or the fused step's) spec,
+/// whose numEmbeddings is the table's V on entry and its radixBound after.
 void setDenseGradOptions(KernelSpec &spec, Target target, int64_t n,
                          Profile profile, bool scaleGradByFreq,
                          bool deterministic) {
   spec.scaleGradByFreq = scaleGradByFreq;
   spec.gradScale = profileGradScale(profile, spec.numEmbeddings, n);
   spec.deterministic = deterministic && target != Target::host;
+  spec.numEmbeddings = radixBound(spec.numEmbeddings);
 }
 
 /// A dense gradient's plan (nothing for an empty gW): rows of gW split over

@@ -67,7 +67,10 @@ struct KernelSpec {
   double maxNorm = 0.0;
   double normType = 2.0;
 
-  // gradients: the table's V (the dense gradient's rows), the scalings.
+  // gradients: the table's V, the scalings. The Engine's dense gradients
+  // and fused steps (whose kernels see only a window of rows) name the
+  // largest V with as many 8-bit digits instead (their code depends on no
+  // more: the radix sort's passes), so tables of nearby sizes share them.
   int64_t numEmbeddings = 0;
   bool scaleGradByFreq = false;
   double gradScale = 1.0;
