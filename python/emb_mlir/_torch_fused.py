@@ -25,6 +25,12 @@ from . import _fused
 from . import _functional as F
 from ._errors import EmbValueError
 
+# torch.compile runs the step eagerly: a clean graph break at the module
+# (Dynamo would otherwise trace into the forward, warn about the extension
+# and break there). torch < 2.1 has no torch.compiler.
+_eager = getattr(getattr(torch, "compiler", None), "disable", None) or (
+    lambda fn: fn)
+
 # torch's defaults: Adagrad's eps; FBGEMM's row-wise Adagrad and Adam 1e-8.
 _DEFAULT_EPS = {"sgd": 1e-8, "adagrad": 1e-10, "rowwise_adagrad": 1e-8,
                 "adam": 1e-8}
@@ -155,6 +161,7 @@ class _FusedBase(torch.nn.Module):
             s += f", padding_idx={self.padding_idx}"
         return s
 
+    @_eager
     def _run(self, input, offsets, per_sample_weights):
         if torch.is_grad_enabled():
             return _FusedStep.apply(self._placeholder, per_sample_weights,

@@ -331,3 +331,29 @@ def test_the_step_is_an_in_place_write_autograd_sees():
     version = m.weight._version
     m(torch.tensor([1, 2]), torch.tensor([0])).sum().backward()
     assert m.weight._version > version
+
+
+@pytest.mark.skipif(not hasattr(torch, "compile") or
+                    not hasattr(torch.library, "register_fake"),
+                    reason="torch.compile needs torch >= 2.4 here")
+def test_torch_compile_runs_the_step_eagerly(recwarn):
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bag = ET.FusedEmbeddingBag(V, D, mode="sum", optimizer="adam",
+                                            lr=0.1)
+            self.head = torch.nn.Linear(D, 1)
+
+        def forward(self, ids, offsets):
+            return self.head(self.bag(ids, offsets)).sum()
+
+    model = Model()
+    compiled = torch.compile(model)
+    w0 = model.bag.weight.clone()
+    for _ in range(3):
+        compiled(torch.tensor([1, 2, 3]), torch.tensor([0, 1])).backward()
+    assert int(model.bag.state_step) == 3
+    assert not torch.equal(model.bag.weight, w0)
+    assert model.head.weight.grad is not None
+    assert not [w for w in recwarn if "does not know how to trace"
+                in str(w.message)]
