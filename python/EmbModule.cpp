@@ -555,4 +555,52 @@ PYBIND11_MODULE(_emb_mlir, m) {
       py::arg("padding_idx"), py::arg("scale_grad_by_freq"),
       py::arg("include_last_offset"), py::arg("per_sample_weights"),
       py::arg("max_indices"), py::arg("profile"), py::arg("lookup"));
+
+  m.def(
+      "embedding_bag_tables_update",
+      [](TensorArg grad, TensorArg indices, TensorArg weights,
+         const std::vector<std::tuple<int64_t, int64_t, std::string,
+                                      std::optional<int64_t>>> &tables,
+         TensorArg offsets, py::list states, const std::string &optimizer,
+         double lr, double eps, double weightDecay, double beta1, double beta2,
+         int64_t step, TensorArg perSampleWeights) {
+        std::optional<emb::Optimizer> opt = emb::parseOptimizer(optimizer);
+        if (!opt)
+          emb::python::failValue("optimizer must be 'sgd', 'adagrad', "
+                                 "'rowwise_adagrad' or 'adam', got '" +
+                                 optimizer + "'");
+        emb::OptimizerOptions o;
+        o.optimizer = *opt;
+        o.lr = lr;
+        o.eps = eps;
+        o.weightDecay = weightDecay;
+        o.beta1 = beta1;
+        o.beta2 = beta2;
+        o.step = step;
+        std::vector<emb::TableOptions> options;
+        for (const auto &[rows, dim, mode, pad] : tables) {
+          emb::TableOptions t;
+          t.numEmbeddings = rows;
+          t.embeddingDim = dim;
+          t.mode = toMode(mode);
+          t.paddingIdx = pad;
+          options.push_back(t);
+        }
+        emb::Tensor g = toTensor(grad, "grad"), x = toTensor(indices, "indices"),
+                    w = toTensor(weights, "weights"),
+                    off = toTensor(offsets, "offsets");
+        std::vector<emb::Tensor> stateViews;
+        for (size_t k = 0; k < states.size(); ++k)
+          stateViews.push_back(toTensor(states[k], k ? "state 1" : "state 0"));
+        auto psw = toOptTensor(perSampleWeights, "per_sample_weights");
+        auto e = engineFor(grad);
+        py::gil_scoped_release release;
+        check(e->embeddingBagTablesUpdate(g, x, w, options, off, stateViews, o,
+                                          ptr(psw)));
+      },
+      py::arg("grad"), py::arg("indices"), py::arg("weights"),
+      py::arg("tables"), py::arg("offsets"), py::arg("states"),
+      py::arg("optimizer"), py::arg("lr"), py::arg("eps"),
+      py::arg("weight_decay"), py::arg("beta1"), py::arg("beta2"),
+      py::arg("step"), py::arg("per_sample_weights"));
 }

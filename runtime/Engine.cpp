@@ -164,7 +164,8 @@ bool writes(OpKind op, ArgSlot slot) {
   case ArgSlot::maxIndices: // the forward's result, the backward's input
     return op == OpKind::embedding_bag;
   case ArgSlot::weight: // renorm and the optimizer update rows in place
-    return op == OpKind::renorm || op == OpKind::embedding_bag_update;
+    return op == OpKind::renorm || op == OpKind::embedding_bag_update ||
+           op == OpKind::embedding_bag_tables_update;
   case ArgSlot::optimizerState:
   case ArgSlot::optimizerState2:
     return true;

@@ -1,7 +1,8 @@
 //===- EngineExtensions.cpp - the entry points beyond PyTorch -------------===//
 //
 // The Engine's plans of docs/semantics.md §6: bags of row-wise quantised
-// tables (§6.2) and many tables in one call (§6.3). The forward ops and the
+// tables (§6.2), many tables in one call (§6.3) and their gradient fused
+// with an optimizer step (§6.4). The forward ops and the
 // executor are in Engine.cpp; the same Planner builds these.
 //
 //===----------------------------------------------------------------------===//
@@ -65,17 +66,10 @@ llvm::Expected<Plan> Planner::embeddingBagQuantized(
   return plan;
 }
 
-llvm::Expected<Plan> Planner::embeddingBagTables(
-    const Tensor &indices, const Tensor &weights,
-    llvm::ArrayRef<TableOptions> tables, const Tensor &offsets,
-    const Tensor &out, const Tensor *psw) {
-  // On a device each table's bag writes into its columns of `out` through
-  // a host buffer and a strided copy, which the CUDA runtime lowering
-  // rejects; the emulated GPU kernels are the same and run.
-  if (engine.target == Target::nvptx)
-    return fail("many tables in one call do not run on a GPU device yet (the "
-                "host and gpu_emulated targets run them): call "
-                "embeddingBag once per table");
+llvm::Expected<Planner::CheckedTables>
+Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
+                      llvm::ArrayRef<TableOptions> tables,
+                      const Tensor &offsets, const Tensor *psw) {
   if (auto err = begin(nullptr, nullptr, indices))
     return std::move(err);
   int64_t numTables = static_cast<int64_t>(tables.size());
@@ -150,30 +144,68 @@ llvm::Expected<Plan> Planner::embeddingBagTables(
   auto bags = engine.bagInputs(indices, &offsets, asOneList, psw, dtype);
   if (!bags)
     return bags.takeError();
-  if (auto err = checkOutput(out, "out", {numBags, totalDim}, dtype))
-    return std::move(err);
-  if (auto err = engine.checkTableIndices(indices, offsets, rows, numBags))
-    return std::move(err);
-  if (numBags == 0 || totalDim == 0)
-    return Plan::nothing();
+  CheckedTables checked;
+  checked.specs = std::move(specs);
+  checked.rows = std::move(rows);
+  checked.totalDim = totalDim;
+  checked.numBags = numBags;
+  checked.dtype = dtype;
+  checked.maxTable =
+      maxTable ? static_cast<int64_t>(maxTable - tables.data()) : -1;
+  return checked;
+}
+
+llvm::Error Planner::tablesIndices(const CheckedTables &checked,
+                                   const Tensor &indices,
+                                   const Tensor &offsets,
+                                   const Tensor &weights) {
+  if (auto err = engine.checkTableIndices(indices, offsets, checked.rows,
+                                          checked.numBags))
+    return err;
   // On a GPU each table's rows move as the vectors its D allows: its start
   // in `weights` must be aligned for them.
   int64_t at = 0;
-  for (size_t t = 0; t < specs.size(); ++t) {
+  for (size_t t = 0; t < checked.specs.size(); ++t) {
+    const TableSpec &table = checked.specs[t];
     Tensor part = weights;
-    part.data = advance(weights.data, at, dtype);
-    if (specs[t].rows * specs[t].dim > 0)
-      if (auto err =
-              checkGPUAlignment(engine.target, specs[t].dim, dtype, {&part}))
+    part.data = advance(weights.data, at, checked.dtype);
+    if (table.rows * table.dim > 0)
+      if (auto err = checkGPUAlignment(engine.target, table.dim, checked.dtype,
+                                       {&part}))
         return fail("table " + std::to_string(t) + " (its first element in "
                     "'weights'): " + llvm::toString(std::move(err)));
-    at += specs[t].rows * specs[t].dim;
+    at += table.rows * table.dim;
   }
+  return llvm::Error::success();
+}
+
+llvm::Expected<Plan> Planner::embeddingBagTables(
+    const Tensor &indices, const Tensor &weights,
+    llvm::ArrayRef<TableOptions> tables, const Tensor &offsets,
+    const Tensor &out, const Tensor *psw) {
+  // On a device each table's bag writes into its columns of `out` through
+  // a host buffer and a strided copy, which the CUDA runtime lowering
+  // rejects; the emulated GPU kernels are the same and run.
+  if (engine.target == Target::nvptx)
+    return fail("many tables in one call do not run on a GPU device yet (the "
+                "host and gpu_emulated targets run them): call "
+                "embeddingBag once per table");
+  auto checked = tablesInputs(indices, weights, tables, offsets, psw);
+  if (!checked)
+    return checked.takeError();
+  int64_t numBags = checked->numBags, totalDim = checked->totalDim;
+  DType dtype = checked->dtype;
+  if (auto err = checkOutput(out, "out", {numBags, totalDim}, dtype))
+    return std::move(err);
+  if (auto err = tablesIndices(*checked, indices, offsets, weights))
+    return std::move(err);
+  if (numBags == 0 || totalDim == 0)
+    return Plan::nothing();
   Plan plan;
   plan.spec = spec(OpKind::embedding_bag_tables, dtype, indices, totalDim);
   plan.spec.offsets = offsets.dtype;
   plan.spec.perSampleWeights = psw != nullptr;
-  plan.spec.tables = std::move(specs);
+  plan.spec.tables = std::move(checked->specs);
   // Threads own ranges of bags, of every table (the kernel's window).
   int64_t n = indices.numel();
   plan.count = numBags;
@@ -189,6 +221,85 @@ llvm::Expected<Plan> Planner::embeddingBagTables(
       args.set(ArgSlot::perSampleWeights, psw->data, psw->numel());
     args.set(ArgSlot::out, advance(out.data, b * totalDim, out.dtype), e - b,
              totalDim);
+  };
+  return plan;
+}
+
+llvm::Expected<Plan> Planner::embeddingBagTablesUpdate(
+    const Tensor &grad, const Tensor &indices, const Tensor &weights,
+    llvm::ArrayRef<TableOptions> tables, const Tensor &offsets,
+    llvm::ArrayRef<Tensor> states, const OptimizerOptions &optimizer,
+    const Tensor *psw) {
+  // The GPU lowering of the tables' views into the flat buffers does not
+  // compile yet (a strided view reaches the LLVM translation).
+  if (engine.target != Target::host)
+    return fail("the many-table fused step runs on the host only for now: "
+                "on a GPU target call embeddingBagUpdate once per table");
+  auto checked = tablesInputs(indices, weights, tables, offsets, psw);
+  if (!checked)
+    return checked.takeError();
+  if (checked->maxTable >= 0)
+    return fail("table " + std::to_string(checked->maxTable) +
+                " is 'max', which has no many-table fused step (it needs "
+                "the forward's max_indices): call embeddingBagUpdate for it");
+  int64_t numBags = checked->numBags, totalDim = checked->totalDim;
+  DType dtype = checked->dtype;
+  if (auto err = checkOutput(grad, "grad", {numBags, totalDim}, dtype))
+    return std::move(err);
+  if (auto err = checkOptimizerOptions(optimizer))
+    return std::move(err);
+  // The states are flat like the weights: sum V_t * D_t elements, or sum
+  // V_t for row-wise Adagrad.
+  int64_t rows = 0;
+  for (const TableSpec &t : checked->specs)
+    rows += t.rows;
+  int64_t perRow = optimizer.optimizer == Optimizer::rowwise_adagrad;
+  if (auto err = checkOptimizerStates(
+          optimizer.optimizer, states,
+          {perRow ? rows : weights.shape[0]},
+          dtype == DType::f64 ? DType::f64 : DType::f32))
+    return std::move(err);
+  if (auto err = tablesIndices(*checked, indices, offsets, weights))
+    return std::move(err);
+  if (numBags == 0 || totalDim == 0)
+    return Plan::nothing();
+  Plan plan;
+  plan.spec = spec(OpKind::embedding_bag_tables_update, dtype, indices,
+                   totalDim);
+  plan.spec.offsets = offsets.dtype;
+  plan.spec.perSampleWeights = psw != nullptr;
+  plan.spec.tables = std::move(checked->specs);
+  plan.spec.optimizer = optimizer.optimizer;
+  plan.spec.weightDecay = optimizer.weightDecay;
+  if (optimizer.optimizer != Optimizer::sgd)
+    plan.spec.eps = optimizer.eps;
+  if (optimizer.optimizer == Optimizer::adam) {
+    plan.spec.beta1 = optimizer.beta1;
+    plan.spec.beta2 = optimizer.beta2;
+  }
+  // Threads own ranges of tables (the kernel's window): each table is
+  // updated by one thread, in one order, whatever the thread count.
+  plan.count = static_cast<int64_t>(tables.size());
+  plan.grain = 1;
+  plan.split = true;
+  auto hyper = std::make_shared<std::array<double, 2>>(std::array<double, 2>{
+      optimizer.lr, static_cast<double>(optimizer.step)});
+  std::array<Tensor, 2> stateViews;
+  std::copy(states.begin(), states.end(), stateViews.begin());
+  size_t numStates = states.size();
+  plan.fill = [&grad, &weights, &indices, &offsets, psw, numBags, totalDim,
+               hyper, stateViews, numStates](KernelArgs &args, int64_t,
+                                             int64_t) {
+    args.set(ArgSlot::grad, grad.data, numBags, totalDim);
+    args.set(ArgSlot::indices, indices.data, indices.numel());
+    args.set(ArgSlot::offsets, offsets.data, offsets.numel());
+    if (psw)
+      args.set(ArgSlot::perSampleWeights, psw->data, psw->numel());
+    args.set(ArgSlot::weight, weights.data, weights.shape[0]);
+    ArgSlot slots[2] = {ArgSlot::optimizerState, ArgSlot::optimizerState2};
+    for (size_t k = 0; k < numStates; ++k)
+      args.set(slots[k], stateViews[k].data, stateViews[k].numel());
+    args.set(ArgSlot::hyper, hyper->data(), 2);
   };
   return plan;
 }
@@ -216,6 +327,17 @@ llvm::Error Engine::embeddingBagTables(const Tensor &indices,
                                        const Tensor &out, const Tensor *psw) {
   return run(Planner{*this}.embeddingBagTables(indices, weights, tables,
                                                offsets, out, psw))
+      .takeError();
+}
+
+llvm::Error Engine::embeddingBagTablesUpdate(
+    const Tensor &grad, const Tensor &indices, const Tensor &weights,
+    llvm::ArrayRef<TableOptions> tables, const Tensor &offsets,
+    llvm::ArrayRef<Tensor> states, const OptimizerOptions &optimizer,
+    const Tensor *psw) {
+  return run(Planner{*this}.embeddingBagTablesUpdate(
+                 grad, indices, weights, tables, offsets, states, optimizer,
+                 psw))
       .takeError();
 }
 

@@ -177,6 +177,32 @@ struct Planner {
       const Tensor &indices, const Tensor &table, Quantization quant,
       const Tensor *offsets, const Tensor &out,
       const EmbeddingBagOptions &options, const Tensor *psw);
+  /// What the many-table plans check first (the tables, the flat weights,
+  /// the indices' form, the T * B + 1 offsets, per_sample_weights): the
+  /// tables' specs and rows, their dims' sum, B and the dtype; `maxTable`
+  /// is the first max table, or -1.
+  struct CheckedTables {
+    std::vector<TableSpec> specs;
+    std::vector<int64_t> rows;
+    int64_t totalDim = 0, numBags = 0, maxTable = -1;
+    DType dtype = DType::f32;
+  };
+  llvm::Expected<CheckedTables>
+  tablesInputs(const Tensor &indices, const Tensor &weights,
+               llvm::ArrayRef<TableOptions> tables, const Tensor &offsets,
+               const Tensor *psw);
+  /// Then every table's indices in its range, and (GPU) its start's
+  /// alignment in `weights`.
+  llvm::Error tablesIndices(const CheckedTables &checked,
+                            const Tensor &indices, const Tensor &offsets,
+                            const Tensor &weights);
+  /// Many tables' gradient fused with an optimizer step
+  /// (runtime/EngineExtensions.cpp).
+  llvm::Expected<Plan> embeddingBagTablesUpdate(
+      const Tensor &grad, const Tensor &indices, const Tensor &weights,
+      llvm::ArrayRef<TableOptions> tables, const Tensor &offsets,
+      llvm::ArrayRef<Tensor> states, const OptimizerOptions &optimizer,
+      const Tensor *psw);
   llvm::Expected<Plan> embeddingBagTables(const Tensor &indices,
                                           const Tensor &weights,
                                           llvm::ArrayRef<TableOptions> tables,

@@ -466,6 +466,58 @@ llvm::Error checkGPUAlignment(Target target, int64_t dim, DType dtype,
   return llvm::Error::success();
 }
 
+llvm::Error checkOptimizerOptions(const OptimizerOptions &o) {
+  auto finiteAtLeastZero = [](const char *name, double v) -> llvm::Error {
+    if (std::isfinite(v) && v >= 0)
+      return llvm::Error::success();
+    return fail(std::string("'") + name +
+                "' must be a finite non-negative number, got " +
+                std::to_string(v));
+  };
+  if (auto err = finiteAtLeastZero("lr", o.lr))
+    return err;
+  // Only what the optimizer reads (an SGD step ignores eps and betas).
+  if (o.optimizer != Optimizer::sgd)
+    if (auto err = finiteAtLeastZero("eps", o.eps))
+      return err;
+  if (auto err = finiteAtLeastZero("weight_decay", o.weightDecay))
+    return err;
+  if (o.optimizer == Optimizer::adam)
+    for (auto [name, beta] :
+         {std::pair<const char *, double>{"beta1", o.beta1}, {"beta2", o.beta2}})
+      if (!(beta >= 0 && beta < 1))
+        return fail(std::string("'") + name + "' must be in [0, 1), got " +
+                    std::to_string(beta));
+  if (o.optimizer == Optimizer::adam && (o.step < 1 || o.step > (1LL << 53)))
+    return fail("adam's 'step' must be in [1, 2^53], got " +
+                std::to_string(o.step));
+  return llvm::Error::success();
+}
+
+llvm::Error checkOptimizerStates(Optimizer optimizer,
+                                 llvm::ArrayRef<Tensor> states,
+                                 const std::vector<int64_t> &shape,
+                                 DType dtype) {
+  static const char *const names[][2] = {
+      {nullptr, nullptr}, {"sum", nullptr}, {"sum", nullptr},
+      {"exp_avg", "exp_avg_sq"}};
+  int want = numOptimizerStates(optimizer);
+  const char *const *stateNames = names[static_cast<int>(optimizer)];
+  if (static_cast<int>(states.size()) != want) {
+    std::string list;
+    for (int k = 0; k < want; ++k)
+      list += std::string(k ? ", " : " (") + stateNames[k] +
+              (k + 1 == want ? ")" : "");
+    return fail(std::string("optimizer '") + optimizerName(optimizer) +
+                "' keeps " + std::to_string(want) + " state tensor(s)" + list +
+                ", got " + std::to_string(states.size()));
+  }
+  for (int k = 0; k < want; ++k)
+    if (auto err = checkOutput(states[k], stateNames[k], shape, dtype))
+      return err;
+  return llvm::Error::success();
+}
+
 } // namespace validation
 
 //===----------------------------------------------------------------------===//

@@ -95,6 +95,16 @@ llvm::Error checkSparseOutputs(const Tensor &rows, const Tensor &values,
 /// GPU kernels move a row as 16-byte vectors when D allows: the buffers
 /// they read and write rows of must then be 16-byte aligned (thread views
 /// start at whole rows, so they stay aligned).
+/// The hyper-parameters an optimizer reads (docs/semantics.md §6.4): lr,
+/// eps and weight_decay finite and not negative, betas in [0, 1), Adam's
+/// step in [1, 2^53].
+llvm::Error checkOptimizerOptions(const OptimizerOptions &o);
+/// numOptimizerStates(optimizer) states, each of `shape` and `dtype`,
+/// named as torch names them (sum; exp_avg, exp_avg_sq).
+llvm::Error checkOptimizerStates(Optimizer optimizer,
+                                 llvm::ArrayRef<Tensor> states,
+                                 const std::vector<int64_t> &shape,
+                                 DType dtype);
 llvm::Error checkGPUAlignment(Target target, int64_t dim, DType dtype,
                               std::initializer_list<const Tensor *> rows);
 

@@ -204,63 +204,82 @@ LogicalResult BagOp::canonicalize(BagOp op, PatternRewriter &rewriter) {
 // MultiBagOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult MultiBagOp::verify() {
-  int64_t numTables = getTables().size();
+namespace {
+/// The tables of a many-table op, their modes and padding rows, its
+/// indices, offsets (T * B + 1) and per_sample_weights: returns the tables'
+/// element type and the sum of their dims.
+FailureOr<std::pair<Type, int64_t>>
+verifyTables(Operation *op, ValueRange tables, ArrayAttr modes,
+             ArrayRef<int64_t> paddingIdx, RankedTensorType indices,
+             RankedTensorType offsets, RankedTensorType psw) {
+  int64_t numTables = tables.size();
   if (numTables == 0)
-    return emitOpError() << "needs at least one table";
-  if (static_cast<int64_t>(getModes().size()) != numTables ||
-      static_cast<int64_t>(getPaddingIdx().size()) != numTables)
-    return emitOpError() << "needs one mode and one padding_idx per table ("
-                         << numTables << "), got " << getModes().size()
-                         << " and " << getPaddingIdx().size();
+    return op->emitOpError() << "needs at least one table";
+  if (static_cast<int64_t>(modes.size()) != numTables ||
+      static_cast<int64_t>(paddingIdx.size()) != numTables)
+    return op->emitOpError()
+           << "needs one mode and one padding_idx per table (" << numTables
+           << "), got " << modes.size() << " and " << paddingIdx.size();
   Type element;
   int64_t totalDim = 0;
   bool anyMax = false;
-  for (auto [t, table] : llvm::enumerate(getTables())) {
+  for (auto [t, table] : llvm::enumerate(tables)) {
     auto type = cast<RankedTensorType>(table.getType());
     std::string name = "table " + std::to_string(t);
-    if (failed(checkFloatTensor(*this, name, type, 2)))
+    if (failed(checkFloatTensor(op, name, type, 2)))
       return failure();
     if (!element)
       element = type.getElementType();
-    else if (failed(checkSameElement(*this, name, type.getElementType(),
+    else if (failed(checkSameElement(op, name, type.getElementType(),
                                      "table 0", element)))
       return failure();
     if (type.isDynamicDim(1))
-      return emitOpError() << "'" << name
-                           << "' needs a static embedding dimension";
+      return op->emitOpError()
+             << "'" << name << "' needs a static embedding dimension";
     totalDim += type.getDimSize(1);
-    int64_t pad = getPaddingIdx()[t];
+    int64_t pad = paddingIdx[t];
     int64_t rows = type.getDimSize(0);
     if (pad < -1 || (!ShapedType::isDynamic(rows) && pad >= rows))
-      return emitOpError() << "'padding_idx' of table " << t << " (" << pad
-                           << ") is not -1 or a row of the table";
-    anyMax |= cast<BagModeAttr>(getModes()[t]).getValue() == BagMode::max;
+      return op->emitOpError() << "'padding_idx' of table " << t << " ("
+                               << pad << ") is not -1 or a row of the table";
+    anyMax |= cast<BagModeAttr>(modes[t]).getValue() == BagMode::max;
   }
-  RankedTensorType indices = getIndices().getType(),
-                   offsets = getOffsets().getType(),
-                   output = getOutput().getType();
-  if (failed(checkIndexTensor(*this, "indices", indices, 1)) ||
-      failed(checkIndexTensor(*this, "offsets", offsets, 1)))
+  if (failed(checkIndexTensor(op, "indices", indices, 1)) ||
+      failed(checkIndexTensor(op, "offsets", offsets, 1)))
     return failure();
   int64_t numOffsets = offsets.getDimSize(0);
   if (!ShapedType::isDynamic(numOffsets) &&
       (numOffsets < 1 || (numOffsets - 1) % numTables != 0))
-    return emitOpError() << "'offsets' has " << numOffsets
-                         << " entries, not T * B + 1 for T = " << numTables;
-  if (RankedTensorType psw = rankedOrNull(getPerSampleWeights())) {
+    return op->emitOpError() << "'offsets' has " << numOffsets
+                             << " entries, not T * B + 1 for T = "
+                             << numTables;
+  if (psw) {
     if (anyMax)
-      return emitOpError() << "'per_sample_weights' are not allowed when a "
-                              "table's mode is 'max'";
-    if (failed(checkFloatTensor(*this, "per_sample_weights", psw)) ||
-        failed(checkSameElement(*this, "per_sample_weights",
-                                psw.getElementType(), "table 0", element)))
+      return op->emitOpError() << "'per_sample_weights' are not allowed when "
+                                  "a table's mode is 'max'";
+    if (failed(checkFloatTensor(op, "per_sample_weights", psw)) ||
+        failed(checkSameElement(op, "per_sample_weights", psw.getElementType(),
+                                "table 0", element)))
       return failure();
     if (failed(verifyCompatibleShape(psw, indices)))
-      return emitOpError() << "'per_sample_weights' type " << psw
-                           << " must have the shape of 'indices' ("
-                           << indices << ")";
+      return op->emitOpError()
+             << "'per_sample_weights' type " << psw
+             << " must have the shape of 'indices' (" << indices << ")";
   }
+  return std::make_pair(element, totalDim);
+}
+} // namespace
+
+LogicalResult MultiBagOp::verify() {
+  int64_t numTables = getTables().size();
+  auto checked = verifyTables(*this, getTables(), getModes(), getPaddingIdx(),
+                              getIndices().getType(), getOffsets().getType(),
+                              rankedOrNull(getPerSampleWeights()));
+  if (failed(checked))
+    return failure();
+  auto [element, totalDim] = *checked;
+  RankedTensorType output = getOutput().getType();
+  int64_t numOffsets = getOffsets().getType().getDimSize(0);
   if (static_cast<bool>(getBagOffset()) != static_cast<bool>(getBagCount()))
     return emitOpError() << "'bag_offset' and 'bag_count' go together";
   int64_t numBags = ShapedType::kDynamic;
@@ -477,24 +496,62 @@ unsigned BagUpdateOp::numStates(Optimizer optimizer) {
   return 0;
 }
 
+namespace {
+/// The hyper-parameters of a fused step: finite, weight_decay and eps not
+/// negative, betas in [0, 1), the step operand exactly with adam.
+LogicalResult verifyOptimizer(Operation *op, Optimizer opt, double weightDecay,
+                              double eps, double beta1, double beta2,
+                              bool hasStep) {
+  for (auto [name, value] : {std::pair<StringRef, double>{"weight_decay",
+                                                          weightDecay},
+                             {"eps", eps},
+                             {"beta1", beta1},
+                             {"beta2", beta2}})
+    if (failed(checkFinite(op, name, value)))
+      return failure();
+  if (weightDecay < 0 || eps < 0)
+    return op->emitOpError() << "'weight_decay' and 'eps' must be non-negative";
+  for (double beta : {beta1, beta2})
+    if (beta < 0 || beta >= 1)
+      return op->emitOpError() << "'beta1' and 'beta2' must be in [0, 1), got "
+                               << beta;
+  if (hasStep != (opt == Optimizer::adam))
+    return op->emitOpError() << "'step' is an operand of 'adam' only";
+  return success();
+}
+
+/// The state of `optimizer` for a table of `rows` x `dim` of `element`:
+/// [rows, dim] (rowwise_adagrad: [rows]) of f32, f64 for an f64 table.
+LogicalResult verifyState(Operation *op, Optimizer opt, RankedTensorType type,
+                          int64_t rows, int64_t dim, Type element) {
+  Type stateElement = element.isF64()
+                          ? Type(Float64Type::get(op->getContext()))
+                          : Type(Float32Type::get(op->getContext()));
+  SmallVector<int64_t> shape{rows};
+  if (opt != Optimizer::rowwise_adagrad)
+    shape.push_back(dim);
+  if (type.getElementType() == stateElement &&
+      succeeded(verifyCompatibleShape(type.getShape(), shape)))
+    return success();
+  return op->emitOpError() << "the state of '" << stringifyOptimizer(opt)
+                           << "' must be "
+                           << RankedTensorType::get(shape, stateElement)
+                           << ", got " << type;
+}
+} // namespace
+
 LogicalResult BagUpdateOp::verify() {
   RankedTensorType grad = getGrad().getType(), weight = getWeight().getType();
   Optimizer opt = getOptimizer();
   StringRef optName = stringifyOptimizer(opt);
-  for (auto [name, value] :
-       {std::pair<StringRef, double>{"grad_scale", getGradScale().convertToDouble()},
-        {"weight_decay", getWeightDecay().convertToDouble()},
-        {"eps", getEps().convertToDouble()},
-        {"beta1", getBeta1().convertToDouble()},
-        {"beta2", getBeta2().convertToDouble()}})
-    if (failed(checkFinite(*this, name, value)))
-      return failure();
-  if (getWeightDecay().convertToDouble() < 0 || getEps().convertToDouble() < 0)
-    return emitOpError() << "'weight_decay' and 'eps' must be non-negative";
-  for (double beta : {getBeta1().convertToDouble(), getBeta2().convertToDouble()})
-    if (beta < 0 || beta >= 1)
-      return emitOpError() << "'beta1' and 'beta2' must be in [0, 1), got "
-                           << beta;
+  if (failed(checkFinite(*this, "grad_scale",
+                         getGradScale().convertToDouble())) ||
+      failed(verifyOptimizer(*this, opt, getWeightDecay().convertToDouble(),
+                             getEps().convertToDouble(),
+                             getBeta1().convertToDouble(),
+                             getBeta2().convertToDouble(),
+                             static_cast<bool>(getStep()))))
+    return failure();
   if (failed(checkFloatTensor(*this, "grad", grad, 2)) ||
       failed(checkNumEmbeddings(*this, getNumEmbeddings())))
     return failure();
@@ -532,23 +589,11 @@ LogicalResult BagUpdateOp::verify() {
   if (getStates().size() != want)
     return emitOpError() << "optimizer '" << optName << "' keeps " << want
                          << " state tensor(s), got " << getStates().size();
-  Type stateElement = weight.getElementType().isF64()
-                          ? Type(Float64Type::get(getContext()))
-                          : Type(Float32Type::get(getContext()));
-  for (Value state : getStates()) {
-    auto type = cast<RankedTensorType>(state.getType());
-    bool rowwise = opt == Optimizer::rowwise_adagrad;
-    SmallVector<int64_t> shape{rows};
-    if (!rowwise)
-      shape.push_back(dim);
-    if (type.getElementType() != stateElement ||
-        failed(verifyCompatibleShape(type.getShape(), shape)))
-      return emitOpError() << "the state of '" << optName << "' must be "
-                           << RankedTensorType::get(shape, stateElement)
-                           << ", got " << type;
-  }
-  if (static_cast<bool>(getStep()) != (opt == Optimizer::adam))
-    return emitOpError() << "'step' is an operand of 'adam' only";
+  for (Value state : getStates())
+    if (failed(verifyState(*this, opt,
+                           cast<RankedTensorType>(state.getType()), rows, dim,
+                           weight.getElementType())))
+      return failure();
   // The results: the new weight and states.
   SmallVector<Type> expected{weight};
   for (Value state : getStates())
@@ -565,4 +610,93 @@ LogicalResult BagUpdateOp::verify() {
 LogicalResult BagUpdateOp::canonicalize(BagUpdateOp op,
                                         PatternRewriter &rewriter) {
   return normalizePaddingIdx(op, op.getNumEmbeddings(), rewriter);
+}
+
+//===----------------------------------------------------------------------===//
+// MultiBagUpdateOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult MultiBagUpdateOp::verify() {
+  Optimizer opt = getOptimizer();
+  if (failed(verifyOptimizer(*this, opt, getWeightDecay().convertToDouble(),
+                             getEps().convertToDouble(),
+                             getBeta1().convertToDouble(),
+                             getBeta2().convertToDouble(),
+                             static_cast<bool>(getStep()))))
+    return failure();
+  ArrayRef<int64_t> shapes = getTableShapes();
+  int64_t numTables = shapes.size() / 2;
+  if (shapes.empty() || shapes.size() % 2 != 0)
+    return emitOpError() << "'table_shapes' must list V and D of at least one "
+                            "table, got "
+                         << shapes.size() << " values";
+  if (static_cast<int64_t>(getModes().size()) != numTables ||
+      static_cast<int64_t>(getPaddingIdx().size()) != numTables)
+    return emitOpError() << "needs one mode and one padding_idx per table ("
+                         << numTables << "), got " << getModes().size()
+                         << " and " << getPaddingIdx().size();
+  int64_t elements = 0, rows = 0, totalDim = 0;
+  for (int64_t t = 0; t < numTables; ++t) {
+    int64_t v = shapes[2 * t], d = shapes[2 * t + 1], pad = getPaddingIdx()[t];
+    if (v < 0 || d < 0)
+      return emitOpError() << "table " << t << " has a negative size";
+    if (pad < -1 || pad >= v)
+      return emitOpError() << "'padding_idx' of table " << t << " (" << pad
+                           << ") is not -1 or a row of the table";
+    if (cast<BagModeAttr>(getModes()[t]).getValue() == BagMode::max)
+      return emitOpError() << "table " << t << " is 'max', which has no "
+                              "many-table fused step (it needs the forward's "
+                              "max_indices: use emb.bag_update)";
+    elements += v * d;
+    rows += v;
+    totalDim += d;
+  }
+  RankedTensorType weights = getWeights().getType(), grad = getGrad().getType();
+  if (failed(checkFloatTensor(*this, "weights", weights, 1)) ||
+      failed(checkDim(*this, "'weights' dimension 0", weights.getDimSize(0),
+                      "the tables' elements", elements)) ||
+      failed(checkFloatTensor(*this, "grad", grad, 2)) ||
+      failed(checkSameElement(*this, "grad", grad.getElementType(), "weights",
+                              weights.getElementType())) ||
+      failed(checkDim(*this, "'grad' dimension 1", grad.getDimSize(1),
+                      "the sum of the tables' embedding dimensions",
+                      totalDim)) ||
+      failed(checkIndexTensor(*this, "indices", getIndices().getType(), 1)) ||
+      failed(checkIndexTensor(*this, "offsets", getOffsets().getType(), 1)))
+    return failure();
+  if (RankedTensorType psw = rankedOrNull(getPerSampleWeights()))
+    if (failed(checkFloatTensor(*this, "per_sample_weights", psw, 1)) ||
+        failed(checkSameElement(*this, "per_sample_weights",
+                                psw.getElementType(), "weights",
+                                weights.getElementType())))
+      return failure();
+  if (static_cast<bool>(getTableOffset()) != static_cast<bool>(getTableCount()))
+    return emitOpError() << "'table_offset' and 'table_count' go together";
+  unsigned want = BagUpdateOp::numStates(opt);
+  if (getStates().size() != want)
+    return emitOpError() << "optimizer '" << stringifyOptimizer(opt)
+                         << "' keeps " << want << " state tensor(s), got "
+                         << getStates().size();
+  bool rowwise = opt == Optimizer::rowwise_adagrad;
+  SmallVector<Type> expected{weights};
+  for (Value state : getStates()) {
+    auto type = cast<RankedTensorType>(state.getType());
+    Type stateElement = weights.getElementType().isF64()
+                            ? Type(Float64Type::get(getContext()))
+                            : Type(Float32Type::get(getContext()));
+    if (type.getRank() != 1 || type.getElementType() != stateElement ||
+        failed(checkDim(*this, "a state's dimension 0", type.getDimSize(0),
+                        rowwise ? "the tables' rows" : "the tables' elements",
+                        rowwise ? rows : elements)))
+      return type.getRank() == 1 && type.getElementType() == stateElement
+                 ? failure()
+                 : emitOpError() << "the states of '"
+                                 << stringifyOptimizer(opt) << "' must be 1-D "
+                                 << stateElement << " tensors, got " << type;
+    expected.push_back(type);
+  }
+  if (TypeRange(getResults().getTypes()) != TypeRange(expected))
+    return emitOpError() << "the results must have the types of 'weights' "
+                            "and the states";
+  return success();
 }

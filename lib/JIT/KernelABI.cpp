@@ -168,6 +168,24 @@ KernelABI::KernelABI(const KernelSpec &spec) {
     arg(ArgSlot::hyper, E::f64, S::pair);
     break;
   }
+  case OpKind::embedding_bag_tables_update: {
+    // (grad rows, indices, offsets, [psw], the window of tables, every
+    //  table flat, [every table's state flat], [...], hyper)
+    arg(ArgSlot::grad, E::weight, S::rows);
+    arg(ArgSlot::indices, E::indices, S::list);
+    arg(ArgSlot::offsets, E::offsets, S::list);
+    if (spec.perSampleWeights)
+      arg(ArgSlot::perSampleWeights, E::weight, S::list);
+    arg(ArgSlot::window, E::i64, S::pair);
+    arg(ArgSlot::weight, E::weight, S::list);
+    int states = numOptimizerStates(spec.optimizer);
+    if (states > 0)
+      arg(ArgSlot::optimizerState, E::state, S::list);
+    if (states > 1)
+      arg(ArgSlot::optimizerState2, E::state, S::list);
+    arg(ArgSlot::hyper, E::f64, S::pair);
+    break;
+  }
   case OpKind::embedding_sparse_backward: // (grad, indices, rows, values, n)
     arg(ArgSlot::grad, E::weight, S::rows);
     arg(ArgSlot::indices, E::indices, S::list);

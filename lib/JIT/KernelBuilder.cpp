@@ -311,6 +311,51 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
     func::ReturnOp::create(b, loc);
     return module;
   }
+  if (spec.op == OpKind::embedding_bag_tables_update) {
+    // Every table, and each state of every table, flat in one buffer
+    // (FBGEMM's layout), updated in place.
+    Value weightArg = arg(Slot::weight);
+    SmallVector<Value> stateArgs, states;
+    for (Slot slot : {Slot::optimizerState, Slot::optimizerState2})
+      if (Value m = arg(slot)) {
+        stateArgs.push_back(m);
+        states.push_back(toTensor(m, /*writable=*/true));
+      }
+    SmallVector<int64_t> shapes, pads;
+    SmallVector<Attribute> modes;
+    for (const TableSpec &t : spec.tables) {
+      shapes.append({t.rows, t.dim});
+      modes.push_back(mlir::emb::BagModeAttr::get(&ctx, toMlir(t.mode)));
+      pads.push_back(t.paddingIdx);
+    }
+    Value hyper = tensorArg(Slot::hyper);
+    auto hyperValue = [&](int64_t i) -> Value {
+      return tensor::ExtractOp::create(
+          b, loc, hyper, ValueRange{arith::ConstantIndexOp::create(b, loc, i)});
+    };
+    Value step;
+    if (spec.optimizer == ::emb::Optimizer::adam)
+      step = arith::FPToSIOp::create(b, loc, b.getI64Type(), hyperValue(1));
+    Value weights = toTensor(weightArg, /*writable=*/true);
+    SmallVector<Type> resultTypes{weights.getType()};
+    for (Value v : states)
+      resultTypes.push_back(v.getType());
+    auto op = mlir::emb::MultiBagUpdateOp::create(
+        b, loc, resultTypes,
+        mlir::emb::OptimizerAttr::get(&ctx, toMlir(spec.optimizer)),
+        tensorArg(Slot::grad), weights, tensorArg(Slot::indices),
+        tensorArg(Slot::offsets), tensorArg(Slot::perSampleWeights),
+        windowValue(0), windowValue(1), states, hyperValue(0), step,
+        b.getDenseI64ArrayAttr(shapes), b.getArrayAttr(modes),
+        b.getDenseI64ArrayAttr(pads), b.getF64FloatAttr(spec.weightDecay),
+        b.getF64FloatAttr(spec.eps), b.getF64FloatAttr(spec.beta1),
+        b.getF64FloatAttr(spec.beta2));
+    materialize(op.getResult(0), weightArg);
+    for (auto [k, m] : llvm::enumerate(stateArgs))
+      materialize(op.getResult(k + 1), m);
+    func::ReturnOp::create(b, loc);
+    return module;
+  }
   if (spec.op == OpKind::embedding_bag_update) {
     // The window's rows of the weight and the states, updated in place.
     Value grad = tensorArg(Slot::grad);
@@ -472,6 +517,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
   case OpKind::embedding_sparse_backward:
   case OpKind::embedding_bag_sparse_backward:
   case OpKind::embedding_bag_update:
+  case OpKind::embedding_bag_tables_update:
     break; // built above
   }
   func::ReturnOp::create(b, loc);

@@ -26,10 +26,14 @@ std::string KernelSpec::str() const {
              op == OpKind::embedding_bag_update;
   bool sparse = op == OpKind::embedding_sparse_backward ||
                 op == OpKind::embedding_bag_sparse_backward;
-  bool update = op == OpKind::embedding_bag_update;
+  bool manyTables = op == OpKind::embedding_bag_tables ||
+                    op == OpKind::embedding_bag_tables_update;
+  bool update = op == OpKind::embedding_bag_update ||
+                op == OpKind::embedding_bag_tables_update;
   bool backward = op == OpKind::embedding_backward ||
-                  op == OpKind::embedding_bag_backward || sparse || update;
-  if ((bag && !twoD) || op == OpKind::embedding_bag_tables) {
+                  op == OpKind::embedding_bag_backward || sparse ||
+                  op == OpKind::embedding_bag_update;
+  if ((bag && !twoD) || manyTables) {
     s += ":o=";
     s += dtypeName(offsets);
   }
@@ -49,7 +53,7 @@ std::string KernelSpec::str() const {
       s += quantizationName(quant);
     }
   }
-  if (op == OpKind::embedding_bag_tables) {
+  if (manyTables) {
     s += perSampleWeights ? ":psw:tables=" : ":tables=";
     for (const TableSpec &t : tables) {
       s += std::to_string(t.rows) + "x" + std::to_string(t.dim) + "-" +

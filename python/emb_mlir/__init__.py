@@ -35,7 +35,8 @@ from ._functional import (
     info,
     renorm_,
 )
-from ._fused import embedding_bag_update, embedding_update, init_states
+from ._fused import (embedding_bag_tables_update, embedding_bag_update,
+                     embedding_update, init_states)
 from ._multi import Table, embedding_bag_tables
 from ._quantized import (dequantize_rows, embedding_bag_quantized,
                          quantize_rows, row_bytes)
@@ -56,6 +57,7 @@ __all__ = [
     "embedding_bag_per_sample_weights_backward",
     "embedding_bag_quantized",
     "embedding_bag_tables",
+    "embedding_bag_tables_update",
     "embedding_bag_update",
     "embedding_update",
     "empty_table",

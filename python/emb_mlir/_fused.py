@@ -102,3 +102,38 @@ def embedding_update(grad, input, weight, states, optimizer="sgd", lr=0.01, *,
     _step(grad, input, None, weight, states, optimizer, lr, eps, weight_decay,
           betas, step, "sum", None, False, padding_idx, scale_grad_by_freq,
           None, profile, True)
+
+
+def embedding_bag_tables_update(grad, input, offsets, weights, tables, states,
+                                optimizer="sgd", lr=0.01, *,
+                                per_sample_weights=None, eps=1e-8,
+                                weight_decay=0.0, betas=(0.9, 0.999), step=1):
+    """embedding_bag_tables' gradient fused with the optimizer step, every
+    table in one call: `grad` ([B, sum D_t]) is the gradient of its output,
+    `weights` (1-D, every table flat) and `states` (each flat like
+    `weights`: sum V_t * D_t elements, sum V_t for rowwise_adagrad) are
+    updated in place. No table may be "max" (its step needs the forward's
+    max_indices: use embedding_bag_update on its part)."""
+    from ._multi import tables_of
+    _optimizer(optimizer)
+    tables = tables_of(tables)
+    why = "the optimizer step updates it"
+    _writable(weights, "weights", why)
+    states = list(states)
+    for k, s in enumerate(states):
+        _writable(s, f"state {k}", why)
+    if len(betas) != 2:
+        raise EmbValueError(f"'betas' must be two numbers, got {betas!r}")
+    g, gv = _view(grad, "grad")
+    x, xv = _view(input, "indices")
+    off, offv = _view(offsets, "offsets")
+    psw, pswv = _opt_view(per_sample_weights, "per_sample_weights")
+    w, wv = _view(weights, "weights")
+    used = [_view(s, f"state {k}") for k, s in enumerate(states)]
+    _emb_mlir.embedding_bag_tables_update(
+        gv, xv, wv, [tuple(t) for t in tables], offv, [v for _, v in used],
+        optimizer, float(lr), float(eps), float(weight_decay),
+        float(betas[0]), float(betas[1]), int(step), pswv)
+    _write_back(weights, w)
+    for s, (u, _) in zip(states, used):
+        _write_back(s, u)

@@ -281,7 +281,8 @@ class FusedEmbeddingBagCollection(_FusedBase):
     `weight`, `table_weights()`, KJT-like values and table-major offsets;
     the forward pools every table in one call) whose backward is fused with
     the optimizer, as FusedEmbeddingBag's: each table's rows and state are
-    updated in place, table by table (a kernel call per table), and no
+    updated in place, every table in one call (one kernel; with a max
+    table, whose step needs its forward's argmax, table by table), and no
     gradient is made. The states are flat buffers like `weight` (`state_sum`
     of sum V_t * D_t elements, or sum V_t for rowwise_adagrad; Adam's two
     and `state_step`)."""
@@ -393,10 +394,20 @@ class FusedEmbeddingBagCollection(_FusedBase):
         return gpsw
 
     def _step(self, grad, input, offsets, psw, max_indices):
+        hyper = self._hyper()  # one step (Adam's t) for every table
+        if all(t.mode != "max" for t in self.tables):
+            # Every table in one call (one kernel).
+            hyper.pop("profile")
+            _fused.embedding_bag_tables_update(
+                grad, input, offsets, self.weight.detach(), self.tables,
+                self._states(), self.optimizer, per_sample_weights=psw,
+                **hyper)
+            self._stepped(hyper)
+            return
+        # A max table's step needs its forward's argmax: table by table.
         rowwise = self.optimizer == "rowwise_adagrad"
         weights = self.table_weights()
         states = [self._parts(s, rowwise) for s in self._states()]
-        hyper = self._hyper()  # one step (Adam's t) for every table
         for t, table, g, x, off, p, lo, hi in self._slices(grad, input,
                                                           offsets, psw):
             if table.num_embeddings * table.embedding_dim == 0:

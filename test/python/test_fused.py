@@ -261,10 +261,12 @@ def test_numpy_functional_step_and_state_errors():
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "rowwise_adagrad", "adam"])
-def test_collection_steps_like_one_fused_bag_per_table(optimizer):
-    """FusedEmbeddingBagCollection (one forward call for every table, a
-    fused step per table) against one FusedEmbeddingBag per table."""
-    tables = [(40, 8, "sum", None), (30, 4, "max", None), (20, 6, "mean", 2)]
+@pytest.mark.parametrize("second", ["max", "sqrtn"])
+def test_collection_steps_like_one_fused_bag_per_table(optimizer, second):
+    """FusedEmbeddingBagCollection (one forward call for every table; the
+    step of every table in one call, or with a max table table by table)
+    against one FusedEmbeddingBag per table: the same bits."""
+    tables = [(40, 8, "sum", None), (30, 4, second, None), (20, 6, "mean", 2)]
     bags = [torch.nn.EmbeddingBag(v, d, mode=m, padding_idx=p)
             for v, d, m, p in tables]
     coll = ET.FusedEmbeddingBagCollection.from_modules(

@@ -401,4 +401,168 @@ TEST(FusedUpdate, TablesWithAsManyRowDigitsShareAKernel) {
   }
 }
 
+// Many tables in one call: each table updated exactly as a single-table
+// step of its slice updates it (the same kernels of its rows: equal bits).
+void tablesAgainstOneStepPerTable(Target target, Optimizer opt, DType dtype,
+                                  bool psw, uint64_t seed) {
+  SCOPED_TRACE(std::string(optimizerName(opt)) + " " + dtypeName(dtype) +
+               (psw ? " psw " : " ") + targetName(target));
+  std::vector<TableOptions> tables = {{300, 8, BagMode::sum, std::nullopt},
+                                      {40, 5, BagMode::mean, 0},
+                                      {7, 16, BagMode::sqrtn, std::nullopt},
+                                      {9000, 4, BagMode::sum, -1}};
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<double> u(-1, 1), pos(0.25, 1);
+  int64_t T = tables.size(), B = 9, totalDim = 0, elements = 0, rows = 0;
+  for (const TableOptions &t : tables) {
+    totalDim += t.embeddingDim;
+    elements += t.numEmbeddings * t.embeddingDim;
+    rows += t.numEmbeddings;
+  }
+  std::vector<int64_t> ids, offs{0};
+  for (const TableOptions &t : tables)
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t k = gen() % 5; k > 0; --k)
+        ids.push_back(gen() % 3 == 0 ? 0 : gen() % t.numEmbeddings);
+      offs.push_back(ids.size());
+    }
+  int64_t n = ids.size();
+  bool rowwise = opt == Optimizer::rowwise_adagrad;
+  DType stateType = dtype == DType::f64 ? DType::f64 : DType::f32;
+  Host weights(dtype, {elements}), grad(dtype, {B, totalDim}),
+      x(DType::i64, {n}), o(DType::i64, {T * B + 1}), p(dtype, {n});
+  for (int64_t i = 0; i < elements; ++i)
+    weights.set(i, u(gen));
+  for (int64_t i = 0; i < B * totalDim; ++i)
+    grad.set(i, pos(gen));
+  for (int64_t i = 0; i < n; ++i) {
+    x.set(i, ids[i]);
+    p.set(i, pos(gen));
+  }
+  for (int64_t i = 0; i <= T * B; ++i)
+    o.set(i, offs[i]);
+  std::vector<Host> states;
+  for (int k = 0; k < numOptimizerStates(opt); ++k) {
+    Host s(stateType, {rowwise ? rows : elements});
+    for (int64_t i = 0; i < s.view.numel(); ++i)
+      s.set(i, pos(gen) * 0.1);
+    states.push_back(s);
+  }
+  OptimizerOptions oo;
+  oo.optimizer = opt;
+  oo.lr = 0.05;
+  oo.step = 2;
+  oo.weightDecay = 0.01;
+  // The reference: one single-table step per table, on copies.
+  Host wantW = weights;
+  std::vector<Host> wantS = states;
+  int64_t at = 0, rowAt = 0, column = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    const TableOptions &table = tables[t];
+    int64_t V = table.numEmbeddings, D = table.embeddingDim;
+    int64_t lo = offs[t * B], hi = offs[(t + 1) * B];
+    Host tx(DType::i64, {hi - lo}), to(DType::i64, {B}), tp(dtype, {hi - lo}),
+        tg(dtype, {B, D});
+    for (int64_t i = lo; i < hi; ++i) {
+      tx.set(i - lo, ids[i]);
+      tp.set(i - lo, p.at(i));
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      to.set(b, offs[t * B + b] - lo);
+      for (int64_t d = 0; d < D; ++d)
+        tg.set(b * D + d, grad.at(b * totalDim + column + d));
+    }
+    Tensor w = wantW.view;
+    w.data = static_cast<char *>(w.data) + at * dtypeSize(dtype);
+    w.shape = {V, D};
+    std::vector<Tensor> sv;
+    for (Host &s : wantS) {
+      Tensor v = s.view;
+      v.data = static_cast<char *>(v.data) +
+               (rowwise ? rowAt : at) * dtypeSize(stateType);
+      v.shape = rowwise ? std::vector<int64_t>{V} : std::vector<int64_t>{V, D};
+      sv.push_back(v);
+    }
+    EmbeddingBagOptions bo;
+    bo.mode = table.mode;
+    bo.paddingIdx = table.paddingIdx;
+    ASSERT_FALSE(static_cast<bool>(engine(2, target).embeddingBagUpdate(
+        tg.view, tx.view, &to.view, w, sv, oo, bo, psw ? &tp.view : nullptr)));
+    at += V * D;
+    rowAt += V;
+    column += D;
+  }
+  std::vector<Tensor> views;
+  for (Host &s : states)
+    views.push_back(s.view);
+  // The last offset closes the last bag of the last table (T * B + 1).
+  llvm::Error err = engine(2, target).embeddingBagTablesUpdate(
+      grad.view, x.view, weights.view, tables, o.view, views, oo,
+      psw ? &p.view : nullptr);
+  ASSERT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
+  auto firstDifference = [](const Host &got, const Host &want) -> int64_t {
+    for (int64_t i = 0; i < want.view.numel(); ++i)
+      if (got.at(i) != want.at(i))
+        return i;
+    return -1;
+  };
+  int64_t i = firstDifference(weights, wantW);
+  EXPECT_EQ(i, -1) << "weight element " << i << ": " << weights.at(i)
+                   << " vs one step per table " << wantW.at(i);
+  for (size_t k = 0; k < states.size(); ++k) {
+    int64_t j = firstDifference(states[k], wantS[k]);
+    EXPECT_EQ(j, -1) << "state " << k << " element " << j << ": "
+                     << states[k].at(j) << " vs " << wantS[k].at(j);
+  }
+}
+
+TEST(FusedUpdate, ManyTablesInOneCallEqualOneStepPerTable) {
+  uint64_t seed = 1;
+  for (Optimizer opt : kOptimizers)
+    for (DType dtype : {DType::f32, DType::bf16}) {
+      tablesAgainstOneStepPerTable(Target::host, opt, dtype, seed % 2, seed);
+      ++seed;
+      if (HasFatalFailure())
+        return;
+    }
+}
+
+
+TEST(FusedUpdate, ManyTablesRefuseMaxTablesAndBadStates) {
+  std::vector<TableOptions> tables = {{10, 4, BagMode::sum, std::nullopt},
+                                      {5, 4, BagMode::max, std::nullopt}};
+  Host w(DType::f32, {60}), g(DType::f32, {1, 8}), x(DType::i64, {2}),
+      o(DType::i64, {3}), h(DType::f32, {15}), bad(DType::f32, {14});
+  o.set(0, 0);
+  o.set(1, 1);
+  o.set(2, 2);
+  for (int64_t i = 0; i < 8; ++i)
+    g.set(i, 1.0);
+  OptimizerOptions oo;
+  oo.optimizer = Optimizer::rowwise_adagrad;
+  llvm::Error err = engine().embeddingBagTablesUpdate(g.view, x.view, w.view,
+                                                      tables, o.view, {h.view},
+                                                      oo);
+  ASSERT_TRUE(static_cast<bool>(err));
+  EXPECT_NE(llvm::toString(std::move(err)).find("table 1 is 'max'"),
+            std::string::npos);
+  tables[1].mode = BagMode::sum;
+  err = engine().embeddingBagTablesUpdate(g.view, x.view, w.view, tables,
+                                          o.view, {bad.view}, oo);
+  ASSERT_TRUE(static_cast<bool>(err));
+  EXPECT_NE(llvm::toString(std::move(err)).find("'sum' must be [15] f32"),
+            std::string::npos);
+  Host before = w;
+  ASSERT_FALSE(static_cast<bool>(engine().embeddingBagTablesUpdate(
+      g.view, x.view, w.view, tables, o.view, {h.view}, oo)));
+  EXPECT_NE(w.bytes, before.bytes);
+  err = engine(2, Target::gpu_emulated)
+            .embeddingBagTablesUpdate(g.view, x.view, w.view, tables, o.view,
+                                      {h.view}, oo);
+  ASSERT_TRUE(static_cast<bool>(err));
+  EXPECT_NE(llvm::toString(std::move(err)).find("host only"),
+            std::string::npos);
+}
+
 } // namespace
+

@@ -47,7 +47,10 @@ enum class OpKind : uint8_t {
   /// The weight gradient of a bag fused with an optimizer step that
   /// updates the table in place (docs/semantics.md §6.4; a lookup is a
   /// bag of 2-D indices [N, 1]).
-  embedding_bag_update
+  embedding_bag_update,
+  /// Many tables' bag gradient fused with the optimizer step, every table
+  /// in one call (§6.3 and §6.4).
+  embedding_bag_tables_update
 };
 
 /// The optimizer of a fused backward step (docs/semantics.md §6.4).
@@ -182,6 +185,8 @@ inline const char *opKindName(OpKind op) {
     return "embedding_bag_tables";
   case OpKind::embedding_bag_update:
     return "embedding_bag_update";
+  case OpKind::embedding_bag_tables_update:
+    return "embedding_bag_tables_update";
   }
   return "?";
 }

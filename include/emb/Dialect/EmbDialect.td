@@ -24,7 +24,8 @@ def Emb_Dialect : Dialect {
     op), `emb.renorm` (the in-place `max_norm` renormalisation), and the gradients
     `emb.lookup_grad`, `emb.bag_grad`, `emb.bag_psw_grad`,
     `emb.lookup_sparse_grad` and `emb.bag_sparse_grad`, and `emb.bag_update`
-    (the gradient fused with an optimizer step that updates the table).
+    / `emb.multi_bag_update` (the gradient fused with an optimizer step that
+    updates the table, or many tables).
 
     Notation: the table (weight) is `[V, D]` with V = num_embeddings and D =
     embedding_dim; indices are i32 or i64; weights and gradients are f32, f64,

@@ -487,9 +487,10 @@ def Emb_BagUpdateOp : Emb_Op<"bag_update", [Pure, AttrSizedOperandSegments]> {
 
     `lr` (f64) and `step` (i64, `adam` only) are operands, so that a
     schedule does not change the code; the other hyper-parameters are
-    attributes. With `rows(%first, %count)`, `weight` and the states are
-    the rows `[%first, %first + %count)` of the table and only those rows
-    are updated: a runtime splits the table over threads this way.
+    attributes. With `rows(%first, %count)`, `weight` and the states hold
+    the table's rows from `%first` on (at least `%count` of them: a runtime
+    passes exactly those, splitting the table over threads this way) and
+    only rows `[%first, %first + %count)` are updated.
 
     Example:
 
@@ -542,6 +543,71 @@ def Emb_BagUpdateOp : Emb_Op<"bag_update", [Pure, AttrSizedOperandSegments]> {
   }];
   let hasVerifier = 1;
   let hasCanonicalizeMethod = 1;
+}
+
+def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
+                                  [Pure, AttrSizedOperandSegments]> {
+  let summary = "many tables' bag gradient fused with an optimizer step, every table in one op";
+  let description = [{
+    The fused optimizer step of `emb.bag_update` (docs/semantics.md §6.4)
+    for the `T` tables of a table-batched bag (§6.3), in FBGEMM's layout:
+    `weights` (1-D) holds every table flat, one after another (table `t` is
+    `[V_t, D_t]`, `table_shapes = [V_0, D_0, V_1, D_1, ...]`), and each state
+    in `states` is flat the same way (`sum V_t * D_t` elements, or `sum V_t`
+    for `rowwise_adagrad`). `indices` (1-D, every table's concatenated),
+    `offsets` (`T * B + 1`, table-major), `per_sample_weights`, `modes` and
+    `padding_idx` (-1: none) are those of `emb.multi_bag`; `grad` is the
+    `[B, sum_t D_t]` gradient of its output, table `t`'s columns
+    `[sum_{s<t} D_s, sum_{s<=t} D_s)`. Each table's touched rows, and
+    their state, are updated as `emb.bag_update` updates them; a `max`
+    table has no step here (it would need the forward's `max_indices`). The
+    results are the new `weights`, then the new `states`.
+
+    With `tables(%first, %count)` only tables `[first, first + count)` are
+    updated: a runtime splits the tables over threads this way.
+
+    Example:
+
+    ```mlir
+    %w2, %h2 = emb.multi_bag_update rowwise_adagrad %g, %w[%ids] offsets(%offs : tensor<?xi64>)
+        states(%h : tensor<1050xf32>) lr(%lr)
+        {table_shapes = array<i64: 1000, 64, 50, 16>, modes = [#emb.mode<sum>, #emb.mode<mean>],
+         padding_idx = array<i64: -1, 0>}
+        : tensor<?x80xf32>, tensor<64800xf32>[tensor<?xi64>] -> tensor<64800xf32>, tensor<1050xf32>
+    ```
+  }];
+  let arguments = (ins
+    Emb_OptimizerAttr:$optimizer,
+    AnyRankedTensor:$grad,
+    AnyRankedTensor:$weights,
+    AnyRankedTensor:$indices,
+    AnyRankedTensor:$offsets,
+    Optional<AnyRankedTensor>:$per_sample_weights,
+    Optional<Index>:$table_offset,
+    Optional<Index>:$table_count,
+    Variadic<AnyRankedTensor>:$states,
+    F64:$lr,
+    Optional<I64>:$step,
+    DenseI64ArrayAttr:$table_shapes,
+    TypedArrayAttrBase<Emb_BagModeAttr, "one bag mode per table">:$modes,
+    DenseI64ArrayAttr:$padding_idx,
+    DefaultValuedAttr<F64Attr, "0.0">:$weight_decay,
+    DefaultValuedAttr<F64Attr, "1.0e-8">:$eps,
+    DefaultValuedAttr<F64Attr, "0.9">:$beta1,
+    DefaultValuedAttr<F64Attr, "0.999">:$beta2
+  );
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    custom<Optimizer>($optimizer) $grad `,` $weights `[` $indices `]`
+    `offsets` `(` $offsets `:` type($offsets) `)`
+    (`per_sample_weights` `(` $per_sample_weights^ `:` type($per_sample_weights) `)`)?
+    (`tables` `(` $table_offset^ `,` $table_count `)`)?
+    (`states` `(` $states^ `:` type($states) `)`)?
+    `lr` `(` $lr `)` (`step` `(` $step^ `)`)?
+    attr-dict `:` type($grad) `,` type($weights) `[` type($indices) `]`
+    `->` type($results)
+  }];
+  let hasVerifier = 1;
 }
 
 #endif // EMB_DIALECT_EMBOPS_TD

@@ -312,6 +312,22 @@ public:
                               llvm::ArrayRef<Tensor> states,
                               const OptimizerOptions &optimizer,
                               const EmbeddingOptions &options = {});
+  /// The many-table bag's (embeddingBagTables') weight gradient fused with
+  /// an optimizer step, every table in one call: `grad` ([B, sum D_t]) is
+  /// the gradient of its output; `weights`, `tables`, `indices`, `offsets`
+  /// and `perSampleWeights` are the forward's; `states` are flat like
+  /// `weights` (each state of every table, one after another: sum V_t *
+  /// D_t elements, or sum V_t for rowwise_adagrad; f32, f64 for f64). Each
+  /// table is updated as embeddingBagUpdate updates one (no max table: it
+  /// needs the forward's max_indices); threads own whole tables.
+  llvm::Error embeddingBagTablesUpdate(const Tensor &grad,
+                                       const Tensor &indices,
+                                       const Tensor &weights,
+                                       llvm::ArrayRef<TableOptions> tables,
+                                       const Tensor &offsets,
+                                       llvm::ArrayRef<Tensor> states,
+                                       const OptimizerOptions &optimizer,
+                                       const Tensor *perSampleWeights = nullptr);
   /// The kernel for `spec` (compiling it if needed): for benchmarks and tools.
   llvm::Expected<KernelFn> kernel(const KernelSpec &spec);
 

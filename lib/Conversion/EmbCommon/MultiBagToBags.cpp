@@ -83,9 +83,162 @@ struct MultiBagToBags final : OpRewritePattern<MultiBagOp> {
   }
 };
 
+
+// %w', %s' = emb.multi_bag_update <opt> %g, %w[%x] offsets(%o)
+//     per_sample_weights(%p) tables(%first, %n) states(%s...)
+//     {table_shapes = [V_0, D_0, ...]}
+//   ==>
+// B = (dim(%o) - 1) / T; for each table t (elements from a_t, rows from
+// r_t, columns from c_t):
+//   lo = %o[t * B], hi = %o[(t + 1) * B]
+//   %x_t = %x[lo : hi], %p_t = %p[lo : hi], %g_t = %g[:, c_t : c_t + D_t]
+//   %o_t = %o[t * B : (t + 1) * B + 1] - lo
+//   %w_t = expand(%w[a_t : a_t + V_t * D_t]), %s_t likewise (row-wise: [r_t : r_t + V_t])
+//   %w_t', %s_t' = emb.bag_update <opt> mode_t %g_t[%x_t] offsets(%o_t)
+//       per_sample_weights(%p_t) rows(0, first <= t < first + n ? V_t : 0)
+//       weight(%w_t) states(%s_t) {include_last_offset, padding_idx = P_t}
+//     (without tables(): no rows())
+//   %w = insert collapse(%w_t') into %w[a_t : ...], %s likewise
+// Each table is taken from, and put back into, the flat tensors before the
+// next one is taken: bufferisation updates the flat buffers in place.
+struct MultiBagUpdateToBagUpdates final : OpRewritePattern<MultiBagUpdateOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MultiBagUpdateOp op,
+                                PatternRewriter &rewriter) const override {
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    ArrayRef<int64_t> shapes = op.getTableShapes();
+    int64_t numTables = shapes.size() / 2;
+    bool rowwise = op.getOptimizer() == Optimizer::rowwise_adagrad;
+    Value offsets = op.getOffsets();
+    Type offsetElement =
+        cast<RankedTensorType>(offsets.getType()).getElementType();
+    Value numOffsets = tensor::DimOp::create(b, offsets, 0);
+    Value numBags = arith::DivUIOp::create(
+        b, arith::SubIOp::create(b, numOffsets, cIndex(b, 1)),
+        cIndex(b, numTables));
+    auto offsetAt = [&](Value i) -> Value {
+      return arith::IndexCastOp::create(
+          b, b.getIndexType(), tensor::ExtractOp::create(b, offsets, i));
+    };
+    auto elementOf = [](Value t) {
+      return cast<RankedTensorType>(t.getType()).getElementType();
+    };
+    // [lo, lo + n) of a 1-D tensor (dynamic or static bounds).
+    auto slice1d = [&](Value t, OpFoldResult lo, OpFoldResult n,
+                       int64_t staticN) -> Value {
+      return tensor::ExtractSliceOp::create(
+          b, RankedTensorType::get({staticN}, elementOf(t)), t,
+          ArrayRef<OpFoldResult>{lo}, ArrayRef<OpFoldResult>{n},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    };
+    Value grad = op.getGrad();
+    Value numRows = tensor::DimOp::create(b, grad, 0);
+    Value weights = op.getWeights();
+    SmallVector<Value> states(op.getStates());
+    int64_t at = 0, rowAt = 0, column = 0;
+    for (int64_t t = 0; t < numTables; ++t) {
+      int64_t rows = shapes[2 * t], dim = shapes[2 * t + 1];
+      Value ct = cIndex(b, t);
+      Value firstBag = arith::MulIOp::create(b, ct, numBags);
+      Value lo = offsetAt(firstBag);
+      Value hi = offsetAt(arith::AddIOp::create(b, firstBag, numBags));
+      Value n = arith::SubIOp::create(b, hi, lo);
+      Value x = slice1d(op.getIndices(), lo, n, ShapedType::kDynamic);
+      Value psw = op.getPerSampleWeights()
+                      ? slice1d(op.getPerSampleWeights(), lo, n,
+                                ShapedType::kDynamic)
+                      : Value();
+      // The table's B + 1 offsets, relative to its first entry.
+      Value loElement = tensor::ExtractOp::create(b, offsets, firstBag);
+      Value tableOffsets = tensor::GenerateOp::create(
+          b, RankedTensorType::get({ShapedType::kDynamic}, offsetElement),
+          ValueRange{arith::AddIOp::create(b, numBags, cIndex(b, 1))},
+          [&](OpBuilder &nb, Location loc, ValueRange ivs) {
+            ImplicitLocOpBuilder ib(loc, nb);
+            Value v = tensor::ExtractOp::create(
+                ib, offsets,
+                ValueRange{arith::AddIOp::create(ib, firstBag, ivs[0])});
+            tensor::YieldOp::create(ib, arith::SubIOp::create(ib, v, loElement));
+          });
+      Value g = tensor::ExtractSliceOp::create(
+          b, RankedTensorType::get({ShapedType::kDynamic, dim}, elementOf(grad)),
+          grad,
+          ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(column)},
+          ArrayRef<OpFoldResult>{numRows, b.getIndexAttr(dim)},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+      // The table and its states, out of the flat tensors.
+      auto asRows = [&](Value flatPart, Type element) -> Value {
+        return tensor::ExpandShapeOp::create(
+            b, RankedTensorType::get({rows, dim}, element), flatPart,
+            ArrayRef<ReassociationIndices>{{0, 1}});
+      };
+      Value table = asRows(slice1d(weights, b.getIndexAttr(at),
+                                   b.getIndexAttr(rows * dim), rows * dim),
+                           elementOf(weights));
+      SmallVector<Value> tableStates;
+      for (Value s : states)
+        tableStates.push_back(
+            rowwise ? slice1d(s, b.getIndexAttr(rowAt), b.getIndexAttr(rows),
+                              rows)
+                    : asRows(slice1d(s, b.getIndexAttr(at),
+                                     b.getIndexAttr(rows * dim), rows * dim),
+                             elementOf(s)));
+      SmallVector<Type> types{table.getType()};
+      for (Value s : tableStates)
+        types.push_back(s.getType());
+      int64_t pad = op.getPaddingIdx()[t];
+      // Outside the table window: an empty window of rows (no scf.if
+      // around the update: bufferisation would then copy the table).
+      Value rowFirst, rowCount;
+      if (op.getTableOffset()) {
+        Value first = op.getTableOffset();
+        Value in = arith::AndIOp::create(
+            b, arith::CmpIOp::create(b, arith::CmpIPredicate::uge, ct, first),
+            arith::CmpIOp::create(
+                b, arith::CmpIPredicate::ult, ct,
+                arith::AddIOp::create(b, first, op.getTableCount())));
+        rowFirst = cIndex(b, 0);
+        rowCount = arith::SelectOp::create(b, in, cIndex(b, rows), cIndex(b, 0));
+      }
+      auto u = BagUpdateOp::create(
+          b, types, op.getOptimizerAttr(), cast<BagModeAttr>(op.getModes()[t]),
+          g, x, tableOffsets, psw, Value(), rowFirst, rowCount, table,
+          tableStates, op.getLr(), op.getStep(), b.getI64IntegerAttr(rows),
+          b.getUnitAttr(), pad >= 0 ? b.getI64IntegerAttr(pad) : IntegerAttr(),
+          UnitAttr(), b.getF64FloatAttr(1.0), op.getWeightDecayAttr(),
+          op.getEpsAttr(), op.getBeta1Attr(), op.getBeta2Attr());
+      SmallVector<Value> results(u.getResults());
+      // ... and back into them, before the next table is taken.
+      auto putBack = [&](Value part, Value flat, int64_t offset) -> Value {
+        auto type = cast<RankedTensorType>(part.getType());
+        if (type.getRank() == 2)
+          part = tensor::CollapseShapeOp::create(
+              b, part, ArrayRef<ReassociationIndices>{{0, 1}});
+        int64_t size = cast<RankedTensorType>(part.getType()).getDimSize(0);
+        return tensor::InsertSliceOp::create(
+            b, part, flat, ArrayRef<OpFoldResult>{b.getIndexAttr(offset)},
+            ArrayRef<OpFoldResult>{b.getIndexAttr(size)},
+            ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+      };
+      weights = putBack(results[0], weights, at);
+      for (auto [k, s] : llvm::enumerate(states))
+        s = putBack(results[k + 1], s, rowwise ? rowAt : at);
+      at += rows * dim;
+      rowAt += rows;
+      column += dim;
+    }
+    SmallVector<Value> all{weights};
+    llvm::append_range(all, states);
+    rewriter.replaceOp(op, all);
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::emb::lowering::populateMultiBagDecompositionPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<MultiBagToBags>(patterns.getContext());
+  patterns.add<MultiBagToBags, MultiBagUpdateToBagUpdates>(
+      patterns.getContext());
 }

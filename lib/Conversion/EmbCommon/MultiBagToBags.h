@@ -5,7 +5,11 @@
 // offsets (include_last_offset: the next table's first offset closes the
 // last bag), written into its columns of the output. One function, one call
 // of the runtime; on the CPU the bag range a thread owns covers every
-// table. Private to lib/Conversion.
+// table. emb.multi_bag_update (its gradient fused with an optimizer step)
+// likewise becomes one emb.bag_update per table, over the table's own
+// slice of the indices, each table taken out of the flat buffers and put
+// back before the next (in place after bufferisation). Private to
+// lib/Conversion.
 //
 //===----------------------------------------------------------------------===//
 
@@ -16,7 +20,8 @@ namespace mlir {
 class RewritePatternSet;
 namespace emb::lowering {
 
-/// Adds the decomposition of emb.multi_bag into emb.bag ops.
+/// Adds the decompositions of emb.multi_bag into emb.bag ops and of
+/// emb.multi_bag_update into emb.bag_update ops.
 void populateMultiBagDecompositionPatterns(RewritePatternSet &patterns);
 
 } // namespace emb::lowering

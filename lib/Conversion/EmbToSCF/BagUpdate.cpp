@@ -82,11 +82,19 @@ struct BagUpdateToSCF final : CPUPattern<BagUpdateOp> {
     }
     // The gradient as a read-only buffer, for prefetches only (it
     // bufferises to the caller's buffer).
+    // (Any layout: an identity type would copy a strided view, e.g. a
+    // table's columns of a many-table gradient, into a new buffer.)
+    auto anyLayout = [&](RankedTensorType t) {
+      SmallVector<int64_t> strides(t.getRank(), ShapedType::kDynamic);
+      return MemRefType::get(
+          t.getShape(), t.getElementType(),
+          StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic,
+                                 strides));
+    };
     Value gradBuffer;
     if (!max)
       gradBuffer = bufferization::ToBufferOp::create(
-          b, MemRefType::get(gType.getShape(), element), op.getGrad(),
-          b.getUnitAttr());
+          b, anyLayout(gType), op.getGrad(), b.getUnitAttr());
     // The table and the states' [rows, D] tables as buffers for the
     // prefetches of the rows a few runs ahead (taken before the loop, whose
     // in-place writes they do not see: a prefetch reads nothing).
@@ -96,8 +104,7 @@ struct BagUpdateToSCF final : CPUPattern<BagUpdateOp> {
       auto tt = cast<RankedTensorType>(t.getType());
       if (tt.getRank() == 2)
         rowTables.push_back(bufferization::ToBufferOp::create(
-            b, MemRefType::get(tt.getShape(), tt.getElementType()), t,
-            b.getUnitAttr()));
+            b, anyLayout(tt), t, b.getUnitAttr()));
     }
     OptimizerScalars scalars(b, op, op.getLr(), op.getStep(), acc);
     Value gradScale = arith::ConstantOp::create(

@@ -14,9 +14,9 @@
 // CHECK: %[[SCRATCH:.*]] = tensor.empty() : tensor<1x8xf32>
 // CHECK-NOT: tensor<300x8xf32> = tensor.empty
 // CHECK: scf.while ({{.*}} = %[[W]], {{.*}} = %[[H]], {{.*}} = %[[SCRATCH]]) : (index, tensor<300x8xf32>, tensor<300xf32>, tensor<1x8xf32>)
-// CHECK:   memref.prefetch {{.*}}[{{.*}}], write, locality<3>, data : memref<300x8xf32>
+// CHECK:   memref.prefetch {{.*}}[{{.*}}], write, locality<3>, data : memref<300x8xf32, strided<[?, ?], offset: ?>>
 // CHECK:   scf.while {{.*}} : (index, tensor<1x8xf32>) -> (index, tensor<1x8xf32>)
-// CHECK:     memref.prefetch {{.*}}[{{.*}}], read, locality<3>, data : memref<?x8xf32>
+// CHECK:     memref.prefetch {{.*}}[{{.*}}], read, locality<3>, data : memref<?x8xf32, strided<[?, ?], offset: ?>>
 // CHECK:     vector.transfer_read {{.*}} : tensor<?x8xf32>, vector<8xf32>
 // CHECK:   vector.reduction <add>
 // CHECK:   tensor.insert {{.*}} : tensor<300xf32>

@@ -944,3 +944,30 @@ func.func @f(%g: tensor<?x4xf32>, %i: tensor<?x2xi64>, %w: tensor<10x4xf32>, %lr
   %0 = emb.bag_update sgd max %g[%i] weight(%w : tensor<10x4xf32>) lr(%lr) {num_embeddings = 10 : i64} : tensor<?x4xf32>[tensor<?x2xi64>] -> tensor<10x4xf32>
   return
 }
+
+// -----
+
+// multi_bag_update: a max table needs the forward's max_indices
+func.func @f(%g: tensor<?x8xf32>, %w: tensor<80xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %lr: f64) {
+  // expected-error @+1 {{'emb.multi_bag_update' op table 0 is 'max', which has no many-table fused step}}
+  %0 = emb.multi_bag_update sgd %g, %w[%i] offsets(%o : tensor<?xi64>) lr(%lr) {table_shapes = array<i64: 10, 8>, modes = [#emb.mode<max>], padding_idx = array<i64: -1>} : tensor<?x8xf32>, tensor<80xf32>[tensor<?xi64>] -> tensor<80xf32>
+  return
+}
+
+// -----
+
+// multi_bag_update: the flat weights hold the tables
+func.func @f(%g: tensor<?x8xf32>, %w: tensor<81xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %lr: f64) {
+  // expected-error @+1 {{'emb.multi_bag_update' op 'weights' dimension 0 (81) does not match the tables' elements (80)}}
+  %0 = emb.multi_bag_update sgd %g, %w[%i] offsets(%o : tensor<?xi64>) lr(%lr) {table_shapes = array<i64: 10, 8>, modes = [#emb.mode<sum>], padding_idx = array<i64: -1>} : tensor<?x8xf32>, tensor<81xf32>[tensor<?xi64>] -> tensor<81xf32>
+  return
+}
+
+// -----
+
+// multi_bag_update: row-wise Adagrad keeps one value per row of every table
+func.func @f(%g: tensor<?x12xf32>, %w: tensor<1000xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %h: tensor<1000xf32>, %lr: f64) {
+  // expected-error @+1 {{'emb.multi_bag_update' op a state's dimension 0 (1000) does not match the tables' rows (150)}}
+  %0:2 = emb.multi_bag_update rowwise_adagrad %g, %w[%i] offsets(%o : tensor<?xi64>) states(%h : tensor<1000xf32>) lr(%lr) {table_shapes = array<i64: 100, 8, 50, 4>, modes = [#emb.mode<sum>, #emb.mode<sum>], padding_idx = array<i64: -1, -1>} : tensor<?x12xf32>, tensor<1000xf32>[tensor<?xi64>] -> tensor<1000xf32>, tensor<1000xf32>
+  return
+}
