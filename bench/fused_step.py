@@ -19,8 +19,13 @@ the step, in a fresh process per side and optimizer, after the table and
 the states exist) shows what each materialises: torch's sparse gradient is
 O(B * L * D), the fused step's sort arrays O(B * L) and one row.
 
+`--tables`: DLRM's 26 tables (D = 64, V from 10 to 1M, L from 1 to 100,
+as compare_torch.py --beyond), row-wise Adagrad: FusedEmbeddingBagCollection
+(every table's step in one call) against 26 FusedEmbeddingBag modules and
+against 26 torch EmbeddingBag(sparse=True) with one torch Adagrad.
+
 Usage: PYTHONPATH=build/python /usr/bin/python3 bench/fused_step.py
-           [--threads N] [--iters K] [--small]
+           [--threads N] [--iters K] [--small] [--tables]
 """
 import argparse
 import json
@@ -106,17 +111,84 @@ def peak_memory(side, ours, theirs, shape):
     return (_status_kib("VmHWM") - before) / 1024
 
 
+def run_tables(iters, batch):
+    sizes = [1_000_000] * 3 + [100_000] * 5 + [10_000] * 8 + [1000] * 5 + \
+        [100] * 3 + [10] * 2
+    lengths = [1, 2, 5, 10, 20, 50, 100]
+    D, T = 64, len(sizes)
+    g = torch.Generator().manual_seed(3)
+    values, offsets, per_table = [], [0], []
+    for t, v in enumerate(sizes):
+        L = lengths[t % len(lengths)]
+        x = torch.randint(0, v, (batch * L,), generator=g)
+        values.append(x)
+        starts = offsets[-1] + torch.arange(0, batch * L, L)
+        offsets.extend(starts[1:].tolist() + [offsets[-1] + batch * L])
+        per_table.append((x, torch.arange(0, batch * L, L)))
+    values, offsets = torch.cat(values), torch.tensor(offsets)
+    grad = torch.randn(batch, T * D, generator=g)
+    coll = ET.FusedEmbeddingBagCollection([(v, D, "sum") for v in sizes],
+                                          optimizer="rowwise_adagrad")
+    singles = [ET.FusedEmbeddingBag(v, D, mode="sum", huge_pages=False)
+               for v in sizes]
+    torch_bags = [torch.nn.EmbeddingBag(v, D, mode="sum", sparse=True)
+                  for v in sizes]
+    opt = torch.optim.Adagrad([p for b in torch_bags for p in b.parameters()])
+
+    def ours():
+        out = coll(values, offsets)
+        t0 = time.perf_counter()
+        out.backward(grad)
+        return time.perf_counter() - t0
+
+    def loop(modules, after):
+        outs = [m(x, o) for m, (x, o) in zip(modules, per_table)]
+        out = torch.cat(outs, 1)
+        t0 = time.perf_counter()
+        out.backward(grad)
+        after()
+        return time.perf_counter() - t0
+
+    def torch_after():
+        opt.step()
+        opt.zero_grad()
+
+    times = {"ours": [], "singles": [], "torch": []}
+    for step in range(iters + 1):
+        for name, fn in (("ours", ours),
+                         ("singles", lambda: loop(singles, lambda: None)),
+                         ("torch", lambda: loop(torch_bags, torch_after))):
+            t = fn()
+            if step:
+                times[name].append(t)
+    m = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    print(f"| 26 tables, B={batch} | {m['torch']:.1f} | {m['singles']:.1f} | "
+          f"{m['ours']:.1f} | {m['torch'] / m['ours']:.2f}x | "
+          f"{m['singles'] / m['ours']:.2f}x |", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--small", action="store_true",
                    help="V = 100k, B = 2048 (a quick look)")
+    p.add_argument("--tables", action="store_true",
+                   help="DLRM's 26 tables, row-wise Adagrad")
     p.add_argument("--memory-of", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     warnings.filterwarnings("ignore", "Sparse invariant checks")
     torch.set_num_threads(args.threads)
     emb_mlir.configure(threads=args.threads)
+    if args.tables:
+        print(f"{args.threads} thread(s), torch {torch.__version__}, "
+              "row-wise Adagrad (torch: Adagrad), forward excluded\n")
+        print("| case | torch 26 bags + Adagrad ms | 26 FusedEmbeddingBag ms | "
+              "FusedEmbeddingBagCollection ms | vs torch | vs 26 modules |")
+        print("|---|---|---|---|---|---|")
+        for batch in (256, 4096):
+            run_tables(args.iters, batch)
+        return
     shape = (100_000, 128, 2048, 32) if args.small else (1_000_000, 128,
                                                          16384, 32)
     if args.memory_of:
