@@ -277,10 +277,11 @@ llvm::Expected<Plan> Planner::embeddingBagTablesUpdate(
     plan.spec.beta1 = optimizer.beta1;
     plan.spec.beta2 = optimizer.beta2;
   }
-  // Threads own ranges of tables (the kernel's window): each table is
-  // updated by one thread, in one order, whatever the thread count.
-  plan.count = static_cast<int64_t>(tables.size());
-  plan.grain = 1;
+  // Threads own ranges of the tables' concatenated rows (the kernel's
+  // window), as the single-table step splits its rows: each row is updated
+  // by one thread, in one order, whatever the thread count.
+  plan.count = rows;
+  plan.grain = kMinGradRowsPerChunk;
   plan.split = true;
   auto hyper = std::make_shared<std::array<double, 2>>(std::array<double, 2>{
       optimizer.lr, static_cast<double>(optimizer.step)});

@@ -580,7 +580,8 @@ LogicalResult BagUpdateOp::verify() {
   if (!windowed && failed(checkDim(*this, "'weight' dimension 0", rows,
                                    "'num_embeddings'", getNumEmbeddings())))
     return failure();
-  if (windowed && !ShapedType::isDynamic(rows) && rows > getNumEmbeddings())
+  if (windowed && !ShapedType::isDynamic(rows) &&
+      rows > static_cast<int64_t>(getNumEmbeddings()))
     return emitOpError() << "'weight' dimension 0 (" << rows
                          << ") exceeds 'num_embeddings' ("
                          << getNumEmbeddings() << ")";
@@ -670,8 +671,8 @@ LogicalResult MultiBagUpdateOp::verify() {
                                 psw.getElementType(), "weights",
                                 weights.getElementType())))
       return failure();
-  if (static_cast<bool>(getTableOffset()) != static_cast<bool>(getTableCount()))
-    return emitOpError() << "'table_offset' and 'table_count' go together";
+  if (static_cast<bool>(getRowOffset()) != static_cast<bool>(getRowCount()))
+    return emitOpError() << "'row_offset' and 'row_count' go together";
   unsigned want = BagUpdateOp::numStates(opt);
   if (getStates().size() != want)
     return emitOpError() << "optimizer '" << stringifyOptimizer(opt)

@@ -26,7 +26,7 @@ func.func @k(%g: memref<?x12xf32>, %x: memref<?xi64>, %o: memref<?xi64>, %win: m
   %a = arith.index_cast %a64 : i64 to index
   %n = arith.index_cast %n64 : i64 to index
   %lr = memref.load %hyper[%c0] : memref<2xf64>
-  %r:2 = emb.multi_bag_update rowwise_adagrad %tg, %tw[%tx] offsets(%to : tensor<?xi64>) tables(%a, %n) states(%th : tensor<?xf32>) lr(%lr)
+  %r:2 = emb.multi_bag_update rowwise_adagrad %tg, %tw[%tx] offsets(%to : tensor<?xi64>) rows(%a, %n) states(%th : tensor<?xf32>) lr(%lr)
       {table_shapes = array<i64: 100, 8, 50, 4>, modes = [#emb.mode<sum>, #emb.mode<mean>], padding_idx = array<i64: -1, 0>}
       : tensor<?x12xf32>, tensor<?xf32>[tensor<?xi64>] -> tensor<?xf32>, tensor<?xf32>
   bufferization.materialize_in_destination %r#0 in restrict writable %w : (tensor<?xf32>, memref<?xf32>) -> ()

@@ -563,8 +563,10 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
     table has no step here (it would need the forward's `max_indices`). The
     results are the new `weights`, then the new `states`.
 
-    With `tables(%first, %count)` only tables `[first, first + count)` are
-    updated: a runtime splits the tables over threads this way.
+    With `rows(%first, %count)` only rows `[first, first + count)` of the
+    tables' concatenated rows (table `t`'s rows are `sum_{s<t} V_s` on) are
+    updated: a runtime splits the rows of every table over threads this
+    way.
 
     Example:
 
@@ -583,8 +585,8 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
     AnyRankedTensor:$indices,
     AnyRankedTensor:$offsets,
     Optional<AnyRankedTensor>:$per_sample_weights,
-    Optional<Index>:$table_offset,
-    Optional<Index>:$table_count,
+    Optional<Index>:$row_offset,
+    Optional<Index>:$row_count,
     Variadic<AnyRankedTensor>:$states,
     F64:$lr,
     Optional<I64>:$step,
@@ -601,7 +603,7 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
     custom<Optimizer>($optimizer) $grad `,` $weights `[` $indices `]`
     `offsets` `(` $offsets `:` type($offsets) `)`
     (`per_sample_weights` `(` $per_sample_weights^ `:` type($per_sample_weights) `)`)?
-    (`tables` `(` $table_offset^ `,` $table_count `)`)?
+    (`rows` `(` $row_offset^ `,` $row_count `)`)?
     (`states` `(` $states^ `:` type($states) `)`)?
     `lr` `(` $lr `)` (`step` `(` $step^ `)`)?
     attr-dict `:` type($grad) `,` type($weights) `[` type($indices) `]`

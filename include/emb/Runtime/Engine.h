@@ -319,7 +319,8 @@ public:
   /// `weights` (each state of every table, one after another: sum V_t *
   /// D_t elements, or sum V_t for rowwise_adagrad; f32, f64 for f64). Each
   /// table is updated as embeddingBagUpdate updates one (no max table: it
-  /// needs the forward's max_indices); threads own whole tables.
+  /// needs the forward's max_indices); threads own ranges of the tables'
+  /// concatenated rows. Host only for now.
   llvm::Error embeddingBagTablesUpdate(const Tensor &grad,
                                        const Tensor &indices,
                                        const Tensor &weights,

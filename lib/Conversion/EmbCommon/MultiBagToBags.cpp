@@ -85,7 +85,7 @@ struct MultiBagToBags final : OpRewritePattern<MultiBagOp> {
 
 
 // %w', %s' = emb.multi_bag_update <opt> %g, %w[%x] offsets(%o)
-//     per_sample_weights(%p) tables(%first, %n) states(%s...)
+//     per_sample_weights(%p) rows(%f, %n) states(%s...)
 //     {table_shapes = [V_0, D_0, ...]}
 //   ==>
 // B = (dim(%o) - 1) / T; for each table t (elements from a_t, rows from
@@ -94,10 +94,12 @@ struct MultiBagToBags final : OpRewritePattern<MultiBagOp> {
 //   %x_t = %x[lo : hi], %p_t = %p[lo : hi], %g_t = %g[:, c_t : c_t + D_t]
 //   %o_t = %o[t * B : (t + 1) * B + 1] - lo
 //   %w_t = expand(%w[a_t : a_t + V_t * D_t]), %s_t likewise (row-wise: [r_t : r_t + V_t])
+//   with rows(%f, %n): f_t, n_t = [%f, %f + %n) - r_t clipped to [0, V_t)
 //   %w_t', %s_t' = emb.bag_update <opt> mode_t %g_t[%x_t] offsets(%o_t)
-//       per_sample_weights(%p_t) rows(0, first <= t < first + n ? V_t : 0)
-//       weight(%w_t) states(%s_t) {include_last_offset, padding_idx = P_t}
-//     (without tables(): no rows())
+//       per_sample_weights(%p_t) rows(f_t, n_t)
+//       weight(%w_t[f_t : f_t + n_t]) states(%s_t[f_t : f_t + n_t])
+//       {include_last_offset, padding_idx = P_t}, put back into %w_t, %s_t
+//     (without rows(): the whole tables, no rows())
 //   %w = insert collapse(%w_t') into %w[a_t : ...], %s likewise
 // Each table is taken from, and put back into, the flat tensors before the
 // next one is taken: bufferisation updates the flat buffers in place.
@@ -184,31 +186,74 @@ struct MultiBagUpdateToBagUpdates final : OpRewritePattern<MultiBagUpdateOp> {
                     : asRows(slice1d(s, b.getIndexAttr(at),
                                      b.getIndexAttr(rows * dim), rows * dim),
                              elementOf(s)));
-      SmallVector<Type> types{table.getType()};
-      for (Value s : tableStates)
-        types.push_back(s.getType());
       int64_t pad = op.getPaddingIdx()[t];
-      // Outside the table window: an empty window of rows (no scf.if
-      // around the update: bufferisation would then copy the table).
+      // The thread's window of the concatenated rows, clipped to this
+      // table: rows [f_t, f_t + n_t) of it, as a view of the table (and of
+      // its states) that goes back into it after the update (no scf.if:
+      // bufferisation would copy the table).
+      Value window = table;
+      SmallVector<Value> windowStates = tableStates;
       Value rowFirst, rowCount;
-      if (op.getTableOffset()) {
-        Value first = op.getTableOffset();
-        Value in = arith::AndIOp::create(
-            b, arith::CmpIOp::create(b, arith::CmpIPredicate::uge, ct, first),
-            arith::CmpIOp::create(
-                b, arith::CmpIPredicate::ult, ct,
-                arith::AddIOp::create(b, first, op.getTableCount())));
-        rowFirst = cIndex(b, 0);
-        rowCount = arith::SelectOp::create(b, in, cIndex(b, rows), cIndex(b, 0));
+      if (op.getRowOffset()) {
+        Value base = cIndex(b, rowAt), size = cIndex(b, rows);
+        auto clip = [&](Value v) -> Value { // clamp(v - base, 0, V_t)
+          Value shifted = arith::SubIOp::create(b, v, base);
+          Value below = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, v,
+                                              base);
+          return arith::SelectOp::create(
+              b, below, cIndex(b, 0),
+              arith::MinUIOp::create(b, shifted, size));
+        };
+        rowFirst = clip(op.getRowOffset());
+        rowCount = arith::SubIOp::create(
+            b, clip(arith::AddIOp::create(b, op.getRowOffset(), op.getRowCount())),
+            rowFirst);
+        auto rowsOf = [&](Value t) -> Value {
+          auto type = cast<RankedTensorType>(t.getType());
+          SmallVector<int64_t> shape(type.getShape());
+          shape[0] = ShapedType::kDynamic;
+          SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0)),
+              sizes, strides(type.getRank(), b.getIndexAttr(1));
+          offsets[0] = rowFirst;
+          sizes.push_back(rowCount);
+          if (type.getRank() == 2)
+            sizes.push_back(b.getIndexAttr(type.getDimSize(1)));
+          return tensor::ExtractSliceOp::create(
+              b, RankedTensorType::get(shape, type.getElementType()), t,
+              offsets, sizes, strides);
+        };
+        window = rowsOf(table);
+        for (Value &w : windowStates)
+          w = rowsOf(w);
       }
+      SmallVector<Type> windowTypes{window.getType()};
+      for (Value w : windowStates)
+        windowTypes.push_back(w.getType());
       auto u = BagUpdateOp::create(
-          b, types, op.getOptimizerAttr(), cast<BagModeAttr>(op.getModes()[t]),
-          g, x, tableOffsets, psw, Value(), rowFirst, rowCount, table,
-          tableStates, op.getLr(), op.getStep(), b.getI64IntegerAttr(rows),
-          b.getUnitAttr(), pad >= 0 ? b.getI64IntegerAttr(pad) : IntegerAttr(),
-          UnitAttr(), b.getF64FloatAttr(1.0), op.getWeightDecayAttr(),
-          op.getEpsAttr(), op.getBeta1Attr(), op.getBeta2Attr());
+          b, windowTypes, op.getOptimizerAttr(),
+          cast<BagModeAttr>(op.getModes()[t]), g, x, tableOffsets, psw, Value(),
+          rowFirst, rowCount, window, windowStates, op.getLr(), op.getStep(),
+          b.getI64IntegerAttr(rows), b.getUnitAttr(),
+          pad >= 0 ? b.getI64IntegerAttr(pad) : IntegerAttr(), UnitAttr(),
+          b.getF64FloatAttr(1.0), op.getWeightDecayAttr(), op.getEpsAttr(),
+          op.getBeta1Attr(), op.getBeta2Attr());
       SmallVector<Value> results(u.getResults());
+      if (op.getRowOffset()) {
+        // The window's rows back into the table and its states.
+        SmallVector<Value> whole{table};
+        llvm::append_range(whole, tableStates);
+        for (auto [k, part] : llvm::enumerate(results)) {
+          auto type = cast<RankedTensorType>(whole[k].getType());
+          SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0)),
+              sizes, strides(type.getRank(), b.getIndexAttr(1));
+          offsets[0] = rowFirst;
+          sizes.push_back(rowCount);
+          if (type.getRank() == 2)
+            sizes.push_back(b.getIndexAttr(type.getDimSize(1)));
+          part = tensor::InsertSliceOp::create(b, part, whole[k], offsets,
+                                               sizes, strides);
+        }
+      }
       // ... and back into them, before the next table is taken.
       auto putBack = [&](Value part, Value flat, int64_t offset) -> Value {
         auto type = cast<RankedTensorType>(part.getType());

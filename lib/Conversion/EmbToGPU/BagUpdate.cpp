@@ -76,8 +76,9 @@ struct BagUpdateToGPU final : GPUPattern<BagUpdateOp> {
     Value grad = toBuffer(b, op.getGrad());
     BagStructure form = bagOnBuffers(b, op.getIndices(), op.getOffsets(),
                                      op.getIncludeLastOffset());
-    auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
-                                       op.getNumEmbeddings());
+    Value first, count;
+    std::tie(first, count) = gradientRows(
+        b, op.getRowOffset(), op.getRowCount(), op.getNumEmbeddings());
 
     // The table and the states: in place when each result goes back into
     // the buffer it came from (the JIT's kernels); else updated copies.
@@ -143,7 +144,8 @@ struct BagUpdateToGPU final : GPUPattern<BagUpdateOp> {
     OptimizerScalars scalars(b, op, op.getLr(), op.getStep(), acc);
     double gradScale = op.getGradScale().convertToDouble();
     bool byFreq = op.getScaleGradByFreq();
-    auto [vec, tpr] = rowLayout(dim, element, config);
+    int64_t vec, tpr;
+    std::tie(vec, tpr) = rowLayout(dim, element, config);
     if (rowwise)
       tpr = 1; // h[r] is read and written once per row: one thread
     auto vecType = VectorType::get({vec}, element);
@@ -151,7 +153,8 @@ struct BagUpdateToGPU final : GPUPattern<BagUpdateOp> {
     auto stateType = VectorType::get({vec}, acc);
     launchRows(b, config, count, tpr, [&](ImplicitLocOpBuilder &ib, Value row,
                                           Value lane) {
-      auto [lo, hi] = sorted->segment(ib, row);
+      Value lo, hi;
+      std::tie(lo, hi) = sorted->segment(ib, row);
       Value any = arith::CmpIOp::create(ib, arith::CmpIPredicate::ult, lo, hi);
       scf::IfOp::create(ib, any, [&](OpBuilder &nb, Location loc) {
         ImplicitLocOpBuilder tb(loc, nb);
