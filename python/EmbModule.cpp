@@ -158,7 +158,9 @@ void setTorchParallelFor(emb::ParallelFor parallelFor) {
 }
 
 void configure(std::optional<int> threads, std::optional<std::string> cacheDir,
-               std::optional<bool> diskCache) {
+               std::optional<bool> diskCache, std::optional<int64_t> maxKernels,
+               std::optional<bool> compileInChild,
+               std::optional<double> compileTimeout) {
   std::lock_guard<std::mutex> lock(engineMutex);
   if (threads) {
     if (*threads < 0)
@@ -170,6 +172,18 @@ void configure(std::optional<int> threads, std::optional<std::string> cacheDir,
     engineOptions.cache.directory = *cacheDir;
   if (diskCache)
     engineOptions.cache.useDiskCache = *diskCache;
+  if (maxKernels) {
+    if (*maxKernels < 0)
+      emb::python::failValue("max_kernels must be >= 0 (0: no bound)");
+    engineOptions.cache.maxLoadedKernels = static_cast<size_t>(*maxKernels);
+  }
+  if (compileInChild)
+    engineOptions.cache.compileInChild = *compileInChild;
+  if (compileTimeout) {
+    if (!(*compileTimeout >= 0))
+      emb::python::failValue("compile_timeout must be >= 0 seconds (0: none)");
+    engineOptions.cache.compileTimeoutSeconds = *compileTimeout;
+  }
   // Calls in flight keep the old engines alive through their shared_ptr.
   theEngine.reset();
   theTorchEngine.reset();
@@ -190,6 +204,8 @@ py::dict info() {
   d["compiles"] = s.compiles.load();
   d["rejected_disk_entries"] = s.rejectedDiskEntries.load();
   d["disk_errors"] = s.diskErrors.load();
+  d["evictions"] = s.evictions.load();
+  d["loaded_kernels"] = e->cache().loadedKernels();
   return d;
 }
 
@@ -268,7 +284,10 @@ PYBIND11_MODULE(_emb_mlir, m) {
   emb::python::registerFailureTranslator();
 
   m.def("configure", &configure, py::arg("threads") = py::none(),
-        py::arg("cache_dir") = py::none(), py::arg("disk_cache") = py::none());
+        py::arg("cache_dir") = py::none(), py::arg("disk_cache") = py::none(),
+        py::arg("max_kernels") = py::none(),
+        py::arg("compile_in_child") = py::none(),
+        py::arg("compile_timeout") = py::none());
   m.def("info", &info);
   m.def("empty_table", &emptyTable, py::arg("num_embeddings"),
         py::arg("embedding_dim"), py::arg("dtype"), py::arg("huge_pages"));

@@ -117,7 +117,7 @@ void Engine::parallelFor(int64_t n, int64_t grain,
     pool->parallelFor(n, grain, body);
 }
 
-llvm::Expected<KernelFn> Engine::kernel(const KernelSpec &spec) {
+llvm::Expected<Kernel> Engine::kernel(const KernelSpec &spec) {
   return kernelCache->get(spec);
 }
 

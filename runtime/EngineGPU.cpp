@@ -31,15 +31,15 @@ cuda::DevicePtr devicePtr(const void *p) {
 // Kernel calls
 //===----------------------------------------------------------------------===//
 
-void KernelCalls::operator()(KernelFn fn, KernelArgs &args) {
+void KernelCalls::operator()(const Kernel &kernel, KernelArgs &args) {
   std::string missing;
   void **packed = args.pack(missing);
   if (!packed)
     return record("the arguments of the kernel lack '" + missing + "'");
   if (!gpu)
-    return fn(packed);
+    return kernel(packed);
   cuda::Call scope(*gpu->api, gpu->stream);
-  fn(packed);
+  kernel(packed);
   if (llvm::Error err = scope.finish())
     record(llvm::toString(std::move(err)));
 }

@@ -25,11 +25,12 @@ double profileGradScale(Profile profile, int64_t numEmbeddings, int64_t n) {
   return std::sqrt(static_cast<double>(numEmbeddings) / static_cast<double>(n));
 }
 
-/// The V a windowed gradient kernel is made for. Its code depends on V
-/// only through the number of 8-bit digits of a row (the passes of its
-/// radix sort; every size it writes is the window's): every V with as many
-/// digits shares one kernel, made for the largest of them. A table of a
-/// new size then costs no compile (issue 16: each distinct V was one).
+/// The V a windowed gradient kernel (or a sparse gradient's) is made for.
+/// Its code depends on V only through the number of 8-bit digits of a row
+/// (the passes of its radix sort, whose dead key V' >= V sorts after every
+/// row; every size it writes is the window's or the caller's): every V with
+/// as many digits shares one kernel, made for the largest of them. A table
+/// of a new size then costs no compile (issue 16: each distinct V was one).
 int64_t radixBound(int64_t numEmbeddings) {
   if (numEmbeddings <= 0)
     return 0;
@@ -279,7 +280,7 @@ Planner::sparseBackward(const Tensor &grad, const Tensor &indices,
   int64_t n = indices.numel();
   KernelSpec s =
       spec(OpKind::embedding_sparse_backward, grad.dtype, indices, dim);
-  s.numEmbeddings = numEmbeddings;
+  s.numEmbeddings = radixBound(numEmbeddings); // shared by nearby V
   s.paddingIdx = pad;
   s.coalesced = coalesced;
   return sparseGradPlan(s, rows, values, needed,
@@ -319,7 +320,7 @@ llvm::Expected<Plan> Planner::bagSparseBackward(
     return Plan::nothing();
   KernelSpec s = bagSpec(OpKind::embedding_bag_sparse_backward, grad.dtype,
                          indices, offsets, dim, options, psw);
-  s.numEmbeddings = numEmbeddings;
+  s.numEmbeddings = radixBound(numEmbeddings); // shared by nearby V
   s.paddingIdx = pad;
   s.coalesced = coalesced;
   bool includeLast = s.includeLastOffset;

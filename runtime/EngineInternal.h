@@ -141,7 +141,7 @@ struct GPUState {
 class KernelCalls {
 public:
   explicit KernelCalls(GPUState *gpu) : gpu(gpu) {}
-  void operator()(KernelFn fn, KernelArgs &args);
+  void operator()(const Kernel &kernel, KernelArgs &args);
   llvm::Error finish();
 
 private:

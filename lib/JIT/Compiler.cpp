@@ -1,5 +1,6 @@
 //===- Compiler.cpp - spec -> relocatable object for the host CPU ---------===//
 
+#include "ChildProcess.h"
 #include "KernelBuilder.h"
 
 #include "emb/Dialect/EmbDialect.h"
@@ -85,9 +86,11 @@ bool ::emb::havePtxas() {
          static_cast<bool>(llvm::sys::findProgramByName("ptxas"));
 }
 
-auto ::emb::compileToObject(const KernelSpec &spec, llvm::raw_ostream *printIR)
-    -> llvm::Expected<std::string> {
-  std::lock_guard<std::mutex> lock(compileMutex);
+namespace {
+
+/// compileToObject's work, `compileMutex` held.
+llvm::Expected<std::string> compileLocked(const KernelSpec &spec,
+                                          llvm::raw_ostream *printIR) {
   MLIRContext &ctx = jitContext();
   if (spec.dim <= 0)
     return error("cannot compile a kernel with embedding_dim " +
@@ -173,6 +176,34 @@ auto ::emb::compileToObject(const KernelSpec &spec, llvm::raw_ostream *printIR)
     codegen.run(*llvmModule);
   }
   return object;
+}
+
+} // namespace
+
+auto ::emb::compileToObject(const KernelSpec &spec, llvm::raw_ostream *printIR)
+    -> llvm::Expected<std::string> {
+  std::lock_guard<std::mutex> lock(compileMutex);
+  return compileLocked(spec, printIR);
+}
+
+auto ::emb::compileToObjectInChild(
+    const KernelSpec &spec, double timeoutSeconds,
+    const std::function<void(const KernelSpec &)> &beforeCompile)
+    -> llvm::Expected<std::string> {
+  // Held across the fork: no other thread is inside the compiler then, so
+  // the child's copy of the context is whole.
+  std::lock_guard<std::mutex> lock(compileMutex);
+  // Made here, once: a child's own would be lost with it.
+  jitContext();
+  if (auto tm = hostTargetMachine(); !tm)
+    return tm.takeError();
+  return ::emb::jit::runInChildProcess(
+      [&]() -> llvm::Expected<std::string> {
+        if (beforeCompile)
+          beforeCompile(spec);
+        return compileLocked(spec, nullptr);
+      },
+      timeoutSeconds, "compiling the kernel of " + spec.str());
 }
 
 auto ::emb::compileForNVPTX(const KernelSpec &spec, llvm::StringRef chip,

@@ -13,6 +13,10 @@
 // the compiler version all match; anything else is ignored and rebuilt.
 // Entries are written to a temporary file and renamed into place (atomic).
 //
+// In memory, at most maxLoadedKernels host kernels stay loaded: an LRU list
+// of their keys; an evicted kernel is dlclosed when the last handle to it
+// (Kernel, which callers hold while it runs) goes.
+//
 //===----------------------------------------------------------------------===//
 
 #include "emb/JIT/JIT.h"
@@ -164,11 +168,19 @@ llvm::Expected<std::string> linkSharedObject(const std::string &object,
   return (*buffer)->getBuffer().str();
 }
 
+/// A dlopened kernel: the handle, its packed entry point, and whether it
+/// launches GPU kernels.
+struct OpenedKernel {
+  void *handle;
+  KernelFn fn;
+  bool gpu;
+};
+
 /// dlopens `path` and finds the kernel's packed entry point (KernelABI.h).
 /// An nvptx kernel gets the runtime's functions in its table.
-llvm::Expected<std::pair<void *, KernelFn>>
-openKernel(const std::string &path, const KernelSpec &spec,
-           const GPURuntimeTable *gpuRuntime) {
+llvm::Expected<OpenedKernel> openKernel(const std::string &path,
+                                        const KernelSpec &spec,
+                                        const GPURuntimeTable *gpuRuntime) {
   void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle)
     return error(llvm::Twine("dlopen failed: ") + dlerror());
@@ -178,7 +190,8 @@ openKernel(const std::string &path, const KernelSpec &spec,
     dlclose(handle);
     return error("kernel symbol " + symbol + " not found in " + path);
   }
-  if (void *table = dlsym(handle, kGPURuntimeTableSymbol)) {
+  void *table = dlsym(handle, kGPURuntimeTableSymbol);
+  if (table) {
     if (!gpuRuntime) {
       dlclose(handle);
       return error("the kernel of " + spec.str() +
@@ -188,7 +201,21 @@ openKernel(const std::string &path, const KernelSpec &spec,
     // GPURuntimeTable is laid out as the table: one pointer per slot.
     std::memcpy(table, gpuRuntime, sizeof(GPURuntimeTable));
   }
-  return std::make_pair(handle, reinterpret_cast<KernelFn>(fn));
+  return OpenedKernel{handle, reinterpret_cast<KernelFn>(fn), table != nullptr};
+}
+
+bool envFlag(const char *name) {
+  const char *value = std::getenv(name);
+  return value && *value && std::strcmp(value, "0") != 0;
+}
+
+double envSeconds(const char *name, double otherwise) {
+  const char *value = std::getenv(name);
+  if (!value || !*value)
+    return otherwise;
+  char *end = nullptr;
+  double seconds = std::strtod(value, &end);
+  return end && *end == '\0' && seconds >= 0 ? seconds : otherwise;
 }
 
 /// The largest disk entry read: kernels are kilobytes to a few megabytes;
@@ -263,9 +290,11 @@ llvm::Error writeAtomically(const std::string &path, const std::string &bytes) {
 
 struct KernelCache::Entry {
   bool done = false;
-  KernelFn fn = nullptr;
-  void *handle = nullptr;
+  Kernel kernel;
   std::string error;
+  /// Whether `position` is this entry's place in `recency`.
+  bool inRecency = false;
+  std::list<std::string>::iterator position;
 };
 
 KernelCache::KernelCache(KernelCacheOptions opts) : options(std::move(opts)) {
@@ -273,10 +302,9 @@ KernelCache::KernelCache(KernelCacheOptions opts) : options(std::move(opts)) {
     options.directory = defaultDirectory();
 }
 
-KernelCache::~KernelCache() {
-  // Kernels may still be referenced by function pointers handed out; the
-  // shared objects stay mapped for the life of the process.
-}
+// The entries' handles go with the cache: each kernel is unloaded once the
+// callers' handles to it are gone too.
+KernelCache::~KernelCache() = default;
 
 std::string KernelCache::defaultDirectory() {
   if (const char *dir = std::getenv("EMB_MLIR_CACHE_DIR"))
@@ -289,7 +317,7 @@ std::string KernelCache::defaultDirectory() {
   return "/tmp/emb-mlir-cache-" + std::to_string(geteuid());
 }
 
-llvm::Expected<KernelFn> KernelCache::get(const KernelSpec &spec) {
+llvm::Expected<Kernel> KernelCache::get(const KernelSpec &spec) {
   std::string key = spec.str();
   std::shared_ptr<Entry> entry;
   {
@@ -301,26 +329,54 @@ llvm::Expected<KernelFn> KernelCache::get(const KernelSpec &spec) {
       if (!entry->error.empty())
         return error(entry->error);
       ++counters.memoryHits;
-      return entry->fn;
+      if (entry->inRecency)
+        recency.splice(recency.begin(), recency, entry->position);
+      return entry->kernel;
     }
     entry = std::make_shared<Entry>();
     entries.emplace(key, entry);
   }
   // Only this caller builds the entry; others wait on `ready`.
-  llvm::Expected<KernelFn> fn = load(spec);
+  llvm::Expected<Loaded> loaded = load(spec);
   std::lock_guard<std::mutex> lock(mutex);
   entry->done = true;
-  if (fn) {
-    entry->fn = *fn;
+  if (loaded) {
+    entry->kernel = loaded->kernel;
+    if (!loaded->pinned) {
+      recency.push_front(key);
+      entry->position = recency.begin();
+      entry->inRecency = true;
+      evictLocked();
+    }
   } else {
-    entry->error = llvm::toString(fn.takeError());
+    entry->error = llvm::toString(loaded.takeError());
     // Failed builds are not cached: a later call tries again.
     entries.erase(key);
   }
   ready.notify_all();
   if (!entry->error.empty())
     return error(entry->error);
-  return entry->fn;
+  return entry->kernel;
+}
+
+void KernelCache::evictLocked() {
+  size_t bound = options.maxLoadedKernels;
+  while (bound > 0 && recency.size() > bound) {
+    auto it = entries.find(recency.back());
+    it->second->inRecency = false;
+    // Unloaded when the last caller's handle goes.
+    entries.erase(it);
+    recency.pop_back();
+    ++counters.evictions;
+  }
+}
+
+size_t KernelCache::loadedKernels() {
+  std::lock_guard<std::mutex> lock(mutex);
+  size_t n = 0;
+  for (const auto &entry : entries)
+    n += entry.second->done;
+  return n;
 }
 
 std::string KernelCache::entryPath(const KernelSpec &spec) const {
@@ -334,7 +390,16 @@ std::string KernelCache::entryPath(const KernelSpec &spec) const {
   return options.directory + "/" + spec.symbolName() + "-" + hex + ".so";
 }
 
-llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
+llvm::Expected<KernelCache::Loaded> KernelCache::load(const KernelSpec &spec) {
+  // A host kernel is dlclosed with its last handle; an nvptx one never:
+  // its modules, loaded in CUDA contexts, are found through its globals.
+  auto loaded = [](const OpenedKernel &k) {
+    std::shared_ptr<void> object(k.handle, [gpu = k.gpu](void *handle) {
+      if (!gpu)
+        dlclose(handle);
+    });
+    return Loaded{Kernel(std::move(object), k.fn), k.gpu};
+  };
   std::string text = spec.str();
   static const bool verbose = std::getenv("EMB_JIT_VERBOSE") != nullptr;
   bool useDisk = options.useDiskCache;
@@ -371,7 +436,7 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
         // above), so what was validated is what is loaded.
         if (auto opened = openKernel(path, spec, options.gpuRuntime)) {
           ++counters.diskHits;
-          return opened->second;
+          return loaded(*opened);
         } else {
           llvm::consumeError(opened.takeError());
         }
@@ -384,7 +449,7 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
 
   if (verbose)
     llvm::errs() << "emb-jit: compiling " << spec.str() << "\n";
-  auto object = compileToObject(spec);
+  auto object = compile(spec);
   if (!object)
     return object.takeError();
   // Linked in the system's temporary directory: the cache directory may be
@@ -413,7 +478,7 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
         llvm::errs() << "emb-jit: " << llvm::toString(std::move(err))
                      << "; keeping the kernel in memory only\n";
     } else if (auto opened = openKernel(path, spec, options.gpuRuntime)) {
-      return opened->second;
+      return loaded(*opened);
     } else {
       // Removed or replaced since it was written: keep it in memory.
       ++counters.diskErrors;
@@ -440,5 +505,18 @@ llvm::Expected<KernelFn> KernelCache::load(const KernelSpec &spec) {
   llvm::sys::fs::remove(tmp);
   if (!opened)
     return opened.takeError();
-  return opened->second;
+  return loaded(*opened);
+}
+
+llvm::Expected<std::string> KernelCache::compile(const KernelSpec &spec) {
+  bool inChild =
+      options.compileInChild.value_or(envFlag("EMB_MLIR_COMPILE_IN_CHILD"));
+  if (!inChild) {
+    if (options.beforeCompile)
+      options.beforeCompile(spec);
+    return compileToObject(spec);
+  }
+  double timeout = options.compileTimeoutSeconds.value_or(
+      envSeconds("EMB_MLIR_COMPILE_TIMEOUT", 300));
+  return compileToObjectInChild(spec, timeout, options.beforeCompile);
 }

@@ -223,12 +223,20 @@ def _padding_idx(p):
     return p
 
 
-def configure(threads=None, cache_dir=None, disk_cache=None):
+def configure(threads=None, cache_dir=None, disk_cache=None, max_kernels=None,
+              compile_in_child=None, compile_timeout=None):
     """Sets the engine's worker threads (0: all hardware threads; the
-    EMB_MLIR_THREADS variable sets the default), the kernel cache directory
-    and whether compiled kernels are kept on disk. Kernels compiled so far
-    are dropped from memory (the disk cache keeps them)."""
-    _emb_mlir.configure(threads, cache_dir, disk_cache)
+    EMB_MLIR_THREADS variable sets the default), the kernel cache directory,
+    whether compiled kernels are kept on disk, the most kernels kept loaded
+    in memory (default 1024; 0: no bound; the least recently used are
+    unloaded past it), and whether kernels are compiled in a child process
+    (a compiler crash is then an exception, not the end of the process;
+    default: the EMB_MLIR_COMPILE_IN_CHILD variable, else no) with a time
+    limit in seconds (default 300; 0: none). Kernels compiled so far are
+    dropped from memory (the disk cache keeps them). Arguments left None
+    keep their setting."""
+    _emb_mlir.configure(threads, cache_dir, disk_cache, max_kernels,
+                        compile_in_child, compile_timeout)
 
 
 def info():

@@ -201,3 +201,38 @@ def test_kernels_are_cached_per_shape():
     assert after["compiles"] == before["compiles"]
     assert after["disk_hits"] == before["disk_hits"]
     assert after["memory_hits"] >= before["memory_hits"] + 5
+
+
+def test_kernels_past_the_bound_are_unloaded_and_reloaded():
+    x = torch.tensor([[1, 2], [3, 4]])
+    tables = {d: table(torch.float32, d=d) for d in (3, 5, 7)}
+    emb_mlir.configure(max_kernels=2, disk_cache=False)
+    try:
+        for d, w in tables.items():  # three kernels: the first is unloaded
+            emb_mlir.embedding_bag(x, w, mode="sum")
+        info = emb_mlir.info()
+        assert info["loaded_kernels"] == 2
+        assert info["evictions"] == 1
+        ours = emb_mlir.embedding_bag(x, tables[3], mode="sum")  # compiled again
+        assert emb_mlir.info()["compiles"] == info["compiles"] + 1
+        assert_close(ours, TF.embedding_bag(x, tables[3], mode="sum"),
+                     torch.float32)
+        with pytest.raises(ValueError, match="max_kernels must be >= 0"):
+            emb_mlir.configure(max_kernels=-1)
+    finally:
+        emb_mlir.configure(max_kernels=1024, disk_cache=True)
+
+
+def test_kernels_compiled_in_a_child_process():
+    w = table(torch.float32, d=11)
+    x = torch.tensor([[1, 2], [3, 4]])
+    emb_mlir.configure(compile_in_child=True, compile_timeout=120,
+                       disk_cache=False)
+    try:
+        ours = emb_mlir.embedding_bag(x, w, mode="max")
+        assert emb_mlir.info()["compiles"] == 1
+        assert_close(ours, TF.embedding_bag(x, w, mode="max"), torch.float32)
+        with pytest.raises(ValueError, match="compile_timeout must be >= 0"):
+            emb_mlir.configure(compile_timeout=-1.0)
+    finally:
+        emb_mlir.configure(compile_in_child=False, disk_cache=True)

@@ -379,25 +379,34 @@ TEST(FusedUpdate, BadArgumentsAreErrorsBeforeAnyWrite) {
   EXPECT_EQ(w.bytes, before.bytes);
 }
 
-// Kernels of windowed gradients depend on V only through its count of
-// 8-bit digits: tables of nearby sizes share one kernel (no compile per V).
+// Kernels of windowed and sparse gradients depend on V only through its
+// count of 8-bit digits: tables of nearby sizes share one kernel (no compile
+// per V).
 TEST(FusedUpdate, TablesWithAsManyRowDigitsShareAKernel) {
-  auto specOf = [](int64_t V, bool fused) {
+  enum Kind { fused, dense, sparse, coalesced };
+  auto specOf = [](int64_t V, Kind kind) {
     Host w(DType::f32, {V, 4}), g(DType::f32, {2, 4}), x(DType::i64, {2}),
-        gw(DType::f32, {V, 4});
+        gw(DType::f32, {V, 4}), rows(DType::i64, {2}), values(DType::f32, {2, 4});
     auto specs = engine().planSpecs([&](Engine &e) -> llvm::Error {
-      if (fused)
+      switch (kind) {
+      case fused:
         return e.embeddingUpdate(g.view, x.view, w.view, {}, {});
-      return e.embeddingBackward(g.view, x.view, gw.view);
+      case dense:
+        return e.embeddingBackward(g.view, x.view, gw.view);
+      default:
+        return e.embeddingSparseBackward(g.view, x.view, V, rows.view,
+                                         values.view, {}, kind == coalesced)
+            .takeError();
+      }
     });
     EXPECT_TRUE(static_cast<bool>(specs));
     return specs && !specs->empty() ? specs->back().str() : std::string();
   };
-  for (bool fused : {true, false}) {
-    SCOPED_TRACE(fused ? "fused step" : "dense gradient");
-    EXPECT_EQ(specOf(300, fused), specOf(65535, fused));
-    EXPECT_NE(specOf(65535, fused), specOf(65536, fused));
-    EXPECT_EQ(specOf(2, fused), specOf(255, fused));
+  for (Kind kind : {fused, dense, sparse, coalesced}) {
+    SCOPED_TRACE(kind);
+    EXPECT_EQ(specOf(300, kind), specOf(65535, kind));
+    EXPECT_NE(specOf(65535, kind), specOf(65536, kind));
+    EXPECT_EQ(specOf(2, kind), specOf(255, kind));
   }
 }
 

@@ -8,8 +8,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
+
+#include <dlfcn.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +35,32 @@ KernelSpec bagSpec(int64_t dim) {
   s.includeLastOffset = true;
   s.paddingIdx = 3;
   return s;
+}
+
+/// A small kernel, one per `maxNorm`: distinct specs that compile fast.
+KernelSpec renormSpec(double maxNorm) {
+  KernelSpec r;
+  r.op = OpKind::renorm;
+  r.dim = 4;
+  r.maxNorm = maxNorm;
+  r.normType = 2.0;
+  return r;
+}
+
+/// Whether `address` lies in a loaded shared object.
+bool mapped(KernelFn fn) {
+  Dl_info info;
+  return dladdr(reinterpret_cast<void *>(fn), &info) != 0;
+}
+
+/// The number of mappings of this process.
+int mappings() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(maps, line))
+    ++n;
+  return n;
 }
 
 /// Replaces `path` by a new file holding `data` (a new inode, as another
@@ -95,7 +127,7 @@ TEST(KernelCache, MemoryThenDiskThenRebuildOfCorruptEntry) {
     ASSERT_TRUE(static_cast<bool>(fn)) << llvm::toString(fn.takeError());
     auto again = cache.get(spec);
     ASSERT_TRUE(static_cast<bool>(again));
-    EXPECT_EQ(*fn, *again);
+    EXPECT_EQ(fn->function(), again->function());
     EXPECT_EQ(cache.stats().compiles, 1u);
     EXPECT_EQ(cache.stats().memoryHits, 1u);
   }
@@ -138,7 +170,7 @@ TEST(KernelCache, ConcurrentCallersShareOneCompilation) {
   for (int t = 0; t < 8; ++t)
     threads.emplace_back([&, t] {
       auto fn = cache.get(spec);
-      results[t] = fn ? *fn : nullptr;
+      results[t] = fn ? fn->function() : nullptr;
       if (!fn)
         llvm::consumeError(fn.takeError());
     });
@@ -261,6 +293,103 @@ TEST(KernelCache, NoSharedDefaultDirectory) {
     if (!saved[i].empty())
       setenv(names[i], saved[i].c_str(), 1);
   EXPECT_EQ(dir, "/tmp/emb-mlir-cache-" + std::to_string(geteuid()));
+}
+
+// Issue 16 item 8: the memory cache keeps at most maxLoadedKernels kernels;
+// the least recently used is unloaded once no caller holds it.
+TEST(KernelCache, LeastRecentlyUsedKernelsAreUnloaded) {
+  KernelCacheOptions options{"", false};
+  options.maxLoadedKernels = 2;
+  KernelCache cache(options);
+  auto a = cache.get(renormSpec(1));
+  ASSERT_TRUE(static_cast<bool>(a)) << llvm::toString(a.takeError());
+  KernelFn aFn = a->function(), bFn = nullptr;
+  {
+    auto b = cache.get(renormSpec(2));
+    ASSERT_TRUE(static_cast<bool>(b));
+    bFn = b->function();
+  }
+  ASSERT_TRUE(static_cast<bool>(cache.get(renormSpec(1)))); // a: most recent
+  auto c = cache.get(renormSpec(3));                       // evicts b
+  ASSERT_TRUE(static_cast<bool>(c));
+  EXPECT_EQ(cache.stats().evictions, 1u);
+  EXPECT_EQ(cache.loadedKernels(), 2u);
+  EXPECT_FALSE(mapped(bFn)) << "nobody held b: it is unloaded";
+  EXPECT_TRUE(mapped(aFn));
+  ASSERT_TRUE(static_cast<bool>(cache.get(renormSpec(2)))); // evicts a
+  EXPECT_EQ(cache.stats().compiles, 4u);
+  EXPECT_EQ(cache.stats().evictions, 2u);
+  EXPECT_TRUE(mapped(aFn)) << "a handle holds a: it stays loaded";
+  *a = Kernel();
+  EXPECT_FALSE(mapped(aFn));
+}
+
+TEST(KernelCache, ManyDistinctSpecsKeepTheMappingsBounded) {
+  KernelCacheOptions options{"", false};
+  options.maxLoadedKernels = 4;
+  KernelCache cache(options);
+  ASSERT_TRUE(static_cast<bool>(cache.get(renormSpec(0.5))));
+  int before = mappings();
+  for (int i = 1; i <= 100; ++i)
+    ASSERT_TRUE(static_cast<bool>(cache.get(renormSpec(i))));
+  // Each kernel maps 4-5 regions: 100 kept would be ~450 more.
+  EXPECT_LT(mappings() - before, 40);
+  EXPECT_EQ(cache.loadedKernels(), 4u);
+}
+
+// Crash isolation: a compiler that aborts (as LLVM does on an internal
+// error) or hangs in the child process is an error of the call.
+TEST(KernelCache, CompilerCrashInAChildProcessIsAnError) {
+  KernelCacheOptions options{"", false};
+  options.compileInChild = true;
+  std::atomic<bool> crash{true};
+  options.beforeCompile = [&](const KernelSpec &) {
+    if (crash)
+      std::abort();
+  };
+  KernelCache cache(options);
+  auto fn = cache.get(renormSpec(5));
+  ASSERT_FALSE(static_cast<bool>(fn));
+  std::string message = llvm::toString(fn.takeError());
+  EXPECT_NE(message.find("crashed: signal " + std::to_string(SIGABRT)),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find(renormSpec(5).str()), std::string::npos) << message;
+  crash = false; // failures are not cached: the next call compiles
+  auto again = cache.get(renormSpec(5));
+  ASSERT_TRUE(static_cast<bool>(again)) << llvm::toString(again.takeError());
+  EXPECT_TRUE(mapped(again->function()));
+  EXPECT_EQ(cache.stats().compiles, 1u);
+}
+
+TEST(KernelCache, CompilationPastTheTimeLimitIsStopped) {
+  KernelCacheOptions options{"", false};
+  options.compileInChild = true;
+  options.compileTimeoutSeconds = 0.5;
+  options.beforeCompile = [](const KernelSpec &) { sleep(60); };
+  KernelCache cache(options);
+  auto start = std::chrono::steady_clock::now();
+  auto fn = cache.get(renormSpec(6));
+  ASSERT_FALSE(static_cast<bool>(fn));
+  std::string message = llvm::toString(fn.takeError());
+  EXPECT_NE(message.find("took over 0.5 s"), std::string::npos) << message;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+}
+
+TEST(KernelCache, CompileInChildFromTheEnvironment) {
+  setenv("EMB_MLIR_COMPILE_IN_CHILD", "1", 1);
+  KernelCacheOptions options{"", false};
+  options.beforeCompile = [](const KernelSpec &) { std::abort(); };
+  KernelCache cache(options);
+  auto fn = cache.get(renormSpec(7)); // would end this process in-process
+  unsetenv("EMB_MLIR_COMPILE_IN_CHILD");
+  ASSERT_FALSE(static_cast<bool>(fn));
+  llvm::consumeError(fn.takeError());
+  int calls = 0;
+  options.beforeCompile = [&](const KernelSpec &) { ++calls; };
+  KernelCache inProcess(options);
+  ASSERT_TRUE(static_cast<bool>(inProcess.get(renormSpec(7))));
+  EXPECT_EQ(calls, 1) << "in process by default: the hook ran here";
 }
 
 } // namespace

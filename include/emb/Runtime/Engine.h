@@ -329,8 +329,9 @@ public:
                                        llvm::ArrayRef<Tensor> states,
                                        const OptimizerOptions &optimizer,
                                        const Tensor *perSampleWeights = nullptr);
-  /// The kernel for `spec` (compiling it if needed): for benchmarks and tools.
-  llvm::Expected<KernelFn> kernel(const KernelSpec &spec);
+  /// The kernel for `spec` (compiling it if needed): for benchmarks and
+  /// tools. It stays loaded while the handle lives.
+  llvm::Expected<Kernel> kernel(const KernelSpec &spec);
 
   /// The specs of the kernels that the calls `call` makes on this Engine
   /// would run, in the order they would run (a forward op with max_norm:
