@@ -150,9 +150,11 @@ int embEmbedding(EmbEngine *engine, EmbTensor indices, EmbTensor weight,
 
 namespace {
 /// The checks and options both bag entry points share: every tensor's
-/// dtype and rank, the mode; 0 when they are fine.
+/// dtype and rank, the mode; 0 when they are fine. `mode` by reference: a
+/// copy would load the caller's value as an EmbBagMode, undefined when it
+/// is not one of the enumerators (UBSan found it).
 int bagOptions(EmbTensor indices, EmbTensor table, const EmbTensor *offsets,
-               EmbTensor out, EmbBagMode mode, int includeLastOffset,
+               EmbTensor out, const EmbBagMode &mode, int includeLastOffset,
                int hasPaddingIdx, int64_t paddingIdx,
                const EmbTensor *perSampleWeights,
                emb::EmbeddingBagOptions &options, char *error,
