@@ -18,6 +18,9 @@ EMB_PACKAGES=(
   python3-matplotlib
   # The torch 2.x world of the tests: a venv with torch from PyPI.
   python3-venv
+  # The sanitizer and fuzzing stages: clang's ASan / UBSan / TSan and
+  # libFuzzer runtimes.
+  libclang-rt-22-dev
 )
 
 emb_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -36,12 +39,15 @@ emb_install_packages() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
+# emb_configure [build dir] [cmake options...]: the main build by default.
 emb_configure() {
-  if [ -f "$EMB_BUILD/build.ninja" ]; then
+  local dir="${1:-$EMB_BUILD}"
+  [ $# -gt 0 ] && shift
+  if [ -f "$dir/build.ninja" ]; then
     return 0
   fi
-  emb_log "configuring $EMB_BUILD"
-  cmake -G Ninja -S "$EMB_ROOT" -B "$EMB_BUILD" \
+  emb_log "configuring $dir"
+  cmake -G Ninja -S "$EMB_ROOT" -B "$dir" "$@" \
     -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_C_COMPILER="$LLVM_PREFIX/bin/clang" \
     -DCMAKE_CXX_COMPILER="$LLVM_PREFIX/bin/clang++" \
@@ -92,4 +98,47 @@ emb_setup() {
   emb_install_packages
   emb_configure
   emb_build "$@"
+}
+
+# Sanitized builds, each in a build directory of its own beside the main
+# one (build-asan, build-tsan): the whole project with LLVM_USE_SANITIZER.
+# Their objects carry line tables, whose paths ccache would otherwise hash:
+# CCACHE_NOHASHDIR lets fresh clones share the cache.
+emb_sanitized_build() { # <dir> <LLVM_USE_SANITIZER> [cmake -D options...] [build options...]
+  local dir="$1" sanitizer="$2" options=()
+  shift 2
+  while [ $# -gt 0 ] && [[ "$1" == -D* ]]; do
+    options+=("$1")
+    shift
+  done
+  emb_configure "$dir" -DLLVM_USE_SANITIZER="$sanitizer" "${options[@]}"
+  emb_log "building $dir ($sanitizer, incremental)"
+  CCACHE_NOHASHDIR=1 cmake --build "$dir" "$@"
+}
+
+# The sanitizer stage of scripts/test.sh: every CTest test (lit, unit,
+# plugins in the stock mlir-opt, install-and-consume, C API, Python) built
+# with ASan + UBSan (every report fatal); then the tests that run threads,
+# built with TSan. JIT-compiled kernels are not instrumented
+# (docs/reliability.md, "Sanitizers in CI").
+emb_test_sanitizers() {
+  local asan="$EMB_ROOT/build-asan" tsan="$EMB_ROOT/build-tsan"
+  # With libFuzzer's coverage instrumentation too: the fuzz targets of
+  # tools/emb-fuzz are built there (emb_fuzz).
+  emb_sanitized_build "$asan" "Address;Undefined" -DLLVM_USE_SANITIZE_COVERAGE=ON
+  emb_log "ctest under ASan + UBSan"
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    ctest --test-dir "$asan" --output-on-failure -j "$(nproc)"
+  # Whole suites where they are short (every Engine call runs on the pool),
+  # the thread tests of the long differential suites.
+  local whole=(JITTests FusedUpdateTests TablesTests) some=(ForwardDiffTests BackwardDiffTests)
+  emb_sanitized_build "$tsan" Thread --target "${whole[@]}" "${some[@]}"
+  emb_log "threaded tests under TSan"
+  local t filter='*Thread*:*Concurrent*:*Executor*:*BadIndexWithManyThreads*'
+  for t in "${whole[@]}" "${some[@]}"; do
+    (cd "$tsan/test/unit" &&
+      TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" "./$t" --gtest_brief=1 \
+        --gtest_filter="$([[ " ${some[*]} " == *" $t "* ]] && echo "$filter" || echo '*')")
+  done
 }

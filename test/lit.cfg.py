@@ -27,8 +27,14 @@ tools = ["emb-opt", "emb-run"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # The stock mlir-opt of the LLVM installation, and where our plugins are.
-config.substitutions.append(
-    ("%stock_mlir_opt", os.path.join(config.llvm_tools_dir, "mlir-opt")))
+# In a sanitized build the plugins need the sanitizer's runtime, which the
+# stock (unsanitized) mlir-opt does not load: preloaded (LSan off: it would
+# report the host program's own allocations).
+stock_mlir_opt = os.path.join(config.llvm_tools_dir, "mlir-opt")
+if config.sanitizer_preload:
+    stock_mlir_opt = "env LD_PRELOAD=%s ASAN_OPTIONS=detect_leaks=0 %s" % (
+        config.sanitizer_preload, stock_mlir_opt)
+config.substitutions.append(("%stock_mlir_opt", stock_mlir_opt))
 config.substitutions.append(("%emb_libs", os.path.join(config.emb_obj_root, "lib")))
 
 # Stock mlir-runner and its runtime libraries (printMemrefF32), to run

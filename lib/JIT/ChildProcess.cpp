@@ -61,6 +61,9 @@ llvm::Expected<std::string> jit::runInChildProcess(
   if (::pipe2(fds, O_CLOEXEC) != 0)
     return error("cannot start a child process for " + what + ": pipe: " +
                  std::strerror(errno));
+  // Nothing buffered is written twice (the child ends with _exit or a
+  // signal, but a sanitizer's exit may flush).
+  std::fflush(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) {
     int err = errno;

@@ -2,6 +2,7 @@
 
 #include "ChildProcess.h"
 #include "KernelBuilder.h"
+#include "Sanitizers.h"
 
 #include "emb/Dialect/EmbDialect.h"
 #include "emb/JIT/JIT.h"
@@ -22,10 +23,12 @@
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
+#include "llvm/Transforms/Instrumentation/AddressSanitizer.h"
 
 #include <cstdlib>
 #include <mutex>
@@ -58,6 +61,29 @@ MLIRContext &jitContext() {
 }
 
 std::mutex compileMutex;
+
+/// In a process built with ASan, the kernel is instrumented as clang would
+/// instrument it, after optimisation (Sanitizers.h).
+void instrumentForASan(llvm::Module &module, llvm::TargetMachine &tm) {
+  if (!EMB_JIT_KERNELS_USE_ASAN)
+    return;
+  for (llvm::Function &f : module)
+    if (!f.isDeclaration())
+      f.addFnAttr(llvm::Attribute::SanitizeAddress);
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder builder(&tm);
+  builder.registerModuleAnalyses(mam);
+  builder.registerCGSCCAnalyses(cgam);
+  builder.registerFunctionAnalyses(fam);
+  builder.registerLoopAnalyses(lam);
+  builder.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager passes;
+  passes.addPass(llvm::AddressSanitizerPass(llvm::AddressSanitizerOptions()));
+  passes.run(module, mam);
+}
 
 llvm::Expected<std::unique_ptr<llvm::TargetMachine>> hostTargetMachine() {
   static std::once_flag once;
@@ -160,6 +186,7 @@ llvm::Expected<std::string> compileLocked(const KernelSpec &spec,
   if (llvm::Error err =
           makeOptimizingTransformer(3, 0, tm->get())(llvmModule.get()))
     return std::move(err);
+  instrumentForASan(*llvmModule, **tm);
   if (printIR)
     *printIR << "// ----- " << spec.str() << ": LLVM IR (O3, "
              << (*tm)->getTargetCPU() << ")\n"

@@ -22,6 +22,7 @@
 #include "emb/JIT/JIT.h"
 
 #include "BuildId.h"
+#include "Sanitizers.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FileSystem.h"
@@ -66,8 +67,10 @@ const std::string &compilerVersion() {
     char hex[20];
     std::snprintf(hex, sizeof(hex), "%016llx",
                   static_cast<unsigned long long>(fnv1a(features)));
+    // Kernels that call the ASan runtime are kept apart (Sanitizers.h).
     return std::string(kCompilerVersion) + "+" + EMB_CODEGEN_BUILD_ID + "+" +
-           llvm::sys::getHostCPUName().str() + "+" + hex;
+           llvm::sys::getHostCPUName().str() + "+" + hex +
+           (EMB_JIT_KERNELS_USE_ASAN ? "+asan" : "");
   }();
   return version;
 }

@@ -984,4 +984,38 @@ TEST(Engine, PlanSpecsLeaveOtherThreadsCallsRunning) {
     EXPECT_EQ(out.at(i), 1.0 + i) << i; // rows 0, 1, 2 of w
 }
 
+// In a build with ASan the JIT instruments the kernels too
+// (lib/JIT/Sanitizers.h): a kernel's read outside a caller's buffer is
+// reported. Here the caller lies: the weight says 100 rows, the buffer
+// holds 10, and row 50 passes validation.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMB_TEST_WITH_ASAN 1
+#endif
+#endif
+#ifdef EMB_TEST_WITH_ASAN
+void readPastTheCallersBuffer() {
+  std::vector<float> rows(10 * 4, 1.0f), out(4);
+  int64_t row = 50;
+  Tensor weight{rows.data(), DType::f32, {100, 4}};
+  Tensor indices{&row, DType::i64, {1}};
+  Tensor result{out.data(), DType::f32, {1, 4}};
+  EngineOptions o;
+  o.threads = 1;
+  o.cache.useDiskCache = false;
+  (void)Engine(o).embedding(indices, weight, result);
+}
+#endif
+
+TEST(SanitizedKernels, AReadPastTheCallersBufferIsReported) {
+#ifndef EMB_TEST_WITH_ASAN
+  GTEST_SKIP() << "ASan builds only (the sanitizer stage of scripts/test.sh)";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // Past the buffer lies whatever the heap holds: an overflow, or a freed block.
+  EXPECT_DEATH(readPastTheCallersBuffer(), "AddressSanitizer: heap-");
+#endif
+}
+
 } // namespace
+
