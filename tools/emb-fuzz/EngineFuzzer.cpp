@@ -28,22 +28,7 @@ using namespace emb;
 
 namespace {
 
-int64_t elementBytes(DType d) {
-  switch (d) {
-  case DType::f64:
-  case DType::i64:
-    return 8;
-  case DType::f32:
-  case DType::i32:
-    return 4;
-  case DType::f16:
-  case DType::bf16:
-    return 2;
-  case DType::u8:
-    return 1;
-  }
-  return 1;
-}
+int64_t elementBytes(DType d) { return static_cast<int64_t>(dtypeSize(d)); }
 
 /// The tensors of one call, allocated from the fuzzer's bytes.
 class Call {
