@@ -40,6 +40,26 @@ using emb::python::toProfile;
 
 namespace {
 
+/// One table as emb_mlir.Table passes it: (num_embeddings, embedding_dim,
+/// mode, padding_idx, sequence_length).
+using TableTuple = std::tuple<int64_t, int64_t, std::string,
+                              std::optional<int64_t>, std::optional<int64_t>>;
+
+std::vector<emb::TableOptions>
+tableOptions(const std::vector<TableTuple> &tables) {
+  std::vector<emb::TableOptions> options;
+  for (const auto &[rows, dim, mode, pad, length] : tables) {
+    emb::TableOptions t;
+    t.numEmbeddings = rows;
+    t.embeddingDim = dim;
+    t.mode = mode == "none" ? emb::BagMode::none : toMode(mode);
+    t.paddingIdx = pad;
+    t.sequenceLength = length;
+    options.push_back(t);
+  }
+  return options;
+}
+
 /// What the Python side passes for a tensor: a C-contiguous numpy array
 /// (read here through the buffer of the array), or an (address, dtype name,
 /// shape) triple (torch tensors), or None for an absent optional tensor.
@@ -348,18 +368,9 @@ PYBIND11_MODULE(_emb_mlir, m) {
   m.def(
       "embedding_bag_tables",
       [](TensorArg indices, TensorArg weights,
-         const std::vector<std::tuple<int64_t, int64_t, std::string,
-                                      std::optional<int64_t>>> &tables,
+         const std::vector<TableTuple> &tables,
          TensorArg offsets, TensorArg out, TensorArg perSampleWeights) {
-        std::vector<emb::TableOptions> options;
-        for (const auto &[rows, dim, mode, pad] : tables) {
-          emb::TableOptions t;
-          t.numEmbeddings = rows;
-          t.embeddingDim = dim;
-          t.mode = toMode(mode);
-          t.paddingIdx = pad;
-          options.push_back(t);
-        }
+        std::vector<emb::TableOptions> options = tableOptions(tables);
         emb::Tensor x = toTensor(indices, "indices"),
                     w = toTensor(weights, "weights"),
                     off = toTensor(offsets, "offsets"), y = toTensor(out, "out");
@@ -578,8 +589,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
   m.def(
       "embedding_bag_tables_update",
       [](TensorArg grad, TensorArg indices, TensorArg weights,
-         const std::vector<std::tuple<int64_t, int64_t, std::string,
-                                      std::optional<int64_t>>> &tables,
+         const std::vector<TableTuple> &tables,
          TensorArg offsets, py::list states, const std::string &optimizer,
          double lr, double eps, double weightDecay, double beta1, double beta2,
          int64_t step, TensorArg perSampleWeights) {
@@ -596,15 +606,7 @@ PYBIND11_MODULE(_emb_mlir, m) {
         o.beta1 = beta1;
         o.beta2 = beta2;
         o.step = step;
-        std::vector<emb::TableOptions> options;
-        for (const auto &[rows, dim, mode, pad] : tables) {
-          emb::TableOptions t;
-          t.numEmbeddings = rows;
-          t.embeddingDim = dim;
-          t.mode = toMode(mode);
-          t.paddingIdx = pad;
-          options.push_back(t);
-        }
+        std::vector<emb::TableOptions> options = tableOptions(tables);
         emb::Tensor g = toTensor(grad, "grad"), x = toTensor(indices, "indices"),
                     w = toTensor(weights, "weights"),
                     off = toTensor(offsets, "offsets");

@@ -66,6 +66,29 @@ llvm::Expected<Plan> Planner::embeddingBagQuantized(
   return plan;
 }
 
+/// The length L of every bag of sequence table `t` (mode none): `given`, or
+/// its first bag's; a bag of another length is an error.
+static llvm::Expected<int64_t> sequenceLength(const Tensor &offsets, size_t t,
+                                              int64_t numBags,
+                                              std::optional<int64_t> given) {
+  std::string table = "table " + std::to_string(t);
+  if (given && *given < 0)
+    return fail(table + ": negative sequence length " +
+                std::to_string(*given));
+  int64_t first = static_cast<int64_t>(t) * numBags;
+  auto lengthOf = [&](int64_t b) {
+    return loadInt(offsets.data, offsets.dtype, first + b + 1) -
+           loadInt(offsets.data, offsets.dtype, first + b);
+  };
+  int64_t length = given ? *given : (numBags > 0 ? lengthOf(0) : 0);
+  for (int64_t b = 0; b < numBags; ++b)
+    if (int64_t n = lengthOf(b); n != length)
+      return fail(table + " is 'none' (a sequence table, bags of length " +
+                  std::to_string(length) + "): bag " + std::to_string(b) +
+                  " has " + std::to_string(n) + " entries");
+  return length;
+}
+
 llvm::Expected<Planner::CheckedTables>
 Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
                       llvm::ArrayRef<TableOptions> tables,
@@ -103,7 +126,12 @@ Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
                                &size) ||
         __builtin_add_overflow(elements, size, &elements))
       return fail("the tables are too large");
-    if (__builtin_add_overflow(totalDim, table.embeddingDim, &totalDim))
+    if (table.sequenceLength && table.mode != BagMode::none)
+      return fail("table " + std::to_string(t) + ": a sequence length is "
+                  "only for mode 'none', the table is '" +
+                  bagModeName(table.mode) + "'");
+    if (table.mode != BagMode::none &&
+        __builtin_add_overflow(totalDim, table.embeddingDim, &totalDim))
       return fail("the tables' embedding dimensions are too large");
     if (table.mode == BagMode::max && !maxTable)
       maxTable = &table;
@@ -144,6 +172,21 @@ Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
   auto bags = engine.bagInputs(indices, &offsets, asOneList, psw, dtype);
   if (!bags)
     return bags.takeError();
+  // Sequence tables: every bag has the table's length L_t, and L_t * D_t
+  // columns. (Offsets are host memory here: no GPU device takes many
+  // tables.)
+  for (size_t t = 0; t < tables.size(); ++t) {
+    if (tables[t].mode != BagMode::none)
+      continue;
+    auto length = sequenceLength(offsets, t, numBags, tables[t].sequenceLength);
+    if (!length)
+      return length.takeError();
+    int64_t columns;
+    if (__builtin_mul_overflow(*length, tables[t].embeddingDim, &columns) ||
+        __builtin_add_overflow(totalDim, columns, &totalDim))
+      return fail("the tables' output columns are too many");
+    specs[t].sequenceLength = *length;
+  }
   CheckedTables checked;
   checked.specs = std::move(specs);
   checked.rows = std::move(rows);

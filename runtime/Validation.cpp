@@ -362,6 +362,12 @@ llvm::Expected<int64_t> checkBagInputs(const Tensor &indices,
                                        const EmbeddingBagOptions &options,
                                        const Tensor *psw, DType floatType,
                                        const Tensor *offsetValues) {
+  if (options.mode == BagMode::none)
+    return fail("mode 'none' (no pooling) is only for the sequence tables of "
+                "a many-table bag; one table's unpooled rows are embedding's");
+  if (options.mode > BagMode::none)
+    return fail("invalid bag mode " +
+                std::to_string(static_cast<int>(options.mode)));
   bool twoD = indices.rank() == 2;
   if (indices.rank() != 1 && !twoD)
     return fail("'indices' of embedding_bag must be 1-D (with 'offsets') or "

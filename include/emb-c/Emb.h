@@ -50,7 +50,10 @@ typedef enum {
   EMB_SUM = 0,
   EMB_MEAN = 1,
   EMB_MAX = 2,
-  EMB_SQRTN = 3
+  EMB_SQRTN = 3,
+  /* No pooling (a sequence table: its L rows side by side); only for the
+   * tables of embEmbeddingBagTables (docs/semantics.md §6.3). */
+  EMB_NONE = 4
 } EmbBagMode;
 
 /* A view of contiguous row-major memory. */
@@ -112,8 +115,10 @@ typedef struct {
 /* Many tables in one call (docs/semantics.md §6.3): `weights` (1-D) holds
  * every table, flat, one after another; `indices` (1-D) every table's
  * indices concatenated; `offsets` (T * B + 1, table-major) the bags; `out`
- * [B, sum of the tables' D] of the weights' dtype; `perSampleWeights` (or
- * NULL) the indices' shape. (emb::Engine::embeddingBagTables.) */
+ * [B, sum of the tables' columns] of the weights' dtype: D, or for an
+ * EMB_NONE (sequence) table, whose bags all have its first bag's length L,
+ * L * D (its rows side by side); `perSampleWeights` (or NULL) the indices'
+ * shape. (emb::Engine::embeddingBagTables.) */
 MLIR_CAPI_EXPORTED int
 embEmbeddingBagTables(EmbEngine *engine, EmbTensor indices, EmbTensor weights,
                       const EmbTable *tables, int numTables, EmbTensor offsets,

@@ -166,7 +166,7 @@ int bagOptions(EmbTensor indices, EmbTensor table, const EmbTensor *offsets,
       (perSampleWeights && checkDtype(*perSampleWeights, error, errorSize)))
     return 1;
   int rawMode = rawValue(mode);
-  if (rawMode < EMB_SUM || rawMode > EMB_SQRTN)
+  if (rawMode < EMB_SUM || rawMode > EMB_NONE)
     return fail("invalid bag mode " + std::to_string(rawMode), error,
                 errorSize);
   options.mode = static_cast<emb::BagMode>(rawMode);
@@ -244,7 +244,7 @@ int embEmbeddingBagTables(EmbEngine *engine, EmbTensor indices,
   std::vector<emb::TableOptions> options(numTables);
   for (int t = 0; t < numTables; ++t) {
     int rawMode = rawValue(tables[t].mode);
-    if (rawMode < EMB_SUM || rawMode > EMB_SQRTN)
+    if (rawMode < EMB_SUM || rawMode > EMB_NONE)
       return fail("table " + std::to_string(t) + ": invalid bag mode " +
                       std::to_string(rawMode),
                   error, errorSize);

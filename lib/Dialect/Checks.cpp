@@ -190,6 +190,13 @@ FailureOr<int64_t> checkBagStructure(Operation *op, RankedTensorType indices,
 
 /// Checks `per_sample_weights`: not with max (sum, mean and sqrtn weigh
 /// their entries), the shape of `indices`, the element type of the table.
+LogicalResult checkPoolingMode(Operation *op, BagMode mode) {
+  if (mode == BagMode::none)
+    return op->emitOpError() << "mode 'none' (no pooling) is only for the "
+                                "sequence tables of emb.multi_bag";
+  return success();
+}
+
 LogicalResult checkPerSampleWeights(Operation *op, RankedTensorType psw,
                                     BagMode mode, RankedTensorType indices,
                                     StringRef elementName, Type element) {

@@ -78,6 +78,9 @@ FailureOr<int64_t> checkBagStructure(Operation *op, RankedTensorType indices,
                                      RankedTensorType offsets,
                                      bool includeLastOffset);
 
+/// `mode` pools (mode `none` is only for emb.multi_bag's sequence tables).
+LogicalResult checkPoolingMode(Operation *op, BagMode mode);
+
 /// Checks `per_sample_weights`: not with max (sum, mean and sqrtn weigh
 /// their entries), the shape of `indices`, the element type of the table.
 LogicalResult checkPerSampleWeights(Operation *op, RankedTensorType psw,

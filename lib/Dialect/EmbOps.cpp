@@ -152,6 +152,8 @@ static LogicalResult verifyQuantizedBag(BagOp op, Quantization q) {
 }
 
 LogicalResult BagOp::verify() {
+  if (failed(checkPoolingMode(*this, getMode())))
+    return failure();
   RankedTensorType weight = getWeight().getType(),
                    output = getOutput().getType();
   if (std::optional<Quantization> q = getQuantized()) {
@@ -205,13 +207,48 @@ LogicalResult BagOp::canonicalize(BagOp op, PatternRewriter &rewriter) {
 //===----------------------------------------------------------------------===//
 
 namespace {
+/// The `sequence_lengths` of a many-table op with `modes`: L_t >= 0 for a
+/// `none` table, 0 for a pooled one. Returns L_t per table (0 when absent).
+FailureOr<SmallVector<int64_t>>
+verifySequenceLengths(Operation *op, ArrayAttr modes,
+                      std::optional<ArrayRef<int64_t>> lengths) {
+  int64_t numTables = modes.size();
+  SmallVector<int64_t> result(numTables, 0);
+  if (lengths && static_cast<int64_t>(lengths->size()) != numTables)
+    return op->emitOpError() << "needs one sequence length per table ("
+                             << numTables << "), got " << lengths->size();
+  for (int64_t t = 0; t < numTables; ++t) {
+    bool none = cast<BagModeAttr>(modes[t]).getValue() == BagMode::none;
+    int64_t length = lengths ? (*lengths)[t] : 0;
+    if (none && !lengths)
+      return op->emitOpError() << "table " << t << " is 'none' (a sequence "
+                                  "table) and needs 'sequence_lengths'";
+    if (length < 0 || (!none && length != 0))
+      return op->emitOpError()
+             << "'sequence_lengths' of table " << t << " (" << length
+             << ") must be " << (none ? ">= 0" : "0 (the table pools)");
+    result[t] = length;
+  }
+  return result;
+}
+
+/// The columns table `t` fills: D_t, or L_t * D_t for a sequence table.
+int64_t tableColumns(ArrayAttr modes, ArrayRef<int64_t> lengths, int64_t t,
+                     int64_t dim) {
+  return cast<BagModeAttr>(modes[t]).getValue() == BagMode::none
+             ? lengths[t] * dim
+             : dim;
+}
+
 /// The tables of a many-table op, their modes and padding rows, its
 /// indices, offsets (T * B + 1) and per_sample_weights: returns the tables'
 /// element type and the sum of their dims.
 FailureOr<std::pair<Type, int64_t>>
 verifyTables(Operation *op, ValueRange tables, ArrayAttr modes,
-             ArrayRef<int64_t> paddingIdx, RankedTensorType indices,
-             RankedTensorType offsets, RankedTensorType psw) {
+             ArrayRef<int64_t> paddingIdx,
+             std::optional<ArrayRef<int64_t>> sequenceLengths,
+             RankedTensorType indices, RankedTensorType offsets,
+             RankedTensorType psw) {
   int64_t numTables = tables.size();
   if (numTables == 0)
     return op->emitOpError() << "needs at least one table";
@@ -220,6 +257,9 @@ verifyTables(Operation *op, ValueRange tables, ArrayAttr modes,
     return op->emitOpError()
            << "needs one mode and one padding_idx per table (" << numTables
            << "), got " << modes.size() << " and " << paddingIdx.size();
+  auto lengths = verifySequenceLengths(op, modes, sequenceLengths);
+  if (failed(lengths))
+    return failure();
   Type element;
   int64_t totalDim = 0;
   bool anyMax = false;
@@ -236,7 +276,7 @@ verifyTables(Operation *op, ValueRange tables, ArrayAttr modes,
     if (type.isDynamicDim(1))
       return op->emitOpError()
              << "'" << name << "' needs a static embedding dimension";
-    totalDim += type.getDimSize(1);
+    totalDim += tableColumns(modes, *lengths, t, type.getDimSize(1));
     int64_t pad = paddingIdx[t];
     int64_t rows = type.getDimSize(0);
     if (pad < -1 || (!ShapedType::isDynamic(rows) && pad >= rows))
@@ -273,7 +313,8 @@ verifyTables(Operation *op, ValueRange tables, ArrayAttr modes,
 LogicalResult MultiBagOp::verify() {
   int64_t numTables = getTables().size();
   auto checked = verifyTables(*this, getTables(), getModes(), getPaddingIdx(),
-                              getIndices().getType(), getOffsets().getType(),
+                              getSequenceLengths(), getIndices().getType(),
+                              getOffsets().getType(),
                               rankedOrNull(getPerSampleWeights()));
   if (failed(checked))
     return failure();
@@ -289,7 +330,7 @@ LogicalResult MultiBagOp::verify() {
       failed(checkSameElement(*this, "output", output.getElementType(),
                               "table 0", element)) ||
       failed(checkBagRows(*this, "output", output, numBags, totalDim,
-                          "the sum of the tables' embedding dimensions")))
+                          "the sum of the tables' columns")))
     return failure();
   return success();
 }
@@ -348,6 +389,8 @@ LogicalResult LookupGradOp::canonicalize(LookupGradOp op,
 //===----------------------------------------------------------------------===//
 
 LogicalResult BagGradOp::verify() {
+  if (failed(checkPoolingMode(*this, getMode())))
+    return failure();
   RankedTensorType grad = getGrad().getType();
   if (failed(checkFloatTensor(*this, "grad", grad, 2)) ||
       failed(checkNumEmbeddings(*this, getNumEmbeddings())) ||
@@ -448,6 +491,8 @@ LogicalResult LookupSparseGradOp::canonicalize(LookupSparseGradOp op,
 //===----------------------------------------------------------------------===//
 
 LogicalResult BagSparseGradOp::verify() {
+  if (failed(checkPoolingMode(*this, getMode())))
+    return failure();
   RankedTensorType grad = getGrad().getType();
   if (getMode() == BagMode::max)
     return emitOpError() << "sparse gradients are not supported with mode "
@@ -541,6 +586,8 @@ LogicalResult verifyState(Operation *op, Optimizer opt, RankedTensorType type,
 } // namespace
 
 LogicalResult BagUpdateOp::verify() {
+  if (failed(checkPoolingMode(*this, getMode())))
+    return failure();
   RankedTensorType grad = getGrad().getType(), weight = getWeight().getType();
   Optimizer opt = getOptimizer();
   StringRef optName = stringifyOptimizer(opt);
@@ -636,6 +683,9 @@ LogicalResult MultiBagUpdateOp::verify() {
     return emitOpError() << "needs one mode and one padding_idx per table ("
                          << numTables << "), got " << getModes().size()
                          << " and " << getPaddingIdx().size();
+  auto lengths = verifySequenceLengths(*this, getModes(), getSequenceLengths());
+  if (failed(lengths))
+    return failure();
   int64_t elements = 0, rows = 0, totalDim = 0;
   for (int64_t t = 0; t < numTables; ++t) {
     int64_t v = shapes[2 * t], d = shapes[2 * t + 1], pad = getPaddingIdx()[t];
@@ -650,7 +700,7 @@ LogicalResult MultiBagUpdateOp::verify() {
                               "max_indices: use emb.bag_update)";
     elements += v * d;
     rows += v;
-    totalDim += d;
+    totalDim += tableColumns(getModes(), *lengths, t, d);
   }
   RankedTensorType weights = getWeights().getType(), grad = getGrad().getType();
   if (failed(checkFloatTensor(*this, "weights", weights, 1)) ||
@@ -660,7 +710,7 @@ LogicalResult MultiBagUpdateOp::verify() {
       failed(checkSameElement(*this, "grad", grad.getElementType(), "weights",
                               weights.getElementType())) ||
       failed(checkDim(*this, "'grad' dimension 1", grad.getDimSize(1),
-                      "the sum of the tables' embedding dimensions",
+                      "the sum of the tables' columns",
                       totalDim)) ||
       failed(checkIndexTensor(*this, "indices", getIndices().getType(), 1)) ||
       failed(checkIndexTensor(*this, "offsets", getOffsets().getType(), 1)))

@@ -85,6 +85,19 @@ mlir::emb::Optimizer toMlir(::emb::Optimizer o) {
   return mlir::emb::Optimizer::sgd;
 }
 
+/// The tables' `sequence_lengths`, or none when no table is a sequence.
+DenseI64ArrayAttr sequenceLengthsAttr(OpBuilder &b,
+                                      ArrayRef<::emb::TableSpec> tables) {
+  if (llvm::none_of(tables, [](const ::emb::TableSpec &t) {
+        return t.mode == ::emb::BagMode::none;
+      }))
+    return {};
+  SmallVector<int64_t> lengths;
+  for (const ::emb::TableSpec &t : tables)
+    lengths.push_back(t.sequenceLength);
+  return b.getDenseI64ArrayAttr(lengths);
+}
+
 mlir::emb::BagMode toMlir(::emb::BagMode m) {
   switch (m) {
   case ::emb::BagMode::sum:
@@ -95,6 +108,8 @@ mlir::emb::BagMode toMlir(::emb::BagMode m) {
     return mlir::emb::BagMode::max;
   case ::emb::BagMode::sqrtn:
     return mlir::emb::BagMode::sqrtn;
+  case ::emb::BagMode::none:
+    return mlir::emb::BagMode::none;
   }
   return mlir::emb::BagMode::sum;
 }
@@ -347,7 +362,8 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
         tensorArg(Slot::offsets), tensorArg(Slot::perSampleWeights),
         windowValue(0), windowValue(1), states, hyperValue(0), step,
         b.getDenseI64ArrayAttr(shapes), b.getArrayAttr(modes),
-        b.getDenseI64ArrayAttr(pads), b.getF64FloatAttr(spec.weightDecay),
+        b.getDenseI64ArrayAttr(pads), sequenceLengthsAttr(b, spec.tables),
+        b.getF64FloatAttr(spec.weightDecay),
         b.getF64FloatAttr(spec.eps), b.getF64FloatAttr(spec.beta1),
         b.getF64FloatAttr(spec.beta2));
     materialize(op.getResult(0), weightArg);
@@ -499,7 +515,7 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
         b, loc, tensorOf(rows), tables, toTensor(indices),
         tensorArg(Slot::offsets), tensorArg(Slot::perSampleWeights),
         windowValue(0), windowValue(1), b.getArrayAttr(modes),
-        b.getDenseI64ArrayAttr(pads));
+        b.getDenseI64ArrayAttr(pads), sequenceLengthsAttr(b, spec.tables));
     materialize(r, arg(Slot::out));
     break;
   }

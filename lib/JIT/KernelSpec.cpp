@@ -58,6 +58,8 @@ std::string KernelSpec::str() const {
     for (const TableSpec &t : tables) {
       s += std::to_string(t.rows) + "x" + std::to_string(t.dim) + "-" +
            bagModeName(t.mode);
+      if (t.mode == BagMode::none)
+        s += std::to_string(t.sequenceLength);
       if (t.paddingIdx >= 0)
         s += "-pad" + std::to_string(t.paddingIdx);
       s += ",";

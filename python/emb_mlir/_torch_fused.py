@@ -276,6 +276,33 @@ class FusedEmbedding(_FusedBase):
         self._stepped(hyper)
 
 
+def table_slices(tables, grad, input, offsets, psw):
+    """Per table of a many-table call (torch tensors), what a single-table
+    backward of it takes: (t, table, its gradient rows, indices, offsets
+    with include_last_offset, psw, lo, hi), [lo, hi) its entries. A
+    sequence table (mode "none", length L) comes as a "sum" table of
+    one-entry bags: its L * D columns as [B * L, D] rows, offsets 0..n."""
+    num_bags = (offsets.numel() - 1) // len(tables)
+    column = 0
+    for t, table in enumerate(tables):
+        lo = int(offsets[t * num_bags])
+        hi = int(offsets[(t + 1) * num_bags])
+        dim = table.embedding_dim
+        if table.mode == "none":
+            width = (hi - lo) // num_bags * dim if num_bags else 0
+            g = grad[:, column:column + width].reshape(-1, dim).contiguous() \
+                if width else grad.new_zeros((0, dim))
+            off = torch.arange(hi - lo + 1, dtype=offsets.dtype)
+            table = table._replace(mode="sum", sequence_length=None)
+        else:
+            width = dim
+            g = grad[:, column:column + dim].contiguous()
+            off = offsets[t * num_bags:(t + 1) * num_bags + 1] - lo
+        yield (t, table, g, input[lo:hi], off,
+               None if psw is None else psw[lo:hi], lo, hi)
+        column += width
+
+
 class FusedEmbeddingBagCollection(_FusedBase):
     """emb_mlir.torch.EmbeddingBagCollection (the same `tables`, flat
     `weight`, `table_weights()`, KJT-like values and table-major offsets;
@@ -370,17 +397,7 @@ class FusedEmbeddingBagCollection(_FusedBase):
                                     per_sample_weights), None
 
     def _slices(self, grad, input, offsets, psw):
-        """Per table: (table, its grad columns, indices, offsets, psw)."""
-        num_bags = (offsets.numel() - 1) // len(self.tables)
-        column = 0
-        for t, table in enumerate(self.tables):
-            lo = int(offsets[t * num_bags])
-            hi = int(offsets[(t + 1) * num_bags])
-            off = offsets[t * num_bags:(t + 1) * num_bags + 1] - lo
-            g = grad[:, column:column + table.embedding_dim].contiguous()
-            yield (t, table, g, input[lo:hi], off,
-                   None if psw is None else psw[lo:hi], lo, hi)
-            column += table.embedding_dim
+        return table_slices(self.tables, grad, input, offsets, psw)
 
     def _psw_grad(self, grad, input, offsets):
         gpsw = torch.zeros(input.shape, dtype=grad.dtype)

@@ -597,22 +597,16 @@ class _EmbeddingBagTables(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
+        from ._torch_fused import table_slices
         weights, psw, input, offsets = ctx.saved_tensors
-        tables = ctx.tables
-        num_bags = (offsets.numel() - 1) // len(tables)
         grad = grad.contiguous()
         gw = torch.zeros_like(weights) if ctx.needs_input_grad[0] else None
         gpsw = torch.zeros_like(psw) if ctx.needs_input_grad[1] else None
-        at = column = 0
-        for t, table in enumerate(tables):
+        at = 0
+        for t, table, g, x, off, p, lo, hi in table_slices(
+                ctx.tables, grad, input, offsets, psw):
             rows, dim = table.num_embeddings, table.embedding_dim
-            lo = int(offsets[t * num_bags])
-            hi = int(offsets[(t + 1) * num_bags])
-            x = input[lo:hi]
-            off = offsets[t * num_bags:(t + 1) * num_bags + 1] - lo
-            g = grad[:, column:column + dim].contiguous()
             w = weights[at:at + rows * dim].view(rows, dim)
-            p = None if psw is None else psw[lo:hi]
             if gw is not None and rows * dim > 0:
                 max_indices = None
                 if table.mode == "max":
@@ -631,14 +625,13 @@ class _EmbeddingBagTables(torch.autograd.Function):
                     g, w, x, off, mode=table.mode, include_last_offset=True,
                     padding_idx=table.padding_idx)
             at += rows * dim
-            column += dim
         return gw, gpsw, None, None, None
 
 
 def embedding_bag_tables(input, offsets, weights, tables,
                          per_sample_weights=None):
     """emb_mlir.embedding_bag_tables with autograd: the gradient of the flat
-    `weights` (and of per_sample_weights, for sum tables)."""
+    `weights` (and of per_sample_weights, for sum and none tables)."""
     tables = M.tables_of(tables)
     if torch.is_grad_enabled() and (
             weights.requires_grad or (per_sample_weights is not None and
@@ -653,14 +646,16 @@ class EmbeddingBagCollection(torch.nn.Module):
     """Many EmbeddingBag tables pooled in one call (docs/semantics.md §6.3;
     TorchRec's EmbeddingBagCollection with a KeyedJaggedTensor's values and
     offsets): `tables` lists each table as (num_embeddings, embedding_dim,
-    mode="sum", padding_idx=None), a dict of those keys or an
-    emb_mlir.Table. The tables lie one after another in one flat parameter
-    `weight` (`table_weights()` gives their [V_t, D_t] views), initialised
-    as torch.nn.EmbeddingBag initialises a table (N(0, 1), padding rows
-    zero). forward(values, offsets, per_sample_weights=None): `values` the
-    indices of every table concatenated, `offsets` T * B + 1 table-major
-    bag bounds; returns [B, sum D_t], table t in its columns. The weight
-    gradient is dense; there is no max_norm."""
+    mode="sum", padding_idx=None, sequence_length=None), a dict of those
+    keys or an emb_mlir.Table; mode "none" makes a sequence table (bags of
+    one length L, its L rows side by side). The tables lie one after
+    another in one flat parameter `weight` (`table_weights()` gives their
+    [V_t, D_t] views), initialised as torch.nn.EmbeddingBag initialises a
+    table (N(0, 1), padding rows zero). forward(values, offsets,
+    per_sample_weights=None): `values` the indices of every table
+    concatenated, `offsets` T * B + 1 table-major bag bounds; returns
+    [B, sum C_t], table t in its C_t columns (D_t, or L_t * D_t). The
+    weight gradient is dense; there is no max_norm."""
 
     def __init__(self, tables, dtype=torch.float32):
         super().__init__()

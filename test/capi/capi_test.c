@@ -186,6 +186,19 @@ int main(void) {
                              sizeof(error));
   CHECK(rc != 0 && strstr(error, "'weights' has 16 elements") != NULL,
         "the tables must fill the weights");
+  /* Table 1 as a sequence table (EMB_NONE): its bag's two rows side by
+   * side, 4 + 2 * 2 columns. */
+  float sOut[8];
+  int64_t sOutShape[2] = {1, 8};
+  EmbTensor sy = {sOut, EMB_F32, 2, sOutShape};
+  tables[1].numEmbeddings = 2;
+  tables[1].mode = EMB_NONE;
+  rc = embEmbeddingBagTables(engine, tx, bw, tables, 2, to, sy, NULL, error,
+                             sizeof(error));
+  CHECK(rc == 0, error);
+  const float wantS[8] = {0, 0, 0, 0, 5, -6, -7, 8};
+  for (int i = 0; i < 8; ++i)
+    CHECK(fabsf(sOut[i] - wantS[i]) < 1e-6f, "sequence table value");
 
   /* The fused optimizer step: one bag (rows 0 and 2) with gradient 1, SGD
    * with lr 0.5 moves both rows by -0.5 and leaves row 1; row-wise Adagrad

@@ -301,6 +301,43 @@ def test_collection_steps_like_one_fused_bag_per_table(optimizer, second):
         k.startswith("state_") for k in keys - {"weight"})
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "rowwise_adagrad", "adam"])
+def test_collection_steps_a_sequence_table_like_a_fused_embedding(optimizer):
+    """A sequence table (mode none, L = 3, §6.3) in one fused step with a
+    pooled table, against a FusedEmbedding over its [B, L] indices (its
+    padding row stays zero, so the padding entries' zeros agree)."""
+    L = 3
+    coll = ET.FusedEmbeddingBagCollection(
+        [(40, 8, "sum", None), (30, 4, "none", 0, L)], optimizer=optimizer,
+        lr=0.05)
+    first, second = coll.table_weights()
+    bag = ET.FusedEmbeddingBag.from_pretrained(
+        first, mode="sum", include_last_offset=True, optimizer=optimizer,
+        lr=0.05)
+    seq = ET.FusedEmbedding.from_pretrained(second, padding_idx=0,
+                                            optimizer=optimizer, lr=0.05)
+    g = torch.Generator().manual_seed(4)
+    for step in range(4):
+        lengths = torch.randint(0, 4, (B,), generator=g)
+        pooled = torch.randint(0, 40, (int(lengths.sum()),), generator=g)
+        sequence = torch.randint(0, 30, (B * L,), generator=g)
+        values = torch.cat([pooled, sequence])
+        offsets = torch.cat([torch.zeros(1, dtype=torch.int64),
+                             lengths.cumsum(0),
+                             lengths.sum() + L * torch.arange(1, B + 1)])
+        target = torch.randn(B, 8 + L * 4, generator=g)
+        out = coll(values, offsets)
+        assert out.shape == (B, 8 + L * 4)
+        ((out - target) ** 2).sum().backward()
+        ((bag(pooled, offsets[:B + 1]) - target[:, :8]) ** 2).sum().backward()
+        ((seq(sequence.view(B, L)).reshape(B, -1) - target[:, 8:]) ** 2
+         ).sum().backward()
+    first, second = coll.table_weights()
+    torch.testing.assert_close(first, bag.weight, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(second, seq.weight, rtol=1e-6, atol=1e-6)
+    assert not second[0].any()
+
+
 def test_a_failed_adam_step_moves_nothing_not_even_the_counter():
     with pytest.raises(ValueError, match="'betas' must be two numbers"):
         ET.FusedEmbeddingBag(V, D, optimizer="adam", betas=(0.9, 1.0))

@@ -3,8 +3,9 @@
 // docs/semantics.md §6.3: Engine::embeddingBagTables (host and
 // GPU-emulated kernels) against T single-table reference bags written into
 // their columns: mixed V, D (odd and even), modes, padding, empty bags and
-// tables, per_sample_weights, every float dtype; bad input is an error that
-// names the table, before any write.
+// tables, sequence tables (mode none: one-entry bags side by side),
+// per_sample_weights, every float dtype; bad input is an error that names
+// the table, before any write.
 //
 //===----------------------------------------------------------------------===//
 
@@ -50,9 +51,17 @@ double tolerance(DType d) {
                                                    : 3e-2;
 }
 
+/// The length of every bag of sequence table `t` in runCase.
+int64_t sequenceLengthOf(const TableOptions &table, size_t t) {
+  return table.numEmbeddings
+             ? table.sequenceLength.value_or(1 + (table.numEmbeddings + t) % 4)
+             : 0;
+}
+
 /// A random instance of `tables` with B bags each, run on `target` and
-/// compared with one reference bag per table.
-void runCase(const std::vector<TableOptions> &tables, DType dtype, bool psw,
+/// compared with one reference bag per table (a sequence table: one
+/// reference bag per entry).
+void runCase(std::vector<TableOptions> tables, DType dtype, bool psw,
              uint64_t seed, Target target) {
   SCOPED_TRACE("dtype=" + std::string(dtypeName(dtype)) +
                " T=" + std::to_string(tables.size()) +
@@ -60,19 +69,28 @@ void runCase(const std::vector<TableOptions> &tables, DType dtype, bool psw,
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u(-1, 1);
   int64_t T = tables.size(), B = gen() % 7, total = 0, elements = 0;
-  for (const TableOptions &t : tables) {
-    total += t.embeddingDim;
-    elements += t.numEmbeddings * t.embeddingDim;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    const TableOptions &table = tables[t];
+    total += table.embeddingDim *
+             (table.mode == BagMode::none ? sequenceLengthOf(table, t) : 1);
+    elements += table.numEmbeddings * table.embeddingDim;
   }
+  // Without bags a sequence table's length is not in the offsets: say it.
+  for (size_t t = 0; t < tables.size(); ++t)
+    if (B == 0 && tables[t].mode == BagMode::none)
+      tables[t].sequenceLength = sequenceLengthOf(tables[t], t);
   Host weights(dtype, {elements});
   for (int64_t i = 0; i < elements; ++i)
     weights.set(i, u(gen));
   std::vector<int64_t> offs{0}, ids;
-  for (const TableOptions &t : tables)
+  for (size_t t = 0; t < tables.size(); ++t)
     for (int64_t b = 0; b < B; ++b) {
-      int64_t len = t.numEmbeddings ? gen() % 5 : 0; // empty bags too
+      const TableOptions &table = tables[t];
+      int64_t len = table.mode == BagMode::none ? sequenceLengthOf(table, t)
+                    : table.numEmbeddings       ? gen() % 5
+                                                : 0; // empty bags too
       for (int64_t k = 0; k < len; ++k)
-        ids.push_back(gen() % t.numEmbeddings);
+        ids.push_back(gen() % table.numEmbeddings);
       offs.push_back(ids.size());
     }
   int64_t n = ids.size();
@@ -103,22 +121,31 @@ void runCase(const std::vector<TableOptions> &tables, DType dtype, bool psw,
     std::vector<double> tp;
     if (psw)
       tp.assign(p.begin() + first, p.begin() + last);
+    // A sequence table's L rows side by side: its entries as bags of one.
+    bool sequence = table.mode == BagMode::none;
+    int64_t L = sequence ? sequenceLengthOf(table, t) : 1;
     std::vector<int64_t> to;
-    for (int64_t b = 0; b <= B; ++b)
-      to.push_back(offs[t * B + b] - first);
+    if (sequence)
+      for (int64_t j = 0; j <= last - first; ++j)
+        to.push_back(j);
+    else
+      for (int64_t b = 0; b <= B; ++b)
+        to.push_back(offs[t * B + b] - first);
     std::optional<int64_t> pad;
     if (table.paddingIdx)
       pad = *table.paddingIdx < 0 ? *table.paddingIdx + V : *table.paddingIdx;
-    auto want = ref::embeddingBag(tw, D, tx, to, 0, 0, table.mode, tp,
+    auto want = ref::embeddingBag(tw, D, tx, to, 0, 0,
+                                  sequence ? BagMode::sum : table.mode, tp,
                                   /*includeLastOffset=*/true, pad);
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t d = 0; d < D; ++d) {
-        double g = out.at(b * total + column + d), e = want.output[b * D + d];
+      for (int64_t d = 0; d < L * D; ++d) {
+        double g = out.at(b * total + column + d),
+               e = want.output[b * L * D + d];
         ASSERT_LE(std::fabs(g - e), tolerance(dtype) * std::max(1.0, std::abs(e)))
             << "table " << t << " bag " << b << " column " << d;
       }
     at += V * D;
-    column += D;
+    column += L * D;
   }
 }
 
@@ -135,6 +162,13 @@ std::vector<TableOptions> someTables(int variant) {
     o.mode = modes[(k + variant) % 4];
     if ((k + variant) % 3 == 0 && o.numEmbeddings > 0)
       o.paddingIdx = (k % 2) ? -1 : 0;
+    if (k == 1 && variant % 3 == 1) {
+      o.mode = BagMode::none; // a sequence table
+      if (variant == 4 && o.numEmbeddings > 0)
+        o.paddingIdx = -1;
+      if (variant == 7)
+        o.sequenceLength = 2; // given, not the first bag's
+    }
     t.push_back(o);
   }
   return t;
@@ -166,9 +200,9 @@ TEST(GPUEmulated, TablesEveryModeDtypeAndShape) {
 // Many bags, so that the call is split over threads by ranges of bags.
 TEST(Tables, SplitOverThreads) {
   std::vector<TableOptions> tables(3);
-  tables[0] = {1000, 64, BagMode::sum, std::nullopt};
-  tables[1] = {50, 8, BagMode::mean, 0};
-  tables[2] = {300, 17, BagMode::max, std::nullopt};
+  tables[0] = {1000, 64, BagMode::sum, std::nullopt, std::nullopt};
+  tables[1] = {50, 8, BagMode::mean, 0, std::nullopt};
+  tables[2] = {300, 17, BagMode::max, std::nullopt, std::nullopt};
   std::mt19937_64 gen(7);
   const int64_t B = 20000;
   std::vector<int64_t> offs{0};
@@ -203,8 +237,8 @@ TEST(Tables, SplitOverThreads) {
 
 TEST(Tables, BadInputNamesTheTableAndWritesNothing) {
   std::vector<TableOptions> tables(2);
-  tables[0] = {5, 4, BagMode::sum, std::nullopt};
-  tables[1] = {3, 2, BagMode::max, std::nullopt};
+  tables[0] = {5, 4, BagMode::sum, std::nullopt, std::nullopt};
+  tables[1] = {3, 2, BagMode::max, std::nullopt, std::nullopt};
   Host weights(DType::f32, {5 * 4 + 3 * 2}), indices(DType::i64, {4}),
       offsets(DType::i64, {3}), out(DType::f32, {1, 6});
   int64_t ids[] = {1, 4, 2, 0};
@@ -251,7 +285,7 @@ TEST(Tables, BadInputNamesTheTableAndWritesNothing) {
               "table 0: 'padding_idx' 5 is out of range [-5, 5)");
   // Tables of no rows add no elements, but their dims still add up.
   std::vector<TableOptions> huge(4, {0, int64_t(1) << 62, BagMode::sum,
-                                     std::nullopt});
+                                     std::nullopt, std::nullopt});
   Host none(DType::f32, {0}), noIndices(DType::i64, {0}),
       fiveOffsets(DType::i64, {5});
   expectError(engine().embeddingBagTables(noIndices.view, none.view, huge,
@@ -264,6 +298,37 @@ TEST(Tables, BadInputNamesTheTableAndWritesNothing) {
   expectError(gpu.embeddingBagTables(indices.view, weights.view, tables,
                                      offsets.view, out.view),
               "many tables in one call do not run on a GPU device yet");
+  // A sequence table's bags have one length (the first bag's, or the one
+  // given); a length only for mode none; mode none only for many tables.
+  std::vector<TableOptions> sequence = tables;
+  sequence[1].mode = BagMode::none; // L = 2 from its bag: 4 + 2 * 2 columns
+  expectError(engine().embeddingBagTables(indices.view, weights.view, sequence,
+                                          offsets.view, out.view),
+              "'out'");
+  Host fits(DType::f32, {1, 4 + 2 * 2});
+  EXPECT_FALSE(static_cast<bool>(engine().embeddingBagTables(
+      indices.view, weights.view, sequence, offsets.view, fits.view)));
+  EXPECT_EQ(fits.at(4 + 2), weights.at(20 + 0 * 2)); // entry 1's row: 0
+  sequence[1].sequenceLength = 3;
+  Host seqOut(DType::f32, {1, 4 + 3 * 2});
+  expectError(engine().embeddingBagTables(indices.view, weights.view, sequence,
+                                          offsets.view, seqOut.view),
+              "table 1 is 'none' (a sequence table, bags of length 3): bag 0 "
+              "has 2 entries");
+  sequence[1].sequenceLength = 2;
+  sequence[0].sequenceLength = 2;
+  expectError(engine().embeddingBagTables(indices.view, weights.view, sequence,
+                                          offsets.view, out.view),
+              "table 0: a sequence length is only for mode 'none', the table "
+              "is 'sum'");
+  EmbeddingBagOptions unpooled;
+  unpooled.mode = BagMode::none;
+  unpooled.includeLastOffset = true;
+  Host table(DType::f32, {5, 4});
+  expectError(engine().embeddingBag(indices.view, table.view, &offsets.view,
+                                    out.view, unpooled),
+              "mode 'none' (no pooling) is only for the sequence tables of a "
+              "many-table bag");
   Host wide(DType::f32, {1, 7});
   expectError(engine().embeddingBagTables(indices.view, weights.view, tables,
                                           offsets.view, wide.view),

@@ -95,9 +95,13 @@ double trafficBytes(const Setup &s, const Instance &inst) {
     bytes = inst.out.size() + N * is +
             2.0 * touched * (D * es + stateBytes / std::max<double>(s.V, 1));
   }
-  if (!s.tables.empty()) // B * L rows of every table, indices, offsets, out
-    bytes = N * is + N / static_cast<double>(s.tables.size()) * D * es +
+  if (!s.tables.empty()) { // B * L rows of every table, indices, offsets, out
+    double dims = 0;
+    for (const TableOptions &t : s.tables)
+      dims += t.embeddingDim;
+    bytes = N * is + N / static_cast<double>(s.tables.size()) * dims * es +
             inst.out.size() + s.numOffsets * dtypeSize(s.offType);
+  }
   else if (s.bag && !f.twoD)
     bytes += s.numOffsets * dtypeSize(s.offType);
   if (s.bag && f.perSampleWeights)

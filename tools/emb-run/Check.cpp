@@ -268,8 +268,15 @@ bool checkTables(const Setup &s, const Instance &inst, double &worst) {
     int64_t V = table.numEmbeddings, D = table.embeddingDim;
     int64_t first = offs[t * s.B], last = offs[(t + 1) * s.B];
     std::vector<int64_t> tx(x.begin() + first, x.begin() + last), to;
-    for (int64_t b = 0; b <= s.B; ++b)
-      to.push_back(offs[t * s.B + b] - first);
+    // A sequence table: its entries as bags of one, L of them side by side.
+    bool sequence = table.mode == BagMode::none;
+    int64_t L = sequence ? s.L : 1;
+    if (sequence)
+      for (int64_t j = 0; j <= last - first; ++j)
+        to.push_back(j);
+    else
+      for (int64_t b = 0; b <= s.B; ++b)
+        to.push_back(offs[t * s.B + b] - first);
     std::vector<double> tp;
     if (s.flags.perSampleWeights)
       tp.assign(p.begin() + first, p.begin() + last);
@@ -278,12 +285,13 @@ bool checkTables(const Setup &s, const Instance &inst, double &worst) {
       pad = (*table.paddingIdx % V + V) % V;
     auto bag = ref::embeddingBag(
         std::vector<double>(w.begin() + at, w.begin() + at + V * D), D, tx,
-        to, 0, 0, table.mode, tp, /*includeLastOffset=*/true, pad);
+        to, 0, 0, sequence ? BagMode::sum : table.mode, tp,
+        /*includeLastOffset=*/true, pad);
     for (int64_t b = 0; b < s.B; ++b)
-      for (int64_t d = 0; d < D; ++d)
-        want[b * s.D + column + d] = bag.output[b * D + d];
+      for (int64_t d = 0; d < L * D; ++d)
+        want[b * s.D + column + d] = bag.output[b * L * D + d];
     at += V * D;
-    column += D;
+    column += L * D;
   }
   return compare("output", inst.out.view.data, s.dtype, want, worst);
 }

@@ -32,7 +32,8 @@ const char *kUsage = R"(usage: emb-run [flags]
   --padding-idx P                       padding row (may be negative); 5% of indices hit it
   --per-sample-weights                  weights (sum; mean: weighted mean; sqrtn)
   --tables "V1xD1:mode,V2xD2:mode,..."  embedding_bag of many tables in one call (B bags of L per
-                                        table; --padding-idx applies to each)
+                                        table; --padding-idx applies to each; mode none: a
+                                        sequence table, its L rows side by side)
   --quantized int8|int4                 embedding_bag of a row-wise quantised table (packed as
                                         torch's prepack ops do); --dtype f32|f16 is the output's
   --include-last-offset                 offsets of length B + 1
@@ -298,7 +299,8 @@ Setup resolve(const Flags &flags) {
       if (flags.paddingIdx != INT64_MIN)
         t.paddingIdx = flags.paddingIdx;
       s.V += t.numEmbeddings * t.embeddingDim; // the flat buffer
-      s.D += t.embeddingDim;
+      // A sequence table (mode none): its L = --bag-size rows side by side.
+      s.D += t.mode == BagMode::none ? s.L * t.embeddingDim : t.embeddingDim;
       s.tables.push_back(t);
     }
     int64_t T = static_cast<int64_t>(s.tables.size());

@@ -26,8 +26,9 @@ inline bool isFloat(DType d) { return d <= DType::bf16; }
 inline bool isIndex(DType d) { return d == DType::i32 || d == DType::i64; }
 
 /// sqrtn and the weighted mean (mean with per_sample_weights) are
-/// docs/semantics.md §6.1.
-enum class BagMode : uint8_t { sum, mean, max, sqrtn };
+/// docs/semantics.md §6.1; `none` (no pooling: a sequence table's L rows side
+/// by side) exists only for the tables of a many-table call (§6.3).
+enum class BagMode : uint8_t { sum, mean, max, sqrtn, none };
 
 /// The format of a table's rows: floats, or row-wise quantised bytes
 /// (docs/semantics.md §6.2: FBGEMM's fused 8-bit and 4-bit rows).
@@ -122,6 +123,8 @@ inline const char *bagModeName(BagMode mode) {
     return "max";
   case BagMode::sqrtn:
     return "sqrtn";
+  case BagMode::none:
+    return "none";
   }
   return "?";
 }
@@ -154,10 +157,10 @@ inline int64_t quantizedRowBytes(Quantization q, int64_t dim) {
   return 0;
 }
 
-/// The mode named `name` ("sum", "mean", "max", "sqrtn"), if any.
+/// The mode named `name` ("sum", "mean", "max", "sqrtn", "none"), if any.
 inline std::optional<BagMode> parseBagMode(std::string_view name) {
-  for (BagMode mode :
-       {BagMode::sum, BagMode::mean, BagMode::max, BagMode::sqrtn})
+  for (BagMode mode : {BagMode::sum, BagMode::mean, BagMode::max,
+                       BagMode::sqrtn, BagMode::none})
     if (name == bagModeName(mode))
       return mode;
   return std::nullopt;

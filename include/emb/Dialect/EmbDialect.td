@@ -53,8 +53,11 @@ def Emb_BagMode_Mean : I32EnumAttrCase<"mean", 1>;
 def Emb_BagMode_Max  : I32EnumAttrCase<"max", 2>;
 // TensorFlow's combiner: the weighted sum over sqrt(sum of squared weights).
 def Emb_BagMode_Sqrtn : I32EnumAttrCase<"sqrtn", 3>;
+// No pooling: a sequence table's rows side by side (emb.multi_bag only).
+def Emb_BagMode_None : I32EnumAttrCase<"none", 4>;
 def Emb_BagMode : I32EnumAttr<"BagMode", "reduction of an embedding bag",
-    [Emb_BagMode_Sum, Emb_BagMode_Mean, Emb_BagMode_Max, Emb_BagMode_Sqrtn]> {
+    [Emb_BagMode_Sum, Emb_BagMode_Mean, Emb_BagMode_Max, Emb_BagMode_Sqrtn,
+     Emb_BagMode_None]> {
   let cppNamespace = "::mlir::emb";
   let genSpecializedAttr = 0;
 }

@@ -153,6 +153,13 @@ def Emb_MultiBagOp : Emb_Op<"multi_bag", [Pure, AttrSizedOperandSegments]> {
     the tables' element type) weigh every table's entries; no table's mode
     may then be `max`.
 
+    Mode `none` makes a sequence table: every bag of table `t` has the same
+    length `L_t`, given by `sequence_lengths` (one entry per table, 0 for a
+    pooled table), and its `L_t` rows land side by side in `L_t * D_t`
+    columns (entry `j` of the bag in columns `j * D_t` on). A padding entry
+    gives a zero row and `per_sample_weights` scale the rows. Bags of
+    another length are undefined behaviour (the runtime checks them).
+
     With `bags(%first, %count)`, the op pools bags `[first, first + count)`
     of every table (the result is `[count, sum D_t]`): a runtime splits the
     bags over threads this way.
@@ -173,7 +180,8 @@ def Emb_MultiBagOp : Emb_Op<"multi_bag", [Pure, AttrSizedOperandSegments]> {
     Optional<Index>:$bag_offset,
     Optional<Index>:$bag_count,
     TypedArrayAttrBase<Emb_BagModeAttr, "one bag mode per table">:$modes,
-    DenseI64ArrayAttr:$padding_idx
+    DenseI64ArrayAttr:$padding_idx,
+    OptionalAttr<DenseI64ArrayAttr>:$sequence_lengths
   );
   let results = (outs AnyRankedTensor:$output);
   let assemblyFormat = [{
@@ -560,8 +568,10 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
     `[B, sum_t D_t]` gradient of its output, table `t`'s columns
     `[sum_{s<t} D_s, sum_{s<=t} D_s)`. Each table's touched rows, and
     their state, are updated as `emb.bag_update` updates them; a `max`
-    table has no step here (it would need the forward's `max_indices`). The
-    results are the new `weights`, then the new `states`.
+    table has no step here (it would need the forward's `max_indices`). A
+    `none` table (`sequence_lengths`, as in `emb.multi_bag`) takes each of
+    its entries' rows from its own `D_t` columns of `grad`. The results are
+    the new `weights`, then the new `states`.
 
     With `rows(%first, %count)` only rows `[first, first + count)` of the
     tables' concatenated rows (table `t`'s rows are `sum_{s<t} V_s` on) are
@@ -593,6 +603,7 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
     DenseI64ArrayAttr:$table_shapes,
     TypedArrayAttrBase<Emb_BagModeAttr, "one bag mode per table">:$modes,
     DenseI64ArrayAttr:$padding_idx,
+    OptionalAttr<DenseI64ArrayAttr>:$sequence_lengths,
     DefaultValuedAttr<F64Attr, "0.0">:$weight_decay,
     DefaultValuedAttr<F64Attr, "1.0e-8">:$eps,
     DefaultValuedAttr<F64Attr, "0.9">:$beta1,

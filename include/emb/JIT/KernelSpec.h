@@ -26,6 +26,14 @@ struct TableSpec {
   int64_t rows = 0, dim = 0;
   BagMode mode = BagMode::sum;
   int64_t paddingIdx = -1;
+  /// Mode none (a sequence table): every bag's length L; its columns are
+  /// L * dim. 0 for a pooled table.
+  int64_t sequenceLength = 0;
+
+  /// The output columns the table fills.
+  int64_t columns() const {
+    return mode == BagMode::none ? sequenceLength * dim : dim;
+  }
 };
 
 struct KernelSpec {

@@ -177,6 +177,9 @@ struct TableOptions {
   BagMode mode = BagMode::sum;
   /// In [-V, V) (a negative value counts from V), or none.
   std::optional<int64_t> paddingIdx;
+  /// Mode none (a sequence table): the length L every bag of the table has;
+  /// unset, the first bag's (0 without bags). Its rows fill L * D columns.
+  std::optional<int64_t> sequenceLength;
 };
 
 class Engine {
@@ -221,8 +224,10 @@ public:
   /// table, concatenated; `offsets` (T * B + 1 entries, table-major) the
   /// bags: bag b of table t is indices[offsets[t*B + b] : offsets[t*B + b +
   /// 1]], offsets[0] = 0, non-decreasing, the last = len(indices). `out`
-  /// ([B, sum D_t], the weights' dtype) receives table t's pooled rows in
-  /// columns [sum_{s<t} D_s, sum_{s<=t} D_s). `perSampleWeights` (the
+  /// ([B, sum C_t], the weights' dtype) receives table t's pooled rows in
+  /// columns [sum_{s<t} C_s, sum_{s<=t} C_s), C_t = D_t; a sequence table
+  /// (mode none, bags of one length L_t) puts its L_t rows side by side in
+  /// C_t = L_t * D_t columns (a padding entry: zeros). `perSampleWeights` (the
   /// indices' shape) weigh every table's entries; no table may then be max.
   /// One kernel runs every table; errors name the table.
   llvm::Error embeddingBagTables(const Tensor &indices, const Tensor &weights,

@@ -15,6 +15,53 @@ using namespace mlir::emb::lowering;
 
 namespace {
 
+/// L_t of table `t` when it is a sequence table (mode `none`), else nullopt.
+std::optional<int64_t> sequenceLength(ArrayAttr modes,
+                                      std::optional<ArrayRef<int64_t>> lengths,
+                                      int64_t t) {
+  if (cast<BagModeAttr>(modes[t]).getValue() != BagMode::none)
+    return std::nullopt;
+  return (*lengths)[t];
+}
+
+/// `x[lo : lo + n]` of a 1-D tensor as `[n, 1]`: every entry its own bag
+/// (2-D indices), which is how a sequence table's entries are looked up.
+Value entriesAsBags(ImplicitLocOpBuilder &b, Value x, Value lo, Value n) {
+  auto type = cast<RankedTensorType>(x.getType());
+  Value part = tensor::ExtractSliceOp::create(
+      b, RankedTensorType::get({ShapedType::kDynamic}, type.getElementType()),
+      x, ArrayRef<OpFoldResult>{lo}, ArrayRef<OpFoldResult>{n},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+  return tensor::ExpandShapeOp::create(
+      b, RankedTensorType::get({ShapedType::kDynamic, 1}, type.getElementType()),
+      part, ArrayRef<ReassociationIndices>{{0, 1}},
+      ArrayRef<OpFoldResult>{n, b.getIndexAttr(1)});
+}
+
+/// `[rows * L, D]` <-> `[rows, L * D]` of a sequence table's rows.
+Value entryRowsToColumns(ImplicitLocOpBuilder &b, Value rows, Value numRows,
+                         int64_t length, int64_t dim) {
+  Type element = cast<RankedTensorType>(rows.getType()).getElementType();
+  Value split = tensor::ExpandShapeOp::create(
+      b, RankedTensorType::get({ShapedType::kDynamic, length, dim}, element),
+      rows, ArrayRef<ReassociationIndices>{{0, 1}, {2}},
+      ArrayRef<OpFoldResult>{numRows, b.getIndexAttr(length),
+                             b.getIndexAttr(dim)});
+  return tensor::CollapseShapeOp::create(
+      b, split, ArrayRef<ReassociationIndices>{{0}, {1, 2}});
+}
+Value columnsToEntryRows(ImplicitLocOpBuilder &b, Value columns, Value numRows,
+                         int64_t length, int64_t dim) {
+  Type element = cast<RankedTensorType>(columns.getType()).getElementType();
+  Value split = tensor::ExpandShapeOp::create(
+      b, RankedTensorType::get({ShapedType::kDynamic, length, dim}, element),
+      columns, ArrayRef<ReassociationIndices>{{0}, {1, 2}},
+      ArrayRef<OpFoldResult>{numRows, b.getIndexAttr(length),
+                             b.getIndexAttr(dim)});
+  return tensor::CollapseShapeOp::create(
+      b, split, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+}
+
 // %out = emb.multi_bag %t0, ..., %tT-1 [%x] offsets(%o) bags(%first, %n)
 //   ==>
 // B = (dim(%o) - 1) / T; without bags(): %first = 0, %n = B
@@ -23,6 +70,10 @@ namespace {
 //   %r_t = emb.bag mode_t %t_t[%x] offsets(%o_t) per_sample_weights(%p)
 //            {include_last_offset, padding_idx = P_t}
 //   %out = tensor.insert_slice %r_t into %out[0, c_t] [%n, D_t] [1, 1]
+// A sequence table (mode none, length L_t) looks up its n * L_t entries from
+// lo = %o[t * B + %first] as one-entry bags (2-D indices [n * L_t, 1]: a
+// padding entry gives a zero row, psw scale the rows), reshaped to
+// [n, L_t * D_t] columns.
 struct MultiBagToBags final : OpRewritePattern<MultiBagOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -62,21 +113,46 @@ struct MultiBagToBags final : OpRewritePattern<MultiBagOp> {
           b.getDenseI64ArrayAttr({ShapedType::kDynamic}),
           b.getDenseI64ArrayAttr({1}));
       int64_t pad = op.getPaddingIdx()[t];
-      auto bag = BagOp::create(
-          b, RankedTensorType::get({rows, dim}, element), Type(),
-          cast<BagModeAttr>(op.getModes()[t]), table, op.getIndices(), slice,
-          op.getPerSampleWeights(), b.getUnitAttr(),
-          pad >= 0 ? b.getI64IntegerAttr(pad) : IntegerAttr(),
-          QuantizationAttr());
+      IntegerAttr padAttr = pad >= 0 ? b.getI64IntegerAttr(pad) : IntegerAttr();
+      std::optional<int64_t> length =
+          sequenceLength(op.getModes(), op.getSequenceLengths(), t);
+      Value part;
+      int64_t width = dim;
+      if (length) {
+        width = *length * dim;
+        if (width == 0)
+          continue;
+        Value lo = arith::IndexCastOp::create(
+            b, b.getIndexType(), tensor::ExtractOp::create(b, offsets, start));
+        Value n = arith::MulIOp::create(b, count, cIndex(b, *length));
+        Value psw = op.getPerSampleWeights()
+                        ? entriesAsBags(b, op.getPerSampleWeights(), lo, n)
+                        : Value();
+        auto bag = BagOp::create(
+            b, RankedTensorType::get({ShapedType::kDynamic, dim}, element),
+            Type(), BagModeAttr::get(b.getContext(), BagMode::sum), table,
+            entriesAsBags(b, op.getIndices(), lo, n), Value(), psw, UnitAttr(),
+            padAttr, QuantizationAttr());
+        part = entryRowsToColumns(b, bag.getOutput(), count, *length, dim);
+        if (!outType.isDynamicDim(0))
+          part = tensor::CastOp::create(
+              b, RankedTensorType::get({rows, width}, element), part);
+      } else {
+        part = BagOp::create(b, RankedTensorType::get({rows, dim}, element),
+                             Type(), cast<BagModeAttr>(op.getModes()[t]),
+                             table, op.getIndices(), slice,
+                             op.getPerSampleWeights(), b.getUnitAttr(), padAttr,
+                             QuantizationAttr())
+                   .getOutput();
+      }
       SmallVector<OpFoldResult> at{b.getIndexAttr(0), b.getIndexAttr(column)};
       SmallVector<OpFoldResult> sizes{
           outType.isDynamicDim(0) ? OpFoldResult(count)
                                   : OpFoldResult(b.getIndexAttr(rows)),
-          b.getIndexAttr(dim)};
+          b.getIndexAttr(width)};
       SmallVector<OpFoldResult> strides{b.getIndexAttr(1), b.getIndexAttr(1)};
-      out = tensor::InsertSliceOp::create(b, bag.getOutput(), out, at, sizes,
-                                          strides);
-      column += dim;
+      out = tensor::InsertSliceOp::create(b, part, out, at, sizes, strides);
+      column += width;
     }
     rewriter.replaceOp(op, out);
     return success();
@@ -101,6 +177,8 @@ struct MultiBagToBags final : OpRewritePattern<MultiBagOp> {
 //       {include_last_offset, padding_idx = P_t}, put back into %w_t, %s_t
 //     (without rows(): the whole tables, no rows())
 //   %w = insert collapse(%w_t') into %w[a_t : ...], %s likewise
+// A sequence table (mode none, length L_t) updates from one-entry bags: 2-D
+// indices %x_t as [n, 1], the gradient's L_t * D_t columns as [B * L_t, D_t].
 // Each table is taken from, and put back into, the flat tensors before the
 // next one is taken: bufferisation updates the flat buffers in place.
 struct MultiBagUpdateToBagUpdates final : OpRewritePattern<MultiBagUpdateOp> {
@@ -163,12 +241,31 @@ struct MultiBagUpdateToBagUpdates final : OpRewritePattern<MultiBagUpdateOp> {
                 ValueRange{arith::AddIOp::create(ib, firstBag, ivs[0])});
             tensor::YieldOp::create(ib, arith::SubIOp::create(ib, v, loElement));
           });
+      std::optional<int64_t> length =
+          sequenceLength(op.getModes(), op.getSequenceLengths(), t);
+      int64_t width = length ? *length * dim : dim;
+      if (width == 0 && length) {
+        at += rows * dim;
+        rowAt += rows;
+        continue; // nothing looked up, nothing to update
+      }
       Value g = tensor::ExtractSliceOp::create(
-          b, RankedTensorType::get({ShapedType::kDynamic, dim}, elementOf(grad)),
+          b,
+          RankedTensorType::get({ShapedType::kDynamic, width}, elementOf(grad)),
           grad,
           ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(column)},
-          ArrayRef<OpFoldResult>{numRows, b.getIndexAttr(dim)},
+          ArrayRef<OpFoldResult>{numRows, b.getIndexAttr(width)},
           ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+      Value bagOffsets = tableOffsets;
+      BagMode mode = cast<BagModeAttr>(op.getModes()[t]).getValue();
+      if (length) {
+        g = columnsToEntryRows(b, g, numRows, *length, dim);
+        x = entriesAsBags(b, op.getIndices(), lo, n);
+        if (psw)
+          psw = entriesAsBags(b, op.getPerSampleWeights(), lo, n);
+        bagOffsets = Value();
+        mode = BagMode::sum;
+      }
       // The table and its states, out of the flat tensors.
       auto asRows = [&](Value flatPart, Type element) -> Value {
         return tensor::ExpandShapeOp::create(
@@ -231,9 +328,10 @@ struct MultiBagUpdateToBagUpdates final : OpRewritePattern<MultiBagUpdateOp> {
         windowTypes.push_back(w.getType());
       auto u = BagUpdateOp::create(
           b, windowTypes, op.getOptimizerAttr(),
-          cast<BagModeAttr>(op.getModes()[t]), g, x, tableOffsets, psw, Value(),
-          rowFirst, rowCount, window, windowStates, op.getLr(), op.getStep(),
-          b.getI64IntegerAttr(rows), b.getUnitAttr(),
+          BagModeAttr::get(b.getContext(), mode), g, x, bagOffsets, psw,
+          Value(), rowFirst, rowCount, window, windowStates, op.getLr(),
+          op.getStep(), b.getI64IntegerAttr(rows),
+          length ? UnitAttr() : b.getUnitAttr(),
           pad >= 0 ? b.getI64IntegerAttr(pad) : IntegerAttr(), UnitAttr(),
           b.getF64FloatAttr(1.0), op.getWeightDecayAttr(), op.getEpsAttr(),
           op.getBeta1Attr(), op.getBeta2Attr());
@@ -271,7 +369,7 @@ struct MultiBagUpdateToBagUpdates final : OpRewritePattern<MultiBagUpdateOp> {
         s = putBack(results[k + 1], s, rowwise ? rowAt : at);
       at += rows * dim;
       rowAt += rows;
-      column += dim;
+      column += width;
     }
     SmallVector<Value> all{weights};
     llvm::append_range(all, states);

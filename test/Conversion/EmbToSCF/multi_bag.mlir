@@ -27,3 +27,28 @@ func.func @multi_bag(%t0: tensor<100x16xf32>, %t1: tensor<?x8xf32>, %x: tensor<?
       : (tensor<100x16xf32>, tensor<?x8xf32>)[tensor<?xi64>] -> tensor<?x24xf32>
   return %0 : tensor<?x24xf32>
 }
+
+// A sequence table (mode none, L = 3) looks up its n * 3 entries from its
+// first offset as one-entry bags (2-D indices, so a padding entry gives a
+// zero row and psw scale the rows) and lays them out as n x (3 * 8) columns.
+// CHECK-LABEL: func @sequence_table
+// CHECK-SAME: (%[[T0:.*]]: tensor<100x16xf32>, %[[T1:.*]]: tensor<50x8xf32>, %[[X:.*]]: tensor<?xi64>, %[[O:.*]]: tensor<?xi64>, %[[P:.*]]: tensor<?xf32>)
+// CHECK: %[[FIRST:.*]] = tensor.extract %[[O]]
+// CHECK: %[[LO:.*]] = arith.index_cast %[[FIRST]]
+// CHECK: %[[N:.*]] = arith.muli %{{.*}}, %c3
+// CHECK: %[[PS:.*]] = tensor.extract_slice %[[P]][%[[LO]]] [%[[N]]] [1]
+// CHECK: tensor.expand_shape %[[PS]] {{\[\[}}0, 1]] output_shape [%[[N]], 1] : tensor<?xf32> into tensor<?x1xf32>
+// CHECK: %[[XS:.*]] = tensor.extract_slice %[[X]][%[[LO]]] [%[[N]]] [1]
+// CHECK: tensor.expand_shape %[[XS]] {{\[\[}}0, 1]] output_shape [%[[N]], 1] : tensor<?xi64> into tensor<?x1xi64>
+// CHECK: %[[ROWS:.*]] = scf.for
+// CHECK: %[[SPLIT:.*]] = tensor.expand_shape %[[ROWS]] {{\[\[}}0, 1], [2]] output_shape [%{{.*}}, 3, 8] : tensor<?x8xf32> into tensor<?x3x8xf32>
+// CHECK: %[[COLS:.*]] = tensor.collapse_shape %[[SPLIT]] {{\[\[}}0], [1, 2]] : tensor<?x3x8xf32> into tensor<?x24xf32>
+// CHECK: tensor.insert_slice %[[COLS]] into %{{.*}}[0, 16] [%{{.*}}, 24] [1, 1]
+// LLVM-LABEL: llvm.func @sequence_table
+func.func @sequence_table(%t0: tensor<100x16xf32>, %t1: tensor<50x8xf32>, %x: tensor<?xi64>, %o: tensor<?xi64>,
+                          %p: tensor<?xf32>) -> tensor<?x40xf32> {
+  %0 = emb.multi_bag %t0, %t1[%x] offsets(%o : tensor<?xi64>) per_sample_weights(%p : tensor<?xf32>)
+      {modes = [#emb.mode<mean>, #emb.mode<none>], padding_idx = array<i64: -1, 0>, sequence_lengths = array<i64: 0, 3>}
+      : (tensor<100x16xf32>, tensor<50x8xf32>)[tensor<?xi64>] -> tensor<?x40xf32>
+  return %0 : tensor<?x40xf32>
+}

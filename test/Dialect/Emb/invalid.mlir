@@ -778,7 +778,7 @@ func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf16>, %i: tensor<?xi64>, %o:
 
 // multi_bag: the output has the sum of the tables' columns
 func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
-  // expected-error @+1 {{'emb.multi_bag' op 'output' dimension 1 (5) does not match the sum of the tables' embedding dimensions (6)}}
+  // expected-error @+1 {{'emb.multi_bag' op 'output' dimension 1 (5) does not match the sum of the tables' columns (6)}}
   %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<sum>, #emb.mode<sum>], padding_idx = array<i64: -1, -1>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<?x5xf32>
   return
 }
@@ -969,5 +969,77 @@ func.func @f(%g: tensor<?x8xf32>, %w: tensor<81xf32>, %i: tensor<?xi64>, %o: ten
 func.func @f(%g: tensor<?x12xf32>, %w: tensor<1000xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %h: tensor<1000xf32>, %lr: f64) {
   // expected-error @+1 {{'emb.multi_bag_update' op a state's dimension 0 (1000) does not match the tables' rows (150)}}
   %0:2 = emb.multi_bag_update rowwise_adagrad %g, %w[%i] offsets(%o : tensor<?xi64>) states(%h : tensor<1000xf32>) lr(%lr) {table_shapes = array<i64: 100, 8, 50, 4>, modes = [#emb.mode<sum>, #emb.mode<sum>], padding_idx = array<i64: -1, -1>} : tensor<?x12xf32>, tensor<1000xf32>[tensor<?xi64>] -> tensor<1000xf32>, tensor<1000xf32>
+  return
+}
+
+// -----
+
+// multi_bag: a sequence table (mode none) needs its length
+func.func @f(%t0: tensor<10x4xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op table 0 is 'none' (a sequence table) and needs 'sequence_lengths'}}
+  %0 = emb.multi_bag %t0[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<none>], padding_idx = array<i64: -1>} : (tensor<10x4xf32>)[tensor<?xi64>] -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// multi_bag: one sequence length per table
+func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op needs one sequence length per table (2), got 1}}
+  %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<sum>, #emb.mode<none>], padding_idx = array<i64: -1, -1>, sequence_lengths = array<i64: 3>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<?x10xf32>
+  return
+}
+
+// -----
+
+// multi_bag: a pooled table's sequence length is 0
+func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'sequence_lengths' of table 0 (2) must be 0 (the table pools)}}
+  %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<sum>, #emb.mode<none>], padding_idx = array<i64: -1, -1>, sequence_lengths = array<i64: 2, 3>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<?x10xf32>
+  return
+}
+
+// -----
+
+// multi_bag: a sequence length is not negative
+func.func @f(%t0: tensor<10x4xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'sequence_lengths' of table 0 (-1) must be >= 0}}
+  %0 = emb.multi_bag %t0[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<none>], padding_idx = array<i64: -1>, sequence_lengths = array<i64: -1>} : (tensor<10x4xf32>)[tensor<?xi64>] -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// multi_bag: a sequence table fills L * D columns
+func.func @f(%t0: tensor<10x4xf32>, %t1: tensor<5x2xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op 'output' dimension 1 (6) does not match the sum of the tables' columns (10)}}
+  %0 = emb.multi_bag %t0, %t1[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<sum>, #emb.mode<none>], padding_idx = array<i64: -1, -1>, sequence_lengths = array<i64: 0, 3>} : (tensor<10x4xf32>, tensor<5x2xf32>)[tensor<?xi64>] -> tensor<?x6xf32>
+  return
+}
+
+// -----
+
+// bag: mode none is only for multi_bag's sequence tables
+func.func @f(%w: tensor<10x4xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.bag' op mode 'none' (no pooling) is only for the sequence tables of emb.multi_bag}}
+  %0 = emb.bag none %w[%i] offsets(%o : tensor<?xi64>) : tensor<10x4xf32>[tensor<?xi64>] -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// multi_bag_update: a sequence table needs its length too
+func.func @f(%g: tensor<?x8xf32>, %w: tensor<80xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %lr: f64) {
+  // expected-error @+1 {{'emb.multi_bag_update' op table 0 is 'none' (a sequence table) and needs 'sequence_lengths'}}
+  %0 = emb.multi_bag_update sgd %g, %w[%i] offsets(%o : tensor<?xi64>) lr(%lr) {table_shapes = array<i64: 10, 8>, modes = [#emb.mode<none>], padding_idx = array<i64: -1>} : tensor<?x8xf32>, tensor<80xf32>[tensor<?xi64>] -> tensor<80xf32>
+  return
+}
+
+// -----
+
+// multi_bag_update: grad has a sequence table's L * D columns
+func.func @f(%g: tensor<?x8xf32>, %w: tensor<80xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %lr: f64) {
+  // expected-error @+1 {{'emb.multi_bag_update' op 'grad' dimension 1 (8) does not match the sum of the tables' columns (16)}}
+  %0 = emb.multi_bag_update sgd %g, %w[%i] offsets(%o : tensor<?xi64>) lr(%lr) {table_shapes = array<i64: 10, 8>, modes = [#emb.mode<none>], padding_idx = array<i64: -1>, sequence_lengths = array<i64: 2>} : tensor<?x8xf32>, tensor<80xf32>[tensor<?xi64>] -> tensor<80xf32>
   return
 }

@@ -205,6 +205,11 @@ func.func @multi_bag(%t0: tensor<1000x64xf32>, %t1: tensor<?x16xf32>, %ids: tens
   %1 = emb.multi_bag %t0, %t1[%ids] offsets(%offs : tensor<?xi32>) per_sample_weights(%psw : tensor<?xf32>) bags(%a, %n)
       {modes = [#emb.mode<sqrtn>, #emb.mode<mean>], padding_idx = array<i64: 3, -1>}
       : (tensor<1000x64xf32>, tensor<?x16xf32>)[tensor<?xi64>] -> tensor<?x80xf32>
+  // A sequence table (mode none, L = 4): 64 + 4 * 16 columns.
+  // CHECK: emb.multi_bag {{.*}} {modes = [#emb.mode<sum>, #emb.mode<none>], padding_idx = array<i64: -1, -1>, sequence_lengths = array<i64: 0, 4>} : (tensor<1000x64xf32>, tensor<?x16xf32>) [tensor<?xi64>] -> tensor<?x128xf32>
+  %2 = emb.multi_bag %t0, %t1[%ids] offsets(%offs : tensor<?xi32>)
+      {modes = [#emb.mode<sum>, #emb.mode<none>], padding_idx = array<i64: -1, -1>, sequence_lengths = array<i64: 0, 4>}
+      : (tensor<1000x64xf32>, tensor<?x16xf32>)[tensor<?xi64>] -> tensor<?x128xf32>
   return %0, %1 : tensor<?x80xf32>, tensor<?x80xf32>
 }
 
