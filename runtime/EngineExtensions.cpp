@@ -113,6 +113,9 @@ Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
   const TableOptions *maxTable = nullptr;
   for (size_t t = 0; t < tables.size(); ++t) {
     const TableOptions &table = tables[t];
+    if (table.mode > BagMode::none)
+      return fail("table " + std::to_string(t) + ": invalid bag mode " +
+                  std::to_string(static_cast<int>(table.mode)));
     if (table.numEmbeddings < 0 || table.embeddingDim < 0)
       return fail("table " + std::to_string(t) + ": negative size [" +
                   std::to_string(table.numEmbeddings) + ", " +

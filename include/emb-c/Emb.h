@@ -104,19 +104,23 @@ MLIR_CAPI_EXPORTED int embEmbeddingBag(EmbEngine *engine, EmbTensor indices,
                                        const EmbTensor *perSampleWeights,
                                        char *error, size_t errorSize);
 
-/* One table of embEmbeddingBagTables. */
+/* One table of embEmbeddingBagTables. An EMB_NONE (sequence) table's bag
+ * length L is `sequenceLength` when `hasSequenceLength`, else its first
+ * bag's (0 without bags). */
 typedef struct {
   int64_t numEmbeddings, embeddingDim;
   EmbBagMode mode;
   int hasPaddingIdx;
   int64_t paddingIdx;
+  int hasSequenceLength;
+  int64_t sequenceLength;
 } EmbTable;
 
 /* Many tables in one call (docs/semantics.md §6.3): `weights` (1-D) holds
  * every table, flat, one after another; `indices` (1-D) every table's
  * indices concatenated; `offsets` (T * B + 1, table-major) the bags; `out`
  * [B, sum of the tables' columns] of the weights' dtype: D, or for an
- * EMB_NONE (sequence) table, whose bags all have its first bag's length L,
+ * EMB_NONE (sequence) table, whose bags all have one length L (EmbTable),
  * L * D (its rows side by side); `perSampleWeights` (or NULL) the indices'
  * shape. (emb::Engine::embeddingBagTables.) */
 MLIR_CAPI_EXPORTED int

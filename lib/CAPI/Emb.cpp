@@ -253,6 +253,8 @@ int embEmbeddingBagTables(EmbEngine *engine, EmbTensor indices,
     options[t].mode = static_cast<emb::BagMode>(rawMode);
     if (tables[t].hasPaddingIdx)
       options[t].paddingIdx = tables[t].paddingIdx;
+    if (tables[t].hasSequenceLength)
+      options[t].sequenceLength = tables[t].sequenceLength;
   }
   emb::Tensor psw;
   if (perSampleWeights)

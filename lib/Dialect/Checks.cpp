@@ -188,8 +188,6 @@ FailureOr<int64_t> checkBagStructure(Operation *op, RankedTensorType indices,
   return includeLastOffset ? n - 1 : n;
 }
 
-/// Checks `per_sample_weights`: not with max (sum, mean and sqrtn weigh
-/// their entries), the shape of `indices`, the element type of the table.
 LogicalResult checkPoolingMode(Operation *op, BagMode mode) {
   if (mode == BagMode::none)
     return op->emitOpError() << "mode 'none' (no pooling) is only for the "
@@ -197,6 +195,8 @@ LogicalResult checkPoolingMode(Operation *op, BagMode mode) {
   return success();
 }
 
+/// Checks `per_sample_weights`: not with max (sum, mean and sqrtn weigh
+/// their entries), the shape of `indices`, the element type of the table.
 LogicalResult checkPerSampleWeights(Operation *op, RankedTensorType psw,
                                     BagMode mode, RankedTensorType indices,
                                     StringRef elementName, Type element) {

@@ -232,12 +232,20 @@ verifySequenceLengths(Operation *op, ArrayAttr modes,
   return result;
 }
 
-/// The columns table `t` fills: D_t, or L_t * D_t for a sequence table.
-int64_t tableColumns(ArrayAttr modes, ArrayRef<int64_t> lengths, int64_t t,
-                     int64_t dim) {
-  return cast<BagModeAttr>(modes[t]).getValue() == BagMode::none
-             ? lengths[t] * dim
-             : dim;
+/// Adds the columns table `t` fills (D_t, or L_t * D_t for a sequence
+/// table) to `total`; fails, naming the table, when that overflows.
+LogicalResult addTableColumns(Operation *op, ArrayAttr modes,
+                              ArrayRef<int64_t> lengths, int64_t t,
+                              int64_t dim, int64_t &total) {
+  int64_t columns = dim;
+  if (cast<BagModeAttr>(modes[t]).getValue() == BagMode::none &&
+      __builtin_mul_overflow(lengths[t], dim, &columns))
+    return op->emitOpError() << "table " << t << ": its sequence length "
+                             << lengths[t] << " times its dimension " << dim
+                             << " overflows";
+  if (__builtin_add_overflow(total, columns, &total))
+    return op->emitOpError() << "the tables' columns overflow at table " << t;
+  return success();
 }
 
 /// The tables of a many-table op, their modes and padding rows, its
@@ -276,7 +284,9 @@ verifyTables(Operation *op, ValueRange tables, ArrayAttr modes,
     if (type.isDynamicDim(1))
       return op->emitOpError()
              << "'" << name << "' needs a static embedding dimension";
-    totalDim += tableColumns(modes, *lengths, t, type.getDimSize(1));
+    if (failed(addTableColumns(op, modes, *lengths, t, type.getDimSize(1),
+                               totalDim)))
+      return failure();
     int64_t pad = paddingIdx[t];
     int64_t rows = type.getDimSize(0);
     if (pad < -1 || (!ShapedType::isDynamic(rows) && pad >= rows))
@@ -700,7 +710,8 @@ LogicalResult MultiBagUpdateOp::verify() {
                               "max_indices: use emb.bag_update)";
     elements += v * d;
     rows += v;
-    totalDim += tableColumns(getModes(), *lengths, t, d);
+    if (failed(addTableColumns(*this, getModes(), *lengths, t, d, totalDim)))
+      return failure();
   }
   RankedTensorType weights = getWeights().getType(), grad = getGrad().getType();
   if (failed(checkFloatTensor(*this, "weights", weights, 1)) ||

@@ -109,7 +109,8 @@ def embedding_bag_tables_update(grad, input, offsets, weights, tables, states,
                                 per_sample_weights=None, eps=1e-8,
                                 weight_decay=0.0, betas=(0.9, 0.999), step=1):
     """embedding_bag_tables' gradient fused with the optimizer step, every
-    table in one call: `grad` ([B, sum D_t]) is the gradient of its output,
+    table in one call: `grad` ([B, sum C_t]; C_t = D_t, or L_t * D_t for a
+    sequence table) is the gradient of its output,
     `weights` (1-D, every table flat) and `states` (each flat like
     `weights`: sum V_t * D_t elements, sum V_t for rowwise_adagrad) are
     updated in place. No table may be "max" (its step needs the forward's

@@ -71,7 +71,7 @@ def columns(tables, offsets):
 
 def embedding_bag_tables(input, offsets, weights, tables,
                          per_sample_weights=None):
-    """The pooled rows of T tables in one call, [B, sum of the D_t].
+    """The pooled rows of T tables in one call, [B, sum of the C_t].
 
     `weights` is 1-D: every table of `tables` (see tables_of), flat and
     one after another (table t's [V_t, D_t] rows, row-major); `input` (1-D)

@@ -174,7 +174,8 @@ int main(void) {
             tx = {tIds, EMB_I64, 1, tIdShape},
             to = {tOffs, EMB_I64, 1, tOffShape},
             ty = {tOut, EMB_F32, 2, tOutShape};
-  EmbTable tables[2] = {{3, 4, EMB_SUM, 0, 0}, {2, 2, EMB_MAX, 0, 0}};
+  EmbTable tables[2] = {{3, 4, EMB_SUM, 0, 0, 0, 0},
+                        {2, 2, EMB_MAX, 0, 0, 0, 0}};
   rc = embEmbeddingBagTables(engine, tx, bw, tables, 2, to, ty, NULL, error,
                              sizeof(error));
   CHECK(rc == 0, error);
@@ -199,6 +200,17 @@ int main(void) {
   const float wantS[8] = {0, 0, 0, 0, 5, -6, -7, 8};
   for (int i = 0; i < 8; ++i)
     CHECK(fabsf(sOut[i] - wantS[i]) < 1e-6f, "sequence table value");
+  tables[1].hasSequenceLength = 1; /* a length its bag does not have */
+  tables[1].sequenceLength = 3;
+  rc = embEmbeddingBagTables(engine, tx, bw, tables, 2, to, sy, NULL, error,
+                             sizeof(error));
+  CHECK(rc != 0 && strstr(error, "bag 0 has 2 entries") != NULL,
+        "a sequence table's bags have its length");
+  /* EMB_NONE is for the tables of a many-table call only. */
+  rc = embEmbeddingBag(engine, x, w, &o, r, EMB_NONE, 0, 0, 0, NULL, error,
+                       sizeof(error));
+  CHECK(rc != 0 && strstr(error, "mode 'none' (no pooling)") != NULL,
+        "a single table refuses mode none");
 
   /* The fused optimizer step: one bag (rows 0 and 2) with gradient 1, SGD
    * with lr 0.5 moves both rows by -0.5 and leaves row 1; row-wise Adagrad

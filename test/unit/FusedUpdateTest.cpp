@@ -412,26 +412,31 @@ TEST(FusedUpdate, TablesWithAsManyRowDigitsShareAKernel) {
 
 // Many tables in one call: each table updated exactly as a single-table
 // step of its slice updates it (the same kernels of its rows: equal bits).
+// A sequence table (mode none, bags of L = 3) steps as a sum table of
+// one-entry bags whose gradient rows are its L * D columns, row by row.
 void tablesAgainstOneStepPerTable(Target target, Optimizer opt, DType dtype,
                                   bool psw, uint64_t seed) {
   SCOPED_TRACE(std::string(optimizerName(opt)) + " " + dtypeName(dtype) +
                (psw ? " psw " : " ") + targetName(target));
-  std::vector<TableOptions> tables = {{300, 8, BagMode::sum, std::nullopt},
-                                      {40, 5, BagMode::mean, 0},
-                                      {7, 16, BagMode::sqrtn, std::nullopt},
-                                      {9000, 4, BagMode::sum, -1}};
+  const int64_t L = 3;
+  std::vector<TableOptions> tables = {
+      {300, 8, BagMode::sum, std::nullopt, std::nullopt},
+      {40, 5, BagMode::mean, 0, std::nullopt},
+      {7, 16, BagMode::sqrtn, std::nullopt, std::nullopt},
+      {9000, 4, BagMode::sum, -1, std::nullopt},
+      {50, 6, BagMode::none, 1, std::nullopt}};
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u(-1, 1), pos(0.25, 1);
   int64_t T = tables.size(), B = 9, totalDim = 0, elements = 0, rows = 0;
   for (const TableOptions &t : tables) {
-    totalDim += t.embeddingDim;
+    totalDim += t.embeddingDim * (t.mode == BagMode::none ? L : 1);
     elements += t.numEmbeddings * t.embeddingDim;
     rows += t.numEmbeddings;
   }
   std::vector<int64_t> ids, offs{0};
   for (const TableOptions &t : tables)
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t k = gen() % 5; k > 0; --k)
+      for (int64_t k = t.mode == BagMode::none ? L : gen() % 5; k > 0; --k)
         ids.push_back(gen() % 3 == 0 ? 0 : gen() % t.numEmbeddings);
       offs.push_back(ids.size());
     }
@@ -470,16 +475,20 @@ void tablesAgainstOneStepPerTable(Target target, Optimizer opt, DType dtype,
     const TableOptions &table = tables[t];
     int64_t V = table.numEmbeddings, D = table.embeddingDim;
     int64_t lo = offs[t * B], hi = offs[(t + 1) * B];
-    Host tx(DType::i64, {hi - lo}), to(DType::i64, {B}), tp(dtype, {hi - lo}),
-        tg(dtype, {B, D});
+    // A sequence table's bags are its entries, one each.
+    bool sequence = table.mode == BagMode::none;
+    int64_t bags = sequence ? hi - lo : B, perBag = sequence ? L : 1;
+    Host tx(DType::i64, {hi - lo}), to(DType::i64, {bags}),
+        tp(dtype, {hi - lo}), tg(dtype, {bags, D});
     for (int64_t i = lo; i < hi; ++i) {
       tx.set(i - lo, ids[i]);
       tp.set(i - lo, p.at(i));
     }
-    for (int64_t b = 0; b < B; ++b) {
-      to.set(b, offs[t * B + b] - lo);
+    for (int64_t b = 0; b < bags; ++b) {
+      to.set(b, sequence ? b : offs[t * B + b] - lo);
       for (int64_t d = 0; d < D; ++d)
-        tg.set(b * D + d, grad.at(b * totalDim + column + d));
+        tg.set(b * D + d, grad.at((b / perBag) * totalDim + column +
+                                  (b % perBag) * D + d));
     }
     Tensor w = wantW.view;
     w.data = static_cast<char *>(w.data) + at * dtypeSize(dtype);
@@ -493,13 +502,13 @@ void tablesAgainstOneStepPerTable(Target target, Optimizer opt, DType dtype,
       sv.push_back(v);
     }
     EmbeddingBagOptions bo;
-    bo.mode = table.mode;
+    bo.mode = sequence ? BagMode::sum : table.mode;
     bo.paddingIdx = table.paddingIdx;
     ASSERT_FALSE(static_cast<bool>(engine(2, target).embeddingBagUpdate(
         tg.view, tx.view, &to.view, w, sv, oo, bo, psw ? &tp.view : nullptr)));
     at += V * D;
     rowAt += V;
-    column += D;
+    column += D * perBag;
   }
   std::vector<Tensor> views;
   for (Host &s : states)
@@ -538,8 +547,9 @@ TEST(FusedUpdate, ManyTablesInOneCallEqualOneStepPerTable) {
 
 
 TEST(FusedUpdate, ManyTablesRefuseMaxTablesAndBadStates) {
-  std::vector<TableOptions> tables = {{10, 4, BagMode::sum, std::nullopt},
-                                      {5, 4, BagMode::max, std::nullopt}};
+  std::vector<TableOptions> tables = {
+      {10, 4, BagMode::sum, std::nullopt, std::nullopt},
+      {5, 4, BagMode::max, std::nullopt, std::nullopt}};
   Host w(DType::f32, {60}), g(DType::f32, {1, 8}), x(DType::i64, {2}),
       o(DType::i64, {3}), h(DType::f32, {15}), bad(DType::f32, {14});
   o.set(0, 0);
@@ -562,6 +572,17 @@ TEST(FusedUpdate, ManyTablesRefuseMaxTablesAndBadStates) {
   EXPECT_NE(llvm::toString(std::move(err)).find("'sum' must be [15] f32"),
             std::string::npos);
   Host before = w;
+  // A sequence table's bags must have its length, checked before a write.
+  std::vector<TableOptions> sequence = tables;
+  sequence[1].mode = BagMode::none;
+  sequence[1].sequenceLength = 2;
+  Host g2(DType::f32, {1, 4 + 2 * 4});
+  err = engine().embeddingBagTablesUpdate(g2.view, x.view, w.view, sequence,
+                                          o.view, {h.view}, oo);
+  ASSERT_TRUE(static_cast<bool>(err));
+  EXPECT_NE(llvm::toString(std::move(err)).find("bag 0 has 1 entries"),
+            std::string::npos);
+  EXPECT_EQ(w.bytes, before.bytes);
   ASSERT_FALSE(static_cast<bool>(engine().embeddingBagTablesUpdate(
       g.view, x.view, w.view, tables, o.view, {h.view}, oo)));
   EXPECT_NE(w.bytes, before.bytes);

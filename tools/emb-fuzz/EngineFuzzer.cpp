@@ -111,7 +111,11 @@ public:
     return rarely() ? in.ConsumeFloatingPoint<double>()
                     : in.ConsumeFloatingPointInRange<double>(0.0, 3.0);
   }
-  BagMode mode() { return static_cast<BagMode>(small(3)); }
+  // Mode none (4) is refused by every entry point but the many-table one.
+  BagMode mode() {
+    return static_cast<BagMode>(rarely() ? in.ConsumeIntegral<uint8_t>()
+                                         : small(4));
+  }
 
   /// Snapshot of every buffer, to check that a failed call wrote nothing.
   std::vector<std::vector<uint8_t>> snapshot() const {
@@ -248,9 +252,16 @@ Invocation decode(Call &c) {
     std::vector<TableOptions> tables;
     int64_t total = 0, rows = 0;
     for (int t = 0, T = 1 + c.small(2); t < T; ++t) {
-      TableOptions o{c.small(5), 1 + c.small(4), c.mode(), c.paddingIdx(4)};
+      TableOptions o{c.small(5), 1 + c.small(4), c.mode(), c.paddingIdx(4),
+                     std::nullopt};
+      // A sequence table fills L * D columns: L given or guessed (the
+      // offsets decide whether the guess holds).
+      int64_t length = c.small(3);
+      if (o.mode == BagMode::none && c.rarely())
+        o.sequenceLength = c.rarely() ? c.in.ConsumeIntegral<int64_t>() : length;
       tables.push_back(o);
-      total += o.embeddingDim;
+      total += o.mode == BagMode::none ? length * o.embeddingDim
+                                       : o.embeddingDim;
       rows += o.numEmbeddings * o.embeddingDim;
     }
     Tensor flat = c.tensor(wt, c.like({rows}));

@@ -26,7 +26,8 @@ const char *kUsage = R"(usage: emb-run [flags]
                                         the backward fused with an optimizer step that updates the
                                         table in place (no gradient); --lr X, --weight-decay X, --eps X
   --op jit                              time the JIT: cold compile, disk and memory hits
-  --mode sum|mean|max|sqrtn             bag reduction (default sum; sqrtn: sum / sqrt(n))
+  --mode sum|mean|max|sqrtn             bag reduction (default sum; sqrtn: sum / sqrt(n); none: only in
+                                        --tables, a sequence table)
   --num-embeddings V --dim D            the table [V, D] (default 100000 x 128)
   --batch B --bag-size L                B bags of L indices (embedding: [B, L] indices)
   --padding-idx P                       padding row (may be negative); 5% of indices hit it
@@ -162,21 +163,33 @@ void setValue(Flags &f, FlagTable &table, const std::string &name,
 /// table, the indices, the output or gradient, each at most once more for
 /// the reference) fit in this machine's memory: a clear error instead of an
 /// overflowed size or an uncaught std::bad_alloc.
-void checkSizes(const Setup &s) {
-  auto mul = [](int64_t a, int64_t b, const char *what) {
-    int64_t r;
-    if (__builtin_mul_overflow(a, b, &r))
-      die(std::string(what) + " overflows a 64-bit size");
-    return r;
-  };
-  int64_t n = mul(s.B, s.L, "--batch x --bag-size");
+int64_t mul(int64_t a, int64_t b, const std::string &what) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r))
+    die(what + " overflows a 64-bit size");
+  return r;
+}
+
+int64_t add(int64_t a, int64_t b, const std::string &what) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    die(what + " overflows a 64-bit size");
+  return r;
+}
+
+/// `s.V` elements of tables, `s.D` columns (many tables: the flat tables
+/// and their output columns) and `indices` indices fit in 64 bits and in
+/// this machine's memory (twice: the engine's buffers and the
+/// reference's).
+void checkSizes(const Setup &s, int64_t indices) {
   int64_t esize = static_cast<int64_t>(dtypeSize(s.dtype));
-  int64_t table = mul(mul(s.V, s.D, "--num-embeddings x --dim"), esize,
-                      "the table's bytes");
-  int64_t rows = mul(mul(std::max(n, s.B), s.D, "the output's elements"),
+  int64_t table = mul(mul(s.V, s.tables.empty() ? s.D : 1,
+                          "--num-embeddings x --dim"),
+                      esize, "the table's bytes");
+  int64_t rows = mul(mul(std::max(indices, s.B), s.D, "the output's elements"),
                      esize, "the output's bytes");
-  int64_t indices = mul(n, 8, "the indices' bytes");
-  double needed = 2.0 * (double(table) + double(rows) + double(indices));
+  int64_t indexBytes = mul(indices, 8, "the indices' bytes");
+  double needed = 2.0 * (double(table) + double(rows) + double(indexBytes));
   double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
   if (memory > 0 && needed > memory)
     die("these sizes need about " + std::to_string(int64_t(needed / (1 << 30))) +
@@ -234,7 +247,7 @@ Setup resolve(const Flags &flags) {
     die("--profile must be torch, zero-padding or unit-scaling");
   std::optional<BagMode> mode = parseBagMode(flags.modeName);
   if (!mode)
-    usageError("--mode must be sum, mean, max or sqrtn");
+    usageError("--mode must be sum, mean, max, sqrtn or none (--tables only)");
   s.mode = *mode;
   if (flags.quantized == "int8" || flags.quantized == "int4") {
     s.quant = flags.quantized == "int8" ? Quantization::int8
@@ -298,13 +311,18 @@ Setup resolve(const Flags &flags) {
       t.mode = *mode;
       if (flags.paddingIdx != INT64_MIN)
         t.paddingIdx = flags.paddingIdx;
-      s.V += t.numEmbeddings * t.embeddingDim; // the flat buffer
+      std::string what = "--tables item '" + item.str() + "'";
+      s.V = add(s.V, mul(t.numEmbeddings, t.embeddingDim, what), what);
       // A sequence table (mode none): its L = --bag-size rows side by side.
-      s.D += t.mode == BagMode::none ? s.L * t.embeddingDim : t.embeddingDim;
+      s.D = add(s.D,
+                t.mode == BagMode::none ? mul(s.L, t.embeddingDim, what)
+                                        : t.embeddingDim,
+                what);
       s.tables.push_back(t);
     }
     int64_t T = static_cast<int64_t>(s.tables.size());
-    s.N = T * s.B * s.L;
+    s.N = mul(mul(T, s.B, "--batch x tables"), s.L, "the tables' indices");
+    checkSizes(s, s.N);
     s.numOffsets = T * s.B + 1;
     return s;
   }
@@ -322,7 +340,7 @@ Setup resolve(const Flags &flags) {
     o.eps = flags.eps;
     s.optimizer = o;
   }
-  checkSizes(s);
+  checkSizes(s, mul(s.B, s.L, "--batch x --bag-size"));
   s.N = s.B * s.L;
   s.numOffsets = flags.includeLastOffset ? s.B + 1 : s.B;
   if (flags.paddingIdx != INT64_MIN)

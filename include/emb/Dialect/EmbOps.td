@@ -144,8 +144,9 @@ def Emb_MultiBagOp : Emb_Op<"multi_bag", [Pure, AttrSizedOperandSegments]> {
     float type (static D_t), `indices` the indices of all tables
     concatenated, `offsets` (`T * B + 1` entries, table-major) the bags:
     bag `b` of table `t` is `indices[offsets[t*B + b] : offsets[t*B + b +
-    1]]`. The result is `[B, sum_t D_t]`: table `t`'s pooled row lands in
-    columns `[sum_{s<t} D_s, sum_{s<=t} D_s)`.
+    1]]`. The result is `[B, sum_t C_t]`: table `t`'s pooled row lands in
+    columns `[sum_{s<t} C_s, sum_{s<=t} C_s)`, `C_t = D_t` (a sequence
+    table, below: `L_t * D_t`).
 
     `modes` gives each table's mode (`sum`, `mean`, `max`, `sqrtn`, as in
     `emb.bag`) and `padding_idx` each table's padding row, in `[0, V_t)`,
@@ -161,7 +162,7 @@ def Emb_MultiBagOp : Emb_Op<"multi_bag", [Pure, AttrSizedOperandSegments]> {
     another length are undefined behaviour (the runtime checks them).
 
     With `bags(%first, %count)`, the op pools bags `[first, first + count)`
-    of every table (the result is `[count, sum D_t]`): a runtime splits the
+    of every table (the result is `[count, sum C_t]`): a runtime splits the
     bags over threads this way.
 
     Example:
@@ -565,8 +566,8 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
     for `rowwise_adagrad`). `indices` (1-D, every table's concatenated),
     `offsets` (`T * B + 1`, table-major), `per_sample_weights`, `modes` and
     `padding_idx` (-1: none) are those of `emb.multi_bag`; `grad` is the
-    `[B, sum_t D_t]` gradient of its output, table `t`'s columns
-    `[sum_{s<t} D_s, sum_{s<=t} D_s)`. Each table's touched rows, and
+    `[B, sum_t C_t]` gradient of its output, table `t`'s columns
+    `[sum_{s<t} C_s, sum_{s<=t} C_s)` (`C_t` as in `emb.multi_bag`). Each table's touched rows, and
     their state, are updated as `emb.bag_update` updates them; a `max`
     table has no step here (it would need the forward's `max_indices`). A
     `none` table (`sequence_lengths`, as in `emb.multi_bag`) takes each of

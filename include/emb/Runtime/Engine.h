@@ -318,7 +318,7 @@ public:
                               const OptimizerOptions &optimizer,
                               const EmbeddingOptions &options = {});
   /// The many-table bag's (embeddingBagTables') weight gradient fused with
-  /// an optimizer step, every table in one call: `grad` ([B, sum D_t]) is
+  /// an optimizer step, every table in one call: `grad` ([B, sum C_t]) is
   /// the gradient of its output; `weights`, `tables`, `indices`, `offsets`
   /// and `perSampleWeights` are the forward's; `states` are flat like
   /// `weights` (each state of every table, one after another: sum V_t *

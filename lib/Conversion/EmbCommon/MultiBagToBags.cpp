@@ -65,7 +65,7 @@ Value columnsToEntryRows(ImplicitLocOpBuilder &b, Value columns, Value numRows,
 // %out = emb.multi_bag %t0, ..., %tT-1 [%x] offsets(%o) bags(%first, %n)
 //   ==>
 // B = (dim(%o) - 1) / T; without bags(): %first = 0, %n = B
-// for each table t (D_t columns from c_t = sum_{s<t} D_s):
+// for each table t (D_t columns from c_t = sum_{s<t} C_s, C_s its columns):
 //   %o_t = tensor.extract_slice %o[t * B + %first] [%n + 1] [1]
 //   %r_t = emb.bag mode_t %t_t[%x] offsets(%o_t) per_sample_weights(%p)
 //            {include_last_offset, padding_idx = P_t}

@@ -1043,3 +1043,12 @@ func.func @f(%g: tensor<?x8xf32>, %w: tensor<80xf32>, %i: tensor<?xi64>, %o: ten
   %0 = emb.multi_bag_update sgd %g, %w[%i] offsets(%o : tensor<?xi64>) lr(%lr) {table_shapes = array<i64: 10, 8>, modes = [#emb.mode<none>], padding_idx = array<i64: -1>, sequence_lengths = array<i64: 2>} : tensor<?x8xf32>, tensor<80xf32>[tensor<?xi64>] -> tensor<80xf32>
   return
 }
+
+// -----
+
+// multi_bag: L * D of a sequence table must not overflow
+func.func @f(%t0: tensor<10x4xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
+  // expected-error @+1 {{'emb.multi_bag' op table 0: its sequence length 4611686018427387905 times its dimension 4 overflows}}
+  %0 = emb.multi_bag %t0[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<none>], padding_idx = array<i64: -1>, sequence_lengths = array<i64: 4611686018427387905>} : (tensor<10x4xf32>)[tensor<?xi64>] -> tensor<?x4xf32>
+  return
+}
