@@ -2,10 +2,16 @@
 // pass plugin (with the dialect plugin to read the input).
 // RUN: %stock_mlir_opt --load-dialect-plugin=%emb_libs/EmbDialectPlugin.so --load-pass-plugin=%emb_libs/EmbPassPlugin.so %s --pass-pipeline="builtin.module(func.func(convert-emb-to-scf))" | FileCheck %s --check-prefix=SCF
 // RUN: %stock_mlir_opt --load-dialect-plugin=%emb_libs/EmbDialectPlugin.so --load-pass-plugin=%emb_libs/EmbPassPlugin.so %s --pass-pipeline="builtin.module(emb-cpu-pipeline)" | FileCheck %s --check-prefix=LLVM
+// The way back to linalg, lowered by the stock passes in the same mlir-opt.
+// RUN: %stock_mlir_opt --load-dialect-plugin=%emb_libs/EmbDialectPlugin.so --load-pass-plugin=%emb_libs/EmbPassPlugin.so %s --pass-pipeline="builtin.module(convert-emb-to-linalg, one-shot-bufferize, convert-linalg-to-loops, convert-scf-to-cf, expand-strided-metadata, lower-affine, convert-to-llvm, reconcile-unrealized-casts)" | FileCheck %s --check-prefix=BACK
 
 // SCF-LABEL: func @bag_sum
 // SCF-NOT: emb.bag
 // SCF: vector.transfer_read {{.*}} : tensor<?x64xf32>, vector<64xf32>
+
+// BACK-LABEL: llvm.func @bag_sum
+// BACK-NOT: emb.
+// BACK: llvm.func @_mlir_ciface_bag_sum
 
 // LLVM-LABEL: llvm.func @bag_sum
 // LLVM: llvm.intr.prefetch

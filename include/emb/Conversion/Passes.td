@@ -126,6 +126,39 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
   ];
 }
 
+def ConvertEmbToLinalg : Pass<"convert-emb-to-linalg"> {
+  let summary = "Lower emb's forward ops to linalg on tensors, for compilers that keep their own codegen";
+  let description = [{
+    The way back from emb to upstream dialects: after raising, and whatever
+    a compiler did at emb level, the forward ops become `linalg.generic`s on
+    tensors that stock `mlir-opt` (or IREE, or any linalg-based flow) lowers
+    with its own pipeline.
+
+    - `emb.lookup`: torch-mlir's form, one parallel generic over
+      `indices.shape + [D]` whose body reads
+      `tensor.extract %weight[index_cast(%x), linalg.index k]` (with
+      `padding_mode = zero`, a select makes the padding row's elements 0).
+      `raise-linalg-to-emb` raises it back.
+    - `emb.bag` (sum, mean, sqrtn, max; 1-D indices with offsets, with or
+      without `include_last_offset`, or 2-D indices; `per_sample_weights`,
+      `padding_idx`, the `max_indices` result): one parallel generic over
+      `[B, D]` whose body reduces the bag's entries with an `scf.for`
+      (accumulating in f32 for f16 / bf16 tables, f64 for f64), then
+      divides (mean, sqrtn) and truncates, as docs/semantics.md §3 and §6.1
+      define it.
+    - `emb.multi_bag`: one bag per table, inserted into its columns (the
+      decomposition both emb targets use).
+
+    Gradients, renorm, fused steps and quantised tables have no linalg form
+    here: the pass fails on them, naming the op.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def ConvertTosaToEmb : Pass<"convert-tosa-to-emb"> {
   let summary = "Raise tosa.gather embedding lookups to emb.lookup";
   let description = [{
