@@ -56,6 +56,19 @@ try:
 except OSError:
     pass
 
+# IREE (pip install iree-base-compiler iree-base-runtime), when its tools
+# are on PATH or in $EMB_IREE_BIN: convert-emb-to-linalg's output compiled
+# by iree-compile and run by iree-run-module.
+import shutil
+iree_path = os.pathsep.join(
+    p for p in [os.environ.get("EMB_IREE_BIN", ""), os.environ.get("PATH", "")] if p)
+iree_compile = shutil.which("iree-compile", path=iree_path)
+iree_run = shutil.which("iree-run-module", path=iree_path)
+if iree_compile and iree_run:
+    config.available_features.add("iree")
+    config.substitutions.append(("%iree_compile", iree_compile))
+    config.substitutions.append(("%iree_run_module", iree_run))
+
 # ptxas (CUDA toolkit) checks the generated PTX when it is installed.
 for ptxas in [os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "ptxas"),
               "/usr/local/cuda/bin/ptxas"]:
