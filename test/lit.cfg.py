@@ -2,6 +2,7 @@
 # lit configuration of the emb-mlir tests (after mlir/examples/standalone).
 
 import os
+import sys
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -55,6 +56,9 @@ try:
         config.available_features.add("avx512")
 except OSError:
     pass
+
+# The Python of lit itself, for the scripts the tests run (bench/).
+config.substitutions.append(("%python", sys.executable))
 
 # IREE (pip install iree-base-compiler iree-base-runtime), when its tools
 # are on PATH or in $EMB_IREE_BIN: convert-emb-to-linalg's output compiled

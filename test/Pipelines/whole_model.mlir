@@ -1,7 +1,8 @@
 // A whole model through raise-linalg-to-emb and emb-cpu-pipeline, run by
 // stock mlir-runner: a text classifier in torch-mlir's linalg form (the
 // embedding as a gathering generic, the mean over the sequence, a
-// linear layer). The raise makes the gather an emb.lookup; the pipeline
+// linear layer). The raise makes the gather, its sum over the sequence and
+// the divide one emb.bag mean (2-D ids); the pipeline
 // lowers the rest of the model (linalg.fill, the reduction, linalg.matmul,
 // the bias add) too. The expected values are torch's:
 //   F.embedding(ids, table).mean(1) @ w + bias
@@ -12,7 +13,7 @@
 // RUN:   | FileCheck %s
 
 // RAISED-LABEL: func.func @classify
-// RAISED: emb.lookup
+// RAISED: emb.bag mean %{{.*}}[%{{.*}}] : tensor<5x4xf32>[tensor<2x3xi64>] -> tensor<2x4xf32>
 // RAISED: linalg.matmul
 
 // CHECK: rank = 2 offset = 0 sizes = [2, 2]

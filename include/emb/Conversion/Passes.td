@@ -193,7 +193,15 @@ def RaiseLinalgToEmb : Pass<"raise-linalg-to-emb"> {
     generic over (bag, index, column) with indices and offsets in, a
     zero-filled `[B, D]` output, and a body that adds `%weight[%in, d2]` to
     the output where the offsets window selects it; that becomes
-    `emb.bag sum %weight[%indices] offsets(%offsets)`.
+    `emb.bag sum %weight[%indices] offsets(%offsets)`; its loops may come in
+    any order (IREE's dispatch-creation permutes them).
+
+    A gather reduced over the sequence is a 2-D bag: the raised lookup of
+    `[B, L]` ids summed over L into zeros (torch-mlir), or one reduction
+    generic adding `%weight[index_cast(%ids[b, l]), d]` to its zero-filled
+    output in any loop order (IREE's fused form), becomes
+    `emb.bag sum %weight[%ids]`; an elementwise divide of that bag by its
+    static L becomes `emb.bag mean`.
 
     A generic of any other shape is left unchanged.
   }];

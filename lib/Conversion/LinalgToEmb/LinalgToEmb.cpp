@@ -337,6 +337,41 @@ bool isZeroFill(Value init) {
   return f && f.getValue().isZero();
 }
 
+/// The loops of a bag's reduction generic: its output is [bag, column],
+/// its first input (the indices) [entry] (indicesRank 1) or [bag, entry]
+/// (rank 2), and `entry` is the one reduction loop. Any loop order.
+struct BagLoops {
+  unsigned bag, entry, column;
+};
+
+FailureOr<BagLoops> matchBagLoops(linalg::GenericOp op, int64_t indicesRank,
+                                  std::optional<AffineMap> indicesMap = {}) {
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  auto iters = op.getIteratorTypesArray();
+  if (op.getNumLoops() != 3 || maps.empty())
+    return failure();
+  AffineMap outMap = maps.back(),
+            idxMap = indicesMap ? *indicesMap : maps.front();
+  auto dimOf = [](AffineExpr e) -> std::optional<unsigned> {
+    if (auto d = dyn_cast<AffineDimExpr>(e))
+      return d.getPosition();
+    return std::nullopt;
+  };
+  if (outMap.getNumResults() != 2 || idxMap.getNumResults() != indicesRank)
+    return failure();
+  auto bag = dimOf(outMap.getResult(0)), column = dimOf(outMap.getResult(1));
+  auto entry = dimOf(idxMap.getResult(indicesRank - 1));
+  if (!bag || !column || !entry || *bag == *column || *entry == *bag ||
+      *entry == *column)
+    return failure();
+  if (indicesRank == 2 && dimOf(idxMap.getResult(0)) != bag)
+    return failure();
+  for (unsigned d = 0; d < 3; ++d)
+    if ((iters[d] == utils::IteratorType::reduction) != (d == *entry))
+      return failure();
+  return BagLoops{*bag, *entry, *column};
+}
+
 struct RaiseEmbeddingBagSum : OpRewritePattern<linalg::GenericOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -359,17 +394,16 @@ struct RaiseEmbeddingBagSum : OpRewritePattern<linalg::GenericOp> {
         !isEmbFloat(outType.getElementType()))
       return rewriter.notifyMatchFailure(op, "unsupported types");
     MLIRContext *ctx = op.getContext();
-    AffineExpr d0 = getAffineDimExpr(0, ctx), d1 = getAffineDimExpr(1, ctx),
-               d2 = getAffineDimExpr(2, ctx);
-    SmallVector<AffineMap> want = {AffineMap::get(3, 0, {d1}, ctx),
-                                   AffineMap::get(3, 0, {d0}, ctx),
-                                   AffineMap::get(3, 0, {d0, d2}, ctx)};
-    auto iters = op.getIteratorTypesArray();
-    if (op.getIndexingMapsArray() != want || iters.size() != 3 ||
-        iters[0] != utils::IteratorType::parallel ||
-        iters[1] != utils::IteratorType::reduction ||
-        iters[2] != utils::IteratorType::parallel)
+    // The loops in any order (IREE's dispatch-creation permutes them): the
+    // output [bag, column], the offsets [bag], the indices [entry], the
+    // entry loop the one reduction.
+    FailureOr<BagLoops> loops = matchBagLoops(op, /*indicesRank=*/1);
+    if (failed(loops))
       return rewriter.notifyMatchFailure(op, "not the embedding_bag loops");
+    AffineMap offMap = op.getIndexingMapsArray()[1];
+    if (offMap.getNumResults() != 1 ||
+        offMap.getResult(0) != getAffineDimExpr(loops->bag, ctx))
+      return rewriter.notifyMatchFailure(op, "offsets not indexed by bag");
     if (!isZeroFill(op.getDpsInits()[0]))
       return rewriter.notifyMatchFailure(op, "output does not start at zero");
 
@@ -395,8 +429,9 @@ struct RaiseEmbeddingBagSum : OpRewritePattern<linalg::GenericOp> {
     if (!wType || wType.getRank() != 2 ||
         wType.getElementType() != outType.getElementType() ||
         op.getRegion().isAncestor(weight.getParentRegion()) || !cast ||
-        cast.getIn() != in || !isLinalgIndex(extract.getIndices()[1], 2))
-      return rewriter.notifyMatchFailure(op, "not a read of weight[in, d2]");
+        cast.getIn() != in ||
+        !isLinalgIndex(extract.getIndices()[1], loops->column))
+      return rewriter.notifyMatchFailure(op, "not a read of weight[in, d]");
     // The bag window: reads the bag's offset, loop index 1 and the offsets.
     Value cond = select.getCondition();
     bool readsOffsets = false;
@@ -405,7 +440,7 @@ struct RaiseEmbeddingBagSum : OpRewritePattern<linalg::GenericOp> {
         readsOffsets = true;
     });
     if (!cond.getDefiningOp<arith::AndIOp>() || !dependsOn(cond, off) ||
-        !readsLoopIndex(cond, 1) || !readsOffsets)
+        !readsLoopIndex(cond, loops->entry) || !readsOffsets)
       return rewriter.notifyMatchFailure(op, "not the offsets window");
 
     rewriter.replaceOpWithNewOp<emb::BagOp>(
@@ -416,11 +451,166 @@ struct RaiseEmbeddingBagSum : OpRewritePattern<linalg::GenericOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// A gather reduced over the sequence: embedding followed by sum / mean
+//===----------------------------------------------------------------------===//
+//
+// torch-mlir lowers `embedding(ids [B, L]).sum(1)` (or `.mean(1)`) to the
+// gather generic, then a [B, L, D] -> [B, D] sum into zeros (then a divide
+// by L); IREE fuses the two into one reduction generic that reads
+// weight[ids[b, l], d] and adds it to its output. Either is a 2-D bag:
+//
+//   %r = emb.lookup %w[%ids] ; %s = generic sum over l of %r (into zeros)
+//   %s = generic sum over l of %w[index_cast(%ids[b, l]), d] (into zeros)
+//     ==> %s = emb.bag sum %w[%ids]
+//   %m = generic %s / L (L the static bag length)   (after either)
+//     ==> %m = emb.bag mean %w[%ids]
+//
+// A lookup with a padding row that it keeps is not a bag's (a bag skips
+// it); one used elsewhere too stays, and so does any other body.
+
+/// Whether `v` is `a + b` in either order.
+bool isSumOf(Value v, Value a, Value b) {
+  auto add = v.getDefiningOp<arith::AddFOp>();
+  return add && ((add.getLhs() == a && add.getRhs() == b) ||
+                 (add.getLhs() == b && add.getRhs() == a));
+}
+
+struct RaiseGatherSum : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(linalg::GenericOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 1 ||
+        op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
+        !isZeroFill(op.getDpsInits()[0]))
+      return rewriter.notifyMatchFailure(op, "not a sum into zeros");
+    auto outType = dyn_cast<RankedTensorType>(op->getResult(0).getType());
+    Value input = op.getDpsInputs()[0];
+    auto inType = dyn_cast<RankedTensorType>(input.getType());
+    if (!outType || !inType || !isEmbFloat(outType.getElementType()))
+      return rewriter.notifyMatchFailure(op, "unsupported types");
+    Block &body = op.getRegion().front();
+    Value in = body.getArgument(0), out = body.getArgument(1);
+    Value yielded = cast<linalg::YieldOp>(body.getTerminator()).getValues()[0];
+    Value weight, indices;
+    if (auto lookup = input.getDefiningOp<emb::LookupOp>()) {
+      // The raised gather [B, L, D], summed over L.
+      AffineMap inMap = op.getIndexingMapsArray()[0];
+      FailureOr<BagLoops> loops =
+          inMap.getNumResults() == 3
+              ? matchBagLoops(op, 2, inMap.getMajorSubMap(2))
+              : FailureOr<BagLoops>(failure());
+      if (failed(loops) ||
+          inMap.getResult(2) != getAffineDimExpr(loops->column, getContext()))
+        return rewriter.notifyMatchFailure(op, "not a sum over the sequence");
+      if (!lookup->hasOneUse() ||
+          cast<RankedTensorType>(lookup.getIndices().getType()).getRank() !=
+              2 ||
+          (lookup.getPaddingIdx() &&
+           lookup.getPaddingMode() != emb::PaddingMode::zero))
+        return rewriter.notifyMatchFailure(op, "not a bag's lookup");
+      if (!isSumOf(yielded, in, out) || body.getOperations().size() != 2)
+        return rewriter.notifyMatchFailure(op, "not a plain sum");
+      weight = lookup.getWeight();
+      indices = lookup.getIndices();
+      auto bag = emb::BagOp::create(
+          rewriter, op.getLoc(), outType, Type(),
+          emb::BagModeAttr::get(getContext(), emb::BagMode::sum), weight,
+          indices, Value(), Value(), UnitAttr(), lookup.getPaddingIdxAttr(),
+          emb::QuantizationAttr());
+      rewriter.replaceOp(op, bag.getOutput());
+      rewriter.eraseOp(lookup);
+      return success();
+    }
+    // IREE's fused form: ids [B, L] in, weight[ids[b, l], d] added.
+    FailureOr<BagLoops> loops = matchBagLoops(op, 2);
+    if (failed(loops) || inType.getRank() != 2 ||
+        !(inType.getElementType().isSignlessInteger(32) ||
+          inType.getElementType().isSignlessInteger(64)))
+      return rewriter.notifyMatchFailure(op, "not a gather over 2-D ids");
+    auto add = yielded.getDefiningOp<arith::AddFOp>();
+    Value row = !add                  ? Value()
+                : add.getRhs() == out ? add.getLhs()
+                : add.getLhs() == out ? add.getRhs()
+                                      : Value();
+    auto extract = row ? row.getDefiningOp<tensor::ExtractOp>() : nullptr;
+    if (!extract || extract.getIndices().size() != 2)
+      return rewriter.notifyMatchFailure(op, "not a row read");
+    weight = extract.getTensor();
+    auto wType = dyn_cast<RankedTensorType>(weight.getType());
+    auto castOp = extract.getIndices()[0].getDefiningOp<arith::IndexCastOp>();
+    if (!wType || wType.getRank() != 2 ||
+        wType.getElementType() != outType.getElementType() ||
+        op.getRegion().isAncestor(weight.getParentRegion()) || !castOp ||
+        castOp.getIn() != in ||
+        !isLinalgIndex(extract.getIndices()[1], loops->column))
+      return rewriter.notifyMatchFailure(op, "not a read of weight[in, d]");
+    for (Operation &o : body)
+      if (!isa<arith::ConstantOp, linalg::YieldOp>(o) && &o != add &&
+          &o != extract && &o != castOp && &o != extract.getIndices()[1]
+                                                  .getDefiningOp())
+        return rewriter.notifyMatchFailure(op, "more than a gather and a sum");
+    rewriter.replaceOpWithNewOp<emb::BagOp>(
+        op, outType, Type(),
+        emb::BagModeAttr::get(getContext(), emb::BagMode::sum), weight, input,
+        Value(), Value(), UnitAttr(), IntegerAttr(), emb::QuantizationAttr());
+    return success();
+  }
+};
+
+/// `%bag / L` elementwise, `%bag` a sum of 2-D bags of static length L
+/// without padding or weights (each bag divides by its L entries): a mean.
+struct RaiseBagMean : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(linalg::GenericOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 1 ||
+        op.getNumDpsInits() != 1 || op->getNumResults() != 1)
+      return rewriter.notifyMatchFailure(op, "not an elementwise divide");
+    auto bag = op.getDpsInputs()[0].getDefiningOp<emb::BagOp>();
+    if (!bag || !bag->hasOneUse() || bag.getMode() != emb::BagMode::sum ||
+        bag.getOffsets() || bag.getPerSampleWeights() || bag.getPaddingIdx() ||
+        bag.getQuantized() || bag.getMaxIndices())
+      return rewriter.notifyMatchFailure(op, "not a plain 2-D sum bag");
+    auto idxType = cast<RankedTensorType>(bag.getIndices().getType());
+    if (idxType.getRank() != 2 || idxType.isDynamicDim(1) ||
+        op->getResult(0).getType() != bag.getOutput().getType())
+      return rewriter.notifyMatchFailure(op, "no static bag length");
+    AffineMap id = AffineMap::getMultiDimIdentityMap(2, getContext());
+    if (op.getIndexingMapsArray() != SmallVector<AffineMap>{id, id} ||
+        !llvm::all_of(op.getIteratorTypesArray(), [](utils::IteratorType t) {
+          return t == utils::IteratorType::parallel;
+        }))
+      return rewriter.notifyMatchFailure(op, "not elementwise");
+    Block &body = op.getRegion().front();
+    Value yielded = cast<linalg::YieldOp>(body.getTerminator()).getValues()[0];
+    auto div = yielded.getDefiningOp<arith::DivFOp>();
+    FloatAttr length;
+    if (!div || div.getLhs() != body.getArgument(0) ||
+        !matchPattern(div.getRhs(), m_Constant(&length)) ||
+        length.getValueAsDouble() != static_cast<double>(idxType.getDimSize(1)))
+      return rewriter.notifyMatchFailure(op, "not a divide by the length");
+    for (Operation &o : body)
+      if (!isa<arith::ConstantOp, linalg::YieldOp>(o) && &o != div)
+        return rewriter.notifyMatchFailure(op, "more than a divide");
+    rewriter.replaceOpWithNewOp<emb::BagOp>(
+        op, bag.getOutput().getType(), Type(),
+        emb::BagModeAttr::get(getContext(), emb::BagMode::mean),
+        bag.getWeight(), bag.getIndices(), Value(), Value(), UnitAttr(),
+        IntegerAttr(), emb::QuantizationAttr());
+    rewriter.eraseOp(bag);
+    return success();
+  }
+};
+
 struct RaiseLinalgToEmbPass
     : emb::impl::RaiseLinalgToEmbBase<RaiseLinalgToEmbPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<RaiseEmbeddingGather, RaiseEmbeddingBagSum>(&getContext());
+    patterns.add<RaiseEmbeddingGather, RaiseEmbeddingBagSum, RaiseGatherSum,
+                 RaiseBagMean>(&getContext());
     // One walk, no folding: IR that does not match stays exactly as it was.
     walkAndApplyPatterns(getOperation(), std::move(patterns));
   }
