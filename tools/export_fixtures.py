@@ -15,9 +15,11 @@ writes, per model, a lit test under test/Conversion/LinalgToEmb/fixtures/:
 The tables are small, so the weights stay in the IR (no elision) and the
 models run. The checked-in fixtures run in CI; this script runs where a
 venv has torch 2.x and torch-mlir (pip install torch-mlir: 20261001 was
-used with torch 2.15):
+used with torch 2.15); with --iree, also iree-turbine and
+iree-base-compiler (3.9 / 3.13 were used), whose forms go to fixtures/iree/
+as raise-only tests (IREE's phases input and dispatch-creation):
 
-  python tools/export_fixtures.py [--out test/Conversion/LinalgToEmb/fixtures]
+  python tools/export_fixtures.py [--iree] [--out test/Conversion/LinalgToEmb/fixtures]
 """
 
 import argparse
@@ -223,6 +225,9 @@ def main():
     p.add_argument("--out", default=os.path.join(
         os.path.dirname(__file__), "..", "test", "Conversion", "LinalgToEmb",
         "fixtures"))
+    p.add_argument("--iree", action="store_true",
+                   help="also export through iree-turbine and iree-compile "
+                   "(pip install iree-turbine iree-base-compiler)")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     for name, (module, inputs, raised, notes) in models().items():
@@ -289,12 +294,61 @@ def main():
         with open(os.path.join(a.out, f"{name}.mlir"), "w") as f:
             f.write(text + "\n" + body + ("\n" + tail if tail else ""))
         print("wrote", name)
+        if a.iree:
+            export_iree(name, module, inputs, raised, notes.split(". ")[0],
+                        a.out)
 
 
-def _version():
+IREE_PHASES = ["input", "dispatch-creation"]
+
+
+def export_iree(name, module, inputs, raised, notes, out):
+    """The model through iree-turbine (aot.export) and iree-compile, stopped
+    after each phase of IREE_PHASES and printed in generic form: lit tests
+    of what the raise makes of IREE's forms (IREE's own ops are unregistered
+    for emb-opt; nothing runs)."""
+    import subprocess
+    import tempfile
+    import iree.turbine.aot as aot
+    from iree.compiler.tools import binaries
+    compile_tool = binaries.find_tool("iree-compile")
+    exported = str(aot.export(module, *inputs).mlir_module)
+    for phase in IREE_PHASES:
+        with tempfile.NamedTemporaryFile("w", suffix=".mlir") as f:
+            f.write(exported)
+            f.flush()
+            ir = subprocess.run(
+                [compile_tool, f.name, "--iree-input-type=torch",
+                 f"--compile-to={phase}", "--iree-hal-target-device=local",
+                 "--iree-hal-local-target-device-backends=llvm-cpu",
+                 "--mlir-print-op-generic"], check=True,
+                capture_output=True, text=True).stdout
+        about = textwrap.fill(
+            f"{name}: {notes}. Exported by iree-turbine {_version('iree-turbine')}"
+            f" and iree-compile {_version('iree-base-compiler')} "
+            f"(--compile-to={phase}, generic form) from torch "
+            f"{torch.__version__} (tools/export_fixtures.py; do not edit: "
+            f"re-export).", width=76, initial_indent="// ",
+            subsequent_indent="// ", break_on_hyphens=False)
+        checks = "\n".join(f"// CHECK: {op}" for op in raised) or \
+            "// CHECK-NOT: emb."
+        text = f"""{about}
+// RUN: emb-opt %s -allow-unregistered-dialect -raise-linalg-to-emb \\
+// RUN:   | FileCheck %s
+{checks}
+
+"""
+        path = os.path.join(out, "iree", f"{name}.{phase}.mlir")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text + ir)
+        print("wrote", os.path.relpath(path, out))
+
+
+def _version(package="torch-mlir"):
     try:
         from importlib.metadata import version
-        return version("torch-mlir")
+        return version(package)
     except Exception:
         return "?"
 

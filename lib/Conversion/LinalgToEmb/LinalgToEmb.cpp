@@ -208,6 +208,54 @@ FailureOr<GatherMatch> matchGather(linalg::GenericOp op) {
   return match;
 }
 
+/// Keeps a gather's bounds checks when it is raised: 0 <= x < V for every
+/// index, as an scf.for of asserts with the same messages, before the op.
+void emitBoundChecks(PatternRewriter &rewriter, Location loc, Value weight,
+                     Value indices, ArrayRef<cf::AssertOp> asserts) {
+  if (asserts.empty())
+    return;
+  SmallVector<std::string> messages;
+  for (cf::AssertOp a : asserts)
+    messages.push_back(a.getMsg().str());
+  std::string tooLarge = messages.size() > 0 ? messages[0] : "index out of range";
+  std::string negative = messages.size() > 1 ? messages[1] : tooLarge;
+  auto idxType = cast<RankedTensorType>(indices.getType());
+  Value v = tensor::DimOp::create(rewriter, loc, weight, 0);
+  Value flat = indices;
+  if (idxType.getRank() != 1) {
+    int64_t n = idxType.hasStaticShape() ? idxType.getNumElements()
+                                         : ShapedType::kDynamic;
+    auto flatType = RankedTensorType::get({n}, idxType.getElementType());
+    ReassociationIndices all;
+    for (int64_t i = 0; i < idxType.getRank(); ++i)
+      all.push_back(i);
+    flat = idxType.getRank() == 0
+               ? (Value)tensor::ExpandShapeOp::create(
+                     rewriter, loc, flatType, indices,
+                     ArrayRef<ReassociationIndices>{})
+               : (Value)tensor::CollapseShapeOp::create(
+                     rewriter, loc, flatType, indices,
+                     ArrayRef<ReassociationIndices>{all});
+  }
+  Value c0 = arith::ConstantIndexOp::create(rewriter, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(rewriter, loc, 1);
+  Value n = tensor::DimOp::create(rewriter, loc, flat, 0);
+  scf::ForOp::create(
+      rewriter, loc, c0, n, c1, ValueRange{},
+      [&](OpBuilder &b, Location l, Value p, ValueRange) {
+        Value x = tensor::ExtractOp::create(b, l, flat, p);
+        Value xi = arith::IndexCastOp::create(b, l, b.getIndexType(), x);
+        Value lt = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, xi, v);
+        cf::AssertOp::create(b, l, lt, tooLarge);
+        Value zero =
+            arith::ConstantOp::create(b, l, b.getIntegerAttr(x.getType(), 0));
+        Value ge =
+            arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge, x, zero);
+        cf::AssertOp::create(b, l, ge, negative);
+        scf::YieldOp::create(b, l);
+      });
+}
+
 struct RaiseEmbeddingGather : OpRewritePattern<linalg::GenericOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -218,52 +266,7 @@ struct RaiseEmbeddingGather : OpRewritePattern<linalg::GenericOp> {
       return rewriter.notifyMatchFailure(op, "not an embedding gather");
     Location loc = op.getLoc();
     Value indices = op.getDpsInputs()[0];
-    auto idxType = cast<RankedTensorType>(indices.getType());
-
-    if (!match->asserts.empty()) {
-      // Keep torch-mlir's bounds checks: 0 <= x < V for every index.
-      SmallVector<std::string> messages;
-      for (cf::AssertOp a : match->asserts)
-        messages.push_back(a.getMsg().str());
-      std::string tooLarge =
-          messages.size() > 0 ? messages[0] : "index out of range";
-      std::string negative = messages.size() > 1 ? messages[1] : tooLarge;
-      Value v = tensor::DimOp::create(rewriter, loc, match->weight, 0);
-      Value flat = indices;
-      if (idxType.getRank() != 1) {
-        int64_t n = idxType.hasStaticShape() ? idxType.getNumElements()
-                                             : ShapedType::kDynamic;
-        auto flatType = RankedTensorType::get({n}, idxType.getElementType());
-        ReassociationIndices all;
-        for (int64_t i = 0; i < idxType.getRank(); ++i)
-          all.push_back(i);
-        flat = idxType.getRank() == 0
-                   ? (Value)tensor::ExpandShapeOp::create(
-                         rewriter, loc, flatType, indices,
-                         ArrayRef<ReassociationIndices>{})
-                   : (Value)tensor::CollapseShapeOp::create(
-                         rewriter, loc, flatType, indices,
-                         ArrayRef<ReassociationIndices>{all});
-      }
-      Value c0 = arith::ConstantIndexOp::create(rewriter, loc, 0);
-      Value c1 = arith::ConstantIndexOp::create(rewriter, loc, 1);
-      Value n = tensor::DimOp::create(rewriter, loc, flat, 0);
-      scf::ForOp::create(
-          rewriter, loc, c0, n, c1, ValueRange{},
-          [&](OpBuilder &b, Location l, Value p, ValueRange) {
-            Value x = tensor::ExtractOp::create(b, l, flat, p);
-            Value xi = arith::IndexCastOp::create(b, l, b.getIndexType(), x);
-            Value lt =
-                arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, xi, v);
-            cf::AssertOp::create(b, l, lt, tooLarge);
-            Value zero = arith::ConstantOp::create(
-                b, l, b.getIntegerAttr(x.getType(), 0));
-            Value ge =
-                arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge, x, zero);
-            cf::AssertOp::create(b, l, ge, negative);
-            scf::YieldOp::create(b, l);
-          });
-    }
+    emitBoundChecks(rewriter, loc, match->weight, indices, match->asserts);
     rewriter.replaceOpWithNewOp<emb::LookupOp>(
         op, op->getResult(0).getType(), match->weight, indices, IntegerAttr(),
         emb::PaddingModeAttr::get(rewriter.getContext(),
@@ -546,11 +549,23 @@ struct RaiseGatherSum : OpRewritePattern<linalg::GenericOp> {
         castOp.getIn() != in ||
         !isLinalgIndex(extract.getIndices()[1], loops->column))
       return rewriter.notifyMatchFailure(op, "not a read of weight[in, d]");
+    // Nothing else but bounds checks of the index (IREE keeps torch-mlir's
+    // asserts in the fused body); they are kept before the bag.
+    SmallVector<cf::AssertOp> asserts;
+    llvm::SmallPtrSet<Operation *, 8> checks;
     for (Operation &o : body)
-      if (!isa<arith::ConstantOp, linalg::YieldOp>(o) && &o != add &&
-          &o != extract && &o != castOp && &o != extract.getIndices()[1]
-                                                  .getDefiningOp())
+      if (auto a = dyn_cast<cf::AssertOp>(o)) {
+        if (failed(collectBoundChecks(a.getArg(), cast<BlockArgument>(in),
+                                      weight, checks)))
+          return rewriter.notifyMatchFailure(op, "an assert of another check");
+        asserts.push_back(a);
+      }
+    for (Operation &o : body)
+      if (!isa<arith::ConstantOp, linalg::YieldOp, cf::AssertOp>(o) &&
+          &o != add && &o != extract && &o != castOp &&
+          &o != extract.getIndices()[1].getDefiningOp() && !checks.contains(&o))
         return rewriter.notifyMatchFailure(op, "more than a gather and a sum");
+    emitBoundChecks(rewriter, op.getLoc(), weight, input, asserts);
     rewriter.replaceOpWithNewOp<emb::BagOp>(
         op, outType, Type(),
         emb::BagModeAttr::get(getContext(), emb::BagMode::sum), weight, input,
