@@ -187,7 +187,10 @@ def RaiseLinalgToEmb : Pass<"raise-linalg-to-emb"> {
     linalg.index k]` of a 2-D table defined outside (with or without its
     `cf.assert` bounds checks), and replaces it with `emb.lookup`. The bounds
     checks, when present, are kept: an `scf.for` over the indices asserts
-    them with the same messages before the lookup.
+    them with the same messages before the lookup. When the row is a pure
+    integer function of the index instead (a clamp, ONNX Gather's wrap of
+    negative indices, casts), that function is hoisted into an elementwise
+    generic over the indices, and the lookup reads its rows.
 
     It also finds torch-mlir's `aten._embedding_bag` (sum mode): the 3-D
     generic over (bag, index, column) with indices and offsets in, a

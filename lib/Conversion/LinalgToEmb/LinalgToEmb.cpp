@@ -28,9 +28,11 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/WalkPatternRewriteDriver.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::emb {
 #define GEN_PASS_DEF_RAISELINALGTOEMB
@@ -45,11 +47,50 @@ bool isEmbFloat(Type t) {
   return t.isF32() || t.isF64() || t.isF16() || t.isBF16();
 }
 
-/// The table of a torch-mlir embedding gather, and its bounds checks.
+/// The table of a torch-mlir embedding gather, and its bounds checks. When
+/// the row is not the index itself but a pure function of it (a clamp, a
+/// select that wraps negative indices, casts), `indexOps` computes it, in
+/// body order, from `in` and values defined outside: the raise hoists them
+/// into an elementwise generic over the indices.
 struct GatherMatch {
   Value weight;
   SmallVector<cf::AssertOp> asserts;
+  SmallVector<Operation *> indexOps;
+  Value row;
 };
+
+/// The ops of the body computing `row` from `in` alone (and values defined
+/// outside the generic), in body order; failure when `row` depends on
+/// anything else (the output, a loop index, a memory read) or on an op
+/// that is not pure integer / index arithmetic.
+FailureOr<SmallVector<Operation *>> rowFunctionOf(Value row, BlockArgument in,
+                                                  Region &body) {
+  llvm::SetVector<Operation *> slice;
+  SmallVector<Value> work{row};
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    if (v == in)
+      continue;
+    if (auto arg = dyn_cast<BlockArgument>(v))
+      if (body.isAncestor(arg.getParentRegion()))
+        return failure(); // the output or another input
+    Operation *def = v.getDefiningOp();
+    if (!def || !body.isAncestor(def->getParentRegion()))
+      continue; // defined outside: a constant or a dim of the table
+    if (def->getNumRegions() != 0 || !isPure(def) ||
+        !isa<arith::ArithDialect>(def->getDialect()) ||
+        llvm::any_of(def->getResultTypes(),
+                     [](Type t) { return !t.isIntOrIndex(); }))
+      return failure();
+    if (slice.insert(def))
+      llvm::append_range(work, def->getOperands());
+  }
+  SmallVector<Operation *> ordered;
+  for (Operation &o : body.front())
+    if (slice.contains(&o))
+      ordered.push_back(&o);
+  return ordered;
+}
 
 /// Whether `v` is the gathered index `in`, or a cast of it.
 bool isGatheredIndex(Value v, BlockArgument in) {
@@ -181,16 +222,23 @@ FailureOr<GatherMatch> matchGather(linalg::GenericOp op) {
     return failure();
   auto cast = extract.getIndices()[0].getDefiningOp<arith::IndexCastOp>();
   auto index = extract.getIndices()[1].getDefiningOp<linalg::IndexOp>();
-  if (!cast || cast.getIn() != in || !index ||
-      index.getDim() != static_cast<uint64_t>(k))
+  if (!index || index.getDim() != static_cast<uint64_t>(k))
     return failure();
+  GatherMatch match{weight, {}, {}, extract.getIndices()[0]};
+  if (!cast || cast.getIn() != in) {
+    // The row as a pure function of the index (clamped, wrapped, ...).
+    cast = nullptr;
+    auto ops = rowFunctionOf(match.row, in, op.getRegion());
+    if (failed(ops) || ops->empty())
+      return failure();
+    match.indexOps = std::move(*ops);
+  }
 
   // Nothing else in the body but bounds checks of that index, each one of
   // 0 <= x, x < V (or both, as one unsigned compare), in any of their usual
   // forms: one assert per compare (torch-mlir), or compares joined by
   // arith.andi under one assert (IREE). A check of any other bound is not
   // an embedding's: the generic is left alone.
-  GatherMatch match{weight, {}};
   llvm::SmallPtrSet<Operation *, 8> checks;
   for (Operation &o : body)
     if (auto a = dyn_cast<cf::AssertOp>(o)) {
@@ -199,9 +247,10 @@ FailureOr<GatherMatch> matchGather(linalg::GenericOp op) {
       match.asserts.push_back(a);
     }
   for (Operation &o : body) {
-    if (&o == extract.getOperation() || &o == cast.getOperation() ||
+    if (&o == extract.getOperation() || (cast && &o == cast.getOperation()) ||
         &o == index.getOperation() || &o == yield.getOperation() ||
-        isa<arith::ConstantOp, cf::AssertOp>(o) || checks.contains(&o))
+        isa<arith::ConstantOp, cf::AssertOp>(o) || checks.contains(&o) ||
+        llvm::is_contained(match.indexOps, &o))
       continue;
     return failure();
   }
@@ -256,6 +305,45 @@ void emitBoundChecks(PatternRewriter &rewriter, Location loc, Value weight,
       });
 }
 
+/// The rows a gather reads when its row is a function of the index: an
+/// elementwise generic over the indices computing that function (the
+/// body's own ops, cloned), as i64 row numbers.
+Value hoistRowFunction(PatternRewriter &rewriter, linalg::GenericOp op,
+                       const GatherMatch &match) {
+  Location loc = op.getLoc();
+  Value indices = op.getDpsInputs()[0];
+  auto idxType = cast<RankedTensorType>(indices.getType());
+  auto rowsType = idxType.clone(rewriter.getI64Type());
+  SmallVector<Value> sizes;
+  for (int64_t k = 0; k < idxType.getRank(); ++k)
+    if (idxType.isDynamicDim(k))
+      sizes.push_back(tensor::DimOp::create(rewriter, loc, indices, k));
+  Value init = tensor::EmptyOp::create(rewriter, loc, rowsType.getShape(),
+                                       rowsType.getElementType(), sizes);
+  AffineMap id =
+      AffineMap::getMultiDimIdentityMap(idxType.getRank(), op.getContext());
+  SmallVector<utils::IteratorType> iterators(idxType.getRank(),
+                                             utils::IteratorType::parallel);
+  Value in = op.getRegion().front().getArgument(0);
+  auto rows = linalg::GenericOp::create(
+      rewriter, loc, TypeRange{rowsType}, ValueRange{indices},
+      ValueRange{init}, ArrayRef<AffineMap>{id, id}, iterators,
+      [&](OpBuilder &b, Location l, ValueRange args) {
+        IRMapping map;
+        map.map(in, args[0]);
+        for (Operation *o : match.indexOps)
+          b.clone(*o, map);
+        Value row = map.lookupOrDefault(match.row);
+        if (!row.getType().isInteger(64))
+          row = row.getType().isIndex()
+                    ? (Value)arith::IndexCastOp::create(b, l, b.getI64Type(),
+                                                        row)
+                    : (Value)arith::ExtSIOp::create(b, l, b.getI64Type(), row);
+        linalg::YieldOp::create(b, l, row);
+      });
+  return rows.getResult(0);
+}
+
 struct RaiseEmbeddingGather : OpRewritePattern<linalg::GenericOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -267,6 +355,8 @@ struct RaiseEmbeddingGather : OpRewritePattern<linalg::GenericOp> {
     Location loc = op.getLoc();
     Value indices = op.getDpsInputs()[0];
     emitBoundChecks(rewriter, loc, match->weight, indices, match->asserts);
+    if (!match->indexOps.empty())
+      indices = hoistRowFunction(rewriter, op, *match);
     rewriter.replaceOpWithNewOp<emb::LookupOp>(
         op, op->getResult(0).getType(), match->weight, indices, IntegerAttr(),
         emb::PaddingModeAttr::get(rewriter.getContext(),
