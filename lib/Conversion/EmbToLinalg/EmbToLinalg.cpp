@@ -101,8 +101,8 @@ struct LookupToLinalg final : OpRewritePattern<LookupOp> {
     Value init = emptyOf(b, outType, sizes);
     MLIRContext *ctx = op.getContext();
     AffineMap identity = AffineMap::getMultiDimIdentityMap(rank + 1, ctx);
-    AffineMap ofIndices = AffineMap::get(
-        rank + 1, 0, identity.getResults().drop_back(), ctx);
+    AffineMap ofIndices =
+        AffineMap::get(rank + 1, 0, identity.getResults().drop_back(), ctx);
     SmallVector<utils::IteratorType> iterators(rank + 1,
                                                utils::IteratorType::parallel);
     Value pad = op.getPaddingMode() == PaddingMode::zero
@@ -119,8 +119,8 @@ struct LookupToLinalg final : OpRewritePattern<LookupOp> {
           if (pad) {
             Value isPad =
                 arith::CmpIOp::create(ib, arith::CmpIPredicate::eq, r, pad);
-            v = arith::SelectOp::create(
-                ib, isPad, floatConstant(ib, v.getType(), 0.0), v);
+            v = arith::SelectOp::create(ib, isPad,
+                                        floatConstant(ib, v.getType(), 0.0), v);
           }
           linalg::YieldOp::create(ib, v);
         });
@@ -202,7 +202,8 @@ struct BagToLinalg final : OpRewritePattern<BagOp> {
                 Value r = loadIndex(eb, bags.indices, j);
                 auto update = [&](ImplicitLocOpBuilder &ub) {
                   Value v = extendTo(
-                      ub, tensor::ExtractOp::create(ub, weight, ValueRange{r, d}),
+                      ub,
+                      tensor::ExtractOp::create(ub, weight, ValueRange{r, d}),
                       acc);
                   SmallVector<Value> next = llvm::to_vector(state);
                   next[1] = arith::AddIOp::create(ub, state[1], cIndex(ub, 1));
@@ -227,8 +228,8 @@ struct BagToLinalg final : OpRewritePattern<BagOp> {
                   next[0] = arith::AddFOp::create(
                       ub, state[0], arith::MulFOp::create(ub, v, w));
                   if (weighted)
-                    next[2] = arith::AddFOp::create(
-                        ub, state[2], weightSumTerm(ub, mode, w));
+                    next[2] = arith::AddFOp::create(ub, state[2],
+                                                    weightSumTerm(ub, mode, w));
                   return next;
                 };
                 if (!pad) {
