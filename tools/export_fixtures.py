@@ -254,13 +254,12 @@ def main():
             "// RAISED-NOT: emb."]
         if raised:
             checks.append("// RAISED-NOT: tensor.extract %cst")
-        about = textwrap.fill(
+        about = comment(
             f"{name}: {notes}. Exported by torch-mlir {_version()} from torch "
             f"{torch.__version__} (tools/export_fixtures.py; do not edit: "
             f"re-export). @model is torch-mlir's output as is; @main runs it "
             f"on fixed inputs against torch's output (1: every element within "
-            f"{tol}).", width=76, initial_indent="// ",
-            subsequent_indent="// ", break_on_hyphens=False)
+            f"{tol}).")
         text = f"""{about}
 // RUN: emb-opt %s -raise-linalg-to-emb | FileCheck %s --check-prefix=RAISED
 // RUN: emb-opt %s -raise-linalg-to-emb -emb-cpu-pipeline \\
@@ -302,6 +301,12 @@ def main():
 IREE_PHASES = ["input", "dispatch-creation"]
 
 
+def comment(text):
+    """`text` as an MLIR comment block of 76 columns."""
+    return textwrap.fill(text, width=76, initial_indent="// ",
+                         subsequent_indent="// ", break_on_hyphens=False)
+
+
 def export_iree(name, module, inputs, raised, notes, out):
     """The model through iree-turbine (aot.export) and iree-compile, stopped
     after each phase of IREE_PHASES and printed in generic form: lit tests
@@ -323,13 +328,12 @@ def export_iree(name, module, inputs, raised, notes, out):
                  "--iree-hal-local-target-device-backends=llvm-cpu",
                  "--mlir-print-op-generic"], check=True,
                 capture_output=True, text=True).stdout
-        about = textwrap.fill(
+        about = comment(
             f"{name}: {notes}. Exported by iree-turbine {_version('iree-turbine')}"
             f" and iree-compile {_version('iree-base-compiler')} "
             f"(--compile-to={phase}, generic form) from torch "
             f"{torch.__version__} (tools/export_fixtures.py; do not edit: "
-            f"re-export).", width=76, initial_indent="// ",
-            subsequent_indent="// ", break_on_hyphens=False)
+            f"re-export).")
         checks = "\n".join(f"// CHECK: {op}" for op in raised) or \
             "// CHECK-NOT: emb."
         text = f"""{about}
