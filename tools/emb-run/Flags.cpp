@@ -177,17 +177,17 @@ int64_t add(int64_t a, int64_t b, const std::string &what) {
   return r;
 }
 
-/// `s.V` elements of tables, `s.D` columns (many tables: the flat tables
-/// and their output columns) and `indices` indices fit in 64 bits and in
-/// this machine's memory (twice: the engine's buffers and the
-/// reference's).
-void checkSizes(const Setup &s, int64_t indices) {
+/// `s.V` elements of tables, `indices` indices and `outputRows` rows of
+/// `s.D` columns (many tables: the flat tables, B rows of every table's
+/// columns) fit in 64 bits and in this machine's memory (twice: the
+/// engine's buffers and the reference's).
+void checkSizes(const Setup &s, int64_t indices, int64_t outputRows) {
   int64_t esize = static_cast<int64_t>(dtypeSize(s.dtype));
   int64_t table = mul(mul(s.V, s.tables.empty() ? s.D : 1,
                           "--num-embeddings x --dim"),
                       esize, "the table's bytes");
-  int64_t rows = mul(mul(std::max(indices, s.B), s.D, "the output's elements"),
-                     esize, "the output's bytes");
+  int64_t rows = mul(mul(outputRows, s.D, "the output's elements"), esize,
+                     "the output's bytes");
   int64_t indexBytes = mul(indices, 8, "the indices' bytes");
   double needed = 2.0 * (double(table) + double(rows) + double(indexBytes));
   double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
@@ -322,7 +322,7 @@ Setup resolve(const Flags &flags) {
     }
     int64_t T = static_cast<int64_t>(s.tables.size());
     s.N = mul(mul(T, s.B, "--batch x tables"), s.L, "the tables' indices");
-    checkSizes(s, s.N);
+    checkSizes(s, s.N, s.B);
     s.numOffsets = T * s.B + 1;
     return s;
   }
@@ -340,7 +340,8 @@ Setup resolve(const Flags &flags) {
     o.eps = flags.eps;
     s.optimizer = o;
   }
-  checkSizes(s, mul(s.B, s.L, "--batch x --bag-size"));
+  int64_t n = mul(s.B, s.L, "--batch x --bag-size");
+  checkSizes(s, n, std::max(n, s.B));
   s.N = s.B * s.L;
   s.numOffsets = flags.includeLastOffset ? s.B + 1 : s.B;
   if (flags.paddingIdx != INT64_MIN)

@@ -288,7 +288,10 @@ private:
 
 std::function<void()> gatherProbe(const Setup &s, Instance &inst,
                                   int nthreads) {
+  // Many tables lie flat, one after another, each of its own D: no
+  // single-table probe reads them.
   if (inst.device || s.backward || !(s.bag || s.lookup) || s.N == 0 ||
+      !s.tables.empty() ||
       !__builtin_cpu_supports("avx512f") ||
       !__builtin_cpu_supports("avx512bw") ||
       !__builtin_cpu_supports("avx512vl"))
