@@ -93,6 +93,14 @@ bool isZeroFill(Value init) {
 /// The loops of a bag's reduction generic: its output is [bag, column],
 /// its first input (the indices) [entry] (indicesRank 1) or [bag, entry]
 /// (rank 2), and `entry` is the one reduction loop. Any loop order.
+/// Whether the output's columns can be the table's whole rows: a bag
+/// reads every column, so a generic over fewer (or more) columns than the
+/// table has is not one.
+bool sameRowWidth(RankedTensorType weight, RankedTensorType out) {
+  return weight.isDynamicDim(1) || out.isDynamicDim(1) ||
+         weight.getDimSize(1) == out.getDimSize(1);
+}
+
 struct BagLoops {
   unsigned bag, entry, column;
 };
@@ -183,7 +191,8 @@ struct RaiseEmbeddingBagSum : OpRewritePattern<linalg::GenericOp> {
         wType.getElementType() != outType.getElementType() ||
         op.getRegion().isAncestor(weight.getParentRegion()) || !cast ||
         cast.getIn() != in ||
-        !isLinalgIndex(extract.getIndices()[1], loops->column))
+        !isLinalgIndex(extract.getIndices()[1], loops->column) ||
+        !sameRowWidth(wType, outType))
       return rewriter.notifyMatchFailure(op, "not a read of weight[in, d]");
     // The bag window: reads the bag's offset, loop index 1 and the offsets.
     Value cond = select.getCondition();
@@ -297,7 +306,8 @@ struct RaiseGatherSum : OpRewritePattern<linalg::GenericOp> {
         wType.getElementType() != outType.getElementType() ||
         op.getRegion().isAncestor(weight.getParentRegion()) || !castOp ||
         castOp.getIn() != in ||
-        !isLinalgIndex(extract.getIndices()[1], loops->column))
+        !isLinalgIndex(extract.getIndices()[1], loops->column) ||
+        !sameRowWidth(wType, outType))
       return rewriter.notifyMatchFailure(op, "not a read of weight[in, d]");
     // Nothing else but bounds checks of the index (IREE keeps torch-mlir's
     // asserts in the fused body); they are kept before the bag.

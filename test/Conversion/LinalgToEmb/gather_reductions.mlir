@@ -232,3 +232,70 @@ func.func @permuted_embedding_bag(%weight: tensor<?x?xf32>, %indices: tensor<?xi
   } -> tensor<?x?xf32>
   return %2 : tensor<?x?xf32>
 }
+
+// -----
+
+// The fused form over 8 of the table's 16 columns: a bag reads whole rows,
+// so this is not one (left alone, not an invalid emb.bag).
+#ids = affine_map<(d0, d1, d2) -> (d0, d1)>
+#out = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-LABEL: func @fused_gather_part_of_the_row
+// CHECK: linalg.generic
+// CHECK-NOT: emb.bag
+func.func @fused_gather_part_of_the_row(%w: tensor<100x16xf32>, %x: tensor<4x3xi64>) -> tensor<4x8xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<4x8xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e : tensor<4x8xf32>) -> tensor<4x8xf32>
+  %s = linalg.generic {indexing_maps = [#ids, #out], iterator_types = ["parallel", "reduction", "parallel"]} ins(%x : tensor<4x3xi64>) outs(%z : tensor<4x8xf32>) {
+  ^bb0(%in: i64, %acc: f32):
+    %i = arith.index_cast %in : i64 to index
+    %d = linalg.index 2 : index
+    %v = tensor.extract %w[%i, %d] : tensor<100x16xf32>
+    %a = arith.addf %v, %acc : f32
+    linalg.yield %a : f32
+  } -> tensor<4x8xf32>
+  return %s : tensor<4x8xf32>
+}
+
+// -----
+
+// torch-mlir's embedding_bag generic over 8 of the table's 16 columns: left
+// alone too.
+#x = affine_map<(d0, d1, d2) -> (d1)>
+#o = affine_map<(d0, d1, d2) -> (d0)>
+#out = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-LABEL: func @bag_part_of_the_row
+// CHECK: linalg.generic
+// CHECK-NOT: emb.bag
+func.func @bag_part_of_the_row(%weight: tensor<100x16xf32>, %indices: tensor<6xi64>, %offsets: tensor<2xi64>) -> tensor<2x8xf32> {
+  %c2 = arith.constant 2 : i64
+  %c6 = arith.constant 6 : i64
+  %c0 = arith.constant 0 : index
+  %cst = arith.constant 0.000000e+00 : f32
+  %0 = tensor.empty() : tensor<2x8xf32>
+  %1 = linalg.fill ins(%cst : f32) outs(%0 : tensor<2x8xf32>) -> tensor<2x8xf32>
+  %2 = linalg.generic {indexing_maps = [#x, #o, #out], iterator_types = ["parallel", "reduction", "parallel"]} ins(%indices, %offsets : tensor<6xi64>, tensor<2xi64>) outs(%1 : tensor<2x8xf32>) {
+  ^bb0(%in: i64, %off: i64, %out: f32):
+    %3 = linalg.index 0 : index
+    %4 = arith.index_cast %3 : index to i64
+    %c1_i64 = arith.constant 1 : i64
+    %5 = arith.addi %4, %c1_i64 : i64
+    %6 = arith.index_cast %5 : i64 to index
+    %7 = arith.cmpi eq, %5, %c2 : i64
+    %8 = arith.select %7, %c0, %6 : index
+    %extracted = tensor.extract %offsets[%8] : tensor<2xi64>
+    %9 = arith.select %7, %c6, %extracted : i64
+    %10 = linalg.index 1 : index
+    %11 = arith.index_cast %10 : index to i64
+    %12 = arith.cmpi sle, %off, %11 : i64
+    %15 = arith.cmpi slt, %11, %9 : i64
+    %16 = arith.andi %12, %15 : i1
+    %17 = arith.index_cast %in : i64 to index
+    %18 = linalg.index 2 : index
+    %extracted_2 = tensor.extract %weight[%17, %18] : tensor<100x16xf32>
+    %19 = arith.addf %extracted_2, %out : f32
+    %20 = arith.select %16, %19, %out : f32
+    linalg.yield %20 : f32
+  } -> tensor<2x8xf32>
+  return %2 : tensor<2x8xf32>
+}
