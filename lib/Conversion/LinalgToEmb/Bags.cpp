@@ -101,6 +101,36 @@ bool sameRowWidth(RankedTensorType weight, RankedTensorType out) {
          weight.getDimSize(1) == out.getDimSize(1);
 }
 
+/// A bag generic's read of a whole row: `tensor.extract %weight[
+/// index_cast(%in), linalg.index column]` of a 2-D table defined outside,
+/// of the output's element type and row width.
+struct RowRead {
+  Value weight;
+  Operation *extract, *cast, *column;
+  bool contains(Operation *o) const {
+    return o == extract || o == cast || o == column;
+  }
+};
+
+std::optional<RowRead> matchRowRead(linalg::GenericOp op, Value v, Value in,
+                                    unsigned column) {
+  auto extract = v ? v.getDefiningOp<tensor::ExtractOp>() : nullptr;
+  if (!extract || extract.getIndices().size() != 2)
+    return std::nullopt;
+  Value weight = extract.getTensor();
+  auto wType = dyn_cast<RankedTensorType>(weight.getType());
+  auto outType = cast<RankedTensorType>(op->getResult(0).getType());
+  auto castOp = extract.getIndices()[0].getDefiningOp<arith::IndexCastOp>();
+  Value col = extract.getIndices()[1];
+  if (!wType || wType.getRank() != 2 ||
+      wType.getElementType() != outType.getElementType() ||
+      op.getRegion().isAncestor(weight.getParentRegion()) || !castOp ||
+      castOp.getIn() != in || !isLinalgIndex(col, column) ||
+      !sameRowWidth(wType, outType))
+    return std::nullopt;
+  return RowRead{weight, extract, castOp, col.getDefiningOp()};
+}
+
 struct BagLoops {
   unsigned bag, entry, column;
 };
@@ -181,19 +211,10 @@ struct RaiseEmbeddingBagSum : OpRewritePattern<linalg::GenericOp> {
     Value other = add.getLhs() == out   ? add.getRhs()
                   : add.getRhs() == out ? add.getLhs()
                                         : Value();
-    auto extract = other ? other.getDefiningOp<tensor::ExtractOp>() : nullptr;
-    if (!extract || extract.getIndices().size() != 2)
-      return rewriter.notifyMatchFailure(op, "not a row read");
-    Value weight = extract.getTensor();
-    auto wType = dyn_cast<RankedTensorType>(weight.getType());
-    auto cast = extract.getIndices()[0].getDefiningOp<arith::IndexCastOp>();
-    if (!wType || wType.getRank() != 2 ||
-        wType.getElementType() != outType.getElementType() ||
-        op.getRegion().isAncestor(weight.getParentRegion()) || !cast ||
-        cast.getIn() != in ||
-        !isLinalgIndex(extract.getIndices()[1], loops->column) ||
-        !sameRowWidth(wType, outType))
+    std::optional<RowRead> read = matchRowRead(op, other, in, loops->column);
+    if (!read)
       return rewriter.notifyMatchFailure(op, "not a read of weight[in, d]");
+    Value weight = read->weight;
     // The bag window: reads the bag's offset, loop index 1 and the offsets.
     Value cond = select.getCondition();
     bool readsOffsets = false;
@@ -296,19 +317,10 @@ struct RaiseGatherSum : OpRewritePattern<linalg::GenericOp> {
                 : add.getRhs() == out ? add.getLhs()
                 : add.getLhs() == out ? add.getRhs()
                                       : Value();
-    auto extract = row ? row.getDefiningOp<tensor::ExtractOp>() : nullptr;
-    if (!extract || extract.getIndices().size() != 2)
-      return rewriter.notifyMatchFailure(op, "not a row read");
-    weight = extract.getTensor();
-    auto wType = dyn_cast<RankedTensorType>(weight.getType());
-    auto castOp = extract.getIndices()[0].getDefiningOp<arith::IndexCastOp>();
-    if (!wType || wType.getRank() != 2 ||
-        wType.getElementType() != outType.getElementType() ||
-        op.getRegion().isAncestor(weight.getParentRegion()) || !castOp ||
-        castOp.getIn() != in ||
-        !isLinalgIndex(extract.getIndices()[1], loops->column) ||
-        !sameRowWidth(wType, outType))
+    std::optional<RowRead> read = matchRowRead(op, row, in, loops->column);
+    if (!read)
       return rewriter.notifyMatchFailure(op, "not a read of weight[in, d]");
+    weight = read->weight;
     // Nothing else but bounds checks of the index (IREE keeps torch-mlir's
     // asserts in the fused body); they are kept before the bag.
     SmallVector<cf::AssertOp> asserts;
@@ -322,8 +334,7 @@ struct RaiseGatherSum : OpRewritePattern<linalg::GenericOp> {
       }
     for (Operation &o : body)
       if (!isa<arith::ConstantOp, linalg::YieldOp, cf::AssertOp>(o) &&
-          &o != add && &o != extract && &o != castOp &&
-          &o != extract.getIndices()[1].getDefiningOp() && !checks.contains(&o))
+          &o != add && !read->contains(&o) && !checks.contains(&o))
         return rewriter.notifyMatchFailure(op, "more than a gather and a sum");
     emitBoundChecks(rewriter, op.getLoc(), weight, input, asserts);
     rewriter.replaceOpWithNewOp<emb::BagOp>(
