@@ -52,7 +52,15 @@ void mlir::emb::buildEmbCPUPipeline(OpPassManager &pm) {
 
 void mlir::emb::addHostToLLVMPasses(OpPassManager &pm) {
   pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(arith::createArithExpandOpsPass()); // ceildiv of grid sizes
+  // ceildiv of grid sizes; and bf16 conversions as integer ops: LLVM 22's
+  // own lowering of a wide `fptrunc <128 x float> to <128 x bfloat>` after
+  // an fdiv (a mean bag's epilogue) takes seconds to minutes in
+  // SelectionDAG on x86 hosts without AVX512-BF16 (a D = 5000 bf16 mean
+  // bag did not compile in 10 minutes); the expansion rounds to nearest
+  // even as LLVM does.
+  arith::ArithExpandOpsPassOptions expand;
+  expand.includeBf16 = true;
+  pm.addPass(arith::createArithExpandOpsPass(expand));
   pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
