@@ -24,7 +24,13 @@ One script that builds, checks and times, for a machine with an NVIDIA GPU:
 5. prints, last, what each timed forward kernel asks of an SM (registers,
    spills, theoretical occupancy on sm_80 / sm_90: `emb-run --resources`,
    ptxas), next to the bandwidth (`--resources`: that table alone, no GPU
-   needed).
+   needed);
+6. prints the bandwidth model's estimate for each timed forward kernel and
+   dense backward (`emb-run --transactions`: the kernel emulated with its
+   memory traced, ptxas's occupancy, Little's law; docs/gpu.md), and in the
+   device's table a `model` column next to the measured ratio, so that one
+   run tells whether the model holds (`--model`: the model's table alone,
+   no GPU needed).
 
 Timed calls use --trust-indices (no index copy to the host, no stream
 synchronisation: a caller with trusted indices); one row shows the cost of
@@ -32,7 +38,8 @@ validation. Without a driver or a device it says so, lists what it would
 measure and exits 0 (CTest runs it that way on machines without a GPU).
 
 Usage: /usr/bin/python3 bench/gpu_bench.py [--build build] [--no-build]
-                                            [--quick] [--list]
+                                            [--quick] [--list] [--resources]
+                                            [--model]
 """
 import argparse
 import json
@@ -164,6 +171,92 @@ def print_resources(build, plan):
         print(f"| {name:<33} | " + " | ".join(f"{c:<28}" for c in cells) + " |")
 
 
+MODEL_CHIPS = ["A100", "H100", "H200"]
+# The model's figures do not depend on L beyond the indices' sectors: the
+# traced emulation runs at most 8 entries a bag (fast), at the case's B.
+MODEL_MAX_L = 8
+
+
+def model_key(case):
+    op, mode, dtype, d, l, b, extra = case
+    return (op, mode, dtype, d, b, tuple(extra))
+
+
+def model_cases(plan):
+    """The timed forward kernels and dense (atomic) backwards."""
+    seen, cases = set(), []
+    for kind, case in plan:
+        op, mode, dtype, d, l, b, extra = case
+        if kind == "backward" and extra:
+            continue  # sorted / sparse / fused: no row gather to model
+        if model_key(case) in seen:
+            continue
+        seen.add(model_key(case))
+        cases.append(case)
+    return cases
+
+
+def run_model(build, case):
+    """emb-run --transactions for `case`: {chip: useful fraction} of the
+    kernel with the heaviest row gather, with its efficiency and loads in
+    flight, and the peers' {layout: {chip: fraction}}; or an error line."""
+    op, mode, dtype, d, l, b, extra = case
+    r = emb_run(build, shape_args(op, mode, dtype, d, min(l, MODEL_MAX_L), b,
+                                  extra) + ["--transactions", "--json"])
+    if r.returncode != 0:
+        return None, (r.stderr.strip().splitlines() or ["failed"])[-1]
+    best, peers = None, {}
+    for line in r.stdout.strip().splitlines():
+        rep = json.loads(line)
+        if "peer" in rep:
+            peers.setdefault(rep["peer"], {})[rep["chip"]] = \
+                rep["useful_fraction"]
+        elif rep.get("model") and (
+                best is None or rep["gather_sectors_per_request"] *
+                rep["warps"] > best["gather_sectors_per_request"] *
+                best["warps"]):
+            best = rep
+    if best is None:
+        return None, "no kernel with a row gather (or no ptxas)"
+    return {"fractions": {m["chip"]: m["useful_fraction"]
+                          for m in best["model"]},
+            "gather_efficiency": best["gather_efficiency"],
+            "dram_efficiency": best["dram_efficiency"],
+            "loads_in_flight": best["model"][0]["loads_in_flight"],
+            "peers": peers}, None
+
+
+def print_model(build, plan):
+    """The model's table: our kernels on A100 / H100 / H200, then the
+    same model for PyTorch's and FBGEMM's layouts (bag forwards). Needs
+    ptxas, not a GPU. Returns {model_key: result}."""
+    results = {}
+    print("\nbandwidth model (emb-run --transactions; docs/gpu.md): useful "
+          "fraction of peak DRAM bandwidth, 600 ns loaded latency")
+    print(f"| {'kernel':<45} | gather eff | DRAM eff | loads/thread | "
+          + " | ".join(f"{c:>5}" for c in MODEL_CHIPS)
+          + " | PyTorch H100 | FBGEMM H100 |")
+    print(f"|{'-' * 47}|---|---|---|" + "---|" * len(MODEL_CHIPS)
+          + "---|---|")
+    for case in model_cases(plan):
+        res, err = run_model(build, case)
+        name = " ".join(describe(*case).split(" L=")[0].split()) + \
+            f" B={case[5]}"
+        if err:
+            print(f"| {name:<45} | {err} |")
+            continue
+        results[model_key(case)] = res
+        peers = res["peers"]
+        pt = next((v for k, v in peers.items() if k.startswith("PyTorch")), {})
+        fb = next((v for k, v in peers.items() if k.startswith("FBGEMM")), {})
+        cell = lambda f: f"{f * 100:4.0f}%" if f is not None else "    -"
+        print(f"| {name:<45} | {res['gather_efficiency']:.3f} | "
+              f"{res['dram_efficiency']:.3f} | {res['loads_in_flight']:.0f} | "
+              + " | ".join(cell(res["fractions"].get(c)) for c in MODEL_CHIPS)
+              + f" | {cell(pt.get('H100'))} | {cell(fb.get('H100'))} |")
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", default="build")
@@ -175,6 +268,9 @@ def main():
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--resources", action="store_true",
                         help="only the ptxas resource table (no GPU needed)")
+    parser.add_argument("--model", action="store_true",
+                        help="only the bandwidth model's table (no GPU "
+                        "needed; ptxas is)")
     args = parser.parse_args()
 
     plan = [("forward", c) for c in forward_cases(args.quick)] + \
@@ -193,6 +289,9 @@ def main():
         return 0
     if args.resources:
         print_resources(args.build, plan)
+        return 0
+    if args.model:
+        print_model(args.build, plan)
         return 0
 
     if not args.no_build:
@@ -257,11 +356,15 @@ def main():
             capture_output=True, text=True).stdout.strip().splitlines()[0]
     except (OSError, IndexError):
         device = "the GPU"
+    model = print_model(args.build, plan)
+    chip = next((c for c in MODEL_CHIPS if c in device), "H100")
     print(f"\n{device}: GB/s of compulsory traffic, copy = device-to-device "
-          "copy of the same bytes in the same process")
+          "copy of the same bytes in the same process; model = the bandwidth "
+          f"model's useful fraction of {chip}'s peak (above)")
     print(f"| {'shape':<57} | {'ms':>8} | {'GB/s':>7} | {'copy':>7} | "
-          f"{'ratio':>5} | {'target':<9} |")
-    print(f"|{'-' * 59}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 7}|{'-' * 11}|")
+          f"{'ratio':>5} | {'model':>5} | {'target':<9} |")
+    print(f"|{'-' * 59}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 7}|{'-' * 7}|"
+          f"{'-' * 11}|")
     for name, case, res in rows:
         op, mode, dtype, d, l, b, extra = case
         target = TARGETS.get(op) if (d, l, dtype, b) == (128, 32, "f32", B) \
@@ -270,14 +373,16 @@ def main():
         if target is not None:
             mark = f"{'ok' if res['ratio_to_memcpy'] >= target else 'MISS'} " \
                    f"{target:.2f}"
+        m = model.get(model_key(case), {}).get("fractions", {}).get(chip)
+        estimate = f"{m:5.2f}" if m is not None else "    -"
         print(f"| {name:<57} | {res['time_ms']:8.3f} | {res['gbps']:7.1f} | "
               f"{res['memcpy_gbps']:7.1f} | {res['ratio_to_memcpy']:5.2f} | "
-              f"{mark:<9} |")
+              f"{estimate} | {mark:<9} |")
     if validated:
         print(f"| {'bag sum f32 D=128 L=32, validated':<57} | "
               f"{validated['time_ms']:8.3f} | {validated['gbps']:7.1f} | "
               f"{validated['memcpy_gbps']:7.1f} | "
-              f"{validated['ratio_to_memcpy']:5.2f} | {'':<9} |")
+              f"{validated['ratio_to_memcpy']:5.2f} | {'':>5} | {'':<9} |")
     print_resources(args.build, plan)
     return 1 if failures else 0
 

@@ -76,7 +76,9 @@ void fillBags(KernelArgs &args, const Tensor &indices, const Tensor *offsets,
 // The executor
 //===----------------------------------------------------------------------===//
 
-Engine::Engine(EngineOptions options) : target(options.target) {
+Engine::Engine(EngineOptions options)
+    : target(options.target),
+      traceMemory(options.traceMemory && options.target == Target::gpu_emulated) {
   if (target == Target::nvptx) {
     options.cache.gpuRuntime = &cuda::runtimeTable();
     gpu = std::make_unique<GPUState>();
@@ -275,8 +277,9 @@ llvm::Expected<int64_t> Engine::run(Plan &plan) {
   };
   // Split over the pool on the host (and in the emulation); in one call on
   // the GPU, where one launch covers everything and chunk bounds must not
-  // be read from device memory.
-  if (plan.split && target != Target::nvptx)
+  // be read from device memory, and in the traced emulation, whose
+  // launches model the device's.
+  if (plan.split && target != Target::nvptx && !traceMemory)
     parallelFor(plan.count, plan.grain, chunk);
   else if (plan.count > 0)
     chunk(0, plan.count);

@@ -81,6 +81,7 @@ llvm::Error Engine::gpuReady() {
 
 void Engine::setTarget(KernelSpec &spec) const {
   spec.target = target;
+  spec.traceMemory = traceMemory;
   if (target == Target::nvptx) {
     spec.chip = callChip;
     spec.ptx = gpu->ptx;

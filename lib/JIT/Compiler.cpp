@@ -137,7 +137,7 @@ llvm::Expected<std::string> compileLocked(const KernelSpec &spec,
   PassManager pm(&ctx);
   const char *pipeline = "CPU";
   if (spec.target == Target::gpu_emulated) {
-    mlir::emb::buildEmbGPUEmulationPipeline(pm);
+    mlir::emb::buildEmbGPUEmulationPipeline(pm, spec.traceMemory);
     pipeline = "GPU emulation";
   } else if (spec.target == Target::nvptx) {
     // Kernels as cubins when ptxas is there, else as PTX (the driver

@@ -5,6 +5,7 @@
 #include "emb/Pipelines/Pipelines.h"
 
 #include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 
 using namespace emb;
 
@@ -97,7 +99,158 @@ int64_t declaredThreads(llvm::StringRef ptx, llvm::StringRef kernel) {
   return number(m[1]) * number(m[2]) * number(m[3]);
 }
 
+/// The bytes one thread moves with a PTX load opcode (`ld.global.nc.v4.f32`:
+/// 16), or 0 when it is not a global load.
+int64_t globalLoadBytes(llvm::StringRef opcode) {
+  llvm::SmallVector<llvm::StringRef> parts;
+  opcode.split(parts, '.');
+  if (parts.size() < 3 || parts[0] != "ld" || parts[1] != "global")
+    return 0;
+  int64_t lanes = 1, bytes = 0;
+  for (llvm::StringRef p : llvm::ArrayRef(parts).drop_front(2)) {
+    if (p == "v2" || p == "v4" || p == "v8")
+      lanes = p.back() - '0';
+    else if (p.size() >= 2 && llvm::StringRef("bsuf").contains(p[0])) {
+      llvm::StringRef bits = p.drop_while([](char c) { return !isdigit(c); });
+      int64_t pairs = bits.consume_back("x2") ? 2 : 1;
+      int64_t n = 0;
+      if (!bits.getAsInteger(10, n))
+        bytes = n / 8 * pairs;
+    }
+  }
+  return lanes * bytes;
+}
+
+/// The register names (`%rd12`, `%f3`) in `text`.
+llvm::SmallVector<llvm::StringRef> registers(llvm::StringRef text) {
+  llvm::SmallVector<llvm::StringRef> regs;
+  while (true) {
+    size_t at = text.find('%');
+    if (at == llvm::StringRef::npos)
+      return regs;
+    text = text.drop_front(at);
+    size_t end = 1;
+    while (end < text.size() && (isalnum(text[end]) || text[end] == '_'))
+      ++end;
+    regs.push_back(text.take_front(end));
+    text = text.drop_front(end);
+  }
+}
+
 } // namespace
+
+LoadParallelism emb::loadsInFlight(llvm::StringRef ptx, llvm::StringRef entry,
+                                   int64_t bytes) {
+  size_t at = ptx.find(".entry " + entry.str() + "(");
+  if (at == llvm::StringRef::npos)
+    return {};
+  llvm::StringRef rest = ptx.drop_front(at);
+  rest = rest.drop_front(rest.find('{'));
+  rest = rest.take_front(rest.find("\n}"));
+  // The body's statements, without comments.
+  llvm::SmallVector<llvm::StringRef> lines, body;
+  rest.split(lines, '\n');
+  for (llvm::StringRef line : lines) {
+    line = line.take_front(line.find("//")).trim();
+    if (!line.empty())
+      body.push_back(line);
+  }
+  auto opcodeOf = [](llvm::StringRef line) {
+    if (line.starts_with("@"))
+      line = line.drop_until([](char c) { return c == ' ' || c == '\t'; })
+                 .ltrim();
+    return line.take_until([](char c) { return c == ' ' || c == '\t'; });
+  };
+  auto isRowLoad = [&](llvm::StringRef line) {
+    return globalLoadBytes(opcodeOf(line)) == bytes;
+  };
+  // Loops: a branch back to a label above it. Of the innermost ones that
+  // hold row loads, the one with the most is scanned (an unrolled loop
+  // rather than its remainder).
+  size_t first = 0, last = body.size();
+  int64_t firstLoads = 0;
+  auto rowLoadsIn = [&](size_t i, size_t j) {
+    int64_t n = 0;
+    for (size_t k = i; k <= j; ++k)
+      n += isRowLoad(body[k]);
+    return n;
+  };
+  std::vector<std::pair<size_t, size_t>> loops;
+  for (size_t j = 0; j < body.size(); ++j) {
+    llvm::StringRef op = opcodeOf(body[j]);
+    if (!op.starts_with("bra"))
+      continue;
+    llvm::StringRef target = body[j]
+                                 .drop_front(body[j].find(op) + op.size())
+                                 .trim()
+                                 .rtrim(';')
+                                 .trim();
+    for (size_t i = 0; i < j; ++i)
+      if (body[i] == (target + ":").str() && rowLoadsIn(i, j) > 0)
+        loops.push_back({i, j});
+  }
+  for (auto [i, j] : loops) {
+    bool innermost = llvm::none_of(loops, [&](auto inner) {
+      return inner != std::make_pair(i, j) && inner.first >= i &&
+             inner.second <= j;
+    });
+    int64_t n = rowLoadsIn(i, j);
+    if (innermost && n > firstLoads) {
+      std::tie(first, last) = std::make_pair(i, j + 1);
+      firstLoads = n;
+    }
+  }
+  // In program order: a load is outstanding from its issue to the first
+  // statement that reads one of its registers. Independently of the
+  // order: each row load's chain depth (the row loads its address derives
+  // from); the loads at one depth can all be in flight together.
+  LoadParallelism result;
+  std::vector<llvm::SmallVector<llvm::StringRef>> outstanding;
+  llvm::StringMap<int64_t> depthOf;
+  std::map<int64_t, int64_t> loadsAtDepth;
+  for (size_t k = first; k < last; ++k) {
+    llvm::StringRef line = body[k];
+    llvm::StringRef op = opcodeOf(line);
+    if (op.ends_with(":"))
+      continue; // a label
+    bool row = isRowLoad(line);
+    llvm::StringRef operands =
+        line.drop_front(line.find(op) + op.size()).trim();
+    // The destination (`{%f1, %f2}` or `%f1`) is not a use; stores and
+    // branches have none.
+    llvm::StringRef dest, sources = operands;
+    bool hasDest = !op.starts_with("st.") && !op.starts_with("bra") &&
+                   !op.starts_with("ret") && !op.starts_with("red.");
+    if (hasDest) {
+      size_t end = operands.starts_with("{") ? operands.find('}') + 1
+                                             : operands.find(',');
+      if (end != llvm::StringRef::npos) {
+        dest = operands.take_front(end);
+        sources = operands.drop_front(end);
+      }
+    }
+    llvm::SmallVector<llvm::StringRef> used = registers(sources);
+    llvm::erase_if(outstanding, [&](const auto &regs) {
+      return llvm::any_of(regs, [&](llvm::StringRef r) {
+        return llvm::is_contained(used, r);
+      });
+    });
+    int64_t depth = -1;
+    for (llvm::StringRef r : used)
+      depth = std::max(depth, depthOf.lookup(r) - 1);
+    if (row) {
+      outstanding.push_back(registers(dest));
+      result.inOrder =
+          std::max<int64_t>(result.inOrder, outstanding.size());
+      ++depth;
+      result.independent = std::max(result.independent, ++loadsAtDepth[depth]);
+    }
+    // depthOf holds depth + 1 (0: no row load behind the register).
+    for (llvm::StringRef r : registers(dest))
+      depthOf[r] = depth + 1;
+  }
+  return result;
+}
 
 llvm::Expected<SMLimits> emb::smLimits(llvm::StringRef chip) {
   // Per SM, from NVIDIA's CUDA C Programming Guide (compute capabilities
@@ -194,6 +347,8 @@ emb::gpuKernelResources(const KernelSpec &spec, llvm::StringRef chip) {
       r.chip = chip.str();
       parseReport(reportText, name, r);
       r.threadsPerBlock = declaredThreads(binary.data, name);
+      r.ptx = binary.data;
+      r.entry = name;
       computeOccupancy(r, *limits);
       out.push_back(std::move(r));
       rest = rest.drop_front(rest.find(m[0]) + m[0].size());

@@ -20,6 +20,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "emb/JIT/JIT.h"
+#include "emb/JIT/MemoryTrace.h"
 
 #include "BuildId.h"
 #include "Sanitizers.h"
@@ -180,7 +181,8 @@ struct OpenedKernel {
 };
 
 /// dlopens `path` and finds the kernel's packed entry point (KernelABI.h).
-/// An nvptx kernel gets the runtime's functions in its table.
+/// An nvptx kernel gets the runtime's functions in its table; a traced
+/// emulated one the memory-trace collector's.
 llvm::Expected<OpenedKernel> openKernel(const std::string &path,
                                         const KernelSpec &spec,
                                         const GPURuntimeTable *gpuRuntime) {
@@ -204,6 +206,9 @@ llvm::Expected<OpenedKernel> openKernel(const std::string &path,
     // GPURuntimeTable is laid out as the table: one pointer per slot.
     std::memcpy(table, gpuRuntime, sizeof(GPURuntimeTable));
   }
+  // A kernel emulated with its memory traced reports to the collector.
+  if (void *trace = dlsym(handle, kMemoryTraceTableSymbol))
+    std::memcpy(trace, &memoryTraceTable(), sizeof(MemoryTraceTable));
   return OpenedKernel{handle, reinterpret_cast<KernelFn>(fn), table != nullptr};
 }
 

@@ -10,6 +10,8 @@ std::string KernelSpec::str() const {
   std::string s = opKindName(op);
   s += ":";
   s += targetName(target);
+  if (target == Target::gpu_emulated && traceMemory)
+    s += "-traced";
   if (target == Target::nvptx) {
     s += "-" + chip;
     if (ptx)

@@ -94,10 +94,12 @@ void mlir::emb::registerEmbPipelines() {
       [](OpPassManager &pm, const NVPTXPipelineOptions &options) {
         buildEmbNVPTXRuntimePipeline(pm, options);
       });
-  PassPipelineRegistration<>(
+  PassPipelineRegistration<GPUEmulationPipelineOptions>(
       "emb-gpu-emulation-pipeline",
       "Lower emb ops to the GPU kernels of emb-nvptx-pipeline, then run them "
       "on the host (emb-emulate-gpu-on-host) and lower to the LLVM dialect: "
       "to test GPU kernels without a GPU",
-      [](OpPassManager &pm) { buildEmbGPUEmulationPipeline(pm); });
+      [](OpPassManager &pm, const GPUEmulationPipelineOptions &options) {
+        buildEmbGPUEmulationPipeline(pm, options.traceMemory);
+      });
 }

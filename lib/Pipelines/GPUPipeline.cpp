@@ -100,9 +100,12 @@ void mlir::emb::buildEmbNVPTXRuntimePipeline(
   addHostToLLVMPasses(pm);
 }
 
-void mlir::emb::buildEmbGPUEmulationPipeline(OpPassManager &pm) {
+void mlir::emb::buildEmbGPUEmulationPipeline(OpPassManager &pm,
+                                             bool traceMemory) {
   addOutlinedKernelPasses(pm);
-  pm.addPass(emb::createEmbEmulateGPUOnHost());
+  emb::EmbEmulateGPUOnHostOptions emulate;
+  emulate.traceMemory = traceMemory;
+  pm.addPass(emb::createEmbEmulateGPUOnHost(emulate));
   pm.addPass(createCanonicalizerPass());
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);

@@ -10,11 +10,15 @@
 //   } }
 //
 // Threads run one after another: kernels that synchronise or exchange
-// values between threads are reported, never emulated wrongly.
+// values between threads are reported, never emulated wrongly. With
+// `trace-memory`, every global access also reports its address
+// (TraceMemory.h).
 //
 //===----------------------------------------------------------------------===//
 
 #include "emb/Transforms/Passes.h"
+
+#include "TraceMemory.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/IRMapping.h"
@@ -67,7 +71,7 @@ Value idValue(Operation *op, ArrayRef<Value> threadId, ArrayRef<Value> blockId,
       .Default([](Operation *) { return Value(); });
 }
 
-LogicalResult emulate(gpu::LaunchFuncOp launch) {
+LogicalResult emulate(gpu::LaunchFuncOp launch, bool traceMemory) {
   auto fn = SymbolTable::lookupNearestSymbolFrom<gpu::GPUFuncOp>(
       launch, launch.getKernel());
   if (!fn)
@@ -105,9 +109,11 @@ LogicalResult emulate(gpu::LaunchFuncOp launch) {
   // Loops: grid z, y, x, then block z, y, x (innermost).
   SmallVector<Value> bounds{grid.z, grid.y, grid.x, block.z, block.y, block.x};
   SmallVector<Value> ivs;
+  SmallVector<Operation *> loops;
   for (Value bound : bounds) {
     auto loop = scf::ForOp::create(b, loc, c0, bound, c1);
     ivs.push_back(loop.getInductionVar());
+    loops.push_back(loop);
     b.setInsertionPoint(loop.getBody()->getTerminator());
   }
   SmallVector<Value> blockId{ivs[2], ivs[1], ivs[0]};
@@ -138,18 +144,28 @@ LogicalResult emulate(gpu::LaunchFuncOp launch) {
     op->getResult(0).replaceAllUsesWith(v);
     op->erase();
   }
+  if (traceMemory) {
+    emb::EmulatedLaunch traced{
+        (launch.getKernelModuleName().getValue() + "::" +
+         launch.getKernelName().getValue())
+            .str(),
+        loops, cloned, gridXYZ, blockXYZ, blockId, threadId};
+    if (failed(emb::traceMemoryAccesses(traced)))
+      return failure();
+  }
   launch.erase();
   return success();
 }
 
 struct EmbEmulateGPUOnHostPass
     : emb::impl::EmbEmulateGPUOnHostBase<EmbEmulateGPUOnHostPass> {
+  using EmbEmulateGPUOnHostBase::EmbEmulateGPUOnHostBase;
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SmallVector<gpu::LaunchFuncOp> launches;
     module.walk([&](gpu::LaunchFuncOp op) { launches.push_back(op); });
     for (gpu::LaunchFuncOp launch : launches)
-      if (failed(emulate(launch)))
+      if (failed(emulate(launch, traceMemory)))
         return signalPassFailure();
     // Device memory is host memory here: gpu.alloc becomes memref.alloc,
     // freed by the buffer deallocation that runs after this pass, and

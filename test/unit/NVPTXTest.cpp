@@ -91,7 +91,10 @@ void compileEverywhere(const KernelSpec &spec, bool ptxas) {
     }
     // 16 bytes at once where D allows: v4 of 32-bit lanes (f32, or f16 /
     // bf16 pairs), v2 of f64. Forward: in its one kernel; a gradient reads
-    // its gradient rows so in the scatter.
+    // its gradient rows so in the scatter, but for the atomic scatter of a
+    // lookup or a sum / mean bag, which reads them lane-interleaved (its
+    // atomics coalesced: MemoryTraceTests) and writes 16 bytes at once in
+    // its zero pass.
     // (The deterministic max gradient reads single elements: a thread per
     // (row, column).)
     // (Quantised rows are D + 8 or ceil(D/2) + 4 bytes: no 16-byte
@@ -101,10 +104,18 @@ void compileEverywhere(const KernelSpec &spec, bool ptxas) {
                    spec.op == OpKind::embedding_bag_backward) ||
                   spec.quant != Quantization::none ||
                   spec.op == OpKind::embedding_bag_tables;
+    bool interleavedScatter =
+        gradient && !spec.deterministic &&
+        !(spec.op == OpKind::embedding_bag_backward &&
+          spec.mode == BagMode::max);
     if (spec.dim % vec == 0 && !scalar) {
-      const char *load =
-          spec.weight == DType::f64 ? "ld.global.v2.b64" : "ld.global.v4.b32";
-      EXPECT_NE(all.find(load), std::string::npos) << chip << "\n" << all;
+      const char *access =
+          interleavedScatter
+              ? (spec.weight == DType::f64 ? "st.global.v2.b64"
+                                           : "st.global.v4.b32")
+              : (spec.weight == DType::f64 ? "ld.global.v2.b64"
+                                           : "ld.global.v4.b32");
+      EXPECT_NE(all.find(access), std::string::npos) << chip << "\n" << all;
     }
     bool sparse = spec.op == OpKind::embedding_sparse_backward ||
                   spec.op == OpKind::embedding_bag_sparse_backward;

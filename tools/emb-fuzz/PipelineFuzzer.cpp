@@ -4,8 +4,8 @@
 // `// -----`). It is parsed and verified with the emb dialect and every
 // upstream dialect registered; a module that holds emb ops then goes
 // through one of our lowering pipelines, chosen by the input's length:
-// emb-cpu-pipeline, the GPU emulation pipeline or emb-nvptx-pipeline (PTX
-// text: no ptxas). Errors are fine; a crash, a hang or a memory error is
+// emb-cpu-pipeline, the GPU emulation pipeline (with or without its
+// memory trace) or emb-nvptx-pipeline (PTX text: no ptxas). Errors are fine; a crash, a hang or a memory error is
 // a finding.
 //
 //===----------------------------------------------------------------------===//
@@ -77,10 +77,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   });
   if (!hasEmb)
     return 0;
-  // One pipeline per input, chosen by its length: three times the inputs
+  // One pipeline per input, chosen by its length: four times the inputs
   // per second, and mutations reach every pipeline.
-  void (*pipelines[])(OpPassManager &) = {
-      emb::buildEmbCPUPipeline, emb::buildEmbGPUEmulationPipeline, nvptx};
-  runPipeline(*module, pipelines[size % 3]);
+  auto emulation = [](OpPassManager &pm) {
+    emb::buildEmbGPUEmulationPipeline(pm);
+  };
+  auto traced = [](OpPassManager &pm) {
+    emb::buildEmbGPUEmulationPipeline(pm, /*traceMemory=*/true);
+  };
+  void (*pipelines[])(OpPassManager &) = {emb::buildEmbCPUPipeline, emulation,
+                                          nvptx, traced};
+  runPipeline(*module, pipelines[size % 4]);
   return 0;
 }

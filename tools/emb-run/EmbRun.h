@@ -46,7 +46,7 @@ struct Flags {
   bool scaleGradByFreq = false, check = false, bench = false, json = false;
   bool printIR = false, noDiskCache = false, sparse = false, coalesced = false;
   bool trustIndices = false, deterministic = false, hugePages = false;
-  bool resources = false;
+  bool resources = false, transactions = false;
   int threads = 0, iters = 20;
   uint64_t seed = 1;
 };
@@ -79,6 +79,9 @@ struct Setup {
 Setup resolve(const Flags &flags);
 /// The Engine of the run: the flags' target, threads and cache.
 EngineOptions engineOptions(const Setup &s);
+/// --transactions, after the traced call: the memory transactions of each
+/// GPU kernel it ran and the bandwidth model (Transactions.cpp).
+int printTransactions(const Setup &s, const std::vector<KernelSpec> &specs);
 
 using Buffer = HostTensor;
 

@@ -52,6 +52,10 @@ const char *kUsage = R"(usage: emb-run [flags]
   --huge-pages                          the table on 2 MiB transparent huge pages (emb::allocateTable)
   --resources                           nvptx: each kernel's registers, stack, spills, shared memory
                                         and theoretical occupancy (ptxas -v) on --chip, or sm_80 and sm_90
+  --transactions                        nvptx: run the GPU kernels emulated with every global access
+                                        traced: per kernel and memory operation the warp requests,
+                                        32-byte sectors, 128-byte lines and coalescing efficiency; with
+                                        ptxas also the bandwidth model on A100 / H100 / H200 (docs/gpu.md)
   --json                                one machine-readable line
   --print-ir                            the specialised IR, at every stage, of the kernels the call runs
   --cache-dir DIR, --no-disk-cache      the kernel disk cache
@@ -101,7 +105,8 @@ struct FlagTable {
       {"trust-indices", &f->trustIndices},
       {"deterministic", &f->deterministic},
       {"huge-pages", &f->hugePages},
-      {"resources", &f->resources}};
+      {"resources", &f->resources},
+      {"transactions", &f->transactions}};
   std::map<std::string, std::string *> strings{
       {"op", &f->opName},
       {"mode", &f->modeName},
@@ -280,7 +285,13 @@ Setup resolve(const Flags &flags) {
     usageError("--huge-pages is for host tables");
   if (flags.resources && !s.nvptx)
     usageError("--resources needs --target nvptx");
-  s.onDevice = s.nvptx && !flags.emulate && !flags.printIR && !flags.resources;
+  if (flags.transactions && !s.nvptx)
+    usageError("--transactions needs --target nvptx");
+  if (flags.transactions && (flags.bench || flags.printIR || flags.resources))
+    usageError("--transactions runs the call once, emulated: not with "
+               "--bench, --print-ir or --resources");
+  s.onDevice = s.nvptx && !flags.emulate && !flags.printIR &&
+               !flags.resources && !flags.transactions;
   const std::string &op = flags.opName;
   s.backward = op == "embedding_backward" || op == "embedding_bag_backward";
   s.bag = op == "embedding_bag" || op == "embedding_bag_backward";
@@ -360,6 +371,7 @@ EngineOptions engineOptions(const Setup &s) {
   o.target = !s.nvptx                   ? Target::host
              : f.emulate || !s.onDevice ? Target::gpu_emulated
                                         : Target::nvptx;
+  o.traceMemory = f.transactions;
   o.chip = f.chip;
   o.ptx = static_cast<unsigned>(f.ptx);
   o.validateIndices = !f.trustIndices;

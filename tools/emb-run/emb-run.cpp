@@ -6,7 +6,8 @@
 // in the same process with the same thread count). With --target nvptx it
 // runs on the GPU (device copies of every buffer; the probe is a
 // device-to-device copy), or on the host through the GPU emulation
-// (--emulate). The pieces: EmbRun.h.
+// (--emulate), with its memory transactions counted (--transactions).
+// The pieces: EmbRun.h.
 //
 //===----------------------------------------------------------------------===//
 
@@ -227,6 +228,8 @@ int main(int argc, char **argv) {
                            std::chrono::steady_clock::now() - t0)
                            .count();
   fetchFromDevice(inst);
+  if (s.flags.transactions)
+    printTransactions(s, *specs);
 
   std::optional<CheckResult> check;
   if (s.flags.check)
@@ -241,8 +244,9 @@ int main(int argc, char **argv) {
   if (check && bench && bench->gatherMs && probeComputesTheCall(s))
     probeCheck =
         checkResults(s, inst, weightBefore, spec ? spec->gradScale : 1.0);
-  report(s, spec ? spec->str() : "(none: nothing to compute)", engine.threads(),
-         firstCallMs, check ? &*check : nullptr, bench ? &*bench : nullptr,
-         probeCheck ? &*probeCheck : nullptr);
+  if (!s.flags.transactions || (check && !s.flags.json))
+    report(s, spec ? spec->str() : "(none: nothing to compute)",
+           engine.threads(), firstCallMs, check ? &*check : nullptr,
+           bench ? &*bench : nullptr, probeCheck ? &*probeCheck : nullptr);
   return (!check || check->ok) && (!probeCheck || probeCheck->ok) ? 0 : 1;
 }

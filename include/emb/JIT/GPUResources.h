@@ -37,6 +37,10 @@ struct GPUKernelResources {
   int64_t blocksPerSM = 0;
   double occupancy = 0;
   std::string limiter;
+  /// The PTX of the kernel's module (for rowLoadsInFlight).
+  std::string ptx;
+  /// The entry's name in the PTX.
+  std::string entry;
 };
 
 /// The SM limits of `chip` (sm_70 ... sm_90a) that the occupancy needs.
@@ -50,6 +54,22 @@ llvm::Expected<SMLimits> smLimits(llvm::StringRef chip);
 /// memory and block size on a chip with `limits` (fills blocksPerSM,
 /// occupancy and limiter).
 void computeOccupancy(GPUKernelResources &r, const SMLimits &limits);
+
+/// The memory parallelism of PTX entry `entry` in its `bytes`-wide global
+/// loads per thread (its row loads), over one iteration of the innermost
+/// loop that holds such loads (the whole body without a loop):
+struct LoadParallelism {
+  /// the most outstanding at once in program order (issued, none of their
+  /// registers read yet): what the PTX's order alone guarantees;
+  int64_t inOrder = 0;
+  /// the most whose addresses do not derive from one another (at one depth
+  /// of row-load chains): what a scheduler (ptxas hoists independent
+  /// loads) can put in flight together.
+  int64_t independent = 0;
+};
+/// Both are 0 when the entry has no load of that width.
+LoadParallelism loadsInFlight(llvm::StringRef ptx, llvm::StringRef entry,
+                              int64_t bytes);
 
 /// Compiles every GPU kernel of `spec` for `chip` to PTX and runs
 /// `ptxas -v` on it (ptxas of mlir::emb::cudaToolkitPath(), or on PATH): an

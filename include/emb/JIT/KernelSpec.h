@@ -39,6 +39,9 @@ struct TableSpec {
 struct KernelSpec {
   OpKind op = OpKind::embedding;
   Target target = Target::host;
+  /// gpu_emulated only: every global access of the GPU kernels is reported
+  /// to the memory-trace collector (JIT/MemoryTrace.h).
+  bool traceMemory = false;
   /// nvptx only: the chip (`sm_90`) and PTX ISA version x10 (0: the
   /// chip's default, see emb-check-nvptx-target).
   std::string chip;

@@ -46,15 +46,25 @@ void buildEmbNVPTXPipeline(OpPassManager &pm,
 /// LLVM 22's own default is empty, so the pipeline passes this one.
 std::string cudaToolkitPath();
 
-/// The GPU kernels of buildEmbNVPTXPipeline run on the host instead
-/// (emb-emulate-gpu-on-host), lowered to the LLVM dialect like the CPU
-/// kernels: the GPU lowering is tested on machines without a GPU.
 /// emb-nvptx-pipeline, then the host side to the LLVM dialect with
 /// convert-gpu-to-emb-runtime: what the JIT compiles for Target::nvptx.
 void buildEmbNVPTXRuntimePipeline(OpPassManager &pm,
                                   const NVPTXPipelineOptions &options);
 
-void buildEmbGPUEmulationPipeline(OpPassManager &pm);
+struct GPUEmulationPipelineOptions
+    : public PassPipelineOptions<GPUEmulationPipelineOptions> {
+  PassOptions::Option<bool> traceMemory{
+      *this, "trace-memory",
+      llvm::cl::desc("Report every global memory access of the emulated "
+                     "kernels to the memory-trace table (MemoryTraceABI.h)"),
+      llvm::cl::init(false)};
+};
+
+/// The GPU kernels of buildEmbNVPTXPipeline run on the host instead
+/// (emb-emulate-gpu-on-host), lowered to the LLVM dialect like the CPU
+/// kernels: the GPU lowering is tested on machines without a GPU. With
+/// `traceMemory`, their global accesses are also traced (docs/gpu.md).
+void buildEmbGPUEmulationPipeline(OpPassManager &pm, bool traceMemory = false);
 
 /// Registers `emb-cpu-pipeline`, `emb-nvptx-pipeline` and
 /// `emb-gpu-emulation-pipeline` with the pass registry (for emb-opt).

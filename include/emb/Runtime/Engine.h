@@ -145,6 +145,12 @@ struct EngineOptions {
   /// aligned (indices, offsets and per-sample weights: their natural
   /// alignment).
   Target target = Target::host;
+  /// gpu_emulated only (ignored otherwise): the emulated kernels report
+  /// every global load, store and atomic of every thread to the
+  /// memory-trace collector, which counts the memory transactions a GPU
+  /// would issue (emb/JIT/MemoryTrace.h: takeMemoryTrace()). Slower; for
+  /// analysis, not for production.
+  bool traceMemory = false;
   KernelCacheOptions cache;
 
   // nvptx only (docs/gpu.md). The CUDA driver is loaded at the first call;
@@ -411,6 +417,7 @@ private:
   ParallelFor executor;            // EngineOptions::parallelFor, or empty
   std::unique_ptr<ThreadPool> pool; // without an executor
   Target target = Target::host;
+  bool traceMemory = false;      // gpu_emulated only
   std::unique_ptr<GPUState> gpu; // nvptx only
 };
 

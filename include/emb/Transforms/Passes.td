@@ -79,10 +79,22 @@ def EmbEmulateGPUOnHost : Pass<"emb-emulate-gpu-on-host", "::mlir::ModuleOp"> {
     `gpu.alloc` becomes `memref.alloc`, `gpu.memcpy` `memref.copy`, and
     `gpu.dealloc` is dropped (run the buffer deallocation pipeline
     afterwards, as emb-gpu-emulation-pipeline does).
+
+    With `trace-memory`, every load, store and atomic of global memory in an
+    emulated kernel first calls the memory-trace table `__emb_memory_trace`
+    (include/emb/Runtime/MemoryTraceABI.h) with its address and size, each
+    launch being announced with its kernel's name, its sites and its sizes:
+    the runtime's collector groups the accesses of each warp into memory
+    transactions (docs/gpu.md, "Memory transactions without a GPU").
   }];
+  let options = [
+    Option<"traceMemory", "trace-memory", "bool", /*default=*/"false",
+           "Report every global memory access to the memory-trace table">
+  ];
   let dependentDialects = ["::mlir::scf::SCFDialect",
                            "::mlir::arith::ArithDialect",
-                           "::mlir::memref::MemRefDialect"];
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::LLVM::LLVMDialect"];
 }
 
 def EmbCheckNVPTXTarget : Pass<"emb-check-nvptx-target", "::mlir::ModuleOp"> {

@@ -25,8 +25,9 @@ namespace {
 // scale_grad_by_freq:  counts = 0; launch over N positions: counts[x - f] += 1
 // launch over N positions (a thread group each, as the forward):
 //   r = x[i]; if r != P and f <= r < f + n:
-//     for each chunk c of the lane:
-//       atomic acc[r - f, c + e] += s * g[i, c + e] (/ counts[r - f])
+//     for each chunk c of the lane, element e (column c + e, or with
+//     D % (tpr * vec) == 0 lane-interleaved: GradTarget::column):
+//       atomic acc[r - f, col] += s * g[i, col] (/ counts[r - f])
 // f16 / bf16: launch over n rows: gw = round(acc)
 struct LookupGradAtomicToGPU final : GPUPattern<LookupGradOp> {
   using GPUPattern::GPUPattern;
@@ -59,10 +60,10 @@ struct LookupGradAtomicToGPU final : GPUPattern<LookupGradOp> {
             forEachChunk(
                 pb, lane, dim, vec, tpr,
                 [&](ImplicitLocOpBuilder &cb, Value c) {
-                  Value v = loadRow(cb, vecType, grad, ValueRange{i, c});
+                  Value v = target.loadChunk(cb, vecType, grad, i, c, lane);
                   target.add(cb,
                              scaleRow(cb, v, target.accElement, scale, Value()),
-                             r, c);
+                             r, c, lane);
                 });
           };
           if (!pad) {
@@ -154,7 +155,7 @@ struct BagGradScatter {
                              : Value();
           forEachChunk(
               ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
-                Value g = loadRow(cb, vecType, grad, ValueRange{bag, c});
+                Value g = target.loadChunk(cb, vecType, grad, bag, c, lane);
                 scf::ForOp::create(
                     cb, start, end, cIndex(cb, 1), ValueRange{},
                     [&](OpBuilder &nb, Location loc, Value j, ValueRange) {
@@ -167,7 +168,7 @@ struct BagGradScatter {
                           f = f ? arith::MulFOp::create(ab, f, w) : w;
                         }
                         target.add(ab, scaleRow(ab, g, accElement, scale, f), r,
-                                   c);
+                                   c, lane);
                       };
                       Value live = isLive(eb, r);
                       if (!live) {

@@ -203,7 +203,12 @@ struct GradTarget {
       : config(config), gw(gwBuffer), element(element), dim(dim), first(first),
         count(count) {
     accElement = accumulatorType(element);
-    std::tie(vec, tpr) = rowLayout(dim, element, config);
+    // The accumulator's row layout (f32 for f16 / bf16: 16 bytes of it per
+    // lane) when the scatter can interleave it, so that a lane group's
+    // atomics cover whole sectors; else the element's.
+    std::tie(vec, tpr) = rowLayout(dim, accElement, config);
+    if (!interleaved())
+      std::tie(vec, tpr) = rowLayout(dim, element, config);
     acc = gw;
     if (accElement != element)
       acc = allocScratch(
@@ -248,9 +253,42 @@ struct GradTarget {
     });
   }
 
-  /// acc[r - first, c + e] += v[e] / count(r) (without the count: v[e]),
-  /// atomically, for every lane e, when row `r` lies in the window.
-  void add(ImplicitLocOpBuilder &b, Value v, Value r, Value c) {
+  /// The scatter's column layout. A lane's chunk at `c` (forEachChunk) is
+  /// columns c .. c + vec - 1: a warp's atomic of element e then touches
+  /// every 16 bytes' e-th element, four times the sectors its bytes need.
+  /// When D is a multiple of tpr * vec, the chunk's elements are spread
+  /// across the group instead (element e of lane l: column base + e * tpr
+  /// + l, base = c - l * vec), so that each atomic of a group covers tpr
+  /// consecutive elements (docs/gpu.md, "Memory transactions").
+  bool interleaved() const { return vec > 1 && dim % (tpr * vec) == 0; }
+  Value column(ImplicitLocOpBuilder &b, Value c, Value lane, int64_t e) const {
+    if (!interleaved())
+      return arith::AddIOp::create(b, c, cIndex(b, e));
+    Value base = arith::SubIOp::create(
+        b, c, arith::MulIOp::create(b, lane, cIndex(b, vec)));
+    return arith::AddIOp::create(
+        b, base,
+        arith::AddIOp::create(b, lane, cIndex(b, e * tpr)));
+  }
+
+  /// The gradient's elements of the lane's chunk at `c` in the scatter's
+  /// layout: one 16-byte vector, or (interleaved) vec scalars, each load
+  /// of the group covering tpr consecutive elements.
+  Value loadChunk(ImplicitLocOpBuilder &b, VectorType type, Value grad,
+                  Value row, Value c, Value lane) const {
+    if (!interleaved())
+      return loadRow(b, type, grad, ValueRange{row, c});
+    SmallVector<Value> elements;
+    for (int64_t e = 0; e < vec; ++e)
+      elements.push_back(memref::LoadOp::create(
+          b, grad, ValueRange{row, column(b, c, lane, e)}));
+    return vector::FromElementsOp::create(b, type, elements);
+  }
+
+  /// acc[r - first, column(c, lane, e)] += v[e] / count(r) (without the
+  /// count: v[e]), atomically, for every element e, when row `r` lies in
+  /// the window.
+  void add(ImplicitLocOpBuilder &b, Value v, Value r, Value c, Value lane) {
     Value local = arith::SubIOp::create(b, r, first);
     Value inWindow =
         arith::CmpIOp::create(b, arith::CmpIPredicate::ult, local, count);
@@ -269,7 +307,7 @@ struct GradTarget {
         memref::AtomicRMWOp::create(
             ib, arith::AtomicRMWKind::addf,
             vector::ExtractOp::create(ib, x, ArrayRef<int64_t>{e}), acc,
-            ValueRange{local, arith::AddIOp::create(ib, c, cIndex(ib, e))});
+            ValueRange{local, column(ib, c, lane, e)});
       scf::YieldOp::create(ib);
     });
   }

@@ -7,8 +7,21 @@
 // CHECK: gpu.launch
 // CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<1000x64xf32>, vector<4xf32>
 // CHECK: gpu.terminator
+// The scatter is lane-interleaved (16 lanes a row, 4 elements each): lane
+// l reads and adds columns base + l + 16 e, e = 0..3, so that each load and
+// each atomic of the group covers 16 consecutive floats.
 // CHECK: gpu.launch
+// CHECK: %[[LANE:[^ ]*]] = arith.remui %{{.*}}, %c16{{.*}} : index
 // CHECK: arith.cmpi ne
+// CHECK: scf.for
+// CHECK: memref.load %{{.*}} : memref<?x64xf32>
+// CHECK: arith.addi %[[LANE]], %c16
+// CHECK: memref.load %{{.*}} : memref<?x64xf32>
+// CHECK: arith.addi %[[LANE]], %c32
+// CHECK: memref.load %{{.*}} : memref<?x64xf32>
+// CHECK: arith.addi %[[LANE]], %c48
+// CHECK: memref.load %{{.*}} : memref<?x64xf32>
+// CHECK: vector.from_elements {{.*}} : vector<4xf32>
 // CHECK: arith.mulf
 // CHECK-COUNT-4: memref.atomic_rmw addf
 // CHECK: gpu.terminator
@@ -48,7 +61,8 @@ func.func @bag_grad_max(%g: tensor<?x32xf32>, %x: tensor<?x4xi64>, %m: tensor<?x
 
 // f16: the atomics add into an f32 scratch table (device memory), rounded
 // into the result by a last launch; scale_grad_by_freq counts the rows
-// first.
+// first. The scatter takes the f32 table's layout (4 elements a lane, 16
+// lanes a row), interleaved.
 // CHECK-LABEL: func.func @half_grad_by_freq
 // CHECK: %[[ACC:.*]] = gpu.alloc {{ *}}({{.*}}) : memref<?x64xf32>
 // CHECK: gpu.launch
@@ -57,11 +71,11 @@ func.func @bag_grad_max(%g: tensor<?x32xf32>, %x: tensor<?x4xi64>, %m: tensor<?x
 // CHECK: gpu.launch
 // CHECK: memref.atomic_rmw addi {{.*}}, %[[COUNTS]]
 // CHECK: gpu.launch
-// CHECK: arith.extf {{.*}} : vector<8xf16> to vector<8xf32>
+// CHECK: arith.extf {{.*}} : vector<4xf16> to vector<4xf32>
 // CHECK: memref.load %[[COUNTS]]
 // CHECK: memref.atomic_rmw addf {{.*}}, %[[ACC]]
 // CHECK: gpu.launch
-// CHECK: arith.truncf {{.*}} : vector<8xf32> to vector<8xf16>
+// CHECK: arith.truncf {{.*}} : vector<4xf32> to vector<4xf16>
 // CHECK: gpu.dealloc {{ *}}%[[ACC]]
 // CHECK: gpu.dealloc {{ *}}%[[COUNTS]]
 func.func @half_grad_by_freq(%g: tensor<?x64xf16>, %x: tensor<?xi64>) -> tensor<1000x64xf16> {
