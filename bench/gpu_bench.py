@@ -25,12 +25,13 @@ One script that builds, checks and times, for a machine with an NVIDIA GPU:
    spills, theoretical occupancy on sm_80 / sm_90: `emb-run --resources`,
    ptxas), next to the bandwidth (`--resources`: that table alone, no GPU
    needed);
-6. prints the bandwidth model's estimate for each timed forward kernel and
-   dense backward (`emb-run --transactions`: the kernel emulated with its
-   memory traced, ptxas's occupancy, Little's law; docs/gpu.md), and in the
-   device's table a `model` column next to the measured ratio, so that one
-   run tells whether the model holds (`--model`: the model's table alone,
-   no GPU needed).
+6. prints the bandwidth model's estimate for each timed forward kernel
+   (`emb-run --transactions`: the kernel emulated with its memory traced,
+   ptxas's occupancy, Little's law; docs/gpu.md) and the transactions of
+   the dense backwards (coalescing of their atomics), and in the device's
+   table a `model` column next to the measured ratio, so that one run
+   tells whether the model holds (`--model`: the model's tables alone, no
+   GPU needed).
 
 Timed calls use --trust-indices (no index copy to the host, no stream
 synchronisation: a caller with trusted indices); one row shows the cost of
@@ -182,13 +183,14 @@ def model_key(case):
     return (op, mode, dtype, d, b, tuple(extra))
 
 
-def model_cases(plan):
-    """The timed forward kernels and dense (atomic) backwards."""
+def model_cases(plan, kind_wanted="forward"):
+    """The timed forward kernels (row gathers: the model), or the dense
+    atomic backwards (their transactions)."""
     seen, cases = set(), []
     for kind, case in plan:
         op, mode, dtype, d, l, b, extra = case
-        if kind == "backward" and extra:
-            continue  # sorted / sparse / fused: no row gather to model
+        if kind != kind_wanted or extra:
+            continue  # sorted / sparse / fused: reported elsewhere
         if model_key(case) in seen:
             continue
         seen.add(model_key(case))
@@ -254,6 +256,35 @@ def print_model(build, plan):
               f"{res['dram_efficiency']:.3f} | {res['loads_in_flight']:.0f} | "
               + " | ".join(cell(res["fractions"].get(c)) for c in MODEL_CHIPS)
               + f" | {cell(pt.get('H100'))} | {cell(fb.get('H100'))} |")
+    # The dense gradients: an atomic scatter, not a row gather. Their
+    # transactions: the coalescing of the atomics and of all loads.
+    print("\ndense gradients (emb-run --transactions): coalescing efficiency "
+          "of the atomic scatter and of the loads, DRAM efficiency")
+    print(f"| {'kernel':<45} | atomics | loads | DRAM eff |")
+    print(f"|{'-' * 47}|---|---|---|")
+    for case in model_cases(plan, "backward"):
+        op, mode, dtype, d, l, b, extra = case
+        r = emb_run(build, shape_args(op, mode, dtype, d,
+                                      min(l, MODEL_MAX_L), b, extra) +
+                    ["--transactions", "--json"])
+        name = " ".join(describe(*case).split(" L=")[0].split()) + f" B={b}"
+        if r.returncode != 0:
+            print(f"| {name:<45} | "
+                  f"{(r.stderr.strip().splitlines() or ['failed'])[-1]} |")
+            continue
+        kernels = [json.loads(x) for x in r.stdout.strip().splitlines()
+                   if x.startswith('{"kernel"')]
+        sums = {"atomic": [0, 0], "load": [0, 0], "dram": [0, 0]}
+        for k in kernels:
+            for site in k["sites"]:
+                if site["kind"] in ("atomic", "load"):
+                    sums[site["kind"]][0] += site["used_bytes"]
+                    sums[site["kind"]][1] += 32 * site["sectors"]
+                sums["dram"][0] += site["warp_used_bytes"]
+                sums["dram"][1] += 32 * site["warp_sectors"]
+        eff = {k: (u / t if t else 1.0) for k, (u, t) in sums.items()}
+        print(f"| {name:<45} | {eff['atomic']:.3f} | {eff['load']:.3f} | "
+              f"{eff['dram']:.3f} |")
     return results
 
 
