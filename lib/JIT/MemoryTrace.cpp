@@ -37,6 +37,7 @@ struct Launch {
   bool active = false;
   std::string kernel, sitesText;
   std::vector<MemorySiteStats> sites;
+  std::map<std::string, std::pair<int64_t, int64_t>> warpDistinct;
   int64_t threads = 0, warps = 0;
   int64_t block = -1, warp = -1;
   std::array<std::vector<Event>, kWarp> lanes;
@@ -112,6 +113,7 @@ void flushWarp(Launch &l) {
         bySite[e.site][lane].push_back(&e);
   }
   std::vector<std::pair<int64_t, int64_t>> spans, warpSpans;
+  std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> kindSpans;
   for (size_t s = 0; s < numSites; ++s) {
     size_t rounds = 0;
     for (const auto &lane : bySite[s])
@@ -136,6 +138,13 @@ void flushWarp(Launch &l) {
       continue;
     site.warpSectors += granules(warpSpans, 5);
     site.warpUsedBytes += coveredBytes(warpSpans);
+    auto &same = kindSpans[site.kind];
+    same.insert(same.end(), warpSpans.begin(), warpSpans.end());
+  }
+  for (auto &[kind, kSpans] : kindSpans) {
+    auto &[used, sectors] = l.warpDistinct[kind];
+    sectors += granules(kSpans, 5);
+    used += coveredBytes(kSpans);
   }
   for (auto &lane : l.lanes)
     lane.clear();
@@ -194,6 +203,10 @@ void traceEnd() {
   k.threads += l.threads;
   for (size_t s = 0; s < k.sites.size(); ++s)
     k.sites[s].add(l.sites[s]);
+  for (const auto &[kind, d] : l.warpDistinct) {
+    k.warpDistinct[kind].first += d.first;
+    k.warpDistinct[kind].second += d.second;
+  }
 }
 
 } // namespace
@@ -214,6 +227,12 @@ MemorySiteStats KernelMemoryStats::total(const std::string &kind) const {
   for (const MemorySiteStats &s : sites)
     if (kind.empty() || s.kind == kind)
       t.add(s);
+  t.warpUsedBytes = t.warpSectors = 0;
+  for (const auto &[k, d] : warpDistinct)
+    if (kind.empty() || k == kind) {
+      t.warpUsedBytes += d.first;
+      t.warpSectors += d.second;
+    }
   return t;
 }
 

@@ -65,6 +65,7 @@ void mlir::emb::buildEmbNVPTXPipeline(OpPassManager &pm,
   check.ptx = options.ptx;
   pm.addPass(emb::createEmbCheckNVPTXTarget(check));
   addOutlinedKernelPasses(pm);
+  pm.addPass(emb::createEmbSetKernelOccupancy());
 
   // A bad chip stops the pipeline at the check above; the version here is
   // only a placeholder then.

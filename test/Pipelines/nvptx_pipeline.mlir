@@ -15,6 +15,10 @@
 // CHECK: gpu.binary @lookup_kernel [#gpu.object<#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">
 // CHECK-SAME: .target sm_90
 // CHECK-SAME: .address_size 64
+// The block size and the occupancy floor (emb-set-kernel-occupancy): ptxas
+// may use 64 registers a thread and keep 4 blocks of 256 threads an SM.
+// CHECK-SAME: .maxntid 256, 1, 1
+// CHECK-SAME: .minnctapersm 4
 // CHECK-SAME: ld.global.b64
 // CHECK-SAME: ld.global.v4.{{[bf]}}32
 // CHECK-SAME: st.global.v4.{{[bf]}}32

@@ -99,7 +99,11 @@ void compileEverywhere(const KernelSpec &spec, bool ptxas) {
     // (row, column).)
     // (Quantised rows are D + 8 or ceil(D/2) + 4 bytes: no 16-byte
     // alignment; QuantizedBagEveryFormatModeAndDim checks their loads.)
+    // A forward max bag of f16 / bf16 loads 8 bytes a lane (4 elements a
+    // thread: GPUConfig.h, kMaxBagLanesPerThread).
     int64_t vec = 16 / dtypeBytes(spec.weight);
+    bool halfMaxBag = spec.op == OpKind::embedding_bag &&
+                      spec.mode == BagMode::max && dtypeBytes(spec.weight) == 2;
     bool scalar = (spec.deterministic && spec.mode == BagMode::max &&
                    spec.op == OpKind::embedding_bag_backward) ||
                   spec.quant != Quantization::none ||
@@ -110,11 +114,11 @@ void compileEverywhere(const KernelSpec &spec, bool ptxas) {
           spec.mode == BagMode::max);
     if (spec.dim % vec == 0 && !scalar) {
       const char *access =
-          interleavedScatter
-              ? (spec.weight == DType::f64 ? "st.global.v2.b64"
-                                           : "st.global.v4.b32")
-              : (spec.weight == DType::f64 ? "ld.global.v2.b64"
-                                           : "ld.global.v4.b32");
+          interleavedScatter ? (spec.weight == DType::f64 ? "st.global.v2.b64"
+                                                          : "st.global.v4.b32")
+                             : (spec.weight == DType::f64 ? "ld.global.v2.b64"
+                                : halfMaxBag              ? "ld.global.v4.b16"
+                                                          : "ld.global.v4.b32");
       EXPECT_NE(all.find(access), std::string::npos) << chip << "\n" << all;
     }
     bool sparse = spec.op == OpKind::embedding_sparse_backward ||
@@ -220,16 +224,19 @@ TEST(NVPTX, QuantizedBagEveryFormatModeAndDim) {
         if (HasFatalFailure())
           return;
         if (dim == 128) {
-          // int8: 8 bytes of q at once; int4 (68-byte rows): 4 bytes.
+          // int8: 8 bytes of q at once; int4 (68-byte rows): 4 bytes. A
+          // max bag holds 4 elements a thread (kMaxBagLanesPerThread):
+          // int8 4 bytes, int4 2 (a v2 of bytes).
           auto ptx = compileForNVPTX(spec, "sm_90", 0, "isa");
           ASSERT_TRUE(static_cast<bool>(ptx));
           const std::string &text = (*ptx)[0].data;
+          bool max = mode == BagMode::max;
+          const char *load = q == Quantization::int8
+                                 ? (max ? "ld.global.b32" : "ld.global.b64")
+                                 : (max ? "ld.global.v2.b8" : "ld.global.b32");
           EXPECT_EQ(text.find("ld.global.b8"), std::string::npos) << text;
           EXPECT_EQ(text.find("ld.global.u8"), std::string::npos) << text;
-          EXPECT_NE(text.find(q == Quantization::int8 ? "ld.global.b64"
-                                                      : "ld.global.b32"),
-                    std::string::npos)
-              << text;
+          EXPECT_NE(text.find(load), std::string::npos) << text;
         }
       }
   if (!ptxas)

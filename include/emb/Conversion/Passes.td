@@ -117,6 +117,10 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
            /*default=*/"0",
            "The most threads that share a row (or bag), a power of two up to "
            "32; 0: the GPU heuristic (a warp)">,
+    Option<"entriesInFlight", "entries-in-flight", "int64_t",
+           /*default=*/"0",
+           "Bag entries whose rows a thread loads before accumulating them, "
+           "1 to 16; 0: the GPU heuristic (4)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

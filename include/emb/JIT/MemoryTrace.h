@@ -14,9 +14,11 @@
 //   - every buffer starts at a 256-byte boundary (as cudaMalloc's do).
 // Coalescing efficiency = used bytes / bytes of the sectors touched, per
 // request (what the L1 serves: Nsight's sectors per request). The DRAM
-// efficiency counts each sector once per warp and site (a warp's re-reads
-// of a sector, such as the consecutive indices of its bag, hit a cache):
-// the warp's distinct bytes / its distinct sectors' bytes.
+// efficiency counts each sector once per warp (a warp's re-reads of a
+// sector, such as the consecutive indices of its bag, hit a cache): the
+// warp's distinct bytes / its distinct sectors' bytes; per site for a
+// site, per kind of access across the sites for a kernel's totals (a bag
+// reads 4 entries' indices at 4 sites, from one sector).
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,6 +28,7 @@
 #include "emb/Runtime/MemoryTraceABI.h"
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -67,8 +70,12 @@ struct KernelMemoryStats {
   std::string kernel;
   int64_t launches = 0, warps = 0, threads = 0;
   std::vector<MemorySiteStats> sites;
+  /// By kind of access: distinct bytes and distinct sectors per warp,
+  /// across the kind's sites, summed over warps.
+  std::map<std::string, std::pair<int64_t, int64_t>> warpDistinct;
 
-  /// The sites of `kind` (load, store, atomic; empty: all) summed.
+  /// The sites of `kind` (load, store, atomic; empty: all) summed; the
+  /// DRAM figures from warpDistinct.
   MemorySiteStats total(const std::string &kind = "") const;
   /// The load site that touches the most sectors: the gather of a
   /// forward kernel (null when the kernel loads nothing).

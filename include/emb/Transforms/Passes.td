@@ -116,4 +116,29 @@ def EmbCheckNVPTXTarget : Pass<"emb-check-nvptx-target", "::mlir::ModuleOp"> {
   ];
 }
 
+def EmbSetKernelOccupancy
+    : Pass<"emb-set-kernel-occupancy", "::mlir::ModuleOp"> {
+  let summary = "State each outlined GPU kernel's occupancy floor for ptxas "
+                "(nvvm.minctasm)";
+  let description = [{
+    Sets `nvvm.minctasm` (PTX `.minnctapersm`) on every outlined kernel
+    whose block size is known (`gpu.known_block_size`, which becomes PTX
+    `.maxntid`): the blocks per SM that keep `min-resident-threads`
+    threads resident, ceil(min-resident-threads / block size). Without it,
+    ptxas reads `.maxntid 256` as a wish for full occupancy and holds a
+    kernel to 32 registers, spilling the rows a bag keeps in flight; with
+    it, ptxas may use up to 65536 / (blocks x block size) registers and
+    spills nothing the kernels hold (docs/gpu.md, "The occupancy floor").
+    A kernel that already states `nvvm.minctasm` keeps it.
+  }];
+  let options = [
+    Option<"minResidentThreads", "min-resident-threads", "int64_t",
+           /*default=*/"1024",
+           "Threads per SM the floor keeps resident (1024: half of sm_80's "
+           "and sm_90's 2048, issue 20's 50% occupancy)">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::NVVM::NVVMDialect"];
+}
+
 #endif // EMB_TRANSFORMS_PASSES_TD

@@ -48,12 +48,26 @@ constexpr int64_t threadsPerRow(int64_t dim, int64_t vec,
   return t;
 }
 
+/// Bag entries whose rows a thread loads before accumulating the first of
+/// them: the row loads in flight per thread that Little's law asks for when
+/// a small batch leaves few warps per SM (docs/gpu.md, "A bandwidth
+/// model": 1 in flight models f16 bags at D = 32 at 72% of an H200).
+constexpr int64_t kEntriesInFlight = 4;
+
+/// Elements a thread of a max bag holds: each keeps an f32 value and an
+/// i64 argmax (3 registers), and with kEntriesInFlight rows in flight 8 of
+/// them (f16 / bf16 in 16 bytes) spilled under the 64 registers of the
+/// occupancy floor (emb-set-kernel-occupancy); 4 (8-byte loads of f16)
+/// do not.
+constexpr int64_t kMaxBagLanesPerThread = 4;
+
 /// The launch shape choices of convert-emb-to-gpu a caller (or a lit test)
 /// may pin through the pass's options; each defaults to the heuristic
 /// above. Both are powers of two, threadsPerRow <= a warp <= a block.
 struct GPULaunchConfig {
   int64_t threadsPerBlock = kThreadsPerBlock;
   int64_t maxThreadsPerRow = kWarpSize;
+  int64_t entriesInFlight = kEntriesInFlight;
 };
 
 /// The deterministic gradients' sort and scan (EmbToGPU/SortAndScan.h):

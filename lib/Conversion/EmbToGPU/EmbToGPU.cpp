@@ -37,6 +37,8 @@ void mlir::emb::populateEmbToGPUPatterns(
     config.threadsPerBlock = options.threadsPerBlock;
   if (options.maxThreadsPerRow > 0)
     config.maxThreadsPerRow = options.maxThreadsPerRow;
+  if (options.entriesInFlight > 0)
+    config.entriesInFlight = options.entriesInFlight;
   gpu_lowering::populateForwardPatterns(patterns, config);
   lowering::populateMultiBagDecompositionPatterns(patterns);
   gpu_lowering::populateDenseGradPatterns(patterns, config);
@@ -58,16 +60,17 @@ struct ConvertEmbToGPUPass
 
   void runOnOperation() override {
     if (!isPowerOf2In(threadsPerBlock, 32, 1024) ||
-        !isPowerOf2In(maxThreadsPerRow, 1, 32)) {
+        !isPowerOf2In(maxThreadsPerRow, 1, 32) || entriesInFlight < 0 ||
+        entriesInFlight > 16) {
       getOperation()->emitError(
           "convert-emb-to-gpu: threads-per-block must be a power of two in "
-          "[32, 1024] and max-threads-per-row one in [1, 32] (or 0: the "
-          "heuristic)");
+          "[32, 1024], max-threads-per-row one in [1, 32] and "
+          "entries-in-flight in [1, 16] (or 0: the heuristic)");
       return signalPassFailure();
     }
     RewritePatternSet patterns(&getContext());
-    emb::populateEmbToGPUPatterns(patterns,
-                                  {threadsPerBlock, maxThreadsPerRow});
+    emb::populateEmbToGPUPatterns(
+        patterns, {threadsPerBlock, maxThreadsPerRow, entriesInFlight});
     if (failed(emb::lowering::applyEmbLowering(
             getOperation(), FrozenRewritePatternSet(std::move(patterns)),
             "GPU")))

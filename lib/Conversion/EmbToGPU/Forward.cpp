@@ -114,10 +114,17 @@ struct BagChunkAccumulator {
     return state;
   }
 
-  /// The state after entry `j`, whose row `r` reads `v` (in accType).
+  /// The state after entry `j`, whose row `r` reads `v` (in accType);
+  /// `isLive` (null: always) false leaves the state as it is, folded into
+  /// the update rather than a select of every state value (a max's argmax
+  /// doubles its registers): a sum adds an exact 0 (the sum starts at +0
+  /// and never becomes -0), a max takes nothing, the count adds 0.
   SmallVector<Value> update(ImplicitLocOpBuilder &b, ValueRange it, Value v,
-                            Value r, Value j) const {
-    Value count = arith::AddIOp::create(b, it[1], cIndex(b, 1));
+                            Value r, Value j, Value isLive) const {
+    Value one = cIndex(b, 1);
+    if (isLive)
+      one = arith::SelectOp::create(b, isLive, one, cIndex(b, 0));
+    Value count = arith::AddIOp::create(b, it[1], one);
     if (mode == BagMode::max) {
       Value rowI64 = arith::IndexCastOp::create(b, b.getI64Type(), r);
       Value rowVec = vector::BroadcastOp::create(b, argType, rowI64);
@@ -125,19 +132,33 @@ struct BagChunkAccumulator {
                                           cIndex(b, 0));
       Value greater =
           arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, v, it[0]);
-      Value firstVec = vector::BroadcastOp::create(
-          b, VectorType::get(accType.getShape(), b.getI1Type()), first);
-      Value take = arith::OrIOp::create(b, greater, firstVec);
+      auto maskType = VectorType::get(accType.getShape(), b.getI1Type());
+      Value take = arith::OrIOp::create(
+          b, greater, vector::BroadcastOp::create(b, maskType, first));
+      if (isLive)
+        take = arith::AndIOp::create(
+            b, take, vector::BroadcastOp::create(b, maskType, isLive));
       return {arith::SelectOp::create(b, take, v, it[0]), count,
               arith::SelectOp::create(b, take, rowVec, it[2])};
     }
+    auto ifLive = [&](Value x) {
+      if (!isLive)
+        return x;
+      Type t = x.getType();
+      Attribute zero = b.getFloatAttr(getElementTypeOrSelf(t), 0.0);
+      Value z = isa<VectorType>(t)
+                    ? splat(b, cast<VectorType>(t), zero)
+                    : arith::ConstantOp::create(b, cast<TypedAttr>(zero));
+      return arith::SelectOp::create(b, isLive, x, z).getResult();
+    };
     if (!psw)
-      return {arith::AddFOp::create(b, it[0], v), count};
+      return {arith::AddFOp::create(b, it[0], ifLive(v)), count};
     Value w = loadFloat(b, psw, j, accType.getElementType());
     v = arith::MulFOp::create(b, v, vector::BroadcastOp::create(b, accType, w));
-    SmallVector<Value> next{arith::AddFOp::create(b, it[0], v), count};
+    SmallVector<Value> next{arith::AddFOp::create(b, it[0], ifLive(v)), count};
     if (weighted())
-      next.push_back(arith::AddFOp::create(b, it[2], weightSumTerm(b, mode, w)));
+      next.push_back(
+          arith::AddFOp::create(b, it[2], ifLive(weightSumTerm(b, mode, w))));
     return next;
   }
 
@@ -263,6 +284,10 @@ struct BagToGPU final : GPUPattern<BagOp> {
       tpr = gpu_config::threadsPerRow(dim, vec, config.maxThreadsPerRow);
     }
     BagMode mode = op.getMode();
+    if (mode == BagMode::max && vec > gpu_config::kMaxBagLanesPerThread) {
+      vec = gpu_config::kMaxBagLanesPerThread;
+      tpr = gpu_config::threadsPerRow(dim, vec, config.maxThreadsPerRow);
+    }
     bool withArgmax = static_cast<bool>(op.getMaxIndices());
 
     Value weight = toBuffer(b, op.getWeight());
@@ -295,6 +320,57 @@ struct BagToGPU final : GPUPattern<BagOp> {
     if (quant)
       quantized = QuantizedRows{weight, *quant, dim, vec};
 
+    // Entries [start, end) of a bag, folded into a chunk's state in order,
+    // `entriesInFlight` at a time: a group's indices and rows are all
+    // loaded before its first entry is accumulated, so that many row loads
+    // are in flight per thread (docs/gpu.md, "A bandwidth model"); the
+    // last (end - start) % K entries one at a time. A padding entry's row
+    // is read too (it is a row of the table) and changes nothing.
+    int64_t inFlight = config.entriesInFlight;
+    auto accumulateEntries =
+        [&](ImplicitLocOpBuilder &cb, Value start, Value end,
+            SmallVector<Value> state,
+            function_ref<Value(ImplicitLocOpBuilder &, Value)> read) {
+          auto entries = [&](Value from, Value to, int64_t k) {
+            auto loop = scf::ForOp::create(
+                cb, from, to, cIndex(cb, k), state,
+                [&](OpBuilder &lb, Location ll, Value j0, ValueRange it) {
+                  ImplicitLocOpBuilder eb(ll, lb);
+                  SmallVector<Value> js, rs, vs;
+                  for (int64_t i = 0; i < k; ++i) {
+                    js.push_back(
+                        i == 0 ? j0
+                               : arith::AddIOp::create(eb, j0, cIndex(eb, i)));
+                    rs.push_back(loadIndex(eb, indices, js.back()));
+                  }
+                  for (Value r : rs)
+                    vs.push_back(read(eb, r));
+                  SmallVector<Value> acc(it);
+                  for (int64_t i = 0; i < k; ++i) {
+                    Value isLive =
+                        pad ? arith::CmpIOp::create(
+                                  eb, arith::CmpIPredicate::ne, rs[i], pad)
+                            : Value();
+                    acc = accumulator.update(eb, acc, vs[i], rs[i], js[i],
+                                             isLive);
+                  }
+                  scf::YieldOp::create(eb, acc);
+                });
+            state.assign(loop.getResults().begin(), loop.getResults().end());
+          };
+          Value groupsEnd = start;
+          if (inFlight > 1) {
+            Value span = arith::MaxSIOp::create(
+                cb, arith::SubIOp::create(cb, end, start), cIndex(cb, 0));
+            groupsEnd = arith::SubIOp::create(
+                cb, arith::AddIOp::create(cb, start, span),
+                arith::RemUIOp::create(cb, span, cIndex(cb, inFlight)));
+            entries(start, groupsEnd, inFlight);
+          }
+          entries(groupsEnd, end, 1);
+          return state;
+        };
+
     launchRows(
         b, config, numBags, tpr,
         [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
@@ -302,47 +378,22 @@ struct BagToGPU final : GPUPattern<BagOp> {
           std::tie(start, end) = form.bounds(ib, bag);
           forEachChunk(
               ib, lane, dim, vec, tpr, [&](ImplicitLocOpBuilder &cb, Value c) {
-                Value c1 = cIndex(cb, 1);
-                SmallVector<Value> inits = accumulator.init(cb);
-                auto loop = scf::ForOp::create(
-                    cb, start, end, c1, inits,
-                    [&](OpBuilder &lb, Location ll, Value j, ValueRange it) {
-                      ImplicitLocOpBuilder eb(ll, lb);
-                      Value r = loadIndex(eb, indices, j);
-                      auto update = [&](OpBuilder &ub, Location ul) {
-                        ImplicitLocOpBuilder ueb(ul, ub);
-                        Value v =
-                            quantized
-                                ? quantized->read(ueb, r, c)
-                                : extend(ueb,
-                                         loadRow(ueb, vecType, weight,
-                                                 ValueRange{r, c}),
-                                         accType);
-                        scf::YieldOp::create(
-                            ueb, accumulator.update(ueb, it, v, r, j));
-                      };
-                      if (!pad) {
-                        update(lb, ll);
-                        return;
-                      }
-                      Value isLive = arith::CmpIOp::create(
-                          eb, arith::CmpIPredicate::ne, r, pad);
-                      auto ifOp = scf::IfOp::create(
-                          eb, isLive,
-                          [&](OpBuilder &ub, Location ul) { update(ub, ul); },
-                          [&](OpBuilder &ub, Location ul) {
-                            scf::YieldOp::create(ub, ul, it);
-                          });
-                      scf::YieldOp::create(eb, ifOp.getResults());
-                    });
-                Value acc = accumulator.finish(cb, loop.getResults());
+                auto read = [&](ImplicitLocOpBuilder &rb, Value r) {
+                  return quantized ? quantized->read(rb, r, c)
+                                   : extend(rb,
+                                            loadRow(rb, vecType, weight,
+                                                    ValueRange{r, c}),
+                                            accType);
+                };
+                SmallVector<Value> state = accumulateEntries(
+                    cb, start, end, accumulator.init(cb), read);
+                Value acc = accumulator.finish(cb, state);
                 // An empty or all-padding bag: zeros (acc is still 0), and
                 // -1 for max_indices.
                 storeRow(cb, truncate(cb, acc, vecType), out,
                          ValueRange{bag, c});
                 if (argmaxBuf)
-                  storeRow(cb, loop.getResult(2), argmaxBuf,
-                           ValueRange{bag, c});
+                  storeRow(cb, state[2], argmaxBuf, ValueRange{bag, c});
               });
         });
     dest.replace(rewriter, op.getOutput());

@@ -47,9 +47,21 @@ func.func @lookup_padding_odd_dim(%w: tensor<50x17xf32>, %x: tensor<?xi32>) -> t
 
 // CHECK-LABEL: func.func @bag_mean_f16
 // D = 64 f16: 8 threads of 8 halves (16 bytes) per bag, 32 bags per block.
+// Entries 4 at a time (GPUConfig.h, kEntriesInFlight): the 4 indices, the
+// 4 rows, then the 4 updates in entry order, a padding entry's discarded
+// by a select; the last (end - start) % 4 entries one at a time.
 // CHECK: arith.ceildivui %{{.*}}, %c32
 // CHECK: gpu.launch
-// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, index)
+// CHECK: %[[SPAN:.*]] = arith.maxsi
+// CHECK: %[[REM:.*]] = arith.remui %[[SPAN]], %c4
+// CHECK: %[[GROUPS_END:.*]] = arith.subi %{{.*}}, %[[REM]]
+// CHECK: %[[GROUPS:.*]]:2 = scf.for %[[J:.*]] = %{{.*}} to %[[GROUPS_END]] step %c4{{.*}} iter_args({{.*}}) -> (vector<8xf32>, index)
+// CHECK-COUNT-4: memref.load {{.*}} : memref<?xi64>
+// CHECK-COUNT-4: vector.load {{.*}} : memref<1000x64xf16>, vector<8xf16>
+// CHECK-NOT: vector.load
+// CHECK-COUNT-4: arith.select {{.*}} : vector<8xf32>
+// CHECK: scf.yield
+// CHECK: scf.for %{{.*}} = %[[GROUPS_END]] to %{{.*}} step %c1{{.*}} iter_args(%{{.*}} = %[[GROUPS]]#0, %{{.*}} = %[[GROUPS]]#1) -> (vector<8xf32>, index)
 // CHECK: vector.load {{.*}} : memref<1000x64xf16>, vector<8xf16>
 // CHECK: arith.extf {{.*}} : vector<8xf16> to vector<8xf32>
 // CHECK: arith.divf

@@ -1,0 +1,48 @@
+//===- SetKernelOccupancy.cpp - nvvm.minctasm on outlined kernels ---------===//
+//
+// ptxas sizes a kernel's registers from its PTX directives: `.maxntid 256`
+// alone (gpu.known_block_size) makes it aim at 8 blocks per SM, 32
+// registers a thread, and spill what does not fit (a bag's rows in
+// flight). `.minnctapersm N` (nvvm.minctasm) states the occupancy we need
+// instead, and ptxas may use the registers that leaves.
+//
+//===----------------------------------------------------------------------===//
+
+#include "emb/Transforms/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+
+namespace mlir::emb {
+#define GEN_PASS_DEF_EMBSETKERNELOCCUPANCY
+#include "emb/Transforms/Passes.h.inc"
+} // namespace mlir::emb
+
+using namespace mlir;
+
+namespace {
+struct EmbSetKernelOccupancyPass
+    : emb::impl::EmbSetKernelOccupancyBase<EmbSetKernelOccupancyPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    if (minResidentThreads < 1 || minResidentThreads > 2048) {
+      getOperation()->emitError("emb-set-kernel-occupancy: "
+                                "min-resident-threads must be in [1, 2048]");
+      return signalPassFailure();
+    }
+    StringRef name = NVVM::NVVMDialect::getMinctasmAttrName();
+    getOperation()->walk([&](gpu::GPUFuncOp kernel) {
+      std::optional<ArrayRef<int32_t>> block = kernel.getKnownBlockSize();
+      if (!kernel.isKernel() || !block || kernel->hasAttr(name))
+        return;
+      int64_t threads = 1;
+      for (int32_t d : *block)
+        threads *= d;
+      int64_t blocks = llvm::divideCeil(minResidentThreads, threads);
+      kernel->setAttr(
+          name, IntegerAttr::get(IntegerType::get(&getContext(), 32), blocks));
+    });
+  }
+};
+} // namespace
