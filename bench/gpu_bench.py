@@ -189,8 +189,8 @@ def model_cases(plan, kind_wanted="forward"):
     seen, cases = set(), []
     for kind, case in plan:
         op, mode, dtype, d, l, b, extra = case
-        if kind != kind_wanted or extra:
-            continue  # sorted / sparse / fused: reported elsewhere
+        if kind != kind_wanted or (extra and extra != ["--deterministic"]):
+            continue  # sparse / fused: reported elsewhere
         if model_key(case) in seen:
             continue
         seen.add(model_key(case))
@@ -256,12 +256,13 @@ def print_model(build, plan):
               f"{res['dram_efficiency']:.3f} | {res['loads_in_flight']:.0f} | "
               + " | ".join(cell(res["fractions"].get(c)) for c in MODEL_CHIPS)
               + f" | {cell(pt.get('H100'))} | {cell(fb.get('H100'))} |")
-    # The dense gradients: an atomic scatter, not a row gather. Their
-    # transactions: the coalescing of the atomics and of all loads.
+    # The dense gradients: an atomic scatter (or, deterministic, a sort
+    # and an ordered sum), not a row gather. Their transactions: the
+    # coalescing of the atomics, of all loads and of all stores.
     print("\ndense gradients (emb-run --transactions): coalescing efficiency "
-          "of the atomic scatter and of the loads, DRAM efficiency")
-    print(f"| {'kernel':<45} | atomics | loads | DRAM eff |")
-    print(f"|{'-' * 47}|---|---|---|")
+          "of the atomic scatter, the loads and the stores, DRAM efficiency")
+    print(f"| {'kernel':<45} | atomics | loads | stores | DRAM eff |")
+    print(f"|{'-' * 47}|---|---|---|---|")
     for case in model_cases(plan, "backward"):
         op, mode, dtype, d, l, b, extra = case
         r = emb_run(build, shape_args(op, mode, dtype, d,
@@ -274,17 +275,20 @@ def print_model(build, plan):
             continue
         kernels = [json.loads(x) for x in r.stdout.strip().splitlines()
                    if x.startswith('{"kernel"')]
-        sums = {"atomic": [0, 0], "load": [0, 0], "dram": [0, 0]}
+        sums = {"atomic": [0, 0], "load": [0, 0], "store": [0, 0],
+                "dram": [0, 0]}
         for k in kernels:
             for site in k["sites"]:
-                if site["kind"] in ("atomic", "load"):
+                if site["kind"] in sums:
                     sums[site["kind"]][0] += site["used_bytes"]
                     sums[site["kind"]][1] += 32 * site["sectors"]
-                sums["dram"][0] += site["warp_used_bytes"]
-                sums["dram"][1] += 32 * site["warp_sectors"]
-        eff = {k: (u / t if t else 1.0) for k, (u, t) in sums.items()}
-        print(f"| {name:<45} | {eff['atomic']:.3f} | {eff['load']:.3f} | "
-              f"{eff['dram']:.3f} |")
+            # Each sector once per warp, across the kernel's sites.
+            sums["dram"][0] += k["warp_used_bytes"]
+            sums["dram"][1] += 32 * k["warp_sectors"]
+        eff = {k: (f"{u / t:.3f}" if t else "-")
+               for k, (u, t) in sums.items()}
+        print(f"| {name:<45} | {eff['atomic']} | {eff['load']} | "
+              f"{eff['store']} | {eff['dram']} |")
     return results
 
 

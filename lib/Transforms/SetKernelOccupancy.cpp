@@ -39,7 +39,13 @@ struct EmbSetKernelOccupancyPass
       int64_t threads = 1;
       for (int32_t d : *block)
         threads *= d;
-      int64_t blocks = llvm::divideCeil(minResidentThreads, threads);
+      if (threads <= 0)
+        return;
+      // At most the 16 blocks an SM of every accepted chip holds (sm_75,
+      // sm_86, sm_89 and sm_120 stop at 16): more would ask ptxas for an
+      // occupancy the chip cannot have.
+      int64_t blocks =
+          std::min<int64_t>(llvm::divideCeil(minResidentThreads, threads), 16);
       kernel->setAttr(
           name, IntegerAttr::get(IntegerType::get(&getContext(), 32), blocks));
     });

@@ -1,7 +1,8 @@
 // emb-set-kernel-occupancy: every outlined kernel with a known block size
 // states the blocks per SM that keep min-resident-threads threads resident
 // (nvvm.minctasm, PTX .minnctapersm), so that ptxas sizes its registers for
-// that occupancy instead of the full one .maxntid alone makes it aim at.
+// that occupancy instead of the full one .maxntid alone makes it aim at; at
+// most 16 blocks (1024 / 32 would be 32).
 // RUN: emb-opt %s --emb-set-kernel-occupancy | FileCheck %s
 // RUN: emb-opt %s --emb-set-kernel-occupancy="min-resident-threads=1536" | FileCheck %s --check-prefix=SIX
 // RUN: not emb-opt %s --emb-set-kernel-occupancy="min-resident-threads=4096" 2>&1 | FileCheck %s --check-prefix=BAD
@@ -10,6 +11,8 @@
 // CHECK-SAME: nvvm.minctasm = 4 : i32
 // CHECK-LABEL: gpu.func @block_96
 // CHECK-SAME: nvvm.minctasm = 11 : i32
+// CHECK-LABEL: gpu.func @block_32
+// CHECK-SAME: nvvm.minctasm = 16 : i32
 // CHECK-LABEL: gpu.func @stated
 // CHECK-SAME: nvvm.minctasm = 2 : i32
 // CHECK-LABEL: gpu.func @unknown_block
@@ -25,6 +28,9 @@ module attributes {gpu.container_module} {
       gpu.return
     }
     gpu.func @block_96() kernel attributes {known_block_size = array<i32: 32, 3, 1>} {
+      gpu.return
+    }
+    gpu.func @block_32() kernel attributes {known_block_size = array<i32: 32, 1, 1>} {
       gpu.return
     }
     gpu.func @stated() kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.minctasm = 2 : i32} {

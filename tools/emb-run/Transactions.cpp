@@ -128,6 +128,8 @@ void printJson(const KernelMemoryStats &k, const std::vector<ModelRow> &model,
      << ",\"warps\":" << k.warps << ",\"threads\":" << k.threads
      << ",\"efficiency\":" << k.total().efficiency()
      << ",\"dram_efficiency\":" << k.total().dramEfficiency()
+     << ",\"warp_sectors\":" << k.total().warpSectors
+     << ",\"warp_used_bytes\":" << k.total().warpUsedBytes
      << ",\"load_efficiency\":" << k.total("load").efficiency()
      << ",\"store_efficiency\":" << k.total("store").efficiency()
      << ",\"gather_efficiency\":" << (gather ? gather->efficiency() : 1.0)

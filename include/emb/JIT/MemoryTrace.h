@@ -18,7 +18,7 @@
 // sector, such as the consecutive indices of its bag, hit a cache): the
 // warp's distinct bytes / its distinct sectors' bytes; per site for a
 // site, per kind of access across the sites for a kernel's totals (a bag
-// reads 4 entries' indices at 4 sites, from one sector).
+// reads 4 entries' indices at 4 sites, from one or two sectors).
 //
 //===----------------------------------------------------------------------===//
 

@@ -122,9 +122,10 @@ def EmbSetKernelOccupancy
                 "(nvvm.minctasm)";
   let description = [{
     Sets `nvvm.minctasm` (PTX `.minnctapersm`) on every outlined kernel
-    whose block size is known (`gpu.known_block_size`, which becomes PTX
+    whose block size is known (`known_block_size`, which becomes PTX
     `.maxntid`): the blocks per SM that keep `min-resident-threads`
-    threads resident, ceil(min-resident-threads / block size). Without it,
+    threads resident, ceil(min-resident-threads / block size), at most 16
+    (what an SM of sm_75 / sm_86 / sm_89 / sm_120 holds). Without it,
     ptxas reads `.maxntid 256` as a wish for full occupancy and holds a
     kernel to 32 registers, spilling the rows a bag keeps in flight; with
     it, ptxas may use up to 65536 / (blocks x block size) registers and

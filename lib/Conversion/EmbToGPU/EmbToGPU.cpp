@@ -37,8 +37,8 @@ void mlir::emb::populateEmbToGPUPatterns(
     config.threadsPerBlock = options.threadsPerBlock;
   if (options.maxThreadsPerRow > 0)
     config.maxThreadsPerRow = options.maxThreadsPerRow;
-  if (options.entriesInFlight > 0)
-    config.entriesInFlight = options.entriesInFlight;
+  if (options.entriesInFlight > 0) // the pass checks [1, 16]; a caller too
+    config.entriesInFlight = std::min<int64_t>(options.entriesInFlight, 16);
   gpu_lowering::populateForwardPatterns(patterns, config);
   lowering::populateMultiBagDecompositionPatterns(patterns);
   gpu_lowering::populateDenseGradPatterns(patterns, config);

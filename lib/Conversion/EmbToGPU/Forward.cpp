@@ -3,7 +3,8 @@
 //
 // emb.lookup and emb.bag become one `gpu.launch` each, on buffers: every
 // row (lookup) or bag gets a group of threads (GPUConfig.h) that moves
-// 16-byte vectors and accumulates in f32 (f64 for f64); the result is
+// vectors of up to 16 bytes and accumulates in f32 (f64 for f64), a bag
+// several entries' rows at a time; the result is
 // written straight into the destination buffer when the op's only use is a
 // materialisation there (Utils.h: Destination); otherwise into a new
 // `memref.alloc`. The grid is computed from the problem size at run time; a
@@ -251,15 +252,18 @@ struct QuantizedRows {
 //     [start, end) = bounds(bag)
 //     for each chunk c of the lane:
 //       acc = 0 (f32 for f16 / bf16), n = 0, argmax = -1
-//       for j in [start, end):
-//         r = x[j]; if r != P:
-//           v = ext(vector.load %w[r, c])   (quantised: the chunk's bytes
-//               and the row's scale and bias, q * scale + bias in f32)
-//           sum / mean / sqrtn: acc += v * psw[j]
-//           (weighted mean: wsum += psw[j]; weighted sqrtn: += psw[j]^2)
-//           max: first entry sets acc; later ones replace where v > acc
-//                (ties keep the first), argmax likewise
-//           n += 1
+//       for j in [start, end) by K = entries-in-flight (then the rest by 1):
+//         r_i = x[j + i], v_i = ext(vector.load %w[r_i, c]) for i < K,
+//           all loaded first (quantised: the chunk's bytes and the row's
+//           scale and bias, q * scale + bias in f32)
+//         for i < K, in order; live = r_i != P (a padding entry's row is
+//         read, and its update folded away):
+//           sum / mean / sqrtn: acc += live ? v_i * psw[j + i] : 0
+//           (weighted mean: wsum += psw; weighted sqrtn: += psw^2, or 0)
+//           max: the first live entry sets acc; later ones replace where
+//                v > acc (ties keep the first), argmax likewise
+//           n += live
+//     (a max bag holds at most 4 elements a thread: GPUConfig.h)
 //       mean: acc /= n (or wsum); sqrtn: acc /= sqrt(n) (or sqrt(wsum));
 //       a zero denominator or an empty bag stores zeros (argmax -1)
 //       vector.store trunc(acc), %out[bag, c]
@@ -360,8 +364,13 @@ struct BagToGPU final : GPUPattern<BagOp> {
           };
           Value groupsEnd = start;
           if (inFlight > 1) {
-            Value span = arith::MaxSIOp::create(
-                cb, arith::SubIOp::create(cb, end, start), cIndex(cb, 0));
+            // 0 unless end > start, so that even bounds whose difference
+            // wraps (unchecked offsets) run nothing, as a single loop.
+            Value span = arith::SelectOp::create(
+                cb,
+                arith::CmpIOp::create(cb, arith::CmpIPredicate::sgt, end,
+                                      start),
+                arith::SubIOp::create(cb, end, start), cIndex(cb, 0));
             groupsEnd = arith::SubIOp::create(
                 cb, arith::AddIOp::create(cb, start, span),
                 arith::RemUIOp::create(cb, span, cIndex(cb, inFlight)));

@@ -52,7 +52,8 @@ func.func @lookup_padding_odd_dim(%w: tensor<50x17xf32>, %x: tensor<?xi32>) -> t
 // by a select; the last (end - start) % 4 entries one at a time.
 // CHECK: arith.ceildivui %{{.*}}, %c32
 // CHECK: gpu.launch
-// CHECK: %[[SPAN:.*]] = arith.maxsi
+// CHECK: %[[LATER:.*]] = arith.cmpi sgt
+// CHECK: %[[SPAN:.*]] = arith.select %[[LATER]]
 // CHECK: %[[REM:.*]] = arith.remui %[[SPAN]], %c4
 // CHECK: %[[GROUPS_END:.*]] = arith.subi %{{.*}}, %[[REM]]
 // CHECK: %[[GROUPS:.*]]:2 = scf.for %[[J:.*]] = %{{.*}} to %[[GROUPS_END]] step %c4{{.*}} iter_args({{.*}}) -> (vector<8xf32>, index)
