@@ -161,13 +161,21 @@ Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
                 std::to_string(numTables) + " tables, got " +
                 describe(offsets));
   int64_t numBags = (numOffsets - 1) / numTables;
-  if (offsets.data && indices.numel() >= 0 &&
-      loadInt(offsets.data, offsets.dtype, numOffsets - 1) != indices.numel())
-    return fail("the last offset (offsets[T * B] = " +
-                std::to_string(
-                    loadInt(offsets.data, offsets.dtype, numOffsets - 1)) +
-                ") must equal the number of indices " +
-                std::to_string(indices.numel()));
+  // The offsets' values, through a host copy on a device (null: trusted
+  // device offsets, not read).
+  Tensor offsetCopy;
+  std::vector<char> offsetStorage;
+  auto readOffsets = engine.readable(&offsets, offsetCopy, offsetStorage);
+  if (!readOffsets)
+    return readOffsets.takeError();
+  const Tensor *values = *readOffsets;
+  if (values && values->data &&
+      loadInt(values->data, values->dtype, numOffsets - 1) != indices.numel())
+    return fail(
+        "the last offset (offsets[T * B] = " +
+        std::to_string(loadInt(values->data, values->dtype, numOffsets - 1)) +
+        ") must equal the number of indices " +
+        std::to_string(indices.numel()));
   // Every table's bags as one list of T * B bags closed by the last offset
   // (0 first, non-decreasing, the last len(indices)); per_sample_weights.
   EmbeddingBagOptions asOneList;
@@ -176,12 +184,18 @@ Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
   if (!bags)
     return bags.takeError();
   // Sequence tables: every bag has the table's length L_t, and L_t * D_t
-  // columns. (Offsets are host memory here: no GPU device takes many
-  // tables.)
+  // columns. Trusted device offsets are not read: the length must be given.
   for (size_t t = 0; t < tables.size(); ++t) {
     if (tables[t].mode != BagMode::none)
       continue;
-    auto length = sequenceLength(offsets, t, numBags, tables[t].sequenceLength);
+    if (!values && !tables[t].sequenceLength)
+      return fail("table " + std::to_string(t) +
+                  " is 'none' (a sequence table): without index validation "
+                  "its offsets are not read, so its sequence length must be "
+                  "given");
+    auto length =
+        values ? sequenceLength(*values, t, numBags, tables[t].sequenceLength)
+               : llvm::Expected<int64_t>(*tables[t].sequenceLength);
     if (!length)
       return length.takeError();
     int64_t columns;
@@ -225,17 +239,11 @@ llvm::Error Planner::tablesIndices(const CheckedTables &checked,
   return llvm::Error::success();
 }
 
-llvm::Expected<Plan> Planner::embeddingBagTables(
-    const Tensor &indices, const Tensor &weights,
-    llvm::ArrayRef<TableOptions> tables, const Tensor &offsets,
-    const Tensor &out, const Tensor *psw) {
-  // On a device each table's bag writes into its columns of `out` through
-  // a host buffer and a strided copy, which the CUDA runtime lowering
-  // rejects; the emulated GPU kernels are the same and run.
-  if (engine.target == Target::nvptx)
-    return fail("many tables in one call do not run on a GPU device yet (the "
-                "host and gpu_emulated targets run them): call "
-                "embeddingBag once per table");
+llvm::Expected<Plan>
+Planner::embeddingBagTables(const Tensor &indices, const Tensor &weights,
+                            llvm::ArrayRef<TableOptions> tables,
+                            const Tensor &offsets, const Tensor &out,
+                            const Tensor *psw) {
   auto checked = tablesInputs(indices, weights, tables, offsets, psw);
   if (!checked)
     return checked.takeError();
@@ -244,6 +252,10 @@ llvm::Expected<Plan> Planner::embeddingBagTables(
   if (auto err = checkOutput(out, "out", {numBags, totalDim}, dtype))
     return std::move(err);
   if (auto err = tablesIndices(*checked, indices, offsets, weights))
+    return std::move(err);
+  // On a GPU each table stores vectors that divide the output's row (and
+  // its columns' start): the output must be aligned for the row's.
+  if (auto err = checkGPUAlignment(engine.target, totalDim, dtype, {&out}))
     return std::move(err);
   if (numBags == 0 || totalDim == 0)
     return Plan::nothing();

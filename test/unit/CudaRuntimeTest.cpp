@@ -386,6 +386,53 @@ TEST_F(LaunchPlan, TrustedIndicesAreNotCopied) {
   EXPECT_EQ(state.launches.size(), 1u);
 }
 
+// Many tables are one launch: each table's blocks laid out for its D
+// (docs/semantics.md §6.3), every table's columns stored into `out` by the
+// kernel (no scratch, no copies but the validation's reads).
+TEST_F(LaunchPlan, ManyTablesAreOneLaunch) {
+  const int64_t B = 100, L = 2;
+  std::vector<TableOptions> tables(3);
+  tables[0] = {1000, 64, BagMode::sum, std::nullopt, std::nullopt};
+  tables[1] = {50, 8, BagMode::mean, 0, std::nullopt};
+  tables[2] = {20, 16, BagMode::none, std::nullopt, std::nullopt};
+  int64_t elements = 1000 * 64 + 50 * 8 + 20 * 16, total = 64 + 8 + L * 16;
+  HostTensor w(DType::f32, {elements}), x(DType::i64, {3 * B * L}),
+      offsets(DType::i64, {3 * B + 1}), out(DType::f32, {B, total});
+  for (int64_t i = 0; i < 3 * B * L; ++i)
+    x.set(i, static_cast<double>(i % 20));
+  for (int64_t i = 0; i <= 3 * B; ++i)
+    offsets.set(i, static_cast<double>(i * L));
+  Engine e = make();
+  ASSERT_FALSE(static_cast<bool>(
+      e.embeddingBagTables(x.view, w.view, tables, offsets.view, out.view)));
+  ASSERT_EQ(state.launches.size(), 1u);
+  // f32 vectors of 4: D = 64 is 16 threads a bag, 16 bags a block (7
+  // blocks); D = 8 two threads, 128 bags (1); the sequence table's 200
+  // entries of D = 16 four threads each, 64 a block (4).
+  EXPECT_EQ(state.launches[0].grid[0], 7u + 1u + 4u);
+  EXPECT_EQ(state.launches[0].block[0], 256u);
+  EXPECT_TRUE(state.allocs.empty());
+  EXPECT_TRUE(state.memcpys.empty());
+  EXPECT_GE(state.copies, 2); // the indices and the offsets, validated
+
+  // Trusted device offsets are not read: a sequence table's length must
+  // then be given.
+  Engine trusted = make(/*validate=*/false);
+  state.copies = 0;
+  llvm::Error err = trusted.embeddingBagTables(x.view, w.view, tables,
+                                               offsets.view, out.view);
+  ASSERT_TRUE(static_cast<bool>(err));
+  EXPECT_NE(llvm::toString(std::move(err))
+                .find("its sequence length must be "
+                      "given"),
+            std::string::npos);
+  tables[2].sequenceLength = L;
+  ASSERT_FALSE(static_cast<bool>(trusted.embeddingBagTables(
+      x.view, w.view, tables, offsets.view, out.view)));
+  EXPECT_EQ(state.copies, 0);
+  EXPECT_EQ(state.launches.size(), 2u);
+}
+
 TEST_F(LaunchPlan, LaunchFailureIsReportedAndScratchStillFreed) {
   Engine e = make();
   state.launchResult = kLaunchFailed;
@@ -617,6 +664,58 @@ TEST_F(GPUDevice, ForwardMatchesTheHostKernels) {
         download(look, dlook);
         EXPECT_TRUE(same(look, wantLook));
       }
+}
+
+// Many tables in one launch (every mode, a sequence table, padding, per
+// sample weights) equal the host's call.
+TEST_F(GPUDevice, ManyTablesMatchTheHostKernels) {
+  const int64_t B = 300, L = 3;
+  for (DType d : {DType::f32, DType::f16, DType::bf16, DType::f64})
+    for (bool psw : {false, true}) {
+      SCOPED_TRACE(std::string(dtypeName(d)) + (psw ? " psw" : ""));
+      std::vector<TableOptions> tables(5);
+      tables[0] = {100000, 128, BagMode::sum, 3, std::nullopt};
+      tables[1] = {1000, 36, psw ? BagMode::mean : BagMode::max, std::nullopt,
+                   std::nullopt};
+      tables[2] = {10, 64, BagMode::sqrtn, 0, std::nullopt};
+      tables[3] = {50, 16, BagMode::none, 1, L};
+      tables[4] = {7, 17, BagMode::mean, std::nullopt, std::nullopt};
+      int64_t elements = 0, total = 0;
+      for (const TableOptions &t : tables) {
+        elements += t.numEmbeddings * t.embeddingDim;
+        total += t.embeddingDim * (t.mode == BagMode::none ? L : 1);
+      }
+      std::mt19937 rng(5);
+      std::vector<int64_t> offs{0}, ids;
+      for (const TableOptions &t : tables)
+        for (int64_t b = 0; b < B; ++b) {
+          int64_t len = t.mode == BagMode::none ? L : rng() % 40;
+          for (int64_t k = 0; k < len; ++k)
+            ids.push_back(rng() % t.numEmbeddings);
+          offs.push_back(static_cast<int64_t>(ids.size()));
+        }
+      HostTensor w = randomTable(d, elements, 1, 11);
+      w.view.shape = {elements};
+      int64_t n = static_cast<int64_t>(ids.size());
+      HostTensor x(DType::i64, {n}), offsets(DType::i32, {5 * B + 1}),
+          p = randomTable(d, n, 1, 13), want(d, {B, total}), got(d, {B, total});
+      p.view.shape = {n};
+      for (int64_t i = 0; i < n; ++i) {
+        x.set(i, static_cast<double>(ids[i]));
+        p.set(i, std::fabs(p.at(i)) + 0.25); // weighted means stay finite
+      }
+      for (int64_t i = 0; i <= 5 * B; ++i)
+        offsets.set(i, static_cast<double>(offs[i]));
+      ASSERT_FALSE(static_cast<bool>(
+          host().embeddingBagTables(x.view, w.view, tables, offsets.view,
+                                    want.view, psw ? &p.view : nullptr)));
+      Tensor dw = upload(w), dx = upload(x), doff = upload(offsets),
+             dp = upload(p), dout = upload(got);
+      ASSERT_FALSE(static_cast<bool>(gpu().embeddingBagTables(
+          dx, dw, tables, doff, dout, psw ? &dp : nullptr)));
+      download(got, dout);
+      EXPECT_TRUE(same(got, want));
+    }
 }
 
 TEST_F(GPUDevice, GradientsMatchTheHostKernels) {

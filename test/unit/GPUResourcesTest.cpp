@@ -157,3 +157,28 @@ TEST(GPUResources, DenseGradientKernelsDoNotSpill) {
 }
 
 } // namespace
+
+// The many-table bag is one kernel for every table: its registers are the
+// most any table's case needs (a 256-column f32 sum with weights and a
+// max next to a sequence table), and it must not spill either.
+TEST(GPUResources, ManyTableKernelsDoNotSpill) {
+  if (!havePtxas())
+    GTEST_SKIP() << "ptxas not found (CUDA_HOME, /usr/local/cuda, PATH)";
+  for (const char *chip : {"sm_80", "sm_90"})
+    for (DType w : {DType::f32, DType::bf16})
+      for (bool psw : {false, true}) {
+        KernelSpec spec;
+        spec.op = OpKind::embedding_bag_tables;
+        spec.target = Target::nvptx;
+        spec.weight = w;
+        spec.perSampleWeights = psw;
+        spec.tables = {{100000, 256, BagMode::sum, 3},
+                       {1000, 64, psw ? BagMode::mean : BagMode::max, -1},
+                       {10, 32, BagMode::sqrtn, 0},
+                       {50, 16, BagMode::none, -1, 4}};
+        spec.dim = 256 + 64 + 32 + 4 * 16;
+        expectNoSpillAndHalfTheWarps(spec, chip);
+        if (HasFatalFailure())
+          return;
+      }
+}

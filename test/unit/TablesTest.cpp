@@ -62,13 +62,14 @@ int64_t sequenceLengthOf(const TableOptions &table, size_t t) {
 /// compared with one reference bag per table (a sequence table: one
 /// reference bag per entry).
 void runCase(std::vector<TableOptions> tables, DType dtype, bool psw,
-             uint64_t seed, Target target) {
+             uint64_t seed, Target target, int64_t bags = -1) {
   SCOPED_TRACE("dtype=" + std::string(dtypeName(dtype)) +
                " T=" + std::to_string(tables.size()) +
                " seed=" + std::to_string(seed) + " " + targetName(target));
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u(-1, 1);
-  int64_t T = tables.size(), B = gen() % 7, total = 0, elements = 0;
+  int64_t T = tables.size(), B = bags >= 0 ? bags : gen() % 7, total = 0,
+          elements = 0;
   for (size_t t = 0; t < tables.size(); ++t) {
     const TableOptions &table = tables[t];
     total += table.embeddingDim *
@@ -197,6 +198,27 @@ TEST(GPUEmulated, TablesEveryModeDtypeAndShape) {
   runMatrix(Target::gpu_emulated);
 }
 
+// The GPU kernel gives each table its own range of blocks, with its own
+// thread layout: enough bags that every table spans several blocks, and
+// columns aligned for 16-byte vectors (the stores follow the columns).
+TEST(GPUEmulated, TablesSpanManyBlocksWithWideVectors) {
+  std::vector<TableOptions> tables(5);
+  tables[0] = {1000, 64, BagMode::sum, 7, std::nullopt};
+  tables[1] = {50, 8, BagMode::mean, std::nullopt, std::nullopt};
+  tables[2] = {300, 32, BagMode::sqrtn, 0, std::nullopt};
+  tables[3] = {20, 16, BagMode::none, 3, std::nullopt}; // L = 4
+  tables[4] = {40, 4, BagMode::max, -1, std::nullopt};
+  for (DType dtype : {DType::f32, DType::f16, DType::f64})
+    for (bool psw : {false, true}) {
+      std::vector<TableOptions> some = tables;
+      if (psw) // no max with per_sample_weights
+        some.pop_back();
+      runCase(some, dtype, psw, 11, Target::gpu_emulated, 700);
+      if (HasFatalFailure())
+        return;
+    }
+}
+
 // Many bags, so that the call is split over threads by ranges of bags.
 TEST(Tables, SplitOverThreads) {
   std::vector<TableOptions> tables(3);
@@ -291,13 +313,20 @@ TEST(Tables, BadInputNamesTheTableAndWritesNothing) {
   expectError(engine().embeddingBagTables(noIndices.view, none.view, huge,
                                           fiveOffsets.view, out.view),
               "the tables' embedding dimensions are too large");
-  // Not on a device yet (the emulated GPU kernels run).
+  // On a GPU target every table stores vectors that divide the output's
+  // row (6 f32 columns: 8 bytes), so the output must start aligned for it.
   EngineOptions gpuOptions;
-  gpuOptions.target = Target::nvptx;
+  gpuOptions.target = Target::gpu_emulated;
   Engine gpu(gpuOptions);
+  Host misaligned(DType::f32, {1, 7});
+  Tensor shifted = out.view;
+  shifted.data = static_cast<float *>(misaligned.view.data) + 1;
   expectError(gpu.embeddingBagTables(indices.view, weights.view, tables,
-                                     offsets.view, out.view),
-              "many tables in one call do not run on a GPU device yet");
+                                     offsets.view, shifted),
+              "GPU kernels need 8-byte aligned rows");
+  EXPECT_FALSE(static_cast<bool>(gpu.embeddingBagTables(
+      indices.view, weights.view, tables, offsets.view, out.view)));
+  std::memcpy(out.view.data, before.data(), out.size());
   // A sequence table's bags have one length (the first bag's, or the one
   // given); a length only for mode none; mode none only for many tables.
   std::vector<TableOptions> sequence = tables;

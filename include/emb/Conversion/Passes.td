@@ -104,10 +104,19 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
     `emb.bag_psw_grad` is one thread per bag computing each entry's dot
     product with 16-byte vectors in a fixed order.
 
+    `emb.multi_bag` is one `gpu.launch` for every table: each table owns a
+    range of blocks laid out for its D and mode as its own bag would be
+    (a sequence table: a thread group per entry), the block id selects the
+    table (`scf.index_switch`), rows are read where the tables are (one
+    flat buffer when the tables are slices of it) and each table stores
+    its columns of the result, with vectors that divide its D, its first
+    column and the row. (`MultiBagToBags`, one `emb.bag` per table, stays
+    as the fallback for dynamic columns.)
+
     Each op is one rewrite pattern, two for the dense gradients (atomic or
-    `deterministic`), in lib/Conversion/EmbToGPU/Forward.cpp, DenseGrad.cpp,
-    DeterministicGrad.cpp, SparseGrad.cpp; `populateEmbToGPUPatterns` adds
-    them to another compiler's pattern set.
+    `deterministic`), in lib/Conversion/EmbToGPU/Forward.cpp, MultiBag.cpp,
+    DenseGrad.cpp, DeterministicGrad.cpp, SparseGrad.cpp;
+    `populateEmbToGPUPatterns` adds them to another compiler's pattern set.
   }];
   let options = [
     Option<"threadsPerBlock", "threads-per-block", "int64_t", /*default=*/"0",
@@ -151,7 +160,7 @@ def ConvertEmbToLinalg : Pass<"convert-emb-to-linalg"> {
       divides (mean, sqrtn) and truncates, as docs/semantics.md §3 and §6.1
       define it.
     - `emb.multi_bag`: one bag per table, inserted into its columns (the
-      decomposition both emb targets use).
+      decomposition the CPU lowering uses).
 
     Gradients, renorm, fused steps and quantised tables have no linalg form
     here: the pass fails on them, naming the op.

@@ -3,6 +3,7 @@
 // The pass only collects the GPU patterns and applies them; each op's
 // lowering lives in the file of its family:
 //   Forward.cpp            emb.lookup, emb.bag, emb.renorm
+//   MultiBag.cpp           emb.multi_bag (one launch for every table)
 //   DenseGrad.cpp          emb.lookup_grad, emb.bag_grad (atomics),
 //                          emb.bag_psw_grad
 //   DeterministicGrad.cpp  emb.lookup_grad, emb.bag_grad {deterministic}
@@ -40,6 +41,7 @@ void mlir::emb::populateEmbToGPUPatterns(
   if (options.entriesInFlight > 0) // the pass checks [1, 16]; a caller too
     config.entriesInFlight = std::min<int64_t>(options.entriesInFlight, 16);
   gpu_lowering::populateForwardPatterns(patterns, config);
+  gpu_lowering::populateMultiBagPatterns(patterns, config);
   lowering::populateMultiBagDecompositionPatterns(patterns);
   gpu_lowering::populateDenseGradPatterns(patterns, config);
   gpu_lowering::populateDeterministicGradPatterns(patterns, config);

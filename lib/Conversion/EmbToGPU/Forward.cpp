@@ -12,8 +12,8 @@
 // once with an atomic flag.
 //
 //===----------------------------------------------------------------------===//
+#include "BagChunk.h"
 #include "PopulatePatterns.h"
-#include "Utils.h"
 
 #include <cmath>
 
@@ -89,92 +89,6 @@ struct LookupToGPU final : GPUPattern<LookupOp> {
 //===----------------------------------------------------------------------===//
 // emb.bag
 //===----------------------------------------------------------------------===//
-
-/// The state of one chunk of a bag's row in a thread's registers, and how
-/// each live entry updates it: a sum (times per_sample_weights), a mean or
-/// sqrtn (a sum and a count, or the sum of the weight terms when weighted)
-/// or a max (with its argmax, ties to the first entry). The state is
-/// (acc, count[, weight sum | argmax]).
-struct BagChunkAccumulator {
-  BagMode mode;
-  Value psw; // the flat per_sample_weights buffer, or null
-  VectorType accType, argType;
-
-  bool weighted() const { return needsWeightSum(mode, (bool)psw); }
-
-  /// The state of a chunk before its bag's first entry.
-  SmallVector<Value> init(ImplicitLocOpBuilder &b) const {
-    Type accElement = accType.getElementType();
-    SmallVector<Value> state{splat(b, accType, b.getFloatAttr(accElement, 0.0)),
-                             cIndex(b, 0)};
-    if (mode == BagMode::max)
-      state.push_back(splat(b, argType, b.getI64IntegerAttr(-1)));
-    if (weighted())
-      state.push_back(
-          arith::ConstantOp::create(b, b.getFloatAttr(accElement, 0.0)));
-    return state;
-  }
-
-  /// The state after entry `j`, whose row `r` reads `v` (in accType);
-  /// `isLive` (null: always) false leaves the state as it is, folded into
-  /// the update rather than a select of every state value (a max's argmax
-  /// doubles its registers): a sum adds an exact 0 (the sum starts at +0
-  /// and never becomes -0), a max takes nothing, the count adds 0.
-  SmallVector<Value> update(ImplicitLocOpBuilder &b, ValueRange it, Value v,
-                            Value r, Value j, Value isLive) const {
-    Value one = cIndex(b, 1);
-    if (isLive)
-      one = arith::SelectOp::create(b, isLive, one, cIndex(b, 0));
-    Value count = arith::AddIOp::create(b, it[1], one);
-    if (mode == BagMode::max) {
-      Value rowI64 = arith::IndexCastOp::create(b, b.getI64Type(), r);
-      Value rowVec = vector::BroadcastOp::create(b, argType, rowI64);
-      Value first = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, it[1],
-                                          cIndex(b, 0));
-      Value greater =
-          arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, v, it[0]);
-      auto maskType = VectorType::get(accType.getShape(), b.getI1Type());
-      Value take = arith::OrIOp::create(
-          b, greater, vector::BroadcastOp::create(b, maskType, first));
-      if (isLive)
-        take = arith::AndIOp::create(
-            b, take, vector::BroadcastOp::create(b, maskType, isLive));
-      return {arith::SelectOp::create(b, take, v, it[0]), count,
-              arith::SelectOp::create(b, take, rowVec, it[2])};
-    }
-    auto ifLive = [&](Value x) {
-      if (!isLive)
-        return x;
-      Type t = x.getType();
-      Attribute zero = b.getFloatAttr(getElementTypeOrSelf(t), 0.0);
-      Value z = isa<VectorType>(t)
-                    ? splat(b, cast<VectorType>(t), zero)
-                    : arith::ConstantOp::create(b, cast<TypedAttr>(zero));
-      return arith::SelectOp::create(b, isLive, x, z).getResult();
-    };
-    if (!psw)
-      return {arith::AddFOp::create(b, it[0], ifLive(v)), count};
-    Value w = loadFloat(b, psw, j, accType.getElementType());
-    v = arith::MulFOp::create(b, v, vector::BroadcastOp::create(b, accType, w));
-    SmallVector<Value> next{arith::AddFOp::create(b, it[0], ifLive(v)), count};
-    if (weighted())
-      next.push_back(
-          arith::AddFOp::create(b, it[2], ifLive(weightSumTerm(b, mode, w))));
-    return next;
-  }
-
-  /// The chunk's result from the final state: mean and sqrtn divide by
-  /// their denominator (zeros where it is 0: an empty bag).
-  Value finish(ImplicitLocOpBuilder &b, ValueRange state) const {
-    Value acc = state[0];
-    if (!dividesBag(mode))
-      return acc;
-    return divideByDenominator(
-        b, acc,
-        bagDenominator(b, mode, state[1], weighted() ? state[2] : Value(),
-                       accType.getElementType()));
-  }
-};
 
 /// The rows of a quantised table (docs/semantics.md §6.2), read by chunks
 /// of `lanes` elements: the bytes of a chunk and the row's tail (scale,
@@ -324,62 +238,6 @@ struct BagToGPU final : GPUPattern<BagOp> {
     if (quant)
       quantized = QuantizedRows{weight, *quant, dim, vec};
 
-    // Entries [start, end) of a bag, folded into a chunk's state in order,
-    // `entriesInFlight` at a time: a group's indices and rows are all
-    // loaded before its first entry is accumulated, so that many row loads
-    // are in flight per thread (docs/gpu.md, "A bandwidth model"); the
-    // last (end - start) % K entries one at a time. A padding entry's row
-    // is read too (it is a row of the table) and changes nothing.
-    int64_t inFlight = config.entriesInFlight;
-    auto accumulateEntries =
-        [&](ImplicitLocOpBuilder &cb, Value start, Value end,
-            SmallVector<Value> state,
-            function_ref<Value(ImplicitLocOpBuilder &, Value)> read) {
-          auto entries = [&](Value from, Value to, int64_t k) {
-            auto loop = scf::ForOp::create(
-                cb, from, to, cIndex(cb, k), state,
-                [&](OpBuilder &lb, Location ll, Value j0, ValueRange it) {
-                  ImplicitLocOpBuilder eb(ll, lb);
-                  SmallVector<Value> js, rs, vs;
-                  for (int64_t i = 0; i < k; ++i) {
-                    js.push_back(
-                        i == 0 ? j0
-                               : arith::AddIOp::create(eb, j0, cIndex(eb, i)));
-                    rs.push_back(loadIndex(eb, indices, js.back()));
-                  }
-                  for (Value r : rs)
-                    vs.push_back(read(eb, r));
-                  SmallVector<Value> acc(it);
-                  for (int64_t i = 0; i < k; ++i) {
-                    Value isLive =
-                        pad ? arith::CmpIOp::create(
-                                  eb, arith::CmpIPredicate::ne, rs[i], pad)
-                            : Value();
-                    acc = accumulator.update(eb, acc, vs[i], rs[i], js[i],
-                                             isLive);
-                  }
-                  scf::YieldOp::create(eb, acc);
-                });
-            state.assign(loop.getResults().begin(), loop.getResults().end());
-          };
-          Value groupsEnd = start;
-          if (inFlight > 1) {
-            // 0 unless end > start, so that even bounds whose difference
-            // wraps (unchecked offsets) run nothing, as a single loop.
-            Value span = arith::SelectOp::create(
-                cb,
-                arith::CmpIOp::create(cb, arith::CmpIPredicate::sgt, end,
-                                      start),
-                arith::SubIOp::create(cb, end, start), cIndex(cb, 0));
-            groupsEnd = arith::SubIOp::create(
-                cb, arith::AddIOp::create(cb, start, span),
-                arith::RemUIOp::create(cb, span, cIndex(cb, inFlight)));
-            entries(start, groupsEnd, inFlight);
-          }
-          entries(groupsEnd, end, 1);
-          return state;
-        };
-
     launchRows(
         b, config, numBags, tpr,
         [&](ImplicitLocOpBuilder &ib, Value bag, Value lane) {
@@ -394,8 +252,8 @@ struct BagToGPU final : GPUPattern<BagOp> {
                                                     ValueRange{r, c}),
                                             accType);
                 };
-                SmallVector<Value> state = accumulateEntries(
-                    cb, start, end, accumulator.init(cb), read);
+                SmallVector<Value> state = accumulator.accumulate(
+                    cb, indices, pad, config.entriesInFlight, start, end, read);
                 Value acc = accumulator.finish(cb, state);
                 // An empty or all-padding bag: zeros (acc is still 0), and
                 // -1 for max_indices.

@@ -20,6 +20,10 @@ namespace emb::gpu_lowering {
 /// Forward.cpp: emb.lookup, emb.bag, emb.renorm.
 void populateForwardPatterns(RewritePatternSet &patterns,
                              const gpu_config::GPULaunchConfig &config);
+/// MultiBag.cpp: emb.multi_bag as one launch (ahead of the decomposition
+/// into one emb.bag per table, which stays as the fallback).
+void populateMultiBagPatterns(RewritePatternSet &patterns,
+                              const gpu_config::GPULaunchConfig &config);
 /// DenseGrad.cpp: emb.lookup_grad, emb.bag_grad (atomics),
 /// emb.bag_psw_grad.
 void populateDenseGradPatterns(RewritePatternSet &patterns,

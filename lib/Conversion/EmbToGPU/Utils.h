@@ -356,8 +356,9 @@ Value scaleRow(ImplicitLocOpBuilder &b, Value v, Type accElement, double scale,
 /// The base of every GPU pattern: the op, and the launch configuration it
 /// lowers with.
 template <typename Op> struct GPUPattern : OpRewritePattern<Op> {
-  GPUPattern(MLIRContext *context, const GPULaunchConfig &config)
-      : OpRewritePattern<Op>(context), config(config) {}
+  GPUPattern(MLIRContext *context, const GPULaunchConfig &config,
+             PatternBenefit benefit = 1)
+      : OpRewritePattern<Op>(context, benefit), config(config) {}
   GPULaunchConfig config;
 };
 
