@@ -12,7 +12,8 @@ One script that builds, checks and times, for a machine with an NVIDIA GPU:
 3. times the DESIGN.md section 7 shapes (V = 1M rows, B = 16384 bags,
    D in {32, 64, 128, 256}, L in {1, 8, 32, 100}, uniform random indices)
    plus B = 65536, the forward bags in f32 (and f16 / bf16 at D = 128,
-   L = 32) and the dense backward, each with `emb-run --bench`: CUDA events
+   L = 32), DLRM's 26 tables in one launch (D = 64, B = 4096, L = 20)
+   and the dense backward, each with `emb-run --bench`: CUDA events
    around repeated calls, and in the same process a device-to-device copy
    of the same traffic (the probe). GB/s count compulsory traffic: rows
    read + indices + offsets + output written (backward: gradient rows read
@@ -50,6 +51,8 @@ import sys
 
 V = 1_000_000
 B = 16384
+DLRM_TABLES = ",".join(f"{v}x64:sum" for v in [1_000_000] * 3 + [100_000] * 5
+                       + [10_000] * 8 + [1000] * 5 + [100] * 3 + [10] * 2)
 
 
 def forward_cases(quick):
@@ -64,6 +67,10 @@ def forward_cases(quick):
     for dtype in ["f16", "bf16"]:
         cases.append(("embedding_bag", "sum", dtype, 128, 32, B, []))
     cases.append(("embedding", "-", "f32", 128, 32, B, []))
+    # Many tables in one launch (docs/semantics.md §6.3): DLRM's 26
+    # tables (D = 64, 1M down to 10 rows), 20 rows a bag each.
+    cases.append(("embedding_bag", "sum", "f32", 64, 20, 4096,
+                  ["--tables", DLRM_TABLES]))
     return cases
 
 
@@ -109,6 +116,10 @@ CHECKS = [
                                 "rowwise_adagrad", "--padding-idx", "3"]),
     ("embedding_bag_backward", ["--mode", "max", "--optimizer", "adam"]),
     ("embedding_backward", ["--optimizer", "adagrad", "--dtype", "bf16"]),
+    ("embedding_bag", ["--tables", "5000x64:sum,100x8:mean,30x16:none,"
+                       "50x32:max,20x17:sqrtn", "--padding-idx", "3"]),
+    ("embedding_bag", ["--tables", "5000x128:mean,64x32:none", "--dtype",
+                       "f16", "--per-sample-weights"]),
 ]
 
 TARGETS = {"embedding_bag": 0.80, "embedding_bag_backward": 0.50,
@@ -138,6 +149,9 @@ def describe(op, mode, dtype, d, l, b, extra):
             name += short
     if "--optimizer" in extra:
         name += " + " + extra[extra.index("--optimizer") + 1]
+    if "--tables" in extra:
+        tables = extra[extra.index("--tables") + 1].count(",") + 1
+        name += f", {tables} tables"
     return f"{name:<33} {dtype:<4} D={d:<3} L={l:<3} B={b}"
 
 
@@ -189,7 +203,8 @@ def model_cases(plan, kind_wanted="forward"):
     seen, cases = set(), []
     for kind, case in plan:
         op, mode, dtype, d, l, b, extra = case
-        if kind != kind_wanted or (extra and extra != ["--deterministic"]):
+        if kind != kind_wanted or (
+                extra and extra[0] not in ("--deterministic", "--tables")):
             continue  # sparse / fused: reported elsewhere
         if model_key(case) in seen:
             continue
