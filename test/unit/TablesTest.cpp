@@ -199,15 +199,20 @@ TEST(GPUEmulated, TablesEveryModeDtypeAndShape) {
 }
 
 // The GPU kernel gives each table its own range of blocks, with its own
-// thread layout: enough bags that every table spans several blocks, and
-// columns aligned for 16-byte vectors (the stores follow the columns).
+// thread layout, and tables of one layout share code (their start, columns
+// and padding row chosen by the block): enough bags that every table spans
+// several blocks, columns aligned for 16-byte vectors (the stores follow
+// the columns), three padded D = 64 sums (rows 7, 0, 5) and an unpadded one.
 TEST(GPUEmulated, TablesSpanManyBlocksWithWideVectors) {
-  std::vector<TableOptions> tables(5);
+  std::vector<TableOptions> tables(8);
   tables[0] = {1000, 64, BagMode::sum, 7, std::nullopt};
   tables[1] = {50, 8, BagMode::mean, std::nullopt, std::nullopt};
-  tables[2] = {300, 32, BagMode::sqrtn, 0, std::nullopt};
+  tables[2] = {300, 64, BagMode::sum, 0, std::nullopt};
   tables[3] = {20, 16, BagMode::none, 3, std::nullopt}; // L = 4
-  tables[4] = {40, 4, BagMode::max, -1, std::nullopt};
+  tables[4] = {700, 64, BagMode::sum, 5, std::nullopt};
+  tables[5] = {90, 64, BagMode::sum, std::nullopt, std::nullopt};
+  tables[6] = {300, 32, BagMode::sqrtn, 0, std::nullopt};
+  tables[7] = {40, 4, BagMode::max, -1, std::nullopt};
   for (DType dtype : {DType::f32, DType::f16, DType::f64})
     for (bool psw : {false, true}) {
       std::vector<TableOptions> some = tables;

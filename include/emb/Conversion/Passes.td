@@ -107,7 +107,8 @@ def ConvertEmbToGPU : Pass<"convert-emb-to-gpu"> {
     `emb.multi_bag` is one `gpu.launch` for every table: each table owns a
     range of blocks laid out for its D and mode as its own bag would be
     (a sequence table: a thread group per entry), the block id selects the
-    table (`scf.index_switch`), rows are read where the tables are (one
+    table's layout (`scf.index_switch`: tables of one layout share code)
+    and the table's values (selects), rows are read where the tables are (one
     flat buffer when the tables are slices of it) and each table stores
     its columns of the result, with vectors that divide its D, its first
     column and the row. (`MultiBagToBags`, one `emb.bag` per table, stays

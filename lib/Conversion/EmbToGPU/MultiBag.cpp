@@ -68,13 +68,30 @@ SmallVector<TableRows> tableRows(ImplicitLocOpBuilder &b, MultiBagOp op) {
 }
 
 /// One table's part of the launch: its columns of the output, its thread
-/// layout and its mode; a sequence table (`length`) has a thread group per
-/// entry, a pooled table one per bag.
+/// layout, its mode and padding row (-1: none) and where its rows are; a
+/// sequence table (`length`) has a thread group per entry, a pooled table
+/// one per bag.
 struct TablePart {
   int64_t table, column, dim, vec, tpr;
   BagMode mode;
   std::optional<int64_t> length;
-  Value pad; // the padding row, or null
+  int64_t pad;
+  TableRows rows;
+
+  /// Parts with the same key run the same code, their own values (table,
+  /// first element, first column, padding row) chosen in the kernel.
+  auto key() const {
+    return std::make_tuple(dim, vec, tpr, mode, length.has_value(),
+                           length.value_or(0), pad >= 0,
+                           rows.buffer.getAsOpaquePointer());
+  }
+};
+
+/// What a part's thread group reads and writes, as values in the kernel.
+struct PartValues {
+  Value table, at, column, pad; // pad: null without a padding row
+  Value firstRow;               // the part's first row (bag or entry) ...
+  Value rows;                   // ... and how many it has
 };
 
 /// The largest power of two up to `cap` that divides every value.
@@ -89,25 +106,29 @@ int64_t commonPowerOfTwo(ArrayRef<int64_t> values, int64_t cap) {
 // %out = emb.multi_bag %t0, ..., %tT-1 [%x] offsets(%o) bags(%first, %n)
 //   ==>
 // B = (dim(%o) - 1) / T; without bags(): %first = 0, %n = B
-// each table t (C_t > 0 columns from c_t) gets blocks [s_t, e_t):
+// each table t (C_t > 0 columns from c_t) gets blocks [s_t, e_t), tables
+// of the same layout (D_t, mode, L_t, padding or not) next to each other:
 //   rows_t = %n (pooled) or %n * L_t (sequence: a group per entry)
 //   e_t = s_t + ceildiv(rows_t, 256 / tpr_t)
 // scf.if e_last > 0 {
 //   gpu.launch blocks(e_last) threads(256) {
-//     t = sum_s (bid >= e_s)
-//     scf.index_switch t
-//     case t: row = (bid - s_t) * (256 / tpr_t) + tid / tpr_t
-//             lane = tid % tpr_t;  if row < rows_t:
+//     past_t = bid >= e_t;  layout = how many layouts' ranges end before bid
+//     scf.index_switch layout
+//     case layout: t, at_t, c_t, P_t, s_t = the values of the table whose
+//             range holds bid (selects on past_t: no memory)
+//             row = (bid - s_t) * (256 / tpr) + tid / tpr
+//             lane = tid % tpr;  if row < rows_t:
 //       pooled: bag = t * B + %first + row, entries [%o[bag], %o[bag + 1])
 //               pooled by emb.bag's GPU lowering's loop (BagChunk.h), rows
-//               read at w_t[at_t + r * D_t + c]; out[row, c_t + c] = result
+//               read at w[at_t + r * D + c]; out[row, c_t + c] = result
 //       sequence: j = %o[t * B + %first] + row; r = %x[j]
-//               out[row / L_t, c_t + (row % L_t) * D_t + c]
-//                 = r == P_t ? 0 : w_t[r, c] * psw[j]
+//               out[row / L, c_t + (row % L) * D + c]
+//                 = r == P_t ? 0 : w[at_t + r * D + c] * psw[j]
 //   }
 // }
 // Vectors divide D_t, c_t and the output's row (sum C_t): every store is
-// aligned.
+// aligned. One case per layout, not per table: DLRM's 26 tables of D = 64
+// are one case (26 cases took ptxas 10x as long).
 struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
   using GPUPattern::GPUPattern;
 
@@ -122,22 +143,27 @@ struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
     if (outType.isDynamicDim(1))
       return rewriter.notifyMatchFailure(op,
                                          "the output's columns are dynamic");
+    for (Value table : op.getTables())
+      if (cast<RankedTensorType>(table.getType()).isDynamicDim(1))
+        return rewriter.notifyMatchFailure(op, "a table's D is dynamic");
     int64_t totalColumns = outType.getDimSize(1);
     int64_t elementBytes = element.getIntOrFloatBitWidth() / 8;
     int64_t numTables = op.getTables().size();
 
-    // Each table's columns and thread layout.
-    SmallVector<TablePart> parts;
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    SmallVector<TableRows> tables = tableRows(b, op);
+    // Each table's columns and thread layout, grouped by layout (in the
+    // order each layout first appears).
+    SmallVector<SmallVector<TablePart>> layouts;
     int64_t column = 0;
     for (auto [t, table] : llvm::enumerate(op.getTables())) {
-      auto type = cast<RankedTensorType>(table.getType());
-      if (type.isDynamicDim(1))
-        return rewriter.notifyMatchFailure(op, "a table's D is dynamic");
       TablePart part;
       part.table = t;
       part.column = column;
-      part.dim = type.getDimSize(1);
+      part.dim = cast<RankedTensorType>(table.getType()).getDimSize(1);
       part.mode = cast<BagModeAttr>(op.getModes()[t]).getValue();
+      part.pad = op.getPaddingIdx()[t];
+      part.rows = tables[t];
       int64_t width = part.dim;
       if (part.mode == BagMode::none) {
         part.length = (*op.getSequenceLengths())[t];
@@ -152,14 +178,15 @@ struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
       part.vec = commonPowerOfTwo({part.dim, part.column, totalColumns}, cap);
       part.tpr = gpu_config::threadsPerRow(part.dim, part.vec,
                                            config.maxThreadsPerRow);
-      parts.push_back(part);
+      auto same = llvm::find_if(layouts, [&](ArrayRef<TablePart> l) {
+        return l.front().key() == part.key();
+      });
+      if (same == layouts.end())
+        layouts.push_back({part});
+      else
+        same->push_back(part);
     }
 
-    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-    SmallVector<TableRows> tables = tableRows(b, op);
-    for (TablePart &part : parts)
-      if (int64_t p = op.getPaddingIdx()[part.table]; p >= 0)
-        part.pad = cIndex(b, p);
     Value indices = toBuffer(b, op.getIndices());
     Value offsets = toBuffer(b, op.getOffsets());
     Value psw = op.getPerSampleWeights() ? toBuffer(b, op.getPerSampleWeights())
@@ -173,98 +200,128 @@ struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
     Destination dest(b, op.getOutput(),
                      outType.isDynamicDim(0) ? ValueRange{count}
                                              : ValueRange{});
-    Value out = dest.buffer;
 
-    // The block ranges: rows (thread groups) and the end of each part's.
-    SmallVector<Value> partRows, blockEnds;
+    // The block ranges, one after another in layout order.
+    SmallVector<Value> blockEnds;
     Value blocks = cIndex(b, 0);
-    for (const TablePart &part : parts) {
-      Value rows =
-          part.length ? arith::MulIOp::create(b, count, cIndex(b, *part.length))
-                      : count;
-      partRows.push_back(rows);
-      blocks = arith::AddIOp::create(
-          b, blocks,
-          arith::CeilDivUIOp::create(
-              b, rows, cIndex(b, config.threadsPerBlock / part.tpr)));
-      blockEnds.push_back(blocks);
-    }
-    if (parts.empty()) {
-      dest.replace(rewriter, op.getOutput());
-      rewriter.eraseOp(op);
-      return success();
-    }
-
-    Value c1 = cIndex(b, 1);
-    Value any = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, blocks,
-                                      cIndex(b, 0));
-    scf::IfOp::create(b, any, [&](OpBuilder &nb, Location loc) {
-      ImplicitLocOpBuilder ib(loc, nb);
-      auto launch = gpu::LaunchOp::create(
-          ib, blocks, c1, c1, cIndex(ib, config.threadsPerBlock), c1, c1);
-      {
-        OpBuilder::InsertionGuard guard(ib);
-        ib.setInsertionPointToStart(&launch.getBody().front());
-        buildBody(ib, launch, parts, tables, blockEnds, partRows, indices,
-                  offsets, psw, out, numBags, first, element);
-        gpu::TerminatorOp::create(ib);
+    for (ArrayRef<TablePart> layout : layouts)
+      for (const TablePart &part : layout) {
+        Value rows = rowsOf(b, part, count);
+        blocks = arith::AddIOp::create(
+            b, blocks,
+            arith::CeilDivUIOp::create(
+                b, rows, cIndex(b, config.threadsPerBlock / part.tpr)));
+        blockEnds.push_back(blocks);
       }
-      scf::YieldOp::create(ib);
-    });
+    if (!layouts.empty()) {
+      Value c1 = cIndex(b, 1);
+      Value any = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, blocks,
+                                        cIndex(b, 0));
+      scf::IfOp::create(b, any, [&](OpBuilder &nb, Location loc) {
+        ImplicitLocOpBuilder ib(loc, nb);
+        auto launch = gpu::LaunchOp::create(
+            ib, blocks, c1, c1, cIndex(ib, config.threadsPerBlock), c1, c1);
+        {
+          OpBuilder::InsertionGuard guard(ib);
+          ib.setInsertionPointToStart(&launch.getBody().front());
+          buildBody(ib, launch, layouts, blockEnds, count, indices, offsets,
+                    psw, dest.buffer, numBags, first, element);
+          gpu::TerminatorOp::create(ib);
+        }
+        scf::YieldOp::create(ib);
+      });
+    }
     dest.replace(rewriter, op.getOutput());
     rewriter.eraseOp(op);
     return success();
   }
 
-  /// The launch's body: the block's part, then that part's thread group.
+  /// A part's thread groups: its bags, or a sequence table's entries.
+  static Value rowsOf(ImplicitLocOpBuilder &b, const TablePart &part,
+                      Value count) {
+    return part.length
+               ? arith::MulIOp::create(b, count, cIndex(b, *part.length))
+                     .getResult()
+               : count;
+  }
+
+  /// The launch's body: the block's layout, its table's values, then that
+  /// table's thread group.
   void buildBody(ImplicitLocOpBuilder &b, gpu::LaunchOp launch,
-                 ArrayRef<TablePart> parts, ArrayRef<TableRows> tables,
-                 ArrayRef<Value> blockEnds, ArrayRef<Value> partRows,
-                 Value indices, Value offsets, Value psw, Value out,
-                 Value numBags, Value first, Type element) const {
+                 ArrayRef<SmallVector<TablePart>> layouts,
+                 ArrayRef<Value> blockEnds, Value count, Value indices,
+                 Value offsets, Value psw, Value out, Value numBags,
+                 Value first, Type element) const {
     Value tid = launch.getThreadIds().x, bid = launch.getBlockIds().x;
     Value c0 = cIndex(b, 0), c1 = cIndex(b, 1);
-    // The block's part: how many parts' ranges end at or before it.
-    Value which = c0;
+    // past[k]: the block is after part k's range.
+    SmallVector<Value> past;
     for (Value end : blockEnds.drop_back())
+      past.push_back(
+          arith::CmpIOp::create(b, arith::CmpIPredicate::uge, bid, end));
+    Value which = c0;
+    int64_t partsBefore = 0;
+    for (ArrayRef<TablePart> layout : layouts.drop_back()) {
+      partsBefore += layout.size();
       which = arith::AddIOp::create(
-          b, which,
-          arith::SelectOp::create(
-              b, arith::CmpIOp::create(b, arith::CmpIPredicate::uge, bid, end),
-              c1, c0));
-    SmallVector<int64_t> cases(parts.size());
+          b, which, arith::SelectOp::create(b, past[partsBefore - 1], c1, c0));
+    }
+    SmallVector<int64_t> cases(layouts.size());
     std::iota(cases.begin(), cases.end(), 0);
     auto sw =
         scf::IndexSwitchOp::create(b, TypeRange{}, which, cases, cases.size());
-    for (size_t k = 0; k < parts.size(); ++k) {
-      const TablePart &part = parts[k];
+    int64_t firstPart = 0;
+    for (size_t k = 0; k < layouts.size(); ++k) {
+      ArrayRef<TablePart> layout = layouts[k];
+      const TablePart &shape = layout.front();
       auto cb = ImplicitLocOpBuilder::atBlockEnd(
           b.getLoc(), &sw.getCaseRegions()[k].emplaceBlock());
-      Value blockStart = k == 0 ? c0 : blockEnds[k - 1];
-      int64_t rowsPerBlock = config.threadsPerBlock / part.tpr;
+      // A value of the table whose range holds the block: the first
+      // table's, replaced by each next one's once the block is past.
+      auto pick = [&](function_ref<Value(int64_t)> valueOf) {
+        Value v = valueOf(0);
+        for (size_t i = 0; i + 1 < layout.size(); ++i)
+          v = arith::SelectOp::create(cb, past[firstPart + i], valueOf(i + 1),
+                                      v);
+        return v;
+      };
+      PartValues values;
+      values.table =
+          pick([&](int64_t i) { return cIndex(cb, layout[i].table); });
+      values.at =
+          pick([&](int64_t i) { return cIndex(cb, layout[i].rows.at); });
+      values.column =
+          pick([&](int64_t i) { return cIndex(cb, layout[i].column); });
+      if (shape.pad >= 0)
+        values.pad = pick([&](int64_t i) { return cIndex(cb, layout[i].pad); });
+      Value blockStart = pick([&](int64_t i) {
+        return firstPart + i == 0 ? c0 : blockEnds[firstPart + i - 1];
+      });
+      values.rows = rowsOf(cb, shape, count);
+      int64_t rowsPerBlock = config.threadsPerBlock / shape.tpr;
       Value row = arith::AddIOp::create(
           cb,
           arith::MulIOp::create(cb, arith::SubIOp::create(cb, bid, blockStart),
                                 cIndex(cb, rowsPerBlock)),
-          arith::DivUIOp::create(cb, tid, cIndex(cb, part.tpr)));
-      Value lane = arith::RemUIOp::create(cb, tid, cIndex(cb, part.tpr));
+          arith::DivUIOp::create(cb, tid, cIndex(cb, shape.tpr)));
+      Value lane = arith::RemUIOp::create(cb, tid, cIndex(cb, shape.tpr));
       Value inRange = arith::CmpIOp::create(cb, arith::CmpIPredicate::ult, row,
-                                            partRows[k]);
+                                            values.rows);
       scf::IfOp::create(cb, inRange, [&](OpBuilder &tb, Location tl) {
         ImplicitLocOpBuilder rb(tl, tb);
         // The table's first bag of the window, in the table-major offsets.
         Value firstBag = arith::AddIOp::create(
-            rb, arith::MulIOp::create(rb, cIndex(rb, part.table), numBags),
-            first);
-        if (part.length)
-          lookUpSequence(rb, part, tables[part.table], indices, offsets, psw,
-                         out, firstBag, row, lane, element);
+            rb, arith::MulIOp::create(rb, values.table, numBags), first);
+        if (shape.length)
+          lookUpSequence(rb, shape, values, indices, offsets, psw, out,
+                         firstBag, row, lane, element);
         else
-          poolBag(rb, part, tables[part.table], indices, offsets, psw, out,
+          poolBag(rb, shape, values, indices, offsets, psw, out,
                   arith::AddIOp::create(rb, firstBag, row), row, lane, element);
         scf::YieldOp::create(rb);
       });
       scf::YieldOp::create(cb);
+      firstPart += layout.size();
     }
     auto db = ImplicitLocOpBuilder::atBlockEnd(
         b.getLoc(), &sw.getDefaultRegion().emplaceBlock());
@@ -272,67 +329,71 @@ struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
   }
 
   /// Row `r`'s chunk at column `c` of a table, in `type`.
-  static Value readRow(ImplicitLocOpBuilder &b, const TablePart &part,
-                       const TableRows &rows, VectorType type, Value r,
+  static Value readRow(ImplicitLocOpBuilder &b, const TablePart &shape,
+                       const PartValues &values, VectorType type, Value r,
                        Value c) {
     Value at = arith::AddIOp::create(
-        b, arith::MulIOp::create(b, r, cIndex(b, part.dim)),
-        arith::AddIOp::create(b, c, cIndex(b, rows.at)));
-    return loadRow(b, type, rows.buffer, ValueRange{at});
+        b, arith::MulIOp::create(b, r, cIndex(b, shape.dim)),
+        arith::AddIOp::create(b, c, values.at));
+    return loadRow(b, type, shape.rows.buffer, ValueRange{at});
   }
 
   /// Bag `bag` of the table-major offsets pooled into out[row, c_t ...].
-  void poolBag(ImplicitLocOpBuilder &b, const TablePart &part,
-               const TableRows &rows, Value indices, Value offsets, Value psw,
-               Value out, Value bag, Value row, Value lane,
+  void poolBag(ImplicitLocOpBuilder &b, const TablePart &shape,
+               const PartValues &values, Value indices, Value offsets,
+               Value psw, Value out, Value bag, Value row, Value lane,
                Type element) const {
     Value start = loadIndex(b, offsets, bag);
     Value end =
         loadIndex(b, offsets, arith::AddIOp::create(b, bag, cIndex(b, 1)));
-    auto vecType = VectorType::get({part.vec}, element);
-    auto accType = VectorType::get({part.vec}, accumulatorType(element));
-    auto argType = VectorType::get({part.vec}, b.getI64Type());
-    BagChunkAccumulator accumulator{part.mode, psw, accType, argType};
+    auto vecType = VectorType::get({shape.vec}, element);
+    auto accType = VectorType::get({shape.vec}, accumulatorType(element));
+    auto argType = VectorType::get({shape.vec}, b.getI64Type());
+    BagChunkAccumulator accumulator{shape.mode, psw, accType, argType};
     forEachChunk(
-        b, lane, part.dim, part.vec, part.tpr,
+        b, lane, shape.dim, shape.vec, shape.tpr,
         [&](ImplicitLocOpBuilder &cb, Value c) {
           auto read = [&](ImplicitLocOpBuilder &rb, Value r) {
-            return extend(rb, readRow(rb, part, rows, vecType, r, c), accType);
+            return extend(rb, readRow(rb, shape, values, vecType, r, c),
+                          accType);
           };
-          SmallVector<Value> state = accumulator.accumulate(
-              cb, indices, part.pad, config.entriesInFlight, start, end, read);
+          SmallVector<Value> state =
+              accumulator.accumulate(cb, indices, values.pad,
+                                     config.entriesInFlight, start, end, read);
           Value acc = accumulator.finish(cb, state);
-          storeRow(cb, truncate(cb, acc, vecType), out,
-                   ValueRange{row, arith::AddIOp::create(
-                                       cb, c, cIndex(cb, part.column))});
+          storeRow(
+              cb, truncate(cb, acc, vecType), out,
+              ValueRange{row, arith::AddIOp::create(cb, c, values.column)});
         });
   }
 
   /// Entry `row` of a sequence table's window, from its first bag
   /// `firstBag`: its row (zeros for padding, times psw) in its columns.
-  static void lookUpSequence(ImplicitLocOpBuilder &b, const TablePart &part,
-                             const TableRows &rows, Value indices,
+  static void lookUpSequence(ImplicitLocOpBuilder &b, const TablePart &shape,
+                             const PartValues &values, Value indices,
                              Value offsets, Value psw, Value out,
                              Value firstBag, Value row, Value lane,
                              Type element) {
     Value j = arith::AddIOp::create(b, loadIndex(b, offsets, firstBag), row);
     Value r = loadIndex(b, indices, j);
-    Value length = cIndex(b, *part.length);
+    Value length = cIndex(b, *shape.length);
     Value bag = arith::DivUIOp::create(b, row, length);
     Value columnOfEntry = arith::AddIOp::create(
-        b, cIndex(b, part.column),
+        b, values.column,
         arith::MulIOp::create(b, arith::RemUIOp::create(b, row, length),
-                              cIndex(b, part.dim)));
-    auto vecType = VectorType::get({part.vec}, element);
-    auto accType = VectorType::get({part.vec}, accumulatorType(element));
+                              cIndex(b, shape.dim)));
+    auto vecType = VectorType::get({shape.vec}, element);
+    auto accType = VectorType::get({shape.vec}, accumulatorType(element));
     Value w = psw ? loadFloat(b, psw, j, accType.getElementType()) : Value();
-    Value isPad = part.pad ? arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                                                   r, part.pad)
-                           : Value();
+    Value isPad =
+        values.pad
+            ? arith::CmpIOp::create(b, arith::CmpIPredicate::eq, r, values.pad)
+            : Value();
     forEachChunk(
-        b, lane, part.dim, part.vec, part.tpr,
+        b, lane, shape.dim, shape.vec, shape.tpr,
         [&](ImplicitLocOpBuilder &cb, Value c) {
-          Value v = extend(cb, readRow(cb, part, rows, vecType, r, c), accType);
+          Value v =
+              extend(cb, readRow(cb, shape, values, vecType, r, c), accType);
           if (w)
             v = arith::MulFOp::create(
                 cb, v, vector::BroadcastOp::create(cb, accType, w));

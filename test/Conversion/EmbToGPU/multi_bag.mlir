@@ -16,7 +16,7 @@
 // CHECK: %[[ENTRIES:.*]] = arith.muli %[[B]], %c3
 // CHECK: %[[BLOCKS1:.*]] = arith.ceildivui %[[ENTRIES]], %c64
 // CHECK: %[[GRID:.*]] = arith.addi %[[END0]], %[[BLOCKS1]]
-// CHECK: gpu.launch blocks(%[[BID:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[GRID]], {{.*}}) threads(%[[TID:.*]], %{{.*}}, %{{.*}}) in
+// CHECK: gpu.launch blocks(%[[BID:[^,]*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %[[GRID]], {{.*}}) threads(%{{.*}}) in
 // CHECK: %[[PAST0:.*]] = arith.cmpi uge, %[[BID]], %[[END0]]
 // CHECK: %[[T:.*]] = arith.select %[[PAST0]], %c1, %c0
 // CHECK: scf.index_switch %[[T]]
@@ -100,4 +100,42 @@ func.func @own_tables(%w0: memref<100x16xf32>, %w1: memref<?x8xf32>, %x: memref<
       {modes = [#emb.mode<sum>, #emb.mode<max>], padding_idx = array<i64: -1, 3>}
       : (tensor<100x16xf32>, tensor<?x8xf32>)[tensor<?xi64>] -> tensor<?x24xf32>
   return %0 : tensor<?x24xf32>
+}
+
+// -----
+
+// Tables of one layout (D = 16 sums, padded) share one case: the block's
+// table, its first element (0 or 1600), its first column (0 or 16) and its
+// padding row (2 or 7) are selected by whether the block is past the first
+// table's range.
+// CHECK-LABEL: func.func @shared_layout
+// CHECK: %[[END0:.*]] = arith.ceildivui
+// CHECK: gpu.launch blocks(%[[BID:[^,]*]], %{{.*}}) in
+// CHECK-NOT: scf.index_switch
+// CHECK: %[[PAST:.*]] = arith.cmpi uge, %[[BID]], %[[END0]]
+// CHECK: %[[T:.*]] = arith.select %[[PAST]], %c1, %c0
+// CHECK: %[[AT:.*]] = arith.select %[[PAST]], %c1600, %c0
+// CHECK: %[[COL:.*]] = arith.select %[[PAST]], %c16, %c0
+// CHECK: %[[PAD:.*]] = arith.select %[[PAST]], %c7, %c2
+// CHECK: %[[START:.*]] = arith.select %[[PAST]], %[[END0]], %c0
+// CHECK: arith.subi %[[BID]], %[[START]]
+// CHECK: arith.muli %[[T]]
+// CHECK: arith.addi %{{.*}}, %[[AT]]
+// CHECK: arith.cmpi ne, %{{.*}}, %[[PAD]]
+// CHECK: arith.addi %{{.*}}, %[[COL]]
+// CHECK-NOT: scf.index_switch
+// CHECK: return
+func.func @shared_layout(%w: memref<?xf32>, %x: memref<?xi64>, %o: memref<?xi64>, %out: memref<?x32xf32>) {
+  %tw = bufferization.to_tensor %w restrict : memref<?xf32> to tensor<?xf32>
+  %s0 = tensor.extract_slice %tw[0] [1600] [1] : tensor<?xf32> to tensor<1600xf32>
+  %t0 = tensor.expand_shape %s0 [[0, 1]] output_shape [100, 16] : tensor<1600xf32> into tensor<100x16xf32>
+  %s1 = tensor.extract_slice %tw[1600] [800] [1] : tensor<?xf32> to tensor<800xf32>
+  %t1 = tensor.expand_shape %s1 [[0, 1]] output_shape [50, 16] : tensor<800xf32> into tensor<50x16xf32>
+  %tx = bufferization.to_tensor %x restrict : memref<?xi64> to tensor<?xi64>
+  %to = bufferization.to_tensor %o restrict : memref<?xi64> to tensor<?xi64>
+  %r = emb.multi_bag %t0, %t1[%tx] offsets(%to : tensor<?xi64>)
+      {modes = [#emb.mode<sum>, #emb.mode<sum>], padding_idx = array<i64: 2, 7>}
+      : (tensor<100x16xf32>, tensor<50x16xf32>)[tensor<?xi64>] -> tensor<?x32xf32>
+  bufferization.materialize_in_destination %r in restrict writable %out : (tensor<?x32xf32>, memref<?x32xf32>) -> ()
+  return
 }
