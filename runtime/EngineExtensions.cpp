@@ -335,11 +335,17 @@ llvm::Expected<Plan> Planner::embeddingBagTablesUpdate(
     plan.spec.beta1 = optimizer.beta1;
     plan.spec.beta2 = optimizer.beta2;
   }
-  // Threads own ranges of the tables' concatenated rows (the kernel's
-  // window), as the single-table step splits its rows: each row is updated
-  // by one thread, in one order, whatever the thread count.
-  plan.count = rows;
-  plan.grain = kMinGradRowsPerChunk;
+  // Threads own ranges of kTableRowParts parts of every table (the
+  // kernel's window), as the single-table step splits its rows: each row
+  // is updated by one thread, in one order, whatever the thread count. A
+  // part of every table, not a range of the tables' concatenated rows:
+  // the entries follow the rows of each table, and a split of the
+  // concatenated rows left one thread the tables with most entries
+  // (docs/performance.md, issue 18). At least kMinGradRowsPerChunk rows a
+  // thread, as the single-table step.
+  plan.count = kTableRowParts;
+  plan.grain = std::max<int64_t>(1, kTableRowParts * kMinGradRowsPerChunk /
+                                        std::max<int64_t>(rows, 1));
   plan.split = true;
   auto hyper = std::make_shared<std::array<double, 2>>(std::array<double, 2>{
       optimizer.lr, static_cast<double>(optimizer.step)});

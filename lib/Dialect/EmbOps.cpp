@@ -734,6 +734,20 @@ LogicalResult MultiBagUpdateOp::verify() {
       return failure();
   if (static_cast<bool>(getRowOffset()) != static_cast<bool>(getRowCount()))
     return emitOpError() << "'row_offset' and 'row_count' go together";
+  if (std::optional<int64_t> parts = getRowParts()) {
+    if (!getRowOffset())
+      return emitOpError() << "'row_parts' divides the rows of 'rows()', "
+                              "which is absent";
+    // floor(P * V_t / P) must not overflow: V_t * P < 2^63.
+    int64_t largest = 0;
+    for (size_t i = 0; i < shapes.size(); i += 2)
+      largest = std::max(largest, shapes[i]);
+    int64_t product;
+    if (*parts < 1 || __builtin_mul_overflow(largest, *parts, &product))
+      return emitOpError() << "'row_parts' must be at least 1, and times the "
+                              "largest table's rows fit in 64 bits, got "
+                           << *parts;
+  }
   unsigned want = BagUpdateOp::numStates(opt);
   if (getStates().size() != want)
     return emitOpError() << "optimizer '" << stringifyOptimizer(opt)

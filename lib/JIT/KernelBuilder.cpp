@@ -363,9 +363,9 @@ auto ::emb::buildKernelModule(MLIRContext &ctx, const KernelSpec &spec)
         windowValue(0), windowValue(1), states, hyperValue(0), step,
         b.getDenseI64ArrayAttr(shapes), b.getArrayAttr(modes),
         b.getDenseI64ArrayAttr(pads), sequenceLengthsAttr(b, spec.tables),
-        b.getF64FloatAttr(spec.weightDecay),
-        b.getF64FloatAttr(spec.eps), b.getF64FloatAttr(spec.beta1),
-        b.getF64FloatAttr(spec.beta2));
+        b.getI64IntegerAttr(::emb::kTableRowParts),
+        b.getF64FloatAttr(spec.weightDecay), b.getF64FloatAttr(spec.eps),
+        b.getF64FloatAttr(spec.beta1), b.getF64FloatAttr(spec.beta2));
     materialize(op.getResult(0), weightArg);
     for (auto [k, m] : llvm::enumerate(stateArgs))
       materialize(op.getResult(k + 1), m);

@@ -1,4 +1,5 @@
-// The many-table fused step as the JIT builds it: every table flat in one
+// The many-table fused step as the JIT builds it (its window counts parts
+// of every table: row_parts): every table flat in one
 // buffer. The decomposition takes each table out of the flat tensors and
 // puts it back before the next one (and an empty row window stands for a
 // table outside the thread's window), so bufferisation updates the
@@ -27,7 +28,7 @@ func.func @k(%g: memref<?x12xf32>, %x: memref<?xi64>, %o: memref<?xi64>, %win: m
   %n = arith.index_cast %n64 : i64 to index
   %lr = memref.load %hyper[%c0] : memref<2xf64>
   %r:2 = emb.multi_bag_update rowwise_adagrad %tg, %tw[%tx] offsets(%to : tensor<?xi64>) rows(%a, %n) states(%th : tensor<?xf32>) lr(%lr)
-      {table_shapes = array<i64: 100, 8, 50, 4>, modes = [#emb.mode<sum>, #emb.mode<mean>], padding_idx = array<i64: -1, 0>}
+      {table_shapes = array<i64: 100, 8, 50, 4>, modes = [#emb.mode<sum>, #emb.mode<mean>], padding_idx = array<i64: -1, 0>, row_parts = 1024 : i64}
       : tensor<?x12xf32>, tensor<?xf32>[tensor<?xi64>] -> tensor<?xf32>, tensor<?xf32>
   bufferization.materialize_in_destination %r#0 in restrict writable %w : (tensor<?xf32>, memref<?xf32>) -> ()
   bufferization.materialize_in_destination %r#1 in restrict writable %h : (tensor<?xf32>, memref<?xf32>) -> ()

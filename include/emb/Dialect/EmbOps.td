@@ -577,7 +577,12 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
     With `rows(%first, %count)` only rows `[first, first + count)` of the
     tables' concatenated rows (table `t`'s rows are `sum_{s<t} V_s` on) are
     updated: a runtime splits the rows of every table over threads this
-    way.
+    way. With `row_parts = P` as well, `rows()` counts P equal parts of
+    every table instead: table `t` updates its rows
+    `[floor(first * V_t / P), floor(min(first + count, P) * V_t / P))`, so
+    that each part holds a share of every table's rows (and of its
+    entries, which follow the rows), however the tables' sizes and bag
+    lengths differ.
 
     Example:
 
@@ -605,6 +610,7 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
     TypedArrayAttrBase<Emb_BagModeAttr, "one bag mode per table">:$modes,
     DenseI64ArrayAttr:$padding_idx,
     OptionalAttr<DenseI64ArrayAttr>:$sequence_lengths,
+    OptionalAttr<I64Attr>:$row_parts,
     DefaultValuedAttr<F64Attr, "0.0">:$weight_decay,
     DefaultValuedAttr<F64Attr, "1.0e-8">:$eps,
     DefaultValuedAttr<F64Attr, "0.9">:$beta1,

@@ -39,7 +39,9 @@ enum class ArgSlot : uint8_t {
   out,              ///< the forward result's rows
   maxIndices,       ///< [B, D] i64: the forward's argmax of mode max
   window,           ///< i64[2]: first row and row count of gradWeight
-                    ///< (a many-table bag: first bag and bag count)
+                    ///< (a many-table bag: first bag and bag count; a
+                    ///< many-table step: first part and part count, of
+                    ///< kTableRowParts parts of every table)
   gradWeight,       ///< the rows [first, first + count) of the dense gradient
   gradPerSampleWeights, ///< the per_sample_weights gradient (indices' shape)
   sparseRows,           ///< i64[capacity]: the COO rows
@@ -51,6 +53,12 @@ enum class ArgSlot : uint8_t {
   hyper                 ///< f64[2], host memory: lr, and adam's step
 };
 constexpr unsigned kNumArgSlots = 16;
+
+/// The many-table fused step's window counts parts of every table, not
+/// rows (emb.multi_bag_update's row_parts): part p of table t starts at
+/// row floor(p * V_t / kTableRowParts), so that every thread's window
+/// holds a share of every table's rows and entries.
+constexpr int64_t kTableRowParts = 1024;
 const char *argSlotName(ArgSlot slot);
 
 /// The element type of an argument: one of the spec's dtypes, i64, the

@@ -159,7 +159,6 @@ struct MultiBagToBags final : OpRewritePattern<MultiBagOp> {
   }
 };
 
-
 // %w', %s' = emb.multi_bag_update <opt> %g, %w[%x] offsets(%o)
 //     per_sample_weights(%p) rows(%f, %n) states(%s...)
 //     {table_shapes = [V_0, D_0, ...]}
@@ -169,8 +168,10 @@ struct MultiBagToBags final : OpRewritePattern<MultiBagOp> {
 //   lo = %o[t * B], hi = %o[(t + 1) * B]
 //   %x_t = %x[lo : hi], %p_t = %p[lo : hi], %g_t = %g[:, c_t : c_t + D_t]
 //   %o_t = %o[t * B : (t + 1) * B + 1] - lo
-//   %w_t = expand(%w[a_t : a_t + V_t * D_t]), %s_t likewise (row-wise: [r_t : r_t + V_t])
-//   with rows(%f, %n): f_t, n_t = [%f, %f + %n) - r_t clipped to [0, V_t)
+//   %w_t = expand(%w[a_t : a_t + V_t * D_t]), %s_t likewise (row-wise: [r_t :
+//   r_t + V_t]) with rows(%f, %n): f_t, n_t = [%f, %f + %n) - r_t clipped to
+//   [0, V_t)
+//     (with row_parts = P: [floor(%f V_t / P), floor((%f + %n) V_t / P)))
 //   %w_t', %s_t' = emb.bag_update <opt> mode_t %g_t[%x_t] offsets(%o_t)
 //       per_sample_weights(%p_t) rows(f_t, n_t)
 //       weight(%w_t[f_t : f_t + n_t]) states(%s_t[f_t : f_t + n_t])
@@ -301,10 +302,21 @@ struct MultiBagUpdateToBagUpdates final : OpRewritePattern<MultiBagUpdateOp> {
               b, below, cIndex(b, 0),
               arith::MinUIOp::create(b, shifted, size));
         };
-        rowFirst = clip(op.getRowOffset());
+        // With row_parts = P: part p starts at row floor(min(p, P) V_t / P).
+        auto partStart = [&](Value p) -> Value {
+          Value parts = cIndex(b, *op.getRowParts());
+          return arith::DivUIOp::create(
+              b,
+              arith::MulIOp::create(b, arith::MinUIOp::create(b, p, parts),
+                                    size),
+              parts);
+        };
+        Value end =
+            arith::AddIOp::create(b, op.getRowOffset(), op.getRowCount());
+        rowFirst = op.getRowParts() ? partStart(op.getRowOffset())
+                                    : clip(op.getRowOffset());
         rowCount = arith::SubIOp::create(
-            b, clip(arith::AddIOp::create(b, op.getRowOffset(), op.getRowCount())),
-            rowFirst);
+            b, op.getRowParts() ? partStart(end) : clip(end), rowFirst);
         auto rowsOf = [&](Value t) -> Value {
           auto type = cast<RankedTensorType>(t.getType());
           SmallVector<int64_t> shape(type.getShape());

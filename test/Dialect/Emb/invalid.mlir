@@ -965,6 +965,24 @@ func.func @f(%g: tensor<?x8xf32>, %w: tensor<81xf32>, %i: tensor<?xi64>, %o: ten
 
 // -----
 
+// multi_bag_update: row_parts divides the window of rows()
+func.func @f(%g: tensor<?x8xf32>, %w: tensor<80xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %lr: f64) {
+  // expected-error @+1 {{'emb.multi_bag_update' op 'row_parts' divides the rows of 'rows()', which is absent}}
+  %0 = emb.multi_bag_update sgd %g, %w[%i] offsets(%o : tensor<?xi64>) lr(%lr) {table_shapes = array<i64: 10, 8>, modes = [#emb.mode<sum>], padding_idx = array<i64: -1>, row_parts = 4 : i64} : tensor<?x8xf32>, tensor<80xf32>[tensor<?xi64>] -> tensor<80xf32>
+  return
+}
+
+// -----
+
+// multi_bag_update: at least one part
+func.func @f(%g: tensor<?x8xf32>, %w: tensor<80xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %a: index, %lr: f64) {
+  // expected-error @+1 {{'emb.multi_bag_update' op 'row_parts' must be at least 1, and times the largest table's rows fit in 64 bits, got 0}}
+  %0 = emb.multi_bag_update sgd %g, %w[%i] offsets(%o : tensor<?xi64>) rows(%a, %a) lr(%lr) {table_shapes = array<i64: 10, 8>, modes = [#emb.mode<sum>], padding_idx = array<i64: -1>, row_parts = 0 : i64} : tensor<?x8xf32>, tensor<80xf32>[tensor<?xi64>] -> tensor<80xf32>
+  return
+}
+
+// -----
+
 // multi_bag_update: row-wise Adagrad keeps one value per row of every table
 func.func @f(%g: tensor<?x12xf32>, %w: tensor<1000xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %h: tensor<1000xf32>, %lr: f64) {
   // expected-error @+1 {{'emb.multi_bag_update' op a state's dimension 0 (1000) does not match the tables' rows (150)}}

@@ -246,10 +246,10 @@ func.func @bag_update(%g: tensor<?x16xf32>, %ids: tensor<?xi64>, %offs: tensor<?
 func.func @multi_bag_update(%g: tensor<?x12xf32>, %w: tensor<1000xf32>, %ids: tensor<?xi64>, %offs: tensor<?xi32>,
                             %psw: tensor<?xf32>, %m: tensor<1000xf32>, %s: tensor<1000xf32>, %lr: f64, %t: i64,
                             %a: index, %n: index) -> (tensor<1000xf32>, tensor<1000xf32>, tensor<1000xf32>) {
-  // CHECK: emb.multi_bag_update adam %{{.*}}, %{{.*}}[%{{.*}}] offsets(%{{.*}} : tensor<?xi32>) per_sample_weights(%{{.*}} : tensor<?xf32>) rows(%{{.*}}, %{{.*}}) states(%{{.*}}, %{{.*}} : tensor<1000xf32>, tensor<1000xf32>) lr(%{{.*}}) step(%{{.*}}) {modes = [#emb.mode<sum>, #emb.mode<sqrtn>], padding_idx = array<i64: -1, 3>, table_shapes = array<i64: 100, 8, 50, 4>}
+  // CHECK: emb.multi_bag_update adam %{{.*}}, %{{.*}}[%{{.*}}] offsets(%{{.*}} : tensor<?xi32>) per_sample_weights(%{{.*}} : tensor<?xf32>) rows(%{{.*}}, %{{.*}}) states(%{{.*}}, %{{.*}} : tensor<1000xf32>, tensor<1000xf32>) lr(%{{.*}}) step(%{{.*}}) {modes = [#emb.mode<sum>, #emb.mode<sqrtn>], padding_idx = array<i64: -1, 3>, row_parts = 1024 : i64, table_shapes = array<i64: 100, 8, 50, 4>}
   %0:3 = emb.multi_bag_update adam %g, %w[%ids] offsets(%offs : tensor<?xi32>) per_sample_weights(%psw : tensor<?xf32>)
       rows(%a, %n) states(%m, %s : tensor<1000xf32>, tensor<1000xf32>) lr(%lr) step(%t)
-      {table_shapes = array<i64: 100, 8, 50, 4>, modes = [#emb.mode<sum>, #emb.mode<sqrtn>], padding_idx = array<i64: -1, 3>}
+      {table_shapes = array<i64: 100, 8, 50, 4>, modes = [#emb.mode<sum>, #emb.mode<sqrtn>], padding_idx = array<i64: -1, 3>, row_parts = 1024 : i64}
       : tensor<?x12xf32>, tensor<1000xf32>[tensor<?xi64>] -> tensor<1000xf32>, tensor<1000xf32>, tensor<1000xf32>
   return %0#0, %0#1, %0#2 : tensor<1000xf32>, tensor<1000xf32>, tensor<1000xf32>
 }
