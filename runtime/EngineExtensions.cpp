@@ -161,6 +161,15 @@ Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
                 std::to_string(numTables) + " tables, got " +
                 describe(offsets));
   int64_t numBags = (numOffsets - 1) / numTables;
+  // Every table's bags as one list of T * B bags closed by the last offset
+  // (0 first, non-decreasing, the last len(indices)); per_sample_weights.
+  // Shapes first: a bad call fails before any copy from a device.
+  EmbeddingBagOptions asOneList;
+  asOneList.includeLastOffset = true;
+  if (auto shapes =
+          checkBagInputs(indices, &offsets, asOneList, psw, dtype, nullptr);
+      !shapes)
+    return shapes.takeError();
   // The offsets' values, through a host copy on a device (null: trusted
   // device offsets, not read).
   Tensor offsetCopy;
@@ -176,13 +185,11 @@ Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
         std::to_string(loadInt(values->data, values->dtype, numOffsets - 1)) +
         ") must equal the number of indices " +
         std::to_string(indices.numel()));
-  // Every table's bags as one list of T * B bags closed by the last offset
-  // (0 first, non-decreasing, the last len(indices)); per_sample_weights.
-  EmbeddingBagOptions asOneList;
-  asOneList.includeLastOffset = true;
-  auto bags = engine.bagInputs(indices, &offsets, asOneList, psw, dtype);
-  if (!bags)
-    return bags.takeError();
+  if (values)
+    if (auto checked =
+            checkBagInputs(indices, &offsets, asOneList, psw, dtype, values);
+        !checked)
+      return checked.takeError();
   // Sequence tables: every bag has the table's length L_t, and L_t * D_t
   // columns. Trusted device offsets are not read: the length must be given.
   for (size_t t = 0; t < tables.size(); ++t) {
@@ -195,7 +202,11 @@ Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
                   "given");
     auto length =
         values ? sequenceLength(*values, t, numBags, tables[t].sequenceLength)
-               : llvm::Expected<int64_t>(*tables[t].sequenceLength);
+        : *tables[t].sequenceLength < 0
+            ? llvm::Expected<int64_t>(fail(
+                  "table " + std::to_string(t) + ": negative sequence length " +
+                  std::to_string(*tables[t].sequenceLength)))
+            : llvm::Expected<int64_t>(*tables[t].sequenceLength);
     if (!length)
       return length.takeError();
     int64_t columns;

@@ -106,7 +106,8 @@ MLIR_CAPI_EXPORTED int embEmbeddingBag(EmbEngine *engine, EmbTensor indices,
 
 /* One table of embEmbeddingBagTables. An EMB_NONE (sequence) table's bag
  * length L is `sequenceLength` when `hasSequenceLength`, else its first
- * bag's (0 without bags). */
+ * bag's (0 without bags); on a GPU without index validation the offsets
+ * are not read and the length must be given. */
 typedef struct {
   int64_t numEmbeddings, embeddingDim;
   EmbBagMode mode;

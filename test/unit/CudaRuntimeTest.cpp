@@ -426,6 +426,14 @@ TEST_F(LaunchPlan, ManyTablesAreOneLaunch) {
                 .find("its sequence length must be "
                       "given"),
             std::string::npos);
+  tables[2].sequenceLength = -1;
+  err = trusted.embeddingBagTables(x.view, w.view, tables, offsets.view,
+                                   out.view);
+  ASSERT_TRUE(static_cast<bool>(err));
+  EXPECT_NE(llvm::toString(std::move(err))
+                .find("table 2: negative sequence "
+                      "length -1"),
+            std::string::npos);
   tables[2].sequenceLength = L;
   ASSERT_FALSE(static_cast<bool>(trusted.embeddingBagTables(
       x.view, w.view, tables, offsets.view, out.view)));
@@ -667,7 +675,8 @@ TEST_F(GPUDevice, ForwardMatchesTheHostKernels) {
 }
 
 // Many tables in one launch (every mode, a sequence table, padding, per
-// sample weights) equal the host's call.
+// sample weights) equal the host's call; 296 columns, so that the tables
+// move 16-byte vectors (f16: 8-byte for the D = 36 table at column 128).
 TEST_F(GPUDevice, ManyTablesMatchTheHostKernels) {
   const int64_t B = 300, L = 3;
   for (DType d : {DType::f32, DType::f16, DType::bf16, DType::f64})
@@ -679,7 +688,7 @@ TEST_F(GPUDevice, ManyTablesMatchTheHostKernels) {
                    std::nullopt};
       tables[2] = {10, 64, BagMode::sqrtn, 0, std::nullopt};
       tables[3] = {50, 16, BagMode::none, 1, L};
-      tables[4] = {7, 17, BagMode::mean, std::nullopt, std::nullopt};
+      tables[4] = {7, 20, BagMode::mean, std::nullopt, std::nullopt};
       int64_t elements = 0, total = 0;
       for (const TableOptions &t : tables) {
         elements += t.numEmbeddings * t.embeddingDim;

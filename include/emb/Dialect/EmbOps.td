@@ -579,7 +579,7 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
     updated: a runtime splits the rows of every table over threads this
     way. With `row_parts = P` as well, `rows()` counts P equal parts of
     every table instead: table `t` updates its rows
-    `[floor(first * V_t / P), floor(min(first + count, P) * V_t / P))`, so
+    `[floor(min(first, P) * V_t / P), floor(min(first + count, P) * V_t / P))`, so
     that each part holds a share of every table's rows (and of its
     entries, which follow the rows), however the tables' sizes and bag
     lengths differ.

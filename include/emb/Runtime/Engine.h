@@ -185,6 +185,7 @@ struct TableOptions {
   std::optional<int64_t> paddingIdx;
   /// Mode none (a sequence table): the length L every bag of the table has;
   /// unset, the first bag's (0 without bags). Its rows fill L * D columns.
+  /// Required on a GPU with validateIndices off (the offsets are not read).
   std::optional<int64_t> sequenceLength;
 };
 
@@ -330,8 +331,8 @@ public:
   /// `weights` (each state of every table, one after another: sum V_t *
   /// D_t elements, or sum V_t for rowwise_adagrad; f32, f64 for f64). Each
   /// table is updated as embeddingBagUpdate updates one (no max table: it
-  /// needs the forward's max_indices); threads own ranges of the tables'
-  /// concatenated rows. Host only for now.
+  /// needs the forward's max_indices); each thread owns a share of every
+  /// table's rows (1024 parts of each: kTableRowParts). Host only for now.
   llvm::Error embeddingBagTablesUpdate(const Tensor &grad,
                                        const Tensor &indices,
                                        const Tensor &weights,

@@ -1,4 +1,9 @@
 //===- BagChunk.cpp - one chunk of a bag's row, in registers --------------===//
+//
+// The bag pooling loop both GPU bag patterns share (BagChunk.h): the
+// state, its update per entry, the division at the end, and the loop that
+// keeps several entries' rows in flight.
+//
 //===----------------------------------------------------------------------===//
 
 #include "BagChunk.h"

@@ -126,9 +126,10 @@ int64_t commonPowerOfTwo(ArrayRef<int64_t> values, int64_t cap) {
 //                 = r == P_t ? 0 : w[at_t + r * D + c] * psw[j]
 //   }
 // }
-// Vectors divide D_t, c_t and the output's row (sum C_t): every store is
-// aligned. One case per layout, not per table: DLRM's 26 tables of D = 64
-// are one case (26 cases took ptxas 10x as long).
+// Vectors divide D_t, the table's first element at_t, c_t and the
+// output's row (sum C_t): every load and store is aligned when the buffers'
+// bases are (the runtime checks them). One case per layout, not per table:
+// DLRM's 26 tables of D = 64 are one case (26 cases took ptxas 10x as long).
 struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
   using GPUPattern::GPUPattern;
 
@@ -175,7 +176,10 @@ struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
       int64_t cap = gpu_config::kVectorBytes / elementBytes;
       if (part.mode == BagMode::max)
         cap = std::min(cap, gpu_config::kMaxBagLanesPerThread);
-      part.vec = commonPowerOfTwo({part.dim, part.column, totalColumns}, cap);
+      // Vectors that divide D_t, the table's first element (its rows'
+      // loads) and its first column and the row (its stores).
+      part.vec = commonPowerOfTwo(
+          {part.dim, part.rows.at, part.column, totalColumns}, cap);
       part.tpr = gpu_config::threadsPerRow(part.dim, part.vec,
                                            config.maxThreadsPerRow);
       auto same = llvm::find_if(layouts, [&](ArrayRef<TablePart> l) {

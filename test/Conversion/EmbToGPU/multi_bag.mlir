@@ -69,8 +69,7 @@ func.func @jit_tables(%w: memref<?xf32>, %x: memref<?xi64>, %o: memref<?xi64>, %
 
 // Tables of their own (each read through its buffer, as 1-D), a window of
 // bags (bags(%a, %n): table t's bag b is offsets[t * B + %a + b]), and 24
-// columns: the max table at column 16 stores 4 floats (8 floats a lane
-// would need 32-byte aligned columns, and a max keeps at most 4 a thread).
+// columns: the max table at column 16 stores 4 floats (16 bytes).
 // The result goes to a new buffer.
 // CHECK-LABEL: func.func @own_tables
 // CHECK-SAME: (%[[W0:.*]]: memref<100x16xf32>, %[[W1:.*]]: memref<?x8xf32>, %{{.*}}: memref<?xi64>, %[[O:.*]]: memref<?xi32>, %[[A:.*]]: index, %[[N:.*]]: index)

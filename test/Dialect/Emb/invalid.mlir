@@ -983,6 +983,15 @@ func.func @f(%g: tensor<?x8xf32>, %w: tensor<80xf32>, %i: tensor<?xi64>, %o: ten
 
 // -----
 
+// multi_bag_update: the parts' row arithmetic must fit in 64 bits
+func.func @f(%g: tensor<?x1xf32>, %w: tensor<?xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %a: index, %lr: f64) {
+  // expected-error @+1 {{'emb.multi_bag_update' op 'row_parts' must be at least 1, and times the largest table's rows fit in 64 bits, got 4}}
+  %0 = emb.multi_bag_update sgd %g, %w[%i] offsets(%o : tensor<?xi64>) rows(%a, %a) lr(%lr) {table_shapes = array<i64: 4611686018427387904, 1>, modes = [#emb.mode<sum>], padding_idx = array<i64: -1>, row_parts = 4 : i64} : tensor<?x1xf32>, tensor<?xf32>[tensor<?xi64>] -> tensor<?xf32>
+  return
+}
+
+// -----
+
 // multi_bag_update: row-wise Adagrad keeps one value per row of every table
 func.func @f(%g: tensor<?x12xf32>, %w: tensor<1000xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>, %h: tensor<1000xf32>, %lr: f64) {
   // expected-error @+1 {{'emb.multi_bag_update' op a state's dimension 0 (1000) does not match the tables' rows (150)}}
