@@ -129,7 +129,8 @@ int64_t commonPowerOfTwo(ArrayRef<int64_t> values, int64_t cap) {
 // Vectors divide D_t, the table's first element at_t, c_t and the
 // output's row (sum C_t): every load and store is aligned when the buffers'
 // bases are (the runtime checks them). One case per layout, not per table:
-// DLRM's 26 tables of D = 64 are one case (26 cases took ptxas 10x as long).
+// DLRM's 26 tables of D = 64 are one case (26 cases took the JIT 7x as
+// long: 2.25 s against 0.32 s for sm_80 and sm_90).
 struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
   using GPUPattern::GPUPattern;
 
