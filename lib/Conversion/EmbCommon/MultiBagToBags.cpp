@@ -2,6 +2,7 @@
 
 #include "Conversion/EmbCommon/MultiBagToBags.h"
 #include "Conversion/EmbCommon/LoweringUtils.h"
+#include "Conversion/EmbCommon/OpStructure.h"
 #include "emb/Dialect/EmbDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -80,14 +81,9 @@ struct MultiBagToBags final : OpRewritePattern<MultiBagOp> {
   LogicalResult matchAndRewrite(MultiBagOp op,
                                 PatternRewriter &rewriter) const override {
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
-    int64_t numTables = op.getTables().size();
     Value offsets = op.getOffsets();
-    Value numOffsets = tensor::DimOp::create(b, offsets, 0);
-    Value numBags = arith::DivUIOp::create(
-        b, arith::SubIOp::create(b, numOffsets, cIndex(b, 1)),
-        cIndex(b, numTables));
-    Value first = op.getBagOffset() ? op.getBagOffset() : cIndex(b, 0);
-    Value count = op.getBagCount() ? op.getBagCount() : numBags;
+    TableBags bags = tableBags(b, op, offsets);
+    Value numBags = bags.perTable, first = bags.first, count = bags.count;
     Value countPlusOne = arith::AddIOp::create(b, count, cIndex(b, 1));
 
     auto outType = op.getOutput().getType();
@@ -194,10 +190,7 @@ struct MultiBagUpdateToBagUpdates final : OpRewritePattern<MultiBagUpdateOp> {
     Value offsets = op.getOffsets();
     Type offsetElement =
         cast<RankedTensorType>(offsets.getType()).getElementType();
-    Value numOffsets = tensor::DimOp::create(b, offsets, 0);
-    Value numBags = arith::DivUIOp::create(
-        b, arith::SubIOp::create(b, numOffsets, cIndex(b, 1)),
-        cIndex(b, numTables));
+    Value numBags = bagsPerTable(b, offsets, numTables);
     auto offsetAt = [&](Value i) -> Value {
       return arith::IndexCastOp::create(
           b, b.getIndexType(), tensor::ExtractOp::create(b, offsets, i));

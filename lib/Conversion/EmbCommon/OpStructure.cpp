@@ -23,6 +23,20 @@ Value mlir::emb::lowering::dimOf(ImplicitLocOpBuilder &b, Value shaped,
   return tensor::DimOp::create(b, shaped, i);
 }
 
+Value mlir::emb::lowering::bagsPerTable(ImplicitLocOpBuilder &b,
+                                        Value offsets, int64_t numTables) {
+  return arith::DivUIOp::create(
+      b, arith::SubIOp::create(b, dimOf(b, offsets, 0), cIndex(b, 1)),
+      cIndex(b, numTables));
+}
+
+TableBags mlir::emb::lowering::tableBags(ImplicitLocOpBuilder &b,
+                                         MultiBagOp op, Value offsets) {
+  Value perTable = bagsPerTable(b, offsets, op.getTables().size());
+  return {perTable, op.getBagOffset() ? op.getBagOffset() : cIndex(b, 0),
+          op.getBagCount() ? op.getBagCount() : perTable};
+}
+
 /// Element `pos` of a 1-D tensor or buffer (buffer loads aligned to the
 /// element size).
 static Value loadElement(ImplicitLocOpBuilder &b, Value shaped, Value pos) {

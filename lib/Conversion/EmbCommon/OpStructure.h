@@ -38,6 +38,18 @@ Value loadFloat(ImplicitLocOpBuilder &b, Value shaped, Value pos, Type to);
 Value paddingRow(ImplicitLocOpBuilder &b, std::optional<int64_t> paddingIdx,
                  Value table);
 
+/// The bags of a many-table op (emb.multi_bag) its lowering pools: B, the
+/// bags per table of its table-major offsets (T * B + 1 entries, a tensor
+/// or a buffer), and its window [first, first + count) of them (all B
+/// without bags()).
+struct TableBags {
+  Value perTable, first, count;
+};
+TableBags tableBags(ImplicitLocOpBuilder &b, MultiBagOp op, Value offsets);
+
+/// B of table-major offsets (T * B + 1 entries) of `numTables` tables.
+Value bagsPerTable(ImplicitLocOpBuilder &b, Value offsets, int64_t numTables);
+
 /// The padding row of a gradient op, whose V is an attribute, or null.
 Value staticPaddingRow(ImplicitLocOpBuilder &b, std::optional<int64_t> p,
                        int64_t numEmbeddings);

@@ -150,7 +150,6 @@ struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
         return rewriter.notifyMatchFailure(op, "a table's D is dynamic");
     int64_t totalColumns = outType.getDimSize(1);
     int64_t elementBytes = element.getIntOrFloatBitWidth() / 8;
-    int64_t numTables = op.getTables().size();
 
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     SmallVector<TableRows> tables = tableRows(b, op);
@@ -196,12 +195,8 @@ struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
     Value offsets = toBuffer(b, op.getOffsets());
     Value psw = op.getPerSampleWeights() ? toBuffer(b, op.getPerSampleWeights())
                                          : Value();
-    Value numOffsets = memref::DimOp::create(b, offsets, 0);
-    Value numBags = arith::DivUIOp::create(
-        b, arith::SubIOp::create(b, numOffsets, cIndex(b, 1)),
-        cIndex(b, numTables));
-    Value first = op.getBagOffset() ? op.getBagOffset() : cIndex(b, 0);
-    Value count = op.getBagCount() ? op.getBagCount() : numBags;
+    TableBags bags = tableBags(b, op, offsets);
+    Value numBags = bags.perTable, first = bags.first, count = bags.count;
     Destination dest(b, op.getOutput(),
                      outType.isDynamicDim(0) ? ValueRange{count}
                                              : ValueRange{});
