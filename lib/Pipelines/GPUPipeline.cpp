@@ -27,6 +27,10 @@ namespace {
 /// pipeline compiles).
 void addOutlinedKernelPasses(OpPassManager &pm) {
   pm.addPass(emb::createConvertEmbToGPU());
+  // The kernels write the buffers of emb.on_buffers ops; a new result that
+  // is materialised in a buffer gets that buffer as its init, so that the
+  // kernels write straight into it (no copy).
+  pm.addPass(bufferization::createEmptyTensorEliminationPass());
   // Bufferise first: canonicalisation would turn the kernels' aligned
   // memref.load of a to_buffer back into tensor.extract, losing the
   // alignment (and NVPTX then splits each index load in two).

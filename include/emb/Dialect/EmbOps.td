@@ -12,6 +12,7 @@
 include "emb/Dialect/EmbDialect.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/DestinationStyleOpInterface.td"
+include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.td"
 
 //===----------------------------------------------------------------------===//
 // Forward ops
@@ -627,6 +628,69 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
     attr-dict `:` type($grad) `,` type($weights) `[` type($indices) `]`
     `->` type($results)
   }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Lowered form
+//===----------------------------------------------------------------------===//
+
+def Emb_OnBuffersOp : Emb_Op<"on_buffers", [
+    DestinationStyleOpInterface, RecursiveMemoryEffects, SingleBlock,
+    NoTerminator,
+    DeclareOpInterfaceMethods<BufferizableOpInterface,
+        ["bufferizesToMemoryRead", "bufferizesToMemoryWrite",
+         "getAliasingValues", "bufferize"]>]> {
+  let summary = "code that writes its results' buffers (the GPU lowering's form)";
+  let description = [{
+    The form convert-emb-to-gpu lowers an op into: the kernels (launches,
+    scratch memory, host loops) are the body, which sees the buffer of
+    each init as a block argument (a memref of the init's shape, identity
+    layout) and writes the op's results there. Upstream bufferisation
+    decides what those buffers are, as for any destination-style op:
+
+    - an init that is a `tensor.empty` is a new result. When the result
+      is materialised in a buffer (`bufferization.materialize_in_destination
+      ... restrict`), `eliminate-empty-tensors` makes that buffer the init,
+      so the kernels write straight into it; otherwise One-Shot Bufferize
+      allocates one.
+    - with `updates`, the body reads its inits' old contents and updates
+      them (renorm, the fused optimizer step): One-Shot Bufferize writes
+      in place when nothing reads the old tensor later, else into a copy.
+
+    Inputs are not operands: the body reads them through
+    `bufferization.to_buffer ... read_only` of the tensors, which One-Shot
+    Bufferize analyses as reads. An init whose buffer is not row-major
+    (a strided view) is copied into one for the body and back after it.
+    Bufferisation inlines the body; nothing else lowers this op.
+
+    Example (a lookup written by one launch):
+
+    ```mlir
+    %e = tensor.empty(%n) : tensor<?x64xf32>
+    %r = emb.on_buffers outs(%e : tensor<?x64xf32>) {
+    ^bb0(%out: memref<?x64xf32>):
+      gpu.launch ... { ... vector.store %v, %out[%row, %c] ... }
+    } -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inits, UnitAttr:$updates);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    (`updates` $updates^)? `outs` `(` $inits `:` type($inits) `)`
+    $body attr-dict `->` type($results)
+  }];
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() {
+      return getInitsMutable();
+    }
+  }];
+  let skipDefaultBuilders = 1;
+  let builders = [
+    // The body block gets one memref argument per init.
+    OpBuilder<(ins "::mlir::ValueRange":$inits, "bool":$updates)>
+  ];
   let hasVerifier = 1;
 }
 

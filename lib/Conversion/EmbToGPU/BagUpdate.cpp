@@ -22,33 +22,6 @@ using namespace mlir::emb::gpu_lowering;
 
 namespace {
 
-/// `dest` = `src` ([rows, D] or [rows]), a thread per row.
-void copyTable(ImplicitLocOpBuilder &b, const GPULaunchConfig &config,
-               Value src, Value dest) {
-  auto type = cast<MemRefType>(src.getType());
-  Value rows = memref::DimOp::create(b, src, 0);
-  launchRows(b, config, rows, 1,
-             [&](ImplicitLocOpBuilder &ib, Value row, Value) {
-               if (type.getRank() == 1) {
-                 memref::StoreOp::create(
-                     ib, memref::LoadOp::create(ib, src, ValueRange{row}),
-                     dest, ValueRange{row});
-                 return;
-               }
-               scf::ForOp::create(
-                   ib, cIndex(ib, 0), cIndex(ib, type.getDimSize(1)),
-                   cIndex(ib, 1), ValueRange{},
-                   [&](OpBuilder &nb, Location loc, Value c, ValueRange) {
-                     ImplicitLocOpBuilder lb(loc, nb);
-                     memref::StoreOp::create(
-                         lb,
-                         memref::LoadOp::create(lb, src, ValueRange{row, c}),
-                         dest, ValueRange{row, c});
-                     scf::YieldOp::create(lb);
-                   });
-             });
-}
-
 // %w', %s' = emb.bag_update <opt> <mode> %g[%x] ... rows(f, n)
 //   ==>
 // keys[e] = the row of entry e in the window (n: none), vals[e] = e; sort
@@ -80,25 +53,13 @@ struct BagUpdateToGPU final : GPUPattern<BagUpdateOp> {
     std::tie(first, count) = gradientRows(
         b, op.getRowOffset(), op.getRowCount(), op.getNumEmbeddings());
 
-    // The table and the states: in place when each result goes back into
-    // the buffer it came from (the JIT's kernels); else updated copies.
-    SmallVector<Destination> dests;
-    SmallVector<Value> inputs{op.getWeight()};
-    llvm::append_range(inputs, op.getStates());
-    for (auto [input, result] : llvm::zip(inputs, op.getResults())) {
-      Value src = toBuffer(b, input);
-      auto type = cast<RankedTensorType>(result.getType());
-      SmallVector<Value> dyn;
-      for (int64_t i = 0; i < type.getRank(); ++i)
-        if (type.isDynamicDim(i))
-          dyn.push_back(memref::DimOp::create(b, src, i));
-      dests.emplace_back(b, result, dyn);
-      auto source = input.getDefiningOp<bufferization::ToTensorOp>();
-      if (!(dests.back().into && source &&
-            source.getBuffer() == dests.back().buffer))
-        copyTable(b, config, src, dests.back().buffer);
-    }
-    Value table = dests[0].buffer;
+    // The table and the states, updated in place when bufferisation can
+    // (the JIT's kernels), else on copies it makes.
+    SmallVector<Value> inits{op.getWeight()};
+    llvm::append_range(inits, op.getStates());
+    KernelResults results(b, inits, /*updates=*/true);
+    ArrayRef<Value> buffers = results.buffers;
+    Value table = buffers[0];
 
     // The entries, sorted by row.
     Value psw = op.getPerSampleWeights()
@@ -236,10 +197,9 @@ struct BagUpdateToGPU final : GPUPattern<BagUpdateOp> {
                 scf::YieldOp::create(
                     lb, ValueRange{arith::AddFOp::create(lb, it[0], part)});
               });
-          Value h = memref::LoadOp::create(tb, dests[1].buffer, ValueRange{row});
+          Value h = memref::LoadOp::create(tb, buffers[1], ValueRange{row});
           rowState = rowwiseState(tb, scalars, h, loop.getResult(0), dim);
-          memref::StoreOp::create(tb, rowState, dests[1].buffer,
-                                  ValueRange{row});
+          memref::StoreOp::create(tb, rowState, buffers[1], ValueRange{row});
         }
         forEachChunk(tb, lane, dim, vec, tpr,
                      [&](ImplicitLocOpBuilder &cb, Value c) {
@@ -252,15 +212,14 @@ struct BagUpdateToGPU final : GPUPattern<BagUpdateOp> {
                          old.push_back(
                              vector::BroadcastOp::create(cb, accType, rowState));
                        else
-                         for (size_t k = 1; k < dests.size(); ++k)
-                           old.push_back(loadRow(cb, stateType, dests[k].buffer,
+                         for (size_t k = 1; k < buffers.size(); ++k)
+                           old.push_back(loadRow(cb, stateType, buffers[k],
                                                  ValueRange{row, c}));
                        ElementUpdate u = updateElements(cb, scalars, g, w, old);
                        storeRow(cb, truncate(cb, u.weight, vecType), table,
                                 ValueRange{row, c});
                        for (auto [k, v] : llvm::enumerate(u.states))
-                         storeRow(cb, v, dests[k + 1].buffer,
-                                  ValueRange{row, c});
+                         storeRow(cb, v, buffers[k + 1], ValueRange{row, c});
                      });
         scf::YieldOp::create(tb);
       });
@@ -268,9 +227,7 @@ struct BagUpdateToGPU final : GPUPattern<BagUpdateOp> {
     sorted->free(b);
     if (entries)
       entries->free(b);
-    for (auto [dest, result] : llvm::zip(dests, op.getResults()))
-      dest.replace(rewriter, result);
-    rewriter.eraseOp(op);
+    results.replace(rewriter, op);
     return success();
   }
 };

@@ -47,8 +47,8 @@ struct LookupGradAtomicToGPU final : GPUPattern<LookupGradOp> {
     LookupGradInputs in = lookupGradInputs(b, op);
     Value grad = in.grad, indices = in.indices, n = in.n, first = in.first,
           count = in.count, pad = in.pad;
-    Destination &dest = in.dest;
-    GradTarget target(b, config, dest.buffer, element, dim, first, count,
+    KernelResults results(b, in.resultInit);
+    GradTarget target(b, config, results.buffers[0], element, dim, first, count,
                       op.getScaleGradByFreq());
     target.countRows(b, indices, pad);
     int64_t vec = target.vec, tpr = target.tpr;
@@ -79,8 +79,7 @@ struct LookupGradAtomicToGPU final : GPUPattern<LookupGradOp> {
           });
         });
     target.finish(b);
-    dest.replace(rewriter, op.getResult());
-    rewriter.eraseOp(op);
+    results.replace(rewriter, op);
     return success();
   }
 };
@@ -227,11 +226,12 @@ struct BagGradAtomicToGPU final : GPUPattern<BagGradOp> {
     Value first, count;
     std::tie(first, count) = gradientRows(
         b, op.getRowOffset(), op.getRowCount(), op.getNumEmbeddings());
-    Destination dest(b, op.getResult(),
-                     op.getType().isDynamicDim(0) ? ValueRange{count}
-                                                  : ValueRange{});
     Value pad = staticPaddingRow(b, op.getPaddingIdx(), op.getNumEmbeddings());
-    GradTarget target(b, config, dest.buffer, element, dim, first, count,
+    KernelResults results(b, emptyLike(b, op.getResult(),
+                                       op.getType().isDynamicDim(0)
+                                           ? ValueRange{count}
+                                           : ValueRange{}));
+    GradTarget target(b, config, results.buffers[0], element, dim, first, count,
                       op.getScaleGradByFreq());
     target.countRows(b, form.indices, pad);
     auto vecType = VectorType::get({target.vec}, element);
@@ -243,8 +243,7 @@ struct BagGradAtomicToGPU final : GPUPattern<BagGradOp> {
     else
       scatter.sumOrMean(b, mode);
     target.finish(b);
-    dest.replace(rewriter, op.getResult());
-    rewriter.eraseOp(op);
+    results.replace(rewriter, op);
     return success();
   }
 };
@@ -277,14 +276,14 @@ struct BagPswGradToGPU final : GPUPattern<BagPswGradOp> {
     for (int64_t i = 0; i < resultType.getRank(); ++i)
       if (resultType.isDynamicDim(i))
         dynSizes.push_back(tensor::DimOp::create(b, op.getIndices(), i));
-    Destination dest(b, op.getResult(), dynSizes);
+    Value pad = paddingRow(b, op.getPaddingIdx(), weight);
+    KernelResults results(b, emptyLike(b, op.getResult(), dynSizes));
     // The result has the shape of the indices: written through a 1-D view.
-    Value out = dest.buffer;
+    Value out = results.buffers[0];
     auto outType = cast<MemRefType>(out.getType());
     if (outType.getRank() == 2)
       out = memref::CollapseShapeOp::create(
           b, out, ArrayRef<ReassociationIndices>{{0, 1}});
-    Value pad = paddingRow(b, op.getPaddingIdx(), weight);
     auto vecType = VectorType::get({vec}, element);
     auto accType = VectorType::get({vec}, accElement);
     launchRows(
@@ -337,8 +336,7 @@ struct BagPswGradToGPU final : GPUPattern<BagPswGradOp> {
                 scf::YieldOp::create(eb);
               });
         });
-    dest.replace(rewriter, op.getResult());
-    rewriter.eraseOp(op);
+    results.replace(rewriter, op);
     return success();
   }
 };

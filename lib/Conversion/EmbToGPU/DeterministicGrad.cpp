@@ -46,7 +46,7 @@ struct LookupGradDeterministicToGPU final : GPUPattern<LookupGradOp> {
     LookupGradInputs in = lookupGradInputs(b, op);
     Value grad = in.grad, indices = in.indices, n = in.n, first = in.first,
           count = in.count, pad = in.pad;
-    Destination &dest = in.dest;
+    KernelResults results(b, in.resultInit);
     SortedEntries sorted(b, config, n, count, [&](Value keys, Value vals) {
       launchRows(b, config, n, 1,
                  [&](ImplicitLocOpBuilder &ib, Value e, Value) {
@@ -54,7 +54,7 @@ struct LookupGradDeterministicToGPU final : GPUPattern<LookupGradOp> {
                                  pad, keys, vals);
                  });
     });
-    sumSegments(b, sorted, dest.buffer, count, element, dim, scale,
+    sumSegments(b, sorted, results.buffers[0], count, element, dim, scale,
                 op.getScaleGradByFreq(),
                 [&](ImplicitLocOpBuilder &lb, Value e, Value c) {
                   return scaleRow(lb,
@@ -62,8 +62,7 @@ struct LookupGradDeterministicToGPU final : GPUPattern<LookupGradOp> {
                                   accElement, 1.0, Value());
                 });
     sorted.free(b);
-    dest.replace(rewriter, op.getResult());
-    rewriter.eraseOp(op);
+    results.replace(rewriter, op);
     return success();
   }
 };
@@ -161,22 +160,23 @@ struct BagGradDeterministicToGPU final : GPUPattern<BagGradOp> {
     Value first, count;
     std::tie(first, count) = gradientRows(
         b, op.getRowOffset(), op.getRowCount(), op.getNumEmbeddings());
-    Destination dest(b, op.getResult(),
-                     op.getType().isDynamicDim(0) ? ValueRange{count}
-                                                  : ValueRange{});
+    Value init = emptyLike(b, op.getResult(),
+                           op.getType().isDynamicDim(0) ? ValueRange{count}
+                                                        : ValueRange{});
 
     if (mode == BagMode::max) {
       Value maxIdx = toBuffer(b, op.getMaxIndices());
-      sortedMaxGrad(b, config, grad, maxIdx, form, first, count, dest.buffer,
-                    element, dim, scale);
-      dest.replace(rewriter, op.getResult());
-      rewriter.eraseOp(op);
+      KernelResults results(b, init);
+      sortedMaxGrad(b, config, grad, maxIdx, form, first, count,
+                    results.buffers[0], element, dim, scale);
+      results.replace(rewriter, op);
       return success();
     }
 
     Value psw = op.getPerSampleWeights()
                     ? toBuffer(b, flatten(b, op.getPerSampleWeights()))
                     : Value();
+    KernelResults results(b, init);
     Value pad = staticPaddingRow(b, op.getPaddingIdx(), op.getNumEmbeddings());
     Value n = form.numIndices;
     BagEntries entries(b, config, form, mode, pad, psw, element);
@@ -193,7 +193,7 @@ struct BagGradDeterministicToGPU final : GPUPattern<BagGradOp> {
     });
     auto vecType =
         VectorType::get({rowLayout(dim, element, config).first}, element);
-    sumSegments(b, sorted, dest.buffer, count, element, dim, scale,
+    sumSegments(b, sorted, results.buffers[0], count, element, dim, scale,
                 op.getScaleGradByFreq(),
                 [&](ImplicitLocOpBuilder &lb, Value e, Value c) {
                   return scaleRow(lb,
@@ -203,8 +203,7 @@ struct BagGradDeterministicToGPU final : GPUPattern<BagGradOp> {
                 });
     sorted.free(b);
     entries.free(b);
-    dest.replace(rewriter, op.getResult());
-    rewriter.eraseOp(op);
+    results.replace(rewriter, op);
     return success();
   }
 };

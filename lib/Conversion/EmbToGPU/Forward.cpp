@@ -4,12 +4,12 @@
 // emb.lookup and emb.bag become one `gpu.launch` each, on buffers: every
 // row (lookup) or bag gets a group of threads (GPUConfig.h) that moves
 // vectors of up to 16 bytes and accumulates in f32 (f64 for f64), a bag
-// several entries' rows at a time; the result is
-// written straight into the destination buffer when the op's only use is a
-// materialisation there (Utils.h: Destination); otherwise into a new
-// `memref.alloc`. The grid is computed from the problem size at run time; a
-// problem with no rows launches nothing. Renorm claims each distinct row
-// once with an atomic flag.
+// several entries' rows at a time. The kernels write the buffers of an
+// `emb.on_buffers` op (Utils.h: KernelResults); upstream bufferisation
+// decides them (the buffer a result is materialised in, or a new one;
+// renorm in place or on a copy). The grid is computed from the problem size at
+// run time; a problem with no rows launches nothing. Renorm claims each
+// distinct row once with an atomic flag.
 //
 //===----------------------------------------------------------------------===//
 #include "BagChunk.h"
@@ -57,8 +57,9 @@ struct LookupToGPU final : GPUPattern<LookupOp> {
     Value weight = toBuffer(b, op.getWeight());
     Value indices = toBuffer(b, flatten(b, op.getIndices()));
     Value n = memref::DimOp::create(b, indices, 0);
-    Destination dest(b, op.getResult(), lookupSizes(b, op.getIndices()));
-    Value out = dest.rows2d(b);
+    KernelResults results(
+        b, emptyLike(b, op.getResult(), lookupSizes(b, op.getIndices())));
+    Value out = rows2d(b, results.buffers[0]);
     Value pad = op.getPaddingMode() == PaddingMode::zero
                     ? paddingRow(b, op.getPaddingIdx(), weight)
                     : Value();
@@ -80,8 +81,7 @@ struct LookupToGPU final : GPUPattern<LookupOp> {
                 storeRow(cb, v, out, ValueRange{row, c});
               });
         });
-    dest.replace(rewriter, op.getResult());
-    rewriter.eraseOp(op);
+    results.replace(rewriter, op);
     return success();
   }
 };
@@ -216,19 +216,18 @@ struct BagToGPU final : GPUPattern<BagOp> {
                     ? toBuffer(b, flatten(b, op.getPerSampleWeights()))
                     : Value();
     auto outType = cast<RankedTensorType>(op.getOutput().getType());
-    Destination dest(b, op.getOutput(),
-                     outType.isDynamicDim(0) ? ValueRange{numBags}
-                                             : ValueRange{});
-    Value out = dest.buffer;
-    std::optional<Destination> argmaxDest;
-    Value argmaxBuf;
+    SmallVector<Value> inits{emptyLike(
+        b, op.getOutput(),
+        outType.isDynamicDim(0) ? ValueRange{numBags} : ValueRange{})};
     if (withArgmax) {
       auto mType = cast<RankedTensorType>(op.getMaxIndices().getType());
-      argmaxDest.emplace(b, op.getMaxIndices(),
-                         mType.isDynamicDim(0) ? ValueRange{numBags}
-                                               : ValueRange{});
-      argmaxBuf = argmaxDest->buffer;
+      inits.push_back(emptyLike(b, op.getMaxIndices(),
+                                mType.isDynamicDim(0) ? ValueRange{numBags}
+                                                      : ValueRange{}));
     }
+    KernelResults results(b, inits);
+    Value out = results.buffers[0];
+    Value argmaxBuf = withArgmax ? results.buffers[1] : Value();
     Value pad = paddingRow(b, op.getPaddingIdx(), weight);
     auto vecType = VectorType::get({vec}, element);
     auto accType = VectorType::get({vec}, accElement);
@@ -263,10 +262,7 @@ struct BagToGPU final : GPUPattern<BagOp> {
                   storeRow(cb, state[2], argmaxBuf, ValueRange{bag, c});
               });
         });
-    dest.replace(rewriter, op.getOutput());
-    if (argmaxDest)
-      argmaxDest->replace(rewriter, op.getMaxIndices());
-    rewriter.eraseOp(op);
+    results.replace(rewriter, op);
     return success();
   }
 };
@@ -326,8 +322,7 @@ void rescaleRow(ImplicitLocOpBuilder &b, Value table, Value r, int64_t dim,
 
 // %w2 = emb.renorm %w[%x] {max_norm = M, norm_type = p}
 //   ==>
-// (the result is %w itself when it is materialised back into %w's buffer,
-//  else a copy of %w made by a first launch)
+// (on %w's buffer when bufferisation can update it in place, else on a copy)
 // seen = gpu.alloc [V] i32; launch over V: seen = 0
 // launch over N positions, one thread each:
 //   r = x[i]; if atomic_or(seen[r], 1) == 0:        (each row once)
@@ -348,32 +343,14 @@ struct RenormToGPU final : GPUPattern<RenormOp> {
     int64_t dim = *staticD;
     double p = op.getNormType().convertToDouble();
     double maxNorm = op.getMaxNorm().convertToDouble();
-    int64_t vec, tpr;
-    std::tie(vec, tpr) = rowLayout(dim, element, config);
+    int64_t vec = rowLayout(dim, element, config).first;
     auto vecType = VectorType::get({vec}, element);
 
-    Value src = toBuffer(b, op.getWeight());
-    Value numRows = memref::DimOp::create(b, src, 0);
-    Destination dest(b, op.getResult(),
-                     wType.isDynamicDim(0) ? ValueRange{numRows}
-                                           : ValueRange{});
-    Value table = dest.buffer;
-    // In place when the result goes back into the buffer the weight came
-    // from (the JIT's kernels); otherwise rescale a copy.
-    auto source = op.getWeight().getDefiningOp<bufferization::ToTensorOp>();
-    bool inPlace = dest.into && source && source.getBuffer() == table;
-    if (!inPlace)
-      launchRows(b, config, numRows, tpr,
-                 [&](ImplicitLocOpBuilder &ib, Value row, Value lane) {
-                   forEachChunk(
-                       ib, lane, dim, vec, tpr,
-                       [&](ImplicitLocOpBuilder &cb, Value c) {
-                         storeRow(cb,
-                                  loadRow(cb, vecType, src, ValueRange{row, c}),
-                                  table, ValueRange{row, c});
-                       });
-                 });
+    // The indices are read outside the body, the table updated inside.
     Value indices = toBuffer(b, flatten(b, op.getIndices()));
+    KernelResults results(b, op.getWeight(), /*updates=*/true);
+    Value table = results.buffers[0];
+    Value numRows = memref::DimOp::create(b, table, 0);
     Value n = memref::DimOp::create(b, indices, 0);
     Value seen = allocScratch(
         b, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()), numRows);
@@ -408,8 +385,7 @@ struct RenormToGPU final : GPUPattern<RenormOp> {
       });
     });
     freeScratch(b, seen);
-    dest.replace(rewriter, op.getResult());
-    rewriter.eraseOp(op);
+    results.replace(rewriter, op);
     return success();
   }
 };

@@ -197,9 +197,10 @@ struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
                                          : Value();
     TableBags bags = tableBags(b, op, offsets);
     Value numBags = bags.perTable, first = bags.first, count = bags.count;
-    Destination dest(b, op.getOutput(),
-                     outType.isDynamicDim(0) ? ValueRange{count}
-                                             : ValueRange{});
+    KernelResults results(
+        b,
+        emptyLike(b, op.getOutput(),
+                  outType.isDynamicDim(0) ? ValueRange{count} : ValueRange{}));
 
     // The block ranges, one after another in layout order.
     SmallVector<Value> blockEnds;
@@ -225,14 +226,13 @@ struct MultiBagToGPU final : GPUPattern<MultiBagOp> {
           OpBuilder::InsertionGuard guard(ib);
           ib.setInsertionPointToStart(&launch.getBody().front());
           buildBody(ib, launch, layouts, blockEnds, count, indices, offsets,
-                    psw, dest.buffer, numBags, first, element);
+                    psw, results.buffers[0], numBags, first, element);
           gpu::TerminatorOp::create(ib);
         }
         scf::YieldOp::create(ib);
       });
     }
-    dest.replace(rewriter, op.getOutput());
-    rewriter.eraseOp(op);
+    results.replace(rewriter, op);
     return success();
   }
 

@@ -55,6 +55,37 @@ Value toBuffer(ImplicitLocOpBuilder &b, Value tensor) {
                                            /*read_only=*/true);
 }
 
+Value emptyLike(ImplicitLocOpBuilder &b, Value result, ValueRange dynSizes) {
+  auto type = cast<RankedTensorType>(result.getType());
+  return tensor::EmptyOp::create(b, type.getShape(), type.getElementType(),
+                                 dynSizes);
+}
+
+KernelResults::KernelResults(ImplicitLocOpBuilder &b, ValueRange inits,
+                             bool updates) {
+  op = OnBuffersOp::create(b, inits, updates);
+  Block &body = op.getBody().front();
+  buffers.assign(body.getArguments().begin(), body.getArguments().end());
+  b.setInsertionPointToStart(&body);
+}
+
+Value rows2d(ImplicitLocOpBuilder &b, Value buffer) {
+  auto type = cast<MemRefType>(buffer.getType());
+  if (type.getRank() == 2)
+    return buffer;
+  if (type.getRank() == 1) // 0-D indices: [D] -> [1, D]
+    return memref::ExpandShapeOp::create(
+        b, MemRefType::get({1, type.getDimSize(0)}, type.getElementType()),
+        buffer, ArrayRef<ReassociationIndices>{{0, 1}},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1),
+                               b.getIndexAttr(type.getDimSize(0))});
+  ReassociationIndices lead;
+  for (int64_t i = 0; i + 1 < type.getRank(); ++i)
+    lead.push_back(i);
+  return memref::CollapseShapeOp::create(
+      b, buffer, ArrayRef<ReassociationIndices>{lead, {type.getRank() - 1}});
+}
+
 SmallVector<Value> lookupSizes(ImplicitLocOpBuilder &b, Value indices) {
   auto type = cast<RankedTensorType>(indices.getType());
   SmallVector<Value> sizes;
@@ -168,11 +199,11 @@ LookupGradInputs lookupGradInputs(ImplicitLocOpBuilder &b, LookupGradOp op) {
   Value n = memref::DimOp::create(b, indices, 0);
   auto [first, count] = gradientRows(b, op.getRowOffset(), op.getRowCount(),
                                      op.getNumEmbeddings());
-  Destination dest(b, op.getResult(),
-                   op.getType().isDynamicDim(0) ? ValueRange{count}
-                                                : ValueRange{});
+  Value init = emptyLike(b, op.getResult(),
+                         op.getType().isDynamicDim(0) ? ValueRange{count}
+                                                      : ValueRange{});
   Value pad = staticPaddingRow(b, op.getPaddingIdx(), op.getNumEmbeddings());
-  return {grad, indices, n, first, count, dest, pad};
+  return {grad, indices, n, first, count, init, pad};
 }
 
 Value gradRows(ImplicitLocOpBuilder &b, Value grad) {

@@ -1,10 +1,11 @@
 //===- Utils.h - builders shared by the GPU patterns
 //------------------------===//
 //
-// Buffer loads and stores with the alignment NVPTX needs, the destination
-// of a result, launches of thread groups per row, the padding row, the bag
-// structure, scratch memory and the dense gradient's target: what every
-// GPU lowering of an emb op builds from (private to lib/Conversion/EmbToGPU).
+// Buffer loads and stores with the alignment NVPTX needs, the buffers of
+// an op's results (KernelResults), launches of thread groups per row, the
+// padding row, the bag structure, scratch memory and the dense gradient's
+// target: what every GPU lowering of an emb op builds from (private to
+// lib/Conversion/EmbToGPU).
 //
 //===----------------------------------------------------------------------===//
 
@@ -53,95 +54,32 @@ Value truncate(ImplicitLocOpBuilder &b, Value v, VectorType to);
 
 Value toBuffer(ImplicitLocOpBuilder &b, Value tensor);
 
-/// Where a result of an op is written: the destination memref when the
-/// result's only use materialises it there (the JIT's kernels; that use is
-/// erased), else a new allocation the result is then read from.
-struct Destination {
-  Value buffer; // a memref shaped like the result
-  bufferization::MaterializeInDestinationOp into;
+/// A `tensor.empty` shaped like `result`, with `dynSizes` for its dynamic
+/// dimensions: the init of a new result of KernelResults.
+Value emptyLike(ImplicitLocOpBuilder &b, Value result, ValueRange dynSizes);
 
-  Destination(ImplicitLocOpBuilder &b, Value result, ValueRange dynSizes) {
-    if (result.hasOneUse()) {
-      auto m = dyn_cast<bufferization::MaterializeInDestinationOp>(
-          *result.getUsers().begin());
-      if (m && canWriteInto(result.getDefiningOp(), m)) {
-        into = m;
-        buffer = m.getDest();
-        return;
-      }
-    }
-    auto type = cast<RankedTensorType>(result.getType());
-    buffer = memref::AllocOp::create(
-        b, MemRefType::get(type.getShape(), type.getElementType()), dynSizes);
-  }
+/// The results of an op, as the buffers its kernels write: an
+/// `emb.on_buffers` op over `inits` (new results: emptyLike; tensors the
+/// kernels update: those tensors, with `updates`). The builder moves into
+/// its body, whose arguments are `buffers`, one per init, row-major.
+/// Upstream bufferisation decides what they are (EmbOps.td): the buffer a
+/// result is materialised in, the updated tensor's own buffer, or new ones.
+struct KernelResults {
+  OnBuffersOp op;
+  SmallVector<Value> buffers;
 
-  /// Writing the result into `m`'s memref at the op is only the same as
-  /// materialising it there later when: the memref has the identity layout
-  /// (rows start 16-byte aligned and [N..., D] collapses to rows), it exists
-  /// at the op (a value defined before it in its block, or an argument of
-  /// an enclosing block), and nothing between the op and `m` (same block)
-  /// touches memory but the materialisation of another of its results into
-  /// another restrict buffer. Otherwise the result gets its own buffer.
-  static bool canWriteInto(Operation *op,
-                           bufferization::MaterializeInDestinationOp m) {
-    auto type = dyn_cast<MemRefType>(m.getDest().getType());
-    if (!type || !type.getLayout().isIdentity() ||
-        m->getBlock() != op->getBlock())
-      return false;
-    Value dest = m.getDest();
-    if (Operation *def = dest.getDefiningOp()) {
-      if (def->getBlock() != op->getBlock() || !def->isBeforeInBlock(op))
-        return false;
-    } else if (!cast<BlockArgument>(dest).getOwner()->findAncestorOpInBlock(
-                   *op)) {
-      return false;
-    }
-    for (Operation *it = op->getNextNode(); it && it != m.getOperation();
-         it = it->getNextNode()) {
-      // Another result of the op materialised into another restrict
-      // buffer (bag max: the output, then max_indices) writes elsewhere.
-      auto other = dyn_cast<bufferization::MaterializeInDestinationOp>(it);
-      if (other && other.getSource().getDefiningOp() == op &&
-          other.getRestrict() && m.getRestrict() &&
-          other.getDest() != m.getDest())
-        continue;
-      if (!isMemoryEffectFree(it))
-        return false;
-    }
-    return true;
-  }
+  KernelResults(ImplicitLocOpBuilder &b, ValueRange inits,
+                bool updates = false);
 
-  /// The buffer as `[N, D]` rows (a view, no copy).
-  Value rows2d(ImplicitLocOpBuilder &b) const {
-    auto type = cast<MemRefType>(buffer.getType());
-    if (type.getRank() == 2)
-      return buffer;
-    if (type.getRank() == 1) // 0-D indices: [D] -> [1, D]
-      return memref::ExpandShapeOp::create(
-          b, MemRefType::get({1, type.getDimSize(0)}, type.getElementType()),
-          buffer, ArrayRef<ReassociationIndices>{{0, 1}},
-          ArrayRef<OpFoldResult>{b.getIndexAttr(1),
-                                 b.getIndexAttr(type.getDimSize(0))});
-    ReassociationIndices lead;
-    for (int64_t i = 0; i + 1 < type.getRank(); ++i)
-      lead.push_back(i);
-    return memref::CollapseShapeOp::create(
-        b, buffer, ArrayRef<ReassociationIndices>{lead, {type.getRank() - 1}});
-  }
-
-  /// Gives the uses of `result` what was written.
-  void replace(RewriterBase &rewriter, Value result) {
-    if (into) {
-      rewriter.eraseOp(into);
-      return;
-    }
-    rewriter.setInsertionPointAfterValue(result);
-    Value t = bufferization::ToTensorOp::create(
-        rewriter, result.getLoc(), result.getType(), buffer,
-        /*restrict=*/true, /*writable=*/true);
-    rewriter.replaceAllUsesWith(result, t);
+  /// Replaces the results of `replaced` (in the inits' order) and erases it.
+  void replace(RewriterBase &rewriter, Operation *replaced) {
+    rewriter.replaceOp(replaced, op.getResults());
   }
 };
+
+/// A row-major buffer `[N..., D]` as `[N, D]` rows (a view, no copy); 0-D
+/// indices' `[D]` as `[1, D]`.
+Value rows2d(ImplicitLocOpBuilder &b, Value buffer);
 
 /// The dynamic sizes of `indices.shape + [D]` (the lookup's result).
 SmallVector<Value> lookupSizes(ImplicitLocOpBuilder &b, Value indices);
@@ -336,11 +274,11 @@ struct GradTarget {
 
 /// What both GPU lowerings of emb.lookup_grad (atomic, deterministic) read
 /// off the op: the gradient rows and flat indices as buffers, the number of
-/// positions, the row window [first, first + count), the destination and
+/// positions, the row window [first, first + count), the result's init and
 /// the padding row.
 struct LookupGradInputs {
   Value grad, indices, n, first, count;
-  Destination dest;
+  Value resultInit; // the result's tensor.empty (KernelResults)
   Value pad;
 };
 LookupGradInputs lookupGradInputs(ImplicitLocOpBuilder &b, LookupGradOp op);

@@ -1,5 +1,5 @@
 // convert-emb-to-gpu, BagUpdate.cpp: the backward fused with an optimizer.
-// RUN: emb-opt %s --convert-emb-to-gpu | FileCheck %s
+// RUN: emb-opt %s --convert-emb-to-gpu --eliminate-empty-tensors --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" | FileCheck %s
 
 // The deterministic gradients' sort (keys, bags' entries, the radix passes),
 // then a thread per row (row-wise Adagrad: h[r] from the whole row) that

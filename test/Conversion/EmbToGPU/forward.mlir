@@ -1,11 +1,15 @@
 // convert-emb-to-gpu, Forward.cpp: one gpu.launch per op, a thread group per row or bag,
-// 16-byte vector loads, f32 accumulation for f16, results written straight
-// into the destination buffer of materialize_in_destination.
+// 16-byte vector loads, f32 accumulation for f16; the kernels write the
+// buffers of an emb.on_buffers op, new results from a tensor.empty init
+// (which buffers those are is bufferisation's choice: destinations.mlir).
 // RUN: emb-opt %s --convert-emb-to-gpu --split-input-file --verify-diagnostics | FileCheck %s
 
 // CHECK-LABEL: func.func @lookup_into_destination
-// CHECK-SAME: (%[[W:.*]]: memref<1000x128xf32>, %[[X:.*]]: memref<?xi64>, %[[OUT:.*]]: memref<?x128xf32>)
+// CHECK-SAME: (%[[W:.*]]: memref<1000x128xf32>, %[[X:.*]]: memref<?xi64>, %[[DEST:.*]]: memref<?x128xf32>)
 // CHECK: %[[N:.*]] = memref.dim
+// CHECK: %[[E:.*]] = tensor.empty
+// CHECK: %[[R:.*]] = emb.on_buffers outs(%[[E]] : tensor<?x128xf32>) {
+// CHECK-NEXT: ^bb0(%[[OUT:.*]]: memref<?x128xf32>):
 // CHECK: %[[ANY:.*]] = arith.cmpi sgt, %[[N]]
 // CHECK: scf.if %[[ANY]]
 // D = 128 f32: 32 threads of one float4 per row, 8 rows per 256-thread block.
@@ -17,8 +21,8 @@
 // CHECK: vector.load {{.*}} {alignment = 16 : i64} : memref<1000x128xf32>, vector<4xf32>
 // CHECK: vector.store {{.*}}, %[[OUT]]{{.*}} {alignment = 16 : i64} : memref<?x128xf32>, vector<4xf32>
 // CHECK: gpu.terminator
-// CHECK-NOT: materialize_in_destination
-// CHECK: return
+// CHECK: } -> tensor<?x128xf32>
+// CHECK: bufferization.materialize_in_destination %[[R]] in restrict writable %[[DEST]]
 func.func @lookup_into_destination(%w: memref<1000x128xf32>, %x: memref<?xi64>, %out: memref<?x128xf32>) {
   %tw = bufferization.to_tensor %w restrict : memref<1000x128xf32> to tensor<1000x128xf32>
   %tx = bufferization.to_tensor %x restrict : memref<?xi64> to tensor<?xi64>
@@ -29,15 +33,14 @@ func.func @lookup_into_destination(%w: memref<1000x128xf32>, %x: memref<?xi64>, 
 
 // -----
 
-// A result used otherwise goes to a new buffer; D = 17 takes one element
-// at a time; zero padding selects zeros.
+// D = 17 takes one element at a time; zero padding selects zeros.
 // CHECK-LABEL: func.func @lookup_padding_odd_dim
-// CHECK: %[[BUF:.*]] = memref.alloc({{.*}}) : memref<?x17xf32>
+// CHECK: %[[R:.*]] = emb.on_buffers outs(%{{.*}} : tensor<?x17xf32>)
 // CHECK: gpu.launch
 // CHECK: arith.cmpi eq
 // CHECK: vector.load {{.*}} {alignment = 4 : i64} : memref<50x17xf32>, vector<1xf32>
 // CHECK: arith.select
-// CHECK: bufferization.to_tensor %[[BUF]] restrict writable
+// CHECK: return %[[R]]
 func.func @lookup_padding_odd_dim(%w: tensor<50x17xf32>, %x: tensor<?xi32>) -> tensor<?x17xf32> {
   %r = emb.lookup %w[%x] {padding_idx = 2 : i64, padding_mode = #emb.padding_mode<zero>} : tensor<50x17xf32>[tensor<?xi32>] -> tensor<?x17xf32>
   return %r : tensor<?x17xf32>
@@ -110,87 +113,22 @@ func.func @bag_max_2d(%w: tensor<100x32xf32>, %x: tensor<?x5xi64>) -> (tensor<?x
 
 // -----
 
-// Both results of a max bag go straight into their destinations (the JIT's
-// kernel form): the materialisation of the output between the op and that
-// of max_indices writes another restrict buffer. (A host memref.alloc here
-// cannot be launched on: convert-gpu-to-emb-runtime rejects it.)
-// CHECK-LABEL: func.func @bag_max_into_destinations
-// CHECK-NOT: memref.alloc
-// CHECK: gpu.launch
-// CHECK: vector.store {{.*}} %arg3{{.*}} : memref<?x32xf32>, vector<4xf32>
-// CHECK: vector.store {{.*}} %arg4{{.*}} : memref<?x32xi64>, vector<4xi64>
-// CHECK-NOT: bufferization.materialize_in_destination
-func.func @bag_max_into_destinations(%w: tensor<100x32xf32>, %x: tensor<?xi64>, %o: tensor<?xi64>, %out: memref<?x32xf32>, %idx: memref<?x32xi64>) {
-  %r, %m = emb.bag max %w[%x] offsets(%o : tensor<?xi64>) : tensor<100x32xf32>[tensor<?xi64>] -> tensor<?x32xf32>, tensor<?x32xi64>
-  bufferization.materialize_in_destination %r in restrict writable %out : (tensor<?x32xf32>, memref<?x32xf32>) -> ()
-  bufferization.materialize_in_destination %m in restrict writable %idx : (tensor<?x32xi64>, memref<?x32xi64>) -> ()
-  return
-}
-
-// -----
-
-// A destination that is not a plain row-major buffer (a strided subview),
-// or one read before the materialisation, is not written in place: the
-// kernel writes its own buffer, which is then materialised.
-// CHECK-LABEL: func.func @strided_destination
-// CHECK: %[[BUF:.*]] = memref.alloc() : memref<4x3x8xf32>
-// CHECK: gpu.launch
-// CHECK: vector.store {{.*}}, %{{.*}} {alignment = 16 : i64} : memref<12x8xf32>, vector<4xf32>
-// CHECK: %[[T:.*]] = bufferization.to_tensor %[[BUF]]
-// CHECK: bufferization.materialize_in_destination %[[T]] in restrict writable %{{.*}} : (tensor<4x3x8xf32>, memref<4x3x8xf32, strided<[27, 9, 1]>>)
-func.func @strided_destination(%w: tensor<10x8xf32>, %x: tensor<4x3xi64>, %big: memref<4x3x9xf32>) {
-  %r = emb.lookup %w[%x] : tensor<10x8xf32>[tensor<4x3xi64>] -> tensor<4x3x8xf32>
-  %sub = memref.subview %big[0, 0, 0] [4, 3, 8] [1, 1, 1] : memref<4x3x9xf32> to memref<4x3x8xf32, strided<[27, 9, 1]>>
-  bufferization.materialize_in_destination %r in restrict writable %sub : (tensor<4x3x8xf32>, memref<4x3x8xf32, strided<[27, 9, 1]>>) -> ()
-  return
-}
-
-// CHECK-LABEL: func.func @destination_read_in_between
-// CHECK: memref.alloc
-// CHECK: gpu.launch
-// CHECK: memref.load %{{.*}}[%c0, %c0]
-// CHECK: materialize_in_destination
-func.func @destination_read_in_between(%w: tensor<10x8xf32>, %x: tensor<2xi64>, %out: memref<2x8xf32>) -> f32 {
-  %c0 = arith.constant 0 : index
-  %r = emb.lookup %w[%x] : tensor<10x8xf32>[tensor<2xi64>] -> tensor<2x8xf32>
-  %old = memref.load %out[%c0, %c0] : memref<2x8xf32>
-  bufferization.materialize_in_destination %r in restrict writable %out : (tensor<2x8xf32>, memref<2x8xf32>) -> ()
-  return %old : f32
-}
-
-// -----
-
-// Renorm, in place (the JIT's form: the result goes back into the weight's
-// buffer): row flags zeroed, then one thread per position claims its row
-// once (atomic or) and rescales it.
-// CHECK-LABEL: func.func @renorm_in_place
-// CHECK-SAME: (%[[W:.*]]: memref<100x8xf32>, %[[X:.*]]: memref<?xi64>)
+// Renorm: the table is the init of an emb.on_buffers op that updates it
+// (in place or on a copy: destinations.mlir); row flags zeroed, then one
+// thread per position claims its row once (atomic or) and rescales it.
+// CHECK-LABEL: func.func @renorm
+// CHECK: %[[R:.*]] = emb.on_buffers updates outs(%{{.*}} : tensor<100x8xf32>) {
+// CHECK-NEXT: ^bb0(%[[W:.*]]: memref<100x8xf32>):
 // CHECK: %[[SEEN:.*]] = gpu.alloc {{ *}}({{.*}}) : memref<?xi32>
 // CHECK: gpu.launch
 // CHECK: gpu.launch
 // CHECK: memref.atomic_rmw ori {{.*}}, %[[SEEN]]
-// CHECK: math.sqrt
+// CHECK: math.powf
 // CHECK: arith.cmpf ogt
 // CHECK: vector.store {{.*}}, %[[W]]
 // CHECK: gpu.dealloc {{ *}}%[[SEEN]]
-// CHECK-NOT: materialize_in_destination
-func.func @renorm_in_place(%w: memref<100x8xf32>, %x: memref<?xi64>) {
-  %tw = bufferization.to_tensor %w restrict writable : memref<100x8xf32> to tensor<100x8xf32>
-  %tx = bufferization.to_tensor %x restrict : memref<?xi64> to tensor<?xi64>
-  %r = emb.renorm %tw[%tx] {max_norm = 1.0 : f64} : tensor<100x8xf32>[tensor<?xi64>] -> tensor<100x8xf32>
-  bufferization.materialize_in_destination %r in restrict writable %w : (tensor<100x8xf32>, memref<100x8xf32>) -> ()
-  return
-}
-
-// -----
-
-// On a tensor with no buffer to reuse: a copy first.
-// CHECK-LABEL: func.func @renorm_copy
-// CHECK: %[[T:.*]] = memref.alloc() : memref<100x8xf32>
-// CHECK: gpu.launch
-// CHECK: vector.store {{.*}}, %[[T]]
-// CHECK: math.powf
-func.func @renorm_copy(%w: tensor<100x8xf32>, %x: tensor<?xi64>) -> tensor<100x8xf32> {
+// CHECK: return %[[R]]
+func.func @renorm(%w: tensor<100x8xf32>, %x: tensor<?xi64>) -> tensor<100x8xf32> {
   %r = emb.renorm %w[%x] {max_norm = 1.0 : f64, norm_type = 3.0 : f64} : tensor<100x8xf32>[tensor<?xi64>] -> tensor<100x8xf32>
   return %r : tensor<100x8xf32>
 }

@@ -1079,3 +1079,35 @@ func.func @f(%t0: tensor<10x4xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
   %0 = emb.multi_bag %t0[%i] offsets(%o : tensor<?xi64>) {modes = [#emb.mode<none>], padding_idx = array<i64: -1>, sequence_lengths = array<i64: 4611686018427387905>} : (tensor<10x4xf32>)[tensor<?xi64>] -> tensor<?x4xf32>
   return
 }
+
+// -----
+
+// on_buffers: one body buffer per init
+func.func @f(%t: tensor<4x8xf32>) {
+  // expected-error @+1 {{'emb.on_buffers' op the body must take one buffer per init, got 0 for 1}}
+  %0 = emb.on_buffers outs(%t : tensor<4x8xf32>) {
+  } -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+// on_buffers: the body's buffers are the inits' shapes, row-major
+func.func @f(%t: tensor<4x8xf32>) {
+  // expected-error @+1 {{'emb.on_buffers' op the body's argument #0 must be 'memref<4x8xf32>', got 'memref<4x8xf32, strided<[16, 1]>>'}}
+  %0 = emb.on_buffers outs(%t : tensor<4x8xf32>) {
+  ^bb0(%b: memref<4x8xf32, strided<[16, 1]>>):
+  } -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+// on_buffers: a result per init, of its type (destination style)
+func.func @f(%t: tensor<4x8xf32>) {
+  // expected-error @+1 {{'emb.on_buffers' op expected type of operand #0 ('tensor<4x8xf32>') to match type of corresponding result ('tensor<4x8xf16>')}}
+  %0 = emb.on_buffers outs(%t : tensor<4x8xf32>) {
+  ^bb0(%b: memref<4x8xf32>):
+  } -> tensor<4x8xf16>
+  return
+}
