@@ -223,6 +223,8 @@ Planner::tablesInputs(const Tensor &indices, const Tensor &weights,
   checked.dtype = dtype;
   checked.maxTable =
       maxTable ? static_cast<int64_t>(maxTable - tables.data()) : -1;
+  if (values && values != &offsets)
+    checked.offsetCopy = std::move(offsetStorage);
   return checked;
 }
 
@@ -230,8 +232,11 @@ llvm::Error Planner::tablesIndices(const CheckedTables &checked,
                                    const Tensor &indices,
                                    const Tensor &offsets,
                                    const Tensor &weights) {
-  if (auto err = engine.checkTableIndices(indices, offsets, checked.rows,
-                                          checked.numBags))
+  Tensor offsetCopy = offsets;
+  offsetCopy.data = const_cast<char *>(checked.offsetCopy.data());
+  if (auto err = engine.checkTableIndices(
+          indices, offsets, checked.rows, checked.numBags,
+          checked.offsetCopy.empty() ? nullptr : &offsetCopy))
     return err;
   // On a GPU each table's rows move as the vectors its D allows: its start
   // in `weights` must be aligned for them.

@@ -186,6 +186,9 @@ struct Planner {
     std::vector<int64_t> rows;
     int64_t totalDim = 0, numBags = 0, maxTable = -1;
     DType dtype = DType::f32;
+    /// The host copy of device offsets read here (empty: none was made),
+    /// so that the index checks do not copy them again.
+    std::vector<char> offsetCopy;
   };
   llvm::Expected<CheckedTables>
   tablesInputs(const Tensor &indices, const Tensor &weights,

@@ -561,13 +561,15 @@ static llvm::Error inTable(llvm::Error err, size_t t) {
 llvm::Error Engine::checkTableIndices(const Tensor &indices,
                                       const Tensor &offsets,
                                       llvm::ArrayRef<int64_t> numEmbeddings,
-                                      int64_t numBags) {
+                                      int64_t numBags,
+                                      const Tensor *hostOffsets) {
   Tensor indexCopy, offsetCopy;
   std::vector<char> indexStorage, offsetStorage;
   auto x = readable(&indices, indexCopy, indexStorage);
   if (!x)
     return x.takeError();
-  auto o = readable(&offsets, offsetCopy, offsetStorage);
+  auto o = hostOffsets ? llvm::Expected<const Tensor *>(hostOffsets)
+                       : readable(&offsets, offsetCopy, offsetStorage);
   if (!o)
     return o.takeError();
   if (!*x || !*o)

@@ -398,9 +398,12 @@ private:
   llvm::Error checkIndices(const Tensor &indices, int64_t numEmbeddings);
   /// Every index of table t (positions offsets[t*B] to offsets[(t+1)*B])
   /// in [0, V_t), read through readable(); errors name the table.
+  /// `hostOffsets`, when given, are the offsets' values already read (on
+  /// a device: not copied again).
   llvm::Error checkTableIndices(const Tensor &indices, const Tensor &offsets,
                                 llvm::ArrayRef<int64_t> numEmbeddings,
-                                int64_t numBags);
+                                int64_t numBags,
+                                const Tensor *hostOffsets = nullptr);
   /// Every max_indices value in [-1, V), read through readable().
   llvm::Error checkMaxIndices(const Tensor &maxIndices, int64_t numEmbeddings);
   /// The bag checks, offsets' values read through readable(); the number
