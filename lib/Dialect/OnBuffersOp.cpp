@@ -26,6 +26,9 @@ static MemRefType bodyBufferType(Type type) {
 void OnBuffersOp::build(OpBuilder &builder, OperationState &state,
                         ValueRange inits, bool updates) {
   state.addOperands(inits);
+  llvm::copy(
+      ArrayRef<int32_t>({0, static_cast<int32_t>(inits.size())}),
+      state.getOrAddProperties<Properties>().operandSegmentSizes.begin());
   state.addTypes(inits.getTypes());
   if (updates)
     state.addAttribute(getUpdatesAttrName(state.name), builder.getUnitAttr());
@@ -37,6 +40,8 @@ void OnBuffersOp::build(OpBuilder &builder, OperationState &state,
 }
 
 LogicalResult OnBuffersOp::verify() {
+  if (getInits().empty())
+    return emitOpError() << "must have at least one init";
   Block &body = getBody().front();
   if (body.getNumArguments() != getInits().size())
     return emitOpError() << "the body must take one buffer per init, got "
@@ -50,16 +55,22 @@ LogicalResult OnBuffersOp::verify() {
   return success();
 }
 
-bool OnBuffersOp::bufferizesToMemoryRead(OpOperand &, const AnalysisState &) {
-  return getUpdates();
+// Inputs are read; inits are written, and read too when the body updates
+// them. An init's buffer is its result's.
+bool OnBuffersOp::bufferizesToMemoryRead(OpOperand &operand,
+                                         const AnalysisState &) {
+  return !isDpsInit(&operand) || getUpdates();
 }
 
-bool OnBuffersOp::bufferizesToMemoryWrite(OpOperand &, const AnalysisState &) {
-  return true;
+bool OnBuffersOp::bufferizesToMemoryWrite(OpOperand &operand,
+                                          const AnalysisState &) {
+  return isDpsInit(&operand);
 }
 
 AliasingValueList OnBuffersOp::getAliasingValues(OpOperand &operand,
                                                  const AnalysisState &) {
+  if (!isDpsInit(&operand))
+    return {};
   return {{getTiedOpResult(&operand), BufferRelation::Equivalent}};
 }
 
@@ -82,7 +93,8 @@ LogicalResult OnBuffersOp::bufferize(RewriterBase &rewriter,
       continue;
     }
     // The kernels address rows of a row-major buffer (aligned row starts,
-    // [N..., D] collapsed to rows), so they get one.
+    // [N..., D] collapsed to rows), so a strided view (or a buffer in
+    // another memory space) is copied into one.
     auto type = cast<MemRefType>(arg.getType());
     SmallVector<Value> sizes;
     for (int64_t d = 0; d < type.getRank(); ++d)

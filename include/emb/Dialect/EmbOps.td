@@ -637,7 +637,7 @@ def Emb_MultiBagUpdateOp : Emb_Op<"multi_bag_update",
 
 def Emb_OnBuffersOp : Emb_Op<"on_buffers", [
     DestinationStyleOpInterface, RecursiveMemoryEffects, SingleBlock,
-    NoTerminator,
+    NoTerminator, AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<BufferizableOpInterface,
         ["bufferizesToMemoryRead", "bufferizesToMemoryWrite",
          "getAliasingValues", "bufferize"]>]> {
@@ -658,28 +658,34 @@ def Emb_OnBuffersOp : Emb_Op<"on_buffers", [
       them (renorm, the fused optimizer step): One-Shot Bufferize writes
       in place when nothing reads the old tensor later, else into a copy.
 
-    Inputs are not operands: the body reads them through
-    `bufferization.to_buffer ... read_only` of the tensors, which One-Shot
-    Bufferize analyses as reads. An init whose buffer is not row-major
-    (a strided view) is copied into one for the body and back after it.
-    Bufferisation inlines the body; nothing else lowers this op.
+    The body reads its inputs through `bufferization.to_buffer ... read_only`
+    ops (before it or in it); the tensors they read are also its `ins`, so that
+    the analysis sees the reads where the kernels make them, at the op: an
+    init that aliases an input (a gradient materialised into the tensor it
+    is computed from, an update of the table that is also the gradient) is
+    then written out of place. An init whose buffer has another type (a
+    strided view, another memory space) is copied into a row-major one for
+    the body and back after it. Bufferisation inlines the body; nothing
+    else lowers this op.
 
     Example (a lookup written by one launch):
 
     ```mlir
+    %wb = bufferization.to_buffer %w read_only : tensor<1000x64xf32> to memref<1000x64xf32>
     %e = tensor.empty(%n) : tensor<?x64xf32>
-    %r = emb.on_buffers outs(%e : tensor<?x64xf32>) {
+    %r = emb.on_buffers ins(%w : tensor<1000x64xf32>) outs(%e : tensor<?x64xf32>) {
     ^bb0(%out: memref<?x64xf32>):
-      gpu.launch ... { ... vector.store %v, %out[%row, %c] ... }
+      gpu.launch ... { ... vector.load %wb[...] ... vector.store %v, %out[%row, %c] ... }
     } -> tensor<?x64xf32>
     ```
   }];
-  let arguments = (ins Variadic<AnyRankedTensor>:$inits, UnitAttr:$updates);
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs,
+                       Variadic<AnyRankedTensor>:$inits, UnitAttr:$updates);
   let results = (outs Variadic<AnyRankedTensor>:$results);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
-    (`updates` $updates^)? `outs` `(` $inits `:` type($inits) `)`
-    $body attr-dict `->` type($results)
+    (`updates` $updates^)? (`ins` `(` $inputs^ `:` type($inputs) `)`)?
+    `outs` `(` $inits `:` type($inits) `)` $body attr-dict `->` type($results)
   }];
   let extraClassDeclaration = [{
     ::mlir::MutableOperandRange getDpsInitsMutable() {
@@ -688,7 +694,7 @@ def Emb_OnBuffersOp : Emb_Op<"on_buffers", [
   }];
   let skipDefaultBuilders = 1;
   let builders = [
-    // The body block gets one memref argument per init.
+    // No inputs yet; the body block gets one memref argument per init.
     OpBuilder<(ins "::mlir::ValueRange":$inits, "bool":$updates)>
   ];
   let hasVerifier = 1;

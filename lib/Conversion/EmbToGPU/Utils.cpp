@@ -4,6 +4,10 @@
 
 #include "Utils.h"
 
+#include "mlir/Interfaces/ViewLikeInterface.h"
+#include "mlir/Transforms/RegionUtils.h"
+#include "llvm/ADT/SetVector.h"
+
 namespace mlir::emb::gpu_lowering {
 
 //===----------------------------------------------------------------------===//
@@ -67,6 +71,36 @@ KernelResults::KernelResults(ImplicitLocOpBuilder &b, ValueRange inits,
   Block &body = op.getBody().front();
   buffers.assign(body.getArguments().begin(), body.getArguments().end());
   b.setInsertionPointToStart(&body);
+}
+
+void KernelResults::replace(RewriterBase &rewriter, Operation *replaced) {
+  // The reads of the kernels are the op's: the bufferisation analysis then
+  // sees them where they happen (an init aliasing an input is a conflict),
+  // not at a to_buffer before the op.
+  llvm::SetVector<Value> inputs;
+  auto addInput = [&](Value buffer) {
+    while (Operation *def = buffer.getDefiningOp()) {
+      if (auto toBuffer = dyn_cast<bufferization::ToBufferOp>(def)) {
+        inputs.insert(toBuffer.getTensor());
+        return;
+      }
+      auto view = dyn_cast<ViewLikeOpInterface>(def);
+      if (!view)
+        return;
+      buffer = view.getViewSource();
+    }
+  };
+  llvm::SetVector<Value> captured;
+  getUsedValuesDefinedAbove(op.getBody(), captured);
+  for (Value value : captured)
+    addInput(value);
+  op.getBody().walk([&](bufferization::ToBufferOp toBuffer) {
+    if (!op.getBody().isAncestor(toBuffer.getTensor().getParentRegion()))
+      inputs.insert(toBuffer.getTensor());
+  });
+  rewriter.modifyOpInPlace(
+      op, [&] { op.getInputsMutable().assign(inputs.getArrayRef()); });
+  rewriter.replaceOp(replaced, op.getResults());
 }
 
 Value rows2d(ImplicitLocOpBuilder &b, Value buffer) {

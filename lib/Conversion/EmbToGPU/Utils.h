@@ -71,10 +71,10 @@ struct KernelResults {
   KernelResults(ImplicitLocOpBuilder &b, ValueRange inits,
                 bool updates = false);
 
-  /// Replaces the results of `replaced` (in the inits' order) and erases it.
-  void replace(RewriterBase &rewriter, Operation *replaced) {
-    rewriter.replaceOp(replaced, op.getResults());
-  }
+  /// Gives the op its inputs (the tensors its body reads through
+  /// `to_buffer`, before the op or in it), then replaces the results of
+  /// `replaced` (in the inits' order) and erases it.
+  void replace(RewriterBase &rewriter, Operation *replaced);
 };
 
 /// A row-major buffer `[N..., D]` as `[N, D]` rows (a view, no copy); 0-D

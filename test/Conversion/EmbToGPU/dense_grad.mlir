@@ -35,7 +35,7 @@ func.func @lookup_grad(%g: tensor<?x64xf32>, %x: tensor<?xi64>) -> tensor<1000x6
 // CHECK-LABEL: func.func @bag_grad_mean_window
 // The row window: rows [%first, %first + %count) of the gradient.
 // CHECK: %[[E:.*]] = tensor.empty(%{{.*}}) : tensor<?x32xf64>
-// CHECK: emb.on_buffers outs(%[[E]] : tensor<?x32xf64>)
+// CHECK: emb.on_buffers ins({{.*}}) outs(%[[E]] : tensor<?x32xf64>)
 // CHECK: gpu.launch
 // CHECK: gpu.launch
 // CHECK: arith.divf

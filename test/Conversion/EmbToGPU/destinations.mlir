@@ -197,3 +197,46 @@ func.func @lookup_grad_into_destination(%g: tensor<?x64xf32>, %x: tensor<?xi64>,
   bufferization.materialize_in_destination %r in restrict writable %out : (tensor<1000x64xf32>, memref<1000x64xf32>) -> ()
   return
 }
+
+// -----
+
+// A result materialised into a tensor its own kernels read (here the
+// gradient into the incoming gradient): the reads are the op's inputs, so
+// the analysis writes out of place, and the copy comes after the kernels.
+// (Before the inputs were operands, the scatter zeroed %g in place and then
+// read it: zeros.)
+// CHECK-LABEL: func.func @grad_into_own_grad
+// CHECK-SAME: (%[[G:.*]]: memref<16x8xf32>,
+// CHECK: %[[BUF:.*]] = memref.alloc() {{.*}}: memref<16x8xf32>
+// CHECK: gpu.launch
+// CHECK: vector.store {{.*}}, %[[BUF]]
+// CHECK: gpu.launch
+// CHECK: memref.load %[[G]]
+// CHECK: memref.atomic_rmw addf {{.*}}, %[[BUF]]
+// CHECK: memref.copy %[[BUF]], %[[G]]
+func.func @grad_into_own_grad(%g: tensor<16x8xf32>, %x: tensor<16xi64>) -> tensor<16x8xf32> {
+  %r = emb.lookup_grad %g[%x] {num_embeddings = 16 : i64} : tensor<16x8xf32>[tensor<16xi64>] -> tensor<16x8xf32>
+  %u = bufferization.materialize_in_destination %r in %g : (tensor<16x8xf32>, tensor<16x8xf32>) -> tensor<16x8xf32>
+  return %u : tensor<16x8xf32>
+}
+
+// -----
+
+// An update whose gradient is the table itself (the JIT's form): the
+// table is updated on a copy while the gradient is read from the original.
+// CHECK-LABEL: func.func @grad_is_weight
+// CHECK-SAME: (%[[W:.*]]: memref<4x8xf32>,
+// CHECK: %[[C:.*]] = memref.alloc() {{.*}}: memref<4x8xf32>
+// CHECK: memref.copy %[[W]], %[[C]]
+// CHECK: vector.load %[[W]]
+// CHECK: vector.store {{.*}}, %[[C]]
+// CHECK: memref.copy %[[C]], %[[W]]
+func.func @grad_is_weight(%w: memref<4x8xf32>, %x: memref<4x1xi64>, %lr: f64) {
+  %tw = bufferization.to_tensor %w restrict writable : memref<4x8xf32> to tensor<4x8xf32>
+  %tx = bufferization.to_tensor %x restrict : memref<4x1xi64> to tensor<4x1xi64>
+  %0 = emb.bag_update sgd sum %tw[%tx] weight(%tw : tensor<4x8xf32>) lr(%lr)
+      {num_embeddings = 4 : i64}
+      : tensor<4x8xf32>[tensor<4x1xi64>] -> tensor<4x8xf32>
+  bufferization.materialize_in_destination %0 in restrict writable %w : (tensor<4x8xf32>, memref<4x8xf32>) -> ()
+  return
+}

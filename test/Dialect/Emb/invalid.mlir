@@ -1082,6 +1082,17 @@ func.func @f(%t0: tensor<10x4xf32>, %i: tensor<?xi64>, %o: tensor<?xi64>) {
 
 // -----
 
+// on_buffers: at least one init
+func.func @f(%x: tensor<4xi64>) {
+  // expected-error @+1 {{'emb.on_buffers' op must have at least one init}}
+  "emb.on_buffers"(%x) <{operandSegmentSizes = array<i32: 1, 0>}> ({
+  ^bb0:
+  }) : (tensor<4xi64>) -> ()
+  return
+}
+
+// -----
+
 // on_buffers: one body buffer per init
 func.func @f(%t: tensor<4x8xf32>) {
   // expected-error @+1 {{'emb.on_buffers' op the body must take one buffer per init, got 0 for 1}}

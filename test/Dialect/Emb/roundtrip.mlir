@@ -257,11 +257,15 @@ func.func @multi_bag_update(%g: tensor<?x12xf32>, %w: tensor<1000xf32>, %ids: te
 // -----
 
 // CHECK-LABEL: func @on_buffers
-// CHECK: %{{.*}}:2 = emb.on_buffers updates outs(%{{.*}}, %{{.*}} : tensor<10x8xf32>, tensor<?x8xf32>) {
+// CHECK: emb.on_buffers outs(%{{.*}} : tensor<?x8xf32>) {
+// CHECK: %{{.*}}:2 = emb.on_buffers updates ins(%{{.*}} : tensor<?xi64>) outs(%{{.*}}, %{{.*}} : tensor<10x8xf32>, tensor<?x8xf32>) {
 // CHECK-NEXT: ^bb0(%{{.*}}: memref<10x8xf32>, %{{.*}}: memref<?x8xf32>):
 // CHECK-NEXT: } -> tensor<10x8xf32>, tensor<?x8xf32>
-func.func @on_buffers(%w: tensor<10x8xf32>, %e: tensor<?x8xf32>) -> (tensor<10x8xf32>, tensor<?x8xf32>) {
-  %0:2 = emb.on_buffers updates outs(%w, %e : tensor<10x8xf32>, tensor<?x8xf32>) {
+func.func @on_buffers(%w: tensor<10x8xf32>, %e: tensor<?x8xf32>, %x: tensor<?xi64>) -> (tensor<10x8xf32>, tensor<?x8xf32>) {
+  %1 = emb.on_buffers outs(%e : tensor<?x8xf32>) {
+  ^bb0(%b: memref<?x8xf32>):
+  } -> tensor<?x8xf32>
+  %0:2 = emb.on_buffers updates ins(%x : tensor<?xi64>) outs(%w, %1 : tensor<10x8xf32>, tensor<?x8xf32>) {
   ^bb0(%bw: memref<10x8xf32>, %out: memref<?x8xf32>):
   } -> tensor<10x8xf32>, tensor<?x8xf32>
   return %0#0, %0#1 : tensor<10x8xf32>, tensor<?x8xf32>
